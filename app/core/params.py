@@ -1,0 +1,42 @@
+"""Query and path parameter types shared by the read API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Annotated
+
+from fastapi import Path, Query, Request
+
+from app.core.errors import InvalidParameter
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+
+PublisherSlug = Annotated[str, Path(pattern=SLUG_PATTERN, description="Publisher slug")]
+DatasetSlug = Annotated[str, Path(pattern=SLUG_PATTERN, description="Dataset slug")]
+Limit = Annotated[
+    int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}")
+]
+Cursor = Annotated[
+    str | None, Query(max_length=512, description="Opaque cursor from the previous page's `next`")
+]
+DEFAULT_PAGE = DEFAULT_LIMIT
+
+
+def only_query_params(allowed: Iterable[str]) -> Callable[[Request], None]:
+    """A dependency that refuses unknown query parameters: a typo must not widen a search."""
+    allowed_set = frozenset(allowed)
+
+    def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - allowed_set)
+        if unknown:
+            raise InvalidParameter(
+                f"Unknown query parameter(s): {', '.join(unknown)}. "
+                f"Accepted: {', '.join(sorted(allowed_set))}.",
+                errors=[
+                    {"loc": ["query", name], "code": "unknown_parameter", "detail": "not accepted"}
+                    for name in unknown
+                ],
+            )
+
+    return check

@@ -1,0 +1,50 @@
+"""Reading factor records from an upload-format file, row by row, with precise problems."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from app.factors.schemas import FactorFields
+from app.factors.validation import record_problems
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    row: int
+    column: str | None
+    code: str
+    detail: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"row": self.row, "column": self.column, "code": self.code, "detail": self.detail}
+
+
+def parse_record(row: int, raw: Mapping[str, object]) -> FactorFields | list[RowProblem]:
+    """One record, or every problem found in it (column-level first, then cross-field)."""
+    values = {k: (None if v == "" else v) for k, v in raw.items()}
+    try:
+        record = FactorFields.model_validate(values)
+    except ValidationError as exc:
+        return [
+            RowProblem(
+                row=row,
+                column=str(err["loc"][0]) if err["loc"] else None,
+                code=err["type"],
+                detail=err["msg"],
+            )
+            for err in exc.errors()
+        ]
+    problems = [RowProblem(row, p.column, p.code, p.detail) for p in record_problems(record)]
+    return problems or record
+
+
+def read_csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """(row number, cells) with the header as row 1, as the validation report counts rows."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        for index, cells in enumerate(csv.DictReader(handle), start=2):
+            yield index, cells

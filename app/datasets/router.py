@@ -1,0 +1,139 @@
+"""Read API for datasets, their versions and a version's factors."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from app.auth.viewer import ViewerDep
+from app.core.db import SessionDep
+from app.core.http_cache import IMMUTABLE, SHORT_LIVED, cached_json
+from app.core.pagination import after_id_from_cursor, id_cursor, next_link, set_link_header
+from app.core.params import (
+    DEFAULT_PAGE,
+    SLUG_PATTERN,
+    Cursor,
+    DatasetSlug,
+    Limit,
+    PublisherSlug,
+    only_query_params,
+)
+from app.core.schemas import Page
+from app.datasets import service
+from app.datasets.schemas import DatasetRead, VersionRead
+from app.factors import service as factor_service
+from app.factors.schemas import FactorRead
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+
+@router.get(
+    "",
+    response_model=Page[DatasetRead],
+    summary="List datasets",
+    dependencies=[Depends(only_query_params(("publisher", "limit", "cursor")))],
+)
+def list_datasets(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: Annotated[str | None, Query(pattern=SLUG_PATTERN)] = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+) -> Response:
+    scope = {"publisher": publisher}
+    items, last_id = service.list_datasets(
+        session, viewer=viewer, publisher=publisher,
+        after_id=after_id_from_cursor(cursor, scope), limit=limit,
+    )
+    next_url = next_link(request, id_cursor(last_id, scope))
+    response = cached_json(request, {"items": items, "next": next_url}, cache_control=SHORT_LIVED)
+    set_link_header(response, next_url)
+    return response
+
+
+@router.get(
+    "/{publisher}/{dataset}",
+    response_model=DatasetRead,
+    summary="Get a dataset",
+    dependencies=[Depends(only_query_params(()))],
+)
+def get_dataset(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+) -> Response:
+    payload = service.get_dataset(session, viewer=viewer, publisher=publisher, dataset=dataset)
+    return cached_json(request, payload, cache_control=SHORT_LIVED)
+
+
+@router.get(
+    "/{publisher}/{dataset}/versions",
+    response_model=Page[VersionRead],
+    summary="List a dataset's released versions, newest first",
+    dependencies=[Depends(only_query_params(()))],
+)
+def list_versions(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+) -> Response:
+    items = service.list_versions(session, viewer=viewer, publisher=publisher, dataset=dataset)
+    return cached_json(request, {"items": items, "next": None}, cache_control=SHORT_LIVED)
+
+
+@router.get(
+    "/{publisher}/{dataset}/versions/{version}",
+    response_model=VersionRead,
+    summary="Get one released version",
+    dependencies=[Depends(only_query_params(()))],
+)
+def get_version(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    version: str,
+) -> Response:
+    payload, _ = service.get_version(
+        session, viewer=viewer, publisher=publisher, dataset=dataset, version=version
+    )
+    return cached_json(request, payload, cache_control=IMMUTABLE)
+
+
+@router.get(
+    "/{publisher}/{dataset}/versions/{version}/factors",
+    response_model=Page[FactorRead],
+    summary="List the factors of one released version",
+    dependencies=[Depends(only_query_params(("limit", "cursor")))],
+)
+def list_version_factors(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    version: str,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+) -> Response:
+    # 404 for an unknown or hidden version rather than an empty page.
+    service.get_version(
+        session, viewer=viewer, publisher=publisher, dataset=dataset, version=version
+    )
+    filters = factor_service.FactorFilters(publisher=publisher, dataset=dataset, version=version)
+    scope = {k: v for k, v in vars(filters).items() if v is not None}
+    items, last_id = factor_service.search_factors(
+        session, viewer=viewer, filters=filters,
+        after_id=after_id_from_cursor(cursor, scope), limit=limit,
+    )
+    next_url = next_link(request, id_cursor(last_id, scope))
+    response = cached_json(request, {"items": items, "next": next_url}, cache_control=IMMUTABLE)
+    set_link_header(response, next_url)
+    return response

@@ -1,0 +1,144 @@
+"""Loading `seed_data/`: cited reference datasets, published as ordinary versions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.core.db import utcnow
+from app.datasets.models import Dataset, Publisher
+from app.datasets.records import RowProblem, parse_record, read_csv_rows
+from app.factors.models import Factor
+from app.factors.schemas import FactorFields
+from app.provenance.audit import append_event
+from app.versioning.models import DatasetVersion
+from app.versioning.publish import publish, store_factors
+from app.versioning.service import parse_semver
+
+SEED_ACTOR = "efdb-seed"
+
+_DATASET_FIELDS = (
+    "title_zh", "title_en", "description", "sector_scheme", "sector_code", "access",
+    "license_id", "license_url", "attribution", "redistribution", "commercial_use",
+    "contact", "methodology_url",
+)
+
+
+class SeedError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    publishers: int
+    datasets: int
+    versions: int
+    factors: int
+
+
+def database_is_empty(session: Session) -> bool:
+    return session.execute(select(func.count()).select_from(Factor)).scalar_one() == 0
+
+
+def _read_records(path: Path) -> list[tuple[int, FactorFields]]:
+    records: list[tuple[int, FactorFields]] = []
+    problems: list[RowProblem] = []
+    for row, cells in read_csv_rows(path):
+        parsed = parse_record(row, cells)
+        if isinstance(parsed, list):
+            problems.extend(parsed)
+        else:
+            records.append((row, parsed))
+    if problems:
+        listed = "; ".join(f"row {p.row} {p.column}: {p.detail}" for p in problems[:5])
+        raise SeedError(f"{path}: {len(problems)} problem(s): {listed}")
+    return records
+
+
+def _publisher(session: Session, spec: dict[str, Any]) -> Publisher:
+    publisher = session.execute(
+        select(Publisher).where(Publisher.slug == spec["slug"])
+    ).scalar_one_or_none()
+    if publisher is None:
+        publisher = Publisher(
+            slug=spec["slug"], name_zh=spec.get("name_zh"), name_en=spec.get("name_en"),
+            sectors=spec.get("sectors", []), contact_email=spec.get("contact_email"),
+        )
+        session.add(publisher)
+        session.flush()
+        append_event(session, actor=SEED_ACTOR, action="publisher.created",
+                     subject_type="publisher", subject_id=publisher.slug)
+    return publisher
+
+
+def load_seed(session: Session, seed_dir: Path) -> SeedResult:
+    """Load every publisher, dataset and version under `seed_dir` that is not loaded yet."""
+    publishers = json.loads((seed_dir / "publishers.json").read_text(encoding="utf-8"))
+    by_slug = {spec["slug"]: _publisher(session, spec) for spec in publishers}
+    datasets = versions = factors = 0
+    for dataset_file in sorted(seed_dir.glob("*/*/dataset.json")):
+        publisher_slug = dataset_file.parent.parent.name
+        if publisher_slug not in by_slug:
+            raise SeedError(f"{dataset_file}: publisher '{publisher_slug}' not in publishers.json")
+        spec = json.loads(dataset_file.read_text(encoding="utf-8"))
+        dataset = _dataset(session, by_slug[publisher_slug], spec)
+        datasets += 1
+        for version_spec in spec["versions"]:
+            loaded = _version(session, dataset, version_spec, dataset_file.parent)
+            if loaded is not None:
+                versions += 1
+                factors += loaded
+    return SeedResult(len(by_slug), datasets, versions, factors)
+
+
+def _dataset(session: Session, publisher: Publisher, spec: dict[str, Any]) -> Dataset:
+    dataset = session.execute(
+        select(Dataset).where(Dataset.publisher_id == publisher.id, Dataset.slug == spec["slug"])
+    ).scalar_one_or_none()
+    if dataset is None:
+        dataset = Dataset(
+            publisher_id=publisher.id, slug=spec["slug"],
+            **{name: spec.get(name) for name in _DATASET_FIELDS},
+        )
+        session.add(dataset)
+        session.flush()
+        append_event(session, actor=SEED_ACTOR, action="dataset.created", subject_type="dataset",
+                     subject_id=f"{publisher.slug}/{dataset.slug}")
+    return dataset
+
+
+def _version(
+    session: Session, dataset: Dataset, spec: dict[str, Any], folder: Path
+) -> int | None:
+    exists = session.execute(
+        select(DatasetVersion.id).where(
+            DatasetVersion.dataset_id == dataset.id, DatasetVersion.version == spec["version"]
+        )
+    ).scalar_one_or_none()
+    if exists is not None:
+        return None
+    path = folder / spec["file"]
+    records = _read_records(path)
+    major, minor, patch = parse_semver(spec["version"])
+    version = DatasetVersion(
+        dataset_id=dataset.id, version=spec["version"], major=major, minor=minor, patch=patch,
+        status="submitted", release_notes=spec.get("release_notes"),
+        upload_file_name=f"seed_data/{folder.parent.name}/{folder.name}/{path.name}",
+        upload_file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        upload_format="csv", created_by=SEED_ACTOR, submitted_by=SEED_ACTOR,
+        submitted_at=utcnow(),
+    )
+    session.add(version)
+    session.flush()
+    count = store_factors(session, version=version, records=records)
+    append_event(session, actor=SEED_ACTOR, action="version.uploaded",
+                 subject_type="dataset_version", subject_id=str(version.id),
+                 payload={"file_sha256": version.upload_file_sha256, "row_count": count})
+    publish(session, version=version, reviewer=SEED_ACTOR)
+    return count

@@ -1,0 +1,168 @@
+"""Reading datasets and their released versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, aliased
+
+from app.auth.viewer import Viewer
+from app.core.errors import NotFound
+from app.datasets.models import Dataset, Publisher
+from app.versioning.models import RELEASED_STATUSES, DatasetVersion
+from app.versioning.service import parse_semver, visible_version_ids
+
+_LatestVersion = aliased(DatasetVersion)
+_Successor = aliased(Dataset)
+_SuccessorPublisher = aliased(Publisher)
+
+
+def _dataset_select(viewer: Viewer) -> Select[Any]:
+    query = (
+        select(
+            Dataset,
+            Publisher.slug.label("publisher"),
+            _LatestVersion.version.label("latest_version"),
+            _SuccessorPublisher.slug.label("successor_publisher"),
+            _Successor.slug.label("successor_slug"),
+        )
+        .join(Publisher, Publisher.id == Dataset.publisher_id)
+        .outerjoin(
+            _LatestVersion,
+            (_LatestVersion.dataset_id == Dataset.id)
+            & _LatestVersion.id.in_(visible_version_ids()),
+        )
+        .outerjoin(_Successor, _Successor.id == Dataset.superseded_by_id)
+        .outerjoin(_SuccessorPublisher, _SuccessorPublisher.id == _Successor.publisher_id)
+    )
+    if not viewer.can_read_registered:
+        query = query.where(Dataset.access == "public")
+    return query
+
+
+def _dataset_payload(row: Any) -> dict[str, Any]:
+    dataset: Dataset = row.Dataset
+    successor = (
+        f"{row.successor_publisher}/{row.successor_slug}" if row.successor_slug else None
+    )
+    return {
+        "id": f"{row.publisher}/{dataset.slug}",
+        "publisher": row.publisher,
+        "slug": dataset.slug,
+        "title_zh": dataset.title_zh,
+        "title_en": dataset.title_en,
+        "description": dataset.description,
+        "sector_scheme": dataset.sector_scheme,
+        "sector_code": dataset.sector_code,
+        "access": dataset.access,
+        "license_id": dataset.license_id,
+        "license_url": dataset.license_url,
+        "attribution": dataset.attribution,
+        "redistribution": dataset.redistribution,
+        "commercial_use": dataset.commercial_use,
+        "contact": dataset.contact,
+        "methodology_url": dataset.methodology_url,
+        "status": dataset.status,
+        "superseded_by": successor,
+        "latest_version": row.latest_version,
+        "created_at": dataset.created_at,
+    }
+
+
+def list_datasets(
+    session: Session, *, viewer: Viewer, publisher: str | None, after_id: int | None, limit: int
+) -> tuple[list[dict[str, Any]], int | None]:
+    query = _dataset_select(viewer)
+    if publisher is not None:
+        query = query.where(Publisher.slug == publisher)
+    if after_id is not None:
+        query = query.where(Dataset.id > after_id)
+    rows = session.execute(query.order_by(Dataset.id).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [_dataset_payload(r) for r in rows], (rows[-1].Dataset.id if more else None)
+
+
+def get_dataset_row(session: Session, *, viewer: Viewer, publisher: str, dataset: str) -> Any:
+    row = session.execute(
+        _dataset_select(viewer).where(Publisher.slug == publisher, Dataset.slug == dataset)
+    ).first()
+    if row is None:
+        raise NotFound(f"No dataset {publisher}/{dataset}.")
+    return row
+
+
+def get_dataset(
+    session: Session, *, viewer: Viewer, publisher: str, dataset: str
+) -> dict[str, Any]:
+    return _dataset_payload(
+        get_dataset_row(session, viewer=viewer, publisher=publisher, dataset=dataset)
+    )
+
+
+def _version_payload(
+    version: DatasetVersion, dataset: Dataset, publisher: str, supersedes: str | None
+) -> dict[str, Any]:
+    return {
+        "dataset": f"{publisher}/{dataset.slug}",
+        "version": version.version,
+        "status": version.status,
+        "release_notes": version.release_notes,
+        "row_count": version.row_count,
+        "content_sha256": version.content_sha256,
+        "file_name": version.upload_file_name,
+        "file_sha256": version.upload_file_sha256,
+        "created_by": version.created_by,
+        "created_at": version.created_at,
+        "submitted_by": version.submitted_by,
+        "submitted_at": version.submitted_at,
+        "published_by": version.published_by,
+        "published_at": version.published_at,
+        "supersedes": supersedes,
+        "withdrawn_at": version.withdrawn_at,
+        "withdrawn_reason": version.withdrawn_reason,
+        "license_id": dataset.license_id,
+        "attribution": dataset.attribution,
+    }
+
+
+_Previous = aliased(DatasetVersion)
+
+
+def _versions_query(dataset_id: int) -> Select[Any]:
+    return (
+        select(DatasetVersion, _Previous.version.label("supersedes"))
+        .outerjoin(_Previous, _Previous.id == DatasetVersion.supersedes_id)
+        .where(
+            DatasetVersion.dataset_id == dataset_id,
+            DatasetVersion.status.in_(RELEASED_STATUSES),
+        )
+    )
+
+
+def list_versions(
+    session: Session, *, viewer: Viewer, publisher: str, dataset: str
+) -> list[dict[str, Any]]:
+    row = get_dataset_row(session, viewer=viewer, publisher=publisher, dataset=dataset)
+    versions = session.execute(
+        _versions_query(row.Dataset.id).order_by(
+            DatasetVersion.major.desc(), DatasetVersion.minor.desc(), DatasetVersion.patch.desc()
+        )
+    ).all()
+    return [_version_payload(v.DatasetVersion, row.Dataset, publisher, v.supersedes)
+            for v in versions]
+
+
+def get_version(
+    session: Session, *, viewer: Viewer, publisher: str, dataset: str, version: str
+) -> tuple[dict[str, Any], DatasetVersion]:
+    parse_semver(version)
+    row = get_dataset_row(session, viewer=viewer, publisher=publisher, dataset=dataset)
+    found = session.execute(
+        _versions_query(row.Dataset.id).where(DatasetVersion.version == version)
+    ).first()
+    if found is None:
+        raise NotFound(f"No released version {version} of {publisher}/{dataset}.")
+    payload = _version_payload(found.DatasetVersion, row.Dataset, publisher, found.supersedes)
+    return payload, found.DatasetVersion

@@ -1,0 +1,66 @@
+"""One emission-factor row inside one dataset version."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import Date, Double, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, BigId
+
+
+class Factor(Base):
+    __tablename__ = "factor"
+    __table_args__ = (
+        UniqueConstraint("version_id", "factor_code"),
+        # Exact lookup and history of one factor_code across versions.
+        Index("ix_factor_dataset_code", "dataset_id", "factor_code"),
+        # Resolution: activity + region + year, newest year first.
+        Index("ix_factor_activity_region_year", "activity_id", "region", "reference_year"),
+        Index("ix_factor_region_year", "region", "reference_year"),
+        Index("ix_factor_version_id", "version_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("dataset_version.id"))
+    # Denormalised from the version so that searches filter without a join.
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id"))
+    source_id: Mapped[int] = mapped_column(ForeignKey("source.id"), index=True)
+    row_number: Mapped[int | None] = mapped_column(Integer)
+
+    factor_code: Mapped[str] = mapped_column(String(128))
+    activity_id: Mapped[str] = mapped_column(String(128))
+    name_zh: Mapped[str | None] = mapped_column(Text)
+    name_en: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(255), index=True)
+    product_code_scheme: Mapped[str | None] = mapped_column(String(64))
+    product_code: Mapped[str | None] = mapped_column(String(64))
+    region: Mapped[str] = mapped_column(String(32))
+    reference_year: Mapped[int] = mapped_column(SmallInteger)
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    unit: Mapped[str] = mapped_column(String(32), index=True)
+    co2e: Mapped[float] = mapped_column(Double)
+    co2: Mapped[float | None] = mapped_column(Double)
+    ch4: Mapped[float | None] = mapped_column(Double)
+    n2o: Mapped[float | None] = mapped_column(Double)
+    other_ghg_co2e: Mapped[float | None] = mapped_column(Double)
+    biogenic_co2: Mapped[float | None] = mapped_column(Double)
+    gwp_set: Mapped[str | None] = mapped_column(String(8))
+    boundary: Mapped[str] = mapped_column(String(32), index=True)
+    method: Mapped[str | None] = mapped_column(String(255))
+    uncertainty_low: Mapped[float | None] = mapped_column(Double)
+    uncertainty_high: Mapped[float | None] = mapped_column(Double)
+    uncertainty_distribution: Mapped[str | None] = mapped_column(String(16))
+    dq_reliability: Mapped[int | None] = mapped_column(SmallInteger)
+    dq_completeness: Mapped[int | None] = mapped_column(SmallInteger)
+    dq_temporal: Mapped[int | None] = mapped_column(SmallInteger)
+    dq_geographical: Mapped[int | None] = mapped_column(SmallInteger)
+    dq_technological: Mapped[int | None] = mapped_column(SmallInteger)
+    dqr: Mapped[float | None] = mapped_column(Double)
+    source_locator: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text)

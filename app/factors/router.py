@@ -1,0 +1,140 @@
+"""Read API for factors: search and exact lookup."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.params import Path
+
+from app.auth.viewer import ViewerDep
+from app.core.db import SessionDep
+from app.core.errors import InvalidParameter
+from app.core.http_cache import IMMUTABLE, SHORT_LIVED, cached_json
+from app.core.pagination import after_id_from_cursor, id_cursor, next_link, set_link_header
+from app.core.params import DEFAULT_PAGE, SLUG_PATTERN, Cursor, DatasetSlug, Limit, PublisherSlug
+from app.core.params import only_query_params
+from app.core.schemas import Page
+from app.factors import service
+from app.factors.schemas import (
+    ACTIVITY_ID_PATTERN,
+    FACTOR_CODE_PATTERN,
+    MAX_YEAR,
+    MIN_YEAR,
+    REGION_PATTERN,
+    Boundary,
+    FactorRead,
+)
+from app.factors.units import UnitError, parse_declared_unit
+
+router = APIRouter(prefix="/v1/factors", tags=["factors"])
+
+SEARCH_PARAMS = (
+    "q", "activity_id", "region", "year", "unit", "category", "boundary",
+    "publisher", "dataset", "version", "as_of", "limit", "cursor",
+)
+VersionPin = Annotated[
+    str | None, Query(max_length=32, description="Pin an exact release, e.g. 1.0.0")
+]
+AsOf = Annotated[
+    date | None,
+    Query(description="Answer as the database stood at the end of this date (UTC)"),
+]
+
+
+def _canonical_unit(unit: str | None) -> str | None:
+    if unit is None:
+        return None
+    try:
+        return parse_declared_unit(unit).canonical
+    except UnitError as exc:
+        raise InvalidParameter(
+            f"unit: {exc.detail}.",
+            errors=[{"loc": ["query", "unit"], "code": exc.code, "detail": exc.detail}],
+        ) from exc
+
+
+@router.get(
+    "",
+    response_model=Page[FactorRead],
+    summary="Search factors",
+    dependencies=[Depends(only_query_params(SEARCH_PARAMS))],
+)
+def search_factors(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    q: Annotated[str | None, Query(min_length=1, max_length=200,
+                                   description="Text in the Chinese or English name")] = None,
+    activity_id: Annotated[str | None, Query(pattern=ACTIVITY_ID_PATTERN)] = None,
+    region: Annotated[str | None, Query(pattern=REGION_PATTERN)] = None,
+    year: Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR)] = None,
+    unit: Annotated[str | None, Query(max_length=32)] = None,
+    category: Annotated[str | None, Query(max_length=255)] = None,
+    boundary: Boundary | None = None,
+    publisher: Annotated[str | None, Query(pattern=SLUG_PATTERN)] = None,
+    dataset: Annotated[str | None, Query(
+        pattern=r"^(?:[a-z0-9][a-z0-9-]{0,63}/)?[a-z0-9][a-z0-9-]{0,63}$",
+        description="Dataset slug, or publisher/dataset")] = None,
+    version: VersionPin = None,
+    as_of: AsOf = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+) -> Response:
+    if dataset is not None and "/" in dataset:
+        owner, dataset = dataset.split("/", 1)
+        if publisher is not None and publisher != owner:
+            raise InvalidParameter(
+                f"dataset names publisher '{owner}' but publisher is '{publisher}'.",
+                errors=[{"loc": ["query", "publisher"], "code": "conflict", "detail": owner}],
+            )
+        publisher = owner
+    if version is not None and as_of is not None:
+        raise InvalidParameter(
+            "Give `version` or `as_of`, not both: a pinned version is the same at every date.",
+            errors=[{"loc": ["query", "as_of"], "code": "exclusive", "detail": "version given"}],
+        )
+    filters = service.FactorFilters(
+        q=q, activity_id=activity_id, region=region, year=year, unit=_canonical_unit(unit),
+        category=category, boundary=boundary, publisher=publisher, dataset=dataset,
+        version=version, as_of=as_of,
+    )
+    scope = {k: v for k, v in vars(filters).items() if v is not None}
+    after_id = after_id_from_cursor(cursor, scope)
+    items, last_id = service.search_factors(
+        session, viewer=viewer, filters=filters, after_id=after_id, limit=limit
+    )
+    next_url = next_link(request, id_cursor(last_id, scope))
+    response = cached_json(
+        request,
+        {"items": items, "next": next_url},
+        cache_control=IMMUTABLE if version else SHORT_LIVED,
+    )
+    set_link_header(response, next_url)
+    return response
+
+
+@router.get(
+    "/{publisher}/{dataset}/{factor_code}",
+    response_model=FactorRead,
+    summary="Get one factor (latest release, or pinned with ?version=)",
+    dependencies=[Depends(only_query_params(("version", "as_of")))],
+)
+def get_factor(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    factor_code: Annotated[str, Path(pattern=FACTOR_CODE_PATTERN)],
+    version: VersionPin = None,
+    as_of: AsOf = None,
+) -> Response:
+    if version is not None and as_of is not None:
+        raise InvalidParameter("Give `version` or `as_of`, not both.")
+    factor = service.get_factor(
+        session, viewer=viewer, publisher=publisher, dataset=dataset,
+        factor_code=factor_code, version=version, as_of=as_of,
+    )
+    return cached_json(request, factor, cache_control=IMMUTABLE if version else SHORT_LIVED)

@@ -1,0 +1,89 @@
+"""Checks that span several fields of one factor record (field-level ones live in the schema)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.factors.gwp import CO2E_TOLERANCE, co2e_from_gases
+from app.factors.schemas import PEDIGREE_FIELDS, FactorFields
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    column: str
+    code: str
+    detail: str
+
+
+def record_problems(record: FactorFields) -> list[RecordProblem]:
+    problems: list[RecordProblem] = []
+    if not record.name_zh and not record.name_en:
+        problems.append(RecordProblem("name_en", "missing_name", "give name_zh or name_en"))
+    if record.valid_from and record.valid_to and record.valid_from > record.valid_to:
+        problems.append(
+            RecordProblem("valid_to", "invalid_window", "valid_to is before valid_from")
+        )
+    if record.uncertainty_low is not None and record.uncertainty_low > record.co2e:
+        problems.append(
+            RecordProblem(
+                "uncertainty_low",
+                "uncertainty_order",
+                f"uncertainty_low {record.uncertainty_low} is above co2e {record.co2e}",
+            )
+        )
+    if record.uncertainty_high is not None and record.uncertainty_high < record.co2e:
+        problems.append(
+            RecordProblem(
+                "uncertainty_high",
+                "uncertainty_order",
+                f"uncertainty_high {record.uncertainty_high} is below co2e {record.co2e}",
+            )
+        )
+    problems.extend(_gas_problems(record))
+    return problems
+
+
+def _gas_problems(record: FactorFields) -> list[RecordProblem]:
+    # CO2's GWP is 1 in every set, so a CO2-only factor needs no gwp_set.
+    needs_gwp = any(v is not None for v in (record.ch4, record.n2o, record.other_ghg_co2e))
+    if needs_gwp and record.gwp_set is None:
+        return [
+            RecordProblem(
+                "gwp_set", "missing_gwp_set", "gwp_set is required when ch4, n2o or other gases are given"
+            )
+        ]
+    if not needs_gwp:
+        # CO2 alone is a partial breakdown: other gases may be unreported, but the CO2 part
+        # cannot exceed the total.
+        if record.co2 is not None and record.co2 > record.co2e * (1 + CO2E_TOLERANCE):
+            return [
+                RecordProblem(
+                    "co2", "co2_exceeds_co2e", f"co2 {record.co2} is above co2e {record.co2e}"
+                )
+            ]
+        return []
+    assert record.gwp_set is not None
+    expected = co2e_from_gases(
+        record.gwp_set,
+        co2=record.co2,
+        ch4=record.ch4,
+        n2o=record.n2o,
+        other=record.other_ghg_co2e,
+    )
+    if abs(expected - record.co2e) > CO2E_TOLERANCE * max(abs(expected), abs(record.co2e), 1e-12):
+        return [
+            RecordProblem(
+                "co2e",
+                "co2e_mismatch",
+                f"co2e {record.co2e} differs from the gases with {record.gwp_set} GWP100 ({expected:.6g}) by more than "
+                f"{CO2E_TOLERANCE:.1%}",
+            )
+        ]
+    return []
+
+
+def data_quality_rating(record: FactorFields) -> float | None:
+    """Mean of the pedigree scores given (1 best, 5 worst)."""
+    scores = [getattr(record, name) for name in PEDIGREE_FIELDS]
+    given = [s for s in scores if s is not None]
+    return round(sum(given) / len(given), 3) if given else None

@@ -1,0 +1,105 @@
+"""The append-only audit chain: each event's hash covers the previous hash and the event."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from app.core.db import utcnow
+from app.provenance.models import AuditEvent
+
+GENESIS_HASH = "0" * 64
+# Any constant: serialises writers of the chain on PostgreSQL (SQLite has one writer anyway).
+_CHAIN_LOCK_KEY = 0x65666462
+
+
+def canonical_event(
+    *, occurred_at: datetime, actor: str, action: str, subject_type: str, subject_id: str,
+    payload: dict[str, Any],
+) -> bytes:
+    body = {
+        "occurred_at": occurred_at.isoformat(timespec="microseconds"),
+        "actor": actor,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "payload": payload,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(prev_hash: str, event: bytes) -> str:
+    return hashlib.sha256(prev_hash.encode("ascii") + event).hexdigest()
+
+
+def append_event(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    payload: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event in the caller's transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
+    prev_hash = session.execute(
+        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    ).scalar_one_or_none() or GENESIS_HASH
+    occurred_at = utcnow()
+    body = payload or {}
+    event = AuditEvent(
+        occurred_at=occurred_at,
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        payload=body,
+        prev_hash=prev_hash,
+        hash=chain_hash(
+            prev_hash,
+            canonical_event(
+                occurred_at=occurred_at, actor=actor, action=action,
+                subject_type=subject_type, subject_id=subject_id, payload=body,
+            ),
+        ),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class ChainVerdict:
+    ok: bool
+    events: int
+    first_bad_event: int | None = None
+    reason: str | None = None
+
+
+def verify_chain(session: Session) -> ChainVerdict:
+    prev_hash = GENESIS_HASH
+    count = 0
+    for event in session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars():
+        count += 1
+        if event.prev_hash != prev_hash:
+            return ChainVerdict(False, count, event.id, "prev_hash does not match the event before")
+        expected = chain_hash(
+            prev_hash,
+            canonical_event(
+                occurred_at=event.occurred_at, actor=event.actor, action=event.action,
+                subject_type=event.subject_type, subject_id=event.subject_id,
+                payload=event.payload,
+            ),
+        )
+        if event.hash != expected:
+            return ChainVerdict(False, count, event.id, "hash does not match the event's content")
+        prev_hash = event.hash
+    return ChainVerdict(True, count)

@@ -1,0 +1,61 @@
+"""The content hash of a dataset version (contract §6), recomputable by anyone.
+
+sha256 over the factors sorted by factor_code, each as canonical JSON of exactly the
+uploadable fields (nulls omitted, keys sorted, no whitespace, UTF-8 unescaped, integers as
+integers, other numbers as floats in shortest round-trip form, dates as YYYY-MM-DD),
+joined with "\\n" and no trailing newline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any
+
+from app.factors.schemas import FactorFields
+
+# Fields whose values are whole numbers; every other number is written as a float.
+INTEGER_FIELDS = frozenset(
+    name
+    for name, info in FactorFields.model_fields.items()
+    if "int" in repr(info.annotation) and "float" not in repr(info.annotation)
+)
+UPLOADABLE = tuple(FactorFields.model_fields)
+
+
+def _canonical_value(name: str, value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, date):
+        return value.isoformat()
+    if name in INTEGER_FIELDS:
+        return int(value)
+    if isinstance(value, int | float):
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"{name} is not finite")
+        return number
+    return value
+
+
+def canonical_factor_json(factor: Mapping[str, Any]) -> str:
+    body = {
+        name: _canonical_value(name, factor[name])
+        for name in UPLOADABLE
+        if factor.get(name) is not None
+    }
+    # json.dumps writes floats with repr(), which is Python's shortest round-trip form.
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_sha256(factors: Iterable[Mapping[str, Any]]) -> str:
+    ordered = sorted(factors, key=lambda f: str(f["factor_code"]))
+    digest = hashlib.sha256()
+    for index, factor in enumerate(ordered):
+        if index:
+            digest.update(b"\n")
+        digest.update(canonical_factor_json(factor).encode("utf-8"))
+    return digest.hexdigest()

@@ -1,0 +1,99 @@
+"""Storing a version's factors and publishing it with its content hash."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from app.core.db import utcnow
+from app.factors.models import Factor
+from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
+from app.factors.service import factor_select
+from app.factors.validation import data_quality_rating
+from app.provenance.audit import append_event
+from app.provenance.sources import SourceCache
+from app.versioning.content_hash import content_sha256
+from app.versioning.models import RESOLVABLE_STATUSES, DatasetVersion
+
+_SOURCE_FIELDS = {"source_title", "source_publisher", "source_year", "source_url", "source_doi"}
+_STORED_FIELDS = [name for name in UPLOADABLE_FIELDS if name not in _SOURCE_FIELDS]
+
+
+def store_factors(
+    session: Session,
+    *,
+    version: DatasetVersion,
+    records: Iterable[tuple[int, FactorFields]],
+    batch_size: int = 1000,
+) -> int:
+    """Insert the records of a draft in batches; returns the number of rows."""
+    sources = SourceCache(session)
+    batch: list[dict[str, Any]] = []
+    count = 0
+    for row_number, record in records:
+        values = {name: getattr(record, name) for name in _STORED_FIELDS}
+        values.update(
+            uid=uuid.uuid4().hex,
+            version_id=version.id,
+            dataset_id=version.dataset_id,
+            source_id=sources.source_id(record),
+            row_number=row_number,
+            dqr=data_quality_rating(record),
+        )
+        batch.append(values)
+        if len(batch) >= batch_size:
+            session.execute(insert(Factor), batch)
+            count += len(batch)
+            batch = []
+    if batch:
+        session.execute(insert(Factor), batch)
+        count += len(batch)
+    version.row_count = count
+    return count
+
+
+def compute_content_sha256(session: Session, version_id: int) -> str:
+    # The same columns the API returns, so anyone can recompute the hash from them.
+    rows = session.execute(
+        factor_select().where(Factor.version_id == version_id)
+    ).mappings()
+    return content_sha256(rows)
+
+
+def publish(session: Session, *, version: DatasetVersion, reviewer: str) -> DatasetVersion:
+    """Freeze a version: content hash, timestamps, supersession, audit event."""
+    previous = session.execute(
+        select(DatasetVersion)
+        .where(
+            DatasetVersion.dataset_id == version.dataset_id,
+            DatasetVersion.status.in_(RESOLVABLE_STATUSES),
+            DatasetVersion.id != version.id,
+        )
+        .order_by(
+            DatasetVersion.major.desc(), DatasetVersion.minor.desc(), DatasetVersion.patch.desc()
+        )
+        .limit(1)
+    ).scalar_one_or_none()
+    version.content_sha256 = compute_content_sha256(session, version.id)
+    version.status = "published"
+    version.published_at = utcnow()
+    version.published_by = reviewer
+    if previous is not None:
+        version.supersedes_id = previous.id
+        previous.status = "deprecated"
+        previous.deprecated_at = version.published_at
+    session.flush()
+    append_event(
+        session,
+        actor=reviewer,
+        action="version.published",
+        subject_type="dataset_version",
+        subject_id=str(version.id),
+        payload={"version": version.version, "content_sha256": version.content_sha256,
+                 "row_count": version.row_count},
+    )
+    return version

@@ -1,0 +1,57 @@
+"""Which versions a reader sees: the latest release, a pinned one, or the state at a date."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import Select, and_, func, or_, select
+
+from app.core.errors import InvalidParameter
+from app.versioning.models import RELEASED_STATUSES, RESOLVABLE_STATUSES, DatasetVersion
+
+SEMVER_PATTERN = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
+
+
+def parse_semver(version: str) -> tuple[int, int, int]:
+    match = SEMVER_PATTERN.match(version)
+    if match is None:
+        raise InvalidParameter(
+            f"'{version}' is not a version of the form MAJOR.MINOR.PATCH (e.g. 1.0.0).",
+            errors=[{"loc": ["version"], "code": "invalid_version", "detail": version}],
+        )
+    major, minor, patch = (int(part) for part in match.groups())
+    return major, minor, patch
+
+
+def _newest_first() -> tuple[object, ...]:
+    return (DatasetVersion.major.desc(), DatasetVersion.minor.desc(), DatasetVersion.patch.desc())
+
+
+def visible_version_ids(*, as_of: date | None = None) -> Select[tuple[int]]:
+    """Ids of each dataset's current release, or of the release current at the end of `as_of`.
+
+    Current: the highest version that is published or deprecated (withdrawn ones never
+    answer "latest"). At a date: the highest version published by then and not yet
+    withdrawn then.
+    """
+    if as_of is None:
+        condition = DatasetVersion.status.in_(RESOLVABLE_STATUSES)
+    else:
+        end_of_day = datetime.combine(as_of + timedelta(days=1), time.min, tzinfo=UTC)
+        condition = and_(
+            DatasetVersion.status.in_(RELEASED_STATUSES),
+            DatasetVersion.published_at < end_of_day,
+            or_(DatasetVersion.withdrawn_at.is_(None), DatasetVersion.withdrawn_at >= end_of_day),
+        )
+    ranked = (
+        select(
+            DatasetVersion.id,
+            func.row_number()
+            .over(partition_by=DatasetVersion.dataset_id, order_by=_newest_first())
+            .label("rank"),
+        )
+        .where(condition)
+        .subquery()
+    )
+    return select(ranked.c.id).where(ranked.c.rank == 1)
