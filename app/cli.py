@@ -150,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    # SQLAlchemy wraps the driver's error and appends a help link; the driver's words suffice.
+    cause = getattr(exc, "orig", None) or exc
+    return f"{type(cause).__name__}: {' '.join(str(cause).split())}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace, Settings], None] = args.handler
@@ -159,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"efdb: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # one line, never a traceback, for operators' scripts
-        print(f"efdb: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"efdb: {_one_line(exc)}", file=sys.stderr)
         return 1
     return 0
 

@@ -55,14 +55,21 @@ class DeclaredUnit:
 def _parse(text: str) -> pint.Unit:
     try:
         return _registry.parse_units(text.replace("·", "*"))
-    except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, ValueError,
-            AttributeError, TypeError, SyntaxError) as exc:
+    # pint's parser raises a zoo of errors on garbage (tokenize, zero division...): any is "not a unit".
+    except Exception as exc:
         raise UnitError("unknown_unit", f"'{text}' is not a unit") from exc
 
 
 @lru_cache(maxsize=1)
 def _accepted() -> list[tuple[pint.Unit, str]]:
     return [(_parse(name), name) for name in ACCEPTED_UNITS]
+
+
+def _same_unit(a: pint.Unit, b: pint.Unit) -> bool:
+    """Equal as quantities (`tkm` is `t*km`), not merely of the same dimension."""
+    if a.dimensionality != b.dimensionality:
+        return False
+    return abs(float((1 * a).to(b).magnitude) - 1.0) < 1e-12
 
 
 @lru_cache(maxsize=4096)
@@ -72,7 +79,7 @@ def parse_declared_unit(text: str) -> DeclaredUnit:
         raise UnitError("unknown_unit", "the unit is empty")
     unit = _parse(text.strip())
     for accepted, name in _accepted():
-        if unit == accepted:
+        if _same_unit(unit, accepted):
             return DeclaredUnit(canonical=name, dimension=ACCEPTED_UNITS[name])
     same_dimension = [n for a, n in _accepted() if a.dimensionality == unit.dimensionality]
     hint = f"; use one of {', '.join(same_dimension)}" if same_dimension else ""

@@ -1,0 +1,1 @@
+"""Benchmarks for efdb; see bench/README.md. Not part of the installed package."""

@@ -1,0 +1,146 @@
+"""Test databases: every test runs on SQLite and on PostgreSQL, schema built by the migrations.
+
+PostgreSQL is reached at EFDB_TEST_POSTGRES_URL (default: the local server at 127.0.0.1:5432).
+Without it the PostgreSQL half skips with the reason, unless EFDB_REQUIRE_POSTGRES=1 (CI),
+where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.db import make_engine, make_sessionmaker
+from app.core.migrations import upgrade_to_head
+from app.datasets.seed import load_seed
+from app.main import create_app
+from app.models import Base
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "EFDB_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
+)
+REQUIRE_POSTGRES = os.environ.get("EFDB_REQUIRE_POSTGRES") == "1"
+BACKENDS = [b.strip() for b in os.environ.get("EFDB_TEST_BACKENDS", "sqlite,postgresql").split(",")]
+
+
+def _postgres_database(prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        reason = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc.orig}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = :name AND pid <> pg_backend_pid()"),
+                {"name": name},
+            )
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[str]:
+    """An empty database per backend, migrated to head once per session."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "efdb.sqlite3"
+        url = f"sqlite:///{path}"
+        engine = make_engine(url)
+        upgrade_to_head(engine)
+        engine.dispose()
+        yield url
+    else:
+        generator = _postgres_database("efdb_test")
+        url = next(generator)
+        engine = make_engine(url)
+        upgrade_to_head(engine)
+        engine.dispose()
+        yield url
+        next(generator, None)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def _empty_tables(engine: Engine) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                connection.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Engine]:
+    """The migrated database, emptied after each test so that tests see only their own rows."""
+    yield engine
+    _empty_tables(engine)
+
+
+@pytest.fixture
+def session(db: Engine) -> Iterator[Session]:
+    with make_sessionmaker(db)() as session:
+        yield session
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        export_dir=tmp_path / "exports",
+    )
+
+
+@pytest.fixture
+def app(db: Engine, settings: Settings) -> Iterator[FastAPI]:
+    application = create_app(settings)
+    yield application
+    application.state.engine.dispose()
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def seeded(db: Engine, settings: Settings) -> None:
+    """The real, cited seed datasets, published."""
+    with make_sessionmaker(db).begin() as session:
+        load_seed(session, settings.seed_dir)
+
+
+@pytest.fixture
+def backend(database_url: str) -> str:
+    return make_url(database_url).get_backend_name()

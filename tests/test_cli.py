@@ -1,0 +1,138 @@
+"""The `efdb` command line, run as an operator runs it: a real process, a real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+EFDB = [sys.executable, "-m", "app.cli"]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_efdb(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*EFDB, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def cli_env(database_url: str, db: Engine) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
+    env["EFDB_DATABASE_URL"] = database_url
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    return env
+
+
+def test_upgrade_seed_and_verify(cli_env: dict[str, str], tmp_path: Path) -> None:
+    assert run_efdb("db", "upgrade", env=cli_env, cwd=tmp_path).returncode == 0
+    seeded = run_efdb("seed", env=cli_env, cwd=tmp_path)
+    assert seeded.returncode == 0, seeded.stderr
+    counts = json.loads(seeded.stdout)
+    assert counts["datasets"] == 3
+    assert counts["factors"] >= 17
+    # Seeding again loads nothing twice.
+    again = json.loads(run_efdb("seed", env=cli_env, cwd=tmp_path).stdout)
+    assert again["versions"] == 0
+    verified = run_efdb("audit", "verify", env=cli_env, cwd=tmp_path)
+    assert verified.returncode == 0
+    assert json.loads(verified.stdout)["ok"] is True
+
+
+def test_audit_verify_names_the_tampered_event(
+    cli_env: dict[str, str], tmp_path: Path, db: Engine
+) -> None:
+    assert run_efdb("seed", env=cli_env, cwd=tmp_path).returncode == 0
+    with db.begin() as connection:
+        target = connection.execute(
+            text("SELECT id FROM audit_event WHERE action = 'version.published' ORDER BY id")
+        ).scalars().first()
+        connection.execute(
+            text("UPDATE audit_event SET actor = 'mallory' WHERE id = :id"), {"id": target}
+        )
+    result = run_efdb("audit", "verify", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"event {target}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_failures_are_one_line_and_non_zero(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
+    env["EFDB_DATABASE_URL"] = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    result = run_efdb("db", "upgrade", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("efdb: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_openapi_check_detects_a_stale_document(tmp_path: Path) -> None:
+    stale = tmp_path / "openapi.json"
+    stale.write_text("{}\n")
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    result = run_efdb("openapi", "--check", "--output", str(stale), env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "out of date" in result.stderr
+    assert run_efdb("openapi", "--output", str(stale), env=env, cwd=tmp_path).returncode == 0
+    result = run_efdb("openapi", "--check", "--output", str(stale), env=env, cwd=tmp_path)
+    assert result.returncode == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    """`efdb serve` exactly as the README runs it: no configuration, a fresh directory."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    process = subprocess.Popen(
+        [*EFDB, "serve", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"efdb serve exited: {process.stdout.read() if process.stdout else ''}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("efdb serve did not become ready in 60 s")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_serve_on_an_empty_sqlite_answers_with_cited_factors(
+    served: str, tmp_path: Path
+) -> None:
+    assert (tmp_path / "var" / "efdb.sqlite3").exists()
+    response = httpx.get(f"{served}/v1/factors", params={"region": "CN"})
+    assert response.status_code == 200
+    items = response.json()["items"]
+    assert {f["reference_year"] for f in items} >= {2021, 2022, 2023}
+    for factor in items:
+        assert factor["source_title"]
+        assert factor["source_publisher"]
+        assert factor["license_id"]
+        assert factor["attribution"]
