@@ -1,4 +1,4 @@
-"""The `efdb` command line: serve, migrate, seed, export the OpenAPI document, check the audit chain."""
+"""The `efdb` command line: serve, migrate, seed, export OpenAPI, verify the audit chain."""
 
 from __future__ import annotations
 
@@ -109,9 +109,7 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> None:
     finally:
         engine.dispose()
     if not verdict.ok:
-        raise CliError(
-            f"audit chain broken at event {verdict.first_bad_event}: {verdict.reason}"
-        )
+        raise CliError(f"audit chain broken at event {verdict.first_bad_event}: {verdict.reason}")
     print(json.dumps({"ok": True, "events": verdict.events}))
 
 
@@ -123,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--log-level", default="info",
-                       choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
     serve.set_defaults(handler=cmd_serve)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)

@@ -53,8 +53,10 @@ def _postgres_database(prefix: str) -> Iterator[str]:
     finally:
         with admin.connect() as connection:
             connection.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                     "WHERE datname = :name AND pid <> pg_backend_pid()"),
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
                 {"name": name},
             )
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
@@ -62,8 +64,9 @@ def _postgres_database(prefix: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """An empty database per backend, migrated to head once per session."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("sqlite") / "efdb.sqlite3"

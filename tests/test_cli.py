@@ -54,9 +54,13 @@ def test_audit_verify_names_the_tampered_event(
 ) -> None:
     assert run_efdb("seed", env=cli_env, cwd=tmp_path).returncode == 0
     with db.begin() as connection:
-        target = connection.execute(
-            text("SELECT id FROM audit_event WHERE action = 'version.published' ORDER BY id")
-        ).scalars().first()
+        target = (
+            connection.execute(
+                text("SELECT id FROM audit_event WHERE action = 'version.published' ORDER BY id")
+            )
+            .scalars()
+            .first()
+        )
         connection.execute(
             text("UPDATE audit_event SET actor = 'mallory' WHERE id = :id"), {"id": target}
         )
@@ -102,7 +106,11 @@ def served(tmp_path: Path) -> Iterator[str]:
     env["PYTHONPATH"] = str(PROJECT_ROOT)
     process = subprocess.Popen(
         [*EFDB, "serve", "--port", str(port)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -123,9 +131,7 @@ def served(tmp_path: Path) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def test_serve_on_an_empty_sqlite_answers_with_cited_factors(
-    served: str, tmp_path: Path
-) -> None:
+def test_serve_on_an_empty_sqlite_answers_with_cited_factors(served: str, tmp_path: Path) -> None:
     assert (tmp_path / "var" / "efdb.sqlite3").exists()
     response = httpx.get(f"{served}/v1/factors", params={"region": "CN"})
     assert response.status_code == 200

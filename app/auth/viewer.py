@@ -1,4 +1,4 @@
-"""Who is reading: anonymous callers see public datasets; `factors:read` also sees registered ones."""
+"""Who is reading: anonymous callers see public datasets; `factors:read` sees registered ones."""
 
 from __future__ import annotations
 

@@ -114,9 +114,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _validation_errors(exc)
-        where = ", ".join(
-            f"{'.'.join(e['loc'])}: {e['detail']}" for e in errors[:3]
-        )
+        where = ", ".join(f"{'.'.join(e['loc'])}: {e['detail']}" for e in errors[:3])
         return problem_response(
             status=422,
             code="invalid-request",

@@ -14,9 +14,7 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 
 PublisherSlug = Annotated[str, Path(pattern=SLUG_PATTERN, description="Publisher slug")]
 DatasetSlug = Annotated[str, Path(pattern=SLUG_PATTERN, description="Dataset slug")]
-Limit = Annotated[
-    int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}")
-]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}")]
 Cursor = Annotated[
     str | None, Query(max_length=512, description="Opaque cursor from the previous page's `next`")
 ]

@@ -26,7 +26,8 @@ class RowProblem:
 
 def parse_record(row: int, raw: Mapping[str, object]) -> FactorFields | list[RowProblem]:
     """One record, or every problem found in it (column-level first, then cross-field)."""
-    values = {k: (None if v == "" else v) for k, v in raw.items()}
+    # Empty cells are nulls; leaving them out lets a required column report "missing".
+    values = {k: v for k, v in raw.items() if v is not None and v != ""}
     try:
         record = FactorFields.model_validate(values)
     except ValidationError as exc:
@@ -46,5 +47,4 @@ def parse_record(row: int, raw: Mapping[str, object]) -> FactorFields | list[Row
 def read_csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     """(row number, cells) with the header as row 1, as the validation report counts rows."""
     with path.open(newline="", encoding="utf-8") as handle:
-        for index, cells in enumerate(csv.DictReader(handle), start=2):
-            yield index, cells
+        yield from enumerate(csv.DictReader(handle), start=2)

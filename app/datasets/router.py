@@ -44,8 +44,11 @@ def list_datasets(
 ) -> Response:
     scope = {"publisher": publisher}
     items, last_id = service.list_datasets(
-        session, viewer=viewer, publisher=publisher,
-        after_id=after_id_from_cursor(cursor, scope), limit=limit,
+        session,
+        viewer=viewer,
+        publisher=publisher,
+        after_id=after_id_from_cursor(cursor, scope),
+        limit=limit,
     )
     next_url = next_link(request, id_cursor(last_id, scope))
     response = cached_json(request, {"items": items, "next": next_url}, cache_control=SHORT_LIVED)
@@ -130,8 +133,11 @@ def list_version_factors(
     filters = factor_service.FactorFilters(publisher=publisher, dataset=dataset, version=version)
     scope = {k: v for k, v in vars(filters).items() if v is not None}
     items, last_id = factor_service.search_factors(
-        session, viewer=viewer, filters=filters,
-        after_id=after_id_from_cursor(cursor, scope), limit=limit,
+        session,
+        viewer=viewer,
+        filters=filters,
+        after_id=after_id_from_cursor(cursor, scope),
+        limit=limit,
     )
     next_url = next_link(request, id_cursor(last_id, scope))
     response = cached_json(request, {"items": items, "next": next_url}, cache_control=IMMUTABLE)

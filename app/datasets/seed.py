@@ -24,9 +24,19 @@ from app.versioning.service import parse_semver
 SEED_ACTOR = "efdb-seed"
 
 _DATASET_FIELDS = (
-    "title_zh", "title_en", "description", "sector_scheme", "sector_code", "access",
-    "license_id", "license_url", "attribution", "redistribution", "commercial_use",
-    "contact", "methodology_url",
+    "title_zh",
+    "title_en",
+    "description",
+    "sector_scheme",
+    "sector_code",
+    "access",
+    "license_id",
+    "license_url",
+    "attribution",
+    "redistribution",
+    "commercial_use",
+    "contact",
+    "methodology_url",
 )
 
 
@@ -67,13 +77,21 @@ def _publisher(session: Session, spec: dict[str, Any]) -> Publisher:
     ).scalar_one_or_none()
     if publisher is None:
         publisher = Publisher(
-            slug=spec["slug"], name_zh=spec.get("name_zh"), name_en=spec.get("name_en"),
-            sectors=spec.get("sectors", []), contact_email=spec.get("contact_email"),
+            slug=spec["slug"],
+            name_zh=spec.get("name_zh"),
+            name_en=spec.get("name_en"),
+            sectors=spec.get("sectors", []),
+            contact_email=spec.get("contact_email"),
         )
         session.add(publisher)
         session.flush()
-        append_event(session, actor=SEED_ACTOR, action="publisher.created",
-                     subject_type="publisher", subject_id=publisher.slug)
+        append_event(
+            session,
+            actor=SEED_ACTOR,
+            action="publisher.created",
+            subject_type="publisher",
+            subject_id=publisher.slug,
+        )
     return publisher
 
 
@@ -103,19 +121,23 @@ def _dataset(session: Session, publisher: Publisher, spec: dict[str, Any]) -> Da
     ).scalar_one_or_none()
     if dataset is None:
         dataset = Dataset(
-            publisher_id=publisher.id, slug=spec["slug"],
+            publisher_id=publisher.id,
+            slug=spec["slug"],
             **{name: spec.get(name) for name in _DATASET_FIELDS},
         )
         session.add(dataset)
         session.flush()
-        append_event(session, actor=SEED_ACTOR, action="dataset.created", subject_type="dataset",
-                     subject_id=f"{publisher.slug}/{dataset.slug}")
+        append_event(
+            session,
+            actor=SEED_ACTOR,
+            action="dataset.created",
+            subject_type="dataset",
+            subject_id=f"{publisher.slug}/{dataset.slug}",
+        )
     return dataset
 
 
-def _version(
-    session: Session, dataset: Dataset, spec: dict[str, Any], folder: Path
-) -> int | None:
+def _version(session: Session, dataset: Dataset, spec: dict[str, Any], folder: Path) -> int | None:
     exists = session.execute(
         select(DatasetVersion.id).where(
             DatasetVersion.dataset_id == dataset.id, DatasetVersion.version == spec["version"]
@@ -127,18 +149,30 @@ def _version(
     records = _read_records(path)
     major, minor, patch = parse_semver(spec["version"])
     version = DatasetVersion(
-        dataset_id=dataset.id, version=spec["version"], major=major, minor=minor, patch=patch,
-        status="submitted", release_notes=spec.get("release_notes"),
+        dataset_id=dataset.id,
+        version=spec["version"],
+        major=major,
+        minor=minor,
+        patch=patch,
+        status="submitted",
+        release_notes=spec.get("release_notes"),
         upload_file_name=f"seed_data/{folder.parent.name}/{folder.name}/{path.name}",
         upload_file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-        upload_format="csv", created_by=SEED_ACTOR, submitted_by=SEED_ACTOR,
+        upload_format="csv",
+        created_by=SEED_ACTOR,
+        submitted_by=SEED_ACTOR,
         submitted_at=utcnow(),
     )
     session.add(version)
     session.flush()
     count = store_factors(session, version=version, records=records)
-    append_event(session, actor=SEED_ACTOR, action="version.uploaded",
-                 subject_type="dataset_version", subject_id=str(version.id),
-                 payload={"file_sha256": version.upload_file_sha256, "row_count": count})
+    append_event(
+        session,
+        actor=SEED_ACTOR,
+        action="version.uploaded",
+        subject_type="dataset_version",
+        subject_id=str(version.id),
+        payload={"file_sha256": version.upload_file_sha256, "row_count": count},
+    )
     publish(session, version=version, reviewer=SEED_ACTOR)
     return count

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from app.auth.viewer import Viewer
+from app.core.db import AnySelect
 from app.core.errors import NotFound
 from app.datasets.models import Dataset, Publisher
 from app.versioning.models import RELEASED_STATUSES, DatasetVersion
-from app.versioning.service import parse_semver, visible_version_ids
+from app.versioning.service import newest_first, parse_semver, visible_version_ids
 
 _LatestVersion = aliased(DatasetVersion)
 _Successor = aliased(Dataset)
 _SuccessorPublisher = aliased(Publisher)
 
 
-def _dataset_select(viewer: Viewer) -> Select[Any]:
+def _dataset_select(viewer: Viewer) -> AnySelect:
     query = (
         select(
             Dataset,
@@ -43,9 +44,7 @@ def _dataset_select(viewer: Viewer) -> Select[Any]:
 
 def _dataset_payload(row: Any) -> dict[str, Any]:
     dataset: Dataset = row.Dataset
-    successor = (
-        f"{row.successor_publisher}/{row.successor_slug}" if row.successor_slug else None
-    )
+    successor = f"{row.successor_publisher}/{row.successor_slug}" if row.successor_slug else None
     return {
         "id": f"{row.publisher}/{dataset.slug}",
         "publisher": row.publisher,
@@ -130,7 +129,7 @@ def _version_payload(
 _Previous = aliased(DatasetVersion)
 
 
-def _versions_query(dataset_id: int) -> Select[Any]:
+def _versions_query(dataset_id: int) -> AnySelect:
     return (
         select(DatasetVersion, _Previous.version.label("supersedes"))
         .outerjoin(_Previous, _Previous.id == DatasetVersion.supersedes_id)
@@ -145,13 +144,10 @@ def list_versions(
     session: Session, *, viewer: Viewer, publisher: str, dataset: str
 ) -> list[dict[str, Any]]:
     row = get_dataset_row(session, viewer=viewer, publisher=publisher, dataset=dataset)
-    versions = session.execute(
-        _versions_query(row.Dataset.id).order_by(
-            DatasetVersion.major.desc(), DatasetVersion.minor.desc(), DatasetVersion.patch.desc()
-        )
-    ).all()
-    return [_version_payload(v.DatasetVersion, row.Dataset, publisher, v.supersedes)
-            for v in versions]
+    versions = session.execute(_versions_query(row.Dataset.id).order_by(*newest_first())).all()
+    return [
+        _version_payload(v.DatasetVersion, row.Dataset, publisher, v.supersedes) for v in versions
+    ]
 
 
 def get_version(

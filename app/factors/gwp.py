@@ -29,8 +29,5 @@ def co2e_from_gases(
 ) -> float:
     values = GWP100[gwp_set]
     return (
-        (co2 or 0.0)
-        + values["CH4"] * (ch4 or 0.0)
-        + values["N2O"] * (n2o or 0.0)
-        + (other or 0.0)
+        (co2 or 0.0) + values["CH4"] * (ch4 or 0.0) + values["N2O"] * (n2o or 0.0) + (other or 0.0)
     )

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import Date, Double, ForeignKey, Index, Integer, SmallInteger, String, Text
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import (
+    Date,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, BigId

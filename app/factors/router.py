@@ -13,8 +13,15 @@ from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
 from app.core.http_cache import IMMUTABLE, SHORT_LIVED, cached_json
 from app.core.pagination import after_id_from_cursor, id_cursor, next_link, set_link_header
-from app.core.params import DEFAULT_PAGE, SLUG_PATTERN, Cursor, DatasetSlug, Limit, PublisherSlug
-from app.core.params import only_query_params
+from app.core.params import (
+    DEFAULT_PAGE,
+    SLUG_PATTERN,
+    Cursor,
+    DatasetSlug,
+    Limit,
+    PublisherSlug,
+    only_query_params,
+)
 from app.core.schemas import Page
 from app.factors import service
 from app.factors.schemas import (
@@ -31,8 +38,19 @@ from app.factors.units import UnitError, parse_declared_unit
 router = APIRouter(prefix="/v1/factors", tags=["factors"])
 
 SEARCH_PARAMS = (
-    "q", "activity_id", "region", "year", "unit", "category", "boundary",
-    "publisher", "dataset", "version", "as_of", "limit", "cursor",
+    "q",
+    "activity_id",
+    "region",
+    "year",
+    "unit",
+    "category",
+    "boundary",
+    "publisher",
+    "dataset",
+    "version",
+    "as_of",
+    "limit",
+    "cursor",
 )
 VersionPin = Annotated[
     str | None, Query(max_length=32, description="Pin an exact release, e.g. 1.0.0")
@@ -65,8 +83,10 @@ def search_factors(
     request: Request,
     session: SessionDep,
     viewer: ViewerDep,
-    q: Annotated[str | None, Query(min_length=1, max_length=200,
-                                   description="Text in the Chinese or English name")] = None,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="Text in the Chinese or English name"),
+    ] = None,
     activity_id: Annotated[str | None, Query(pattern=ACTIVITY_ID_PATTERN)] = None,
     region: Annotated[str | None, Query(pattern=REGION_PATTERN)] = None,
     year: Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR)] = None,
@@ -74,9 +94,13 @@ def search_factors(
     category: Annotated[str | None, Query(max_length=255)] = None,
     boundary: Boundary | None = None,
     publisher: Annotated[str | None, Query(pattern=SLUG_PATTERN)] = None,
-    dataset: Annotated[str | None, Query(
-        pattern=r"^(?:[a-z0-9][a-z0-9-]{0,63}/)?[a-z0-9][a-z0-9-]{0,63}$",
-        description="Dataset slug, or publisher/dataset")] = None,
+    dataset: Annotated[
+        str | None,
+        Query(
+            pattern=r"^(?:[a-z0-9][a-z0-9-]{0,63}/)?[a-z0-9][a-z0-9-]{0,63}$",
+            description="Dataset slug, or publisher/dataset",
+        ),
+    ] = None,
     version: VersionPin = None,
     as_of: AsOf = None,
     limit: Limit = DEFAULT_PAGE,
@@ -96,9 +120,17 @@ def search_factors(
             errors=[{"loc": ["query", "as_of"], "code": "exclusive", "detail": "version given"}],
         )
     filters = service.FactorFilters(
-        q=q, activity_id=activity_id, region=region, year=year, unit=_canonical_unit(unit),
-        category=category, boundary=boundary, publisher=publisher, dataset=dataset,
-        version=version, as_of=as_of,
+        q=q,
+        activity_id=activity_id,
+        region=region,
+        year=year,
+        unit=_canonical_unit(unit),
+        category=category,
+        boundary=boundary,
+        publisher=publisher,
+        dataset=dataset,
+        version=version,
+        as_of=as_of,
     )
     scope = {k: v for k, v in vars(filters).items() if v is not None}
     after_id = after_id_from_cursor(cursor, scope)
@@ -134,7 +166,12 @@ def get_factor(
     if version is not None and as_of is not None:
         raise InvalidParameter("Give `version` or `as_of`, not both.")
     factor = service.get_factor(
-        session, viewer=viewer, publisher=publisher, dataset=dataset,
-        factor_code=factor_code, version=version, as_of=as_of,
+        session,
+        viewer=viewer,
+        publisher=publisher,
+        dataset=dataset,
+        factor_code=factor_code,
+        version=version,
+        as_of=as_of,
     )
     return cached_json(request, factor, cache_control=IMMUTABLE if version else SHORT_LIVED)

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from app.factors.units import UnitError, parse_declared_unit
 
@@ -31,7 +32,9 @@ MIN_YEAR, MAX_YEAR = 1900, 2100
 
 def _finite(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
-        raise ValueError("must be a finite number")
+        raise PydanticCustomError(
+            "not_finite", "must be a finite number, not {value}", {"value": value}
+        )
     return value
 
 
@@ -39,7 +42,7 @@ def _canonical_unit(value: str) -> str:
     try:
         return parse_declared_unit(value).canonical
     except UnitError as exc:
-        raise ValueError(exc.detail) from exc
+        raise PydanticCustomError(exc.code, exc.detail) from exc
 
 
 Finite = Annotated[float, AfterValidator(_finite)]
@@ -94,7 +97,7 @@ class FactorFields(BaseModel):
     @classmethod
     def _non_negative(cls, value: float) -> float:
         if value < 0:
-            raise ValueError("co2e must be ≥ 0")
+            raise PydanticCustomError("negative_co2e", "co2e must be ≥ 0")
         return value
 
 

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Row, Select, or_, select
+from sqlalchemy import Row, or_, select
 from sqlalchemy.orm import Session
 
 from app.auth.viewer import Viewer
+from app.core.db import AnySelect
 from app.core.errors import InvalidParameter, NotFound
 from app.datasets.models import Dataset, Publisher
 from app.factors.models import Factor
@@ -30,7 +31,7 @@ _FACTOR_COLUMNS = [
 ]
 
 
-def factor_select() -> Select[Any]:
+def factor_select() -> AnySelect:
     """Every column a factor response needs, in one joined query."""
     return (
         select(
@@ -61,7 +62,7 @@ def factor_payload(row: Row[Any]) -> dict[str, Any]:
     return data
 
 
-def restrict_to_viewer(query: Select[Any], viewer: Viewer) -> Select[Any]:
+def restrict_to_viewer(query: AnySelect, viewer: Viewer) -> AnySelect:
     if viewer.can_read_registered:
         return query
     return query.where(Dataset.access == "public")
@@ -86,14 +87,19 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _apply_filters(query: Select[Any], filters: FactorFilters) -> Select[Any]:
+def _apply_filters(query: AnySelect, filters: FactorFilters) -> AnySelect:
     if filters.version is not None:
         if filters.dataset is None or filters.publisher is None:
             raise InvalidParameter(
                 "`version` pins one dataset's release: give `publisher` and `dataset` with it "
                 "(or `dataset=publisher/dataset`).",
-                errors=[{"loc": ["query", "version"], "code": "version_needs_dataset",
-                         "detail": "give publisher and dataset"}],
+                errors=[
+                    {
+                        "loc": ["query", "version"],
+                        "code": "version_needs_dataset",
+                        "detail": "give publisher and dataset",
+                    }
+                ],
             )
         parse_semver(filters.version)
         query = query.where(
@@ -178,7 +184,5 @@ def get_factor(
     row = session.execute(restrict_to_viewer(query, viewer)).first()
     if row is None:
         where = f"version {version}" if version else (f"as of {as_of}" if as_of else "latest")
-        raise NotFound(
-            f"No factor '{factor_code}' in {publisher}/{dataset} ({where} release)."
-        )
+        raise NotFound(f"No factor '{factor_code}' in {publisher}/{dataset} ({where} release).")
     return factor_payload(row)

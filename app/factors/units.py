@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import pint
 
-_registry = pint.UnitRegistry()
+_registry: pint.UnitRegistry[float] = pint.UnitRegistry()
 # Spellings common in emission-factor tables that pint does not know.
 _registry.define("m3 = meter ** 3")
 _registry.define("m2 = meter ** 2")
@@ -55,7 +55,7 @@ class DeclaredUnit:
 def _parse(text: str) -> pint.Unit:
     try:
         return _registry.parse_units(text.replace("·", "*"))
-    # pint's parser raises a zoo of errors on garbage (tokenize, zero division...): any is "not a unit".
+    # pint raises a zoo of errors on garbage (tokenize, zero division...): all mean "not a unit".
     except Exception as exc:
         raise UnitError("unknown_unit", f"'{text}' is not a unit") from exc
 

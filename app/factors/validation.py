@@ -49,7 +49,9 @@ def _gas_problems(record: FactorFields) -> list[RecordProblem]:
     if needs_gwp and record.gwp_set is None:
         return [
             RecordProblem(
-                "gwp_set", "missing_gwp_set", "gwp_set is required when ch4, n2o or other gases are given"
+                "gwp_set",
+                "missing_gwp_set",
+                "gwp_set is required when ch4, n2o or other gases are given",
             )
         ]
     if not needs_gwp:
@@ -75,8 +77,8 @@ def _gas_problems(record: FactorFields) -> list[RecordProblem]:
             RecordProblem(
                 "co2e",
                 "co2e_mismatch",
-                f"co2e {record.co2e} differs from the gases with {record.gwp_set} GWP100 ({expected:.6g}) by more than "
-                f"{CO2E_TOLERANCE:.1%}",
+                f"co2e {record.co2e} differs from the gases with {record.gwp_set} GWP100 "
+                f"({expected:.6g}) by more than {CO2E_TOLERANCE:.1%}",
             )
         ]
     return []

@@ -20,7 +20,12 @@ _CHAIN_LOCK_KEY = 0x65666462
 
 
 def canonical_event(
-    *, occurred_at: datetime, actor: str, action: str, subject_type: str, subject_id: str,
+    *,
+    occurred_at: datetime,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str,
     payload: dict[str, Any],
 ) -> bytes:
     body = {
@@ -50,9 +55,12 @@ def append_event(
     """Append one event in the caller's transaction."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
-    prev_hash = session.execute(
-        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-    ).scalar_one_or_none() or GENESIS_HASH
+    prev_hash = (
+        session.execute(
+            select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        or GENESIS_HASH
+    )
     occurred_at = utcnow()
     body = payload or {}
     event = AuditEvent(
@@ -66,8 +74,12 @@ def append_event(
         hash=chain_hash(
             prev_hash,
             canonical_event(
-                occurred_at=occurred_at, actor=actor, action=action,
-                subject_type=subject_type, subject_id=subject_id, payload=body,
+                occurred_at=occurred_at,
+                actor=actor,
+                action=action,
+                subject_type=subject_type,
+                subject_id=subject_id,
+                payload=body,
             ),
         ),
     )
@@ -94,8 +106,11 @@ def verify_chain(session: Session) -> ChainVerdict:
         expected = chain_hash(
             prev_hash,
             canonical_event(
-                occurred_at=event.occurred_at, actor=event.actor, action=event.action,
-                subject_type=event.subject_type, subject_id=event.subject_id,
+                occurred_at=event.occurred_at,
+                actor=event.actor,
+                action=event.action,
+                subject_type=event.subject_type,
+                subject_id=event.subject_id,
                 payload=event.payload,
             ),
         )

@@ -18,6 +18,7 @@ from app.provenance.audit import append_event
 from app.provenance.sources import SourceCache
 from app.versioning.content_hash import content_sha256
 from app.versioning.models import RESOLVABLE_STATUSES, DatasetVersion
+from app.versioning.service import newest_first
 
 _SOURCE_FIELDS = {"source_title", "source_publisher", "source_year", "source_url", "source_doi"}
 _STORED_FIELDS = [name for name in UPLOADABLE_FIELDS if name not in _SOURCE_FIELDS]
@@ -58,10 +59,8 @@ def store_factors(
 
 def compute_content_sha256(session: Session, version_id: int) -> str:
     # The same columns the API returns, so anyone can recompute the hash from them.
-    rows = session.execute(
-        factor_select().where(Factor.version_id == version_id)
-    ).mappings()
-    return content_sha256(rows)
+    rows = session.execute(factor_select().where(Factor.version_id == version_id)).mappings()
+    return content_sha256(dict(row) for row in rows)
 
 
 def publish(session: Session, *, version: DatasetVersion, reviewer: str) -> DatasetVersion:
@@ -73,9 +72,7 @@ def publish(session: Session, *, version: DatasetVersion, reviewer: str) -> Data
             DatasetVersion.status.in_(RESOLVABLE_STATUSES),
             DatasetVersion.id != version.id,
         )
-        .order_by(
-            DatasetVersion.major.desc(), DatasetVersion.minor.desc(), DatasetVersion.patch.desc()
-        )
+        .order_by(*newest_first())
         .limit(1)
     ).scalar_one_or_none()
     version.content_sha256 = compute_content_sha256(session, version.id)
@@ -93,7 +90,10 @@ def publish(session: Session, *, version: DatasetVersion, reviewer: str) -> Data
         action="version.published",
         subject_type="dataset_version",
         subject_id=str(version.id),
-        payload={"version": version.version, "content_sha256": version.content_sha256,
-                 "row_count": version.row_count},
+        payload={
+            "version": version.version,
+            "content_sha256": version.content_sha256,
+            "row_count": version.row_count,
+        },
     )
     return version

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, func, or_, select
 
 from app.core.errors import InvalidParameter
 from app.versioning.models import RELEASED_STATUSES, RESOLVABLE_STATUSES, DatasetVersion
@@ -24,7 +24,8 @@ def parse_semver(version: str) -> tuple[int, int, int]:
     return major, minor, patch
 
 
-def _newest_first() -> tuple[object, ...]:
+def newest_first() -> tuple[UnaryExpression[int], ...]:
+    """ORDER BY for releases, highest semantic version first."""
     return (DatasetVersion.major.desc(), DatasetVersion.minor.desc(), DatasetVersion.patch.desc())
 
 
@@ -35,6 +36,7 @@ def visible_version_ids(*, as_of: date | None = None) -> Select[tuple[int]]:
     answer "latest"). At a date: the highest version published by then and not yet
     withdrawn then.
     """
+    condition: ColumnElement[bool]
     if as_of is None:
         condition = DatasetVersion.status.in_(RESOLVABLE_STATUSES)
     else:
@@ -48,7 +50,7 @@ def visible_version_ids(*, as_of: date | None = None) -> Select[tuple[int]]:
         select(
             DatasetVersion.id,
             func.row_number()
-            .over(partition_by=DatasetVersion.dataset_id, order_by=_newest_first())
+            .over(partition_by=DatasetVersion.dataset_id, order_by=newest_first())
             .label("rank"),
         )
         .where(condition)
