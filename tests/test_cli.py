@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -90,45 +87,6 @@ def test_openapi_check_detects_a_stale_document(tmp_path: Path) -> None:
     assert run_efdb("openapi", "--output", str(stale), env=env, cwd=tmp_path).returncode == 0
     result = run_efdb("openapi", "--check", "--output", str(stale), env=env, cwd=tmp_path)
     assert result.returncode == 0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
-    """`efdb serve` exactly as the README runs it: no configuration, a fresh directory."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
-    env["PYTHONPATH"] = str(PROJECT_ROOT)
-    process = subprocess.Popen(
-        [*EFDB, "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"efdb serve exited: {process.stdout.read() if process.stdout else ''}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("efdb serve did not become ready in 60 s")
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_serve_on_an_empty_sqlite_answers_with_cited_factors(served: str, tmp_path: Path) -> None:
