@@ -8,6 +8,7 @@ where it fails.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -69,13 +70,17 @@ def _postgres_database(prefix: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(
+def migrated_database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """An empty database per backend, migrated to head once per session."""
+    """One database per backend, migrated to head once per session.
+
+    On SQLite it is a template file that each test copies; on PostgreSQL it is the database
+    the tests share, emptied with TRUNCATE after each test (TRUNCATE does not fire the row
+    triggers that keep published factors immutable).
+    """
     if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("sqlite") / "efdb.sqlite3"
-        url = f"sqlite:///{path}"
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'template.sqlite3'}"
         engine = make_engine(url)
         upgrade_to_head(engine)
         engine.dispose()
@@ -90,28 +95,32 @@ def database_url(
         next(generator, None)
 
 
-@pytest.fixture(scope="session")
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-def _empty_tables(engine: Engine) -> None:
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                connection.execute(text(f"DELETE FROM {table}"))
+@pytest.fixture
+def database_url(migrated_database: str, tmp_path: Path) -> str:
+    """A migrated, empty database for this test alone."""
+    if not migrated_database.startswith("sqlite"):
+        return migrated_database
+    template = Path(make_url(migrated_database).database or "")
+    copy = tmp_path / "efdb.sqlite3"
+    shutil.copyfile(template, copy)
+    return f"sqlite:///{copy}"
 
 
 @pytest.fixture
-def db(engine: Engine) -> Iterator[Engine]:
-    """The migrated database, emptied after each test so that tests see only their own rows."""
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
     yield engine
-    _empty_tables(engine)
+    if engine.dialect.name == "postgresql":
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        with engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Engine:
+    """The migrated database of this test (an alias that reads well in test signatures)."""
+    return engine
 
 
 @pytest.fixture
