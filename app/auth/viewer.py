@@ -1,32 +1,30 @@
-"""Who is reading: anonymous callers see public datasets; `factors:read` sees registered ones."""
+"""Who is reading: anonymous callers see public datasets; `factors:read` sees registered ones.
+
+No Authorization header means anonymous. A header with a bad token is a 401, never a silent
+downgrade to anonymous: a client whose token broke should hear so, not get fewer results.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+
+from app.auth.dependencies import authenticate
+from app.auth.principal import ANONYMOUS, Viewer
+from app.core.db import SessionDep
+
+__all__ = ["ANONYMOUS", "Viewer", "ViewerDep", "get_viewer"]
 
 
-@dataclass(frozen=True)
-class Viewer:
-    client_id: str | None = None
-    publisher: str | None = None
-    scopes: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def can_read_registered(self) -> bool:
-        return "factors:read" in self.scopes or "admin" in self.scopes
-
-
-ANONYMOUS = Viewer()
-
-
-def get_viewer(request: Request) -> Viewer:
-    # Bearer tokens are verified by the auth domain once it is installed on the app;
-    # until then every reader is anonymous.
-    viewer = getattr(request.state, "viewer", None)
-    return viewer if isinstance(viewer, Viewer) else ANONYMOUS
+async def get_viewer(request: Request, session: SessionDep) -> Viewer:
+    # Anonymous readers are the common case: answer them on the event loop, and go to the
+    # thread pool only when there is a token to check against the database.
+    if "authorization" not in request.headers:
+        return ANONYMOUS
+    principal = await run_in_threadpool(authenticate, request, session, frozenset())
+    return principal.as_viewer()
 
 
 ViewerDep = Annotated[Viewer, Depends(get_viewer)]

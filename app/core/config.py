@@ -6,11 +6,48 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VAR_DIR = Path("var")
+
+
+ExternalAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"
+]
+ExternalScope = Literal["factors:read", "datasets:review", "admin"]
+
+
+class TrustedIssuer(BaseModel):
+    """An external authorization server whose access tokens the API also accepts.
+
+    Given as JSON in ``EFDB_TRUSTED_ISSUERS``, e.g.
+    ``[{"issuer": "https://sso.example.gov", "jwks_url": "https://sso.example.gov/jwks"}]``.
+    Its tokens never carry a publisher, so they can be granted at most the scopes listed here.
+    """
+
+    issuer: str
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    # Defaults to this service's own audience (EFDB_AUDIENCE).
+    audience: str | None = None
+    # Asymmetric algorithms only: HS* and none can never be configured.
+    algorithms: list[ExternalAlgorithm] = Field(default=["RS256"], min_length=1)
+    # The most this issuer's tokens may grant; `datasets:write` needs a publisher, so it is absent.
+    scopes: list[ExternalScope] = ["factors:read"]
+    # RFC 9068 tokens say `typ: at+jwt`; some issuers (older Keycloak, Entra ID v1) do not.
+    require_at_jwt: bool = True
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> TrustedIssuer:
+        if (self.jwks_url is None) == (self.jwks_file is None):
+            raise ValueError(
+                f"trusted issuer {self.issuer}: give exactly one of jwks_url, jwks_file"
+            )
+        if self.jwks_url is not None and not self.jwks_url.startswith("https://"):
+            raise ValueError(f"trusted issuer {self.issuer}: jwks_url must be https://")
+        return self
 
 
 class Settings(BaseSettings):
@@ -21,8 +58,13 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     audience: str = "efdb"
     signing_key: Path | None = None
+    # Outside production, with no EFDB_SIGNING_KEY, a key is generated here on first use.
+    generated_signing_key: Path = VAR_DIR / "signing-key.pem"
+    token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
+    trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
     export_dir: Path = VAR_DIR / "exports"
     max_upload_mb: int = Field(default=200, ge=1)
+    max_upload_rows: int = Field(default=2_000_000, ge=1)
     seed_dir: Path = PROJECT_ROOT / "seed_data"
     # Public base URL used in `next` links when the service sits behind a proxy; relative otherwise.
     public_base_url: str | None = None
@@ -31,6 +73,10 @@ class Settings(BaseSettings):
     def _signing_key_outside_development(self) -> Settings:
         if self.environment == "production" and self.signing_key is None:
             raise ValueError("EFDB_SIGNING_KEY must point to a PEM private key in production")
+        if self.environment == "production" and not self.issuer.startswith("https://"):
+            raise ValueError("EFDB_ISSUER must be the service's public https:// URL in production")
+        if any(trusted.issuer == self.issuer for trusted in self.trusted_issuers):
+            raise ValueError("EFDB_TRUSTED_ISSUERS must not list this service's own issuer")
         return self
 
     @property

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from datetime import date, datetime
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT_LIVED = "public, max-age=60"
+# Drafts and anything seen only with a token.
+PRIVATE = "private, no-store"
 
 
 def _etag_matches(request: Request, etag: str) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110 §13.1.2): W/"x" matches "x"."""
     header = request.headers.get("if-none-match")
     if not header:
         return False
-    candidates = {part.strip() for part in header.split(",")}
+    candidates = {part.strip().removeprefix("W/") for part in header.split(",")}
     return "*" in candidates or etag in candidates
 
 
@@ -29,13 +32,27 @@ def cached_json(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """JSON with a strong ETag over its exact bytes; 304 when the client already has them."""
-    response = JSONResponse(jsonable_encoder(payload), headers=headers)
-    etag = '"' + hashlib.sha256(response.body).hexdigest()[:32] + '"'
-    response.headers["ETag"] = etag
-    response.headers["Cache-Control"] = cache_control
+    body = json_bytes(payload)
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    all_headers = {"ETag": etag, "Cache-Control": cache_control, **(headers or {})}
     if _etag_matches(request, etag):
-        return Response(
-            status_code=304,
-            headers={"ETag": etag, "Cache-Control": cache_control, **(headers or {})},
-        )
-    return response
+        return Response(status_code=304, headers=all_headers)
+    return Response(body, media_type="application/json", headers=all_headers)
+
+
+def _encode_other(value: Any) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def json_bytes(payload: Any) -> bytes:
+    """The stdlib's C encoder: several times faster than FastAPI's generic jsonable_encoder
+    on pages of factors. Floats keep Python's shortest round-trip form; NaN is refused."""
+    return json.dumps(
+        payload,
+        default=_encode_other,
+        ensure_ascii=False,
+        allow_nan=False,
+        separators=(",", ":"),
+    ).encode("utf-8")

@@ -34,3 +34,16 @@ def head_revision() -> str | None:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+# Search structures the models cannot declare: SQLite's FTS5 table (and its shadow tables)
+# and PostgreSQL's pg_trgm GIN indexes (migration 20261125_0003).
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic `include_object` hook: leave the text-search structures out of comparisons."""
+    if name is None:
+        return True
+    if type_ == "table" and name.startswith("factor_fts"):
+        return False
+    return not (type_ == "index" and name.endswith("_trgm"))

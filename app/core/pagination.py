@@ -73,7 +73,9 @@ def after_id_from_cursor(cursor: str | None, scope: dict[str, Any]) -> int | Non
     if cursor is None:
         return None
     position = decode_cursor(cursor, scope, 1)[0]
-    if not isinstance(position, int) or isinstance(position, bool):
+    # Row ids are positive 64-bit integers; anything else was not issued here (and a huge
+    # number would overflow the database's integer type: a 500 instead of a 422).
+    if not isinstance(position, int) or isinstance(position, bool) or not 0 <= position < 2**63:
         raise InvalidParameter(
             "The cursor is not one this service issued; start again without `cursor`.",
             errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],

@@ -15,7 +15,7 @@ from app.factors.validation import record_problems
 
 @dataclass(frozen=True)
 class RowProblem:
-    row: int
+    row: int | None
     column: str | None
     code: str
     detail: str

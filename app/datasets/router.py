@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 
+from app.auth.dependencies import WriterDep
 from app.auth.viewer import ViewerDep
 from app.core.db import SessionDep
-from app.core.http_cache import IMMUTABLE, SHORT_LIVED, cached_json
+from app.core.errors import InvalidParameter
+from app.core.http_cache import IMMUTABLE, PRIVATE, SHORT_LIVED, cached_json
 from app.core.pagination import after_id_from_cursor, id_cursor, next_link, set_link_header
 from app.core.params import (
     DEFAULT_PAGE,
@@ -21,9 +24,10 @@ from app.core.params import (
 )
 from app.core.schemas import Page
 from app.datasets import service
-from app.datasets.schemas import DatasetRead, VersionRead
+from app.datasets.schemas import DatasetCreate, DatasetRead, VersionRead
 from app.factors import service as factor_service
 from app.factors.schemas import FactorRead
+from app.versioning.models import RELEASED_STATUSES
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -104,10 +108,11 @@ def get_version(
     dataset: DatasetSlug,
     version: str,
 ) -> Response:
-    payload, _ = service.get_version(
+    payload, found = service.get_version(
         session, viewer=viewer, publisher=publisher, dataset=dataset, version=version
     )
-    return cached_json(request, payload, cache_control=IMMUTABLE)
+    released = found.status in RELEASED_STATUSES
+    return cached_json(request, payload, cache_control=IMMUTABLE if released else PRIVATE)
 
 
 @router.get(
@@ -143,3 +148,25 @@ def list_version_factors(
     response = cached_json(request, {"items": items, "next": next_url}, cache_control=IMMUTABLE)
     set_link_header(response, next_url)
     return response
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=DatasetRead,
+    summary="Create a dataset of the caller's own publisher",
+)
+def create_dataset(session: SessionDep, principal: WriterDep, body: DatasetCreate) -> JSONResponse:
+    if principal.publisher is None:
+        raise InvalidParameter(
+            "Only a publisher's client creates datasets; this client belongs to no publisher."
+        )
+    publisher = service.publisher_by_slug(session, principal.publisher)
+    created = service.create_dataset(
+        session, publisher=publisher, fields=body.model_dump(), actor=principal.client_id
+    )
+    return JSONResponse(
+        DatasetRead.model_validate(created).model_dump(mode="json"),
+        status_code=201,
+        headers={"Location": f"/v1/datasets/{created['id']}"},
+    )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.factors.schemas import VersionStatus
 
@@ -56,3 +56,48 @@ class VersionRead(BaseModel):
     withdrawn_reason: str | None
     license_id: str
     attribution: str
+
+
+SPDX_OR_REF = r"^(?:LicenseRef-[A-Za-z0-9.-]+|[A-Za-z0-9][A-Za-z0-9.+-]*)$"
+
+
+class DatasetCreate(BaseModel):
+    """A new dataset of the caller's own publisher. Unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    slug: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+    title_zh: Annotated[str, Field(max_length=255)] | None = None
+    title_en: Annotated[str, Field(max_length=255)] | None = None
+    description: str | None = None
+    sector_scheme: Annotated[str, Field(max_length=64)] | None = None
+    sector_code: Annotated[str, Field(max_length=64)] | None = None
+    access: Literal["public", "registered"] = "public"
+    license_id: Annotated[str, Field(pattern=SPDX_OR_REF, max_length=128)]
+    license_url: Annotated[str, Field(max_length=512)] | None = None
+    attribution: Annotated[str, Field(min_length=1)]
+    redistribution: bool
+    commercial_use: bool
+    contact: Annotated[str, Field(max_length=255)] | None = None
+    methodology_url: Annotated[str, Field(max_length=512)] | None = None
+
+    @model_validator(mode="after")
+    def _a_title(self) -> DatasetCreate:
+        if not self.title_zh and not self.title_en:
+            raise ValueError("give title_zh or title_en")
+        return self
+
+
+class ReasonBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class UploadResult(BaseModel):
+    version: str
+    status: VersionStatus
+    row_count: int
+    file_name: str | None
+    file_sha256: str
+    report: dict[str, object]

@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session, aliased
 
 from app.auth.viewer import Viewer
 from app.core.db import AnySelect
-from app.core.errors import NotFound
+from app.core.errors import Conflict, NotFound
 from app.datasets.models import Dataset, Publisher
-from app.versioning.models import RELEASED_STATUSES, DatasetVersion
+from app.provenance.audit import append_event
+from app.versioning.models import RELEASED_STATUSES, VERSION_STATUSES, DatasetVersion
 from app.versioning.service import newest_first, parse_semver, visible_version_ids
 
 _LatestVersion = aliased(DatasetVersion)
@@ -129,14 +130,18 @@ def _version_payload(
 _Previous = aliased(DatasetVersion)
 
 
-def _versions_query(dataset_id: int) -> AnySelect:
+def _visible_statuses(viewer: Viewer, publisher: str) -> tuple[str, ...]:
+    """Drafts and submissions are seen by their own publisher and by reviewers only."""
+    if viewer.publisher == publisher or viewer.scopes & {"datasets:review", "admin"}:
+        return VERSION_STATUSES
+    return RELEASED_STATUSES
+
+
+def _versions_query(dataset_id: int, statuses: tuple[str, ...]) -> AnySelect:
     return (
         select(DatasetVersion, _Previous.version.label("supersedes"))
         .outerjoin(_Previous, _Previous.id == DatasetVersion.supersedes_id)
-        .where(
-            DatasetVersion.dataset_id == dataset_id,
-            DatasetVersion.status.in_(RELEASED_STATUSES),
-        )
+        .where(DatasetVersion.dataset_id == dataset_id, DatasetVersion.status.in_(statuses))
     )
 
 
@@ -144,7 +149,11 @@ def list_versions(
     session: Session, *, viewer: Viewer, publisher: str, dataset: str
 ) -> list[dict[str, Any]]:
     row = get_dataset_row(session, viewer=viewer, publisher=publisher, dataset=dataset)
-    versions = session.execute(_versions_query(row.Dataset.id).order_by(*newest_first())).all()
+    versions = session.execute(
+        _versions_query(row.Dataset.id, _visible_statuses(viewer, publisher)).order_by(
+            *newest_first()
+        )
+    ).all()
     return [
         _version_payload(v.DatasetVersion, row.Dataset, publisher, v.supersedes) for v in versions
     ]
@@ -156,9 +165,75 @@ def get_version(
     parse_semver(version)
     row = get_dataset_row(session, viewer=viewer, publisher=publisher, dataset=dataset)
     found = session.execute(
-        _versions_query(row.Dataset.id).where(DatasetVersion.version == version)
+        _versions_query(row.Dataset.id, _visible_statuses(viewer, publisher)).where(
+            DatasetVersion.version == version
+        )
     ).first()
     if found is None:
-        raise NotFound(f"No released version {version} of {publisher}/{dataset}.")
+        raise NotFound(f"No version {version} of {publisher}/{dataset}.")
     payload = _version_payload(found.DatasetVersion, row.Dataset, publisher, found.supersedes)
     return payload, found.DatasetVersion
+
+
+def publisher_by_slug(session: Session, slug: str) -> Publisher:
+    publisher = session.execute(
+        select(Publisher).where(Publisher.slug == slug)
+    ).scalar_one_or_none()
+    if publisher is None:
+        raise NotFound(f"No publisher '{slug}'.")
+    return publisher
+
+
+def create_dataset(
+    session: Session, *, publisher: Publisher, fields: dict[str, Any], actor: str
+) -> dict[str, Any]:
+    exists = session.execute(
+        select(Dataset.id).where(
+            Dataset.publisher_id == publisher.id, Dataset.slug == fields["slug"]
+        )
+    ).scalar_one_or_none()
+    if exists is not None:
+        raise Conflict(f"Dataset {publisher.slug}/{fields['slug']} already exists.")
+    dataset = Dataset(publisher_id=publisher.id, **fields)
+    session.add(dataset)
+    session.flush()
+    append_event(
+        session,
+        actor=actor,
+        action="dataset.created",
+        subject_type="dataset",
+        subject_id=f"{publisher.slug}/{dataset.slug}",
+        payload=fields,
+    )
+    return get_dataset(
+        session,
+        viewer=Viewer(publisher=publisher.slug, scopes=frozenset({"factors:read"})),
+        publisher=publisher.slug,
+        dataset=dataset.slug,
+    )
+
+
+def dataset_for_write(session: Session, *, publisher: str, dataset: str) -> Dataset:
+    """The dataset row itself, for publishers writing to it (access checks are the caller's)."""
+    found = session.execute(
+        select(Dataset)
+        .join(Publisher, Publisher.id == Dataset.publisher_id)
+        .where(Publisher.slug == publisher, Dataset.slug == dataset)
+    ).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"No dataset {publisher}/{dataset}.")
+    return found
+
+
+def version_for_write(
+    session: Session, *, dataset: Dataset, label: str, version: str
+) -> DatasetVersion:
+    parse_semver(version)
+    found = session.execute(
+        select(DatasetVersion).where(
+            DatasetVersion.dataset_id == dataset.id, DatasetVersion.version == version
+        )
+    ).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"No version {version} of {label}.")
+    return found

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app.core.db import utcnow
@@ -17,11 +17,37 @@ from app.factors.validation import data_quality_rating
 from app.provenance.audit import append_event
 from app.provenance.sources import SourceCache
 from app.versioning.content_hash import content_sha256
-from app.versioning.models import RESOLVABLE_STATUSES, DatasetVersion
-from app.versioning.service import newest_first
+from app.versioning.models import DatasetVersion
+from app.versioning.service import latest_resolvable
 
 _SOURCE_FIELDS = {"source_title", "source_publisher", "source_year", "source_url", "source_doi"}
 _STORED_FIELDS = [name for name in UPLOADABLE_FIELDS if name not in _SOURCE_FIELDS]
+
+
+FACTOR_TABLE = Factor.metadata.tables["factor"]
+_COPY_COLUMNS = [
+    *_STORED_FIELDS,
+    "uid",
+    "version_id",
+    "dataset_id",
+    "source_id",
+    "row_number",
+    "dqr",
+]
+
+
+def _write_batch(session: Session, batch: list[dict[str, Any]]) -> None:
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # COPY is several times faster than INSERT; it joins the session's transaction.
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        columns = ", ".join(_COPY_COLUMNS)
+        with raw.cursor() as cursor, cursor.copy(f"COPY factor ({columns}) FROM STDIN") as copy:
+            for values in batch:
+                copy.write_row([values[name] for name in _COPY_COLUMNS])
+    else:
+        session.execute(insert(FACTOR_TABLE), batch)
 
 
 def store_factors(
@@ -29,9 +55,9 @@ def store_factors(
     *,
     version: DatasetVersion,
     records: Iterable[tuple[int, FactorFields]],
-    batch_size: int = 1000,
+    batch_size: int = 5000,
 ) -> int:
-    """Insert the records of a draft in batches; returns the number of rows."""
+    """Insert the records of a draft in bounded batches; returns the number of rows."""
     sources = SourceCache(session)
     batch: list[dict[str, Any]] = []
     count = 0
@@ -47,11 +73,11 @@ def store_factors(
         )
         batch.append(values)
         if len(batch) >= batch_size:
-            session.execute(insert(Factor), batch)
+            _write_batch(session, batch)
             count += len(batch)
             batch = []
     if batch:
-        session.execute(insert(Factor), batch)
+        _write_batch(session, batch)
         count += len(batch)
     version.row_count = count
     return count
@@ -65,16 +91,7 @@ def compute_content_sha256(session: Session, version_id: int) -> str:
 
 def publish(session: Session, *, version: DatasetVersion, reviewer: str) -> DatasetVersion:
     """Freeze a version: content hash, timestamps, supersession, audit event."""
-    previous = session.execute(
-        select(DatasetVersion)
-        .where(
-            DatasetVersion.dataset_id == version.dataset_id,
-            DatasetVersion.status.in_(RESOLVABLE_STATUSES),
-            DatasetVersion.id != version.id,
-        )
-        .order_by(*newest_first())
-        .limit(1)
-    ).scalar_one_or_none()
+    previous = latest_resolvable(session, dataset_id=version.dataset_id)
     version.content_sha256 = compute_content_sha256(session, version.id)
     version.status = "published"
     version.published_at = utcnow()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 
 from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, func, or_, select
+from sqlalchemy.orm import Session
 
 from app.core.errors import InvalidParameter
 from app.versioning.models import RELEASED_STATUSES, RESOLVABLE_STATUSES, DatasetVersion
@@ -30,6 +32,15 @@ def newest_first() -> tuple[UnaryExpression[int], ...]:
 
 
 def visible_version_ids(*, as_of: date | None = None) -> Select[tuple[int]]:
+    return _current_version_ids() if as_of is None else _version_ids(as_of)
+
+
+@cache
+def _current_version_ids() -> Select[tuple[int]]:
+    return _version_ids(None)
+
+
+def _version_ids(as_of: date | None) -> Select[tuple[int]]:
     """Ids of each dataset's current release, or of the release current at the end of `as_of`.
 
     Current: the highest version that is published or deprecated (withdrawn ones never
@@ -57,3 +68,24 @@ def visible_version_ids(*, as_of: date | None = None) -> Select[tuple[int]]:
         .subquery()
     )
     return select(ranked.c.id).where(ranked.c.rank == 1)
+
+
+def _latest(
+    session: Session, *, dataset_id: int, statuses: tuple[str, ...]
+) -> DatasetVersion | None:
+    return session.execute(
+        select(DatasetVersion)
+        .where(DatasetVersion.dataset_id == dataset_id, DatasetVersion.status.in_(statuses))
+        .order_by(*newest_first())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def latest_released(session: Session, *, dataset_id: int) -> DatasetVersion | None:
+    """The highest version ever released, withdrawn ones included: numbers never go back."""
+    return _latest(session, dataset_id=dataset_id, statuses=RELEASED_STATUSES)
+
+
+def latest_resolvable(session: Session, *, dataset_id: int) -> DatasetVersion | None:
+    """The release that answers "latest" now."""
+    return _latest(session, dataset_id=dataset_id, statuses=RESOLVABLE_STATUSES)

@@ -56,7 +56,9 @@ POSTGRES_UP = [
     BEGIN
         IF OLD.status IN {RELEASED} THEN
             IF TG_OP = 'DELETE' THEN
-                RAISE EXCEPTION 'a released dataset version is immutable and cannot be deleted (version %)', OLD.id;
+                RAISE EXCEPTION
+                    'a released dataset version is immutable and cannot be deleted (version %)',
+                    OLD.id;
             END IF;
             IF NEW.status NOT IN {RELEASED}
                OR NEW.dataset_id <> OLD.dataset_id

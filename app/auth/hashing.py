@@ -1,0 +1,64 @@
+"""Client secrets: generated once, stored as salted scrypt hashes, compared in constant time."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from functools import cache
+
+# scrypt with N=2**14, r=8, p=1 (16 MiB, tens of milliseconds). The parameters are stored
+# with each hash, so they can be raised later without invalidating existing secrets.
+_N, _R, _P = 2**14, 8, 1
+_DKLEN = 32
+_SCHEME = "scrypt"
+
+
+def generate_secret() -> str:
+    """A client secret: 256 random bits, URL-safe, shown to the operator exactly once."""
+    return secrets.token_urlsafe(32)
+
+
+def generate_client_id() -> str:
+    return "efdb_" + secrets.token_urlsafe(16)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _scrypt(secret: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        secret.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=_DKLEN, maxmem=64 * 1024 * 1024
+    )
+
+
+def hash_secret(secret: str) -> str:
+    """`scrypt$N$r$p$salt$hash` with a fresh 128-bit salt."""
+    salt = secrets.token_bytes(16)
+    digest = _scrypt(secret, salt, _N, _R, _P)
+    return f"{_SCHEME}${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
+
+
+@cache
+def _dummy_hash() -> str:
+    # Verified against when the client is unknown, so that an unknown client id costs the same
+    # time as a wrong secret and the two cannot be told apart.
+    return hash_secret(generate_secret())
+
+
+def verify_secret(secret: str, stored: str | None) -> bool:
+    """True if `secret` matches `stored`; with no stored hash, spend the same time and say no."""
+    try:
+        scheme, n, r, p, salt, digest = (stored or _dummy_hash()).split("$")
+        if scheme != _SCHEME:
+            return False
+        computed = _scrypt(secret, _unb64(salt), int(n), int(r), int(p))
+    except ValueError:
+        return False
+    return hmac.compare_digest(computed, _unb64(digest)) and stored is not None

@@ -1,0 +1,163 @@
+"""OAuth2 token endpoint (also at PACT's /auth/token), JWKS and discovery documents."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from authlib.oauth2.rfc6749.errors import InsecureTransportError, InvalidRequestError
+from fastapi import APIRouter, Depends, Request, Response
+
+from app.auth.runtime import get_runtime
+from app.auth.schemas import Jwks, OAuthErrorBody, ServerMetadata, TokenResponse
+from app.auth.scopes import Scope
+from app.auth.server import (
+    AUTH_METHODS,
+    GRANT_TYPES,
+    TokenRequest,
+    TokenServer,
+    oauth_error_response,
+)
+from app.core.db import SessionDep
+from app.core.http_cache import cached_json
+
+router = APIRouter(tags=["auth"])
+
+DISCOVERY_CACHE = "public, max-age=300"
+
+_TOKEN_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": GRANT_TYPES},
+                        "scope": {
+                            "type": "string",
+                            "description": "Space-separated subset of the client's scopes; "
+                            "omitted means all of them.",
+                        },
+                        "client_id": {
+                            "type": "string",
+                            "description": "client_secret_post only (else HTTP Basic)",
+                        },
+                        "client_secret": {
+                            "type": "string",
+                            "description": "client_secret_post only (else HTTP Basic)",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+_TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": OAuthErrorBody, "description": "RFC 6749 §5.2 error (not problem+json)"},
+    401: {"model": OAuthErrorBody, "description": "Client authentication failed"},
+}
+
+
+async def token_form(request: Request) -> dict[str, list[str]] | None:
+    """The form body, or None when the body is not `application/x-www-form-urlencoded`."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return None
+    form = await request.form()
+    return {key: [str(value) for value in form.getlist(key)] for key in form}
+
+
+def issue_token(
+    request: Request,
+    session: SessionDep,
+    form: Annotated[dict[str, list[str]] | None, Depends(token_form)],
+) -> Response:
+    if form is None:
+        return oauth_error_response(
+            InvalidRequestError("The body must be application/x-www-form-urlencoded.")
+        )
+    runtime = get_runtime(request)
+    # The request's public URL is the issuer's (TLS may end at a proxy in front of us);
+    # Authlib refuses client credentials over plain http except to a loopback address.
+    uri = runtime.settings.issuer.rstrip("/") + request.url.path
+    try:
+        oauth_request = TokenRequest(uri=uri, headers=request.headers, form=form)
+    except InsecureTransportError as exc:
+        return oauth_error_response(exc)
+    server = TokenServer(session=session, generator=runtime.generator)
+    response: Response = server.create_token_response(oauth_request)
+    return response
+
+
+_TOKEN_ROUTE: dict[str, Any] = {
+    "response_model": TokenResponse,
+    "responses": _TOKEN_RESPONSES,
+    "openapi_extra": _TOKEN_REQUEST_BODY,
+    "description": "OAuth2 client credentials grant (RFC 6749 §4.4). Authenticate with HTTP "
+    "Basic (`client_secret_basic`) or with `client_id` and `client_secret` in the form "
+    "(`client_secret_post`). Returns an RFC 9068 JWT access token. Errors use OAuth's "
+    '`{"error": ...}` format, which OAuth client libraries expect, not problem+json.',
+}
+
+router.add_api_route(
+    "/oauth/token",
+    issue_token,
+    methods=["POST"],
+    summary="Get an access token",
+    operation_id="issue_token",
+    **_TOKEN_ROUTE,
+)
+router.add_api_route(
+    "/auth/token",
+    issue_token,
+    methods=["POST"],
+    summary="Get an access token (PACT path)",
+    operation_id="issue_token_pact",
+    **_TOKEN_ROUTE,
+)
+
+
+def server_metadata(request: Request) -> dict[str, Any]:
+    runtime = get_runtime(request)
+    issuer = runtime.settings.issuer.rstrip("/")
+    return ServerMetadata(
+        issuer=runtime.settings.issuer,
+        token_endpoint=runtime.token_endpoint,
+        jwks_uri=runtime.jwks_uri,
+        grant_types_supported=GRANT_TYPES,
+        token_endpoint_auth_methods_supported=AUTH_METHODS,
+        scopes_supported=[scope.value for scope in Scope],
+        response_types_supported=[],
+        service_documentation=f"{issuer}/docs",
+    ).model_dump(exclude_none=True)
+
+
+@router.get("/.well-known/jwks.json", response_model=Jwks, summary="Token signing keys (JWKS)")
+def jwks(request: Request) -> Response:
+    return cached_json(
+        request, get_runtime(request).keys.public_jwks(), cache_control=DISCOVERY_CACHE
+    )
+
+
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    response_model=ServerMetadata,
+    response_model_exclude_none=True,
+    summary="Authorization server metadata (RFC 8414)",
+)
+def oauth_metadata(request: Request) -> Response:
+    return cached_json(request, server_metadata(request), cache_control=DISCOVERY_CACHE)
+
+
+@router.get(
+    "/.well-known/openid-configuration",
+    response_model=ServerMetadata,
+    response_model_exclude_none=True,
+    summary="Discovery document for OpenID-style clients (PACT)",
+    description="The same metadata as /.well-known/oauth-authorization-server: PACT clients "
+    "look up `token_endpoint` and `jwks_uri` here. No ID tokens are issued.",
+)
+def openid_configuration(request: Request) -> Response:
+    return cached_json(request, server_metadata(request), cache_control=DISCOVERY_CACHE)

@@ -1,0 +1,228 @@
+"""Administering who may publish: publishers, their OAuth2 clients, revocation.
+
+Publishers belong to the datasets domain (`app.datasets.models.Publisher`); creating one is an
+administrator's act that goes with creating its clients, so it lives here with them. Every
+change appends an audit event in the caller's transaction; nothing here commits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth.hashing import generate_client_id, generate_secret, hash_secret
+from app.auth.models import Client
+from app.auth.scopes import NATIONAL_SCOPES, PUBLISHER_SCOPES, Scope
+from app.core.db import utcnow
+from app.core.params import SLUG_PATTERN
+from app.datasets.models import Publisher
+from app.provenance.audit import append_event
+
+_SLUG = re.compile(SLUG_PATTERN)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class AdminError(Exception):
+    """An administrative request that cannot be carried out; the message says why."""
+
+
+@dataclass(frozen=True)
+class IssuedClient:
+    """A new client and its secret: the only time the secret exists outside the caller."""
+
+    client_id: str
+    client_secret: str
+    scopes: list[str]
+    publisher: str | None
+    name: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "scopes": self.scopes,
+            "publisher": self.publisher,
+            "name": self.name,
+        }
+
+
+def get_publisher(session: Session, slug: str) -> Publisher | None:
+    return session.execute(select(Publisher).where(Publisher.slug == slug)).scalar_one_or_none()
+
+
+def get_client(session: Session, client_id: str) -> Client | None:
+    return session.execute(select(Client).where(Client.client_id == client_id)).scalar_one_or_none()
+
+
+def create_publisher(
+    session: Session,
+    *,
+    slug: str,
+    name_zh: str | None,
+    name_en: str | None,
+    sectors: Iterable[str] = (),
+    contact_email: str | None = None,
+    actor: str,
+) -> Publisher:
+    if not _SLUG.fullmatch(slug):
+        raise AdminError(
+            f"publisher slug {slug!r} is not valid: lowercase letters, digits and '-', "
+            "starting with a letter or digit, at most 64 characters"
+        )
+    if not (name_zh or "").strip() and not (name_en or "").strip():
+        raise AdminError("a publisher needs a name (name_zh or name_en)")
+    if contact_email is not None and not _EMAIL.fullmatch(contact_email):
+        raise AdminError(f"contact email {contact_email!r} is not an email address")
+    codes = [code.strip() for code in sectors if code.strip()]
+    if get_publisher(session, slug) is not None:
+        raise AdminError(f"publisher {slug!r} already exists")
+    publisher = Publisher(
+        slug=slug,
+        name_zh=name_zh,
+        name_en=name_en,
+        sectors=codes,
+        contact_email=contact_email,
+        status="active",
+    )
+    session.add(publisher)
+    session.flush()
+    append_event(
+        session,
+        actor=actor,
+        action="publisher.created",
+        subject_type="publisher",
+        subject_id=slug,
+        payload={"name_zh": name_zh, "name_en": name_en, "sectors": codes},
+    )
+    return publisher
+
+
+def _checked_scopes(scopes: Iterable[str], *, national: bool) -> list[str]:
+    requested = list(dict.fromkeys(scopes))
+    if not requested:
+        raise AdminError("a client needs at least one scope")
+    known = {scope.value for scope in Scope}
+    unknown = [scope for scope in requested if scope not in known]
+    if unknown:
+        raise AdminError(
+            f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    allowed = NATIONAL_SCOPES if national else PUBLISHER_SCOPES
+    refused = [scope for scope in requested if scope not in allowed]
+    if refused:
+        kind = "a national (--admin) client" if national else "a publisher's client"
+        raise AdminError(
+            f"{kind} cannot have scope(s) {', '.join(refused)}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+    return sorted(requested)
+
+
+def create_client(
+    session: Session,
+    *,
+    publisher: str | None,
+    scopes: Iterable[str],
+    name: str | None = None,
+    actor: str,
+) -> IssuedClient:
+    """A client of `publisher` (or, with None, a national client). Returns the secret once."""
+    owner = None
+    if publisher is not None:
+        owner = get_publisher(session, publisher)
+        if owner is None:
+            raise AdminError(f"no publisher {publisher!r}")
+        if owner.status != "active":
+            raise AdminError(f"publisher {publisher!r} is {owner.status}")
+    checked = _checked_scopes(scopes, national=owner is None)
+    secret = generate_secret()
+    client = Client(
+        client_id=generate_client_id(),
+        secret_hash=hash_secret(secret),
+        name=name,
+        scopes=checked,
+        publisher_id=owner.id if owner is not None else None,
+    )
+    session.add(client)
+    session.flush()
+    append_event(
+        session,
+        actor=actor,
+        action="client.created",
+        subject_type="client",
+        subject_id=client.client_id,
+        payload={"publisher": publisher, "scopes": checked, "name": name},
+    )
+    return IssuedClient(
+        client_id=client.client_id,
+        client_secret=secret,
+        scopes=checked,
+        publisher=publisher,
+        name=name,
+    )
+
+
+def revoke_client(session: Session, *, client_id: str, actor: str) -> Client:
+    """Revoke a client: its secret stops working and its tokens are refused at once."""
+    client = session.execute(
+        select(Client).where(Client.client_id == client_id).with_for_update()
+    ).scalar_one_or_none()
+    if client is None:
+        raise AdminError(f"no client {client_id!r}")
+    if client.revoked_at is not None:
+        raise AdminError(
+            f"client {client_id!r} was already revoked at {client.revoked_at:%Y-%m-%dT%H:%M:%SZ}"
+        )
+    client.revoked_at = utcnow()
+    session.flush()
+    append_event(
+        session,
+        actor=actor,
+        action="client.revoked",
+        subject_type="client",
+        subject_id=client_id,
+        payload={"revoked_at": client.revoked_at.isoformat()},
+    )
+    return client
+
+
+@dataclass(frozen=True)
+class ClientState:
+    """What the token endpoint and the resource side need to know about a client."""
+
+    client_id: str
+    secret_hash: str
+    scopes: frozenset[str]
+    publisher: str | None
+    revoked: bool
+    publisher_suspended: bool
+
+    @property
+    def active(self) -> bool:
+        return not self.revoked and not self.publisher_suspended
+
+
+def client_state(session: Session, client_id: str) -> ClientState | None:
+    """The client with its publisher's slug and whether it may act now (not revoked, publisher
+    not suspended); None if there is no such client."""
+    row = session.execute(
+        select(Client, Publisher.slug, Publisher.status)
+        .outerjoin(Publisher, Publisher.id == Client.publisher_id)
+        .where(Client.client_id == client_id)
+    ).first()
+    if row is None:
+        return None
+    client, slug, status = row
+    return ClientState(
+        client_id=client.client_id,
+        secret_hash=client.secret_hash,
+        scopes=frozenset(client.scopes or ()),
+        publisher=slug,
+        revoked=client.revoked_at is not None,
+        publisher_suspended=slug is not None and status != "active",
+    )

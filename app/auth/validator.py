@@ -1,0 +1,79 @@
+"""The bearer token validator registered in Authlib's ResourceProtector.
+
+Not Authlib's RFC 7523 `JWTBearerTokenValidator` (it never checks `aud`, so a token minted for
+another service would pass) nor its RFC 9068 one (it lets the algorithm float and treats `typ`
+as optional): verification is `TokenVerifier`'s, with pinned algorithms and `typ: at+jwt`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError, InvalidTokenError
+from sqlalchemy.orm import Session
+
+from app.auth.errors import REALM, printable
+from app.auth.principal import Principal
+from app.auth.service import client_state
+from app.auth.tokens import TokenRejected, TokenVerifier, VerifiedToken
+
+
+@dataclass
+class ResourceRequest:
+    """What Authlib's ResourceProtector reads (`headers`), plus our session for client lookups."""
+
+    headers: Any
+    session: Session
+    principal: Principal | None = field(default=None)
+
+
+def _invalid(description: str) -> InvalidTokenError:
+    return InvalidTokenError(description=printable(description), realm=REALM)
+
+
+class BearerValidator(BearerTokenValidator):  # type: ignore[misc]
+    def __init__(self, verifier: TokenVerifier) -> None:
+        super().__init__(realm=REALM)
+        self.verifier = verifier
+
+    def authenticate_token(self, token_string: str) -> VerifiedToken:
+        try:
+            return self.verifier.verify(token_string)
+        except TokenRejected as exc:
+            raise _invalid(str(exc)) from exc
+
+    def validate_token(
+        self, token: VerifiedToken, scopes: list[str], request: ResourceRequest
+    ) -> None:
+        if token.external:
+            principal = Principal(
+                client_id=token.client_id,
+                publisher=None,
+                scopes=token.scopes,
+                external_issuer=token.issuer,
+            )
+        else:
+            # Checked on every request: revoking a client or suspending its publisher ends its
+            # tokens at once, without waiting for them to expire.
+            state = client_state(request.session, token.client_id)
+            if state is None or state.revoked:
+                raise InvalidTokenError(description="The token's client is revoked.", realm=REALM)
+            if state.publisher_suspended:
+                raise InvalidTokenError(
+                    description="The client's publisher is suspended.", realm=REALM
+                )
+            if state.publisher != token.publisher:
+                raise InvalidTokenError(description="The token's publisher is wrong.", realm=REALM)
+            principal = Principal(
+                client_id=token.client_id,
+                publisher=state.publisher,
+                # A token never carries more than its client holds today.
+                scopes=token.scopes & state.scopes,
+            )
+        # Every required scope must be present. (Authlib's `scope_insufficient` treats the list
+        # as alternatives, any one of which suffices; FastAPI's SecurityScopes mean all.)
+        missing = sorted(set(scopes) - principal.scopes)
+        if missing:
+            raise InsufficientScopeError(description=" ".join(missing))
+        request.principal = principal

@@ -1,0 +1,90 @@
+"""Refuse JSON bodies that Python's json module would quietly accept but JSON does not allow.
+
+`json.loads` takes NaN and Infinity, and lets a repeated key silently override the first one;
+either could smuggle a value past validation. This ASGI middleware checks JSON request bodies
+strictly before the app parses them, and replays the body unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import problem_response
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _Refused(f"{name} is not valid JSON")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _Refused(f"key '{key}' appears twice in one object")
+        result[key] = value
+    return result
+
+
+def check_strict_json(body: bytes) -> str | None:
+    """None if the body is strict JSON (or not JSON at all: the app reports that), else why."""
+    try:
+        json.loads(body, parse_constant=_refuse_constant, object_pairs_hook=_no_duplicate_keys)
+    except _Refused as exc:
+        return str(exc)
+    except ValueError:
+        return None
+    return None
+
+
+class StrictJSON:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, receive, send)
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        reason = check_strict_json(body) if body else None
+        if reason is not None:
+            response = problem_response(
+                status=422,
+                code="invalid-json",
+                title="Invalid JSON",
+                detail=f"The request body is not strict JSON: {reason}.",
+                instance=scope.get("path"),
+                errors=[{"loc": ["body"], "code": "invalid_json", "detail": reason}],
+            )
+            await response(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _is_json(scope: Scope) -> bool:
+    content_type = dict(scope["headers"]).get(b"content-type", b"").lower()
+    return content_type.startswith(b"application/json") or b"+json" in content_type

@@ -1,0 +1,254 @@
+"""Uploading a draft: stream, validate every row, store all of it or nothing."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app.core.errors import Conflict, ProblemError
+from app.datasets.models import Dataset
+from app.datasets.records import RowProblem, parse_record
+from app.datasets.upload_formats import (
+    RowStream,
+    UploadFileError,
+    declared_format,
+    read_rows,
+)
+from app.factors.models import Factor
+from app.factors.schemas import FactorFields
+from app.provenance.audit import append_event
+from app.versioning.diff import bump_between, diff_summary
+from app.versioning.models import DatasetVersion
+from app.versioning.publish import store_factors
+from app.versioning.service import latest_released, latest_resolvable, parse_semver
+
+# A report lists at most this many problems of each kind; the counts say how many there were.
+MAX_LISTED = 1000
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_TEXT_FIELDS = ("name_zh", "name_en", "description", "notes", "source_title", "source_locator")
+
+
+class UploadRejected(ProblemError):
+    status, code, title = 422, "invalid-upload", "The upload has errors; nothing was stored"
+
+
+@dataclass
+class UploadReport:
+    errors: list[RowProblem] = field(default_factory=list)
+    warnings: list[RowProblem] = field(default_factory=list)
+    error_count: int = 0
+    warning_count: int = 0
+
+    def error(self, problem: RowProblem) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_LISTED:
+            self.errors.append(problem)
+
+    def warn(self, problem: RowProblem) -> None:
+        self.warning_count += 1
+        if len(self.warnings) < MAX_LISTED:
+            self.warnings.append(problem)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "errors": [p.as_dict() for p in self.errors],
+            "warnings": [p.as_dict() for p in self.warnings],
+            "error_count": self.error_count,
+            "warning_count": self.warning_count,
+        }
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    version: DatasetVersion
+    report: UploadReport
+    created: bool  # False when the same file was already the draft (idempotent re-upload)
+
+
+def file_sha256(stream: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: stream.read(1 << 20), b""):
+        digest.update(chunk)
+    stream.seek(0)
+    return digest.hexdigest()
+
+
+def _valid_records(
+    rows: RowStream, report: UploadReport, max_rows: int
+) -> Iterator[tuple[int, FactorFields]]:
+    """Yield the rows that pass; record every problem of the others in the report."""
+    seen_codes: dict[str, int] = {}
+    count = 0
+    for row_number, cells in rows.rows:
+        count += 1
+        if count > max_rows:
+            report.error(
+                RowProblem(row_number, None, "too_many_rows", f"more than {max_rows} rows")
+            )
+            return
+        if isinstance(cells, RowProblem):
+            report.error(cells)
+            continue
+        parsed = parse_record(row_number, cells)
+        if isinstance(parsed, list):
+            for problem in parsed:
+                report.error(problem)
+            continue
+        first = seen_codes.setdefault(parsed.factor_code, row_number)
+        if first != row_number:
+            report.error(
+                RowProblem(
+                    row_number,
+                    "factor_code",
+                    "duplicate_factor_code",
+                    f"'{parsed.factor_code}' already appears in row {first}",
+                )
+            )
+            continue
+        for name in _TEXT_FIELDS:
+            value = getattr(parsed, name)
+            if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+                report.warn(
+                    RowProblem(
+                        row_number,
+                        name,
+                        "formula_like_cell",
+                        "starts like a spreadsheet formula; stored as text and neutralised "
+                        "in CSV exports",
+                    )
+                )
+        if not report.error_count:  # once the upload is doomed, keep checking but stop storing
+            yield row_number, parsed
+    if count == 0:
+        report.error(RowProblem(None, None, "no_rows", "the file has no factor rows"))
+
+
+def upload_draft(
+    session: Session,
+    *,
+    dataset: Dataset,
+    dataset_label: str,
+    version: str,
+    release_notes: str | None,
+    file_name: str | None,
+    stream: IO[bytes],
+    actor: str,
+    max_rows: int,
+) -> UploadOutcome:
+    semver = parse_semver(version)
+    latest = latest_released(session, dataset_id=dataset.id)
+    if latest is not None and semver <= (latest.major, latest.minor, latest.patch):
+        raise UploadRejected(
+            f"version {version} is not newer than the latest release {latest.version}",
+            errors=[
+                {
+                    "loc": ["version"],
+                    "code": "version_not_newer",
+                    "detail": f"must be above {latest.version}",
+                }
+            ],
+        )
+    sha256 = file_sha256(stream)
+    existing = session.execute(
+        select(DatasetVersion).where(
+            DatasetVersion.dataset_id == dataset.id, DatasetVersion.version == version
+        )
+    ).scalar_one_or_none()
+    if existing is not None and existing.status != "draft":
+        raise Conflict(
+            f"{dataset_label} {version} is {existing.status}; only a draft can be replaced"
+        )
+    if existing is not None and existing.upload_file_sha256 == sha256:
+        return UploadOutcome(existing, UploadReport(), created=False)
+
+    report = UploadReport()
+    try:
+        upload_format = declared_format(file_name)
+        rows = read_rows(upload_format, stream)
+    except UploadFileError as exc:
+        for problem in exc.problems:
+            report.error(problem)
+        raise _rejected(report, file_name) from exc
+    for problem in rows.header_problems:
+        report.error(problem)
+    for problem in rows.warnings:
+        report.warn(problem)
+    if report.error_count:
+        raise _rejected(report, file_name)
+
+    if existing is None:
+        draft = DatasetVersion(
+            dataset_id=dataset.id,
+            version=version,
+            major=semver[0],
+            minor=semver[1],
+            patch=semver[2],
+            status="draft",
+            created_by=actor,
+        )
+        session.add(draft)
+    else:
+        draft = existing
+        session.execute(delete(Factor).where(Factor.version_id == draft.id))
+    draft.release_notes = release_notes
+    draft.upload_file_name = file_name
+    draft.upload_file_sha256 = sha256
+    draft.upload_format = upload_format.value
+    session.flush()
+    try:
+        store_factors(session, version=draft, records=_valid_records(rows, report, max_rows))
+    except UploadFileError as exc:
+        for problem in exc.problems:
+            report.error(problem)
+    if report.error_count:
+        raise _rejected(report, file_name)
+
+    previous = latest_resolvable(session, dataset_id=dataset.id)
+    if previous is not None:
+        summary = diff_summary(session, old_version_id=previous.id, new_version_id=draft.id)
+        given = bump_between((previous.major, previous.minor, previous.patch), semver)
+        if given < summary.required_bump:
+            report.warn(
+                RowProblem(
+                    None,
+                    None,
+                    "version_bump_too_small",
+                    f"against {previous.version}: {summary.added} added, "
+                    f"{summary.removed} removed, "
+                    f"{summary.changed} changed ({summary.identity_changed} in unit or activity) "
+                    f"calls for a {summary.required_bump.name} release, not {given.name}",
+                )
+            )
+    append_event(
+        session,
+        actor=actor,
+        action="version.uploaded",
+        subject_type="dataset_version",
+        subject_id=str(draft.id),
+        payload={
+            "dataset": dataset_label,
+            "version": version,
+            "file_name": file_name,
+            "file_sha256": sha256,
+            "row_count": draft.row_count,
+            "replaced_draft": existing is not None,
+        },
+    )
+    return UploadOutcome(draft, report, created=True)
+
+
+def _rejected(report: UploadReport, file_name: str | None) -> UploadRejected:
+    listed = "; ".join(
+        f"row {p.row}, {p.column}: {p.detail}" if p.row else p.detail for p in report.errors[:3]
+    )
+    more = f" (and {report.error_count - 3} more)" if report.error_count > 3 else ""
+    return UploadRejected(
+        f"{file_name or 'the file'}: {report.error_count} error(s): {listed}{more}",
+        errors=[p.as_dict() for p in report.errors],
+        extra={"file": file_name, "report": report.as_dict()},
+    )

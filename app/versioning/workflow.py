@@ -1,0 +1,126 @@
+"""The life cycle of a version: draft → submitted → published → deprecated | withdrawn.
+
+Each transition checks the state it starts from, records who and when, and appends an audit
+event in the same transaction.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from app.core.db import utcnow
+from app.core.errors import Conflict, ProblemError
+from app.factors.models import Factor
+from app.provenance.audit import append_event
+from app.versioning.models import RESOLVABLE_STATUSES, DatasetVersion
+from app.versioning.publish import publish
+from app.versioning.service import latest_released, latest_resolvable
+
+
+class Forbidden(ProblemError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+def _expect(version: DatasetVersion, label: str, *statuses: str) -> None:
+    if version.status not in statuses:
+        raise Conflict(f"{label} is {version.status}; this needs it to be {' or '.join(statuses)}")
+
+
+def _audit(
+    session: Session, version: DatasetVersion, actor: str, action: str, **payload: object
+) -> None:
+    append_event(
+        session,
+        actor=actor,
+        action=action,
+        subject_type="dataset_version",
+        subject_id=str(version.id),
+        payload={"version": version.version, **payload},
+    )
+
+
+def submit(session: Session, *, version: DatasetVersion, label: str, actor: str) -> None:
+    _expect(version, label, "draft")
+    version.status = "submitted"
+    version.submitted_at = utcnow()
+    version.submitted_by = actor
+    _audit(session, version, actor, "version.submitted")
+
+
+def _check_reviewer(reviewer_publisher: str | None, owner_publisher: str, label: str) -> None:
+    if reviewer_publisher is not None and reviewer_publisher == owner_publisher:
+        raise Forbidden(f"a reviewer of publisher '{owner_publisher}' cannot review {label}")
+
+
+def approve(
+    session: Session,
+    *,
+    version: DatasetVersion,
+    label: str,
+    reviewer: str,
+    reviewer_publisher: str | None,
+    owner_publisher: str,
+) -> None:
+    _expect(version, label, "submitted")
+    _check_reviewer(reviewer_publisher, owner_publisher, label)
+    latest = latest_released(session, dataset_id=version.dataset_id)
+    if latest is not None and (version.major, version.minor, version.patch) <= (
+        latest.major,
+        latest.minor,
+        latest.patch,
+    ):
+        raise Conflict(f"{label} is not newer than the latest release {latest.version}")
+    publish(session, version=version, reviewer=reviewer)
+
+
+def reject(
+    session: Session,
+    *,
+    version: DatasetVersion,
+    label: str,
+    reviewer: str,
+    reviewer_publisher: str | None,
+    owner_publisher: str,
+    reason: str,
+) -> None:
+    _expect(version, label, "submitted")
+    _check_reviewer(reviewer_publisher, owner_publisher, label)
+    version.status = "rejected"
+    version.rejected_at = utcnow()
+    version.rejected_by = reviewer
+    version.rejected_reason = reason
+    _audit(session, version, reviewer, "version.rejected", reason=reason)
+
+
+def withdraw(
+    session: Session, *, version: DatasetVersion, label: str, reviewer: str, reason: str
+) -> None:
+    _expect(version, label, *RESOLVABLE_STATUSES)
+    was_current = version.status == "published"
+    version.status = "withdrawn"
+    version.withdrawn_at = utcnow()
+    version.withdrawn_by = reviewer
+    version.withdrawn_reason = reason
+    session.flush()
+    restored = latest_resolvable(session, dataset_id=version.dataset_id) if was_current else None
+    if restored is not None:
+        # The release it had superseded answers "latest" again, so it is current again.
+        restored.status = "published"
+        restored.deprecated_at = None
+    _audit(
+        session,
+        version,
+        reviewer,
+        "version.withdrawn",
+        reason=reason,
+        current=restored.version if restored is not None else None,
+    )
+
+
+def delete_draft(session: Session, *, version: DatasetVersion, label: str, actor: str) -> None:
+    _expect(version, label, "draft")
+    _audit(session, version, actor, "version.draft_deleted")
+    session.execute(delete(Factor).where(Factor.version_id == version.id))
+    session.delete(version)
+    session.flush()
