@@ -1,0 +1,309 @@
+"""Bulk exports: per-version files and national snapshots, served as immutable files.
+
+Every file is served with its sha256 as a strong ETag, `If-None-Match` → 304, byte ranges
+(`Range`, `If-Range`) for HTTP readers such as DuckDB's `read_parquet('http://…')`, and HEAD.
+Handlers are plain `def`, so FastAPI runs them (and the encoding they may trigger) in its
+thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import FileResponse, JSONResponse
+
+from app.auth.dependencies import AdminDep
+from app.auth.viewer import ViewerDep
+from app.core.config import Settings
+from app.core.db import SessionDep
+from app.core.errors import InvalidParameter
+from app.core.http_cache import IMMUTABLE, PRIVATE, SHORT_LIVED, cached_json
+from app.core.pagination import decode_cursor, encode_cursor, next_link, set_link_header
+from app.core.params import (
+    DEFAULT_PAGE,
+    Cursor,
+    DatasetSlug,
+    Limit,
+    PublisherSlug,
+    only_query_params,
+)
+from app.core.schemas import Page
+from app.exports import service
+from app.exports.schemas import SnapshotRead
+
+router = APIRouter(tags=["exports"])
+
+SnapshotId = Annotated[
+    str,
+    Path(
+        pattern=rf"^(?:{service.LATEST}|{service.SNAPSHOT_ID_PATTERN.strip('^$')})$",
+        description="Snapshot id (e.g. 2026-11-25.1), or `latest`",
+        examples=["latest"],
+    ),
+]
+NO_QUERY = [Depends(only_query_params(()))]
+
+
+class ExportFileResponse(FileResponse):
+    # Larger reads than Starlette's 64 KiB: fewer thread hops per megabyte served.
+    chunk_size = 1 << 20
+
+
+def _etag_matches(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    candidates = {part.strip().removeprefix("W/") for part in header.split(",")}
+    return "*" in candidates or etag in candidates
+
+
+def serve_file(
+    request: Request,
+    served: service.ServedFile,
+    *,
+    cache_control: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A finished file: strong ETag (its sha256), 304, ranges and HEAD (by FileResponse)."""
+    common = {"ETag": served.etag, "Cache-Control": cache_control, **(headers or {})}
+    if served.license_url:
+        common["Link"] = f'<{served.license_url}>; rel="license"'
+    if _etag_matches(request, served.etag):
+        return Response(status_code=304, headers=common)
+    stat = os.stat(served.path)
+    return ExportFileResponse(
+        served.path,
+        media_type=served.media_type,
+        filename=served.filename,
+        headers=common,
+        stat_result=stat,
+    )
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _file_responses(media_type: str, what: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {"content": {media_type: {}}, "description": what},
+        206: {"description": "The requested byte range (`Range` header)"},
+        304: {"description": "Not modified (`If-None-Match` matched the ETag)"},
+    }
+
+
+Endpoint = Callable[..., Response]
+
+
+def file_route(
+    path: str, *, summary: str, responses: dict[int | str, dict[str, Any]]
+) -> Callable[[Endpoint], Endpoint]:
+    """GET and HEAD of one file (HEAD gives its size and ETag, as HTTP readers ask first)."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        common: dict[str, Any] = {
+            "response_class": Response,
+            "dependencies": NO_QUERY,
+        }
+        router.head(path, summary=f"{summary} (headers only)", **common)(endpoint)
+        return router.get(path, summary=summary, responses=responses, **common)(endpoint)
+
+    return register
+
+
+# --------------------------------------------------------------------------- per version
+
+VERSION_EXPORT = "/v1/datasets/{publisher}/{dataset}/versions/{version}/export"
+
+
+def _version_export(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: str,
+    dataset: str,
+    version: str,
+    fmt: service.ExportFormat,
+) -> Response:
+    served = service.version_export(
+        session,
+        export_dir=_settings(request).export_dir,
+        viewer=viewer,
+        publisher=publisher,
+        dataset=dataset,
+        version=version,
+        fmt=fmt,
+    )
+    # A registered dataset's file must not sit in shared caches.
+    return serve_file(request, served, cache_control=PRIVATE if served.private else IMMUTABLE)
+
+
+@file_route(
+    VERSION_EXPORT + ".parquet",
+    summary="A released version as Parquet",
+    responses=_file_responses(service.MEDIA_TYPES["parquet"], "Parquet (zstd), export schema"),
+)
+def version_parquet(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    version: str,
+) -> Response:
+    return _version_export(request, session, viewer, publisher, dataset, version, "parquet")
+
+
+@file_route(
+    VERSION_EXPORT + ".arrow",
+    summary="A released version as an Arrow IPC stream",
+    responses=_file_responses(service.MEDIA_TYPES["arrow"], "Arrow IPC stream, zstd buffers"),
+)
+def version_arrow(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    version: str,
+) -> Response:
+    return _version_export(request, session, viewer, publisher, dataset, version, "arrow")
+
+
+@file_route(
+    VERSION_EXPORT + ".csv",
+    summary="A released version as CSV",
+    responses=_file_responses(
+        service.MEDIA_TYPES["csv"], "UTF-8 CSV; text starting with = + - @ is prefixed with '"
+    ),
+)
+def version_csv(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    version: str,
+) -> Response:
+    return _version_export(request, session, viewer, publisher, dataset, version, "csv")
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def _snapshot_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    created_at, snapshot_id = decode_cursor(cursor, {}, 2)
+    try:
+        return datetime.fromisoformat(str(created_at)), str(snapshot_id)
+    except ValueError as exc:
+        raise InvalidParameter(
+            "The cursor is not one this service issued; start again without `cursor`.",
+            errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
+        ) from exc
+
+
+@router.get(
+    "/v1/snapshots",
+    response_model=Page[SnapshotRead],
+    summary="List national snapshots, newest first",
+    dependencies=[Depends(only_query_params(("limit", "cursor")))],
+)
+def list_snapshots(
+    request: Request, session: SessionDep, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
+) -> Response:
+    snapshots, position = service.list_snapshots(
+        session, after=_snapshot_cursor(cursor), limit=limit
+    )
+    next_cursor = encode_cursor([position[0].isoformat(), position[1]], {}) if position else None
+    next_url = next_link(request, next_cursor)
+    items = [service.snapshot_resource(snapshot) for snapshot in snapshots]
+    response = cached_json(request, {"items": items, "next": next_url}, cache_control=SHORT_LIVED)
+    set_link_header(response, next_url)
+    return response
+
+
+@router.post(
+    "/v1/snapshots",
+    response_model=SnapshotRead,
+    status_code=201,
+    summary="Write a national snapshot of every redistributable dataset's latest release",
+    dependencies=NO_QUERY,
+)
+def create_snapshot(request: Request, session: SessionDep, principal: AdminDep) -> Response:
+    snapshot = service.create_snapshot(
+        session, export_dir=_settings(request).export_dir, actor=principal.client_id
+    )
+    return JSONResponse(
+        jsonable_encoder(service.snapshot_resource(snapshot)),
+        status_code=201,
+        headers={"Location": f"/v1/snapshots/{snapshot.id}"},
+    )
+
+
+@router.get(
+    "/v1/snapshots/{snapshot_id}",
+    response_model=SnapshotRead,
+    summary="One snapshot (`latest`: the newest)",
+    dependencies=NO_QUERY,
+)
+def get_snapshot(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
+    snapshot = service.get_snapshot(session, snapshot_id)
+    latest = snapshot_id == service.LATEST
+    return cached_json(
+        request,
+        service.snapshot_resource(snapshot),
+        cache_control=SHORT_LIVED if latest else IMMUTABLE,
+        headers={"Content-Location": f"/v1/snapshots/{snapshot.id}"} if latest else None,
+    )
+
+
+def _snapshot_file(
+    request: Request, session: SessionDep, snapshot_id: str, name: service.SnapshotFileName
+) -> Response:
+    snapshot, served = service.snapshot_file(
+        session, export_dir=_settings(request).export_dir, snapshot_id=snapshot_id, name=name
+    )
+    if snapshot_id == service.LATEST:
+        # "latest" moves when a new snapshot is written; the id's own URL never does.
+        return serve_file(
+            request,
+            served,
+            cache_control=SHORT_LIVED,
+            headers={"Content-Location": f"/v1/snapshots/{snapshot.id}/{name}"},
+        )
+    return serve_file(request, served, cache_control=IMMUTABLE)
+
+
+@file_route(
+    "/v1/snapshots/{snapshot_id}/factors.parquet",
+    summary="A snapshot's factors as Parquet",
+    responses=_file_responses(service.MEDIA_TYPES["parquet"], "Parquet (zstd), export schema"),
+)
+def snapshot_parquet(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
+    return _snapshot_file(request, session, snapshot_id, "factors.parquet")
+
+
+@file_route(
+    "/v1/snapshots/{snapshot_id}/factors.arrow",
+    summary="A snapshot's factors as an Arrow IPC stream",
+    responses=_file_responses(service.MEDIA_TYPES["arrow"], "Arrow IPC stream, zstd buffers"),
+)
+def snapshot_arrow(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
+    return _snapshot_file(request, session, snapshot_id, "factors.arrow")
+
+
+@file_route(
+    "/v1/snapshots/{snapshot_id}/manifest.json",
+    summary="A snapshot's manifest: versions, hashes, row counts, licenses, files",
+    responses=_file_responses(service.MEDIA_TYPES["json"], "The manifest"),
+)
+def snapshot_manifest(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
+    return _snapshot_file(request, session, snapshot_id, "manifest.json")

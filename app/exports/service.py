@@ -1,0 +1,445 @@
+"""Per-version exports and national snapshots: which releases, which files, where.
+
+The export store (``settings.export_dir``) holds
+- ``versions/<publisher>/<dataset>/<version>/export.{parquet,arrow,csv}`` (registered
+  datasets under ``registered-versions/``): a released version is immutable, so each file is
+  written once, on its first request, and then served as a file. Beside each,
+  ``<file>.json`` records its sha256 and size; it is written last, so a file without it is
+  incomplete and is written again.
+- ``snapshots/<id>/{factors.parquet,factors.arrow,manifest.json}``: written into a staging
+  directory, renamed into place, and only then recorded in the ``snapshot`` table (in the
+  same transaction as the audit event), so no snapshot is ever listed without its files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+from sqlalchemy import Row, and_, insert, or_, select, text
+from sqlalchemy.orm import Session
+
+from app.auth.viewer import Viewer
+from app.core.db import AnySelect, utcnow
+from app.core.errors import Conflict, NotFound
+from app.datasets import service as datasets_service
+from app.datasets.models import Dataset, Publisher
+from app.exports.models import Snapshot, snapshot_version
+from app.exports.schema import (
+    COLUMNS,
+    CONTENT_HASH_FIELDS,
+    CONTENT_HASH_RECIPE,
+    SCHEMA_VERSION,
+    ReleaseInfo,
+    attribution_list,
+)
+from app.exports.schema import file_metadata as build_file_metadata
+from app.exports.source import release_batches
+from app.exports.writer import (
+    WrittenFile,
+    parquet_batches,
+    write_arrow_stream,
+    write_bytes_atomic,
+    write_csv,
+    write_parquet,
+    written,
+)
+from app.provenance.audit import append_event
+from app.versioning.models import DatasetVersion
+from app.versioning.service import visible_version_ids
+
+log = logging.getLogger("efdb.exports")
+
+ExportFormat = Literal["parquet", "arrow", "csv"]
+SnapshotFileName = Literal["factors.parquet", "factors.arrow", "manifest.json"]
+
+MEDIA_TYPES: dict[str, str] = {
+    "parquet": "application/vnd.apache.parquet",
+    "arrow": "application/vnd.apache.arrow.stream",
+    "csv": "text/csv; charset=utf-8; header=present",
+    "json": "application/json",
+}
+SNAPSHOT_FILES: tuple[SnapshotFileName, ...] = ("factors.parquet", "factors.arrow", "manifest.json")
+SNAPSHOT_ID_PATTERN = r"^\d{4}-\d{2}-\d{2}\.[1-9]\d{0,5}$"
+LATEST = "latest"
+# Any constant: serialises snapshot writers on PostgreSQL (one national release at a time).
+_SNAPSHOT_LOCK_KEY = 0x65666463
+# Batches read back from a finished version export (regrouped into row groups when written).
+CACHED_BATCH_ROWS = 16_384
+
+
+@dataclass(frozen=True)
+class ServedFile:
+    """A finished export file and what the HTTP layer needs to serve it."""
+
+    path: Path
+    sha256: str
+    bytes: int
+    media_type: str
+    filename: str
+    license_url: str | None = None
+    private: bool = False
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.sha256}"'
+
+
+# --------------------------------------------------------------------------- releases
+
+
+def _release_select() -> AnySelect:
+    return (
+        select(
+            DatasetVersion.id.label("version_id"),
+            Publisher.slug.label("publisher"),
+            Dataset.slug.label("dataset"),
+            DatasetVersion.version,
+            DatasetVersion.published_at,
+            DatasetVersion.content_sha256,
+            DatasetVersion.row_count,
+            Dataset.license_id,
+            Dataset.license_url,
+            Dataset.attribution,
+            Dataset.redistribution,
+            Dataset.commercial_use,
+            Dataset.access,
+        )
+        .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+        .join(Publisher, Publisher.id == Dataset.publisher_id)
+    )
+
+
+def _release(row: Row[Any]) -> ReleaseInfo:
+    values = row._asdict()
+    if values["published_at"] is None or values["content_sha256"] is None:
+        raise RuntimeError(
+            f"{values['publisher']}/{values['dataset']}@{values['version']} "
+            "is not a published version"
+        )
+    return ReleaseInfo(**values)
+
+
+def snapshot_releases(session: Session) -> list[ReleaseInfo]:
+    """Each public, redistributable dataset's current release (contract §1 and §5).
+
+    Registered datasets and datasets whose license forbids redistribution never enter a
+    public snapshot.
+    """
+    rows = session.execute(
+        _release_select()
+        .where(
+            DatasetVersion.id.in_(visible_version_ids()),
+            Dataset.redistribution.is_(True),
+            Dataset.access == "public",
+        )
+        .order_by(Publisher.slug, Dataset.slug)
+    ).all()
+    return [_release(row) for row in rows]
+
+
+# --------------------------------------------------------------------------- file cache
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _cached(path: Path) -> WrittenFile | None:
+    """The recorded sha256 and size of a finished file of the current schema, if any."""
+    try:
+        record = json.loads(_sidecar(path).read_text(encoding="utf-8"))
+        size = path.stat().st_size
+    except (OSError, ValueError):
+        return None
+    if record.get("schema_version") != SCHEMA_VERSION or record.get("bytes") != size:
+        return None
+    return WrittenFile(path.name, str(record["sha256"]), size)
+
+
+def _record(path: Path, done: WrittenFile) -> WrittenFile:
+    body = {"sha256": done.sha256, "bytes": done.bytes, "schema_version": SCHEMA_VERSION}
+    write_bytes_atomic(_sidecar(path), json.dumps(body).encode())
+    return done
+
+
+def version_directory(export_dir: Path, release: ReleaseInfo) -> Path:
+    # Registered datasets' files live apart, so that the public part of the store can sit
+    # behind a CDN as it is (contract §13) without ever exposing them.
+    root = export_dir / ("versions" if release.access == "public" else "registered-versions")
+    return root / release.publisher / release.dataset / release.version
+
+
+def ensure_version_parquet(session: Session, export_dir: Path, release: ReleaseInfo) -> Path:
+    path = version_directory(export_dir, release) / "export.parquet"
+    if _cached(path) is None:
+        # Deterministic for a release (no write time inside), so two workers racing to write
+        # it produce the same bytes and either rename wins.
+        files = write_parquet(
+            path,
+            [release_batches(session, release)],
+            metadata=build_file_metadata([release], export="version"),
+        )
+        if files.rows != release.row_count:
+            raise RuntimeError(
+                f"{release.key}: exported {files.rows} rows, expected {release.row_count}"
+            )
+        _record(path, files.parquet)
+    return path
+
+
+def version_export(
+    session: Session,
+    *,
+    export_dir: Path,
+    viewer: Viewer,
+    publisher: str,
+    dataset: str,
+    version: str,
+    fmt: ExportFormat,
+) -> ServedFile:
+    """The export file of one released version, written on first request."""
+    # 404 for an unknown version, and for a registered dataset the viewer may not read.
+    _, version_row = datasets_service.get_version(
+        session, viewer=viewer, publisher=publisher, dataset=dataset, version=version
+    )
+    release = _release(
+        session.execute(_release_select().where(DatasetVersion.id == version_row.id)).one()
+    )
+    parquet = ensure_version_parquet(session, export_dir, release)
+    path = parquet
+    if fmt != "parquet":
+        path = parquet.with_name(f"export.{fmt}")
+        if _cached(path) is None:
+            writer = write_arrow_stream if fmt == "arrow" else write_csv
+            _record(path, writer(path, parquet))
+    done = _cached(path)
+    if done is None:  # removed between writing and serving: the store is being tampered with
+        raise NotFound(f"The {fmt} export of {release.key} is not available; try again.")
+    return ServedFile(
+        path=path,
+        sha256=done.sha256,
+        bytes=done.bytes,
+        media_type=MEDIA_TYPES[fmt],
+        filename=f"{publisher}_{dataset}_{version}.{fmt}",
+        license_url=release.license_url,
+        private=release.access != "public",
+    )
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def _snapshot_dir(export_dir: Path) -> Path:
+    return export_dir / "snapshots"
+
+
+def next_snapshot_id(session: Session, day: date) -> str:
+    prefix = f"{day.isoformat()}."
+    taken = session.execute(select(Snapshot.id).where(Snapshot.id.startswith(prefix))).scalars()
+    sequence = max(
+        (int(s.removeprefix(prefix)) for s in taken if s[len(prefix) :].isdigit()), default=0
+    )
+    return f"{prefix}{sequence + 1}"
+
+
+def _schema_document() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": column.name,
+            "type": str(column.type),
+            "nullable": column.nullable,
+            "description": column.description,
+            **({"unit": column.unit} if column.unit else {}),
+        }
+        for column in COLUMNS
+    ]
+
+
+def _groups(
+    session: Session, export_dir: Path, releases: list[ReleaseInfo]
+) -> Iterator[Iterator[pa.RecordBatch]]:
+    """Each release's batches: from its finished per-version export when there is one (a
+    published version never changes, so its export is reused by every later snapshot),
+    otherwise streamed from the database."""
+    for release in releases:
+        cached = version_directory(export_dir, release) / "export.parquet"
+        if _cached(cached) is not None:
+            yield parquet_batches(cached, CACHED_BATCH_ROWS)
+        else:
+            yield release_batches(session, release)
+
+
+def create_snapshot(session: Session, *, export_dir: Path, actor: str) -> Snapshot:
+    """Write one national release and record it with its audit event; the caller commits."""
+    locked = session.get_bind().dialect.name == "postgresql"
+    if locked:
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SNAPSHOT_LOCK_KEY})
+    releases = snapshot_releases(session)
+    if not releases:
+        raise Conflict("There is no public, redistributable published dataset to snapshot.")
+    created_at = utcnow()
+    snapshot_id = next_snapshot_id(session, created_at.date())
+    root = _snapshot_dir(export_dir)
+    staging = root / f".staging-{uuid.uuid4().hex}"
+    final = root / snapshot_id
+    try:
+        written_files = write_parquet(
+            staging / "factors.parquet",
+            _groups(session, export_dir, releases),
+            metadata=build_file_metadata(
+                releases, export="snapshot", snapshot_id=snapshot_id, created_at=created_at
+            ),
+            arrow_target=staging / "factors.arrow",
+        )
+        parquet, arrow, rows = written_files
+        expected = sum(release.row_count for release in releases)
+        if rows != expected or arrow is None:
+            raise RuntimeError(f"snapshot {snapshot_id}: wrote {rows} rows, expected {expected}")
+        manifest: dict[str, Any] = {
+            "format": "efdb-snapshot",
+            "schema_version": SCHEMA_VERSION,
+            "id": snapshot_id,
+            "created_at": created_at.isoformat(),
+            "created_by": actor,
+            "row_count": rows,
+            "dataset_versions": [release.manifest_entry() for release in releases],
+            "files": [parquet.as_dict(), arrow.as_dict()],
+            "licenses": attribution_list(releases),
+            "content_hash_fields": list(CONTENT_HASH_FIELDS),
+            "content_hash_recipe": CONTENT_HASH_RECIPE,
+            "columns": _schema_document(),
+        }
+        body = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+        write_bytes_atomic(staging / "manifest.json", body)
+        files = [parquet.as_dict(), arrow.as_dict(), written(staging / "manifest.json").as_dict()]
+        if final.exists():
+            if not locked:  # SQLite: another writer may be finishing this very id
+                raise Conflict("Another snapshot is being written; try again in a moment.")
+            # Left by a run that crashed before committing: no row names it (we hold the lock).
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    try:
+        snapshot = Snapshot(
+            id=snapshot_id,
+            created_at=created_at,
+            created_by=actor,
+            row_count=rows,
+            files=files,
+            manifest=manifest,
+        )
+        session.add(snapshot)
+        session.flush()
+        session.execute(
+            insert(snapshot_version),
+            [{"snapshot_id": snapshot_id, "version_id": r.version_id} for r in releases],
+        )
+        append_event(
+            session,
+            actor=actor,
+            action="snapshot.created",
+            subject_type="snapshot",
+            subject_id=snapshot_id,
+            payload={
+                "row_count": rows,
+                "dataset_versions": {r.key: r.content_sha256 for r in releases},
+                "files": {f["name"]: f["sha256"] for f in files},
+            },
+        )
+    except BaseException:
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+    return snapshot
+
+
+def snapshot_resource(snapshot: Snapshot) -> dict[str, Any]:
+    manifest = snapshot.manifest
+    return {
+        "id": snapshot.id,
+        "created_at": snapshot.created_at,
+        "created_by": snapshot.created_by,
+        "row_count": snapshot.row_count,
+        "schema_version": manifest.get("schema_version"),
+        "dataset_versions": manifest.get("dataset_versions", []),
+        "licenses": manifest.get("licenses", []),
+        "files": [
+            {
+                **entry,
+                "url": f"/v1/snapshots/{snapshot.id}/{entry['name']}",
+                "media_type": _snapshot_media_type(entry["name"]),
+            }
+            for entry in snapshot.files
+        ],
+    }
+
+
+def _snapshot_media_type(name: str) -> str:
+    return MEDIA_TYPES[name.rsplit(".", 1)[-1]]
+
+
+def _newest_first() -> tuple[Any, ...]:
+    return (Snapshot.created_at.desc(), Snapshot.id.desc())
+
+
+def list_snapshots(
+    session: Session, *, after: tuple[datetime, str] | None, limit: int
+) -> tuple[list[Snapshot], tuple[datetime, str] | None]:
+    """Snapshots newest first; the position to continue after (None at the end)."""
+    query = select(Snapshot)
+    if after is not None:
+        created_at, snapshot_id = after
+        query = query.where(
+            or_(
+                Snapshot.created_at < created_at,
+                and_(Snapshot.created_at == created_at, Snapshot.id < snapshot_id),
+            )
+        )
+    rows = list(session.execute(query.order_by(*_newest_first()).limit(limit + 1)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, ((rows[-1].created_at, rows[-1].id) if more else None)
+
+
+def get_snapshot(session: Session, snapshot_id: str) -> Snapshot:
+    if snapshot_id == LATEST:
+        latest = session.execute(select(Snapshot).order_by(*_newest_first()).limit(1)).scalar()
+        if latest is None:
+            raise NotFound("No snapshot has been created yet.")
+        return latest
+    snapshot = session.get(Snapshot, snapshot_id)
+    if snapshot is None:
+        raise NotFound(f"No snapshot {snapshot_id}.")
+    return snapshot
+
+
+def snapshot_file(
+    session: Session, *, export_dir: Path, snapshot_id: str, name: SnapshotFileName
+) -> tuple[Snapshot, ServedFile]:
+    snapshot = get_snapshot(session, snapshot_id)
+    entry = next((f for f in snapshot.files if f["name"] == name), None)
+    path = _snapshot_dir(export_dir) / snapshot.id / name
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = -1
+    if entry is None or size != entry["bytes"]:
+        log.error("snapshot %s: %s is missing from the export store or altered", snapshot.id, name)
+        raise NotFound(f"Snapshot {snapshot.id} has no file {name} in the export store.")
+    return snapshot, ServedFile(
+        path=path,
+        sha256=entry["sha256"],
+        bytes=entry["bytes"],
+        media_type=_snapshot_media_type(name),
+        filename=f"efdb-snapshot-{snapshot.id}-{name}",
+    )

@@ -1,0 +1,505 @@
+"""Snapshot export speed, memory and file serving, as ratios to baselines measured in the same run.
+
+On PostgreSQL with N synthetic factors (default 1,000,000, labelled synthetic, built through
+the real services by `bench.read_api.build_database`):
+
+1. Readers: every row of the version as Arrow batches in the export schema, in this process,
+   by each candidate path: SQLAlchemy server-side cursor (`yield_per`) + `pa.array`,
+   `COPY … TO STDOUT (FORMAT csv)` + Arrow's streaming CSV reader (what the service uses on
+   PostgreSQL), and the ADBC PostgreSQL driver when it is installed.
+2. Snapshot: `POST /v1/snapshots` on `efdb` served by uvicorn in a subprocess (admin token
+   from /oauth/token), timed end to end (Parquet, Arrow stream, manifest, audit event), while
+   `/healthz` is polled to show the API stays responsive. Baseline: pyarrow writing the same
+   rows (read back from the snapshot file into memory) with the same writer settings.
+3. Memory: the server's peak resident set (VmHWM) after the snapshot and the downloads.
+4. Serving: downloads of the ready snapshot Parquet file from efdb, against Python's
+   `http.server` serving the same file, over loopback, rounds interleaved.
+
+    python -m bench.export [--factors 1000000] [--database-url URL] [--rounds 3]
+
+`--database-url` reuses a database a previous run built (`--keep` keeps it). Targets: snapshot
+>= 0.5x the in-memory write's rows/s; peak RSS <= 400 MB; serving >= 0.8x the static server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import http.client
+import importlib
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+
+from app.auth.keys import generate_pem
+from app.auth.service import create_client
+from app.core.db import make_engine, make_sessionmaker
+from app.core.migrations import upgrade_to_head
+from app.exports import service as export_service
+from app.exports.schema import ROW_COLUMNS
+from app.exports.source import assemble_batch, release_batches, version_rows_query
+from app.exports.writer import PARQUET_OPTIONS, ROW_GROUP_ROWS
+from app.factors.models import Factor
+from bench.read_api import (
+    DEFAULT_POSTGRES_URL,
+    HOST,
+    backend_version,
+    build_database,
+    free_port,
+    postgres_database,
+    uvicorn_server,
+)
+
+SNAPSHOT_TARGET = 0.5
+RSS_TARGET_MB = 400
+SERVING_TARGET = 0.8
+ACTOR = "efdb-bench"
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _releases(url: str) -> list[Any]:
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            return export_service.snapshot_releases(session)
+    finally:
+        engine.dispose()
+
+
+def _drain(batches: Iterator[pa.RecordBatch]) -> int:
+    return sum(batch.num_rows for batch in batches)
+
+
+def read_generic(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            return sum(
+                _drain(release_batches(session, release, fast=False))
+                for release in export_service.snapshot_releases(session)
+            )
+    finally:
+        engine.dispose()
+
+
+def read_copy_csv(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            return sum(
+                _drain(release_batches(session, release, fast=True))
+                for release in export_service.snapshot_releases(session)
+            )
+    finally:
+        engine.dispose()
+
+
+def read_adbc(url: str) -> int:
+    adbc = importlib.import_module("adbc_driver_postgresql.dbapi")
+    engine = make_engine(url)
+    uri = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    rows = 0
+    try:
+        with adbc.connect(uri) as connection, connection.cursor() as cursor:
+            for release in _releases(url):
+                query = version_rows_query(release.version_id)
+                sql = str(
+                    query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+                )
+                cursor.execute(sql)
+                for batch in cursor.fetch_record_batch():
+                    columns = dict(zip(ROW_COLUMNS, batch.columns, strict=True))
+                    rows += assemble_batch(columns, release).num_rows
+    finally:
+        engine.dispose()
+    return rows
+
+
+def compare_readers(url: str, rounds: int) -> dict[str, dict[str, float]]:
+    readers: dict[str, Callable[[str], int]] = {
+        "sqlalchemy yield_per + pa.array": read_generic,
+        "COPY csv + Arrow CSV reader (used)": read_copy_csv,
+    }
+    if importlib.util.find_spec("adbc_driver_postgresql") is not None:
+        readers["ADBC PostgreSQL driver"] = read_adbc
+    else:
+        print("  (ADBC PostgreSQL driver not installed: pip install adbc-driver-postgresql)")
+    results: dict[str, list[float]] = {name: [] for name in readers}
+    counts: dict[str, int] = {}
+    for _ in range(rounds):
+        for name, reader in readers.items():
+            started = time.perf_counter()
+            counts[name] = reader(url)
+            results[name].append(time.perf_counter() - started)
+    return {
+        name: {"rows": counts[name], "seconds": min(times), "rows_per_s": counts[name] / min(times)}
+        for name, times in results.items()
+    }
+
+
+# --------------------------------------------------------------------------- server
+
+
+def peak_rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident set of a process, from /proc (Linux)."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+def admin_token(url: str, port: int) -> str:
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            issued = create_client(
+                session, publisher=None, scopes=["admin"], name="bench", actor=ACTOR
+            )
+    finally:
+        engine.dispose()
+    basic = base64.b64encode(f"{issued.client_id}:{issued.client_secret}".encode()).decode()
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        connection.request(
+            "POST",
+            "/oauth/token",
+            body="grant_type=client_credentials",
+            headers={
+                "Authorization": f"Basic {basic}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+        response = connection.getresponse()
+        body = json.loads(response.read())
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"token request failed: {response.status} {body}")
+    token: str = body["access_token"]
+    return token
+
+
+@dataclass
+class SnapshotRun:
+    seconds: float
+    rows: int
+    resource: dict[str, Any]
+    healthz_ms: list[float]
+
+
+def post_snapshot(port: int, token: str) -> SnapshotRun:
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            connection = http.client.HTTPConnection(HOST, port, timeout=30)
+            started = time.perf_counter()
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+            latencies.append((time.perf_counter() - started) * 1000)
+            connection.close()
+            time.sleep(0.05)
+
+    poller = threading.Thread(target=poll)
+    connection = http.client.HTTPConnection(HOST, port, timeout=3600)
+    started = time.perf_counter()
+    poller.start()
+    try:
+        connection.request("POST", "/v1/snapshots", headers={"Authorization": f"Bearer {token}"})
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        seconds = time.perf_counter() - started
+    finally:
+        done.set()
+        poller.join()
+        connection.close()
+    if response.status != 201:
+        raise RuntimeError(f"snapshot failed: {response.status} {body}")
+    return SnapshotRun(seconds, body["row_count"], body, latencies)
+
+
+def in_memory_write(source: Path, target: Path, rounds: int) -> tuple[float, int]:
+    """pyarrow writing the snapshot's rows from memory, same settings; best of `rounds`."""
+    table = pq.read_table(source)
+    metadata = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        pq.write_table(
+            table.replace_schema_metadata(metadata),
+            target,
+            row_group_size=ROW_GROUP_ROWS,
+            **PARQUET_OPTIONS,
+        )
+        best = min(best, time.perf_counter() - started)
+    return best, table.num_rows
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def download(port: int, path: str) -> int:
+    connection = http.client.HTTPConnection(HOST, port, timeout=300)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        if response.status != 200:
+            raise RuntimeError(f"GET {path}: {response.status}")
+        received = 0
+        while chunk := response.read(1 << 20):
+            received += len(chunk)
+        return received
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def static_server(directory: Path, log_path: Path) -> Iterator[int]:
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(port), "--bind", HOST],
+            cwd=directory,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket_connection = http.client.HTTPConnection(HOST, port, timeout=1)
+                socket_connection.request("HEAD", "/")
+                socket_connection.getresponse().read()
+                socket_connection.close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def compare_serving(
+    efdb_port: int, efdb_path: str, file: Path, rounds: int, downloads: int, tmp: Path
+) -> dict[str, Any]:
+    size = file.stat().st_size
+    timings: dict[str, list[float]] = {"efdb": [], "static": []}
+    with static_server(file.parent, tmp / "static.log") as static_port:
+        targets = {"efdb": (efdb_port, efdb_path), "static": (static_port, "/" + file.name)}
+        for port, path in targets.values():  # warm the page cache and connections
+            download(port, path)
+        for _ in range(rounds):
+            for name, (port, path) in targets.items():
+                started = time.perf_counter()
+                for _ in range(downloads):
+                    if download(port, path) != size:
+                        raise RuntimeError(f"{name}: short download")
+                timings[name].append(time.perf_counter() - started)
+    mbps = {name: size * downloads / min(times) / 1e6 for name, times in timings.items()}
+    return {"bytes": size, "MB_per_s": mbps, "ratio": mbps["efdb"] / mbps["static"]}
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run(url: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    engine = make_engine(url)
+    try:
+        upgrade_to_head(engine)
+        with engine.connect() as connection:
+            factors = connection.execute(select(Factor.id).limit(1)).first()
+            rows = connection.execute(text("SELECT count(*) FROM factor")).scalar_one()
+    finally:
+        engine.dispose()
+    if factors is None:
+        raise SystemExit("the database holds no factors")
+    report: dict[str, Any] = {"factors": rows, "database": backend_version(url)}
+
+    print(f"readers: every row as Arrow batches, best of {args.reader_rounds}")
+    report["readers"] = compare_readers(url, args.reader_rounds) if args.reader_rounds else {}
+    for name, result in report["readers"].items():
+        print(f"  {name:40s} {result['seconds']:7.2f} s  {result['rows_per_s']:>10,.0f} rows/s")
+
+    key = tmp / "signing-key.pem"
+    key.write_bytes(generate_pem())
+    os.chmod(key, 0o600)
+    env = {
+        "EFDB_DATABASE_URL": url,
+        "EFDB_EXPORT_DIR": str(tmp / "exports"),
+        "EFDB_SIGNING_KEY": str(key),
+        "EFDB_ENVIRONMENT": "development",
+    }
+    with uvicorn_server("efdb", "app.main:create_app", "/readyz", env, tmp / "efdb.log") as server:
+        rss_start, _ = peak_rss_mb(server.process.pid)
+        token = admin_token(url, server.port)
+        print("snapshot (cold): POST /v1/snapshots, every row streamed from PostgreSQL")
+        cold = post_snapshot(server.port, token)
+        peaks = {"start": rss_start, "cold snapshot": peak_rss_mb(server.process.pid)[1]}
+        snapshot_id = cold.resource["id"]
+        parquet = tmp / "exports" / "snapshots" / snapshot_id / "factors.parquet"
+        baseline_seconds, baseline_rows = in_memory_write(parquet, tmp / "memory.parquet", 3)
+        if baseline_rows != cold.rows:
+            raise RuntimeError("the baseline wrote other rows than the snapshot")
+        baseline_rps = baseline_rows / baseline_seconds
+        print("per-version exports: GET …/export.parquet of each version (written once)")
+        started = time.perf_counter()
+        for version in cold.resource["dataset_versions"]:
+            path = (
+                f"/v1/datasets/{version['publisher']}/{version['dataset']}/versions/"
+                f"{version['version']}/export.parquet"
+            )
+            download(server.port, path)
+        version_seconds = time.perf_counter() - started
+        peaks["per-version exports"] = peak_rss_mb(server.process.pid)[1]
+        print("snapshot (warm): POST /v1/snapshots again, from the finished version exports")
+        warm = post_snapshot(server.port, token)
+        peaks["warm snapshot"] = peak_rss_mb(server.process.pid)[1]
+        report["snapshot"] = {
+            "id": snapshot_id,
+            "rows": cold.rows,
+            "seconds": cold.seconds,
+            "rows_per_s": cold.rows / cold.seconds,
+            "in_memory_write_seconds": baseline_seconds,
+            "in_memory_rows_per_s": baseline_rps,
+            "ratio": cold.rows / cold.seconds / baseline_rps,
+            "warm_seconds": warm.seconds,
+            "warm_ratio": warm.rows / warm.seconds / baseline_rps,
+            "version_exports_seconds": version_seconds,
+            "files": cold.resource["files"],
+            "healthz_ms_median": statistics.median(cold.healthz_ms),
+            "healthz_ms_max": max(cold.healthz_ms),
+            "healthz_answered": len(cold.healthz_ms),
+        }
+        print("serving: the ready snapshot Parquet file, efdb vs python -m http.server")
+        report["serving"] = compare_serving(
+            server.port,
+            f"/v1/snapshots/{snapshot_id}/factors.parquet",
+            parquet,
+            args.rounds,
+            args.downloads,
+            tmp,
+        )
+        rss_now, rss_peak = peak_rss_mb(server.process.pid)
+        peaks["serving"] = rss_peak
+        report["server_rss_mb"] = {
+            "after_start": rss_start,
+            "now": rss_now,
+            "peak": rss_peak,
+            "peak_after_each_phase": peaks,
+        }
+    return report
+
+
+def print_report(report: dict[str, Any]) -> bool:
+    snapshot, serving, rss = report["snapshot"], report["serving"], report["server_rss_mb"]
+    checks = [
+        (
+            "cold snapshot rows/s vs in-memory pyarrow write",
+            snapshot["ratio"],
+            SNAPSHOT_TARGET,
+            snapshot["ratio"] >= SNAPSHOT_TARGET,
+        ),
+        ("server peak RSS (MB)", rss["peak"], RSS_TARGET_MB, rss["peak"] <= RSS_TARGET_MB),
+        (
+            "serving MB/s vs python http.server",
+            serving["ratio"],
+            SERVING_TARGET,
+            serving["ratio"] >= SERVING_TARGET,
+        ),
+    ]
+    print()
+    print(f"{report['factors']:,} synthetic factors on {report['database']}")
+    print(
+        f"snapshot {snapshot['id']}: {snapshot['rows']:,} rows in {snapshot['seconds']:.2f} s "
+        f"({snapshot['rows_per_s']:,.0f} rows/s); in-memory pyarrow write "
+        f"{snapshot['in_memory_write_seconds']:.2f} s ({snapshot['in_memory_rows_per_s']:,.0f} "
+        "rows/s)"
+    )
+    for entry in snapshot["files"]:
+        print(f"  {entry['name']:16s} {entry['bytes'] / 1e6:8.1f} MB  sha256 {entry['sha256']}")
+    print(
+        f"warm snapshot (from the per-version exports): {snapshot['warm_seconds']:.2f} s, "
+        f"{snapshot['warm_ratio']:.2f}x the in-memory write; writing the per-version exports "
+        f"first took {snapshot['version_exports_seconds']:.2f} s"
+    )
+    print(
+        f"/healthz during the snapshot: {snapshot['healthz_answered']} answered, median "
+        f"{snapshot['healthz_ms_median']:.1f} ms, max {snapshot['healthz_ms_max']:.1f} ms"
+    )
+    print(
+        f"serving {serving['bytes'] / 1e6:.1f} MB: efdb {serving['MB_per_s']['efdb']:,.0f} MB/s, "
+        f"http.server {serving['MB_per_s']['static']:,.0f} MB/s"
+    )
+    print(f"server RSS: {rss['after_start']:.0f} MB after start, peak {rss['peak']:.0f} MB")
+    phases = ", ".join(f"{k} {v:.0f}" for k, v in rss["peak_after_each_phase"].items())
+    print(f"  peak (VmHWM) after each phase, MB: {phases}")
+    ok = True
+    for label, value, target, passed in checks:
+        ok &= passed
+        verdict = "ok" if passed else "MISSED"
+        print(f"  {label:45s} {value:8.2f}  target {target:g}  {verdict}")
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--factors", type=int, default=1_000_000)
+    parser.add_argument("--database-url", help="reuse this PostgreSQL database (built before)")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
+    parser.add_argument("--keep", action="store_true", help="keep the database it builds")
+    parser.add_argument("--rounds", type=int, default=3, help="download rounds")
+    parser.add_argument("--reader-rounds", type=int, default=1)
+    parser.add_argument("--downloads", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=20261125)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="efdb-export-bench-") as folder:
+        tmp = Path(folder)
+        if args.database_url:
+            report = run(args.database_url, args, tmp)
+        else:
+            with contextlib.ExitStack() as stack:
+                if args.keep:
+                    url = f"{args.postgres_url.rsplit('/', 1)[0]}/efdb_export_bench"
+                    admin = make_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
+                    with admin.connect() as connection:
+                        connection.execute(text("CREATE DATABASE efdb_export_bench"))
+                    admin.dispose()
+                else:
+                    url = stack.enter_context(postgres_database(args.postgres_url))
+                print(f"building {args.factors:,} synthetic factors (labelled synthetic)…")
+                built = build_database(url, args.factors, args.seed)
+                print(f"  built in {built.seconds:.0f} s")
+                report = run(url, args, tmp)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+    sys.exit(0 if print_report(report) else 1)
+
+
+if __name__ == "__main__":
+    main()
