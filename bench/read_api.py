@@ -1,0 +1,804 @@
+"""Read-API throughput and latency, as ratios to a bare FastAPI endpoint served the same way.
+
+For each backend (SQLite, PostgreSQL) this builds a fresh database through the real schema
+(Alembic migrations to head), loads a published version of N synthetic factors with
+`store_factors` + `publish` (so the content hash and the published state are the real ones),
+serves it with uvicorn in a subprocess, and serves `bench.bare_app` the same way. A load
+generator in this process (not the servers', so it takes none of their GIL) sends a fixed
+number of requests per scenario over keep-alive loopback connections with a small
+concurrency, scenarios interleaved round by round so that drift on a noisy machine shows.
+
+    python -m bench.read_api [--backend sqlite|postgresql|both] [--factors 100000]
+                             [--requests 2000] [--search-requests 500] [--rounds 3]
+                             [--warmup 200] [--concurrency 8] [--json PATH] [--strict]
+
+Only ratios are judged (factor by code >= 0.5x, search page >= 0.25x the bare endpoint's
+requests/s); absolute figures depend on the machine and are printed for context only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import http.client
+import json
+import math
+import os
+import platform
+import random
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args
+
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from app.core.config import PROJECT_ROOT
+from app.core.db import make_engine, make_sessionmaker, utcnow
+from app.core.migrations import upgrade_to_head
+from app.datasets.models import Dataset, Publisher
+from app.factors.gwp import co2e_from_gases
+from app.factors.models import Factor
+from app.factors.schemas import Boundary, FactorFields, GwpSetName
+from app.provenance.audit import append_event
+from app.versioning.models import DatasetVersion
+from app.versioning.publish import publish, store_factors
+
+HOST = "127.0.0.1"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
+
+SYNTHETIC_TITLE = "Synthetic benchmark data (not real factors)"
+ACTOR = "efdb-bench"
+PUBLISHER_SLUG = "bench-synthetic"
+DATASET_SLUG = "synthetic-factors"
+VERSION = "1.0.0"
+
+# ISO 3166-2:CN subdivisions.
+CN_SUBDIVISIONS = (
+    "CN-AH",
+    "CN-BJ",
+    "CN-CQ",
+    "CN-FJ",
+    "CN-GD",
+    "CN-GS",
+    "CN-GX",
+    "CN-GZ",
+    "CN-HA",
+    "CN-HB",
+    "CN-HE",
+    "CN-HI",
+    "CN-HK",
+    "CN-HL",
+    "CN-HN",
+    "CN-JL",
+    "CN-JS",
+    "CN-JX",
+    "CN-LN",
+    "CN-MO",
+    "CN-NM",
+    "CN-NX",
+    "CN-QH",
+    "CN-SC",
+    "CN-SD",
+    "CN-SH",
+    "CN-SN",
+    "CN-SX",
+    "CN-TJ",
+    "CN-TW",
+    "CN-XJ",
+    "CN-XZ",
+    "CN-YN",
+    "CN-ZJ",
+)
+REGIONS = ("CN", "GLO", *CN_SUBDIVISIONS)
+YEARS = tuple(range(2015, 2025))
+UNITS = ("kWh", "MWh", "MJ", "GJ", "kg", "t", "t*km", "m3", "L", "km", "piece")
+SECTORS = ("electricity", "heat", "fuels", "steel", "cement", "chemicals", "transport", "waste")
+ACTIVITIES = tuple(f"synthetic-{sector}-{n:02d}" for sector in SECTORS for n in range(1, 7))
+BOUNDARIES: tuple[str, ...] = get_args(Boundary)
+GWP_SETS: tuple[str, ...] = get_args(GwpSetName)
+PAGE = 100
+
+FACTOR_BY_CODE_TARGET = 0.5
+SEARCH_PAGE_TARGET = 0.25
+
+
+# --------------------------------------------------------------------------- synthetic data
+
+
+def factor_code(index: int) -> str:
+    return f"syn-{index:06d}"
+
+
+def synthetic_records(count: int, seed: int) -> Iterator[tuple[int, FactorFields]]:
+    """`count` valid, plainly labelled synthetic factor records (deterministic for a seed).
+
+    Every record fills the same fields: `store_factors`' ORM bulk insert leaves NULLs out of
+    the parameters and so splits a batch wherever the set of non-null fields changes.
+    """
+    rng = random.Random(seed)
+    for index in range(count):
+        region = rng.choice(REGIONS)
+        year = rng.choice(YEARS)
+        activity = rng.choice(ACTIVITIES)
+        unit = rng.choice(UNITS)
+        co2 = round(rng.lognormvariate(0.0, 1.5), 6)
+        ch4 = round(co2 * rng.uniform(1e-4, 1e-2), 9)
+        n2o = round(co2 * rng.uniform(1e-5, 1e-3), 9)
+        gwp_set = rng.choice(GWP_SETS)
+        co2e = round(co2e_from_gases(gwp_set, co2=co2, ch4=ch4, n2o=n2o, other=None), 9)
+        code = factor_code(index)
+        record = FactorFields.model_validate(
+            {
+                "factor_code": code,
+                "activity_id": activity,
+                # Names are short: they feed the trigram text-search index on every insert.
+                "name_zh": f"合成因子 {code}",
+                "name_en": f"Synthetic factor {code}",
+                "description": f"{SYNTHETIC_TITLE}: {activity}, {region}, {year}.",
+                "category": f"synthetic/{activity.split('-')[1]}",
+                "region": region,
+                "reference_year": year,
+                "unit": unit,
+                "co2e": co2e,
+                "co2": co2,
+                "ch4": ch4,
+                "n2o": n2o,
+                "gwp_set": gwp_set,
+                "boundary": rng.choice(BOUNDARIES),
+                "method": "synthetic",
+                "uncertainty_low": round(co2e * 0.9, 9),
+                "uncertainty_high": round(co2e * 1.1, 9),
+                "uncertainty_distribution": "lognormal",
+                "dq_reliability": rng.randint(1, 5),
+                "dq_completeness": rng.randint(1, 5),
+                "dq_temporal": rng.randint(1, 5),
+                "dq_geographical": rng.randint(1, 5),
+                "dq_technological": rng.randint(1, 5),
+                "source_title": SYNTHETIC_TITLE,
+                "source_publisher": "efdb benchmark generator",
+                "source_locator": f"row {index + 1}",
+                "notes": SYNTHETIC_TITLE,
+            }
+        )
+        yield index + 1, record
+
+
+@dataclass(frozen=True)
+class BuiltDatabase:
+    url: str
+    factors: int
+    seconds: float
+    search_filters: list[tuple[str, int]]
+    content_sha256: str
+
+
+def build_database(url: str, factors: int, seed: int) -> BuiltDatabase:
+    """Migrate an empty database to head and publish one synthetic version into it."""
+    started = time.perf_counter()
+    engine = make_engine(url)
+    try:
+        upgrade_to_head(engine)
+        with make_sessionmaker(engine).begin() as session:
+            publisher = Publisher(
+                slug=PUBLISHER_SLUG,
+                name_en="Synthetic benchmark publisher (not a real publisher)",
+                name_zh="合成基准数据发布者 (非真实)",
+                sectors=[],
+            )
+            session.add(publisher)
+            session.flush()
+            append_event(
+                session,
+                actor=ACTOR,
+                action="publisher.created",
+                subject_type="publisher",
+                subject_id=publisher.slug,
+            )
+            dataset = Dataset(
+                publisher_id=publisher.id,
+                slug=DATASET_SLUG,
+                title_en=SYNTHETIC_TITLE,
+                title_zh="合成基准数据 (非真实排放因子)",
+                description=f"{SYNTHETIC_TITLE}: generated by bench/read_api.py for load tests.",
+                access="public",
+                license_id="CC0-1.0",
+                attribution=SYNTHETIC_TITLE,
+                redistribution=True,
+                commercial_use=True,
+            )
+            session.add(dataset)
+            session.flush()
+            append_event(
+                session,
+                actor=ACTOR,
+                action="dataset.created",
+                subject_type="dataset",
+                subject_id=f"{PUBLISHER_SLUG}/{DATASET_SLUG}",
+            )
+            version = DatasetVersion(
+                dataset_id=dataset.id,
+                version=VERSION,
+                major=1,
+                minor=0,
+                patch=0,
+                status="submitted",
+                release_notes=SYNTHETIC_TITLE,
+                created_by=ACTOR,
+                submitted_by=ACTOR,
+                submitted_at=utcnow(),
+            )
+            session.add(version)
+            session.flush()
+            count = store_factors(
+                session, version=version, records=synthetic_records(factors, seed)
+            )
+            append_event(
+                session,
+                actor=ACTOR,
+                action="version.uploaded",
+                subject_type="dataset_version",
+                subject_id=str(version.id),
+                payload={"row_count": count},
+            )
+            publish(session, version=version, reviewer=ACTOR)
+            content_sha256 = version.content_sha256 or ""
+        if engine.dialect.name == "postgresql":
+            # What autovacuum would do shortly after a bulk load: give the planner statistics.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text("ANALYZE"))
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(Factor.region, Factor.reference_year)
+                .group_by(Factor.region, Factor.reference_year)
+                .having(func.count() > PAGE)
+                .order_by(Factor.region, Factor.reference_year)
+            ).all()
+        filters = [(str(region), int(year)) for region, year in rows]
+    finally:
+        engine.dispose()
+    if not filters:
+        raise SystemExit("no region/year has more than one page of factors; raise --factors")
+    return BuiltDatabase(url, count, time.perf_counter() - started, filters, content_sha256)
+
+
+@contextlib.contextmanager
+def sqlite_database() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="efdb-bench-") as folder:
+        yield f"sqlite:///{Path(folder) / 'bench.sqlite3'}"
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh database on the server of `admin_url`, dropped afterwards."""
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"efdb_bench_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                )
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    finally:
+        admin.dispose()
+
+
+def backend_version(url: str) -> str:
+    if url.startswith("sqlite"):
+        return f"SQLite {sqlite3.sqlite_version}"
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return "PostgreSQL " + str(connection.execute(text("SHOW server_version")).scalar())
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        connection.request("GET", path, headers={"Accept": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def uvicorn_server(
+    name: str, factory: str, ready_path: str, env: dict[str, str], log_path: Path
+) -> Iterator[Server]:
+    """`python -m uvicorn <factory> --factory`, one worker, no access log, on loopback."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        factory,
+        "--factory",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        last = "no answer"
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"{name} server exited with {process.returncode}:\n"
+                    + log_path.read_text(errors="replace")[-4000:]
+                )
+            try:
+                status, body = http_get(port, ready_path, timeout=2)
+                if status == 200:
+                    break
+                last = f"{status} {body[:300]!r}"
+            except OSError as exc:
+                last = repr(exc)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} server not ready after 60 s; {ready_path}: {last}")
+            time.sleep(0.1)
+        yield Server(name, port, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --------------------------------------------------------------------------- load generator
+
+
+class LoadError(RuntimeError):
+    pass
+
+
+def _parse_head(head: bytes) -> tuple[int, int]:
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return status, int(value.strip())
+    raise LoadError(f"response without Content-Length: {head[:200]!r}")
+
+
+async def _load(
+    port: int, paths: Sequence[str], concurrency: int
+) -> tuple[list[float], float, int]:
+    """Send every path once over `concurrency` keep-alive connections; latencies in seconds."""
+    requests = [
+        f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAccept: application/json\r\n\r\n".encode()
+        for path in paths
+    ]
+    latencies: list[float] = []
+    failures = 0
+    position = 0
+    connections = [await asyncio.open_connection(HOST, port) for _ in range(concurrency)]
+
+    async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal position, failures
+        while position < len(requests):
+            request = requests[position]
+            position += 1
+            started = time.perf_counter()
+            writer.write(request)
+            await writer.drain()
+            status, length = _parse_head(await reader.readuntil(b"\r\n\r\n"))
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if status != 200:
+                failures += 1
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(worker(reader, writer) for reader, writer in connections))
+    finally:
+        elapsed = time.perf_counter() - started
+        for _, writer in connections:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+    return latencies, elapsed, failures
+
+
+def run_load(port: int, paths: Sequence[str], concurrency: int) -> tuple[list[float], float, int]:
+    return asyncio.run(_load(port, paths, concurrency))
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Scenario:
+    key: str
+    label: str
+    server: Server
+    rng: random.Random
+    make_path: Callable[[random.Random], str]
+    count: int
+    warmup: int
+    target: float | None = None
+    baseline: bool = False
+    latencies: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+    failures: int = 0
+    round_rps: list[float] = field(default_factory=list)
+
+    def paths(self, count: int) -> list[str]:
+        return [self.make_path(self.rng) for _ in range(count)]
+
+    def run(self, count: int, concurrency: int, record: bool = True) -> None:
+        if count < 1:
+            return
+        latencies, elapsed, failures = run_load(self.server.port, self.paths(count), concurrency)
+        if failures:
+            raise LoadError(f"{self.label}: {failures} of {count} responses were not 200")
+        if record:
+            self.latencies.extend(latencies)
+            self.elapsed += elapsed
+            self.round_rps.append(len(latencies) / elapsed)
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.elapsed if self.elapsed else 0.0
+
+    def percentile_ms(self, fraction: float) -> float:
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return math.nan
+        return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)] * 1000
+
+
+def check_responses(app: Server, bare: Server, built: BuiltDatabase) -> dict[str, int]:
+    """Fail fast if a scenario would not measure what it claims; returns body sizes."""
+    sizes: dict[str, int] = {}
+    status, body = http_get(bare.port, "/const")
+    if status != 200:
+        raise LoadError(f"bare endpoint answered {status}")
+    sizes["bare"] = len(body)
+    code = factor_code(built.factors // 2)
+    status, body = http_get(app.port, f"/v1/factors/{PUBLISHER_SLUG}/{DATASET_SLUG}/{code}")
+    factor = json.loads(body)
+    if status != 200 or factor.get("source_title") != SYNTHETIC_TITLE:
+        raise LoadError(f"factor lookup answered {status}: {body[:300]!r}")
+    if factor.get("version_status") != "published":
+        raise LoadError(f"factor {code} is not in a published version: {factor}")
+    sizes["code"] = len(body)
+    region, year = built.search_filters[0]
+    status, body = http_get(app.port, f"/v1/factors?region={region}&year={year}&limit={PAGE}")
+    page = json.loads(body)
+    if status != 200 or len(page.get("items", [])) != PAGE or not page.get("next"):
+        raise LoadError(f"search did not return a full page with a next link: {body[:300]!r}")
+    sizes["search"] = len(body)
+    return sizes
+
+
+@dataclass
+class BackendResult:
+    backend: str
+    version: str
+    built: BuiltDatabase
+    sizes: dict[str, int]
+    scenarios: list[Scenario]
+    seconds: float
+
+
+def bench_backend(backend: str, url: str, args: argparse.Namespace, workdir: Path) -> BackendResult:
+    started = time.perf_counter()
+    print(f"[{backend}] building {args.factors:,} synthetic factors ...", flush=True)
+    built = build_database(url, args.factors, args.seed)
+    print(
+        f"[{backend}] built and published in {built.seconds:.1f} s "
+        f"(content_sha256 {built.content_sha256[:12]}...)",
+        flush=True,
+    )
+    version = backend_version(url)
+    app_env = {"EFDB_DATABASE_URL": url}
+    with (
+        uvicorn_server(
+            "efdb", "app.main:create_app", "/readyz", app_env, workdir / f"{backend}-efdb.log"
+        ) as app,
+        uvicorn_server(
+            "bare", "bench.bare_app:create_app", "/const", {}, workdir / f"{backend}-bare.log"
+        ) as bare,
+    ):
+        if args.verbose:
+            print(
+                f"[{backend}] efdb pid {app.process.pid} port {app.port}; "
+                f"bare pid {bare.process.pid} port {bare.port}",
+                flush=True,
+            )
+        sizes = check_responses(app, bare, built)
+        filters = built.search_filters
+        factors = built.factors
+        seed = args.seed
+        plain = (args.requests, args.warmup)
+        # The search page is expected to be several times slower than the rest (its target is
+        # a quarter of the baseline), so by default it gets a quarter of the requests.
+        search_requests = args.search_requests or max(1, args.requests // 4)
+        search = (search_requests, math.ceil(args.warmup * search_requests / args.requests))
+        scenarios = [
+            Scenario(
+                "bare",
+                "bare FastAPI constant (def)",
+                bare,
+                random.Random(seed),
+                lambda rng: "/const",
+                *plain,
+                baseline=True,
+            ),
+            Scenario(
+                "bare_async",
+                "bare FastAPI constant (async def)",
+                bare,
+                random.Random(seed),
+                lambda rng: "/const-async",
+                *plain,
+            ),
+            Scenario(
+                "code",
+                "factor by code",
+                app,
+                random.Random(seed + 1),
+                lambda rng: (
+                    f"/v1/factors/{PUBLISHER_SLUG}/{DATASET_SLUG}/"
+                    + factor_code(rng.randrange(factors))
+                ),
+                *plain,
+                target=FACTOR_BY_CODE_TARGET,
+            ),
+            Scenario(
+                "search",
+                f"search page of {PAGE} (region+year)",
+                app,
+                random.Random(seed + 2),
+                lambda rng: "/v1/factors?region={}&year={}&limit={}".format(
+                    *rng.choice(filters), PAGE
+                ),
+                *search,
+                target=SEARCH_PAGE_TARGET,
+            ),
+        ]
+        for scenario in scenarios:
+            scenario.run(scenario.warmup, args.concurrency, record=False)
+        for round_index in range(args.rounds):
+            # Rotate the order so that no scenario always runs right after another.
+            shift = round_index % len(scenarios)
+            for scenario in scenarios[shift:] + scenarios[:shift]:
+                # Split the count over the rounds; the first rounds take any remainder.
+                share = scenario.count // args.rounds
+                share += 1 if round_index < scenario.count % args.rounds else 0
+                scenario.run(share, args.concurrency)
+            print(f"[{backend}] round {round_index + 1}/{args.rounds} done", flush=True)
+    return BackendResult(backend, version, built, sizes, scenarios, time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _ratio(scenario: Scenario, baseline: Scenario) -> float:
+    return scenario.rps / baseline.rps if baseline.rps else math.nan
+
+
+def _round_ratios(scenario: Scenario, baseline: Scenario) -> list[float]:
+    return [s / b for s, b in zip(scenario.round_rps, baseline.round_rps, strict=True)]
+
+
+def print_report(result: BackendResult, args: argparse.Namespace) -> None:
+    baseline = next(s for s in result.scenarios if s.baseline)
+    print()
+    print(
+        f"== {result.backend}: {result.version}; {result.built.factors:,} synthetic factors, "
+        f"{len(result.built.search_filters)} region/year filters with >{PAGE} rows =="
+    )
+    print(
+        f"   {args.rounds} interleaved rounds, concurrency {args.concurrency}, keep-alive, "
+        f"1 uvicorn worker per app, loopback; {result.seconds:.0f} s incl. the build"
+    )
+    header = (
+        f"   {'scenario':<36}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}"
+        f"{'per round':>14}{'target':>9}  result"
+    )
+    print(header)
+    for scenario in result.scenarios:
+        ratio = _ratio(scenario, baseline)
+        rounds = _round_ratios(scenario, baseline)
+        spread = f"{min(rounds):.2f}-{max(rounds):.2f}" if not scenario.baseline else ""
+        if scenario.target is None:
+            target, verdict = "", "(baseline)" if scenario.baseline else "(info)"
+        else:
+            target = f">={scenario.target:.2f}x"
+            verdict = "PASS" if ratio >= scenario.target else "MISS"
+        print(
+            f"   {scenario.label:<36}{scenario.requests:>9}{scenario.rps:>9.1f}"
+            f"{scenario.percentile_ms(0.5):>9.2f}"
+            f"{scenario.percentile_ms(0.99):>9.2f}{ratio:>7.2f}x{spread:>14}{target:>9}  "
+            f"{verdict}"
+        )
+    rps = baseline.round_rps
+    drift = (max(rps) - min(rps)) / (sum(rps) / len(rps)) if rps else math.nan
+    print(
+        f"   baseline req/s by round: {', '.join(f'{r:.0f}' for r in rps)} "
+        f"(spread {drift:.0%} of the mean)"
+    )
+    print(
+        f"   response bytes: bare {result.sizes['bare']}, factor {result.sizes['code']}, "
+        f"page {result.sizes['search']}"
+    )
+
+
+def summary(results: Sequence[BackendResult]) -> tuple[list[dict[str, Any]], bool]:
+    rows: list[dict[str, Any]] = []
+    passed = True
+    for result in results:
+        baseline = next(s for s in result.scenarios if s.baseline)
+        for scenario in result.scenarios:
+            ratio = _ratio(scenario, baseline)
+            ok = scenario.target is None or ratio >= scenario.target
+            passed = passed and ok
+            rows.append(
+                {
+                    "backend": result.backend,
+                    "scenario": scenario.key,
+                    "label": scenario.label,
+                    "requests": scenario.requests,
+                    "rps": round(scenario.rps, 1),
+                    "p50_ms": round(scenario.percentile_ms(0.5), 3),
+                    "p99_ms": round(scenario.percentile_ms(0.99), 3),
+                    "ratio": round(ratio, 3),
+                    "round_ratios": [round(r, 3) for r in _round_ratios(scenario, baseline)],
+                    "target": scenario.target,
+                    "result": None if scenario.target is None else ("PASS" if ok else "MISS"),
+                }
+            )
+    return rows, passed
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.read_api",
+        description="Read-API requests/s and latency as ratios to a bare FastAPI endpoint.",
+    )
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument(
+        "--factors", type=int, default=100_000, help="synthetic factors to load (default 100000)"
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=2000,
+        help="measured requests per scenario, split over the rounds (default 2000)",
+    )
+    parser.add_argument(
+        "--search-requests",
+        type=int,
+        default=0,
+        help="measured requests of the search-page scenario (default: a quarter of --requests)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of all scenarios (default 3)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=200,
+        help="unmeasured requests per scenario first (default 200)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="keep-alive connections (default 8)"
+    )
+    parser.add_argument("--seed", type=int, default=20251125)
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "EFDB_BENCH_POSTGRES_URL",
+            os.environ.get("EFDB_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        ),
+        help="server to create the throw-away efdb_bench_* database on",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument("--verbose", action="store_true", help="print server pids and ports")
+    args = parser.parse_args(argv)
+    if args.factors < 1 or args.requests < 1 or args.rounds < 1 or args.concurrency < 1:
+        parser.error("--factors, --requests, --rounds and --concurrency must be positive")
+    if args.warmup < 0 or args.search_requests < 0:
+        parser.error("--warmup and --search-requests must not be negative")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    print(
+        f"efdb read-API benchmark: Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, {platform.platform()}",
+        flush=True,
+    )
+    results: list[BackendResult] = []
+    with tempfile.TemporaryDirectory(prefix="efdb-bench-logs-") as logs:
+        for backend in backends:
+            database = (
+                sqlite_database() if backend == "sqlite" else postgres_database(args.postgres_url)
+            )
+            with database as url:
+                result = bench_backend(backend, url, args, Path(logs))
+            results.append(result)
+            print_report(result, args)
+    rows, passed = summary(results)
+    print()
+    print("Targets: factor by code >= 0.50x and search page >= 0.25x the bare endpoint's req/s.")
+    for row in rows:
+        if row["target"] is not None:
+            print(
+                f"   {row['backend']:<11}{row['label']:<36}{row['ratio']:>6.2f}x  "
+                f"(target >={row['target']:.2f}x)  {row['result']}"
+            )
+    if args.json:
+        settings = {k: str(v) for k, v in vars(args).items() if k != "postgres_url"}
+        args.json.write_text(json.dumps({"args": settings, "results": rows}, indent=2) + "\n")
+    return 1 if args.strict and not passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
