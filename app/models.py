@@ -6,6 +6,7 @@ from app.datasets.models import Dataset, Publisher
 from app.exports.models import Snapshot, snapshot_version
 from app.factors.models import Factor
 from app.provenance.models import AuditEvent, Source
+from app.reference.models import Location, LocationMember
 from app.versioning.models import DatasetVersion
 
 __all__ = [
@@ -15,6 +16,8 @@ __all__ = [
     "Dataset",
     "DatasetVersion",
     "Factor",
+    "Location",
+    "LocationMember",
     "Publisher",
     "Snapshot",
     "Source",

@@ -13,14 +13,22 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
 from app.core.db import make_engine
-from app.core.migrations import alembic_config, current_revision, head_revision, upgrade_to_head
+from app.core.migrations import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    include_object,
+    upgrade_to_head,
+)
 from app.models import Base
 from tests.conftest import _postgres_database
 
 
 def test_models_and_migrations_agree(engine: Engine) -> None:
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_object": include_object}
+        )
         differences = compare_metadata(context, Base.metadata)
     assert differences == []
 

@@ -60,6 +60,9 @@ class Dataset(Base):
     commercial_use: Mapped[bool] = mapped_column(Boolean)
     contact: Mapped[str | None] = mapped_column(String(255))
     methodology_url: Mapped[str | None] = mapped_column(String(512))
+    # Resolution preference among datasets that answer equally well (lower first; national
+    # reference datasets get the lowest numbers, null sorts last).
+    priority: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="active")
     superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("dataset.id"))
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -17,6 +17,7 @@ from app.datasets.records import RowProblem, parse_record, read_csv_rows
 from app.factors.models import Factor
 from app.factors.schemas import FactorFields
 from app.provenance.audit import append_event
+from app.reference.locations import load_locations
 from app.versioning.models import DatasetVersion
 from app.versioning.publish import publish, store_factors
 from app.versioning.service import parse_semver
@@ -37,6 +38,7 @@ _DATASET_FIELDS = (
     "commercial_use",
     "contact",
     "methodology_url",
+    "priority",
 )
 
 
@@ -97,6 +99,7 @@ def _publisher(session: Session, spec: dict[str, Any]) -> Publisher:
 
 def load_seed(session: Session, seed_dir: Path) -> SeedResult:
     """Load every publisher, dataset and version under `seed_dir` that is not loaded yet."""
+    load_locations(session)
     publishers = json.loads((seed_dir / "publishers.json").read_text(encoding="utf-8"))
     by_slug = {spec["slug"]: _publisher(session, spec) for spec in publishers}
     datasets = versions = factors = 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -12,7 +12,14 @@ from app.auth.viewer import ViewerDep
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
 from app.core.http_cache import IMMUTABLE, SHORT_LIVED, cached_json
-from app.core.pagination import after_id_from_cursor, id_cursor, next_link, set_link_header
+from app.core.pagination import (
+    after_id_from_cursor,
+    decode_cursor,
+    encode_cursor,
+    id_cursor,
+    next_link,
+    set_link_header,
+)
 from app.core.params import (
     DEFAULT_PAGE,
     SLUG_PATTERN,
@@ -24,6 +31,7 @@ from app.core.params import (
 )
 from app.core.schemas import Page
 from app.factors import service
+from app.factors.gwp import apply_gwp
 from app.factors.schemas import (
     ACTIVITY_ID_PATTERN,
     FACTOR_CODE_PATTERN,
@@ -31,7 +39,8 @@ from app.factors.schemas import (
     MIN_YEAR,
     REGION_PATTERN,
     Boundary,
-    FactorRead,
+    FactorWithGwp,
+    GwpSetName,
 )
 from app.factors.units import UnitError, parse_declared_unit
 
@@ -51,6 +60,7 @@ SEARCH_PARAMS = (
     "as_of",
     "limit",
     "cursor",
+    "gwp",
 )
 VersionPin = Annotated[
     str | None, Query(max_length=32, description="Pin an exact release, e.g. 1.0.0")
@@ -59,6 +69,48 @@ AsOf = Annotated[
     date | None,
     Query(description="Answer as the database stood at the end of this date (UTC)"),
 ]
+# A date is answered up to its end (the next midnight), which the last representable date
+# does not have; 9999-12-31 is a common "no end" sentinel and means what the day before means.
+_LAST_AS_OF = date.max - timedelta(days=1)
+
+
+def _bounded(as_of: date | None) -> date | None:
+    return None if as_of is None else min(as_of, _LAST_AS_OF)
+
+
+def _refuse_nul(**texts: str | None) -> None:
+    """PostgreSQL text cannot hold NUL: refuse it as bad input rather than fail in the database."""
+    for name, text in texts.items():
+        if text is not None and "\x00" in text:
+            raise InvalidParameter(
+                f"{name}: the text contains a NUL character.",
+                errors=[{"loc": ["query", name], "code": "invalid_text", "detail": "NUL"}],
+            )
+
+
+GwpParam = Annotated[
+    GwpSetName | None,
+    Query(
+        description="Answer co2e in this IPCC GWP100 set, recomputed from the gas breakdown "
+        "where the factor has one (each factor says what was done in `gwp_conversion`)"
+    ),
+]
+
+
+def _ranked_after(cursor: str | None, scope: dict[str, object]) -> tuple[int, int] | None:
+    """The (rank, id) a text-search cursor continues after."""
+    if cursor is None:
+        return None
+    position = decode_cursor(cursor, scope, 2)
+    if not all(
+        isinstance(part, int) and not isinstance(part, bool) and 0 <= part < 2**63
+        for part in position
+    ):
+        raise InvalidParameter(
+            "The cursor is not one this service issued; start again without `cursor`.",
+            errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
+        )
+    return int(position[0]), int(position[1])
 
 
 def _canonical_unit(unit: str | None) -> str | None:
@@ -75,7 +127,7 @@ def _canonical_unit(unit: str | None) -> str | None:
 
 @router.get(
     "",
-    response_model=Page[FactorRead],
+    response_model=Page[FactorWithGwp],
     summary="Search factors",
     dependencies=[Depends(only_query_params(SEARCH_PARAMS))],
 )
@@ -105,7 +157,9 @@ def search_factors(
     as_of: AsOf = None,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
+    gwp: GwpParam = None,
 ) -> Response:
+    _refuse_nul(q=q, category=category)
     if dataset is not None and "/" in dataset:
         owner, dataset = dataset.split("/", 1)
         if publisher is not None and publisher != owner:
@@ -130,18 +184,29 @@ def search_factors(
         publisher=publisher,
         dataset=dataset,
         version=version,
-        as_of=as_of,
+        as_of=_bounded(as_of),
     )
     scope = {k: v for k, v in vars(filters).items() if v is not None}
-    after_id = after_id_from_cursor(cursor, scope)
-    items, last_id = service.search_factors(
-        session, viewer=viewer, filters=filters, after_id=after_id, limit=limit
-    )
-    next_url = next_link(request, id_cursor(last_id, scope))
+    next_cursor: str | None
+    if filters.q:
+        # Text search ranks exact activity matches first: the cursor is (rank, id).
+        items, position = service.search_factors_ranked(
+            session, viewer=viewer, filters=filters, after=_ranked_after(cursor, scope), limit=limit
+        )
+        next_cursor = encode_cursor(list(position), scope) if position else None
+    else:
+        after_id = after_id_from_cursor(cursor, scope)
+        items, last_id = service.search_factors(
+            session, viewer=viewer, filters=filters, after_id=after_id, limit=limit
+        )
+        next_cursor = id_cursor(last_id, scope)
+    items = [apply_gwp(item, gwp) for item in items]
+    next_url = next_link(request, next_cursor)
+    # A pinned release never changes, but an empty answer may be a version not released yet.
     response = cached_json(
         request,
         {"items": items, "next": next_url},
-        cache_control=IMMUTABLE if version else SHORT_LIVED,
+        cache_control=IMMUTABLE if version and items else SHORT_LIVED,
     )
     set_link_header(response, next_url)
     return response
@@ -149,9 +214,9 @@ def search_factors(
 
 @router.get(
     "/{publisher}/{dataset}/{factor_code}",
-    response_model=FactorRead,
+    response_model=FactorWithGwp,
     summary="Get one factor (latest release, or pinned with ?version=)",
-    dependencies=[Depends(only_query_params(("version", "as_of")))],
+    dependencies=[Depends(only_query_params(("version", "as_of", "gwp")))],
 )
 def get_factor(
     request: Request,
@@ -162,9 +227,13 @@ def get_factor(
     factor_code: Annotated[str, Path(pattern=FACTOR_CODE_PATTERN)],
     version: VersionPin = None,
     as_of: AsOf = None,
+    gwp: GwpParam = None,
 ) -> Response:
     if version is not None and as_of is not None:
-        raise InvalidParameter("Give `version` or `as_of`, not both.")
+        raise InvalidParameter(
+            "Give `version` or `as_of`, not both: a pinned version is the same at every date.",
+            errors=[{"loc": ["query", "as_of"], "code": "exclusive", "detail": "version given"}],
+        )
     factor = service.get_factor(
         session,
         viewer=viewer,
@@ -172,6 +241,7 @@ def get_factor(
         dataset=dataset,
         factor_code=factor_code,
         version=version,
-        as_of=as_of,
+        as_of=_bounded(as_of),
     )
+    factor = apply_gwp(factor, gwp)
     return cached_json(request, factor, cache_control=IMMUTABLE if version else SHORT_LIVED)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -126,3 +126,205 @@ class FactorRead(FactorFields):
     license_url: str | None
     attribution: str
     dqr: float | None
+
+
+class GwpConversionRead(BaseModel):
+    requested: GwpSetName
+    status: Literal["recomputed", "unchanged", "not_possible"]
+    detail: str
+    gwp_source: str
+    original_gwp_set: GwpSetName | None
+    original_co2e: float
+
+
+class FactorWithGwp(FactorRead):
+    """A factor as search, lookup, resolve and estimate return it: with `?gwp=`, co2e is in the
+    requested set where the gases allow, and `gwp_conversion` says what was done."""
+
+    gwp_conversion: GwpConversionRead | None = None
+
+
+# --- Batch resolution and estimates (contract §3, §10) ----------------------------------------
+
+MAX_BATCH = 1000
+BOUNDARIES: tuple[str, ...] = get_args(Boundary)
+
+
+class ResolveItem(BaseModel):
+    """One line to resolve. Values are checked per line: a bad line gets its own error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    activity_id: Annotated[str, Field(max_length=128, description="Shared activity slug")]
+    region: Annotated[
+        str,
+        Field(max_length=32, description="ISO 3166-1 alpha-2, ISO 3166-2 or GLO; falls back up"),
+    ]
+    year: Annotated[
+        int, Field(description="Year of the activity; earlier reference years fall back")
+    ]
+    unit: Annotated[
+        str | None,
+        Field(max_length=64, description="Unit the caller measures in; converted if compatible"),
+    ] = None
+    dataset: Annotated[
+        str | None, Field(max_length=129, description="Only this dataset: slug or publisher/slug")
+    ] = None
+    publisher: Annotated[str | None, Field(max_length=64, description="Only this publisher")] = None
+    version: Annotated[
+        str | None, Field(max_length=32, description="Pin a release (needs the dataset)")
+    ] = None
+    as_of: Annotated[
+        date | None, Field(description="Answer as published at the end of this date")
+    ] = None
+    boundary: Annotated[
+        str | None,
+        Field(
+            max_length=32,
+            description="Only this boundary",
+            json_schema_extra={"enum": list(BOUNDARIES)},
+        ),
+    ] = None
+
+
+class ResolveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: Annotated[list[ResolveItem], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class EstimateItem(BaseModel):
+    """An activity amount to turn into kg CO2e: by activity (resolved) or by factor id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    activity_id: Annotated[str | None, Field(max_length=128)] = None
+    factor: Annotated[
+        str | None,
+        Field(
+            max_length=300,
+            description="A factor id {publisher}/{dataset}/{factor_code}[@{version}] instead of "
+            "activity_id/region/year",
+        ),
+    ] = None
+    region: Annotated[str | None, Field(max_length=32)] = None
+    year: int | None = None
+    amount: Annotated[float, Field(description="Activity amount, in `unit`")]
+    unit: Annotated[str, Field(max_length=64, description="Unit of the amount, e.g. MWh, t, L")]
+    dataset: Annotated[str | None, Field(max_length=129)] = None
+    publisher: Annotated[str | None, Field(max_length=64)] = None
+    version: Annotated[str | None, Field(max_length=32)] = None
+    as_of: date | None = None
+    boundary: Annotated[
+        str | None, Field(max_length=32, json_schema_extra={"enum": list(BOUNDARIES)})
+    ] = None
+
+
+class EstimateBatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: Annotated[list[EstimateItem], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class ItemError(BaseModel):
+    code: str
+    detail: str
+    loc: list[str] | None = None
+
+
+class PassedOver(BaseModel):
+    region: str
+    year: int
+    unit: str
+
+
+class UnitMatch(BaseModel):
+    requested: str | None
+    factor_unit: str
+    dimension: str | None = None
+    converted: bool = False
+    multiplier: float | None = Field(
+        None, description="Factor units per requested unit (MWh requested, kWh factor: 1000)"
+    )
+    co2e_per_requested_unit: float | None = None
+    passed_over: PassedOver | None = Field(
+        None,
+        description="A nearer factor (region or year) that was skipped because its unit has "
+        "another dimension",
+    )
+
+
+class Match(BaseModel):
+    type: Literal["exact", "fallback"]
+    region: str
+    requested_region: str
+    region_fallback: bool
+    region_distance: int = Field(description="Steps up the region chain (0: the region itself)")
+    region_chain: list[str] = Field(description="The fallback chain, from the location table")
+    region_known: bool = Field(description="False: the region is not in the location table")
+    year: int
+    requested_year: int
+    year_fallback: bool
+    year_distance: int = Field(description="Years between the requested and reference year")
+    dataset: str
+    dataset_priority: int | None
+    alternatives: int = Field(
+        description="Other factors of the same region and year that could have answered"
+    )
+    decided_by: Literal[
+        "only_candidate", "dataset_priority", "newest_published", "exact_unit", "factor_id"
+    ] = Field(description="What set the chosen factor above those alternatives")
+    unit: UnitMatch
+
+
+class ResolvedItem(BaseModel):
+    factor: FactorWithGwp | None = None
+    match: Match | None = None
+    error: ItemError | None = None
+
+
+class GwpInfo(BaseModel):
+    requested: GwpSetName
+    source: str
+    values: dict[str, float]
+
+
+class ResolveResponse(BaseModel):
+    items: list[ResolvedItem]
+    resolved: int
+    failed: int
+    ranking: list[str]
+    gwp: GwpInfo | None = None
+
+
+class Conversion(BaseModel):
+    amount: float
+    unit: str
+    factor_unit: str
+    multiplier: float
+    amount_in_factor_unit: float
+    property: str | None = Field(
+        None, description="Cited conversion property used (none yet: same-dimension only)"
+    )
+
+
+class EstimateResult(BaseModel):
+    co2e_kg: float
+    factor: FactorWithGwp
+    match: Match | None = None
+    conversion: Conversion
+    gases_kg: dict[str, float | None]
+    uncertainty_kg: list[float] | None
+
+
+class EstimateBatchItem(BaseModel):
+    result: EstimateResult | None = None
+    error: ItemError | None = None
+
+
+class EstimateBatchResponse(BaseModel):
+    items: list[EstimateBatchItem]
+    total_co2e_kg: float
+    resolved: int
+    failed: int
+    gwp: GwpInfo | None = None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, or_, select
+from sqlalchemy import Row, and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.auth.viewer import Viewer
@@ -15,6 +16,7 @@ from app.core.errors import InvalidParameter, NotFound
 from app.datasets.models import Dataset, Publisher
 from app.factors.models import Factor
 from app.factors.schemas import UPLOADABLE_FIELDS
+from app.factors.search import text_condition, text_rank
 from app.provenance.models import Source
 from app.versioning.models import RELEASED_STATUSES, DatasetVersion
 from app.versioning.service import parse_semver, visible_version_ids
@@ -31,8 +33,12 @@ _FACTOR_COLUMNS = [
 ]
 
 
+@cache
 def factor_select() -> AnySelect:
-    """Every column a factor response needs, in one joined query."""
+    """Every column a factor response needs, in one joined query.
+
+    Built once: statements are immutable, and building this join costs more than running it.
+    """
     return (
         select(
             Factor.id.label("row_id"),
@@ -87,7 +93,7 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _apply_filters(query: AnySelect, filters: FactorFilters) -> AnySelect:
+def _apply_filters(query: AnySelect, filters: FactorFilters, dialect: str) -> AnySelect:
     if filters.version is not None:
         if filters.dataset is None or filters.publisher is None:
             raise InvalidParameter(
@@ -109,14 +115,7 @@ def _apply_filters(query: AnySelect, filters: FactorFilters) -> AnySelect:
     else:
         query = query.where(Factor.version_id.in_(visible_version_ids(as_of=filters.as_of)))
     if filters.q:
-        pattern = f"%{_escape_like(filters.q.lower())}%"
-        query = query.where(
-            or_(
-                Factor.name_zh.ilike(pattern, escape="\\"),
-                Factor.name_en.ilike(pattern, escape="\\"),
-                Factor.activity_id.ilike(pattern, escape="\\"),
-            )
-        )
+        query = query.where(text_condition(filters.q, dialect))
     if filters.activity_id is not None:
         query = query.where(Factor.activity_id == filters.activity_id)
     if filters.region is not None:
@@ -151,7 +150,8 @@ def search_factors(
     limit: int,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """One page of factors in id order, and the id to continue after (None at the end)."""
-    query = restrict_to_viewer(_apply_filters(factor_select(), filters), viewer)
+    dialect = session.get_bind().dialect.name
+    query = restrict_to_viewer(_apply_filters(factor_select(), filters, dialect), viewer)
     if after_id is not None:
         query = query.where(Factor.id > after_id)
     rows = session.execute(query.order_by(Factor.id).limit(limit + 1)).all()
@@ -159,6 +159,40 @@ def search_factors(
     rows = rows[:limit]
     last_id = rows[-1].row_id if more else None
     return [factor_payload(row) for row in rows], last_id
+
+
+def search_factors_ranked(
+    session: Session,
+    *,
+    viewer: Viewer,
+    filters: FactorFilters,
+    after: tuple[int, int] | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], tuple[int, int] | None]:
+    """One page of a text search (`filters.q`), exact activity matches first, then by id.
+
+    Keyset pagination on (rank, id): the position to continue after, or None at the end.
+    """
+    assert filters.q
+    dialect = session.get_bind().dialect.name
+    rank = text_rank(filters.q)
+    query = restrict_to_viewer(
+        _apply_filters(factor_select().add_columns(rank.label("text_rank")), filters, dialect),
+        viewer,
+    )
+    if after is not None:
+        after_rank, after_id = after
+        query = query.where(or_(rank > after_rank, and_(rank == after_rank, Factor.id > after_id)))
+    rows = session.execute(query.order_by(rank, Factor.id).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    position = (int(rows[-1].text_rank), int(rows[-1].row_id)) if more else None
+    items = []
+    for row in rows:
+        payload = factor_payload(row)
+        payload.pop("text_rank")
+        items.append(payload)
+    return items, position
 
 
 def get_factor(
@@ -183,6 +217,55 @@ def get_factor(
         query = query.where(Factor.version_id.in_(visible_version_ids(as_of=as_of)))
     row = session.execute(restrict_to_viewer(query, viewer)).first()
     if row is None:
-        where = f"version {version}" if version else (f"as of {as_of}" if as_of else "latest")
-        raise NotFound(f"No factor '{factor_code}' in {publisher}/{dataset} ({where} release).")
+        raise _missing_factor(
+            session,
+            viewer=viewer,
+            publisher=publisher,
+            dataset=dataset,
+            factor_code=factor_code,
+            version=version,
+            as_of=as_of,
+        )
     return factor_payload(row)
+
+
+def _missing_factor(
+    session: Session,
+    *,
+    viewer: Viewer,
+    publisher: str,
+    dataset: str,
+    factor_code: str,
+    version: str | None,
+    as_of: date | None,
+) -> NotFound:
+    """Say which part of a failed lookup is missing: the dataset, the release or the factor."""
+    name = f"{publisher}/{dataset}"
+    dataset_id = session.execute(
+        restrict_to_viewer(
+            select(Dataset.id)
+            .join(Publisher, Publisher.id == Dataset.publisher_id)
+            .where(Publisher.slug == publisher, Dataset.slug == dataset),
+            viewer,
+        )
+    ).scalar_one_or_none()
+    if dataset_id is None:
+        return NotFound(f"No dataset {name}.")
+    releases = select(DatasetVersion.version).where(DatasetVersion.dataset_id == dataset_id)
+    if version is not None:
+        releases = releases.where(
+            DatasetVersion.version == version, DatasetVersion.status.in_(RELEASED_STATUSES)
+        )
+        no_release = f"No released version {version} of {name}."
+    else:
+        releases = releases.where(DatasetVersion.id.in_(visible_version_ids(as_of=as_of)))
+        no_release = (
+            f"No release of {name} was current at the end of {as_of}."
+            if as_of
+            else f"{name} has no current release."
+        )
+    release = session.execute(releases).scalar_one_or_none()
+    if release is None:
+        return NotFound(no_release)
+    which = f"current on {as_of}" if as_of else ("pinned" if version else "latest")
+    return NotFound(f"No factor '{factor_code}' in {name} version {release} ({which}).")

@@ -84,3 +84,90 @@ def parse_declared_unit(text: str) -> DeclaredUnit:
     same_dimension = [n for a, n in _accepted() if a.dimensionality == unit.dimensionality]
     hint = f"; use one of {', '.join(same_dimension)}" if same_dimension else ""
     raise UnitError("unsupported_unit", f"'{text}' is a unit but not one factors may be per{hint}")
+
+
+# --- Conversions between an amount's unit and a factor's unit (resolve, estimate) -------------
+
+# 12 significant digits: pint's float arithmetic leaves 1000.0000000000001 for TJ -> GJ.
+SIGNIFICANT_DIGITS = 12
+
+
+def clean_float(value: float) -> float:
+    """`value` without binary-float noise past 12 significant digits (1000.0000000000001 → 1000)."""
+    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+
+
+@dataclass(frozen=True)
+class AmountUnit:
+    """A unit an amount is given in: any unit pint knows whose dimension factors use."""
+
+    text: str
+    canonical: str
+    dimension: str
+
+
+@lru_cache(maxsize=1)
+def _dimensions() -> dict[object, str]:
+    return {unit.dimensionality: ACCEPTED_UNITS[name] for unit, name in _accepted()}
+
+
+@lru_cache(maxsize=64)
+def units_of_dimension(dimension: str) -> tuple[str, ...]:
+    """The declared units of one dimension (energy → kWh, MWh, GWh, MJ, GJ, TJ)."""
+    return tuple(name for name, of in ACCEPTED_UNITS.items() if of == dimension)
+
+
+def dimension_of_declared(canonical: str) -> str:
+    """The dimension name of a canonical declared unit (kWh → energy)."""
+    return ACCEPTED_UNITS[canonical]
+
+
+@lru_cache(maxsize=4096)
+def parse_amount_unit(text: str) -> AmountUnit:
+    """Parse the unit of an amount or of a requested factor unit.
+
+    Broader than `parse_declared_unit`: `Btu`, `therm`, `gallon` or `lb` are fine here as long
+    as some declared unit shares their dimension, because they only get converted.
+    """
+    if not text or not text.strip():
+        raise UnitError("unknown_unit", "the unit is empty")
+    unit = _parse(text.strip())
+    try:
+        return AmountUnit(text, parse_declared_unit(text).canonical, _dimension_name(unit))
+    except UnitError:
+        pass
+    return AmountUnit(text, f"{unit:~}" or text.strip(), _dimension_name(unit))
+
+
+def _dimension_name(unit: pint.Unit) -> str:
+    name = _dimensions().get(unit.dimensionality)
+    if name is None:
+        dimensions = ", ".join(dict.fromkeys(ACCEPTED_UNITS.values()))
+        raise UnitError(
+            "unsupported_unit",
+            f"'{unit}' measures {unit.dimensionality}, which no factor is per "
+            f"(factors are per {dimensions})",
+        )
+    return name
+
+
+@lru_cache(maxsize=4096)
+def conversion_multiplier(from_unit: str, to_unit: str) -> float:
+    """How many `to_unit` one `from_unit` is (MWh → kWh: 1000), or UnitError if not the same kind.
+
+    Only same-dimension conversions: kg → kWh needs a cited property of the material (its
+    energy content); those conversion properties are reference data still to come.
+    """
+    source, target = _parse(from_unit), _parse(to_unit)
+    if source.dimensionality != target.dimensionality:
+        raise UnitError(
+            "incompatible_unit",
+            f"{from_unit} ({_describe(source)}) cannot be converted to {to_unit} "
+            f"({_describe(target)}): that needs a conversion property of the activity, such as "
+            "a density or an energy content, and the database has none yet",
+        )
+    return clean_float(float((1 * source).to(target).magnitude))
+
+
+def _describe(unit: pint.Unit) -> str:
+    return _dimensions().get(unit.dimensionality) or str(unit.dimensionality)

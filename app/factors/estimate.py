@@ -1,0 +1,268 @@
+"""Estimates: an activity amount in some unit → kg CO2e, with the factor and the arithmetic shown.
+
+A line names its factor either by activity (`activity_id`, `region`, `year`: resolved exactly
+as `POST /v1/factors:resolve` does, with the amount's unit as the requested unit) or by id
+(`publisher/dataset/factor_code`, latest release, or `@version` pinned). The amount is
+converted into the factor's unit with pint (same dimension only: kWh/MWh/GJ/TJ, kg/t, L/m3,
+t*km...), multiplied by the factor, and the gases and the uncertainty interval are scaled
+the same way. A batch costs a constant number of queries, like resolution.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import case, tuple_
+from sqlalchemy.orm import Session
+
+from app.auth.viewer import Viewer
+from app.core.errors import ProblemError
+from app.datasets.models import Dataset, Publisher
+from app.factors.gwp import apply_gwp
+from app.factors.models import Factor
+from app.factors.resolve import (
+    Line,
+    LineError,
+    LineProblem,
+    Resolved,
+    check_activity,
+    check_line_values,
+    resolve_lines,
+)
+from app.factors.schemas import FACTOR_CODE_PATTERN, EstimateItem
+from app.factors.service import factor_payload, factor_select, restrict_to_viewer
+from app.factors.units import (
+    AmountUnit,
+    UnitError,
+    clean_float,
+    conversion_multiplier,
+    parse_amount_unit,
+)
+from app.versioning.models import RELEASED_STATUSES, DatasetVersion
+from app.versioning.service import parse_semver, visible_version_ids
+
+_SLUG = r"[a-z0-9][a-z0-9-]{0,63}"
+_FACTOR_ID = re.compile(
+    rf"^({_SLUG})/({_SLUG})/({FACTOR_CODE_PATTERN.strip('^$')})(?:@([0-9.]{{5,32}}))?$"
+)
+GAS_FIELDS = ("co2", "ch4", "n2o", "other_ghg_co2e", "biogenic_co2")
+_ACTIVITY_ONLY = ("region", "year", "dataset", "publisher", "version", "as_of", "boundary")
+
+
+@dataclass(frozen=True)
+class FactorRef:
+    """A line that names its factor by id."""
+
+    index: int
+    publisher: str
+    dataset: str
+    factor_code: str
+    version: str | None
+    amount: float
+    unit: AmountUnit
+
+
+@dataclass(frozen=True)
+class ActivityLine:
+    line: Line
+    amount: float
+
+
+def check_estimate(index: int, item: EstimateItem) -> ActivityLine | FactorRef | LineError:
+    if not math.isfinite(item.amount):
+        return LineError("invalid_amount", "amount must be a finite number", ("amount",))
+    if (item.activity_id is None) == (item.factor is None):
+        return LineError(
+            "activity_or_factor",
+            "give activity_id (with region and year) or factor (an id), exactly one of them",
+            ("activity_id",),
+        )
+    if item.factor is not None:
+        return _check_factor_ref(index, item)
+    assert item.activity_id is not None
+    missing = [name for name in ("region", "year") if getattr(item, name) is None]
+    if missing:
+        return LineError(
+            "missing_field",
+            f"an activity line needs {' and '.join(missing)}",
+            (missing[0],),
+        )
+    assert item.region is not None
+    assert item.year is not None
+    problem = check_activity(item.activity_id)
+    if problem is not None:
+        return problem
+    line = check_line_values(
+        index,
+        activity_id=item.activity_id,
+        region=item.region,
+        year=item.year,
+        unit=item.unit,
+        publisher=item.publisher,
+        dataset=item.dataset,
+        version=item.version,
+        as_of=item.as_of,
+        boundary=item.boundary,
+    )
+    if isinstance(line, LineError):
+        return line
+    return ActivityLine(line, item.amount)
+
+
+def _check_factor_ref(index: int, item: EstimateItem) -> FactorRef | LineError:
+    assert item.factor is not None
+    given = [name for name in _ACTIVITY_ONLY if getattr(item, name) is not None]
+    if given:
+        return LineError(
+            "exclusive",
+            f"{', '.join(given)} apply to activity lines; a factor id names its factor "
+            "(pin a release with @version)",
+            (given[0],),
+        )
+    found = _FACTOR_ID.match(item.factor)
+    if found is None:
+        return LineError(
+            "invalid_factor_id",
+            f"'{item.factor}' is not a factor id publisher/dataset/factor_code[@version]",
+            ("factor",),
+        )
+    publisher, dataset, code, version = found.groups()
+    if version is not None:
+        try:
+            parse_semver(version)
+        except ProblemError as exc:
+            return LineError("invalid_version", exc.detail, ("factor",))
+    try:
+        unit = parse_amount_unit(item.unit)
+    except UnitError as exc:
+        return LineError(exc.code, exc.detail, ("unit",))
+    return FactorRef(index, publisher, dataset, code, version, item.amount, unit)
+
+
+def _lookup_refs(
+    session: Session, *, viewer: Viewer, refs: Sequence[FactorRef]
+) -> dict[tuple[str, str, str, str | None], dict[str, Any]]:
+    """Every factor named by id, in one query: all its releases, then the one each ref wants."""
+    if not refs:
+        return {}
+    keys = sorted({(ref.publisher, ref.dataset, ref.factor_code) for ref in refs})
+    current = case((Factor.version_id.in_(visible_version_ids()), 1), else_=0)
+    query = (
+        factor_select()
+        .add_columns(current.label("is_current"))
+        .where(
+            tuple_(Publisher.slug, Dataset.slug, Factor.factor_code).in_(keys),
+            DatasetVersion.status.in_(RELEASED_STATUSES),
+        )
+    )
+    found: dict[tuple[str, str, str, str | None], dict[str, Any]] = {}
+    for row in session.execute(restrict_to_viewer(query, viewer)):
+        payload = factor_payload(row)
+        is_current = payload.pop("is_current")
+        key = (payload["publisher"], payload["dataset"], payload["factor_code"])
+        found[(*key, payload["version"])] = payload
+        if is_current:
+            found[(*key, None)] = payload
+    return found
+
+
+def _result(
+    factor: dict[str, Any],
+    *,
+    amount: float,
+    unit: AmountUnit,
+    match: dict[str, Any] | None,
+    gwp: str | None,
+) -> dict[str, Any] | LineError:
+    try:
+        multiplier = conversion_multiplier(unit.text, factor["unit"])
+    except UnitError as exc:
+        return LineError(exc.code, exc.detail, ("unit",))
+    factor = apply_gwp(dict(factor), gwp)
+    in_factor_unit = clean_float(amount * multiplier)
+    low, high = factor["uncertainty_low"], factor["uncertainty_high"]
+    interval = None
+    if low is not None and high is not None:
+        interval = sorted([clean_float(low * in_factor_unit), clean_float(high * in_factor_unit)])
+    return {
+        "co2e_kg": clean_float(factor["co2e"] * in_factor_unit),
+        "factor": factor,
+        "match": match,
+        "conversion": {
+            "amount": amount,
+            "unit": unit.canonical,
+            "factor_unit": factor["unit"],
+            "multiplier": multiplier,
+            "amount_in_factor_unit": in_factor_unit,
+            "property": None,
+        },
+        "gases_kg": {
+            name: None if factor[name] is None else clean_float(factor[name] * in_factor_unit)
+            for name in GAS_FIELDS
+        },
+        "uncertainty_kg": interval,
+    }
+
+
+def estimate_items(
+    session: Session, *, viewer: Viewer, items: Sequence[EstimateItem], gwp: str | None
+) -> list[dict[str, Any] | LineError]:
+    """Estimate every line in request order: a result or an error in each place."""
+    checked = [check_estimate(index, item) for index, item in enumerate(items)]
+    activity = [entry for entry in checked if isinstance(entry, ActivityLine)]
+    refs = [entry for entry in checked if isinstance(entry, FactorRef)]
+    resolved = resolve_lines(
+        session, viewer=viewer, lines=[entry.line for entry in activity], gwp=None
+    )
+    named = _lookup_refs(session, viewer=viewer, refs=refs)
+    answers: list[dict[str, Any] | LineError] = []
+    for entry in checked:
+        if isinstance(entry, LineError):
+            answers.append(entry)
+        elif isinstance(entry, ActivityLine):
+            answer = resolved[entry.line.index]
+            if isinstance(answer, LineError):
+                answers.append(answer)
+                continue
+            assert isinstance(answer, Resolved)
+            assert entry.line.unit is not None
+            answers.append(
+                _result(
+                    answer.factor,
+                    amount=entry.amount,
+                    unit=entry.line.unit,
+                    match=answer.match,
+                    gwp=gwp,
+                )
+            )
+        else:
+            factor = named.get((entry.publisher, entry.dataset, entry.factor_code, entry.version))
+            if factor is None:
+                which = f"version {entry.version}" if entry.version else "the current release"
+                answers.append(
+                    LineError(
+                        "no_match",
+                        f"no factor {entry.publisher}/{entry.dataset}/{entry.factor_code} in "
+                        f"{which} of a dataset you may read",
+                        ("factor",),
+                    )
+                )
+                continue
+            answers.append(
+                _result(factor, amount=entry.amount, unit=entry.unit, match=None, gwp=gwp)
+            )
+    return answers
+
+
+def estimate_one(
+    session: Session, *, viewer: Viewer, item: EstimateItem, gwp: str | None
+) -> dict[str, Any]:
+    """One estimate, or a problem+json error (404 when nothing matches, 422 otherwise)."""
+    (answer,) = estimate_items(session, viewer=viewer, items=[item], gwp=gwp)
+    if isinstance(answer, LineError):
+        raise LineProblem(answer, 404 if answer.code == "no_match" else 422)
+    return answer

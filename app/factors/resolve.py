@@ -1,0 +1,814 @@
+"""Batch resolution: the best factor for each (activity, region, year[, unit]) line.
+
+A call costs four queries whatever its size:
+
+1. the fallback chain of every region (a recursive walk up the `location` table);
+2. the releases each line may draw on (current ones, pinned ones, those current at an
+   `as_of` date) with their dataset's priority;
+3. the probes: for each distinct (activity, region of a chain, year, unit dimension,
+   boundary, releases) the nearest reference year that has a factor, found by walking the
+   (activity_id, region, reference_year) index backwards (`ORDER BY … DESC LIMIT 1`), and
+   the factors of that year; plus, when a unit is given, the nearest factor in any unit, to
+   explain an incompatible unit;
+4. the full records of the chosen factors.
+
+The lines travel as one JSON parameter (a table there: `jsonb_to_recordset` on PostgreSQL,
+`json_each` on SQLite), so the statement is the same for 1 line or 1000, and no query
+touches more than the few factors nearest to each line: visiting every candidate (every
+year, dataset and boundary of every region of every chain: ~40 per line on 100,000
+factors) and ranking them with window functions took over a second per 1000 lines.
+
+Ranking, per line (first difference wins), among factors of the line's activity, in a
+region of its chain, with a reference year no later than the line's year, in a release the
+caller may see (and of the requested boundary and unit dimension, when given):
+
+1. region: the nearest in the fallback chain (the region itself, then its parents, e.g.
+   CN-GD → CN → GLO, as the `location` table says);
+2. year: the nearest reference year not after the requested one;
+3. dataset priority (`dataset.priority`, lower first, unset last): national reference
+   datasets first;
+4. the newest published release;
+5. a factor per exactly the requested unit (no conversion needed);
+6. the lowest factor id (deterministic).
+
+A factor whose unit has another dimension than the requested unit never answers (kg cannot
+become kWh without a conversion property); the match says when a nearer one was passed over.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Integer,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    column,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.types import TypeEngine
+
+from app.auth.viewer import Viewer
+from app.core.errors import ProblemError
+from app.datasets.models import Dataset, Publisher
+from app.factors.gwp import apply_gwp
+from app.factors.models import Factor
+from app.factors.schemas import (
+    ACTIVITY_ID_PATTERN,
+    BOUNDARIES,
+    MAX_YEAR,
+    MIN_YEAR,
+    REGION_PATTERN,
+    ResolveItem,
+)
+from app.factors.service import factor_payload, factor_select
+from app.factors.units import (
+    ACCEPTED_UNITS,
+    AmountUnit,
+    UnitError,
+    clean_float,
+    conversion_multiplier,
+    parse_amount_unit,
+    units_of_dimension,
+)
+from app.reference.locations import RegionChain, region_chains
+from app.versioning.models import RELEASED_STATUSES, DatasetVersion
+from app.versioning.service import parse_semver, visible_version_ids
+
+RANKING = [
+    "unit: only factors per a unit of the requested unit's dimension answer (when one is given)",
+    "region: nearest in the fallback chain (the region, then its parents up to GLO)",
+    "year: nearest reference year not after the requested year",
+    "dataset_priority: lower first (national reference datasets first), unset last",
+    "newest_published: the most recently published release",
+    "exact_unit: per exactly the requested unit",
+    "factor_id: lowest, for a deterministic answer",
+]
+
+_ACTIVITY = re.compile(ACTIVITY_ID_PATTERN)
+_REGION = re.compile(REGION_PATTERN)
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+# Visibility classes of the lines: 0 = current releases, 1 = any release (a pinned version),
+# 2… = the releases current at the end of one `as_of` date each.
+_CURRENT, _RELEASED = 0, 1
+# A date is answered up to its end; the last representable date has none (9999-12-31 is a
+# common "no end" sentinel and means what the day before means).
+_LAST_AS_OF = date.max - timedelta(days=1)
+
+# Statements built once per shape and dialect: building a Core statement of this size (and
+# its cache key) costs more than running it for one line. They hold no data, only SQL.
+_STATEMENTS: dict[tuple[str, ...], Any] = {}
+
+
+def _statement(key: tuple[str, ...], build: Callable[[], Any]) -> Any:
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = build()
+    return statement
+
+
+@dataclass(frozen=True)
+class LineError:
+    code: str
+    detail: str
+    loc: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "detail": self.detail}
+        if self.loc:
+            body["loc"] = list(self.loc)
+        return body
+
+
+class LineProblem(ProblemError):
+    """A single-line request (`POST /v1/estimate`) that failed the way a batch line would."""
+
+    def __init__(self, error: LineError, status: int) -> None:
+        super().__init__(error.detail, errors=[error.as_dict()])
+        self.status = status
+        self.code = error.code.replace("_", "-")
+        self.title = {404: "No matching factor", 422: "Cannot answer"}.get(status, "Bad request")
+
+
+@dataclass(frozen=True)
+class Line:
+    """A line that passed its checks, ready for the database."""
+
+    index: int
+    activity_id: str
+    region: str
+    year: int
+    unit: AmountUnit | None = None
+    publisher: str | None = None
+    dataset: str | None = None
+    version: str | None = None
+    as_of: date | None = None
+    boundary: str | None = None
+
+
+@dataclass
+class Resolved:
+    """The chosen factor (payload, GWP applied) and how it was chosen."""
+
+    factor: dict[str, Any]
+    match: dict[str, Any]
+    multiplier: float | None = None
+
+
+@dataclass(frozen=True)
+class _Release:
+    """A release a line may draw on, with what ranks it."""
+
+    version_id: int
+    publisher: str
+    dataset: str
+    version: str
+    priority: int | None
+    published_at: datetime | None
+    public: bool
+
+    def preference(self) -> tuple[int, int, float]:
+        """Dataset priority (unset last), then the newest published first."""
+        published = self.published_at.timestamp() if self.published_at else 0.0
+        unset = self.priority is None
+        return (int(unset), self.priority or 0, -published)
+
+
+class _Candidate(NamedTuple):
+    factor_id: int
+    reference_year: int
+    unit: str
+    version_id: int
+
+
+@dataclass
+class _Probe:
+    """What the database said about one (activity, region, year bound, filters) probe."""
+
+    candidates: list[_Candidate] = field(default_factory=list)
+    # The nearest factor in any unit (only asked when a unit is given): (year, unit).
+    nearest_any: tuple[int, str] | None = None
+
+
+def check_activity(activity_id: str) -> LineError | None:
+    if _ACTIVITY.match(activity_id):
+        return None
+    return LineError(
+        "invalid_activity_id",
+        f"'{activity_id}' is not an activity slug (lowercase, digits and hyphens)",
+        ("activity_id",),
+    )
+
+
+def check_line(index: int, item: ResolveItem) -> Line | LineError:
+    """Per-line value checks: a bad line becomes an error in its place, not a failed batch."""
+    problem = check_activity(item.activity_id)
+    if problem is not None:
+        return problem
+    return check_line_values(
+        index,
+        activity_id=item.activity_id,
+        region=item.region,
+        year=item.year,
+        unit=item.unit,
+        publisher=item.publisher,
+        dataset=item.dataset,
+        version=item.version,
+        as_of=item.as_of,
+        boundary=item.boundary,
+    )
+
+
+def check_line_values(
+    index: int,
+    *,
+    activity_id: str,
+    region: str,
+    year: int,
+    unit: str | None,
+    publisher: str | None,
+    dataset: str | None,
+    version: str | None,
+    as_of: date | None,
+    boundary: str | None,
+) -> Line | LineError:
+    if not _REGION.match(region):
+        return LineError(
+            "invalid_region",
+            f"'{region}' is not an ISO 3166-1 alpha-2 or ISO 3166-2 code, nor GLO",
+            ("region",),
+        )
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        return LineError("invalid_year", f"year must be {MIN_YEAR}–{MAX_YEAR}", ("year",))
+    parsed_unit: AmountUnit | None = None
+    if unit is not None:
+        try:
+            parsed_unit = parse_amount_unit(unit)
+        except UnitError as exc:
+            return LineError(exc.code, exc.detail, ("unit",))
+    if dataset is not None and "/" in dataset:
+        owner, dataset = dataset.split("/", 1)
+        if publisher is not None and publisher != owner:
+            return LineError(
+                "conflict",
+                f"dataset names publisher '{owner}' but publisher is '{publisher}'",
+                ("publisher",),
+            )
+        publisher = owner
+    for name, slug in (("publisher", publisher), ("dataset", dataset)):
+        if slug is not None and not _SLUG.match(slug):
+            return LineError(f"invalid_{name}", f"'{slug}' is not a {name} slug", (name,))
+    if version is not None:
+        if dataset is None or publisher is None:
+            return LineError(
+                "version_needs_dataset",
+                "a pinned version needs its dataset: give dataset as publisher/dataset",
+                ("version",),
+            )
+        if as_of is not None:
+            return LineError("exclusive", "give version or as_of, not both", ("as_of",))
+        try:
+            parse_semver(version)
+        except ProblemError as exc:
+            return LineError("invalid_version", exc.detail, ("version",))
+    if boundary is not None and boundary not in BOUNDARIES:
+        return LineError(
+            "invalid_boundary", f"boundary must be one of {', '.join(BOUNDARIES)}", ("boundary",)
+        )
+    return Line(
+        index=index,
+        activity_id=activity_id,
+        region=region,
+        year=year,
+        unit=parsed_unit,
+        publisher=publisher,
+        dataset=dataset,
+        version=version,
+        as_of=None if as_of is None else min(as_of, _LAST_AS_OF),
+        boundary=boundary,
+    )
+
+
+# --------------------------------------------------------------------------- the queries
+
+
+def _json_table(
+    dialect: str, name: str, columns: Sequence[tuple[str, TypeEngine[Any]]]
+) -> FromClause:
+    """A table of rows given as one JSON array parameter named `name` (same SQL for any size)."""
+    parameter = bindparam(name, type_=Text)
+    if dialect == "postgresql":
+        return (
+            select(
+                func.jsonb_to_recordset(cast(parameter, JSONB))
+                .table_valued(*(column(key, type_) for key, type_ in columns))
+                .render_derived(name=f"{name}_rows", with_types=True)
+            )
+            .cte(name)
+            .prefix_with("MATERIALIZED")
+        )
+    rows = func.json_each(parameter).table_valued("value", name=f"{name}_json")
+    return (
+        select(
+            *(
+                type_coerce(func.json_extract(rows.c.value, f"$.{key}"), type_).label(key)
+                for key, type_ in columns
+            )
+        )
+        .select_from(rows)
+        # Materialized: json_extract would otherwise re-parse a row for every use of it.
+        .cte(name)
+        .prefix_with("MATERIALIZED")
+    )
+
+
+# One row per distinct probe: many lines share their country's and GLO's probes.
+_PROBE_COLUMNS: list[tuple[str, TypeEngine[Any]]] = [
+    ("n", Integer()),  # probe number
+    ("a", Text()),  # activity_id
+    ("r", Text()),  # region
+    ("y", Integer()),  # latest reference year wanted
+    ("us", Text()),  # declared units of the wanted dimension, or null (see _units_filter)
+    ("b", Text()),  # boundary wanted, or null
+    ("g", Integer()),  # group of releases allowed
+]
+
+
+def _units_filter(dialect: str, table: FromClause) -> ColumnElement[bool]:
+    """The factor's unit is one of the wanted units (any unit when none are wanted)."""
+    if dialect == "postgresql":
+        return or_(table.c.us.is_(None), Factor.unit == func.any(table.c.us))
+    # SQLite has no arrays: the units travel as ",kWh,MWh,…," and are looked up with instr.
+    return or_(table.c.us.is_(None), func.instr(table.c.us, "," + Factor.unit + ",") > 0)
+
+
+@lru_cache(maxsize=64)
+def _units_value(dialect: str, dimension: str | None) -> tuple[str, ...] | str | None:
+    if dimension is None:
+        return None
+    units = units_of_dimension(dimension)
+    return units if dialect == "postgresql" else "," + ",".join(units) + ","
+
+
+def _visible(as_of_dates: Sequence[date]) -> FromClause:
+    """(class, version id) pairs: current releases, every release, each as_of's releases."""
+    current = visible_version_ids().subquery()
+    parts = [
+        select(literal(_CURRENT, Integer).label("c"), current.c.id.label("id")),
+    ]
+    for offset, day in enumerate(as_of_dates):
+        dated = visible_version_ids(as_of=day).subquery()
+        parts.append(select(literal(_RELEASED + 1 + offset, Integer).label("c"), dated.c.id))
+    return union_all(*parts).subquery("visible")
+
+
+_RELEASE_COLUMNS = (
+    DatasetVersion.id,
+    Publisher.slug,
+    Dataset.slug,
+    DatasetVersion.version,
+    Dataset.priority,
+    DatasetVersion.published_at,
+    Dataset.access,
+)
+
+
+def _releases_statement(as_of_dates: Sequence[date], pins: Sequence[tuple[Any, ...]]) -> Any:
+    visible = _visible(as_of_dates)
+    parts = [
+        select(visible.c.c.label("c"), *_RELEASE_COLUMNS)
+        .select_from(visible)
+        .join(DatasetVersion, DatasetVersion.id == visible.c.id)
+        .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+        .join(Publisher, Publisher.id == Dataset.publisher_id)
+    ]
+    if pins:
+        parts.append(
+            select(literal(_RELEASED, Integer).label("c"), *_RELEASE_COLUMNS)
+            .select_from(DatasetVersion)
+            .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+            .join(Publisher, Publisher.id == Dataset.publisher_id)
+            .where(
+                DatasetVersion.status.in_(RELEASED_STATUSES),
+                tuple_(Publisher.slug, Dataset.slug, DatasetVersion.version).in_(pins),
+            )
+        )
+    return union_all(*parts) if len(parts) > 1 else parts[0]
+
+
+def _releases(
+    session: Session, *, lines: Sequence[Line], as_of_dates: Sequence[date]
+) -> dict[int, list[_Release]]:
+    """The releases of each visibility class (query 2), pinned ones only if a line pins one."""
+    pins = sorted({(line.publisher, line.dataset, line.version) for line in lines if line.version})
+    statement = (
+        _statement(("releases",), lambda: _releases_statement((), ()))
+        if not as_of_dates and not pins
+        else _releases_statement(as_of_dates, pins)
+    )
+    found: dict[int, list[_Release]] = {}
+    for row in session.connection().execute(statement):
+        found.setdefault(row[0], []).append(
+            _Release(
+                version_id=row[1],
+                publisher=row[2],
+                dataset=row[3],
+                version=row[4],
+                priority=row[5],
+                published_at=row[6],
+                public=row[7] == "public",
+            )
+        )
+    return found
+
+
+def _allowed(line: Line, releases: Sequence[_Release], viewer: Viewer) -> tuple[int, ...]:
+    return tuple(
+        sorted(
+            release.version_id
+            for release in releases
+            if (release.public or viewer.can_read_registered)
+            and (line.publisher is None or release.publisher == line.publisher)
+            and (line.dataset is None or release.dataset == line.dataset)
+            and (line.version is None or release.version == line.version)
+        )
+    )
+
+
+def _version_filter(dialect: str, groups: FromClause) -> ColumnElement[bool]:
+    if dialect == "postgresql":
+        return Factor.version_id == func.any(groups.c.vs)
+    versions = func.json_each(groups.c.vs).table_valued("value", name="allowed_version")
+    return Factor.version_id.in_(select(versions.c.value).scalar_subquery())
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _probe_statement(dialect: str) -> Any:
+    postgresql = dialect == "postgresql"
+    lines = _json_table(
+        dialect,
+        "resolve_probes",
+        [
+            (name, ARRAY(Text()) if name == "us" and postgresql else type_)
+            for name, type_ in _PROBE_COLUMNS
+        ],
+    )
+    group_table = _json_table(
+        dialect,
+        "resolve_groups",
+        [("g", Integer()), ("vs", ARRAY(Integer()) if postgresql else Text())],
+    )
+    wanted = and_(
+        Factor.activity_id == lines.c.a,
+        Factor.region == lines.c.r,
+        or_(lines.c.b.is_(None), Factor.boundary == lines.c.b),
+        _version_filter(dialect, group_table),
+    )
+    nearest_year = (
+        select(Factor.reference_year)
+        .where(wanted, _units_filter(dialect, lines), Factor.reference_year <= lines.c.y)
+        .order_by(Factor.reference_year.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    years = (
+        select(lines, group_table.c.vs, nearest_year.label("top_year"))
+        .select_from(lines)
+        .join(group_table, group_table.c.g == lines.c.g)
+        .cte("resolve_years")
+        .prefix_with("MATERIALIZED")
+    )
+    # Only where a unit is wanted and none of its dimension is here: the nearest factor in
+    # any unit, to say why this region was passed over (or why the line has no answer).
+    nearest_any = (
+        select(Factor.id)
+        .where(
+            Factor.activity_id == years.c.a,
+            Factor.region == years.c.r,
+            or_(years.c.b.is_(None), Factor.boundary == years.c.b),
+            _version_filter(dialect, years),
+            Factor.reference_year <= years.c.y,
+        )
+        .order_by(Factor.reference_year.desc(), Factor.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    tops = (
+        select(
+            years,
+            case(
+                (or_(years.c.us.is_(None), years.c.top_year.is_not(None)), None),
+                else_=nearest_any,
+            ).label("any_id"),
+        )
+        .cte("resolve_tops")
+        .prefix_with("MATERIALIZED")
+    )
+    any_factor = aliased(Factor, name="any_factor")
+    found = and_(
+        Factor.activity_id == tops.c.a,
+        Factor.region == tops.c.r,
+        Factor.reference_year == tops.c.top_year,
+        or_(tops.c.b.is_(None), Factor.boundary == tops.c.b),
+        _units_filter(dialect, tops),
+        _version_filter(dialect, tops),
+    )
+    query = (
+        select(
+            tops.c.n,
+            Factor.id,
+            Factor.reference_year,
+            Factor.unit,
+            Factor.version_id,
+            any_factor.reference_year,
+            any_factor.unit,
+        )
+        .select_from(tops)
+        .outerjoin(Factor, found)
+        .outerjoin(any_factor, any_factor.id == tops.c.any_id)
+        .where(or_(tops.c.top_year.is_not(None), tops.c.any_id.is_not(None)))
+    )
+    return query
+
+
+def _probe(
+    session: Session, probes: Sequence[dict[str, Any]], groups: Sequence[tuple[int, ...]]
+) -> dict[int, _Probe]:
+    """Query 3: for every probe, the factors of its nearest year (and the nearest in any unit)."""
+    dialect = session.get_bind().dialect.name
+    postgresql = dialect == "postgresql"
+    # Core execution on the session's connection: the ORM result layer costs more than the
+    # query for a few thousand rows.
+    result = session.connection().execute(
+        _statement(("probe", dialect), lambda: _probe_statement(dialect)),
+        {
+            "resolve_probes": _dumps(probes),
+            "resolve_groups": _dumps(
+                [
+                    {"g": number, "vs": list(group) if postgresql else _dumps(list(group))}
+                    for number, group in enumerate(groups)
+                ]
+            ),
+        },
+    )
+    # Plain tuples from the driver: every column is an int or a str already, and building
+    # SQLAlchemy rows for a few thousand of them is most of this function's time.
+    with result:
+        rows = result.cursor.fetchall() if result.cursor is not None else []
+    found: dict[int, _Probe] = {}
+    for number, factor_id, year, unit, version_id, any_year, any_unit in rows:
+        probe = found.setdefault(number, _Probe())
+        if any_year is not None:
+            probe.nearest_any = (any_year, any_unit)
+        if factor_id is not None:
+            probe.candidates.append(_Candidate(factor_id, year, unit, version_id))
+    return found
+
+
+# --------------------------------------------------------------------------- resolving
+
+
+def _visibility_class(line: Line, as_of_class: dict[date, int]) -> int:
+    if line.version is not None:
+        return _RELEASED
+    if line.as_of is not None:
+        return as_of_class[line.as_of]
+    return _CURRENT
+
+
+def _decided_by(ranked: Sequence[_Candidate], releases: dict[int, _Release]) -> str:
+    """What set the chosen factor above the others of its region and year."""
+    if len(ranked) < 2:
+        return "only_candidate"
+    first, second = releases[ranked[0].version_id], releases[ranked[1].version_id]
+    if (first.priority is None, first.priority) != (second.priority is None, second.priority):
+        return "dataset_priority"
+    if first.published_at != second.published_at:
+        return "newest_published"
+    if ranked[0].unit != ranked[1].unit:
+        return "exact_unit"
+    return "factor_id"
+
+
+def resolve_lines(
+    session: Session, *, viewer: Viewer, lines: Sequence[Line], gwp: str | None
+) -> dict[int, Resolved | LineError]:
+    """Resolve checked lines in four queries; the answer for every line index given."""
+    if not lines:
+        return {}
+    chains = region_chains(session, {line.region for line in lines})
+    as_of_dates = sorted({line.as_of for line in lines if line.as_of is not None})
+    as_of_class = {day: _RELEASED + 1 + n for n, day in enumerate(as_of_dates)}
+    releases = _releases(session, lines=lines, as_of_dates=as_of_dates)
+    by_version = {release.version_id: release for group in releases.values() for release in group}
+    preference = {version_id: release.preference() for version_id, release in by_version.items()}
+
+    groups: dict[tuple[int, ...], int] = {}
+    probes: dict[tuple[Any, ...], int] = {}
+    plan: dict[int, list[int]] = {}
+    allowed_for: dict[tuple[Any, ...], tuple[int, ...]] = {}
+    for line in lines:
+        visibility = _visibility_class(line, as_of_class)
+        key = (visibility, line.publisher, line.dataset, line.version)
+        allowed = allowed_for.get(key)
+        if allowed is None:
+            allowed = allowed_for[key] = _allowed(line, releases.get(visibility, []), viewer)
+        if not allowed:
+            plan[line.index] = []
+            continue
+        group = groups.setdefault(allowed, len(groups))
+        dimension = line.unit.dimension if line.unit else None
+        plan[line.index] = [
+            probes.setdefault(
+                (line.activity_id, code, line.year, dimension, line.boundary, group), len(probes)
+            )
+            for code in chains[line.region].codes
+        ]
+    dialect = session.get_bind().dialect.name
+    probe_rows = [
+        {"n": number, "a": a, "r": r, "y": y, "us": _units_value(dialect, d), "b": b, "g": g}
+        for (a, r, y, d, b, g), number in probes.items()
+    ]
+    found = _probe(session, probe_rows, list(groups)) if probe_rows else {}
+
+    chosen: dict[int, tuple[int, list[_Candidate]]] = {}
+    for line in lines:
+        requested = line.unit.canonical if line.unit else None
+        for depth, number in enumerate(plan[line.index]):
+            probe = found.get(number)
+            if probe is not None and probe.candidates:
+                ranked = sorted(
+                    probe.candidates,
+                    key=lambda c: (preference[c.version_id], c.unit != requested, c.factor_id),
+                )
+                chosen[line.index] = (depth, ranked)
+                break
+
+    records: dict[int, dict[str, Any]] = {}
+    wanted = sorted({ranked[0].factor_id for _, ranked in chosen.values()})
+    if wanted:
+        records_statement = _statement(
+            ("records",),
+            lambda: factor_select().where(Factor.id.in_(bindparam("ids", expanding=True))),
+        )
+        for row in session.connection().execute(records_statement, {"ids": wanted}):
+            records[row.row_id] = factor_payload(row)
+
+    answers: dict[int, Resolved | LineError] = {}
+    for line in lines:
+        chain = chains[line.region]
+        nearest_any: list[tuple[int, tuple[int, str]]] = []
+        for depth, number in enumerate(plan[line.index]):
+            probe = found.get(number)
+            if probe is not None and probe.nearest_any is not None:
+                nearest_any.append((depth, probe.nearest_any))
+        if line.index not in chosen:
+            answers[line.index] = (
+                _incompatible(line, chain, nearest_any[0])
+                if nearest_any
+                else _no_match(line, chain)
+            )
+            continue
+        depth, ranked = chosen[line.index]
+        factor = dict(records[ranked[0].factor_id])
+        apply_gwp(factor, gwp)
+        passed_over = next(
+            (
+                {"region": chain.codes[d], "year": any_year, "unit": any_unit}
+                for d, (any_year, any_unit) in nearest_any
+                if d < depth or (d == depth and any_year > ranked[0].reference_year)
+            ),
+            None,
+        )
+        answers[line.index] = _resolved(
+            line,
+            chain,
+            depth=depth,
+            factor=factor,
+            release=by_version[ranked[0].version_id],
+            alternatives=len(ranked) - 1,
+            decided_by=_decided_by(ranked, by_version),
+            passed_over=passed_over,
+        )
+    return answers
+
+
+def _incompatible(
+    line: Line, chain: RegionChain, nearest: tuple[int, tuple[int, str]]
+) -> LineError:
+    assert line.unit is not None
+    depth, (year, unit) = nearest
+    return LineError(
+        "incompatible_unit",
+        f"factors match in {chain.codes[depth]} ({year}) but none is per a unit of "
+        f"{line.unit.dimension} like {line.unit.canonical}: the nearest is per {unit} "
+        f"({ACCEPTED_UNITS.get(unit, 'another dimension')}); converting between dimensions "
+        "needs a conversion property of the activity (a density, an energy content), which "
+        "the database does not hold yet",
+        ("unit",),
+    )
+
+
+def _no_match(line: Line, chain: RegionChain) -> LineError:
+    where = " → ".join(chain.codes)
+    scope = []
+    if line.publisher or line.dataset:
+        scope.append(f"dataset {line.publisher or '*'}/{line.dataset or '*'}")
+    if line.version:
+        scope.append(f"version {line.version}")
+    if line.as_of:
+        scope.append(f"as published on {line.as_of}")
+    if line.boundary:
+        scope.append(f"boundary {line.boundary}")
+    detail = (
+        f"no factor for activity '{line.activity_id}' in {where} with a reference year "
+        f"≤ {line.year}" + (f" ({', '.join(scope)})" if scope else "")
+    )
+    if not chain.known:
+        detail += f"; region {line.region} is not in the location table, so it has no fallback"
+    return LineError("no_match", detail)
+
+
+def _resolved(
+    line: Line,
+    chain: RegionChain,
+    *,
+    depth: int,
+    factor: dict[str, Any],
+    release: _Release,
+    alternatives: int,
+    decided_by: str,
+    passed_over: dict[str, Any] | None,
+) -> Resolved:
+    unit_match: dict[str, Any] = {"requested": None, "factor_unit": factor["unit"]}
+    multiplier: float | None = None
+    if line.unit is not None:
+        multiplier = conversion_multiplier(line.unit.text, factor["unit"])
+        unit_match = {
+            "requested": line.unit.canonical,
+            "factor_unit": factor["unit"],
+            "dimension": line.unit.dimension,
+            "converted": factor["unit"] != line.unit.canonical,
+            "multiplier": multiplier,
+            "co2e_per_requested_unit": clean_float(factor["co2e"] * multiplier),
+            "passed_over": passed_over,
+        }
+    year = factor["reference_year"]
+    match = {
+        "type": "exact" if depth == 0 and year == line.year else "fallback",
+        "region": factor["region"],
+        "requested_region": line.region,
+        "region_fallback": depth > 0,
+        "region_distance": depth,
+        "region_chain": list(chain.codes),
+        "region_known": chain.known,
+        "year": year,
+        "requested_year": line.year,
+        "year_fallback": year != line.year,
+        "year_distance": line.year - year,
+        "dataset": f"{release.publisher}/{release.dataset}",
+        "dataset_priority": release.priority,
+        "alternatives": alternatives,
+        "decided_by": decided_by,
+        "unit": unit_match,
+    }
+    return Resolved(factor=factor, match=match, multiplier=multiplier)
+
+
+def resolve_items(
+    session: Session, *, viewer: Viewer, items: Sequence[ResolveItem], gwp: str | None
+) -> list[Resolved | LineError]:
+    """Resolve a batch in request order; bad lines get errors, the rest their factor."""
+    checked = [check_line(index, item) for index, item in enumerate(items)]
+    lines = [line for line in checked if isinstance(line, Line)]
+    answers = resolve_lines(session, viewer=viewer, lines=lines, gwp=gwp)
+    return [answers[entry.index] if isinstance(entry, Line) else entry for entry in checked]
+
+
+def resolved_item_payload(answer: Resolved | LineError) -> dict[str, Any]:
+    if isinstance(answer, LineError):
+        return {"error": answer.as_dict()}
+    return {"factor": answer.factor, "match": answer.match}

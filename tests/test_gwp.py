@@ -1,0 +1,156 @@
+"""GWP100 sets: the arithmetic against hand-computed values, and `?gwp=` on search and lookup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.factors.gwp import GWP100, apply_gwp, gwp_source, recompute_co2e
+from tests.test_factors_api import assert_problem, lookup, search
+
+# IPCC 2006 Vol. 2 Table 2.2, natural gas: CO2 56 100, CH4 1, N2O 0.1 kg/TJ.
+NATURAL_GAS = {"co2": 56100.0, "ch4": 1.0, "n2o": 0.1, "other_ghg_co2e": None}
+# (set, CO2e by hand)
+HAND_COMPUTED = [
+    ("AR4", 56154.8),  # 56100 + 25*1 + 298*0.1 = 56100 + 25 + 29.8
+    ("AR5", 56154.5),  # 56100 + 28*1 + 265*0.1 = 56100 + 28 + 26.5
+    ("AR6", 56155.2),  # 56100 + 27.9*1 + 273*0.1 = 56100 + 27.9 + 27.3
+]
+
+
+def test_the_gwp100_table_is_the_ipcc_one() -> None:
+    assert GWP100 == {
+        "AR4": {"CO2": 1.0, "CH4": 25.0, "N2O": 298.0},
+        "AR5": {"CO2": 1.0, "CH4": 28.0, "N2O": 265.0},
+        "AR6": {"CO2": 1.0, "CH4": 27.9, "N2O": 273.0},
+    }
+    assert "Table 2.14" in gwp_source("AR4")
+    assert "Table 8.A.1" in gwp_source("AR5")
+    assert "Table 7.SM.7" in gwp_source("AR6")
+
+
+@pytest.mark.parametrize(("gwp_set", "expected"), HAND_COMPUTED)
+def test_natural_gas_in_each_set(gwp_set: str, expected: float) -> None:
+    result = recompute_co2e(gwp_set, co2e=56154.5, gwp_set="AR5", **NATURAL_GAS)
+    assert result.co2e == expected  # exact: no float noise left in the answer
+    assert result.status == ("unchanged" if gwp_set == "AR5" else "recomputed")
+    assert result.original_co2e == 56154.5
+
+
+def test_coal_in_ar6_by_hand() -> None:
+    # Other bituminous coal, Table 2.2: CO2 94 600, CH4 1, N2O 1.5 kg/TJ.
+    # AR6: 94600 + 27.9 + 273*1.5 = 94600 + 27.9 + 409.5 = 95037.4
+    result = recompute_co2e(
+        "AR6",
+        co2e=94625.0 + 397.5,
+        gwp_set="AR5",
+        co2=94600.0,
+        ch4=1.0,
+        n2o=1.5,
+        other_ghg_co2e=None,
+    )
+    assert result.co2e == 95037.4
+    # AR4: 94600 + 25 + 298*1.5 = 94600 + 25 + 447 = 95072
+    assert (
+        recompute_co2e(
+            "AR4", co2e=95022.5, gwp_set="AR5", co2=94600.0, ch4=1.0, n2o=1.5, other_ghg_co2e=None
+        ).co2e
+        == 95072.0
+    )
+
+
+def test_other_gases_are_kept_as_given() -> None:
+    # 10 kg CO2 + 0.1 kg CH4 + 5 kg CO2e of HFCs (AR5): AR4 = 10 + 2.5 + 5 = 17.5
+    result = recompute_co2e(
+        "AR4", co2e=17.8, gwp_set="AR5", co2=10.0, ch4=0.1, n2o=None, other_ghg_co2e=5.0
+    )
+    assert result.co2e == 17.5
+    assert "other_ghg_co2e (kept as given in AR5" in result.detail
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "words"),
+    [
+        ({"co2": None}, "not_possible", "no gas breakdown"),
+        ({"co2": 0.18253}, "not_possible", "CO2 only and co2e includes other gases"),
+        ({"co2": 0.1829}, "unchanged", "CO2 only"),
+    ],
+)
+def test_factors_without_a_full_breakdown_keep_their_value(
+    fields: dict[str, Any], status: str, words: str
+) -> None:
+    result = recompute_co2e(
+        "AR6", co2e=0.1829, gwp_set=None, ch4=None, n2o=None, other_ghg_co2e=None, **fields
+    )
+    assert (result.status, result.co2e) == (status, 0.1829)
+    assert words in result.detail
+
+
+def test_apply_gwp_scales_the_uncertainty_and_says_so() -> None:
+    factor: dict[str, Any] = {
+        "co2e": 56154.5,
+        "gwp_set": "AR5",
+        "uncertainty_low": 54000.0,
+        "uncertainty_high": 58000.0,
+        **NATURAL_GAS,
+    }
+    apply_gwp(factor, "AR6")
+    ratio = 56155.2 / 56154.5
+    assert factor["co2e"] == 56155.2
+    assert factor["gwp_set"] == "AR6"
+    assert factor["uncertainty_low"] == pytest.approx(54000.0 * ratio)
+    assert factor["uncertainty_high"] == pytest.approx(58000.0 * ratio)
+    conversion = factor["gwp_conversion"]
+    assert conversion["status"] == "recomputed"
+    assert conversion["original_gwp_set"] == "AR5"
+    assert "uncertainty bounds scaled" in conversion["detail"]
+    assert conversion["gwp_source"] == gwp_source("AR6")
+
+
+def test_no_gwp_asked_leaves_the_record_alone() -> None:
+    factor = {"co2e": 1.0}
+    assert apply_gwp(factor, None) == {"co2e": 1.0}
+
+
+# --- Over HTTP, on the real seed -------------------------------------------------------------
+
+IPCC_GAS = "ipcc-tfi/ipcc-2006-stationary-combustion/natural-gas"
+
+
+@pytest.mark.parametrize(("gwp_set", "expected"), HAND_COMPUTED)
+def test_lookup_in_each_set(
+    client: TestClient, seeded: None, gwp_set: str, expected: float
+) -> None:
+    factor = lookup(client, IPCC_GAS, gwp=gwp_set)
+    assert factor["co2e"] == expected
+    assert factor["gwp_set"] == gwp_set
+    assert factor["gwp_conversion"]["requested"] == gwp_set
+    assert factor["gwp_conversion"]["gwp_source"] == gwp_source(gwp_set)
+
+
+def test_lookup_without_gwp_is_the_published_record(client: TestClient, seeded: None) -> None:
+    factor = lookup(client, IPCC_GAS)
+    assert factor["co2e"] == 56154.5
+    assert "gwp_conversion" not in factor
+
+
+def test_search_says_what_it_could_not_convert(client: TestClient, seeded: None) -> None:
+    items = {f["factor_code"]: f for f in search(client, gwp="AR4")}
+    assert items["natural-gas"]["co2e"] == 56154.8
+    assert items["natural-gas"]["gwp_conversion"]["status"] == "recomputed"
+    desnz = items["natural-gas-kwh-net-cv"]
+    assert desnz["co2e"] == 0.20264
+    assert desnz["gwp_conversion"]["status"] == "not_possible"
+    assert "no gas breakdown" in desnz["gwp_conversion"]["detail"]
+    gross = items["natural-gas-kwh-gross-cv"]
+    assert gross["gwp_conversion"]["status"] == "not_possible"
+    china = items["national-average-2022"]
+    assert (china["co2e"], china["gwp_conversion"]["status"]) == (0.5366, "unchanged")
+
+
+def test_unknown_gwp_set_is_refused(client: TestClient, seeded: None) -> None:
+    body = assert_problem(client.get(f"/v1/factors/{IPCC_GAS}", params={"gwp": "AR7"}), 422)
+    assert body["errors"][0]["loc"] == ["query", "gwp"]
+    assert_problem(client.get("/v1/factors", params={"gwp": "ar5"}), 422)
