@@ -33,3 +33,4 @@ openapi: install
 
 bench: install-test
 	$(BIN)/python -m bench.read_api --backend both
+	$(BIN)/python -m bench.resolve --backend postgresql

@@ -113,6 +113,149 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps({"ok": True, "events": verdict.events}))
 
 
+def _cli_actor() -> str:
+    """Audit actor for commands an operator runs: `cli:<login>`."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name in some containers
+        return "cli"
+
+
+def cmd_publisher_create(args: argparse.Namespace, settings: Settings) -> None:
+    from app.auth.service import AdminError, create_publisher
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory.begin() as session:
+            publisher = create_publisher(
+                session,
+                slug=args.slug,
+                name_zh=args.name_zh,
+                name_en=args.name_en,
+                sectors=args.sector,
+                contact_email=args.email,
+                actor=_cli_actor(),
+            )
+            shown = {
+                "slug": publisher.slug,
+                "name_zh": publisher.name_zh,
+                "name_en": publisher.name_en,
+                "sectors": publisher.sectors,
+                "contact_email": publisher.contact_email,
+                "status": publisher.status,
+            }
+    except AdminError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        engine.dispose()
+    print(json.dumps(shown, ensure_ascii=False))
+
+
+def cmd_client_create(args: argparse.Namespace, settings: Settings) -> None:
+    from app.auth.service import AdminError, create_client
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory.begin() as session:
+            issued = create_client(
+                session,
+                publisher=args.publisher,
+                scopes=args.scope,
+                name=args.name,
+                actor=_cli_actor(),
+            )
+    except AdminError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        engine.dispose()
+    # The secret is printed this once; only its hash is stored.
+    print(json.dumps(issued.as_dict(), ensure_ascii=False))
+
+
+def cmd_client_revoke(args: argparse.Namespace, settings: Settings) -> None:
+    from app.auth.service import AdminError, revoke_client
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory.begin() as session:
+            client = revoke_client(session, client_id=args.client_id, actor=_cli_actor())
+            revoked_at = client.revoked_at
+    except AdminError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        engine.dispose()
+    assert revoked_at is not None
+    print(json.dumps({"client_id": args.client_id, "revoked_at": revoked_at.isoformat()}))
+
+
+def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    publisher = commands.add_parser("publisher", help="publishers").add_subparsers(
+        dest="publisher", required=True
+    )
+    create = publisher.add_parser("create", help="create a publisher (prints it as JSON)")
+    create.add_argument("slug", help="lowercase [a-z0-9-], e.g. cisa")
+    create.add_argument("--name-zh", required=True, help="Chinese name")
+    create.add_argument("--name-en", required=True, help="English name")
+    create.add_argument(
+        "--sector", action="append", default=[], help="sector code (repeatable), e.g. C31"
+    )
+    create.add_argument("--email", help="contact email")
+    create.set_defaults(handler=cmd_publisher_create)
+
+    client = commands.add_parser("client", help="OAuth2 clients").add_subparsers(
+        dest="client", required=True
+    )
+    create = client.add_parser(
+        "create",
+        help="create a client; prints its secret once as JSON",
+        description="Create an OAuth2 client and print {client_id, client_secret, scopes, "
+        "publisher} once; only a hash of the secret is stored. A publisher's client "
+        "(--publisher) may hold factors:read and datasets:write. Reviewing and administering "
+        "are national roles: datasets:review and admin go only to --admin clients, which "
+        "belong to no publisher and may also hold factors:read.",
+    )
+    owner = create.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--publisher", metavar="SLUG", help="the publisher the client acts for")
+    owner.add_argument(
+        "--admin", action="store_true", help="a national client (reviewer, administrator)"
+    )
+    create.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help="factors:read | datasets:write | datasets:review | admin (repeatable, at least one)",
+    )
+    create.add_argument("--name", help="a label for the client, e.g. the system that uses it")
+    create.set_defaults(handler=cmd_client_create)
+
+    revoke = client.add_parser(
+        "revoke", help="revoke a client: its secret and its tokens stop working at once"
+    )
+    revoke.add_argument("client_id")
+    revoke.set_defaults(handler=cmd_client_revoke)
+
+
+def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
+    from fastapi.encoders import jsonable_encoder
+
+    from app.core.errors import ProblemError
+    from app.exports.service import create_snapshot, snapshot_resource
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory.begin() as session:
+            snapshot = create_snapshot(session, export_dir=settings.export_dir, actor=_cli_actor())
+            resource = snapshot_resource(snapshot)
+    except ProblemError as exc:
+        raise CliError(exc.detail) from exc
+    finally:
+        engine.dispose()
+    print(json.dumps(jsonable_encoder(resource), ensure_ascii=False))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="efdb", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +289,15 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser("verify", help="exit 1 naming the first bad event").set_defaults(
         handler=cmd_audit_verify
     )
+
+    snapshot = commands.add_parser("snapshot", help="national bulk releases").add_subparsers(
+        dest="snapshot", required=True
+    )
+    snapshot.add_parser(
+        "create", help="write a snapshot of every redistributable dataset (prints it as JSON)"
+    ).set_defaults(handler=cmd_snapshot_create)
+
+    _add_admin_commands(commands)
     return parser
 
 

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from app.auth.router import router as auth_router
+from app.auth.runtime import install_auth
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import install_error_handlers
+from app.core.limits import BodySizeLimit
+from app.core.strict_json import StrictJSON
 from app.datasets.router import router as datasets_router
+from app.exports.router import router as exports_router
+from app.factors.batch_router import router as factor_queries_router
 from app.factors.router import router as factors_router
 from app.ops.router import router as ops_router
+from app.provenance.router import router as audit_router
+from app.versioning.router import router as publishing_router
+from app.versioning.router import template_router
 
 API_DESCRIPTION = """\
 The national background emission-factor database: versioned, cited, licensed emission
@@ -30,7 +39,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     install_error_handlers(app)
+    install_auth(app, settings)
     app.include_router(ops_router)
+    app.include_router(auth_router)
     app.include_router(factors_router)
+    app.include_router(factor_queries_router)
     app.include_router(datasets_router)
+    app.include_router(publishing_router)
+    app.include_router(template_router)
+    app.include_router(audit_router)
+    app.include_router(exports_router)
+    # Added last, runs first: the size cap applies before anything reads the body.
+    app.add_middleware(StrictJSON)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_mb * 1024 * 1024)
     return app

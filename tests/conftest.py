@@ -39,6 +39,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REQUIRE_POSTGRES = os.environ.get("EFDB_REQUIRE_POSTGRES") == "1"
 BACKENDS = [b.strip() for b in os.environ.get("EFDB_TEST_BACKENDS", "sqlite,postgresql").split(",")]
 
+# Auth fixtures: real clients and tokens (`tokens`, `writer_token`, `reviewer_token`, ...).
+pytest_plugins = ["tests.auth_fixtures"]
+
 
 def _postgres_database(prefix: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""
@@ -130,11 +133,13 @@ def session(db: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def settings(database_url: str, tmp_path: Path, signing_key_file: Path) -> Settings:
     return Settings(
         environment="test",
         database_url=database_url,
         export_dir=tmp_path / "exports",
+        signing_key=signing_key_file,
+        generated_signing_key=tmp_path / "var" / "signing-key.pem",
     )
 
 
@@ -169,34 +174,57 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class ServerProcess:
+    """`efdb serve` in a child process, as an operator runs it; its log goes to a file."""
+
+    def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
+        self.cwd = cwd
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
+        self.env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+        self.env.update(env or {})
+        self.log = cwd / f"server-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> str:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)],
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"efdb serve exited: {self.log.read_text(errors='replace')}")
+            try:
+                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
+                    return self.base
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"efdb serve was not ready in {timeout:g} s")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers, no rollback from the process itself."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     """`efdb serve` exactly as the README runs it: no configuration, a fresh directory."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = ServerProcess(tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"efdb serve exited: {process.stdout.read() if process.stdout else ''}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("efdb serve did not become ready in 60 s")
-        yield base
+        yield server.start()
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.stop()
