@@ -15,7 +15,7 @@ SHORT_LIVED = "public, max-age=60"
 PRIVATE = "private, no-store"
 
 
-def _etag_matches(request: Request, etag: str) -> bool:
+def etag_matches(request: Request, etag: str) -> bool:
     """If-None-Match uses the weak comparison (RFC 9110 §13.1.2): W/"x" matches "x"."""
     header = request.headers.get("if-none-match")
     if not header:
@@ -35,7 +35,7 @@ def cached_json(
     body = json_bytes(payload)
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     all_headers = {"ETag": etag, "Cache-Control": cache_control, **(headers or {})}
-    if _etag_matches(request, etag):
+    if etag_matches(request, etag):
         return Response(status_code=304, headers=all_headers)
     return Response(body, media_type="application/json", headers=all_headers)
 

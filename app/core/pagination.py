@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from fastapi import Request, Response
 
 from app.core.errors import InvalidParameter
+from app.core.http_cache import cached_json
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -85,3 +86,13 @@ def after_id_from_cursor(cursor: str | None, scope: dict[str, Any]) -> int | Non
 
 def id_cursor(last_id: int | None, scope: dict[str, Any]) -> str | None:
     return encode_cursor([last_id], scope) if last_id is not None else None
+
+
+def page_response(
+    request: Request, items: list[Any], next_cursor: str | None, *, cache_control: str
+) -> Response:
+    """A list page: `{"items", "next"}` with its ETag, and the `Link: rel="next"` header."""
+    next_url = next_link(request, next_cursor)
+    response = cached_json(request, {"items": items, "next": next_url}, cache_control=cache_control)
+    set_link_header(response, next_url)
+    return response

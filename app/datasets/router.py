@@ -12,7 +12,7 @@ from app.auth.viewer import ViewerDep
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
 from app.core.http_cache import IMMUTABLE, PRIVATE, SHORT_LIVED, cached_json
-from app.core.pagination import after_id_from_cursor, id_cursor, next_link, set_link_header
+from app.core.pagination import after_id_from_cursor, id_cursor, page_response
 from app.core.params import (
     DEFAULT_PAGE,
     SLUG_PATTERN,
@@ -54,10 +54,7 @@ def list_datasets(
         after_id=after_id_from_cursor(cursor, scope),
         limit=limit,
     )
-    next_url = next_link(request, id_cursor(last_id, scope))
-    response = cached_json(request, {"items": items, "next": next_url}, cache_control=SHORT_LIVED)
-    set_link_header(response, next_url)
-    return response
+    return page_response(request, items, id_cursor(last_id, scope), cache_control=SHORT_LIVED)
 
 
 @router.get(
@@ -144,10 +141,7 @@ def list_version_factors(
         after_id=after_id_from_cursor(cursor, scope),
         limit=limit,
     )
-    next_url = next_link(request, id_cursor(last_id, scope))
-    response = cached_json(request, {"items": items, "next": next_url}, cache_control=IMMUTABLE)
-    set_link_header(response, next_url)
-    return response
+    return page_response(request, items, id_cursor(last_id, scope), cache_control=IMMUTABLE)
 
 
 @router.post(

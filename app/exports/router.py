@@ -22,8 +22,8 @@ from app.auth.viewer import ViewerDep
 from app.core.config import Settings
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
-from app.core.http_cache import IMMUTABLE, PRIVATE, SHORT_LIVED, cached_json
-from app.core.pagination import decode_cursor, encode_cursor, next_link, set_link_header
+from app.core.http_cache import IMMUTABLE, PRIVATE, SHORT_LIVED, cached_json, etag_matches
+from app.core.pagination import decode_cursor, encode_cursor, page_response
 from app.core.params import (
     DEFAULT_PAGE,
     Cursor,
@@ -54,14 +54,6 @@ class ExportFileResponse(FileResponse):
     chunk_size = 1 << 20
 
 
-def _etag_matches(request: Request, etag: str) -> bool:
-    header = request.headers.get("if-none-match")
-    if not header:
-        return False
-    candidates = {part.strip().removeprefix("W/") for part in header.split(",")}
-    return "*" in candidates or etag in candidates
-
-
 def serve_file(
     request: Request,
     served: service.ServedFile,
@@ -73,7 +65,7 @@ def serve_file(
     common = {"ETag": served.etag, "Cache-Control": cache_control, **(headers or {})}
     if served.license_url:
         common["Link"] = f'<{served.license_url}>; rel="license"'
-    if _etag_matches(request, served.etag):
+    if etag_matches(request, served.etag):
         return Response(status_code=304, headers=common)
     stat = os.stat(served.path)
     return ExportFileResponse(
@@ -223,11 +215,8 @@ def list_snapshots(
         session, after=_snapshot_cursor(cursor), limit=limit
     )
     next_cursor = encode_cursor([position[0].isoformat(), position[1]], {}) if position else None
-    next_url = next_link(request, next_cursor)
     items = [service.snapshot_resource(snapshot) for snapshot in snapshots]
-    response = cached_json(request, {"items": items, "next": next_url}, cache_control=SHORT_LIVED)
-    set_link_header(response, next_url)
-    return response
+    return page_response(request, items, next_cursor, cache_control=SHORT_LIVED)
 
 
 @router.post(

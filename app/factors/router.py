@@ -17,8 +17,7 @@ from app.core.pagination import (
     decode_cursor,
     encode_cursor,
     id_cursor,
-    next_link,
-    set_link_header,
+    page_response,
 )
 from app.core.params import (
     DEFAULT_PAGE,
@@ -201,15 +200,10 @@ def search_factors(
         )
         next_cursor = id_cursor(last_id, scope)
     items = [apply_gwp(item, gwp) for item in items]
-    next_url = next_link(request, next_cursor)
     # A pinned release never changes, but an empty answer may be a version not released yet.
-    response = cached_json(
-        request,
-        {"items": items, "next": next_url},
-        cache_control=IMMUTABLE if version and items else SHORT_LIVED,
+    return page_response(
+        request, items, next_cursor, cache_control=IMMUTABLE if version and items else SHORT_LIVED
     )
-    set_link_header(response, next_url)
-    return response
 
 
 @router.get(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from app.auth.dependencies import AdminDep
 from app.core.db import SessionDep
-from app.core.pagination import after_id_from_cursor, id_cursor, next_link, set_link_header
+from app.core.http_cache import PRIVATE
+from app.core.pagination import after_id_from_cursor, id_cursor, page_response
 from app.core.params import DEFAULT_PAGE, Cursor, Limit
 from app.provenance.audit import verify_chain
 from app.provenance.models import AuditEvent
@@ -50,7 +50,7 @@ def list_audit_events(
     principal: AdminDep,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
-) -> JSONResponse:
+) -> Response:
     query = select(AuditEvent).order_by(AuditEvent.id)
     after_id = after_id_from_cursor(cursor, {})
     if after_id is not None:
@@ -72,10 +72,8 @@ def list_audit_events(
         }
         for e in events
     ]
-    next_url = next_link(request, id_cursor(events[-1].id if more else None, {}))
-    response = JSONResponse({"items": items, "next": next_url})
-    set_link_header(response, next_url)
-    return response
+    next_cursor = id_cursor(events[-1].id if more else None, {})
+    return page_response(request, items, next_cursor, cache_control=PRIVATE)
 
 
 @router.get(
