@@ -5,7 +5,8 @@ the Chinese name, the English name or the activity id. Chinese has no spaces, so
 is the only sensible unit for it, and it serves English well enough for names this short.
 
 - SQLite: terms of 3+ characters go through the FTS5 table `factor_fts` (trigram tokenizer,
-  migration 20261125_0003), which answers substring queries from its index; shorter terms
+  migration 20261125_0003; filled at publish since 20261125_0004), which answers substring
+  queries from its index; shorter terms
   (电力 is 2 characters, below any trigram) fall back to LIKE.
 - PostgreSQL: ILIKE on the names and activity id joined by spaces, the expression the
   pg_trgm GIN index of the same migration is built on; it serves terms of 3+ characters
@@ -33,7 +34,9 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
 )
+from sqlalchemy.orm import Session
 
 from app.factors.models import Factor
 
@@ -116,4 +119,21 @@ def text_rank(q: str) -> ColumnElement[Any]:
             2,
         ),
         else_=3,
+    )
+
+
+def index_released_factors(session: Session, *, version_id: int) -> None:
+    """Add a just-published version's names to SQLite's FTS5 index (migration 20261125_0004).
+
+    Only released rows are searched and they never change, so indexing happens once, here,
+    rather than per inserted draft row. PostgreSQL's GIN index needs no such step.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    session.execute(
+        text(
+            "INSERT INTO factor_fts(rowid, name_zh, name_en, activity_id) "
+            "SELECT id, name_zh, name_en, activity_id FROM factor WHERE version_id = :version_id"
+        ),
+        {"version_id": version_id},
     )

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.core.db import utcnow
 from app.factors.models import Factor
 from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
+from app.factors.search import index_released_factors
 from app.factors.service import factor_select
 from app.factors.validation import data_quality_rating
 from app.provenance.audit import append_event
@@ -93,6 +94,7 @@ def publish(session: Session, *, version: DatasetVersion, reviewer: str) -> Data
     """Freeze a version: content hash, timestamps, supersession, audit event."""
     previous = latest_resolvable(session, dataset_id=version.dataset_id)
     version.content_sha256 = compute_content_sha256(session, version.id)
+    index_released_factors(session, version_id=version.id)
     version.status = "published"
     version.published_at = utcnow()
     version.published_by = reviewer
