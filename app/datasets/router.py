@@ -27,6 +27,7 @@ from app.datasets import service
 from app.datasets.schemas import DatasetCreate, DatasetRead, VersionRead
 from app.factors import service as factor_service
 from app.factors.schemas import FactorRead
+from app.versioning.diff import version_diff
 from app.versioning.models import RELEASED_STATUSES
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -164,3 +165,30 @@ def create_dataset(session: SessionDep, principal: WriterDep, body: DatasetCreat
         status_code=201,
         headers={"Location": f"/v1/datasets/{created['id']}"},
     )
+
+
+@router.get(
+    "/{publisher}/{dataset}/versions/{version}/diff",
+    summary="What changed from one released version to another, field by field",
+    dependencies=[Depends(only_query_params(("from",)))],
+)
+def diff_versions(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    version: str,
+    from_version: Annotated[
+        str, Query(alias="from", max_length=32, description="The older version, e.g. 1.0.0")
+    ],
+) -> Response:
+    payload = version_diff(
+        session,
+        viewer=viewer,
+        publisher=publisher,
+        dataset=dataset,
+        from_version=from_version,
+        to_version=version,
+    )
+    return cached_json(request, payload, cache_control=IMMUTABLE)

@@ -42,6 +42,8 @@ from app.factors.schemas import (
     GwpSetName,
 )
 from app.factors.units import UnitError, parse_declared_unit
+from app.provenance.factor_chain import factor_provenance
+from app.versioning.history import factor_history
 
 router = APIRouter(prefix="/v1/factors", tags=["factors"])
 
@@ -239,3 +241,51 @@ def get_factor(
     )
     factor = apply_gwp(factor, gwp)
     return cached_json(request, factor, cache_control=IMMUTABLE if version else SHORT_LIVED)
+
+
+FactorCode = Annotated[str, Path(pattern=FACTOR_CODE_PATTERN)]
+
+
+@router.get(
+    "/{publisher}/{dataset}/{factor_code}/history",
+    summary="The factor's values in every released version, newest first",
+    dependencies=[Depends(only_query_params(()))],
+)
+def get_factor_history(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    factor_code: FactorCode,
+) -> Response:
+    items = factor_history(
+        session, viewer=viewer, publisher=publisher, dataset=dataset, factor_code=factor_code
+    )
+    return cached_json(request, {"items": items}, cache_control=SHORT_LIVED)
+
+
+@router.get(
+    "/{publisher}/{dataset}/{factor_code}/provenance",
+    summary="Where a factor comes from: source, version, upload, review, audit and history",
+    dependencies=[Depends(only_query_params(("version",)))],
+)
+def get_factor_provenance(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    factor_code: FactorCode,
+    version: VersionPin = None,
+) -> Response:
+    payload = factor_provenance(
+        session,
+        viewer=viewer,
+        publisher=publisher,
+        dataset=dataset,
+        factor_code=factor_code,
+        version=version,
+    )
+    # A withdrawal changes a release's provenance, so even a pinned one is not immutable.
+    return cached_json(request, payload, cache_control=SHORT_LIVED)

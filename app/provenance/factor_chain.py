@@ -1,0 +1,106 @@
+"""The provenance chain of one factor: source, version, upload, review, audit, history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth.viewer import Viewer
+from app.core.errors import NotFound
+from app.datasets.models import Dataset, Publisher
+from app.factors.models import Factor
+from app.factors.service import restrict_to_viewer
+from app.provenance.models import AuditEvent, Source
+from app.versioning.history import factor_history
+from app.versioning.models import RELEASED_STATUSES, DatasetVersion
+from app.versioning.service import parse_semver, visible_version_ids
+
+
+def factor_provenance(
+    session: Session,
+    *,
+    viewer: Viewer,
+    publisher: str,
+    dataset: str,
+    factor_code: str,
+    version: str | None,
+) -> dict[str, Any]:
+    query = (
+        select(Factor, Source, DatasetVersion, Dataset)
+        .join(Source, Source.id == Factor.source_id)
+        .join(DatasetVersion, DatasetVersion.id == Factor.version_id)
+        .join(Dataset, Dataset.id == Factor.dataset_id)
+        .join(Publisher, Publisher.id == Dataset.publisher_id)
+        .where(
+            Publisher.slug == publisher,
+            Dataset.slug == dataset,
+            Factor.factor_code == factor_code,
+        )
+    )
+    if version is None:
+        query = query.where(Factor.version_id.in_(visible_version_ids()))
+    else:
+        parse_semver(version)
+        query = query.where(
+            DatasetVersion.version == version, DatasetVersion.status.in_(RELEASED_STATUSES)
+        )
+    row = session.execute(restrict_to_viewer(query, viewer)).first()
+    if row is None:
+        pinned = f" in version {version}" if version else ""
+        raise NotFound(f"No factor {publisher}/{dataset}/{factor_code}{pinned}.")
+    factor: Factor = row.Factor
+    source: Source = row.Source
+    release: DatasetVersion = row.DatasetVersion
+    owner: Dataset = row.Dataset
+    events = session.execute(
+        select(AuditEvent.action, AuditEvent.actor, AuditEvent.occurred_at, AuditEvent.hash)
+        .where(
+            AuditEvent.subject_type == "dataset_version",
+            AuditEvent.subject_id == str(release.id),
+        )
+        .order_by(AuditEvent.id)
+    ).all()
+    return {
+        "id": f"{publisher}/{dataset}/{factor_code}@{release.version}",
+        "factor": {"id": factor.id, "uid": factor.uid, "factor_code": factor.factor_code},
+        "source": {
+            "title": source.title,
+            "publisher": source.publisher,
+            "year": source.year,
+            "url": source.url,
+            "doi": source.doi,
+            "locator": factor.source_locator,
+        },
+        "dataset_version": {
+            "dataset": f"{publisher}/{dataset}",
+            "version": release.version,
+            "status": release.status,
+            "content_sha256": release.content_sha256,
+            "created_by": release.created_by,
+            "created_at": release.created_at,
+            "submitted_by": release.submitted_by,
+            "submitted_at": release.submitted_at,
+            "published_by": release.published_by,
+            "published_at": release.published_at,
+            "withdrawn_by": release.withdrawn_by,
+            "withdrawn_at": release.withdrawn_at,
+            "withdrawn_reason": release.withdrawn_reason,
+        },
+        "upload": {
+            "file_name": release.upload_file_name,
+            "file_sha256": release.upload_file_sha256,
+            "format": release.upload_format,
+            "row_number": factor.row_number,
+            "uploaded_by": release.created_by,
+            "uploaded_at": release.created_at,
+        },
+        "audit_events": [event._asdict() for event in events],
+        "history": factor_history(
+            session, viewer=viewer, publisher=publisher, dataset=dataset, factor_code=factor_code
+        ),
+        "license_id": owner.license_id,
+        "attribution": owner.attribution,
+        "license_url": owner.license_url,
+    }
