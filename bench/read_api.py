@@ -43,15 +43,14 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from app.core.config import PROJECT_ROOT
-from app.core.db import make_engine, make_sessionmaker, utcnow
+from app.core.db import make_engine, make_sessionmaker
 from app.core.migrations import upgrade_to_head
 from app.datasets.models import Dataset, Publisher
 from app.factors.gwp import co2e_from_gases
 from app.factors.models import Factor
 from app.factors.schemas import Boundary, FactorFields, GwpSetName
 from app.provenance.audit import append_event
-from app.versioning.models import DatasetVersion
-from app.versioning.publish import publish, store_factors
+from app.versioning.publish import release_directly
 
 HOST = "127.0.0.1"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
@@ -225,32 +224,15 @@ def build_database(url: str, factors: int, seed: int) -> BuiltDatabase:
                 subject_type="dataset",
                 subject_id=f"{PUBLISHER_SLUG}/{DATASET_SLUG}",
             )
-            version = DatasetVersion(
+            version = release_directly(
+                session,
                 dataset_id=dataset.id,
                 version=VERSION,
-                major=1,
-                minor=0,
-                patch=0,
-                status="submitted",
-                release_notes=SYNTHETIC_TITLE,
-                created_by=ACTOR,
-                submitted_by=ACTOR,
-                submitted_at=utcnow(),
-            )
-            session.add(version)
-            session.flush()
-            count = store_factors(
-                session, version=version, records=synthetic_records(factors, seed)
-            )
-            append_event(
-                session,
+                records=synthetic_records(factors, seed),
                 actor=ACTOR,
-                action="version.uploaded",
-                subject_type="dataset_version",
-                subject_id=str(version.id),
-                payload={"row_count": count},
+                release_notes=SYNTHETIC_TITLE,
             )
-            publish(session, version=version, reviewer=ACTOR)
+            count = version.row_count
             content_sha256 = version.content_sha256 or ""
         if engine.dialect.name == "postgresql":
             # What autovacuum would do shortly after a bulk load: give the planner statistics.

@@ -45,14 +45,13 @@ from typing import Any
 
 from sqlalchemy import text
 
-from app.core.db import make_engine, make_sessionmaker, utcnow
+from app.core.db import make_engine, make_sessionmaker
 from app.core.migrations import upgrade_to_head
 from app.datasets.models import Dataset, Publisher
 from app.factors.gwp import co2e_from_gases
 from app.factors.schemas import FactorFields
 from app.reference.locations import load_locations
-from app.versioning.models import DatasetVersion
-from app.versioning.publish import publish, store_factors
+from app.versioning.publish import release_directly
 from bench.read_api import (
     CN_SUBDIVISIONS,
     DEFAULT_POSTGRES_URL,
@@ -240,24 +239,17 @@ def build_database(url: str, factors: int, seed: int) -> Built:
                 )
                 session.add(dataset)
                 session.flush()
-                version = DatasetVersion(
-                    dataset_id=dataset.id,
-                    version="1.0.0",
-                    major=1,
-                    minor=0,
-                    patch=0,
-                    status="submitted",
-                    release_notes=SYNTHETIC_TITLE,
-                    created_by=ACTOR,
-                    submitted_by=ACTOR,
-                    submitted_at=utcnow(),
-                )
-                session.add(version)
-                session.flush()
                 records = list(dataset_records(scope, chance, scale, rng))
                 codes.extend((slug, record.factor_code) for _, record in records)
-                total += store_factors(session, version=version, records=records)
-                publish(session, version=version, reviewer=ACTOR)
+                released = release_directly(
+                    session,
+                    dataset_id=dataset.id,
+                    version="1.0.0",
+                    records=records,
+                    actor=ACTOR,
+                    release_notes=SYNTHETIC_TITLE,
+                )
+                total += released.row_count
         if engine.dialect.name == "postgresql":
             # What autovacuum does soon after a bulk load: statistics and the visibility map.
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.db import utcnow
 from app.datasets.models import Dataset, Publisher
 from app.datasets.records import RowProblem, parse_record, read_csv_rows
 from app.factors.models import Factor
@@ -19,8 +18,7 @@ from app.factors.schemas import FactorFields
 from app.provenance.audit import append_event
 from app.reference.locations import load_locations
 from app.versioning.models import DatasetVersion
-from app.versioning.publish import publish, store_factors
-from app.versioning.service import parse_semver
+from app.versioning.publish import release_directly
 
 SEED_ACTOR = "efdb-seed"
 
@@ -150,32 +148,14 @@ def _version(session: Session, dataset: Dataset, spec: dict[str, Any], folder: P
         return None
     path = folder / spec["file"]
     records = _read_records(path)
-    major, minor, patch = parse_semver(spec["version"])
-    version = DatasetVersion(
+    released = release_directly(
+        session,
         dataset_id=dataset.id,
         version=spec["version"],
-        major=major,
-        minor=minor,
-        patch=patch,
-        status="submitted",
-        release_notes=spec.get("release_notes"),
-        upload_file_name=f"seed_data/{folder.parent.name}/{folder.name}/{path.name}",
-        upload_file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-        upload_format="csv",
-        created_by=SEED_ACTOR,
-        submitted_by=SEED_ACTOR,
-        submitted_at=utcnow(),
-    )
-    session.add(version)
-    session.flush()
-    count = store_factors(session, version=version, records=records)
-    append_event(
-        session,
+        records=records,
         actor=SEED_ACTOR,
-        action="version.uploaded",
-        subject_type="dataset_version",
-        subject_id=str(version.id),
-        payload={"file_sha256": version.upload_file_sha256, "row_count": count},
+        release_notes=spec.get("release_notes"),
+        file_name=f"seed_data/{folder.parent.name}/{folder.name}/{path.name}",
+        file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
     )
-    publish(session, version=version, reviewer=SEED_ACTOR)
-    return count
+    return released.row_count

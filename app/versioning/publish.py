@@ -19,7 +19,7 @@ from app.provenance.audit import append_event
 from app.provenance.sources import SourceCache
 from app.versioning.content_hash import content_sha256
 from app.versioning.models import DatasetVersion
-from app.versioning.service import latest_resolvable
+from app.versioning.service import latest_resolvable, parse_semver
 
 _SOURCE_FIELDS = {"source_title", "source_publisher", "source_year", "source_url", "source_doi"}
 _STORED_FIELDS = [name for name in UPLOADABLE_FIELDS if name not in _SOURCE_FIELDS]
@@ -116,3 +116,47 @@ def publish(session: Session, *, version: DatasetVersion, reviewer: str) -> Data
         },
     )
     return version
+
+
+def release_directly(
+    session: Session,
+    *,
+    dataset_id: int,
+    version: str,
+    records: Iterable[tuple[int, FactorFields]],
+    actor: str,
+    release_notes: str | None = None,
+    file_name: str | None = None,
+    file_sha256: str | None = None,
+) -> DatasetVersion:
+    """Create, fill and publish a version in one step, for loads an administrator vouches for
+    (seed data, benchmarks): the same rows, hash, statuses and audit events as an upload
+    reviewed through the API, without the HTTP round trips."""
+    major, minor, patch = parse_semver(version)
+    row = DatasetVersion(
+        dataset_id=dataset_id,
+        version=version,
+        major=major,
+        minor=minor,
+        patch=patch,
+        status="submitted",
+        release_notes=release_notes,
+        upload_file_name=file_name,
+        upload_file_sha256=file_sha256,
+        upload_format="csv" if file_name else None,
+        created_by=actor,
+        submitted_by=actor,
+        submitted_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    count = store_factors(session, version=row, records=records)
+    append_event(
+        session,
+        actor=actor,
+        action="version.uploaded",
+        subject_type="dataset_version",
+        subject_id=str(row.id),
+        payload={"file_sha256": file_sha256, "row_count": count},
+    )
+    return publish(session, version=row, reviewer=actor)
