@@ -57,10 +57,10 @@ from app.exports.source import assemble_batch, release_batches, version_rows_que
 from app.exports.writer import PARQUET_OPTIONS, ROW_GROUP_ROWS
 from app.factors.models import Factor
 from bench.read_api import (
-    DEFAULT_POSTGRES_URL,
     HOST,
     backend_version,
     build_database,
+    default_postgres_url,
     free_port,
     postgres_database,
     uvicorn_server,
@@ -469,7 +469,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--factors", type=int, default=1_000_000)
     parser.add_argument("--database-url", help="reuse this PostgreSQL database (built before)")
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
+    parser.add_argument("--postgres-url", default=default_postgres_url())
     parser.add_argument("--keep", action="store_true", help="keep the database it builds")
     parser.add_argument("--rounds", type=int, default=3, help="download rounds")
     parser.add_argument("--reader-rounds", type=int, default=1)

@@ -59,13 +59,13 @@ from app.factors.models import Factor
 from bench.read_api import (
     ACTIVITIES,
     BOUNDARIES,
-    DEFAULT_POSTGRES_URL,
     GWP_SETS,
     HOST,
     REGIONS,
     SYNTHETIC_TITLE,
     UNITS,
     YEARS,
+    add_common_arguments,
     backend_version,
     free_port,
     postgres_database,
@@ -856,16 +856,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--rows", type=int, default=1_000_000, help="synthetic rows to upload (default 1000000)"
     )
     parser.add_argument("--seed", type=int, default=20251125)
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get(
-            "EFDB_BENCH_POSTGRES_URL",
-            os.environ.get("EFDB_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-        ),
-        help="server to create the throw-away efdb_bench_* database on",
-    )
-    parser.add_argument("--json", type=Path, help="also write the results to this file")
-    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+    add_common_arguments(parser)
     parser.add_argument("--verbose", action="store_true", help="print the server's pid and URL")
     parser.add_argument(
         "--py-spy",

@@ -696,6 +696,24 @@ def summary(results: Sequence[BackendResult]) -> tuple[list[dict[str, Any]], boo
 # --------------------------------------------------------------------------- command line
 
 
+def default_postgres_url() -> str:
+    """The server benchmarks create their throw-away databases on."""
+    return os.environ.get(
+        "EFDB_BENCH_POSTGRES_URL", os.environ.get("EFDB_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    )
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every benchmark takes: where PostgreSQL is, where results go, how to fail."""
+    parser.add_argument(
+        "--postgres-url",
+        default=default_postgres_url(),
+        help="server to create the throw-away efdb_bench_* database on",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.read_api",
@@ -730,16 +748,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--concurrency", type=int, default=8, help="keep-alive connections (default 8)"
     )
     parser.add_argument("--seed", type=int, default=20251125)
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get(
-            "EFDB_BENCH_POSTGRES_URL",
-            os.environ.get("EFDB_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-        ),
-        help="server to create the throw-away efdb_bench_* database on",
-    )
-    parser.add_argument("--json", type=Path, help="also write the results to this file")
-    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+    add_common_arguments(parser)
     parser.add_argument("--verbose", action="store_true", help="print server pids and ports")
     args = parser.parse_args(argv)
     if args.factors < 1 or args.requests < 1 or args.rounds < 1 or args.concurrency < 1:

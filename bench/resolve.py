@@ -54,8 +54,8 @@ from app.reference.locations import load_locations
 from app.versioning.publish import release_directly
 from bench.read_api import (
     CN_SUBDIVISIONS,
-    DEFAULT_POSTGRES_URL,
     HOST,
+    add_common_arguments,
     backend_version,
     postgres_database,
     sqlite_database,
@@ -496,15 +496,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured 1000-line calls")
     parser.add_argument("--seed", type=int, default=20261125)
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get(
-            "EFDB_BENCH_POSTGRES_URL",
-            os.environ.get("EFDB_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-        ),
-    )
-    parser.add_argument("--json", type=Path, help="also write the results to this file")
-    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     if min(args.factors, args.batches, args.singles, args.rounds) < 1 or args.warmup < 0:
         parser.error("counts must be positive")
