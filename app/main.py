@@ -19,6 +19,7 @@ from app.ops.router import router as ops_router
 from app.provenance.router import router as audit_router
 from app.versioning.router import router as publishing_router
 from app.versioning.router import template_router
+from app.web.router import install_web
 
 API_DESCRIPTION = """\
 The national background emission-factor database: versioned, cited, licensed emission
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(template_router)
     app.include_router(audit_router)
     app.include_router(exports_router)
+    install_web(app)
     # Added last, runs first: the size cap applies before anything reads the body.
     app.add_middleware(StrictJSON)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_mb * 1024 * 1024)

@@ -109,14 +109,19 @@ def database_url(migrated_database: str, tmp_path: Path) -> str:
     return f"sqlite:///{copy}"
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
+def empty_shared_database(engine: Engine) -> None:
+    """Give the shared PostgreSQL database back empty, as the next test expects it."""
     if engine.dialect.name == "postgresql":
         tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
         with engine.begin() as connection:
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    empty_shared_database(engine)
     engine.dispose()
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -104,46 +105,66 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+# Renders a problem as an HTML page for the web explorer's pages; None leaves it as JSON.
+PageErrorRenderer = Callable[[Request, JSONResponse], Response | None]
+
+
+def _for_reader(request: Request, problem: JSONResponse) -> Response:
+    """The same problem, as a page when a person's browser asked for one of the explorer's pages."""
+    renderer: PageErrorRenderer | None = getattr(request.app.state, "page_error_renderer", None)
+    page = renderer(request, problem) if renderer is not None else None
+    return page if page is not None else problem
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
-    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(
-            status=exc.status,
-            code=exc.code,
-            title=exc.title,
-            detail=exc.detail,
-            instance=request.url.path,
-            errors=exc.errors,
-            headers=exc.headers,
-            extra=exc.extra,
+    async def _problem(request: Request, exc: ProblemError) -> Response:
+        return _for_reader(
+            request,
+            problem_response(
+                status=exc.status,
+                code=exc.code,
+                title=exc.title,
+                detail=exc.detail,
+                instance=request.url.path,
+                errors=exc.errors,
+                headers=exc.headers,
+                extra=exc.extra,
+            ),
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         errors = _validation_errors(exc)
         where = ", ".join(f"{'.'.join(e['loc'])}: {e['detail']}" for e in errors[:3])
-        return problem_response(
-            status=422,
-            code="invalid-request",
-            title="Invalid request",
-            detail=f"The request is not valid ({where}).",
-            instance=request.url.path,
-            errors=errors,
+        return _for_reader(
+            request,
+            problem_response(
+                status=422,
+                code="invalid-request",
+                title="Invalid request",
+                detail=f"The request is not valid ({where}).",
+                instance=request.url.path,
+                errors=errors,
+            ),
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code, title = _STATUS_CODES.get(exc.status_code, ("error", "Error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"No resource at {request.url.path}."
-        return problem_response(
-            status=exc.status_code,
-            code=code,
-            title=title,
-            detail=detail,
-            instance=request.url.path,
-            headers=dict(exc.headers) if exc.headers else None,
+        return _for_reader(
+            request,
+            problem_response(
+                status=exc.status_code,
+                code=code,
+                title=title,
+                detail=detail,
+                instance=request.url.path,
+                headers=dict(exc.headers) if exc.headers else None,
+            ),
         )
 
     @app.exception_handler(Exception)

@@ -1,0 +1,139 @@
+"""Rendering pages: one Jinja2 environment, the reader's language, caching and machine twins.
+
+Every page is rendered through `render_page`, which gives templates the translator `t`, the
+language switch links, the `<link rel="alternate">` twins and the copyable API snippets, and
+answers conditional GETs with 304 the way the JSON API does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse
+from starlette.templating import Jinja2Templates
+
+from app.core.http_cache import SHORT_LIVED, etag_matches
+from app.web.i18n import LANGUAGES, Lang, Translator, negotiate
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+templates.env.trim_blocks = True
+templates.env.lstrip_blocks = True
+
+
+@dataclass(frozen=True)
+class Twin:
+    """A machine-readable twin of a page: the same data the page shows, in the API's schema."""
+
+    media_type: str
+    href: str
+    label: str
+
+
+@dataclass
+class PageMeta:
+    """What every page tells the layout besides its own content."""
+
+    title: str
+    twins: list[Twin] = field(default_factory=list)
+    # The API call that returns this page's data (path and query), for the curl/Python snippets.
+    api_path: str | None = None
+    canonical: str | None = None
+
+
+def query_string(**params: object) -> str:
+    """A query string of the non-empty parameters, in a stable order (filter state in the URL)."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in params.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        pairs.extend((name, str(v)) for v in values if v not in (None, ""))
+    return ("?" + urlencode(pairs)) if pairs else ""
+
+
+def with_lang(request: Request, lang: Lang) -> str:
+    """This page's URL in another language: the same path and filters, `lang` replaced."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    params.append(("lang", lang))
+    return f"{request.url.path}?{urlencode(params)}"
+
+
+def api_snippets(request: Request, api_path: str) -> dict[str, str]:
+    """Copyable commands that fetch this page's data from the API, pinned like the page."""
+    url = str(request.base_url).rstrip("/") + api_path
+    return {
+        "curl": f"curl -s {shlex.quote(url)}",
+        "python": f"import httpx\n\ndata = httpx.get({json.dumps(url)}).json()",
+    }
+
+
+def _number(value: float | int | None, digits: int = 6) -> str:
+    """Numbers as the API gives them, without float noise or scientific notation for humans."""
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return f"{value:,}"
+    text = f"{value:.{digits}g}"
+    if "e" in text:
+        return repr(value)
+    return text
+
+
+def _when(value: datetime | date | str | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    return value.isoformat()
+
+
+templates.env.filters["number"] = _number
+templates.env.filters["when"] = _when
+
+
+def render_page(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    meta: PageMeta,
+    status_code: int = 200,
+    cache_control: str = SHORT_LIVED,
+    lang: Lang | None = None,
+) -> Response:
+    """The page in the reader's language, with a strong ETag over its bytes."""
+    lang = lang or negotiate(request)
+    t = Translator(lang)
+    other: Lang = next(code for code in LANGUAGES if code != lang)
+    body = templates.get_template(template).render(
+        {
+            **context,
+            "request": request,
+            "lang": lang,
+            "t": t,
+            "meta": meta,
+            "switch_href": with_lang(request, other),
+            "switch_lang": other,
+            "snippets": api_snippets(request, meta.api_path) if meta.api_path else None,
+        }
+    )
+    encoded = body.encode("utf-8")
+    headers = {
+        "ETag": '"' + hashlib.sha256(encoded).hexdigest()[:32] + '"',
+        "Cache-Control": cache_control,
+        "Content-Language": lang,
+    }
+    if "lang" not in request.query_params:
+        headers["Vary"] = "Accept-Language"
+    if status_code == 200 and etag_matches(request, headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    return HTMLResponse(encoded, status_code=status_code, headers=headers)

@@ -1,0 +1,125 @@
+"""Browser tests: Debian's chromium driven by Playwright, against a live `efdb` server.
+
+The browser is the system's (`EFDB_CHROMIUM`, default `/usr/bin/chromium`), handed to
+pytest-playwright through `executable_path`; no browser is ever downloaded. Without chromium
+these tests skip with the reason, unless EFDB_REQUIRE_BROWSER=1 (CI), where they fail.
+
+Each test module gets one live server per backend, on a database that holds the real seed data
+(and whatever the module's own fixtures publish through the service functions).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.engine import Engine, make_url
+
+from app.core.config import Settings
+from app.core.db import make_engine, make_sessionmaker
+from app.datasets.seed import load_seed
+from app.main import create_app
+from tests.conftest import _free_port, empty_shared_database
+
+CHROMIUM = Path(os.environ.get("EFDB_CHROMIUM", "/usr/bin/chromium"))
+REQUIRE_BROWSER = os.environ.get("EFDB_REQUIRE_BROWSER") == "1"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """pytest-playwright's launch arguments, pointed at the system chromium."""
+    if not CHROMIUM.exists():
+        reason = (
+            f"no chromium at {CHROMIUM} (Debian: apt-get install chromium fonts-wqy-microhei; "
+            "or set EFDB_CHROMIUM)"
+        )
+        if REQUIRE_BROWSER:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    # Downloads are read back by the tests; the viewport fits a laptop.
+    return {
+        **browser_context_args,
+        "accept_downloads": True,
+        "viewport": {"width": 1280, "height": 900},
+    }
+
+
+@dataclass
+class Site:
+    """A live server and the database behind it."""
+
+    url: str
+    engine: Engine
+    settings: Settings
+
+
+class _ThreadedServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the test process keeps its own handlers
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(
+    migrated_database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    signing_key_file: Path,
+) -> Iterator[Site]:
+    """`efdb`'s app served by uvicorn on a free port, over the seeded database of one backend."""
+    workdir = tmp_path_factory.mktemp("site")
+    if migrated_database.startswith("sqlite"):
+        copy = workdir / "efdb.sqlite3"
+        shutil.copyfile(make_url(migrated_database).database or "", copy)
+        database_url = f"sqlite:///{copy}"
+    else:
+        database_url = migrated_database
+    settings = Settings(
+        environment="test",
+        database_url=database_url,
+        export_dir=workdir / "exports",
+        signing_key=signing_key_file,
+        generated_signing_key=workdir / "var" / "signing-key.pem",
+    )
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine).begin() as session:
+        load_seed(session, settings.seed_dir)
+    app = create_app(settings)
+    port = _free_port()
+    server = _ThreadedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the live server did not start")
+        time.sleep(0.05)
+    assert httpx.get(f"{url}/readyz").status_code == 200
+    try:
+        yield Site(url=url, engine=engine, settings=settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        app.state.engine.dispose()
+        empty_shared_database(engine)
+        engine.dispose()
