@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.auth.dependencies import WriterDep
+from app.auth.dependencies import ReviewerDep, WriterDep
 from app.auth.viewer import ViewerDep
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
@@ -24,9 +24,10 @@ from app.core.params import (
 )
 from app.core.schemas import Page
 from app.datasets import service
-from app.datasets.schemas import DatasetCreate, DatasetRead, VersionRead
+from app.datasets.schemas import DatasetCreate, DatasetRead, DeprecateBody, VersionRead
 from app.factors import service as factor_service
 from app.factors.schemas import FactorRead
+from app.versioning.clock import ClockDep
 from app.versioning.diff import version_diff
 from app.versioning.models import RELEASED_STATUSES
 
@@ -165,6 +166,32 @@ def create_dataset(session: SessionDep, principal: WriterDep, body: DatasetCreat
         status_code=201,
         headers={"Location": f"/v1/datasets/{created['id']}"},
     )
+
+
+@router.post(
+    "/{publisher}/{dataset}/deprecate",
+    response_model=DatasetRead,
+    summary="Deprecate a dataset and name the dataset that supersedes it (national reviewer)",
+    responses={409: {"description": "Already deprecated, or the successor chain would loop"}},
+)
+def deprecate_dataset(
+    session: SessionDep,
+    principal: ReviewerDep,
+    clock: ClockDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    body: DeprecateBody,
+) -> JSONResponse:
+    deprecated = service.deprecate_dataset(
+        session,
+        publisher=publisher,
+        dataset=dataset,
+        superseded_by=body.superseded_by,
+        reason=body.reason,
+        actor=principal.client_id,
+        now=clock(),
+    )
+    return JSONResponse(DatasetRead.model_validate(deprecated).model_dump(mode="json"))
 
 
 @router.get(

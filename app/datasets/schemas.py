@@ -31,7 +31,11 @@ class DatasetRead(LicenseFields):
     contact: str | None
     methodology_url: str | None
     status: Literal["active", "deprecated"]
-    superseded_by: str | None
+    superseded_by: str | None = Field(
+        description="For a deprecated dataset: the publisher/dataset that replaces it"
+    )
+    deprecated_at: datetime | None = None
+    deprecation_reason: str | None = None
     latest_version: str | None
     created_at: datetime
 
@@ -86,6 +90,21 @@ class DatasetCreate(BaseModel):
         if not self.title_zh and not self.title_en:
             raise ValueError("give title_zh or title_en")
         return self
+
+
+DATASET_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}/[a-z0-9][a-z0-9-]{0,63}$"
+
+
+class DeprecateBody(BaseModel):
+    """Deprecate a dataset: which dataset replaces it (if any) and why."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    superseded_by: Annotated[
+        str | None,
+        Field(pattern=DATASET_ID_PATTERN, description="publisher/dataset that replaces it"),
+    ] = None
+    reason: Annotated[str, Field(min_length=1, max_length=4000)]
 
 
 class ReasonBody(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -15,6 +16,9 @@ from app.provenance.audit import append_event
 from app.versioning.models import RELEASED_STATUSES, VERSION_STATUSES, DatasetVersion
 from app.versioning.service import newest_first, parse_semver, visible_version_ids
 
+# Where a deprecation's time, reviewer and reason live on the dataset row (its `extra` JSON):
+# the successor has a column of its own, `superseded_by_id`.
+DEPRECATION_KEY = "deprecation"
 _LatestVersion = aliased(DatasetVersion)
 _Successor = aliased(Dataset)
 _SuccessorPublisher = aliased(Publisher)
@@ -46,6 +50,7 @@ def _dataset_select(viewer: Viewer) -> AnySelect:
 def _dataset_payload(row: Any) -> dict[str, Any]:
     dataset: Dataset = row.Dataset
     successor = f"{row.successor_publisher}/{row.successor_slug}" if row.successor_slug else None
+    deprecation = (dataset.extra or {}).get(DEPRECATION_KEY) or {}
     return {
         "id": f"{row.publisher}/{dataset.slug}",
         "publisher": row.publisher,
@@ -65,6 +70,8 @@ def _dataset_payload(row: Any) -> dict[str, Any]:
         "methodology_url": dataset.methodology_url,
         "status": dataset.status,
         "superseded_by": successor,
+        "deprecated_at": deprecation.get("at"),
+        "deprecation_reason": deprecation.get("reason"),
         "latest_version": row.latest_version,
         "created_at": dataset.created_at,
     }
@@ -237,3 +244,70 @@ def version_for_write(
     if found is None:
         raise NotFound(f"No version {version} of {label}.")
     return found
+
+
+def _successor_chain_reaches(session: Session, start: Dataset, target_id: int) -> bool:
+    """Whether following `superseded_by` from `start` comes back to `target_id` (a cycle)."""
+    seen: set[int] = set()
+    current: Dataset | None = start
+    while current is not None and current.id not in seen:
+        if current.id == target_id:
+            return True
+        seen.add(current.id)
+        next_id = current.superseded_by_id
+        current = session.get(Dataset, next_id) if next_id is not None else None
+    return False
+
+
+def deprecate_dataset(
+    session: Session,
+    *,
+    publisher: str,
+    dataset: str,
+    superseded_by: str | None,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Mark a dataset deprecated, naming its successor; one audit event, same transaction.
+
+    Its releases stay as they are (readable, resolvable): deprecation tells readers to move
+    on, withdrawal of a version is what takes numbers out of "latest".
+    """
+    target = dataset_for_write(session, publisher=publisher, dataset=dataset)
+    label = f"{publisher}/{dataset}"
+    if target.status == "deprecated":
+        raise Conflict(f"Dataset {label} is already deprecated.")
+    successor: Dataset | None = None
+    if superseded_by is not None:
+        successor_publisher, successor_slug = superseded_by.split("/", 1)
+        successor = dataset_for_write(
+            session, publisher=successor_publisher, dataset=successor_slug
+        )
+        if _successor_chain_reaches(session, successor, target.id):
+            raise Conflict(
+                f"{superseded_by} cannot supersede {label}: its own chain of successors "
+                f"leads back to {label}."
+            )
+    target.status = "deprecated"
+    target.superseded_by_id = successor.id if successor is not None else None
+    target.extra = {
+        **(target.extra or {}),
+        DEPRECATION_KEY: {"at": now.isoformat(), "by": actor, "reason": reason},
+    }
+    session.flush()
+    append_event(
+        session,
+        actor=actor,
+        action="dataset.deprecated",
+        subject_type="dataset",
+        subject_id=label,
+        payload={"superseded_by": superseded_by, "reason": reason},
+        occurred_at=now,
+    )
+    return get_dataset(
+        session,
+        viewer=Viewer(publisher=None, scopes=frozenset({"factors:read"})),
+        publisher=publisher,
+        dataset=dataset,
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -26,7 +26,9 @@ VersionStatus = Literal["draft", "submitted", "published", "deprecated", "withdr
 FACTOR_CODE_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 ACTIVITY_ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 # ISO 3166-1 alpha-2, ISO 3166-2 subdivision, or GLO.
-REGION_PATTERN = r"^(?:GLO|[A-Z]{2}(?:-[A-Z0-9]{1,3})?)$"
+# ISO 3166-1 alpha-2, ISO 3166-2, GLO, or a grouping such as CN-GRID-NORTH; whether the code
+# exists is checked against the location table (GET /v1/locations).
+REGION_PATTERN = r"^(?:GLO|[A-Z]{2}(?:-[A-Z0-9]{1,3})?|[A-Z]{2}(?:-[A-Z0-9]{1,12}){2,3})$"
 MIN_YEAR, MAX_YEAR = 1900, 2100
 
 
@@ -122,6 +124,16 @@ class FactorRead(FactorFields):
     dataset: str
     version: str
     version_status: VersionStatus
+    withdrawn_at: datetime | None = Field(
+        None, description="When the version was withdrawn (withdrawn versions only)"
+    )
+    withdrawn_reason: str | None = Field(
+        None, description="Why the version was withdrawn (withdrawn versions only)"
+    )
+    dataset_status: Literal["active", "deprecated"] = "active"
+    superseded_by: str | None = Field(
+        None, description="For a deprecated dataset: the publisher/dataset that replaces it"
+    )
     license_id: str
     license_url: str | None
     attribution: str

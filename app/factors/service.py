@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Row, and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.auth.viewer import Viewer
 from app.core.db import AnySelect
@@ -31,6 +31,8 @@ _SOURCE_COLUMNS = {
 _FACTOR_COLUMNS = [
     getattr(Factor, name) for name in UPLOADABLE_FIELDS if name not in _SOURCE_COLUMNS
 ]
+_Successor = aliased(Dataset)
+_SuccessorPublisher = aliased(Publisher)
 
 
 @cache
@@ -50,6 +52,10 @@ def factor_select() -> AnySelect:
             Dataset.slug.label("dataset"),
             DatasetVersion.version.label("version"),
             DatasetVersion.status.label("version_status"),
+            DatasetVersion.withdrawn_at,
+            DatasetVersion.withdrawn_reason,
+            Dataset.status.label("dataset_status"),
+            (_SuccessorPublisher.slug + "/" + _Successor.slug).label("superseded_by"),
             Dataset.license_id,
             Dataset.license_url,
             Dataset.attribution,
@@ -58,6 +64,8 @@ def factor_select() -> AnySelect:
         .join(Dataset, Dataset.id == Factor.dataset_id)
         .join(Publisher, Publisher.id == Dataset.publisher_id)
         .join(Source, Source.id == Factor.source_id)
+        .outerjoin(_Successor, _Successor.id == Dataset.superseded_by_id)
+        .outerjoin(_SuccessorPublisher, _SuccessorPublisher.id == _Successor.publisher_id)
     )
 
 

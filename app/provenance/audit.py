@@ -51,8 +51,9 @@ def append_event(
     subject_type: str,
     subject_id: str,
     payload: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
 ) -> AuditEvent:
-    """Append one event in the caller's transaction."""
+    """Append one event in the caller's transaction (at `occurred_at`, default now)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
     prev_hash = (
@@ -61,7 +62,7 @@ def append_event(
         ).scalar_one_or_none()
         or GENESIS_HASH
     )
-    occurred_at = utcnow()
+    occurred_at = occurred_at or utcnow()
     body = payload or {}
     event = AuditEvent(
         occurred_at=occurred_at,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import IO, Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from app.core.db import utcnow
 from app.core.errors import Conflict, ProblemError
 from app.datasets.models import Dataset
 from app.datasets.records import RowProblem, parse_record
@@ -21,6 +23,7 @@ from app.datasets.upload_formats import (
 )
 from app.factors.models import Factor
 from app.factors.schemas import FactorFields
+from app.factors.validation import RecordReference, load_record_reference
 from app.provenance.audit import append_event
 from app.versioning.diff import bump_between, diff_summary
 from app.versioning.models import DatasetVersion
@@ -79,7 +82,7 @@ def file_sha256(stream: IO[bytes]) -> str:
 
 
 def _valid_records(
-    rows: RowStream, report: UploadReport, max_rows: int
+    rows: RowStream, report: UploadReport, max_rows: int, reference: RecordReference
 ) -> Iterator[tuple[int, FactorFields]]:
     """Yield the rows that pass; record every problem of the others in the report."""
     seen_codes: dict[str, int] = {}
@@ -94,7 +97,7 @@ def _valid_records(
         if isinstance(cells, RowProblem):
             report.error(cells)
             continue
-        parsed = parse_record(row_number, cells)
+        parsed = parse_record(row_number, cells, reference)
         if isinstance(parsed, list):
             for problem in parsed:
                 report.error(problem)
@@ -139,6 +142,7 @@ def upload_draft(
     stream: IO[bytes],
     actor: str,
     max_rows: int,
+    now: datetime | None = None,
 ) -> UploadOutcome:
     semver = parse_semver(version)
     latest = latest_released(session, dataset_id=dataset.id)
@@ -190,6 +194,7 @@ def upload_draft(
             patch=semver[2],
             status="draft",
             created_by=actor,
+            created_at=now or utcnow(),
         )
         session.add(draft)
     else:
@@ -201,7 +206,11 @@ def upload_draft(
     draft.upload_format = upload_format.value
     session.flush()
     try:
-        store_factors(session, version=draft, records=_valid_records(rows, report, max_rows))
+        store_factors(
+            session,
+            version=draft,
+            records=_valid_records(rows, report, max_rows, load_record_reference(session)),
+        )
     except UploadFileError as exc:
         for problem in exc.problems:
             report.error(problem)
@@ -238,6 +247,7 @@ def upload_draft(
             "row_count": draft.row_count,
             "replaced_draft": existing is not None,
         },
+        occurred_at=now,
     )
     return UploadOutcome(draft, report, created=True)
 

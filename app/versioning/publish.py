@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
@@ -90,13 +91,15 @@ def compute_content_sha256(session: Session, version_id: int) -> str:
     return content_sha256(dict(row) for row in rows)
 
 
-def publish(session: Session, *, version: DatasetVersion, reviewer: str) -> DatasetVersion:
-    """Freeze a version: content hash, timestamps, supersession, audit event."""
+def publish(
+    session: Session, *, version: DatasetVersion, reviewer: str, now: datetime | None = None
+) -> DatasetVersion:
+    """Freeze a version: content hash, timestamps, supersession, audit event (at `now`)."""
     previous = latest_resolvable(session, dataset_id=version.dataset_id)
     version.content_sha256 = compute_content_sha256(session, version.id)
     index_released_factors(session, version_id=version.id)
     version.status = "published"
-    version.published_at = utcnow()
+    version.published_at = now or utcnow()
     version.published_by = reviewer
     if previous is not None:
         version.supersedes_id = previous.id
@@ -114,6 +117,7 @@ def publish(session: Session, *, version: DatasetVersion, reviewer: str) -> Data
             "content_sha256": version.content_sha256,
             "row_count": version.row_count,
         },
+        occurred_at=version.published_at,
     )
     return version
 

@@ -15,6 +15,7 @@ from app.datasets import service as dataset_service
 from app.datasets.models import Dataset
 from app.datasets.schemas import ReasonBody, UploadResult, VersionRead
 from app.versioning import workflow
+from app.versioning.clock import ClockDep
 from app.versioning.drafts import upload_draft
 from app.versioning.models import DatasetVersion
 from app.versioning.template import template_csv
@@ -66,6 +67,7 @@ def upload_version(
     dataset: DatasetSlug,
     version: VersionForm,
     file: Annotated[UploadFile, File(description="The factors, in the upload format")],
+    clock: ClockDep,
     release_notes: Annotated[str | None, Form(max_length=20000)] = None,
 ) -> JSONResponse:
     target = _own_dataset(session, principal, publisher, dataset)
@@ -79,6 +81,7 @@ def upload_version(
         stream=file.file,
         actor=principal.client_id,
         max_rows=request.app.state.settings.max_upload_rows,
+        now=clock(),
     )
     draft: DatasetVersion = outcome.version
     body = UploadResult(
@@ -109,10 +112,11 @@ def submit_version(
     publisher: PublisherSlug,
     dataset: DatasetSlug,
     version: str,
+    clock: ClockDep,
 ) -> JSONResponse:
     _own_dataset(session, principal, publisher, dataset)
     target, label = _transition_target(session, publisher, dataset, version)
-    workflow.submit(session, version=target, label=label, actor=principal.client_id)
+    workflow.submit(session, version=target, label=label, actor=principal.client_id, now=clock())
     return _version_response(session, principal, publisher, dataset, version)
 
 
@@ -127,6 +131,7 @@ def publish_version(
     publisher: PublisherSlug,
     dataset: DatasetSlug,
     version: str,
+    clock: ClockDep,
 ) -> JSONResponse:
     target, label = _transition_target(session, publisher, dataset, version)
     workflow.approve(
@@ -136,6 +141,7 @@ def publish_version(
         reviewer=principal.client_id,
         reviewer_publisher=principal.publisher,
         owner_publisher=publisher,
+        now=clock(),
     )
     return _version_response(session, principal, publisher, dataset, version)
 
@@ -148,6 +154,7 @@ def reject_version(
     dataset: DatasetSlug,
     version: str,
     body: ReasonBody,
+    clock: ClockDep,
 ) -> JSONResponse:
     target, label = _transition_target(session, publisher, dataset, version)
     workflow.reject(
@@ -158,6 +165,7 @@ def reject_version(
         reviewer_publisher=principal.publisher,
         owner_publisher=publisher,
         reason=body.reason,
+        now=clock(),
     )
     return _version_response(session, principal, publisher, dataset, version)
 
@@ -174,10 +182,16 @@ def withdraw_version(
     dataset: DatasetSlug,
     version: str,
     body: ReasonBody,
+    clock: ClockDep,
 ) -> JSONResponse:
     target, label = _transition_target(session, publisher, dataset, version)
     workflow.withdraw(
-        session, version=target, label=label, reviewer=principal.client_id, reason=body.reason
+        session,
+        version=target,
+        label=label,
+        reviewer=principal.client_id,
+        reason=body.reason,
+        now=clock(),
     )
     return _version_response(session, principal, publisher, dataset, version)
 
@@ -189,10 +203,13 @@ def delete_draft(
     publisher: PublisherSlug,
     dataset: DatasetSlug,
     version: str,
+    clock: ClockDep,
 ) -> None:
     _own_dataset(session, principal, publisher, dataset)
     target, label = _transition_target(session, publisher, dataset, version)
-    workflow.delete_draft(session, version=target, label=label, actor=principal.client_id)
+    workflow.delete_draft(
+        session, version=target, label=label, actor=principal.client_id, now=clock()
+    )
 
 
 @template_router.get(

@@ -6,6 +6,8 @@ event in the same transaction.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
@@ -28,7 +30,12 @@ def _expect(version: DatasetVersion, label: str, *statuses: str) -> None:
 
 
 def _audit(
-    session: Session, version: DatasetVersion, actor: str, action: str, **payload: object
+    session: Session,
+    version: DatasetVersion,
+    actor: str,
+    action: str,
+    now: datetime | None,
+    **payload: object,
 ) -> None:
     append_event(
         session,
@@ -37,15 +44,23 @@ def _audit(
         subject_type="dataset_version",
         subject_id=str(version.id),
         payload={"version": version.version, **payload},
+        occurred_at=now,
     )
 
 
-def submit(session: Session, *, version: DatasetVersion, label: str, actor: str) -> None:
+def submit(
+    session: Session,
+    *,
+    version: DatasetVersion,
+    label: str,
+    actor: str,
+    now: datetime | None = None,
+) -> None:
     _expect(version, label, "draft")
     version.status = "submitted"
-    version.submitted_at = utcnow()
+    version.submitted_at = now or utcnow()
     version.submitted_by = actor
-    _audit(session, version, actor, "version.submitted")
+    _audit(session, version, actor, "version.submitted", version.submitted_at)
 
 
 def _check_reviewer(reviewer_publisher: str | None, owner_publisher: str, label: str) -> None:
@@ -61,6 +76,7 @@ def approve(
     reviewer: str,
     reviewer_publisher: str | None,
     owner_publisher: str,
+    now: datetime | None = None,
 ) -> None:
     _expect(version, label, "submitted")
     _check_reviewer(reviewer_publisher, owner_publisher, label)
@@ -71,7 +87,7 @@ def approve(
         latest.patch,
     ):
         raise Conflict(f"{label} is not newer than the latest release {latest.version}")
-    publish(session, version=version, reviewer=reviewer)
+    publish(session, version=version, reviewer=reviewer, now=now)
 
 
 def reject(
@@ -83,23 +99,30 @@ def reject(
     reviewer_publisher: str | None,
     owner_publisher: str,
     reason: str,
+    now: datetime | None = None,
 ) -> None:
     _expect(version, label, "submitted")
     _check_reviewer(reviewer_publisher, owner_publisher, label)
     version.status = "rejected"
-    version.rejected_at = utcnow()
+    version.rejected_at = now or utcnow()
     version.rejected_by = reviewer
     version.rejected_reason = reason
-    _audit(session, version, reviewer, "version.rejected", reason=reason)
+    _audit(session, version, reviewer, "version.rejected", version.rejected_at, reason=reason)
 
 
 def withdraw(
-    session: Session, *, version: DatasetVersion, label: str, reviewer: str, reason: str
+    session: Session,
+    *,
+    version: DatasetVersion,
+    label: str,
+    reviewer: str,
+    reason: str,
+    now: datetime | None = None,
 ) -> None:
     _expect(version, label, *RESOLVABLE_STATUSES)
     was_current = version.status == "published"
     version.status = "withdrawn"
-    version.withdrawn_at = utcnow()
+    version.withdrawn_at = now or utcnow()
     version.withdrawn_by = reviewer
     version.withdrawn_reason = reason
     session.flush()
@@ -113,14 +136,22 @@ def withdraw(
         version,
         reviewer,
         "version.withdrawn",
+        version.withdrawn_at,
         reason=reason,
         current=restored.version if restored is not None else None,
     )
 
 
-def delete_draft(session: Session, *, version: DatasetVersion, label: str, actor: str) -> None:
+def delete_draft(
+    session: Session,
+    *,
+    version: DatasetVersion,
+    label: str,
+    actor: str,
+    now: datetime | None = None,
+) -> None:
     _expect(version, label, "draft")
-    _audit(session, version, actor, "version.draft_deleted")
+    _audit(session, version, actor, "version.draft_deleted", now)
     session.execute(delete(Factor).where(Factor.version_id == version.id))
     session.delete(version)
     session.flush()
