@@ -99,20 +99,21 @@ def test_a_dataset_can_be_deprecated_without_a_successor(
 def test_deprecation_is_for_reviewers_and_checked(
     client: TestClient, tokens: TokenKit, two_datasets: dict[str, dict[str, str]]
 ) -> None:
-    body = {"superseded_by": f"{PUBLISHER}/{NEW}", "reason": REASON}
+    body: dict[str, Any] = {"superseded_by": f"{PUBLISHER}/{NEW}", "reason": REASON}
     assert _deprecate(client, {}, OLD, body).status_code == 401
     assert _deprecate(client, two_datasets["writer"], OLD, body).status_code == 403
     assert _deprecate(client, tokens.reader(), OLD, body).status_code == 403
 
     reviewer = two_datasets["reviewer"]
-    for slug, payload, status in [
+    attempts: list[tuple[str, dict[str, Any], int]] = [
         ("no-such", body, 404),
         (OLD, {"superseded_by": f"{PUBLISHER}/no-such", "reason": REASON}, 404),
         (OLD, {"superseded_by": f"{PUBLISHER}/{OLD}", "reason": REASON}, 409),  # itself
         (OLD, {"superseded_by": "not a dataset id", "reason": REASON}, 422),
         (OLD, {"superseded_by": f"{PUBLISHER}/{NEW}"}, 422),  # a reason is required
         (OLD, {**body, "extra": 1}, 422),
-    ]:
+    ]
+    for slug, payload, status in attempts:
         response = _deprecate(client, reviewer, slug, payload)
         assert response.status_code == status, (slug, payload, response.text)
         assert response.headers["content-type"] == "application/problem+json"

@@ -6,7 +6,7 @@ is at least MINOR, value-only corrections at least PATCH.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -131,12 +131,82 @@ def _rows(session: Session, version_id: int) -> Iterator[dict[str, Any]]:
         yield row._asdict()
 
 
-def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _field_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {
-        name: {"before": old[name], "after": new[name]}
+        name: {"before": old.get(name), "after": new.get(name)}
         for name in UPLOADABLE_FIELDS
-        if old[name] != new[name]
+        if old.get(name) != new.get(name)
     }
+
+
+def _record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A factor's uploadable fields, nulls left out (as in the content hash)."""
+    return {name: row[name] for name in UPLOADABLE_FIELDS if row.get(name) is not None}
+
+
+def merge_diff(
+    olds: Iterable[Mapping[str, Any]], news: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Added, removed and changed factors between two row streams sorted by factor_code.
+
+    One pass over each stream: memory holds one row of each plus the answer. Added factors
+    come with their whole record (`added_factors`), so that the diff applied to the old
+    version gives the new one (`apply_diff`).
+    """
+    added: list[dict[str, Any]] = []
+    removed: list[str] = []
+    changed: list[dict[str, Any]] = []
+    old_rows, new_rows = iter(olds), iter(news)
+    old, new = next(old_rows, None), next(new_rows, None)
+    while old is not None or new is not None:
+        if new is None or (old is not None and old["factor_code"] < new["factor_code"]):
+            assert old is not None
+            removed.append(old["factor_code"])
+            old = next(old_rows, None)
+        elif old is None or new["factor_code"] < old["factor_code"]:
+            added.append(_record(new))
+            new = next(new_rows, None)
+        else:
+            fields = _field_changes(old, new)
+            if fields:
+                changed.append({"factor_code": old["factor_code"], "fields": fields})
+            old, new = next(old_rows, None), next(new_rows, None)
+    return {
+        "summary": {"added": len(added), "removed": len(removed), "changed": len(changed)},
+        "added": [record["factor_code"] for record in added],
+        "removed": removed,
+        "changed": changed,
+        "added_factors": added,
+    }
+
+
+class DiffDoesNotApply(ValueError):
+    """The diff was not made from these rows (a `before` value or a code does not match)."""
+
+
+def apply_diff(olds: Iterable[Mapping[str, Any]], diff: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The new version's factors (uploadable fields, sorted by factor_code) from the old
+    version's and the diff between them: what a client holding a copy of the old version
+    needs to bring it up to date without downloading the new one."""
+    rows = {
+        str(row["factor_code"]): {name: row.get(name) for name in UPLOADABLE_FIELDS} for row in olds
+    }
+    for code in diff["removed"]:
+        if rows.pop(code, None) is None:
+            raise DiffDoesNotApply(f"{code} is not in the old version")
+    for change in diff["changed"]:
+        row = rows.get(change["factor_code"])
+        if row is None:
+            raise DiffDoesNotApply(f"{change['factor_code']} is not in the old version")
+        for name, values in change["fields"].items():
+            if row[name] != values["before"]:
+                raise DiffDoesNotApply(f"{change['factor_code']}.{name} is not {values['before']}")
+            row[name] = values["after"]
+    for record in diff["added_factors"]:
+        if record["factor_code"] in rows:
+            raise DiffDoesNotApply(f"{record['factor_code']} is already in the old version")
+        rows[record["factor_code"]] = {name: record.get(name) for name in UPLOADABLE_FIELDS}
+    return [rows[code] for code in sorted(rows)]
 
 
 def field_diff(session: Session, *, old_version_id: int, new_version_id: int) -> dict[str, Any]:
@@ -145,30 +215,7 @@ def field_diff(session: Session, *, old_version_id: int, new_version_id: int) ->
     Two streamed queries, merged by factor_code in Python: memory holds one batch of each
     version plus the answer.
     """
-    added: list[str] = []
-    removed: list[str] = []
-    changed: list[dict[str, Any]] = []
-    olds, news = _rows(session, old_version_id), _rows(session, new_version_id)
-    old, new = next(olds, None), next(news, None)
-    while old is not None or new is not None:
-        if new is None or (old is not None and old["factor_code"] < new["factor_code"]):
-            assert old is not None
-            removed.append(old["factor_code"])
-            old = next(olds, None)
-        elif old is None or new["factor_code"] < old["factor_code"]:
-            added.append(new["factor_code"])
-            new = next(news, None)
-        else:
-            fields = _field_changes(old, new)
-            if fields:
-                changed.append({"factor_code": old["factor_code"], "fields": fields})
-            old, new = next(olds, None), next(news, None)
-    return {
-        "summary": {"added": len(added), "removed": len(removed), "changed": len(changed)},
-        "added": added,
-        "removed": removed,
-        "changed": changed,
-    }
+    return merge_diff(_rows(session, old_version_id), _rows(session, new_version_id))
 
 
 def _released(
