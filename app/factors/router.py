@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.params import Path
@@ -43,6 +43,7 @@ from app.factors.schemas import (
 )
 from app.factors.units import UnitError, parse_declared_unit
 from app.provenance.factor_chain import factor_provenance
+from app.provenance.prov import prov_document
 from app.versioning.history import factor_history
 
 router = APIRouter(prefix="/v1/factors", tags=["factors"])
@@ -265,10 +266,26 @@ def get_factor_history(
     return cached_json(request, {"items": items}, cache_control=SHORT_LIVED)
 
 
+ProvenanceFormat = Annotated[
+    Literal["json", "prov"],
+    Query(
+        alias="format",
+        description="`json`: the chain in this service's shape; `prov`: W3C PROV-JSON "
+        "(entities, activities, agents and their relations, with times)",
+    ),
+]
+
+
 @router.get(
     "/{publisher}/{dataset}/{factor_code}/provenance",
     summary="Where a factor comes from: source, version, upload, review, audit and history",
-    dependencies=[Depends(only_query_params(("version",)))],
+    dependencies=[Depends(only_query_params(("version", "format")))],
+    responses={
+        200: {
+            "description": "The provenance chain; with `format=prov`, a W3C PROV-JSON document",
+            "content": {"application/json": {}},
+        }
+    },
 )
 def get_factor_provenance(
     request: Request,
@@ -278,6 +295,7 @@ def get_factor_provenance(
     dataset: DatasetSlug,
     factor_code: FactorCode,
     version: VersionPin = None,
+    output: ProvenanceFormat = "json",
 ) -> Response:
     payload = factor_provenance(
         session,
@@ -287,5 +305,9 @@ def get_factor_provenance(
         factor_code=factor_code,
         version=version,
     )
+    if output == "prov":
+        settings = request.app.state.settings
+        base = (settings.public_base_url or settings.issuer).rstrip("/")
+        payload = prov_document(payload, namespace=f"{base}/v1/")
     # A withdrawal changes a release's provenance, so even a pinned one is not immutable.
     return cached_json(request, payload, cache_control=SHORT_LIVED)

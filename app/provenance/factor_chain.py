@@ -17,6 +17,17 @@ from app.versioning.history import factor_history
 from app.versioning.models import RELEASED_STATUSES, DatasetVersion
 from app.versioning.service import parse_semver, visible_version_ids
 
+# The number itself and what it is a number of: enough to tell which value this chain explains.
+_VALUE_FIELDS = (
+    "activity_id",
+    "co2e",
+    "unit",
+    "region",
+    "reference_year",
+    "gwp_set",
+    "boundary",
+)
+
 
 def factor_provenance(
     session: Session,
@@ -64,8 +75,14 @@ def factor_provenance(
     ).all()
     return {
         "id": f"{publisher}/{dataset}/{factor_code}@{release.version}",
-        "factor": {"id": factor.id, "uid": factor.uid, "factor_code": factor.factor_code},
+        "factor": {
+            "id": factor.id,
+            "uid": factor.uid,
+            "factor_code": factor.factor_code,
+            **{name: getattr(factor, name) for name in _VALUE_FIELDS},
+        },
         "source": {
+            "id": source.id,
             "title": source.title,
             "publisher": source.publisher,
             "year": source.year,
@@ -73,6 +90,7 @@ def factor_provenance(
             "doi": source.doi,
             "locator": factor.source_locator,
         },
+        "publisher": publisher,
         "dataset_version": {
             "dataset": f"{publisher}/{dataset}",
             "version": release.version,
