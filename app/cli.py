@@ -26,11 +26,21 @@ def _session_factory(settings: Settings):  # type: ignore[no-untyped-def]
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> None:
     from app.core.migrations import upgrade_to_head
+    from app.reference.loader import load_reference_data
 
-    engine, _ = _session_factory(settings)
-    upgrade_to_head(engine)
-    engine.dispose()
-    print("database at head")
+    engine, factory = _session_factory(settings)
+    try:
+        upgrade_to_head(engine)
+        # Reference data (locations, GWP100, conversion properties) is part of the schema's
+        # meaning: uploads are checked against it. Audited when it changes, a no-op otherwise.
+        with factory.begin() as session:
+            loaded = load_reference_data(session, settings.seed_dir / "reference")
+    finally:
+        engine.dispose()
+    changed = (
+        f"; reference data updated: {', '.join(sorted(loaded.changed))}" if loaded.changed else ""
+    )
+    print(f"database at head{changed}")
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
@@ -51,11 +61,13 @@ def prepare_database(settings: Settings) -> None:
     """Migrate to head and, on an empty database, load the seed data."""
     from app.core.migrations import upgrade_to_head
     from app.datasets.seed import database_is_empty, load_seed
+    from app.reference.loader import load_reference_data
 
     engine, factory = _session_factory(settings)
     try:
         upgrade_to_head(engine)
         with factory.begin() as session:
+            load_reference_data(session, settings.seed_dir / "reference")
             if database_is_empty(session):
                 load_seed(session, settings.seed_dir)
     finally:

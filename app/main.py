@@ -17,6 +17,7 @@ from app.factors.batch_router import router as factor_queries_router
 from app.factors.router import router as factors_router
 from app.ops.router import router as ops_router
 from app.provenance.router import router as audit_router
+from app.reference.router import router as reference_router
 from app.versioning.router import router as publishing_router
 from app.versioning.router import template_router
 from app.web.router import install_web
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(template_router)
     app.include_router(audit_router)
     app.include_router(exports_router)
+    app.include_router(reference_router)
     install_web(app)
     # Added last, runs first: the size cap applies before anything reads the body.
     app.add_middleware(StrictJSON)

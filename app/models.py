@@ -6,19 +6,28 @@ from app.datasets.models import Dataset, Publisher
 from app.exports.models import Snapshot, snapshot_version
 from app.factors.models import Factor
 from app.provenance.models import AuditEvent, Source
-from app.reference.models import Location, LocationMember
+from app.reference.models import (
+    ConversionProperty,
+    GwpValue,
+    Location,
+    LocationMember,
+    ReferenceVersion,
+)
 from app.versioning.models import DatasetVersion
 
 __all__ = [
     "AuditEvent",
     "Base",
     "Client",
+    "ConversionProperty",
     "Dataset",
     "DatasetVersion",
     "Factor",
+    "GwpValue",
     "Location",
     "LocationMember",
     "Publisher",
+    "ReferenceVersion",
     "Snapshot",
     "Source",
     "snapshot_version",

@@ -32,6 +32,8 @@ from app.core.migrations import upgrade_to_head
 from app.datasets.seed import load_seed
 from app.main import create_app
 from app.models import Base
+from app.reference.loader import load_reference_data
+from app.reference.models import REFERENCE_TABLES
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "EFDB_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
@@ -72,6 +74,19 @@ def _postgres_database(prefix: str) -> Iterator[str]:
         admin.dispose()
 
 
+def _migrate(url: str) -> None:
+    """Migrate to head and load the reference data, as `efdb db upgrade` does.
+
+    Without the audit event `efdb db upgrade` records: each test's audit chain starts empty,
+    as in a database before any reference load (tests/test_reference_data.py checks the event).
+    """
+    engine = make_engine(url)
+    upgrade_to_head(engine)
+    with make_sessionmaker(engine).begin() as session:
+        load_reference_data(session, audit=False)
+    engine.dispose()
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def migrated_database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -84,16 +99,12 @@ def migrated_database(
     """
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'template.sqlite3'}"
-        engine = make_engine(url)
-        upgrade_to_head(engine)
-        engine.dispose()
+        _migrate(url)
         yield url
     else:
         generator = _postgres_database("efdb_test")
         url = next(generator)
-        engine = make_engine(url)
-        upgrade_to_head(engine)
-        engine.dispose()
+        _migrate(url)
         yield url
         next(generator, None)
 
@@ -110,9 +121,12 @@ def database_url(migrated_database: str, tmp_path: Path) -> str:
 
 
 def empty_shared_database(engine: Engine) -> None:
-    """Give the shared PostgreSQL database back empty, as the next test expects it."""
+    """Give the shared PostgreSQL database back empty, as the next test expects it (with its
+    reference data, which only the reference loader writes)."""
     if engine.dialect.name == "postgresql":
-        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        tables = ", ".join(
+            t.name for t in Base.metadata.sorted_tables if t.name not in REFERENCE_TABLES
+        )
         with engine.begin() as connection:
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 

@@ -6,12 +6,16 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
-from app.factors.gwp import GWP100, apply_gwp, gwp_source, recompute_co2e
+from app.factors.gwp import apply_gwp, gwp_source, recompute_co2e, shipped_gwp_table
+from app.reference.models import GwpValue
 from tests.test_factors_api import assert_problem, lookup, search
+from tests.test_reference_data import reload_reference
 
 # IPCC 2006 Vol. 2 Table 2.2, natural gas: CO2 56 100, CH4 1, N2O 0.1 kg/TJ.
-NATURAL_GAS = {"co2": 56100.0, "ch4": 1.0, "n2o": 0.1, "other_ghg_co2e": None}
+NATURAL_GAS: dict[str, Any] = {"co2": 56100.0, "ch4": 1.0, "n2o": 0.1, "other_ghg_co2e": None}
 # (set, CO2e by hand)
 HAND_COMPUTED = [
     ("AR4", 56154.8),  # 56100 + 25*1 + 298*0.1 = 56100 + 25 + 29.8
@@ -20,15 +24,74 @@ HAND_COMPUTED = [
 ]
 
 
-def test_the_gwp100_table_is_the_ipcc_one() -> None:
-    assert GWP100 == {
-        "AR4": {"CO2": 1.0, "CH4": 25.0, "N2O": 298.0},
-        "AR5": {"CO2": 1.0, "CH4": 28.0, "N2O": 265.0},
-        "AR6": {"CO2": 1.0, "CH4": 27.9, "N2O": 273.0},
-    }
+# GWP100 read in IPCC AR4 WG1 Table 2.14, AR5 WG1 Table 8.A.1 (no climate-carbon feedback) and
+# AR6 WG1 Table 7.SM.7, as tabulated in openclimatedata/globalwarmingpotentials (CC0) and the
+# chapter's data repository IPCC-WG1/Chapter-7 (see /work/shared/data/reference-figures.md §2).
+IPCC_GWP100 = {
+    "AR4": {"CO2": 1.0, "CH4": 25.0, "N2O": 298.0},
+    "AR5": {"CO2": 1.0, "CH4": 28.0, "N2O": 265.0},
+    "AR6": {"CO2": 1.0, "CH4": 27.9, "N2O": 273.0},
+}
+
+
+def test_the_shipped_gwp100_table_is_the_ipcc_one() -> None:
+    table = shipped_gwp_table()
+    assert {name: table.values(name) for name in IPCC_GWP100} == IPCC_GWP100
     assert "Table 2.14" in gwp_source("AR4")
     assert "Table 8.A.1" in gwp_source("AR5")
     assert "Table 7.SM.7" in gwp_source("AR6")
+
+
+def test_the_api_lists_the_table_with_its_sources(client: TestClient) -> None:
+    response = client.get("/v1/gwp")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    values = {(item["gwp_set"], item["gas"]): item for item in body["items"]}
+    for gwp_set, gases in IPCC_GWP100.items():
+        for gas, value in gases.items():
+            assert values[(gwp_set, gas)]["value"] == value
+    for item in body["items"]:
+        assert item["source"], item
+        assert item["locator"], item
+    # AR6 distinguishes fossil and non-fossil methane (Table 7.15: 29.8 and 27.0).
+    assert values[("AR6", "CH4-fossil")]["value"] == 29.8
+    assert values[("AR6", "CH4-non-fossil")]["value"] == 27.0
+    # SF6, NF3 and the common HFCs in every set, e.g. HFC-134a 1430 / 1300 / 1530.
+    for gas in ("SF6", "NF3", "HFC-23", "HFC-32", "HFC-125", "HFC-134a", "HFC-143a"):
+        assert {s for s, g in values if g == gas} == {"AR4", "AR5", "AR6"}, gas
+    assert [values[(s, "HFC-134a")]["value"] for s in ("AR4", "AR5", "AR6")] == [
+        1430.0,
+        1300.0,
+        1530.0,
+    ]
+    assert {entry["gwp_set"] for entry in body["sets"]} == {"AR4", "AR5", "AR6"}
+    assert len(body["reference_version"]) == 64
+    only = client.get("/v1/gwp", params={"gwp_set": "AR5", "gas": "ch4"}).json()["items"]
+    assert [(item["gwp_set"], item["gas"], item["value"]) for item in only] == [
+        ("AR5", "CH4", 28.0)
+    ]
+    assert_problem(client.get("/v1/gwp", params={"set": "AR5"}), 422)
+    assert_problem(client.get("/v1/gwp", params={"gwp_set": "AR7"}), 422)
+
+
+@pytest.fixture
+def edited_gwp(session: Session) -> Any:
+    """The database's AR6 CH4 set to 30 (a deliberate edit), restored afterwards."""
+    session.execute(
+        update(GwpValue).where(GwpValue.gwp_set == "AR6", GwpValue.gas == "CH4").values(value=30.0)
+    )
+    session.commit()
+    yield
+    reload_reference(session, "gwp")
+
+
+def test_recomputation_reads_the_database_table(
+    client: TestClient, seeded: None, edited_gwp: None
+) -> None:
+    # 56100 + 30*1 + 273*0.1 = 56157.3: the edited row, not a number in code, is used.
+    factor = lookup(client, IPCC_GAS, gwp="AR6")
+    assert factor["co2e"] == 56157.3
+    assert "CH4 30" in factor["gwp_conversion"]["gwp_source"]
 
 
 @pytest.mark.parametrize(("gwp_set", "expected"), HAND_COMPUTED)

@@ -180,7 +180,17 @@ def test_subdivision_exact(client: TestClient, catalogue: None) -> None:
     answer = one(client, activity_id="grid-power", region="CN-GD", year=2021)
     assert chosen(answer) == "synth/provincial/p-gd-2021@1.0.0"
     assert answer["match"]["type"] == "exact"
-    assert answer["match"]["region_chain"] == ["CN-GD", "CN", "GLO"]
+    # Guangdong is in the South China regional grid (seed_data/reference/location_members.csv).
+    assert answer["match"]["region_chain"] == ["CN-GD", "CN-GRID-SOUTH", "CN", "GLO"]
+    assert answer["match"]["region_steps"] == [
+        {
+            "region": "CN-GD",
+            "kind": "subdivision",
+            "relation": "requested",
+            "of": None,
+            "outcome": "matched",
+        }
+    ]
 
 
 def test_year_fallback_to_the_nearest_earlier_year(client: TestClient, catalogue: None) -> None:
@@ -215,17 +225,22 @@ def test_region_fallback_to_the_country(client: TestClient, catalogue: None) -> 
     assert (match["region"], match["requested_region"], match["region_distance"]) == (
         "CN",
         "CN-GD",
-        1,
+        2,
     )
     assert match["region_fallback"] is True
+    assert [(s["region"], s["relation"], s["of"], s["outcome"]) for s in match["region_steps"]] == [
+        ("CN-GD", "requested", None, "no_factor"),
+        ("CN-GRID-SOUTH", "member_of", "CN-GD", "no_factor"),
+        ("CN", "parent", "CN-GD", "matched"),
+    ]
     assert (match["year_fallback"], match["year_distance"]) == (False, 0)
 
 
 def test_region_fallback_to_global(client: TestClient, catalogue: None) -> None:
     answer = one(client, activity_id="grid-power", region="CN-SC", year=2019)
     assert chosen(answer) == "synth/national/n-glo-2019@1.0.0"
-    assert answer["match"]["region_chain"] == ["CN-SC", "CN", "GLO"]
-    assert answer["match"]["region_distance"] == 2
+    assert answer["match"]["region_chain"] == ["CN-SC", "CN-GRID-SOUTHWEST", "CN", "GLO"]
+    assert answer["match"]["region_distance"] == 3
     other_country = one(client, activity_id="grid-power", region="FR", year=2024)
     assert chosen(other_country) == "synth/national/n-glo-2019@1.0.0"
     assert other_country["match"]["year_distance"] == 5

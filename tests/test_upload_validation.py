@@ -133,6 +133,18 @@ CASES: list[tuple[str, str, Callable[[], bytes], tuple[int | None, str | None, s
         lambda: with_cell(1, "region", "cn"),
         (3, "region", "string_pattern_mismatch"),
     ),
+    (
+        "region code not in the location table",
+        "f.csv",
+        lambda: with_cell(1, "region", "XK"),
+        (3, "region", "unknown_region"),
+    ),
+    (
+        "grouping code not in the location table",
+        "f.csv",
+        lambda: with_cell(0, "region", "CN-GRID-MARS"),
+        (2, "region", "unknown_region"),
+    ),
     ("gas/GWP mismatch", "f.csv", lambda: with_cell(0, "co2e", 500), (2, "co2e", "co2e_mismatch")),
     (
         "gases without gwp_set",
@@ -273,6 +285,38 @@ def test_malformed_upload_is_reported_precisely_and_stores_nothing(
     assert expected in found, json.dumps(body["errors"], ensure_ascii=False)[:2000]
     assert all(e["detail"] for e in body["errors"])
     assert snapshot(db) == before
+
+
+def test_an_unknown_region_is_named_in_its_row(
+    client: TestClient, db: Engine, writer: dict[str, str]
+) -> None:
+    before = snapshot(db)
+    rows = [synthetic_row(0), synthetic_row(1, region="XK"), synthetic_row(2, region="CN-ZZ")]
+    response = client.post(
+        VERSIONS,
+        headers=writer,
+        data={"version": "1.0.0"},
+        files={"file": ("f.csv", csv_bytes(rows), "text/csv")},
+    )
+    assert response.status_code == 422, response.text
+    errors = [(e["row"], e["column"], e["code"]) for e in response.json()["errors"]]
+    assert errors == [(3, "region", "unknown_region"), (4, "region", "unknown_region")]
+    details = [e["detail"] for e in response.json()["errors"]]
+    assert "'XK'" in details[0]
+    assert "'CN-ZZ'" in details[1]
+    assert "GET /v1/locations" in details[0]
+    assert snapshot(db) == before
+
+
+def test_a_grouping_is_a_valid_region(client: TestClient, writer: dict[str, str]) -> None:
+    rows = [synthetic_row(0, region="CN-GRID-NORTH"), synthetic_row(1, region="CN-BJ")]
+    response = client.post(
+        VERSIONS,
+        headers=writer,
+        data={"version": "1.0.0"},
+        files={"file": ("f.csv", csv_bytes(rows), "text/csv")},
+    )
+    assert response.status_code == 201, response.text
 
 
 def test_a_bom_is_accepted_with_a_warning(client: TestClient, writer: dict[str, str]) -> None:

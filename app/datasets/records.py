@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from app.factors.schemas import FactorFields
-from app.factors.validation import record_problems
+from app.factors.validation import RecordReference, record_problems
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,13 @@ class RowProblem:
         return {"row": self.row, "column": self.column, "code": self.code, "detail": self.detail}
 
 
-def parse_record(row: int, raw: Mapping[str, object]) -> FactorFields | list[RowProblem]:
-    """One record, or every problem found in it (column-level first, then cross-field)."""
+def parse_record(
+    row: int, raw: Mapping[str, object], reference: RecordReference | None = None
+) -> FactorFields | list[RowProblem]:
+    """One record, or every problem found in it (column-level first, then cross-field).
+
+    `reference` is the database's reference data (regions, GWP100); without it, the data as
+    `seed_data/reference/` ships it."""
     # Empty cells are nulls; leaving them out lets a required column report "missing".
     values = {k: v for k, v in raw.items() if v is not None and v != ""}
     try:
@@ -40,7 +45,9 @@ def parse_record(row: int, raw: Mapping[str, object]) -> FactorFields | list[Row
             )
             for err in exc.errors()
         ]
-    problems = [RowProblem(row, p.column, p.code, p.detail) for p in record_problems(record)]
+    problems = [
+        RowProblem(row, p.column, p.code, p.detail) for p in record_problems(record, reference)
+    ]
     return problems or record
 
 

@@ -15,8 +15,9 @@ from app.datasets.models import Dataset, Publisher
 from app.datasets.records import RowProblem, parse_record, read_csv_rows
 from app.factors.models import Factor
 from app.factors.schemas import FactorFields
+from app.factors.validation import RecordReference, load_record_reference
 from app.provenance.audit import append_event
-from app.reference.locations import load_locations
+from app.reference.loader import load_reference_data
 from app.versioning.models import DatasetVersion
 from app.versioning.publish import release_directly
 
@@ -56,11 +57,11 @@ def database_is_empty(session: Session) -> bool:
     return session.execute(select(func.count()).select_from(Factor)).scalar_one() == 0
 
 
-def _read_records(path: Path) -> list[tuple[int, FactorFields]]:
+def _read_records(path: Path, reference: RecordReference) -> list[tuple[int, FactorFields]]:
     records: list[tuple[int, FactorFields]] = []
     problems: list[RowProblem] = []
     for row, cells in read_csv_rows(path):
-        parsed = parse_record(row, cells)
+        parsed = parse_record(row, cells, reference)
         if isinstance(parsed, list):
             problems.extend(parsed)
         else:
@@ -96,8 +97,12 @@ def _publisher(session: Session, spec: dict[str, Any]) -> Publisher:
 
 
 def load_seed(session: Session, seed_dir: Path) -> SeedResult:
-    """Load every publisher, dataset and version under `seed_dir` that is not loaded yet."""
-    load_locations(session)
+    """Load every publisher, dataset and version under `seed_dir` that is not loaded yet.
+
+    The reference tables (`seed_dir/reference/`) come first: the factors are checked against
+    them (regions, GWP100) like any upload."""
+    load_reference_data(session, seed_dir / "reference")
+    reference: RecordReference | None = None
     publishers = json.loads((seed_dir / "publishers.json").read_text(encoding="utf-8"))
     by_slug = {spec["slug"]: _publisher(session, spec) for spec in publishers}
     datasets = versions = factors = 0
@@ -109,7 +114,9 @@ def load_seed(session: Session, seed_dir: Path) -> SeedResult:
         dataset = _dataset(session, by_slug[publisher_slug], spec)
         datasets += 1
         for version_spec in spec["versions"]:
-            loaded = _version(session, dataset, version_spec, dataset_file.parent)
+            if reference is None:
+                reference = load_record_reference(session)
+            loaded = _version(session, dataset, version_spec, dataset_file.parent, reference)
             if loaded is not None:
                 versions += 1
                 factors += loaded
@@ -138,7 +145,13 @@ def _dataset(session: Session, publisher: Publisher, spec: dict[str, Any]) -> Da
     return dataset
 
 
-def _version(session: Session, dataset: Dataset, spec: dict[str, Any], folder: Path) -> int | None:
+def _version(
+    session: Session,
+    dataset: Dataset,
+    spec: dict[str, Any],
+    folder: Path,
+    reference: RecordReference,
+) -> int | None:
     exists = session.execute(
         select(DatasetVersion.id).where(
             DatasetVersion.dataset_id == dataset.id, DatasetVersion.version == spec["version"]
@@ -147,7 +160,7 @@ def _version(session: Session, dataset: Dataset, spec: dict[str, Any], folder: P
     if exists is not None:
         return None
     path = folder / spec["file"]
-    records = _read_records(path)
+    records = _read_records(path, reference)
     released = release_directly(
         session,
         dataset_id=dataset.id,

@@ -11,7 +11,7 @@ from app.auth.viewer import ViewerDep
 from app.core.db import SessionDep
 from app.core.params import only_query_params
 from app.factors.estimate import estimate_items, estimate_one
-from app.factors.gwp import gwp_source, gwp_values
+from app.factors.gwp import GwpTable, gwp_table_for, shipped_gwp_table
 from app.factors.resolve import RANKING, LineError, resolve_items, resolved_item_payload
 from app.factors.router import GwpParam
 from app.factors.schemas import (
@@ -29,10 +29,18 @@ router = APIRouter(tags=["factors"])
 _GWP_ONLY = [Depends(only_query_params(("gwp",)))]
 
 
-def gwp_info(gwp: str | None) -> dict[str, Any] | None:
+def gwp_info(gwp: str | None, table: GwpTable | None = None) -> dict[str, Any] | None:
+    """The GWP100 set asked for, with the values and citations the answer used (`table`: the
+    one the answer was computed with; without it, the table as shipped)."""
     if gwp is None:
         return None
-    return {"requested": gwp, "source": gwp_source(gwp), "values": gwp_values(gwp)}
+    table = table or shipped_gwp_table()
+    return {
+        "requested": gwp,
+        "source": table.source(gwp),
+        "values": table.values(gwp),
+        "entries": [table.entry(gwp, gas).as_dict() for gas in ("CO2", "CH4", "N2O")],
+    }
 
 
 def json_response(payload: Any, status_code: int = 200) -> Response:
@@ -51,7 +59,8 @@ def json_response(payload: Any, status_code: int = 200) -> Response:
 def resolve(
     body: ResolveRequest, session: SessionDep, viewer: ViewerDep, gwp: GwpParam = None
 ) -> Response:
-    answers = resolve_items(session, viewer=viewer, items=body.items, gwp=gwp)
+    table = gwp_table_for(session, gwp)
+    answers = resolve_items(session, viewer=viewer, items=body.items, gwp=gwp, gwp_table=table)
     failed = sum(isinstance(answer, LineError) for answer in answers)
     return json_response(
         {
@@ -59,7 +68,7 @@ def resolve(
             "resolved": len(answers) - failed,
             "failed": failed,
             "ranking": RANKING,
-            "gwp": gwp_info(gwp),
+            "gwp": gwp_info(gwp, table),
         }
     )
 
@@ -74,8 +83,9 @@ def resolve(
 def estimate(
     body: EstimateItem, session: SessionDep, viewer: ViewerDep, gwp: GwpParam = None
 ) -> Response:
-    result = estimate_one(session, viewer=viewer, item=body, gwp=gwp)
-    result["gwp"] = gwp_info(gwp)
+    table = gwp_table_for(session, gwp)
+    result = estimate_one(session, viewer=viewer, item=body, gwp=gwp, gwp_table=table)
+    result["gwp"] = gwp_info(gwp, table)
     return json_response(result)
 
 
@@ -88,7 +98,8 @@ def estimate(
 def estimate_batch(
     body: EstimateBatchRequest, session: SessionDep, viewer: ViewerDep, gwp: GwpParam = None
 ) -> Response:
-    answers = estimate_items(session, viewer=viewer, items=body.items, gwp=gwp)
+    table = gwp_table_for(session, gwp)
+    answers = estimate_items(session, viewer=viewer, items=body.items, gwp=gwp, gwp_table=table)
     items: list[dict[str, Any]] = []
     total = 0.0
     for answer in answers:
@@ -104,6 +115,6 @@ def estimate_batch(
             "total_co2e_kg": clean_float(total),
             "resolved": len(answers) - failed,
             "failed": failed,
-            "gwp": gwp_info(gwp),
+            "gwp": gwp_info(gwp, table),
         }
     )

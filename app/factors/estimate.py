@@ -3,9 +3,11 @@
 A line names its factor either by activity (`activity_id`, `region`, `year`: resolved exactly
 as `POST /v1/factors:resolve` does, with the amount's unit as the requested unit) or by id
 (`publisher/dataset/factor_code`, latest release, or `@version` pinned). The amount is
-converted into the factor's unit with pint (same dimension only: kWh/MWh/GJ/TJ, kg/t, L/m3,
-t*km...), multiplied by the factor, and the gases and the uncertainty interval are scaled
-the same way. A batch costs a constant number of queries, like resolution.
+converted into the factor's unit with pint: within a dimension directly (kWh/MWh/GJ/TJ,
+kg/t, L/m3, t*km...), across dimensions only through a cited conversion property of the
+activity (reference data: a net calorific value turns t of coal into TJ), which the answer
+shows in `conversion.properties`. It is then multiplied by the factor, and the gases and the
+uncertainty interval are scaled the same way. A batch costs a constant number of queries.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import case, tuple_
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session
 from app.auth.viewer import Viewer
 from app.core.errors import ProblemError
 from app.datasets.models import Dataset, Publisher
-from app.factors.gwp import apply_gwp
+from app.factors.gwp import GwpTable, apply_gwp, gwp_table_for
 from app.factors.models import Factor
 from app.factors.resolve import (
     Line,
@@ -42,6 +44,7 @@ from app.factors.units import (
     conversion_multiplier,
     parse_amount_unit,
 )
+from app.reference.conversions import PropertyIndex, convert_for_activity, load_properties
 from app.versioning.models import RELEASED_STATUSES, DatasetVersion
 from app.versioning.service import parse_semver, visible_version_ids
 
@@ -177,12 +180,18 @@ def _result(
     unit: AmountUnit,
     match: dict[str, Any] | None,
     gwp: str | None,
+    gwp_table: GwpTable | None,
+    properties: PropertyIndex,
 ) -> dict[str, Any] | LineError:
+    used: list[dict[str, Any]] = []
     try:
         multiplier = conversion_multiplier(unit.text, factor["unit"])
     except UnitError as exc:
-        return LineError(exc.code, exc.detail, ("unit",))
-    factor = apply_gwp(dict(factor), gwp)
+        via = convert_for_activity(properties, factor["activity_id"], unit.text, factor["unit"])
+        if via is None:
+            return LineError(exc.code, exc.detail, ("unit",))
+        multiplier, used = via.multiplier, via.described()
+    factor = apply_gwp(dict(factor), gwp, gwp_table)
     in_factor_unit = clean_float(amount * multiplier)
     low, high = factor["uncertainty_low"], factor["uncertainty_high"]
     interval = None
@@ -198,7 +207,8 @@ def _result(
             "factor_unit": factor["unit"],
             "multiplier": multiplier,
             "amount_in_factor_unit": in_factor_unit,
-            "property": None,
+            "property": used[0]["code"] if used else None,
+            "properties": used,
         },
         "gases_kg": {
             name: None if factor[name] is None else clean_float(factor[name] * in_factor_unit)
@@ -209,10 +219,36 @@ def _result(
 
 
 def estimate_items(
-    session: Session, *, viewer: Viewer, items: Sequence[EstimateItem], gwp: str | None
+    session: Session,
+    *,
+    viewer: Viewer,
+    items: Sequence[EstimateItem],
+    gwp: str | None,
+    gwp_table: GwpTable | None = None,
 ) -> list[dict[str, Any] | LineError]:
     """Estimate every line in request order: a result or an error in each place."""
     checked = [check_estimate(index, item) for index, item in enumerate(items)]
+    if gwp_table is None:
+        gwp_table = gwp_table_for(session, gwp)
+    properties = PropertyIndex(
+        load_properties(session) if any(not isinstance(e, LineError) for e in checked) else ()
+    )
+    # An activity with a cited property (an NCV) may answer with a factor of the dimension
+    # the property leads to (t of coal → a per-TJ factor).
+    checked = [
+        ActivityLine(
+            replace(
+                entry.line,
+                convertible=properties.reachable_dimensions(
+                    entry.line.activity_id, entry.line.unit.text
+                ),
+            ),
+            entry.amount,
+        )
+        if isinstance(entry, ActivityLine) and entry.line.unit is not None
+        else entry
+        for entry in checked
+    ]
     activity = [entry for entry in checked if isinstance(entry, ActivityLine)]
     refs = [entry for entry in checked if isinstance(entry, FactorRef)]
     resolved = resolve_lines(
@@ -237,6 +273,8 @@ def estimate_items(
                     unit=entry.line.unit,
                     match=answer.match,
                     gwp=gwp,
+                    gwp_table=gwp_table,
+                    properties=properties,
                 )
             )
         else:
@@ -253,16 +291,29 @@ def estimate_items(
                 )
                 continue
             answers.append(
-                _result(factor, amount=entry.amount, unit=entry.unit, match=None, gwp=gwp)
+                _result(
+                    factor,
+                    amount=entry.amount,
+                    unit=entry.unit,
+                    match=None,
+                    gwp=gwp,
+                    gwp_table=gwp_table,
+                    properties=properties,
+                )
             )
     return answers
 
 
 def estimate_one(
-    session: Session, *, viewer: Viewer, item: EstimateItem, gwp: str | None
+    session: Session,
+    *,
+    viewer: Viewer,
+    item: EstimateItem,
+    gwp: str | None,
+    gwp_table: GwpTable | None = None,
 ) -> dict[str, Any]:
     """One estimate, or a problem+json error (404 when nothing matches, 422 otherwise)."""
-    (answer,) = estimate_items(session, viewer=viewer, items=[item], gwp=gwp)
+    (answer,) = estimate_items(session, viewer=viewer, items=[item], gwp=gwp, gwp_table=gwp_table)
     if isinstance(answer, LineError):
         raise LineProblem(answer, 404 if answer.code == "no_match" else 422)
     return answer

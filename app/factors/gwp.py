@@ -1,58 +1,162 @@
 """GWP100 values: checking a factor's co2e against its gases, and recomputing it in another set.
 
-Sources (each set's citation travels with every recomputed answer as `gwp_source`):
-- AR4: IPCC AR4 WG1 Ch. 2 Table 2.14 (CH4 25, N2O 298), as tabulated in the GHG Protocol
-  "Global Warming Potential Values" (2016) and openclimatedata/globalwarmingpotentials (CC0).
-- AR5: IPCC AR5 WG1 Ch. 8 Table 8.A.1, without climate-carbon feedback (CH4 28, N2O 265).
-- AR6: IPCC AR6 WG1 Ch. 7 Table 7.SM.7 (CH4 27.9, N2O 273), from the chapter's data
-  repository IPCC-WG1/Chapter-7, data_output/7sm/metrics_supplement_cleaned.csv. (Table 7.15
-  splits CH4 into fossil 29.8 and non-fossil 27.0; factors carry one `ch4`, so 27.9 is used.)
-
-The table lives here until reference data moves into the database (contract §11,
-`gwp_value`); callers go through `gwp_values`/`gwp_source`/`recompute_co2e` only.
+The values are reference data (contract §11): the `gwp_value` table, loaded from
+`seed_data/reference/gwp100.csv` where every value cites its IPCC table. No GWP number lives
+in this module; callers pass a `GwpTable` read from the database once per request
+(`load_gwp_table`), and each answer names the citation it used as `gwp_source`.
+`shipped_gwp_table` reads the same file for code without a database (benchmarks, defaults).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import csv
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal, get_args
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from app.factors.units import clean_float
+from app.reference.models import GwpValue
 
 GwpSet = Literal["AR4", "AR5", "AR6"]
 GWP_SETS: tuple[str, ...] = get_args(GwpSet)
-
-GWP100: dict[str, dict[str, float]] = {
-    "AR4": {"CO2": 1.0, "CH4": 25.0, "N2O": 298.0},
-    "AR5": {"CO2": 1.0, "CH4": 28.0, "N2O": 265.0},
-    "AR6": {"CO2": 1.0, "CH4": 27.9, "N2O": 273.0},
-}
-
-GWP_SOURCES: dict[str, str] = {
-    "AR4": "IPCC AR4 WG1 Ch. 2, Table 2.14 (GWP100: CH4 25, N2O 298)",
-    "AR5": "IPCC AR5 WG1 Ch. 8, Table 8.A.1, without climate-carbon feedback "
-    "(GWP100: CH4 28, N2O 265)",
-    "AR6": "IPCC AR6 WG1 Ch. 7, Table 7.SM.7 (GWP100: CH4 27.9, N2O 273)",
-}
+# The gases a factor itemises (co2, ch4, n2o); other gases arrive already in CO2e.
+BREAKDOWN_GASES = ("CO2", "CH4", "N2O")
 
 # co2e must agree with the gas breakdown within this relative tolerance (contract §2).
 CO2E_TOLERANCE = 0.005
 
-
-def gwp_values(gwp_set: str) -> dict[str, float]:
-    return GWP100[gwp_set]
+GWP_FILE = Path(__file__).resolve().parents[2] / "seed_data" / "reference" / "gwp100.csv"
 
 
-def gwp_source(gwp_set: str) -> str:
-    return GWP_SOURCES[gwp_set]
+class GwpUnavailable(LookupError):
+    """The table has no value for a gas the computation needs."""
+
+
+@dataclass(frozen=True)
+class GwpEntry:
+    gwp_set: str
+    gas: str
+    value: float
+    source: str
+    locator: str
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "gwp_set": self.gwp_set,
+            "gas": self.gas,
+            "value": self.value,
+            "source": self.source,
+            "locator": self.locator,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class GwpTable:
+    """GWP100 values by (set, gas), each with its citation."""
+
+    entries: tuple[GwpEntry, ...]
+    _index: dict[tuple[str, str], GwpEntry] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_index", {(entry.gwp_set, entry.gas): entry for entry in self.entries}
+        )
+
+    @classmethod
+    def of(cls, entries: Iterable[GwpEntry]) -> GwpTable:
+        return cls(tuple(entries))
+
+    def sets(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(entry.gwp_set for entry in self.entries))
+
+    def entry(self, gwp_set: str, gas: str) -> GwpEntry:
+        found = self._index.get((gwp_set, gas))
+        if found is None:
+            raise GwpUnavailable(f"no GWP100 for {gas} in {gwp_set} in the reference data")
+        return found
+
+    def value(self, gwp_set: str, gas: str) -> float:
+        return self.entry(gwp_set, gas).value
+
+    def values(self, gwp_set: str) -> dict[str, float]:
+        """The values of the gases a factor itemises (CO2, CH4, N2O) in one set."""
+        return {gas: self.value(gwp_set, gas) for gas in BREAKDOWN_GASES}
+
+    def source(self, gwp_set: str) -> str:
+        """The citation of the values a recomputation in `gwp_set` uses (CH4 and N2O)."""
+        used = [self.entry(gwp_set, gas) for gas in ("CH4", "N2O")]
+        sources = "; ".join(dict.fromkeys(entry.source for entry in used))
+        numbers = ", ".join(f"{entry.gas} {entry.value:g}" for entry in used)
+        return f"{sources} (GWP100: {numbers}; efdb reference table gwp_value)"
+
+
+def load_gwp_table(session: Session) -> GwpTable:
+    """The GWP100 table as the database holds it (one query)."""
+    rows = session.execute(
+        select(
+            GwpValue.gwp_set,
+            GwpValue.gas,
+            GwpValue.value,
+            GwpValue.source,
+            GwpValue.locator,
+            GwpValue.note,
+        ).order_by(GwpValue.gwp_set, GwpValue.gas)
+    )
+    return GwpTable.of(GwpEntry(*row) for row in rows)
+
+
+def gwp_table_for(session: Session, requested: str | None) -> GwpTable | None:
+    """The table when a GWP set is requested; no query otherwise."""
+    return None if requested is None else load_gwp_table(session)
+
+
+@lru_cache(maxsize=1)
+def shipped_gwp_table() -> GwpTable:
+    """The table as `seed_data/reference/gwp100.csv` ships it (for code without a database)."""
+    with GWP_FILE.open(newline="", encoding="utf-8") as handle:
+        return GwpTable.of(
+            GwpEntry(
+                row["gwp_set"],
+                row["gas"],
+                float(row["value"]),
+                row["source"],
+                row["locator"],
+                row.get("note") or None,
+            )
+            for row in csv.DictReader(handle)
+        )
+
+
+def gwp_values(gwp_set: str, table: GwpTable | None = None) -> dict[str, float]:
+    return (table or shipped_gwp_table()).values(gwp_set)
+
+
+def gwp_source(gwp_set: str, table: GwpTable | None = None) -> str:
+    return (table or shipped_gwp_table()).source(gwp_set)
 
 
 def co2e_from_gases(
-    gwp_set: str, *, co2: float | None, ch4: float | None, n2o: float | None, other: float | None
+    gwp_set: str,
+    *,
+    co2: float | None,
+    ch4: float | None,
+    n2o: float | None,
+    other: float | None,
+    table: GwpTable | None = None,
 ) -> float:
-    values = gwp_values(gwp_set)
+    values = gwp_values(gwp_set, table)
     return (
-        (co2 or 0.0) + values["CH4"] * (ch4 or 0.0) + values["N2O"] * (n2o or 0.0) + (other or 0.0)
+        values["CO2"] * (co2 or 0.0)
+        + values["CH4"] * (ch4 or 0.0)
+        + values["N2O"] * (n2o or 0.0)
+        + (other or 0.0)
     )
 
 
@@ -66,6 +170,7 @@ class GwpConversion:
     co2e: float
     original_co2e: float
     original_gwp_set: str | None
+    source: str
 
     @property
     def ratio(self) -> float:
@@ -76,7 +181,7 @@ class GwpConversion:
             "requested": self.requested,
             "status": self.status,
             "detail": self.detail,
-            "gwp_source": gwp_source(self.requested),
+            "gwp_source": self.source,
             "original_gwp_set": self.original_gwp_set,
             "original_co2e": self.original_co2e,
         }
@@ -91,13 +196,16 @@ def recompute_co2e(
     ch4: float | None,
     n2o: float | None,
     other_ghg_co2e: float | None,
+    table: GwpTable | None = None,
 ) -> GwpConversion:
     """co2e in the `requested` GWP100 set, from the factor's gas breakdown where it has one."""
+    gwp = table or shipped_gwp_table()
+    source = gwp.source(requested)
 
     def result(
         status: Literal["recomputed", "unchanged", "not_possible"], detail: str, value: float
     ) -> GwpConversion:
-        return GwpConversion(requested, status, detail, value, co2e, gwp_set)
+        return GwpConversion(requested, status, detail, value, co2e, gwp_set, source)
 
     has_other_gases = ch4 is not None or n2o is not None
     if not has_other_gases:
@@ -114,9 +222,9 @@ def recompute_co2e(
         )
     if gwp_set == requested:
         return result("unchanged", f"already in {requested}", co2e)
-    values = gwp_values(requested)
+    values = gwp.values(requested)
     recomputed = clean_float(
-        co2e_from_gases(requested, co2=co2, ch4=ch4, n2o=n2o, other=other_ghg_co2e)
+        co2e_from_gases(requested, co2=co2, ch4=ch4, n2o=n2o, other=other_ghg_co2e, table=gwp)
     )
     detail = f"co2e = co2 + {values['CH4']:g}·ch4 + {values['N2O']:g}·n2o"
     if other_ghg_co2e is not None:
@@ -135,7 +243,9 @@ def _close(a: float, b: float) -> bool:
 GWP_PAYLOAD_FIELDS = ("co2e", "gwp_set", "uncertainty_low", "uncertainty_high")
 
 
-def apply_gwp(factor: dict[str, Any], requested: str | None) -> dict[str, Any]:
+def apply_gwp(
+    factor: dict[str, Any], requested: str | None, table: GwpTable | None = None
+) -> dict[str, Any]:
     """A factor payload answered in the `requested` GWP set, saying what was done.
 
     Recomputed: `co2e` and `gwp_set` are the requested set's and the uncertainty bounds are
@@ -152,6 +262,7 @@ def apply_gwp(factor: dict[str, Any], requested: str | None) -> dict[str, Any]:
         ch4=factor["ch4"],
         n2o=factor["n2o"],
         other_ghg_co2e=factor["other_ghg_co2e"],
+        table=table,
     )
     if conversion.status == "recomputed":
         ratio = conversion.ratio

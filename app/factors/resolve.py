@@ -70,7 +70,7 @@ from sqlalchemy.types import TypeEngine
 from app.auth.viewer import Viewer
 from app.core.errors import ProblemError
 from app.datasets.models import Dataset, Publisher
-from app.factors.gwp import apply_gwp
+from app.factors.gwp import GwpTable, apply_gwp, gwp_table_for
 from app.factors.models import Factor
 from app.factors.schemas import (
     ACTIVITY_ID_PATTERN,
@@ -96,7 +96,8 @@ from app.versioning.service import parse_semver, visible_version_ids
 
 RANKING = [
     "unit: only factors per a unit of the requested unit's dimension answer (when one is given)",
-    "region: nearest in the fallback chain (the region, then its parents up to GLO)",
+    "region: nearest in the fallback chain (the region, the groupings it belongs to such as a "
+    "regional grid, then its parents up to GLO, as the location table says)",
     "year: nearest reference year not after the requested year",
     "dataset_priority: lower first (national reference datasets first), unset last",
     "newest_published: the most recently published release",
@@ -164,6 +165,15 @@ class Line:
     version: str | None = None
     as_of: date | None = None
     boundary: str | None = None
+    # Other unit dimensions a factor may be per: those a cited conversion property of the
+    # activity links to the amount's (estimates only: t of coal against a per-TJ factor).
+    convertible: tuple[str, ...] = ()
+
+    @property
+    def dimensions(self) -> tuple[str, ...] | None:
+        if self.unit is None:
+            return None
+        return (self.unit.dimension, *sorted(set(self.convertible) - {self.unit.dimension}))
 
 
 @dataclass
@@ -363,10 +373,10 @@ def _units_filter(dialect: str, table: FromClause) -> ColumnElement[bool]:
 
 
 @lru_cache(maxsize=64)
-def _units_value(dialect: str, dimension: str | None) -> tuple[str, ...] | str | None:
-    if dimension is None:
+def _units_value(dialect: str, dimensions: tuple[str, ...] | None) -> tuple[str, ...] | str | None:
+    if dimensions is None:
         return None
-    units = units_of_dimension(dimension)
+    units = tuple(unit for dimension in dimensions for unit in units_of_dimension(dimension))
     return units if dialect == "postgresql" else "," + ",".join(units) + ","
 
 
@@ -614,11 +624,19 @@ def _decided_by(ranked: Sequence[_Candidate], releases: dict[int, _Release]) -> 
 
 
 def resolve_lines(
-    session: Session, *, viewer: Viewer, lines: Sequence[Line], gwp: str | None
+    session: Session,
+    *,
+    viewer: Viewer,
+    lines: Sequence[Line],
+    gwp: str | None,
+    gwp_table: GwpTable | None = None,
 ) -> dict[int, Resolved | LineError]:
-    """Resolve checked lines in four queries; the answer for every line index given."""
+    """Resolve checked lines in four queries (five with `gwp`: the GWP100 table); the answer
+    for every line index given."""
     if not lines:
         return {}
+    if gwp_table is None:
+        gwp_table = gwp_table_for(session, gwp)
     chains = region_chains(session, {line.region for line in lines})
     as_of_dates = sorted({line.as_of for line in lines if line.as_of is not None})
     as_of_class = {day: _RELEASED + 1 + n for n, day in enumerate(as_of_dates)}
@@ -640,7 +658,7 @@ def resolve_lines(
             plan[line.index] = []
             continue
         group = groups.setdefault(allowed, len(groups))
-        dimension = line.unit.dimension if line.unit else None
+        dimension = line.dimensions
         plan[line.index] = [
             probes.setdefault(
                 (line.activity_id, code, line.year, dimension, line.boundary, group), len(probes)
@@ -694,7 +712,7 @@ def resolve_lines(
             continue
         depth, ranked = chosen[line.index]
         factor = dict(records[ranked[0].factor_id])
-        apply_gwp(factor, gwp)
+        apply_gwp(factor, gwp, gwp_table)
         passed_over = next(
             (
                 {"region": chain.codes[d], "year": any_year, "unit": any_unit}
@@ -712,6 +730,7 @@ def resolve_lines(
             alternatives=len(ranked) - 1,
             decided_by=_decided_by(ranked, by_version),
             passed_over=passed_over,
+            other_units={d for d, _ in nearest_any if d < depth},
         )
     return answers
 
@@ -726,8 +745,9 @@ def _incompatible(
         f"factors match in {chain.codes[depth]} ({year}) but none is per a unit of "
         f"{line.unit.dimension} like {line.unit.canonical}: the nearest is per {unit} "
         f"({ACCEPTED_UNITS.get(unit, 'another dimension')}); converting between dimensions "
-        "needs a conversion property of the activity (a density, an energy content), which "
-        "the database does not hold yet",
+        "needs a cited conversion property of the activity (a density, an energy content; "
+        "see GET /v1/conversion-properties), and POST /v1/estimate applies one where the "
+        "activity has it",
         ("unit",),
     )
 
@@ -748,7 +768,10 @@ def _no_match(line: Line, chain: RegionChain) -> LineError:
         f"≤ {line.year}" + (f" ({', '.join(scope)})" if scope else "")
     )
     if not chain.known:
-        detail += f"; region {line.region} is not in the location table, so it has no fallback"
+        detail += (
+            f"; region {line.region} is not in the location table (GET /v1/locations), "
+            "so it has no fallback"
+        )
     return LineError("no_match", detail)
 
 
@@ -762,18 +785,24 @@ def _resolved(
     alternatives: int,
     decided_by: str,
     passed_over: dict[str, Any] | None,
+    other_units: set[int],
 ) -> Resolved:
     unit_match: dict[str, Any] = {"requested": None, "factor_unit": factor["unit"]}
     multiplier: float | None = None
     if line.unit is not None:
-        multiplier = conversion_multiplier(line.unit.text, factor["unit"])
+        same_dimension = ACCEPTED_UNITS.get(factor["unit"]) == line.unit.dimension
+        if same_dimension:
+            multiplier = conversion_multiplier(line.unit.text, factor["unit"])
         unit_match = {
             "requested": line.unit.canonical,
             "factor_unit": factor["unit"],
             "dimension": line.unit.dimension,
             "converted": factor["unit"] != line.unit.canonical,
+            # None: another dimension, converted by a cited property (see the estimate).
             "multiplier": multiplier,
-            "co2e_per_requested_unit": clean_float(factor["co2e"] * multiplier),
+            "co2e_per_requested_unit": (
+                clean_float(factor["co2e"] * multiplier) if multiplier is not None else None
+            ),
             "passed_over": passed_over,
         }
     year = factor["reference_year"]
@@ -785,6 +814,15 @@ def _resolved(
         "region_distance": depth,
         "region_chain": list(chain.codes),
         "region_known": chain.known,
+        "region_steps": [
+            {
+                **step.as_dict(),
+                "outcome": "matched"
+                if n == depth
+                else ("other_unit_only" if n in other_units else "no_factor"),
+            }
+            for n, step in enumerate(chain.steps[: depth + 1])
+        ],
         "year": year,
         "requested_year": line.year,
         "year_fallback": year != line.year,
@@ -799,12 +837,17 @@ def _resolved(
 
 
 def resolve_items(
-    session: Session, *, viewer: Viewer, items: Sequence[ResolveItem], gwp: str | None
+    session: Session,
+    *,
+    viewer: Viewer,
+    items: Sequence[ResolveItem],
+    gwp: str | None,
+    gwp_table: GwpTable | None = None,
 ) -> list[Resolved | LineError]:
     """Resolve a batch in request order; bad lines get errors, the rest their factor."""
     checked = [check_line(index, item) for index, item in enumerate(items)]
     lines = [line for line in checked if isinstance(line, Line)]
-    answers = resolve_lines(session, viewer=viewer, lines=lines, gwp=gwp)
+    answers = resolve_lines(session, viewer=viewer, lines=lines, gwp=gwp, gwp_table=gwp_table)
     return [answers[entry.index] if isinstance(entry, Line) else entry for entry in checked]
 
 

@@ -30,7 +30,7 @@ from app.core.params import (
 )
 from app.core.schemas import Page
 from app.factors import service
-from app.factors.gwp import apply_gwp
+from app.factors.gwp import apply_gwp, gwp_table_for
 from app.factors.schemas import (
     ACTIVITY_ID_PATTERN,
     FACTOR_CODE_PATTERN,
@@ -202,7 +202,8 @@ def search_factors(
             session, viewer=viewer, filters=filters, after_id=after_id, limit=limit
         )
         next_cursor = id_cursor(last_id, scope)
-    items = [apply_gwp(item, gwp) for item in items]
+    table = gwp_table_for(session, gwp)
+    items = [apply_gwp(item, gwp, table) for item in items]
     # A pinned release never changes, but an empty answer may be a version not released yet.
     return page_response(
         request, items, next_cursor, cache_control=IMMUTABLE if version and items else SHORT_LIVED
@@ -240,7 +241,7 @@ def get_factor(
         version=version,
         as_of=_bounded(as_of),
     )
-    factor = apply_gwp(factor, gwp)
+    factor = apply_gwp(factor, gwp, gwp_table_for(session, gwp))
     return cached_json(request, factor, cache_control=IMMUTABLE if version else SHORT_LIVED)
 
 

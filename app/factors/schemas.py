@@ -266,6 +266,22 @@ class UnitMatch(BaseModel):
     )
 
 
+class RegionStep(BaseModel):
+    region: str
+    kind: Literal["global", "country", "subdivision", "grouping"] | None = Field(
+        description="The location's kind; null when the region is not in the location table"
+    )
+    relation: Literal["requested", "member_of", "parent"] = Field(
+        description="requested: the line's region; member_of: a grouping (e.g. a regional "
+        "grid) that `of` belongs to; parent: the parent of `of`"
+    )
+    of: str | None
+    outcome: Literal["matched", "no_factor", "other_unit_only"] = Field(
+        description="What this step found: the answer, nothing, or factors only in a unit of "
+        "another dimension"
+    )
+
+
 class Match(BaseModel):
     type: Literal["exact", "fallback"]
     region: str
@@ -274,6 +290,11 @@ class Match(BaseModel):
     region_distance: int = Field(description="Steps up the region chain (0: the region itself)")
     region_chain: list[str] = Field(description="The fallback chain, from the location table")
     region_known: bool = Field(description="False: the region is not in the location table")
+    region_steps: list[RegionStep] = Field(
+        default_factory=list,
+        description="Each step of the chain tried, up to the one that answered, with how it "
+        "was reached (GET /v1/locations/{code} shows the same hierarchy)",
+    )
     year: int
     requested_year: int
     year_fallback: bool
@@ -295,10 +316,22 @@ class ResolvedItem(BaseModel):
     error: ItemError | None = None
 
 
+class GwpEntryRead(BaseModel):
+    gwp_set: GwpSetName
+    gas: str
+    value: float
+    source: str
+    locator: str
+    note: str | None = None
+
+
 class GwpInfo(BaseModel):
     requested: GwpSetName
     source: str
     values: dict[str, float]
+    entries: list[GwpEntryRead] = Field(
+        default_factory=list, description="The GWP100 values used, each with its citation"
+    )
 
 
 class ResolveResponse(BaseModel):
@@ -309,6 +342,22 @@ class ResolveResponse(BaseModel):
     gwp: GwpInfo | None = None
 
 
+class PropertyApplied(BaseModel):
+    code: str
+    material: str
+    name_en: str | None = None
+    name_zh: str | None = None
+    quantity: str
+    value: float
+    unit: str
+    low: float | None = None
+    high: float | None = None
+    activity_ids: list[str]
+    source: str
+    locator: str
+    applied: Literal["multiplied", "divided"]
+
+
 class Conversion(BaseModel):
     amount: float
     unit: str
@@ -316,7 +365,13 @@ class Conversion(BaseModel):
     multiplier: float
     amount_in_factor_unit: float
     property: str | None = Field(
-        None, description="Cited conversion property used (none yet: same-dimension only)"
+        None,
+        description="Code of the cited conversion property used to cross dimensions (e.g. "
+        "ncv/other-bituminous-coal for t → TJ); null for a same-dimension conversion",
+    )
+    properties: list[PropertyApplied] = Field(
+        default_factory=list,
+        description="Every conversion property applied, in order, with value and citation",
     )
 
 

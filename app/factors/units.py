@@ -7,6 +7,8 @@ background database needs, each compared to the input by pint (not by spelling).
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -156,18 +158,54 @@ def conversion_multiplier(from_unit: str, to_unit: str) -> float:
     """How many `to_unit` one `from_unit` is (MWh → kWh: 1000), or UnitError if not the same kind.
 
     Only same-dimension conversions: kg → kWh needs a cited property of the material (its
-    energy content); those conversion properties are reference data still to come.
+    energy content), which `convert_with_properties` applies.
     """
     source, target = _parse(from_unit), _parse(to_unit)
     if source.dimensionality != target.dimensionality:
         raise UnitError(
             "incompatible_unit",
             f"{from_unit} ({_describe(source)}) cannot be converted to {to_unit} "
-            f"({_describe(target)}): that needs a conversion property of the activity, such as "
-            "a density or an energy content, and the database has none yet",
+            f"({_describe(target)}): that needs a cited conversion property of the activity, "
+            "such as a density or an energy content (GET /v1/conversion-properties), and none "
+            "of this activity links the two",
         )
     return clean_float(float((1 * source).to(target).magnitude))
 
 
+# A property used in a conversion: its index in the list given, and +1 (multiplied) or -1.
+PropertyStep = tuple[int, int]
+
+
+def convert_with_properties(
+    from_unit: str,
+    to_unit: str,
+    properties: Sequence[tuple[float, str]],
+    *,
+    max_steps: int = 2,
+) -> tuple[float, tuple[PropertyStep, ...]] | None:
+    """How many `to_unit` one `from_unit` is through cited properties, each `(value, unit)`
+    such as (25.8, "TJ/Gg"), or None when no combination of at most `max_steps` of them gives
+    `to_unit`'s dimension. Fewest properties first: t → TJ multiplies by an NCV; TJ → t
+    divides by it; L → TJ would take a density and an NCV.
+    """
+    source, target = 1 * _parse(from_unit), _parse(to_unit)
+    quantities = [value * _parse(unit) for value, unit in properties]
+    for steps in range(1, max_steps + 1):
+        for chosen in itertools.permutations(range(len(quantities)), steps):
+            for signs in itertools.product((1, -1), repeat=steps):
+                result = source
+                for index, sign in zip(chosen, signs, strict=True):
+                    result = result * quantities[index] if sign > 0 else result / quantities[index]
+                if result.dimensionality == target.dimensionality:
+                    path = tuple(zip(chosen, signs, strict=True))
+                    return clean_float(float(result.to(target).magnitude)), path
+    return None
+
+
 def _describe(unit: pint.Unit) -> str:
     return _dimensions().get(unit.dimensionality) or str(unit.dimensionality)
+
+
+def pint_spelling(text: str) -> str:
+    """How the unit library reads `text` (kWh → kilowatt_hour)."""
+    return str(_parse(text))

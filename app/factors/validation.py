@@ -3,9 +3,44 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
-from app.factors.gwp import CO2E_TOLERANCE, co2e_from_gases
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.factors.gwp import (
+    CO2E_TOLERANCE,
+    GwpTable,
+    GwpUnavailable,
+    co2e_from_gases,
+    load_gwp_table,
+    shipped_gwp_table,
+)
 from app.factors.schemas import PEDIGREE_FIELDS, FactorFields
+from app.reference.models import Location
+
+
+@dataclass(frozen=True)
+class RecordReference:
+    """The reference data a record is checked against: GWP100 values and known regions."""
+
+    gwp: GwpTable
+    regions: frozenset[str]
+
+
+def load_record_reference(session: Session) -> RecordReference:
+    """The database's reference data (two queries), for checking an upload or a seed file."""
+    regions = frozenset(session.scalars(select(Location.code)))
+    return RecordReference(gwp=load_gwp_table(session), regions=regions)
+
+
+@lru_cache(maxsize=1)
+def shipped_record_reference() -> RecordReference:
+    """The reference data as `seed_data/reference/` ships it (for code without a database)."""
+    from app.reference.loader import reference_rows
+
+    regions = frozenset(row["code"] for row in reference_rows().locations)
+    return RecordReference(gwp=shipped_gwp_table(), regions=regions)
 
 
 @dataclass(frozen=True)
@@ -15,8 +50,20 @@ class RecordProblem:
     detail: str
 
 
-def record_problems(record: FactorFields) -> list[RecordProblem]:
+def record_problems(
+    record: FactorFields, reference: RecordReference | None = None
+) -> list[RecordProblem]:
+    checked = reference or shipped_record_reference()
     problems: list[RecordProblem] = []
+    if record.region not in checked.regions:
+        problems.append(
+            RecordProblem(
+                "region",
+                "unknown_region",
+                f"'{record.region}' is not in the location table (ISO 3166-1 or 3166-2 codes, "
+                "GLO, or a grouping such as CN-GRID-NORTH: see GET /v1/locations)",
+            )
+        )
     if not record.name_zh and not record.name_en:
         problems.append(RecordProblem("name_en", "missing_name", "give name_zh or name_en"))
     if record.valid_from and record.valid_to and record.valid_from > record.valid_to:
@@ -39,11 +86,11 @@ def record_problems(record: FactorFields) -> list[RecordProblem]:
                 f"uncertainty_high {record.uncertainty_high} is below co2e {record.co2e}",
             )
         )
-    problems.extend(_gas_problems(record))
+    problems.extend(_gas_problems(record, checked.gwp))
     return problems
 
 
-def _gas_problems(record: FactorFields) -> list[RecordProblem]:
+def _gas_problems(record: FactorFields, gwp: GwpTable) -> list[RecordProblem]:
     # CO2's GWP is 1 in every set, so a CO2-only factor needs no gwp_set.
     needs_gwp = any(v is not None for v in (record.ch4, record.n2o, record.other_ghg_co2e))
     if needs_gwp and record.gwp_set is None:
@@ -65,20 +112,25 @@ def _gas_problems(record: FactorFields) -> list[RecordProblem]:
             ]
         return []
     assert record.gwp_set is not None
-    expected = co2e_from_gases(
-        record.gwp_set,
-        co2=record.co2,
-        ch4=record.ch4,
-        n2o=record.n2o,
-        other=record.other_ghg_co2e,
-    )
+    try:
+        expected = co2e_from_gases(
+            record.gwp_set,
+            co2=record.co2,
+            ch4=record.ch4,
+            n2o=record.n2o,
+            other=record.other_ghg_co2e,
+            table=gwp,
+        )
+    except GwpUnavailable as exc:
+        return [RecordProblem("gwp_set", "unknown_gwp_set", str(exc))]
     if abs(expected - record.co2e) > CO2E_TOLERANCE * max(abs(expected), abs(record.co2e), 1e-12):
         return [
             RecordProblem(
                 "co2e",
                 "co2e_mismatch",
                 f"co2e {record.co2e} differs from the gases with {record.gwp_set} GWP100 "
-                f"({expected:.6g}) by more than {CO2E_TOLERANCE:.1%}",
+                f"({expected:.6g}) by more than {CO2E_TOLERANCE:.1%} "
+                f"(GWP100 from {gwp.source(record.gwp_set)})",
             )
         ]
     return []

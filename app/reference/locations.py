@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 import pycountry
-from sqlalchemy import bindparam, insert, literal_column, select
+from sqlalchemy import bindparam, literal_column, select
 from sqlalchemy.orm import Session
 
 from app.reference.models import Location, LocationMember
@@ -98,29 +98,25 @@ def iso_locations() -> tuple[dict[str, Any], ...]:
     return tuple(rows)
 
 
-_COLUMNS = ("code", "kind", "parent_code", "name_zh", "name_en", "source")
-
-
 def load_locations(session: Session) -> int:
-    """Insert the ISO locations not in the table yet (idempotent); returns how many were added."""
-    existing = set(session.scalars(select(Location.code)))
-    missing = [row for row in iso_locations() if row["code"] not in existing]
-    if not missing:
-        return 0
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        # COPY: ~10x faster than an INSERT executemany for the ~5,300 rows (parents first,
-        # so the self-referencing foreign key holds row by row too).
-        driver = connection.connection.driver_connection
-        with (
-            driver.cursor() as cursor,  # type: ignore[union-attr]
-            cursor.copy(f"COPY location ({', '.join(_COLUMNS)}) FROM STDIN") as copy,
-        ):
-            for row in missing:
-                copy.write_row([row[name] for name in _COLUMNS])
-    else:
-        session.execute(insert(Location), missing)
-    return len(missing)
+    """Insert or update the shipped locations and groupings (idempotent), without an audit
+    event: for tests and benchmarks. Services use `app.reference.loader.load_reference_data`."""
+    from app.reference.loader import reference_rows, sync_locations
+
+    return sync_locations(session, reference_rows())
+
+
+@dataclass(frozen=True)
+class ChainStep:
+    """One place a region's chain visits: how it was reached, and what kind of place it is."""
+
+    code: str
+    kind: str | None  # None: not in the location table
+    relation: str  # requested | member_of (a grouping of `of`) | parent (of `of`)
+    of: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"region": self.code, "kind": self.kind, "relation": self.relation, "of": self.of}
 
 
 @dataclass(frozen=True)
@@ -130,6 +126,7 @@ class RegionChain:
     region: str
     codes: tuple[str, ...]
     known: bool
+    steps: tuple[ChainStep, ...] = ()
 
 
 def _chains_statement() -> Any:
@@ -138,18 +135,21 @@ def _chains_statement() -> Any:
             Location.code.label("start"),
             Location.code.label("code"),
             Location.parent_code.label("parent"),
+            Location.kind.label("kind"),
             literal_column("0").label("depth"),
         )
         .where(Location.code.in_(bindparam("regions", expanding=True)))
         .cte("chain", recursive=True)
     )
     chain = chain.union_all(
-        select(chain.c.start, Location.code, Location.parent_code, chain.c.depth + 1)
+        select(chain.c.start, Location.code, Location.parent_code, Location.kind, chain.c.depth + 1)
         .join(chain, Location.code == chain.c.parent)
         .where(chain.c.depth < MAX_DEPTH)
     )
     return (
-        select(chain.c.start, chain.c.code, chain.c.depth, LocationMember.grouping_code)
+        select(
+            chain.c.start, chain.c.code, chain.c.depth, chain.c.kind, LocationMember.grouping_code
+        )
         .outerjoin(LocationMember, LocationMember.member_code == chain.c.code)
         .order_by(chain.c.start, chain.c.depth, LocationMember.grouping_code)
     )
@@ -160,21 +160,29 @@ _CHAINS = _chains_statement()
 
 
 def region_chains(session: Session, regions: Iterable[str]) -> dict[str, RegionChain]:
-    """The fallback chain of every region in one query (a recursive walk up `parent_code`)."""
+    """The fallback chain of every region in one query (a recursive walk up `parent_code`,
+    visiting the groupings each place is a member of right after it)."""
     wanted = sorted(set(regions))
     if not wanted:
         return {}
     rows = session.connection().execute(_CHAINS, {"regions": wanted}).all()
-    walked: dict[str, list[str]] = {}
-    for start, code, _depth, grouping in rows:
-        codes = walked.setdefault(start, [])
+    walked: dict[str, list[ChainStep]] = {}
+    for start, code, depth, kind, grouping in rows:
+        steps = walked.setdefault(start, [])
+        codes = [step.code for step in steps]
         if code not in codes:
+            below = next((s.code for s in reversed(steps) if s.relation != "member_of"), None)
+            relation = "requested" if depth == 0 else "parent"
+            steps.append(ChainStep(code, kind, relation, below))
             codes.append(code)
         if grouping is not None and grouping not in codes:
-            codes.append(grouping)
-    return {
-        region: RegionChain(region, tuple(walked[region]), True)
-        if region in walked
-        else RegionChain(region, (region,), False)
-        for region in wanted
-    }
+            steps.append(ChainStep(grouping, "grouping", "member_of", code))
+    chains: dict[str, RegionChain] = {}
+    for region in wanted:
+        if region in walked:
+            found = tuple(walked[region])
+            chains[region] = RegionChain(region, tuple(s.code for s in found), True, found)
+        else:
+            step = ChainStep(region, None, "requested", None)
+            chains[region] = RegionChain(region, (region,), False, (step,))
+    return chains

@@ -1,17 +1,28 @@
-"""Locations: the region hierarchy that resolution falls back along (contract §11).
+"""Reference data the service reasons with (contract §11), each row with its citation.
 
-Each row names where it comes from (`source`), so the fallback chain of any answer can be
-traced to ISO 3166 (via pycountry) or to whoever defined a grouping.
+- `location` / `location_member`: the region hierarchy and groupings that resolution falls
+  back along (ISO 3166 via pycountry, plus cited groupings such as China's regional grids);
+- `gwp_value`: GWP100 per gas and IPCC assessment report;
+- `conversion_property`: a cited quantity linking two dimensions for one material (a net
+  calorific value turns tonnes of coal into TJ);
+- `reference_version`: which version (sha256 of the shipped files) of each table is loaded.
+
+Rows are written only by `app.reference.loader.load_reference_data` (from `seed_data/reference/`),
+which records an audit event whenever it changes a table.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
 
 LOCATION_KINDS = ("global", "country", "subdivision", "grouping")
+GWP_SET_NAMES = ("AR4", "AR5", "AR6")
 
 
 class Location(Base):
@@ -28,6 +39,7 @@ class Location(Base):
     name_zh: Mapped[str | None] = mapped_column(String(255))
     name_en: Mapped[str | None] = mapped_column(String(255))
     source: Mapped[str] = mapped_column(String(255))
+    locator: Mapped[str | None] = mapped_column(String(255))
 
 
 class LocationMember(Base):
@@ -38,3 +50,63 @@ class LocationMember(Base):
 
     grouping_code: Mapped[str] = mapped_column(ForeignKey("location.code"), primary_key=True)
     member_code: Mapped[str] = mapped_column(ForeignKey("location.code"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(500))
+    locator: Mapped[str | None] = mapped_column(String(255))
+    confidence: Mapped[str | None] = mapped_column(String(255))
+
+
+class GwpValue(Base):
+    """One GWP100 value of one gas in one IPCC assessment report."""
+
+    __tablename__ = "gwp_value"
+    __table_args__ = (CheckConstraint("gwp_set IN ('AR4', 'AR5', 'AR6')", name="gwp_set"),)
+
+    gwp_set: Mapped[str] = mapped_column(String(8), primary_key=True)
+    gas: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(500))
+    locator: Mapped[str] = mapped_column(String(500))
+    note: Mapped[str | None] = mapped_column(String(500))
+
+
+class ConversionProperty(Base):
+    """A cited quantity that links two dimensions for one material (e.g. an NCV in TJ/Gg)."""
+
+    __tablename__ = "conversion_property"
+
+    code: Mapped[str] = mapped_column(String(96), primary_key=True)
+    material: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str | None] = mapped_column(String(255))
+    name_zh: Mapped[str | None] = mapped_column(String(255))
+    quantity: Mapped[str] = mapped_column(String(32))
+    value: Mapped[float] = mapped_column(Float)
+    # value is in `unit`, e.g. TJ/Gg: how much of the numerator one of the denominator is.
+    unit: Mapped[str] = mapped_column(String(32))
+    low: Mapped[float | None] = mapped_column(Float)
+    high: Mapped[float | None] = mapped_column(Float)
+    # The activity_ids whose amounts this property may convert.
+    activity_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    source: Mapped[str] = mapped_column(String(500))
+    locator: Mapped[str] = mapped_column(String(500))
+
+
+class ReferenceVersion(Base):
+    """The version of one reference table that is loaded: the sha256 of what it was built from."""
+
+    __tablename__ = "reference_version"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    row_count: Mapped[int] = mapped_column(Integer)
+    files: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# Tables only the reference loader writes: shared test databases keep them between tests.
+REFERENCE_TABLES = (
+    "location",
+    "location_member",
+    "gwp_value",
+    "conversion_property",
+    "reference_version",
+)

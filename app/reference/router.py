@@ -1,0 +1,141 @@
+"""Reference data over HTTP: which locations, GWP100 values, units and conversion properties
+the service reasons with, each with where it comes from."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from app.core.db import SessionDep
+from app.core.errors import InvalidParameter
+from app.core.http_cache import SHORT_LIVED, cached_json
+from app.core.pagination import decode_cursor, encode_cursor, page_response
+from app.core.params import DEFAULT_PAGE, Cursor, Limit, only_query_params
+from app.core.schemas import Page
+from app.factors.schemas import ACTIVITY_ID_PATTERN
+from app.reference import service
+from app.reference.schemas import (
+    ConversionPropertyList,
+    GwpList,
+    LocationDetail,
+    LocationKind,
+    LocationRead,
+    ReferenceVersionRead,
+    UnitList,
+)
+
+router = APIRouter(prefix="/v1", tags=["reference data"])
+
+LOCATION_CODE = r"^[A-Za-z0-9-]{2,32}$"
+LocationCode = Annotated[
+    str, Path(pattern=LOCATION_CODE, description="GLO, ISO 3166-1/3166-2 code, or grouping")
+]
+
+
+def _after_code(cursor: str | None, scope: dict[str, object]) -> str | None:
+    if cursor is None:
+        return None
+    (position,) = decode_cursor(cursor, scope, 1)
+    if not isinstance(position, str) or len(position) > 32:
+        raise InvalidParameter(
+            "The cursor is not one this service issued; start again without `cursor`.",
+            errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
+        )
+    return position
+
+
+@router.get(
+    "/locations",
+    response_model=Page[LocationRead],
+    summary="List locations: GLO, countries, subdivisions and groupings (e.g. regional grids)",
+    dependencies=[Depends(only_query_params(("kind", "parent", "q", "limit", "cursor")))],
+)
+def list_locations(
+    request: Request,
+    session: SessionDep,
+    kind: LocationKind | None = None,
+    parent: Annotated[str | None, Query(pattern=LOCATION_CODE)] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="Text in the code or names")
+    ] = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+) -> Response:
+    scope: dict[str, object] = {"kind": kind, "parent": parent, "q": q}
+    items, last = service.list_locations(
+        session,
+        kind=kind,
+        parent=parent,
+        q=q.replace("\x00", "") if q else None,
+        after=_after_code(cursor, scope),
+        limit=limit,
+    )
+    next_cursor = encode_cursor([last], scope) if last is not None else None
+    return page_response(request, items, next_cursor, cache_control=SHORT_LIVED)
+
+
+@router.get(
+    "/locations/{code}",
+    response_model=LocationDetail,
+    summary="One location with its ancestors, its groupings (or members) and fallback chain",
+    dependencies=[Depends(only_query_params(()))],
+)
+def get_location(request: Request, session: SessionDep, code: LocationCode) -> Response:
+    payload = service.get_location(session, code=code)
+    return cached_json(request, payload, cache_control=SHORT_LIVED)
+
+
+@router.get(
+    "/gwp",
+    response_model=GwpList,
+    summary="GWP100 values per IPCC assessment report and gas, each with its source",
+    dependencies=[Depends(only_query_params(("gwp_set", "gas")))],
+)
+def list_gwp(
+    request: Request,
+    session: SessionDep,
+    gwp_set: Annotated[str | None, Query(pattern=r"^AR[456]$")] = None,
+    gas: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9()-]{1,32}$")] = None,
+) -> Response:
+    payload = service.list_gwp(session, gwp_set=gwp_set, gas=gas)
+    return cached_json(request, payload, cache_control=SHORT_LIVED)
+
+
+@router.get(
+    "/units",
+    response_model=UnitList,
+    summary="Every unit a factor may be per, with its dimension and canonical spelling",
+    dependencies=[Depends(only_query_params(()))],
+)
+def list_units(request: Request) -> Response:
+    return cached_json(request, service.list_units(), cache_control=SHORT_LIVED)
+
+
+@router.get(
+    "/conversion-properties",
+    response_model=ConversionPropertyList,
+    summary="Cited properties that convert between dimensions (net calorific values, …)",
+    dependencies=[Depends(only_query_params(("activity_id", "material")))],
+)
+def list_conversion_properties(
+    request: Request,
+    session: SessionDep,
+    activity_id: Annotated[str | None, Query(pattern=ACTIVITY_ID_PATTERN, max_length=128)] = None,
+    material: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")] = None,
+) -> Response:
+    payload = service.list_conversion_properties(
+        session, activity_id=activity_id, material=material
+    )
+    return cached_json(request, payload, cache_control=SHORT_LIVED)
+
+
+@router.get(
+    "/reference",
+    response_model=Page[ReferenceVersionRead],
+    summary="The loaded version (sha256 of the source files) of each reference table",
+    dependencies=[Depends(only_query_params(()))],
+)
+def list_reference_versions(request: Request, session: SessionDep) -> Response:
+    items = service.list_reference_versions(session)
+    return cached_json(request, {"items": items, "next": None}, cache_control=SHORT_LIVED)

@@ -1,0 +1,403 @@
+"""Reference data as cited data (contract §11): locations and grid regions, GWP100 values,
+units and conversion properties; loaded from `seed_data/reference/`, versioned and audited,
+visible through the API, and what resolution, estimates and validation reason with."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import tokenize
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from app.provenance.models import AuditEvent
+from app.reference.loader import REFERENCE_DIR, load_reference_data, reference_versions
+from app.reference.models import ConversionProperty, Location, ReferenceVersion
+from tests.factories import create_dataset, create_publisher, create_version, factor_fields
+from tests.test_factors_api import assert_problem
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def reload_reference(session: Session, table: str) -> None:
+    """Put a reference table back as shipped after a test edited it (shared PostgreSQL)."""
+    session.rollback()
+    session.execute(delete(ReferenceVersion).where(ReferenceVersion.name == table))
+    load_reference_data(session, audit=False)
+    session.commit()
+
+
+def get(client: TestClient, path: str, **params: Any) -> Any:
+    response = client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "public, max-age=60"
+    return response.json()
+
+
+# --- Locations ---------------------------------------------------------------------------------
+
+
+def test_the_seven_regional_grids_are_groupings_of_china(client: TestClient) -> None:
+    body = get(client, "/v1/locations", kind="grouping")
+    grids = {item["code"]: item for item in body["items"]}
+    assert set(grids) == {
+        "CN-GRID-NORTH",
+        "CN-GRID-NORTHEAST",
+        "CN-GRID-EAST",
+        "CN-GRID-CENTRAL",
+        "CN-GRID-NORTHWEST",
+        "CN-GRID-SOUTH",
+        "CN-GRID-SOUTHWEST",
+    }
+    assert grids["CN-GRID-NORTH"]["name_zh"] == "华北区域电网"
+    assert all(item["parent_code"] == "CN" for item in grids.values())
+    assert all("电力二氧化碳排放因子" in item["source"] for item in grids.values())
+
+
+def test_a_province_with_its_ancestors_and_grid(client: TestClient) -> None:
+    beijing = get(client, "/v1/locations/CN-BJ")
+    assert (beijing["kind"], beijing["parent_code"], beijing["name_zh"]) == (
+        "subdivision",
+        "CN",
+        "北京市",
+    )
+    assert [a["code"] for a in beijing["ancestors"]] == ["CN", "GLO"]
+    assert [g["code"] for g in beijing["groupings"]] == ["CN-GRID-NORTH"]
+    assert beijing["groupings"][0]["confidence"].startswith("unverified")
+    assert beijing["fallback_chain"] == ["CN-BJ", "CN-GRID-NORTH", "CN", "GLO"]
+    assert "ISO 3166-2" in beijing["source"]
+    assert "GB/T 2260" in beijing["source"]
+    assert len(beijing["reference_version"]) == 64
+    north = get(client, "/v1/locations/CN-GRID-NORTH")
+    assert {m["code"] for m in north["members"]} >= {"CN-BJ", "CN-TJ", "CN-HE"}
+    assert north["ancestors"][0]["code"] == "CN"
+    china = get(client, "/v1/locations/CN")
+    assert china["children"] >= 34 + 7  # provincial-level divisions and the grids
+
+
+def test_chinese_names_where_pycountry_has_none_come_from_gb_t_2260(client: TestClient) -> None:
+    ningxia = get(client, "/v1/locations/CN-NX")
+    assert ningxia["name_zh"] == "宁夏回族自治区"
+    assert "GB/T 2260" in ningxia["source"]
+    assert "640000" in ningxia["locator"]
+
+
+def test_location_search_and_pages(client: TestClient) -> None:
+    found = get(client, "/v1/locations", q="广东")["items"]
+    assert [item["code"] for item in found] == ["CN-GD"]
+    # Case-insensitive in English: pycountry names CN-GD "Guangdong Sheng".
+    assert [i["code"] for i in get(client, "/v1/locations", q="guangdong")["items"]] == ["CN-GD"]
+    first = client.get("/v1/locations", params={"parent": "CN", "limit": 10})
+    page = first.json()
+    assert len(page["items"]) == 10
+    assert first.headers["link"] == f'<{page["next"]}>; rel="next"'
+    codes = [item["code"] for item in page["items"]]
+    while page["next"]:
+        page = client.get(page["next"]).json()
+        codes += [item["code"] for item in page["items"]]
+    assert codes == sorted(codes)
+    assert len(codes) == len(set(codes)) >= 41
+    # A cursor is tied to its filters.
+    cursor = first.json()["next"].split("cursor=")[1]
+    assert_problem(client.get("/v1/locations", params={"cursor": cursor}), 422)
+
+
+def test_location_errors_are_problems(client: TestClient) -> None:
+    assert_problem(client.get("/v1/locations/XK"), 404)
+    assert_problem(client.get("/v1/locations", params={"kind": "planet"}), 422)
+    assert_problem(client.get("/v1/locations", params={"country": "CN"}), 422)
+    assert_problem(client.get("/v1/locations/CN-BJ", params={"lang": "zh"}), 422)
+
+
+# --- Resolution walks the location data --------------------------------------------------------
+
+
+@pytest.fixture
+def grid_factors(session: Session) -> None:
+    """Synthetic factors: one activity per level of Beijing's chain (grid, country, world)."""
+    publisher = create_publisher(session, slug="synth")
+    dataset = create_dataset(session, publisher=publisher, slug="grid")
+    power = {"unit": "kWh", "reference_year": 2022}
+    create_version(
+        session,
+        dataset=dataset,
+        factors=[
+            factor_fields("a-grid", activity_id="at-grid", region="CN-GRID-NORTH", **power),
+            factor_fields("a-cn", activity_id="at-grid", region="CN", co2e=0.9, **power),
+            factor_fields("b-cn", activity_id="at-country", region="CN", **power),
+            factor_fields("b-glo", activity_id="at-country", region="GLO", **power),
+            factor_fields("c-glo", activity_id="at-world", region="GLO", **power),
+        ],
+    )
+    session.commit()
+
+
+def resolve_one(client: TestClient, **item: Any) -> dict[str, Any]:
+    response = client.post("/v1/factors:resolve", json={"items": [item]})
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()["items"][0]
+    return answer
+
+
+def steps(answer: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(s["region"], s["relation"], s["outcome"]) for s in answer["match"]["region_steps"]]
+
+
+def test_fallback_goes_province_grid_country_world(client: TestClient, grid_factors: None) -> None:
+    line = {"region": "CN-BJ", "year": 2023}
+    grid = resolve_one(client, activity_id="at-grid", **line)
+    assert grid["factor"]["factor_code"] == "a-grid"
+    assert (grid["match"]["region"], grid["match"]["region_distance"]) == ("CN-GRID-NORTH", 1)
+    assert steps(grid) == [
+        ("CN-BJ", "requested", "no_factor"),
+        ("CN-GRID-NORTH", "member_of", "matched"),
+    ]
+    assert grid["match"]["region_steps"][1]["kind"] == "grouping"
+    country = resolve_one(client, activity_id="at-country", **line)
+    assert country["factor"]["factor_code"] == "b-cn"
+    assert steps(country)[-1] == ("CN", "parent", "matched")
+    world = resolve_one(client, activity_id="at-world", **line)
+    assert world["factor"]["factor_code"] == "c-glo"
+    assert steps(world) == [
+        ("CN-BJ", "requested", "no_factor"),
+        ("CN-GRID-NORTH", "member_of", "no_factor"),
+        ("CN", "parent", "no_factor"),
+        ("GLO", "parent", "matched"),
+    ]
+    assert world["match"]["region_chain"] == ["CN-BJ", "CN-GRID-NORTH", "CN", "GLO"]
+
+
+def test_a_province_of_another_grid_skips_it(client: TestClient, grid_factors: None) -> None:
+    # Guangdong is in the South grid: the North grid's factor does not answer for it.
+    answer = resolve_one(client, activity_id="at-grid", region="CN-GD", year=2023)
+    assert answer["factor"]["factor_code"] == "a-cn"
+    assert steps(answer)[1] == ("CN-GRID-SOUTH", "member_of", "no_factor")
+
+
+def test_a_grid_asked_for_directly(client: TestClient, grid_factors: None) -> None:
+    answer = resolve_one(client, activity_id="at-grid", region="CN-GRID-NORTH", year=2022)
+    assert answer["match"]["type"] == "exact"
+    assert answer["match"]["region_chain"] == ["CN-GRID-NORTH", "CN", "GLO"]
+
+
+# --- Units and conversion properties -----------------------------------------------------------
+
+
+def test_units_list_dimension_and_canonical_spelling(client: TestClient) -> None:
+    body = get(client, "/v1/units")
+    units = {item["unit"]: item for item in body["items"]}
+    assert {"kWh", "MWh", "TJ", "kg", "t", "L", "m3", "t*km", "piece"} <= set(units)
+    assert (units["MWh"]["dimension"], units["MWh"]["base"]) == (
+        "energy",
+        {"unit": "kWh", "amount": 1000.0},
+    )
+    assert units["t"]["dimension"] == "mass"
+    assert units["kWh"]["pint"] == "kilowatt_hour"
+    assert body["engine"].startswith("pint ")
+
+
+def test_conversion_properties_are_cited_ncvs(client: TestClient) -> None:
+    body = get(client, "/v1/conversion-properties")
+    props = {item["code"]: item for item in body["items"]}
+    assert len(props) == 11  # the 11 fuels of IPCC 2006 Vol. 2 Table 2.2 in the seed
+    coal = props["ncv/other-bituminous-coal"]
+    # IPCC 2006 Vol. 2 Ch. 1 Table 1.2 (p. 1.18): other bituminous coal 25.8 TJ/Gg (19.9–30.5).
+    assert (coal["value"], coal["unit"], coal["low"], coal["high"]) == (25.8, "TJ/Gg", 19.9, 30.5)
+    assert "Table 1.2" in coal["locator"]
+    assert "1.18" in coal["locator"]
+    assert all(item["source"] and item["locator"] for item in body["items"])
+    only = get(
+        client,
+        "/v1/conversion-properties",
+        activity_id="lignite-stationary-combustion-energy-industries",
+    )
+    assert [item["code"] for item in only["items"]] == ["ncv/lignite"]
+
+
+COAL = "other-bituminous-coal-stationary-combustion-energy-industries"
+# IPCC 2006 Vol. 2 Table 2.2 (p. 2.16), other bituminous coal: CO2 94 600, CH4 1, N2O 1.5 kg/TJ;
+# the seed's co2e with AR5 GWP100 (CH4 28, N2O 265) = 94600 + 28 + 397.5 = 95025.5 kg/TJ.
+# Table 1.2 (p. 1.18): NCV 25.8 TJ/Gg. 1000 t = 1 Gg → 25.8 TJ → 25.8 × 95025.5 kg.
+COAL_TJ = 25.8
+COAL_KG = 2451657.9  # 25.8 × 95025.5
+
+
+def test_coal_in_tonnes_against_a_per_tj_factor(client: TestClient, seeded: None) -> None:
+    response = client.post(
+        "/v1/estimate",
+        json={"activity_id": COAL, "region": "CN-SX", "year": 2024, "amount": 1000, "unit": "t"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["factor"]["unit"] == "TJ"
+    assert body["co2e_kg"] == pytest.approx(COAL_KG, rel=1e-12)
+    conversion = body["conversion"]
+    assert conversion["property"] == "ncv/other-bituminous-coal"
+    assert conversion["amount_in_factor_unit"] == pytest.approx(COAL_TJ, rel=1e-12)
+    assert conversion["multiplier"] == pytest.approx(COAL_TJ / 1000, rel=1e-12)
+    (used,) = conversion["properties"]
+    assert (used["value"], used["unit"], used["applied"]) == (25.8, "TJ/Gg", "multiplied")
+    assert "Table 1.2" in used["locator"]
+    # Gases scale the same way: CO2 25.8 × 94 600 kg.
+    assert body["gases_kg"]["co2"] == pytest.approx(25.8 * 94600, rel=1e-12)
+    assert body["match"]["unit"]["multiplier"] is None  # crossed dimensions via the property
+
+
+def test_coal_by_factor_id_in_kg_and_another_gwp_set(client: TestClient, seeded: None) -> None:
+    response = client.post(
+        "/v1/estimate",
+        params={"gwp": "AR6"},
+        json={
+            "factor": "ipcc-tfi/ipcc-2006-stationary-combustion/other-bituminous-coal",
+            "amount": 2000,
+            "unit": "kg",
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    # 2000 kg = 2 t → 0.0516 TJ; AR6 co2e 94600 + 27.9 + 273 × 1.5 = 95037.4 kg/TJ (Table 7.SM.7).
+    assert body["co2e_kg"] == pytest.approx(0.0516 * 95037.4, rel=1e-12)
+    assert body["conversion"]["property"] == "ncv/other-bituminous-coal"
+    assert "7.SM.7" in body["gwp"]["source"]
+    assert {entry["gas"] for entry in body["gwp"]["entries"]} == {"CO2", "CH4", "N2O"}
+
+
+def test_no_property_no_conversion(client: TestClient, seeded: None) -> None:
+    response = client.post(
+        "/v1/estimate",
+        json={
+            "activity_id": "electricity-grid-mix",
+            "region": "CN",
+            "year": 2023,
+            "amount": 5,
+            "unit": "t",
+        },
+    )
+    assert response.status_code == 422, response.text
+    assert "conversion-properties" in response.json()["detail"]
+
+
+# --- Versioned and audited ---------------------------------------------------------------------
+
+
+def test_loaded_versions_name_the_files(client: TestClient) -> None:
+    versions, digests = reference_versions()
+    body = get(client, "/v1/reference")
+    loaded = {item["name"]: item for item in body["items"]}
+    assert {name: item["sha256"] for name, item in loaded.items()} == versions
+    gwp_file = (REFERENCE_DIR / "gwp100.csv").read_bytes()
+    assert loaded["gwp"]["files"] == {"gwp100.csv": hashlib.sha256(gwp_file).hexdigest()}
+    assert digests["gwp100.csv"] == hashlib.sha256(gwp_file).hexdigest()
+
+
+@pytest.fixture
+def stale_properties(session: Session) -> Any:
+    """The conversion properties edited in the database and their version forgotten."""
+    session.execute(update(ConversionProperty).values(value=1.0))
+    session.execute(
+        delete(ReferenceVersion).where(ReferenceVersion.name == "conversion_properties")
+    )
+    session.commit()
+    yield
+    reload_reference(session, "conversion_properties")
+
+
+def events(session: Session) -> list[AuditEvent]:
+    return list(session.scalars(select(AuditEvent).where(AuditEvent.action == "reference.loaded")))
+
+
+def test_a_change_is_loaded_and_audited_once(session: Session, stale_properties: None) -> None:
+    assert events(session) == []
+    result = load_reference_data(session)
+    session.commit()
+    assert set(result.changed) == {"conversion_properties"}
+    (event,) = events(session)
+    file_sha = hashlib.sha256((REFERENCE_DIR / "conversion_properties.csv").read_bytes())
+    payload = event.payload["conversion_properties"]
+    assert payload["files"] == {
+        "seed_data/reference/conversion_properties.csv": file_sha.hexdigest()
+    }
+    assert payload["previous_version"] is None
+    assert payload["rows"] == 11
+    values = set(session.scalars(select(ConversionProperty.value)))
+    assert 25.8 in values
+    assert 1.0 not in values
+    # Nothing changed since: no new event, no write.
+    assert load_reference_data(session).changed == {}
+    session.commit()
+    assert len(events(session)) == 1
+
+
+def test_loading_twice_changes_nothing(session: Session) -> None:
+    count = session.scalar(select(func.count()).select_from(Location))
+    assert load_reference_data(session).changed == {}
+    assert session.scalar(select(func.count()).select_from(Location)) == count
+    assert events(session) == []
+
+
+# --- No reference figure in code ---------------------------------------------------------------
+
+
+def _reference_numbers() -> set[float]:
+    numbers: set[float] = set()
+    with (REFERENCE_DIR / "gwp100.csv").open(encoding="utf-8") as handle:
+        numbers |= {float(row["value"]) for row in csv.DictReader(handle)}
+    with (REFERENCE_DIR / "conversion_properties.csv").open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            numbers |= {float(row[name]) for name in ("value", "low", "high") if row[name]}
+    return numbers
+
+
+def _literals(path: Path) -> list[tuple[int, str]]:
+    """Every number written in a module's code (not in its comments or strings)."""
+    tokens = tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline)
+    return [(tok.start[0], tok.string) for tok in tokens if tok.type == tokenize.NUMBER]
+
+
+# Modules that do GWP or unit arithmetic: no reference number at all may appear in them.
+ARITHMETIC = [
+    "app/factors/gwp.py",
+    "app/factors/units.py",
+    "app/factors/validation.py",
+    "app/factors/estimate.py",
+    "app/factors/resolve.py",
+    *sorted(
+        str(p.relative_to(PROJECT_ROOT)) for p in (PROJECT_ROOT / "app/reference").glob("*.py")
+    ),
+]
+# Structural numbers that happen to equal a reference value (GWP of CO2 is 1 by definition).
+STRUCTURAL = {0.0, 1.0}
+
+
+def test_the_reference_figures_are_real() -> None:
+    numbers = _reference_numbers()
+    # Spot checks against the sources, so that the scan below scans for the right things.
+    assert {27.9, 29.8, 27.0, 273.0, 265.0, 298.0, 25.8, 43.0, 48.0} <= numbers
+
+
+def test_no_gwp_or_ncv_literal_in_code() -> None:
+    numbers = _reference_numbers() - STRUCTURAL
+    found = []
+    for relative in ARITHMETIC:
+        for line, text in _literals(PROJECT_ROOT / relative):
+            value = float(text.replace("_", "")) if re.fullmatch(r"[0-9_.eE+-]+", text) else None
+            if value in numbers:
+                found.append(f"{relative}:{line}: {text}")
+    # Everywhere else in app/: no non-integer reference value (27.9, 25.8, …) and no
+    # reference integer of three digits or more (298, 265, 22800, …).
+    for path in sorted((PROJECT_ROOT / "app").rglob("*.py")):
+        relative = str(path.relative_to(PROJECT_ROOT))
+        for line, text in _literals(path):
+            if not re.fullmatch(r"[0-9_.eE+-]+", text):
+                continue
+            value = float(text.replace("_", ""))
+            if value in numbers and (not value.is_integer() or value >= 100):
+                found.append(f"{relative}:{line}: {text}")
+    assert sorted(set(found)) == []
