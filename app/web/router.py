@@ -14,7 +14,10 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from app.web.dataset_pages import router as dataset_pages
 from app.web.i18n import Translator, negotiate
+from app.web.resolve_pages import router as resolve_pages
+from app.web.snapshot_pages import router as snapshot_pages
 from app.web.templating import PageMeta, render_page
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -23,7 +26,11 @@ _API_PREFIXES = ("/v1/", "/oauth/", "/auth/", "/.well-known/", "/healthz", "/rea
 _MACHINE_SUFFIXES = (".json", ".csv", ".parquet", ".arrow")
 
 # One router per page module, each owning its routes, its templates and its labels.
-PAGE_ROUTERS: tuple[APIRouter, ...] = ()
+PAGE_ROUTERS: tuple[APIRouter, ...] = (
+    dataset_pages,
+    resolve_pages,
+    snapshot_pages,
+)
 
 
 def is_page_request(request: Request) -> bool:

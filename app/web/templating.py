@@ -12,6 +12,7 @@ import json
 import shlex
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -47,6 +48,8 @@ class PageMeta:
     # The API call that returns this page's data (path and query), for the curl/Python snippets.
     api_path: str | None = None
     canonical: str | None = None
+    # For an API call that is a POST (resolve, estimate): the JSON body the snippets send.
+    api_body: Any = None
 
 
 def query_string(**params: object) -> str:
@@ -65,9 +68,17 @@ def with_lang(request: Request, lang: Lang) -> str:
     return f"{request.url.path}?{urlencode(params)}"
 
 
-def api_snippets(request: Request, api_path: str) -> dict[str, str]:
+def api_snippets(request: Request, api_path: str, body: Any = None) -> dict[str, str]:
     """Copyable commands that fetch this page's data from the API, pinned like the page."""
     url = str(request.base_url).rstrip("/") + api_path
+    if body is not None:
+        document = json.dumps(body, ensure_ascii=False)
+        return {
+            "curl": f"curl -s -X POST {shlex.quote(url)} -H 'Content-Type: application/json' "
+            f"-d {shlex.quote(document)}",
+            "python": f"import httpx\n\ndata = httpx.post({json.dumps(url)}, "
+            f"json={json.dumps(body, ensure_ascii=False, indent=None)}).json()",
+        }
     return {
         "curl": f"curl -s {shlex.quote(url)}",
         "python": f"import httpx\n\ndata = httpx.get({json.dumps(url)}).json()",
@@ -96,7 +107,22 @@ def _when(value: datetime | date | str | None) -> str:
     return value.isoformat()
 
 
+def _exact(value: float | int | None) -> str:
+    """A number exactly as the API sends it (shortest round-trip form), never rounded, without
+    an exponent: for the figures a reader copies into a calculation."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return format(Decimal(repr(value)), "f")
+
+
 templates.env.filters["number"] = _number
+templates.env.filters["exact"] = _exact
 templates.env.filters["when"] = _when
 
 
@@ -123,7 +149,9 @@ def render_page(
             "meta": meta,
             "switch_href": with_lang(request, other),
             "switch_lang": other,
-            "snippets": api_snippets(request, meta.api_path) if meta.api_path else None,
+            "snippets": (
+                api_snippets(request, meta.api_path, meta.api_body) if meta.api_path else None
+            ),
         }
     )
     encoded = body.encode("utf-8")

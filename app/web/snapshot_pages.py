@@ -1,0 +1,61 @@
+"""The national snapshots page: each release with its manifest, files, sizes, sha256 and
+attribution list. `/snapshots.json` is `GET /v1/snapshots` (same items, same cursors)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from app.core.db import SessionDep
+from app.core.errors import InvalidParameter
+from app.core.http_cache import SHORT_LIVED
+from app.core.pagination import decode_cursor, encode_cursor, next_link, page_response
+from app.core.params import Cursor
+from app.exports import service
+from app.web.i18n import Translator, negotiate
+from app.web.templating import PageMeta, Twin, render_page
+
+router = APIRouter()
+
+SNAPSHOTS_SHOWN = 20
+
+
+def _after(cursor: str | None) -> tuple[datetime, str] | None:
+    """The API's snapshot cursor (created_at, id), so either side's `next` works on both."""
+    if cursor is None:
+        return None
+    created_at, snapshot_id = decode_cursor(cursor, {}, 2)
+    try:
+        return datetime.fromisoformat(str(created_at)), str(snapshot_id)
+    except ValueError as exc:
+        raise InvalidParameter(
+            "The cursor is not one this service issued; start again without `cursor`.",
+            errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
+        ) from exc
+
+
+def _page(session: Any, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    snapshots, position = service.list_snapshots(session, after=_after(cursor), limit=limit)
+    next_cursor = encode_cursor([position[0].isoformat(), position[1]], {}) if position else None
+    return [service.snapshot_resource(snapshot) for snapshot in snapshots], next_cursor
+
+
+@router.get("/snapshots.json")
+def snapshots_json(request: Request, session: SessionDep, cursor: Cursor = None) -> Response:
+    items, next_cursor = _page(session, cursor, SNAPSHOTS_SHOWN)
+    return page_response(request, items, next_cursor, cache_control=SHORT_LIVED)
+
+
+@router.get("/snapshots")
+def snapshots_page(request: Request, session: SessionDep, cursor: Cursor = None) -> Response:
+    t = Translator(negotiate(request))
+    items, next_cursor = _page(session, cursor, SNAPSHOTS_SHOWN)
+    meta = PageMeta(
+        title=t("snapshot_title"),
+        twins=[Twin("application/json", "/snapshots.json", "JSON")],
+        api_path="/v1/snapshots",
+    )
+    context = {"snapshots": items, "next_href": next_link(request, next_cursor)}
+    return render_page(request, "snapshots.html", context, meta=meta)

@@ -1,0 +1,349 @@
+"""Dataset, version, release-diff and publisher pages: what they show equals what the API says.
+
+The seed (real, cited data) gives the MEE, DESNZ and IPCC datasets; the release history that a
+diff needs is synthetic (publisher `synthetic-web-b`, labelled synthetic in every record).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from app.core.config import Settings
+from app.core.db import make_sessionmaker
+from app.exports.service import create_snapshot
+from tests.factories import (
+    create_dataset,
+    create_publisher,
+    create_version,
+    factor_fields,
+)
+
+SYNTH = "synthetic-web-b"
+SYNTH_DATASET = "grid-history"
+SYNTH_PATH = f"/datasets/{SYNTH}/{SYNTH_DATASET}"
+HTML = {"Accept": "text/html"}
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
+
+
+class _Elements(HTMLParser):
+    """Text and attributes of every element whose attributes include `wanted`."""
+
+    def __init__(self, wanted: dict[str, str]) -> None:
+        super().__init__(convert_charrefs=True)
+        self.wanted = wanted
+        self.stack: list[tuple[str, int | None]] = []  # open tags, with their match if any
+        self.found: list[tuple[dict[str, str | None], list[str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        index = None
+        if all(values.get(k) == v for k, v in self.wanted.items()):
+            self.found.append((values, []))
+            index = len(self.found) - 1
+        if tag not in _VOID:
+            self.stack.append((tag, index))
+
+    def handle_endtag(self, tag: str) -> None:
+        for position in range(len(self.stack) - 1, -1, -1):
+            if self.stack[position][0] == tag:
+                del self.stack[position:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        for _, index in self.stack:
+            if index is not None:
+                self.found[index][1].append(data)
+
+    def feed_all(self, html: str) -> list[tuple[dict[str, str | None], str]]:
+        self.feed(html)
+        return [(attrs, " ".join("".join(parts).split())) for attrs, parts in self.found]
+
+
+def elements(html: str, **wanted: str) -> list[tuple[dict[str, str | None], str]]:
+    """(attributes, normalised text) of every element with these attribute values
+    (`class_` for `class`, `data_x` for `data-x`)."""
+    names = {k.rstrip("_").replace("_", "-"): v for k, v in wanted.items()}
+    return _Elements(names).feed_all(html)
+
+
+def texts(html: str, **wanted: str) -> list[str]:
+    return [text for _, text in elements(html, **wanted)]
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", "").split()[0])
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def publish_history(engine: Engine) -> None:
+    """Three synthetic releases: 1.1.0 changes a value and a name and adds a factor,
+    2.0.0 removes one. Every record says it is synthetic."""
+    with make_sessionmaker(engine).begin() as session:
+        publisher = create_publisher(session, slug=SYNTH)
+        dataset = create_dataset(session, publisher=publisher, slug=SYNTH_DATASET)
+        first = [
+            factor_fields("grid-a", co2e=0.5),
+            factor_fields("grid-b", co2e=0.6, region="CN-GD"),
+            factor_fields("grid-c", co2e=0.7),
+        ]
+        second = [
+            factor_fields("grid-a", co2e=0.55, name_en="Synthetic test factor grid-a (revised)"),
+            factor_fields("grid-b", co2e=0.6, region="CN-GD"),
+            factor_fields("grid-c", co2e=0.7),
+            factor_fields("grid-d", co2e=0.8),
+        ]
+        third = [f for f in second if f.factor_code != "grid-c"]
+        for version, rows, day in (
+            ("1.0.0", first, 1),
+            ("1.1.0", second, 2),
+            ("2.0.0", third, 3),
+        ):
+            create_version(
+                session,
+                dataset=dataset,
+                factors=rows,
+                version=version,
+                published_at=datetime(2026, 1, day, tzinfo=UTC),
+            )
+
+
+@pytest.fixture
+def history(db: Engine, seeded: None) -> None:
+    publish_history(db)
+
+
+# --------------------------------------------------------------------------- dataset page
+
+
+def test_dataset_page_shows_the_apis_dataset_and_versions(
+    client: TestClient, history: None
+) -> None:
+    api = client.get(f"/v1/datasets/{SYNTH}/{SYNTH_DATASET}").json()
+    versions = client.get(f"/v1/datasets/{SYNTH}/{SYNTH_DATASET}/versions").json()["items"]
+    page = client.get(SYNTH_PATH + "?lang=en")
+    assert page.status_code == 200
+    html = page.text
+    assert '<html lang="en">' in html
+    # Names in both languages, each with its own lang attribute.
+    assert f'<span lang="en">{api["title_en"]}</span>' in html
+    assert f'<span class="other-lang" lang="zh-CN">{api["title_zh"]}</span>' in html
+    assert [v["version"] for v in versions] == ["2.0.0", "1.1.0", "1.0.0"]
+    for version in versions:
+        assert f'href="{SYNTH_PATH}/versions/{version["version"]}?lang=en"' in html
+    rows = texts(html, class_="num")[1:]  # the header cell first
+    assert [int(number(text)) for text in rows] == [v["row_count"] for v in versions]
+    # Each release links its diff against the one before.
+    assert f'href="{SYNTH_PATH}/diff/1.1.0...2.0.0?lang=en"' in html
+    assert f'href="{SYNTH_PATH}/diff/1.0.0...1.1.0?lang=en"' in html
+    # Machine twins: link rel=alternate, and the snippets call the same API path.
+    assert f'<link rel="alternate" type="application/json" href="{SYNTH_PATH}.json">' in html
+    assert f"curl -s http://testserver/v1/datasets/{SYNTH}/{SYNTH_DATASET}" in html
+
+
+def test_json_twins_are_the_apis_answers(client: TestClient, history: None) -> None:
+    base = f"/v1/datasets/{SYNTH}/{SYNTH_DATASET}"
+    pairs = {
+        f"{SYNTH_PATH}.json": base,
+        f"{SYNTH_PATH}/versions.json": f"{base}/versions",
+        f"{SYNTH_PATH}/versions/1.1.0.json": f"{base}/versions/1.1.0",
+        f"{SYNTH_PATH}/diff/1.0.0...2.0.0.json": f"{base}/versions/2.0.0/diff?from=1.0.0",
+        f"/publishers/{SYNTH}.json": f"/v1/datasets?publisher={SYNTH}",
+        "/publishers/mee-cn.json": "/v1/datasets?publisher=mee-cn",
+    }
+    for twin, api in pairs.items():
+        mine, theirs = client.get(twin), client.get(api)
+        assert mine.status_code == theirs.status_code == 200, twin
+        assert mine.headers["content-type"] == "application/json"
+        assert mine.json() == theirs.json(), twin
+
+
+def test_versions_csv_is_the_versions_list(client: TestClient, history: None) -> None:
+    versions = client.get(f"/v1/datasets/{SYNTH}/{SYNTH_DATASET}/versions").json()["items"]
+    answer = client.get(f"{SYNTH_PATH}/versions.csv")
+    assert answer.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert [(r["version"], int(r["row_count"]), r["content_sha256"]) for r in rows] == [
+        (v["version"], v["row_count"], v["content_sha256"]) for v in versions
+    ]
+
+
+def test_version_page_lists_its_factors_as_the_api_does(client: TestClient, history: None) -> None:
+    factors = client.get(f"/v1/datasets/{SYNTH}/{SYNTH_DATASET}/versions/1.1.0/factors").json()
+    version = client.get(f"/v1/datasets/{SYNTH}/{SYNTH_DATASET}/versions/1.1.0").json()
+    html = client.get(f"{SYNTH_PATH}/versions/1.1.0?lang=zh").text
+    assert '<html lang="zh-CN">' in html
+    assert version["content_sha256"] in html
+    assert "这不是最新版本。" in html  # 2.0.0 is the latest
+    shown = {
+        attrs["href"]: text
+        for attrs, text in elements(html)
+        if str(attrs.get("href", "")).startswith(f"/factors/{SYNTH}/")
+    }
+    for factor in factors["items"]:
+        href = f"/factors/{SYNTH}/{SYNTH_DATASET}/{factor['factor_code']}@1.1.0?lang=zh"
+        assert shown[href] == factor["factor_code"]
+    co2e = [number(text) for text in texts(html, class_="num")[2:]]
+    # Year and co2e cells alternate (two numeric columns per row).
+    assert co2e[1::2] == [factor["co2e"] for factor in factors["items"]]
+    # The CSV twin of a version is the API's own export.
+    assert f'href="/v1/datasets/{SYNTH}/{SYNTH_DATASET}/versions/1.1.0/export.csv"' in html
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def test_diff_page_shows_field_level_before_and_after(client: TestClient, history: None) -> None:
+    api = client.get(f"/v1/datasets/{SYNTH}/{SYNTH_DATASET}/versions/2.0.0/diff?from=1.0.0").json()
+    page = client.get(f"{SYNTH_PATH}/diff/1.0.0...2.0.0?lang=en")
+    assert page.status_code == 200
+    html = page.text
+    assert api["added"] == ["grid-d"]
+    assert api["removed"] == ["grid-c"]
+    assert "1 factors added" in html
+    assert "1 factors removed" in html
+    assert "1 factors changed" in html
+    (change,) = api["changed"]
+    assert change["factor_code"] == "grid-a"
+    assert set(change["fields"]) == {"co2e", "name_en"}
+    for name, values in change["fields"].items():
+        cell = {"data_factor": "grid-a", "data_field": name}
+        (before,) = texts(html, class_="before", **cell)
+        (after,) = texts(html, class_="after", **cell)
+        if isinstance(values["before"], float):
+            assert (number(before), number(after)) == (values["before"], values["after"])
+        else:
+            assert (before, after) == (values["before"], values["after"])
+    # Added and removed factors link to the release they are in.
+    assert f'href="/factors/{SYNTH}/{SYNTH_DATASET}/grid-d@2.0.0?lang=en"' in html
+    assert f'href="/factors/{SYNTH}/{SYNTH_DATASET}/grid-c@1.0.0?lang=en"' in html
+
+
+def test_diff_csv_holds_every_change(client: TestClient, history: None) -> None:
+    api = client.get(f"/v1/datasets/{SYNTH}/{SYNTH_DATASET}/versions/2.0.0/diff?from=1.0.0").json()
+    rows = list(
+        csv.DictReader(io.StringIO(client.get(f"{SYNTH_PATH}/diff/1.0.0...2.0.0.csv").text))
+    )
+    assert [(r["change"], r["factor_code"]) for r in rows if r["change"] != "changed"] == [
+        ("added", "grid-d"),
+        ("removed", "grid-c"),
+    ]
+    changed = {(r["factor_code"], r["field"]): (r["before"], r["after"]) for r in rows[2:]}
+    assert changed == {
+        (c["factor_code"], name): (str(v["before"]), str(v["after"]))
+        for c in api["changed"]
+        for name, v in c["fields"].items()
+    }
+
+
+def test_a_large_diff_is_capped_with_links_to_the_full_twins(
+    client: TestClient, history: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.web.dataset_pages.DIFF_ROWS_SHOWN", 0)
+    html = client.get(f"{SYNTH_PATH}/diff/1.0.0...2.0.0?lang=en").text
+    assert "Showing the first 0 of 1" in html
+    assert f'<a href="{SYNTH_PATH}/diff/1.0.0...2.0.0.json">JSON</a>' in html
+    assert "grid-d@2.0.0" not in html
+
+
+def test_the_version_form_lands_on_the_diff_url(client: TestClient, history: None) -> None:
+    html = client.get(SYNTH_PATH + "?lang=en").text
+    assert f'action="{SYNTH_PATH}/diff"' in html
+    answer = client.get(f"{SYNTH_PATH}/diff?from=1.0.0&to=1.1.0&lang=en", follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"{SYNTH_PATH}/diff/1.0.0...1.1.0?lang=en"
+
+
+def test_diff_errors_are_pages_for_browsers_and_problems_for_machines(
+    client: TestClient, history: None
+) -> None:
+    missing = client.get(f"{SYNTH_PATH}/diff/1.0.0...9.9.9", headers=HTML)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    malformed = client.get(f"{SYNTH_PATH}/diff/1.0.0..1.1.0?lang=en", headers=HTML)
+    assert malformed.status_code == 422
+    assert "OLDER...NEWER" in malformed.text
+    twin = client.get(f"{SYNTH_PATH}/diff/1.0.0...9.9.9.json", headers=HTML)
+    assert twin.status_code == 404
+    assert twin.headers["content-type"] == "application/problem+json"
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+def test_downloads_follow_the_license_and_what_the_export_api_does(
+    client: TestClient, seeded: None
+) -> None:
+    """IPCC 2006 forbids redistribution: the export API still serves its per-version files
+    (with the license), so those are links; the national snapshot never holds it, so that
+    button is disabled and says why."""
+    base = "/v1/datasets/ipcc-tfi/ipcc-2006-stationary-combustion/versions/1.0.0/export"
+    html = client.get("/datasets/ipcc-tfi/ipcc-2006-stationary-combustion?lang=en").text
+    for fmt in ("parquet", "arrow", "csv"):
+        assert f'href="{base}.{fmt}"' in html
+        assert client.get(f"{base}.{fmt}").status_code == 200
+    (disabled,) = elements(html, aria_disabled="true")
+    attrs, label = disabled
+    assert label == "National snapshot"
+    reason = texts(html, id=str(attrs["aria-describedby"]))[0]
+    assert "does not allow redistribution" in reason
+    assert "LicenseRef-IPCC-Copyright" in reason
+    assert "for your own use" in html
+    zh = client.get("/datasets/ipcc-tfi/ipcc-2006-stationary-combustion?lang=zh").text
+    assert "不允许再分发" in zh
+
+
+def test_the_snapshot_button_links_the_snapshot_that_holds_the_release(
+    client: TestClient, seeded: None, db: Engine, settings: Settings
+) -> None:
+    html = client.get("/datasets/mee-cn/cn-electricity-co2?lang=en").text
+    assert "No national snapshot includes this version yet." in html
+    with make_sessionmaker(db).begin() as session:
+        snapshot = create_snapshot(session, export_dir=settings.export_dir, actor="test")
+        snapshot_id = snapshot.id
+    html = client.get("/datasets/mee-cn/cn-electricity-co2?lang=en").text
+    assert f'href="/v1/snapshots/{snapshot_id}/factors.parquet"' in html
+    assert 'aria-disabled="true"' not in html
+
+
+# --------------------------------------------------------------------------- publisher
+
+
+def test_publisher_page_lists_its_public_datasets(
+    client: TestClient, history: None, db: Engine
+) -> None:
+    with make_sessionmaker(db).begin() as session:
+        from sqlalchemy import select
+
+        from app.datasets.models import Publisher
+
+        owner = session.execute(select(Publisher).where(Publisher.slug == SYNTH)).scalar_one()
+        hidden = create_dataset(session, publisher=owner, slug="members-only", access="registered")
+        create_version(session, dataset=hidden, factors=[factor_fields("m-1")])
+    api = client.get(f"/v1/datasets?publisher={SYNTH}").json()["items"]
+    html = client.get(f"/publishers/{SYNTH}?lang=en").text
+    assert [d["id"] for d in api] == [f"{SYNTH}/{SYNTH_DATASET}"]
+    assert f'href="/datasets/{SYNTH}/{SYNTH_DATASET}?lang=en"' in html
+    assert "members-only" not in html
+    # A registered dataset never shows to the pages' anonymous reader.
+    assert client.get(f"/datasets/{SYNTH}/members-only", headers=HTML).status_code == 404
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/publishers/{SYNTH}.csv").text)))
+    assert [r["id"] for r in rows] == [d["id"] for d in api]
+    assert client.get("/publishers/nobody", headers=HTML).status_code == 404
+
+
+def test_language_comes_from_the_url_then_accept_language(client: TestClient, seeded: None) -> None:
+    english = client.get("/publishers/mee-cn", headers={"Accept-Language": "en-GB,en;q=0.9"})
+    assert '<html lang="en">' in english.text
+    assert english.headers["vary"] == "Accept-Language"
+    chinese = client.get("/publishers/mee-cn?lang=zh", headers={"Accept-Language": "en"})
+    assert '<html lang="zh-CN">' in chinese.text
+    assert "中华人民共和国生态环境部" in chinese.text
