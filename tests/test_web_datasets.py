@@ -208,9 +208,9 @@ def test_diff_page_shows_field_level_before_and_after(client: TestClient, histor
     html = page.text
     assert api["added"] == ["grid-d"]
     assert api["removed"] == ["grid-c"]
-    assert "1 factors added" in html
-    assert "1 factors removed" in html
-    assert "1 factors changed" in html
+    assert "Factors added: 1" in html
+    assert "Factors removed: 1" in html
+    assert "Factors changed: 1" in html
     (change,) = api["changed"]
     assert change["factor_code"] == "grid-a"
     assert set(change["fields"]) == {"co2e", "name_en"}
