@@ -7,14 +7,19 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
+import os
 import re
+import subprocess
+import sys
 import tokenize
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session
 
 from app.provenance.models import AuditEvent
@@ -340,6 +345,60 @@ def test_loading_twice_changes_nothing(session: Session) -> None:
     assert load_reference_data(session).changed == {}
     assert session.scalar(select(func.count()).select_from(Location)) == count
     assert events(session) == []
+
+
+def test_efdb_db_upgrade_loads_and_audits_once(tmp_path: Path) -> None:
+    """As an operator runs it, on a new SQLite database: the first upgrade loads the reference
+    tables and records one audit event; the second changes nothing."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
+    env["EFDB_DATABASE_URL"] = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+
+    def efdb(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "app.cli", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert efdb("db", "upgrade") == (
+        "database at head; reference data updated: conversion_properties, gwp, locations"
+    )
+    assert efdb("db", "upgrade") == "database at head"
+    assert json.loads(efdb("audit", "verify")) == {"ok": True, "events": 1}
+
+
+@pytest.fixture
+def statements(app: Any) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        statement = str(args[2]).lstrip().upper()
+        if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
+            seen.append(statement)
+
+    event.listen(app.state.engine, "before_cursor_execute", count)
+    yield seen
+    event.remove(app.state.engine, "before_cursor_execute", count)
+
+
+def test_resolve_with_a_gwp_set_reads_the_table_once(
+    client: TestClient, grid_factors: None, statements: list[str]
+) -> None:
+    def queries(lines: int) -> int:
+        statements.clear()
+        items = [{"activity_id": "at-world", "region": "CN-BJ", "year": 2023}] * lines
+        response = client.post("/v1/factors:resolve", params={"gwp": "AR6"}, json={"items": items})
+        assert response.status_code == 200, response.text
+        return len(statements)
+
+    assert queries(1) == queries(300) <= 5
+    assert sum("GWP_VALUE" in statement for statement in statements) == 1
 
 
 # --- No reference figure in code ---------------------------------------------------------------

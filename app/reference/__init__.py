@@ -1,1 +1,2 @@
-"""Reference data the service reasons with (contract §11): locations now; GWP and units later."""
+"""Reference data the service reasons with (contract §11): locations and groupings, GWP100
+values, units and conversion properties, loaded from `seed_data/reference/` with citations."""
