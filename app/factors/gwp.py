@@ -200,7 +200,19 @@ def recompute_co2e(
 ) -> GwpConversion:
     """co2e in the `requested` GWP100 set, from the factor's gas breakdown where it has one."""
     gwp = table or shipped_gwp_table()
-    source = gwp.source(requested)
+    try:
+        source = gwp.source(requested)
+    except GwpUnavailable as exc:
+        # Only a database whose reference data was never loaded (`efdb db upgrade` loads it).
+        return GwpConversion(
+            requested,
+            "not_possible",
+            f"{exc}, so co2e is kept as published",
+            co2e,
+            co2e,
+            gwp_set,
+            "",
+        )
 
     def result(
         status: Literal["recomputed", "unchanged", "not_possible"], detail: str, value: float

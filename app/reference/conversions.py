@@ -84,6 +84,10 @@ class PropertyIndex:
 
     def __init__(self, properties: Iterable[Property]) -> None:
         self.by_activity: dict[str, list[Property]] = {}
+        # Memos: a batch of 1000 lines has a handful of distinct (activity, unit) pairs, and
+        # each pint search costs about a millisecond.
+        self._reachable: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._conversions: dict[tuple[str, str, str], PropertyConversion | None] = {}
         for prop in properties:
             for activity_id in prop.activity_ids:
                 self.by_activity.setdefault(activity_id, []).append(prop)
@@ -96,6 +100,34 @@ class PropertyIndex:
         props = self.of(activity_id)
         if not props:
             return ()
+        key = (activity_id, unit_text)
+        if key not in self._reachable:
+            self._reachable[key] = self._search_dimensions(props, unit_text)
+        return self._reachable[key]
+
+    def convert(self, activity_id: str, from_unit: str, to_unit: str) -> PropertyConversion | None:
+        """`from_unit` → `to_unit` through the cited properties of `activity_id`, or None."""
+        key = (activity_id, from_unit, to_unit)
+        if key not in self._conversions:
+            self._conversions[key] = self._search_conversion(
+                list(self.of(activity_id)), from_unit, to_unit
+            )
+        return self._conversions[key]
+
+    @staticmethod
+    def _search_conversion(
+        props: list[Property], from_unit: str, to_unit: str
+    ) -> PropertyConversion | None:
+        if not props:
+            return None
+        found = convert_with_properties(from_unit, to_unit, [(p.value, p.unit) for p in props])
+        if found is None:
+            return None
+        multiplier, path = found
+        return PropertyConversion(multiplier, tuple((props[i], sign) for i, sign in path))
+
+    @staticmethod
+    def _search_dimensions(props: Sequence[Property], unit_text: str) -> tuple[str, ...]:
         pairs = [(p.value, p.unit) for p in props]
         found = []
         for dimension in dict.fromkeys(ACCEPTED_UNITS.values()):
@@ -124,11 +156,4 @@ def convert_for_activity(
     index: PropertyIndex, activity_id: str, from_unit: str, to_unit: str
 ) -> PropertyConversion | None:
     """`from_unit` → `to_unit` through the cited properties of `activity_id`, or None."""
-    props = list(index.of(activity_id))
-    if not props:
-        return None
-    found = convert_with_properties(from_unit, to_unit, [(p.value, p.unit) for p in props])
-    if found is None:
-        return None
-    multiplier, path = found
-    return PropertyConversion(multiplier, tuple((props[i], sign) for i, sign in path))
+    return index.convert(activity_id, from_unit, to_unit)
