@@ -33,10 +33,16 @@ from prov.model import (
     ProvInvalidation,
     ProvUsage,
 )
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
+from app.auth.principal import ANONYMOUS
+from app.core.db import make_sessionmaker
+from app.core.http_cache import json_bytes
 from app.factors.schemas import UPLOADABLE_FIELDS
-from app.versioning.diff import apply_diff
+from app.versioning.diff import apply_diff, stream_diff_json, version_diff
 from tests.auth_fixtures import TokenKit, decode_unverified
+from tests.factories import create_dataset, create_publisher, create_version, factor_fields
 from tests.upload_files import csv_bytes
 
 PUBLISHER, DATASET = "synthetic-scenario", "synthetic-grid"
@@ -477,3 +483,64 @@ def test_unknown_provenance_format_is_refused(client: TestClient, scenario: dict
     )
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_large_diff_is_streamed_in_chunks_and_says_what_the_in_memory_one_says(
+    client: TestClient, session: Session, db: Engine
+) -> None:
+    """3000 synthetic factors: some corrected, some removed, some added."""
+    publisher = create_publisher(session, slug="synthetic-large")
+    dataset = create_dataset(session, publisher=publisher, slug="synthetic-large")
+    codes = [f"synthetic-{i:05d}" for i in range(3000)]
+    old = create_version(
+        session,
+        dataset=dataset,
+        version="1.0.0",
+        factors=[factor_fields(code, co2e=1.0 + i) for i, code in enumerate(codes)],
+    )
+    new = create_version(
+        session,
+        dataset=dataset,
+        version="2.0.0",
+        factors=[
+            *(
+                factor_fields(code, co2e=1.0 + i + (0.5 if i % 2 else 0.0))
+                for i, code in enumerate(codes)
+                if i >= 100  # the first 100 removed, every odd one corrected
+            ),
+            factor_fields("synthetic-new-1"),
+            factor_fields("synthetic-new-2"),
+        ],
+    )
+    session.commit()
+
+    chunks = list(stream_diff_json(make_sessionmaker(db), old=old, new=new))
+    assert len(chunks) > 1, "a diff this size is written in more than one piece"
+    streamed = json.loads(b"".join(chunks))
+    in_memory = json.loads(
+        json_bytes(
+            version_diff(
+                session,
+                viewer=ANONYMOUS,
+                publisher="synthetic-large",
+                dataset="synthetic-large",
+                from_version="1.0.0",
+                to_version="2.0.0",
+            )
+        )
+    )
+    assert streamed == in_memory
+    assert streamed["summary"] == {"added": 2, "removed": 100, "changed": 1450}
+
+    over_http = client.get(
+        "/v1/datasets/synthetic-large/synthetic-large/versions/2.0.0/diff", params={"from": "1.0.0"}
+    )
+    assert over_http.status_code == 200
+    assert over_http.json() == streamed
+    assert over_http.headers["cache-control"] == "public, max-age=31536000, immutable"
+    again = client.get(
+        "/v1/datasets/synthetic-large/synthetic-large/versions/2.0.0/diff",
+        params={"from": "1.0.0"},
+        headers={"If-None-Match": over_http.headers["etag"]},
+    )
+    assert again.status_code == 304

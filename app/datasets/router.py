@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.auth.dependencies import ReviewerDep, WriterDep
 from app.auth.viewer import ViewerDep
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
-from app.core.http_cache import IMMUTABLE, PRIVATE, SHORT_LIVED, cached_json
+from app.core.http_cache import IMMUTABLE, PRIVATE, SHORT_LIVED, cached_json, etag_matches
 from app.core.pagination import after_id_from_cursor, id_cursor, page_response
 from app.core.params import (
     DEFAULT_PAGE,
@@ -28,7 +28,7 @@ from app.datasets.schemas import DatasetCreate, DatasetRead, DeprecateBody, Vers
 from app.factors import service as factor_service
 from app.factors.schemas import FactorRead
 from app.versioning.clock import ClockDep
-from app.versioning.diff import version_diff
+from app.versioning.diff import diff_etag, released_pair, stream_diff_json
 from app.versioning.models import RELEASED_STATUSES
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -210,7 +210,7 @@ def diff_versions(
         str, Query(alias="from", max_length=32, description="The older version, e.g. 1.0.0")
     ],
 ) -> Response:
-    payload = version_diff(
+    old, new = released_pair(
         session,
         viewer=viewer,
         publisher=publisher,
@@ -218,4 +218,9 @@ def diff_versions(
         from_version=from_version,
         to_version=version,
     )
-    return cached_json(request, payload, cache_control=IMMUTABLE)
+    headers = {"ETag": diff_etag(old, new), "Cache-Control": IMMUTABLE}
+    if etag_matches(request, headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    # Written as it is computed, from a session of its own: the request's has ended by then.
+    body = stream_diff_json(request.app.state.sessionmaker, old=old, new=new)
+    return StreamingResponse(body, media_type="application/json", headers=headers)

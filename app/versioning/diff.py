@@ -6,16 +6,18 @@ is at least MINOR, value-only corrections at least PATCH.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.auth.viewer import Viewer
 from app.core.errors import NotFound
+from app.core.http_cache import json_bytes
 from app.datasets.service import get_version
 from app.factors.models import Factor
 from app.factors.schemas import UPLOADABLE_FIELDS
@@ -144,38 +146,49 @@ def _record(row: Mapping[str, Any]) -> dict[str, Any]:
     return {name: row[name] for name in UPLOADABLE_FIELDS if row.get(name) is not None}
 
 
-def merge_diff(
-    olds: Iterable[Mapping[str, Any]], news: Iterable[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """Added, removed and changed factors between two row streams sorted by factor_code.
+DiffEvent = tuple[Literal["added", "removed", "changed"], Any]
 
-    One pass over each stream: memory holds one row of each plus the answer. Added factors
-    come with their whole record (`added_factors`), so that the diff applied to the old
-    version gives the new one (`apply_diff`).
-    """
-    added: list[dict[str, Any]] = []
-    removed: list[str] = []
-    changed: list[dict[str, Any]] = []
+
+def diff_events(
+    olds: Iterable[Mapping[str, Any]], news: Iterable[Mapping[str, Any]]
+) -> Iterator[DiffEvent]:
+    """One pass over two row streams sorted by factor_code: ("removed", code), ("added",
+    record) and ("changed", {"factor_code", "fields"}) in factor_code order. Memory holds one
+    row of each stream."""
     old_rows, new_rows = iter(olds), iter(news)
     old, new = next(old_rows, None), next(new_rows, None)
     while old is not None or new is not None:
         if new is None or (old is not None and old["factor_code"] < new["factor_code"]):
             assert old is not None
-            removed.append(old["factor_code"])
+            yield "removed", old["factor_code"]
             old = next(old_rows, None)
         elif old is None or new["factor_code"] < old["factor_code"]:
-            added.append(_record(new))
+            yield "added", _record(new)
             new = next(new_rows, None)
         else:
             fields = _field_changes(old, new)
             if fields:
-                changed.append({"factor_code": old["factor_code"], "fields": fields})
+                yield "changed", {"factor_code": old["factor_code"], "fields": fields}
             old, new = next(old_rows, None), next(new_rows, None)
+
+
+def merge_diff(
+    olds: Iterable[Mapping[str, Any]], news: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Added, removed and changed factors between two row streams sorted by factor_code.
+
+    Added factors come with their whole record (`added_factors`), so that the diff applied
+    to the old version gives the new one (`apply_diff`).
+    """
+    found: dict[str, list[Any]] = {"added": [], "removed": [], "changed": []}
+    for kind, item in diff_events(olds, news):
+        found[kind].append(item)
+    added = found["added"]
     return {
-        "summary": {"added": len(added), "removed": len(removed), "changed": len(changed)},
+        "summary": {kind: len(items) for kind, items in found.items()},
         "added": [record["factor_code"] for record in added],
-        "removed": removed,
-        "changed": changed,
+        "removed": found["removed"],
+        "changed": found["changed"],
         "added_factors": added,
     }
 
@@ -238,15 +251,90 @@ def version_diff(
     from_version: str,
     to_version: str,
 ) -> dict[str, Any]:
-    """The field-level diff between two released versions (404 unless both are released)."""
-    old = _released(
-        session, viewer=viewer, publisher=publisher, dataset=dataset, version=from_version
-    )
-    new = _released(
-        session, viewer=viewer, publisher=publisher, dataset=dataset, version=to_version
+    """The field-level diff between two released versions (404 unless both are released),
+    built in memory; the API streams it (`stream_diff_json`)."""
+    old, new = released_pair(
+        session,
+        viewer=viewer,
+        publisher=publisher,
+        dataset=dataset,
+        from_version=from_version,
+        to_version=to_version,
     )
     return {
         "from": from_version,
         "to": to_version,
         **field_diff(session, old_version_id=old.id, new_version_id=new.id),
     }
+
+
+def diff_etag(old: DatasetVersion, new: DatasetVersion) -> str:
+    """A strong ETag known before any factor is read: both releases are immutable, so their
+    content hashes fix the diff (the prefix names the diff's wire format)."""
+    key = f"diff/1\n{old.version}\n{old.content_sha256}\n{new.version}\n{new.content_sha256}"
+    return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+
+
+def released_pair(
+    session: Session,
+    *,
+    viewer: Viewer,
+    publisher: str,
+    dataset: str,
+    from_version: str,
+    to_version: str,
+) -> tuple[DatasetVersion, DatasetVersion]:
+    """Both releases of a diff, or 404 (a draft, another dataset's, a hidden dataset's)."""
+    old = _released(
+        session, viewer=viewer, publisher=publisher, dataset=dataset, version=from_version
+    )
+    new = _released(
+        session, viewer=viewer, publisher=publisher, dataset=dataset, version=to_version
+    )
+    return old, new
+
+
+_CHUNK = 1 << 16
+
+
+def stream_diff_json(
+    sessions: Callable[[], Session], *, old: DatasetVersion, new: DatasetVersion
+) -> Iterator[bytes]:
+    """The diff as JSON, written as it is computed, in chunks of about 64 KiB.
+
+    `changed` streams out of one merge pass; `added_factors` out of a second pass over the
+    new release; memory holds two batches of rows and the added and removed codes. The same
+    keys as `version_diff`, with `summary` last (counted on the way).
+    """
+    with sessions() as session:
+        added: list[str] = []
+        removed: list[str] = []
+        changed = 0
+        buffer = bytearray(
+            b'{"from":' + json_bytes(old.version) + b',"to":' + json_bytes(new.version)
+        )
+        buffer += b',"changed":['
+        for kind, item in diff_events(_rows(session, old.id), _rows(session, new.id)):
+            if kind == "changed":
+                buffer += (b"," if changed else b"") + json_bytes(item)
+                changed += 1
+                if len(buffer) >= _CHUNK:
+                    yield bytes(buffer)
+                    buffer.clear()
+            elif kind == "added":
+                added.append(item["factor_code"])
+            else:
+                removed.append(item)
+        buffer += b'],"removed":' + json_bytes(removed) + b',"added":' + json_bytes(added)
+        buffer += b',"added_factors":['
+        wanted, first = set(added), True
+        for row in _rows(session, new.id) if wanted else iter(()):
+            if row["factor_code"] in wanted:
+                buffer += (b"" if first else b",") + json_bytes(_record(row))
+                first = False
+                if len(buffer) >= _CHUNK:
+                    yield bytes(buffer)
+                    buffer.clear()
+        summary = {"added": len(added), "removed": len(removed), "changed": changed}
+        buffer += b'],"summary":' + json_bytes(summary) + b"}"
+        yield bytes(buffer)
