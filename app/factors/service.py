@@ -95,6 +95,8 @@ class FactorFilters:
     dataset: str | None = None
     version: str | None = None
     as_of: date | None = None
+    # Not an API parameter (yet): the web explorer's license facet filters on it.
+    license_id: str | None = None
 
 
 def _escape_like(text: str) -> str:
@@ -146,6 +148,8 @@ def _apply_filters(query: AnySelect, filters: FactorFilters, dialect: str) -> An
         query = query.where(Publisher.slug == filters.publisher)
     if filters.dataset is not None:
         query = query.where(Dataset.slug == filters.dataset)
+    if filters.license_id is not None:
+        query = query.where(Dataset.license_id == filters.license_id)
     return query
 
 

@@ -1,0 +1,182 @@
+"""Facet counts for a factor search: how many results each value of a field would leave.
+
+Each facet is one GROUP BY over exactly the query the search runs (`service._apply_filters`
+and `service.restrict_to_viewer` on `service.factor_select()`), with every current filter
+applied: the count next to a value is the number of results a reader gets by adding that
+value to the filters, which is what the API answers for the same filters.
+
+Categories are paths (`energy/electricity`) and the `category` filter is a path prefix, so
+category counts are rolled up: `energy` counts every factor under `energy/`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.auth.viewer import Viewer
+from app.datasets.models import Dataset, Publisher
+from app.factors import service
+
+# Facet name → the columns of the search query it groups by. Dataset slugs are unique per
+# publisher only, so the dataset facet's values are `publisher/dataset` (as the API accepts).
+FACET_COLUMNS: dict[str, tuple[str, ...]] = {
+    "region": ("region",),
+    "year": ("reference_year",),
+    "category": ("category",),
+    "publisher": ("publisher",),
+    "dataset": ("publisher", "dataset"),
+    "unit": ("unit",),
+    "boundary": ("boundary",),
+    "license": ("license_id",),
+    "activity_id": ("activity_id",),
+}
+FACETS: tuple[str, ...] = tuple(FACET_COLUMNS)
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    """One value of a facet: what the filter is set to, its labels, and how many results."""
+
+    value: str
+    count: int
+    label_zh: str | None = None
+    label_en: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "count": self.count,
+            "label_zh": self.label_zh,
+            "label_en": self.label_en,
+        }
+
+
+def _category_rollup(counts: dict[str, int], selected: str | None) -> list[tuple[str, int]]:
+    """Counts per category path one level below the selected prefix (or at the top level),
+    and the selected prefix itself: each is what the prefix filter would answer."""
+    prefix = selected.rstrip("/") if selected else None
+    depth = prefix.count("/") + 1 if prefix else 0
+    rolled: Counter[str] = Counter()
+    for path, count in counts.items():
+        if prefix is not None:
+            if path != prefix and not path.startswith(prefix + "/"):
+                continue
+            rolled[prefix] += count
+            if path == prefix:
+                continue
+        rolled["/".join(path.split("/")[: depth + 1])] += count
+    return list(rolled.items())
+
+
+@dataclass(frozen=True)
+class Facets:
+    """How many factors the search finds in all, and per value of each facet."""
+
+    total: int
+    values: dict[str, list[FacetValue]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "facets": {name: [v.as_dict() for v in values] for name, values in self.values.items()},
+        }
+
+
+def facet_counts(
+    session: Session,
+    *,
+    viewer: Viewer,
+    filters: service.FactorFilters,
+    limit: int = 50,
+) -> Facets:
+    """The number of results, and every facet's values with their result counts, most results
+    first (at most `limit` values per facet)."""
+    dialect = session.get_bind().dialect.name
+    searched = service.restrict_to_viewer(
+        service._apply_filters(service.factor_select(), filters, dialect), viewer
+    ).subquery("searched")
+    total = int(session.execute(select(func.count()).select_from(searched)).scalar_one())
+    facets: dict[str, list[FacetValue]] = {}
+    for name, column_names in FACET_COLUMNS.items():
+        columns = [searched.c[column_name] for column_name in column_names]
+        rows = session.execute(
+            select(*columns, func.count())
+            .where(*(column.is_not(None) for column in columns))
+            .group_by(*columns)
+        ).all()
+        counts = {"/".join(str(part) for part in row[:-1]): int(row[-1]) for row in rows}
+        pairs = (
+            _category_rollup(counts, filters.category)
+            if name == "category"
+            else list(counts.items())
+        )
+        if name == "year":
+            pairs.sort(key=lambda pair: -int(pair[0]))
+        else:
+            pairs.sort(key=lambda pair: (-pair[1], pair[0]))
+        facets[name] = [FacetValue(value, count) for value, count in pairs[:limit]]
+    _label_publishers_and_datasets(session, facets)
+    return Facets(total=total, values=facets)
+
+
+def _label_publishers_and_datasets(session: Session, facets: dict[str, list[FacetValue]]) -> None:
+    publishers = {value.value for value in facets["publisher"]}
+    publishers |= {value.value.split("/", 1)[0] for value in facets["dataset"]}
+    if not publishers:
+        return
+    names = {
+        row.slug: (row.name_zh, row.name_en)
+        for row in session.execute(
+            select(Publisher.slug, Publisher.name_zh, Publisher.name_en).where(
+                Publisher.slug.in_(publishers)
+            )
+        )
+    }
+    facets["publisher"] = [
+        FacetValue(v.value, v.count, *names.get(v.value, (None, None))) for v in facets["publisher"]
+    ]
+    wanted = [tuple(v.value.split("/", 1)) for v in facets["dataset"]]
+    titles: dict[str, tuple[str | None, str | None]] = {}
+    if wanted:
+        rows = session.execute(
+            select(Publisher.slug, Dataset.slug, Dataset.title_zh, Dataset.title_en)
+            .join(Publisher, Publisher.id == Dataset.publisher_id)
+            .where(Publisher.slug.in_({owner for owner, _ in wanted}))
+        )
+        titles = {f"{owner}/{slug}": (zh, en) for owner, slug, zh, en in rows}
+    facets["dataset"] = [
+        FacetValue(v.value, v.count, *titles.get(v.value, (None, None))) for v in facets["dataset"]
+    ]
+
+
+def activity_totals(
+    session: Session,
+    *,
+    viewer: Viewer,
+    filters: service.FactorFilters,
+    activity_ids: list[str],
+) -> dict[str, int]:
+    """How many factors each activity has under the other filters, the text left out.
+
+    A text search finds names, and names differ between publishers (the MEE's 全国电力平均
+    二氧化碳排放因子 and DESNZ's 英国电网电力 are both `electricity-grid-mix`): these counts let
+    a page offer every factor of the activities the text found.
+    """
+    if not activity_ids:
+        return {}
+    dialect = session.get_bind().dialect.name
+    searched = service.restrict_to_viewer(
+        service._apply_filters(service.factor_select(), replace(filters, q=None), dialect),
+        viewer,
+    ).subquery("searched")
+    rows = session.execute(
+        select(searched.c.activity_id, func.count())
+        .where(searched.c.activity_id.in_(activity_ids))
+        .group_by(searched.c.activity_id)
+    ).all()
+    return {str(activity): int(count) for activity, count in rows}
