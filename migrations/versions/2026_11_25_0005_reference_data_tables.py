@@ -100,5 +100,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_location_member_member_code"), table_name="location_member")
     op.drop_table("location_member")
     _location_member()
-    with op.batch_alter_table("location") as batch:
-        batch.drop_column("locator")
+    # Plain DROP COLUMN (SQLite >= 3.35): a batch copy of `location` would drop a table that
+    # its own rows and `location_member` still reference.
+    op.execute("ALTER TABLE location DROP COLUMN locator")
