@@ -15,8 +15,10 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.web.dataset_pages import router as dataset_pages
+from app.web.factor_pages import router as factor_pages
 from app.web.i18n import Translator, negotiate
 from app.web.resolve_pages import router as resolve_pages
+from app.web.search import router as search_pages
 from app.web.snapshot_pages import router as snapshot_pages
 from app.web.templating import PageMeta, render_page
 
@@ -30,6 +32,8 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     dataset_pages,
     resolve_pages,
     snapshot_pages,
+    search_pages,
+    factor_pages,
 )
 
 
