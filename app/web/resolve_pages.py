@@ -330,13 +330,18 @@ def resolve_page(request: Request, session: SessionDep) -> Response:
     api_path: str | None = None
     api_body: Any = None
     if item is not None:
-        answer = resolve_answer(session, item, gwp)["items"][0]
+        if form.wants_estimate:
+            estimate = estimate_answer(session, estimate_item(form), gwp)
+        if estimate is not None and estimate.get("match"):
+            # The factor the estimate used: the same resolution, but it may also reach a
+            # factor of another dimension through a cited property (t of gas → TJ).
+            answer = {"factor": estimate["factor"], "match": estimate["match"]}
+        else:
+            answer = resolve_answer(session, item, gwp)["items"][0]
         if "match" in answer:
             match = answer["match"]
             codes = [str(c) for c in match.get("region_chain") or []]
             steps = chain_steps(match, location_names(session, codes))
-        if form.wants_estimate:
-            estimate = estimate_answer(session, estimate_item(form), gwp)
         twins.append(Twin("application/json", "/resolve.json" + form.query(), t("resolve_twin")))
         api_path = "/v1/factors:resolve" + query_string(gwp=gwp)
         api_body = {"items": [item.model_dump(exclude_none=True)]}

@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.orm import Session
 
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
 from app.core.http_cache import SHORT_LIVED
 from app.core.pagination import decode_cursor, encode_cursor, next_link, page_response
-from app.core.params import Cursor
+from app.core.params import DEFAULT_PAGE, Cursor, Limit
 from app.exports import service
 from app.web.i18n import Translator, negotiate
 from app.web.templating import PageMeta, Twin, render_page
@@ -36,15 +37,19 @@ def _after(cursor: str | None) -> tuple[datetime, str] | None:
         ) from exc
 
 
-def _page(session: Any, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+def _page(
+    session: Session, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
     snapshots, position = service.list_snapshots(session, after=_after(cursor), limit=limit)
     next_cursor = encode_cursor([position[0].isoformat(), position[1]], {}) if position else None
     return [service.snapshot_resource(snapshot) for snapshot in snapshots], next_cursor
 
 
 @router.get("/snapshots.json")
-def snapshots_json(request: Request, session: SessionDep, cursor: Cursor = None) -> Response:
-    items, next_cursor = _page(session, cursor, SNAPSHOTS_SHOWN)
+def snapshots_json(
+    request: Request, session: SessionDep, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
+) -> Response:
+    items, next_cursor = _page(session, cursor, limit)
     return page_response(request, items, next_cursor, cache_control=SHORT_LIVED)
 
 
