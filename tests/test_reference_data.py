@@ -18,13 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session
 
+from app.core.db import make_engine, make_sessionmaker
+from app.core.migrations import alembic_config, upgrade_to_head
 from app.provenance.models import AuditEvent
 from app.reference.loader import REFERENCE_DIR, load_reference_data, reference_versions
 from app.reference.models import ConversionProperty, Location, ReferenceVersion
+from tests.conftest import _postgres_database
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
 from tests.test_factors_api import assert_problem
 
@@ -371,6 +375,39 @@ def test_efdb_db_upgrade_loads_and_audits_once(tmp_path: Path) -> None:
     )
     assert efdb("db", "upgrade") == "database at head"
     assert json.loads(efdb("audit", "verify")) == {"ok": True, "events": 1}
+
+
+@pytest.fixture
+def fresh_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    else:
+        yield from _postgres_database("efdb_reference")
+
+
+def test_loaded_reference_data_survives_a_downgrade_and_upgrade(fresh_url: str) -> None:
+    engine = make_engine(fresh_url)
+    try:
+        upgrade_to_head(engine)
+        with make_sessionmaker(engine).begin() as session:
+            load_reference_data(session, audit=False)
+        command.downgrade(alembic_config(fresh_url), "20261125_0004")
+        with make_sessionmaker(engine)() as session:
+            kept = session.scalar(select(func.count()).select_from(Location))
+        assert kept is not None
+        assert kept > 5000
+        upgrade_to_head(engine)
+        with make_sessionmaker(engine).begin() as session:
+            # The versions went with 0005's tables: everything is checked and reloaded.
+            reloaded = load_reference_data(session, audit=False)
+        assert set(reloaded.changed) == {"locations", "gwp", "conversion_properties"}
+        with make_sessionmaker(engine)() as session:
+            assert session.get(Location, "CN-GRID-NORTH") is not None
+            beijing = session.get(Location, "CN-BJ")
+            assert beijing is not None
+            assert beijing.locator == "ISO 3166-2 CN-BJ; name_zh: code 110000"
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
