@@ -95,7 +95,8 @@ from app.versioning.models import RELEASED_STATUSES, DatasetVersion
 from app.versioning.service import parse_semver, visible_version_ids
 
 RANKING = [
-    "unit: only factors per a unit of the requested unit's dimension answer (when one is given)",
+    "unit: only factors per a unit of the requested unit's dimension answer (when one is given; "
+    "estimates also accept a dimension a cited conversion property of the activity leads to)",
     "region: nearest in the fallback chain (the region, the groupings it belongs to such as a "
     "regional grid, then its parents up to GLO, as the location table says)",
     "year: nearest reference year not after the requested year",
