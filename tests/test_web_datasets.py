@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 
@@ -375,3 +376,88 @@ def test_snapshots_page_shows_the_manifest_the_api_gives(
     for license_entry in snapshot["licenses"]:
         assert license_entry["attribution"] in html.replace("&#39;", "'")
     assert 'href="/v1/snapshots/' + snapshot["id"] + '/manifest.json"' in html
+
+
+# --------------------------------------------------------------------------- labels
+
+PART_B_FILES = [
+    "dataset_pages.py",
+    "resolve_pages.py",
+    "snapshot_pages.py",
+    *(
+        f"templates/{name}.html"
+        for name in (
+            "_dataset_macros",
+            "dataset",
+            "version",
+            "diff",
+            "publisher",
+            "resolve",
+            "compare",
+            "snapshots",
+        )
+    ),
+]
+# Labels built from data (`t("dataset_status_" ~ status)`), with every value the data has.
+DYNAMIC_LABELS = {
+    "dataset_status_": (
+        "active", "suspended", "deprecated", "draft", "submitted", "rejected", "published",
+        "withdrawn", "registered", "latest",
+    ),
+    "resolve_match_": ("exact", "fallback"),
+    "resolve_step_": ("chosen", "passed", "not_needed", "other_unit_only"),
+    "resolve_relation_": ("requested", "member_of", "parent"),
+    "resolve_kind_": ("global", "country", "subdivision", "grouping"),
+    "compare_field_": (
+        "boundary", "region", "reference_year", "source_title", "method", "gwp_set",
+    ),
+}  # fmt: skip
+
+
+def test_every_label_of_these_pages_exists_in_both_languages() -> None:
+    from pathlib import Path
+
+    from app.web.i18n import catalog
+
+    web = Path(__file__).resolve().parents[1] / "app" / "web"
+    used: set[str] = set()
+    for name in PART_B_FILES:
+        used |= set(re.findall(r"""\bt\(\s*["']([a-z0-9_]+)["']""", (web / name).read_text()))
+    # A key ending in "_" is a prefix completed from data: each needs its list of values.
+    prefixes = {key for key in used if key.endswith("_")}
+    assert prefixes == set(DYNAMIC_LABELS)
+    used -= prefixes
+    used |= {prefix + value for prefix, values in DYNAMIC_LABELS.items() for value in values}
+    labels = catalog()
+    for lang in ("zh", "en"):
+        missing = sorted(key for key in used if key not in labels[lang])
+        assert not missing, (lang, missing)
+
+
+def test_a_withdrawn_release_keeps_its_page_with_the_reason(
+    client: TestClient, seeded: None, db: Engine
+) -> None:
+    with make_sessionmaker(db).begin() as session:
+        publisher = create_publisher(session, slug=f"{SYNTH}-w")
+        dataset = create_dataset(session, publisher=publisher, slug="withdrawn-story")
+        create_version(session, dataset=dataset, factors=[factor_fields("w-1", co2e=1.0)])
+        create_version(
+            session,
+            dataset=dataset,
+            factors=[factor_fields("w-1", co2e=9.0)],
+            version="1.0.1",
+            status="withdrawn",
+            withdrawn_reason="Synthetic: a typo in co2e (test fixture).",
+        )
+    path = f"/datasets/{SYNTH}-w/withdrawn-story"
+    html = client.get(f"{path}/versions/1.0.1?lang=en").text
+    assert "Withdrawn" in html
+    assert "Synthetic: a typo in co2e (test fixture)." in html
+    assert f'href="{path}/versions/1.0.0?lang=en"' in html  # the release that is current
+    # Still diffable, and its downloads are what the export API serves.
+    diff = client.get(f"{path}/diff/1.0.0...1.0.1.json").json()
+    assert diff["changed"][0]["fields"]["co2e"] == {"before": 1.0, "after": 9.0}
+    assert "This version is withdrawn and will not be in a new snapshot." in html
+    export = f"/v1/datasets/{SYNTH}-w/withdrawn-story/versions/1.0.1/export.csv"
+    assert f'href="{export}"' in html
+    assert client.get(export).status_code == 200
