@@ -127,6 +127,7 @@ def at(moment: str) -> str:
 @pytest.fixture
 def scenario(client: TestClient, tokens: TokenKit, clock: Clock) -> dict[str, Any]:
     writer, reviewer, reader = tokens.writer(PUBLISHER), tokens.reviewer(), tokens.reader()
+    clock.set("2024-01-02T09:00")
     created = client.post("/v1/datasets", json=DATASET_BODY, headers=writer)
     assert created.status_code == 201, created.text
     reports = {}
@@ -285,6 +286,21 @@ def test_as_of_answers_as_the_database_stood(
     assert {f["version"] for f in found} == {version}
     codes = sorted(f["factor_code"] for f in found)
     assert codes == (["A", "B"] if version == "2.0.0" else ["A", "B", "C"])
+
+
+def test_resolve_follows_the_same_versions(client: TestClient, scenario: dict[str, Any]) -> None:
+    line = {"activity_id": "synthetic-scenario-electricity", "region": "CN", "year": 2023}
+    lines = [line, {**line, "as_of": "2024-03-01"}, {**line, "as_of": "2025-02-15"}]
+    response = client.post("/v1/factors:resolve", json={"items": lines}, headers=scenario["reader"])
+    assert response.status_code == 200, response.text
+    answers = [item["factor"] for item in response.json()["items"]]
+    # Which of A, B and C answers is the resolver's ranking; which release answers is as_of's.
+    assert [f["version"] for f in answers] == ["1.1.0", "1.0.0", "2.0.0"]
+    for factor in answers:
+        assert {k: factor[k] for k in LICENSE} == LICENSE
+    hidden = client.post("/v1/factors:resolve", json={"items": [line]}).json()["items"]
+    assert hidden[0].get("factor") is None
+    assert hidden[0]["error"]["code"]
 
 
 def test_latest_never_resolves_to_the_withdrawn_release(

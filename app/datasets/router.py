@@ -152,14 +152,20 @@ def list_version_factors(
     response_model=DatasetRead,
     summary="Create a dataset of the caller's own publisher",
 )
-def create_dataset(session: SessionDep, principal: WriterDep, body: DatasetCreate) -> JSONResponse:
+def create_dataset(
+    session: SessionDep, principal: WriterDep, clock: ClockDep, body: DatasetCreate
+) -> JSONResponse:
     if principal.publisher is None:
         raise InvalidParameter(
             "Only a publisher's client creates datasets; this client belongs to no publisher."
         )
     publisher = service.publisher_by_slug(session, principal.publisher)
     created = service.create_dataset(
-        session, publisher=publisher, fields=body.model_dump(), actor=principal.client_id
+        session,
+        publisher=publisher,
+        fields=body.model_dump(),
+        actor=principal.client_id,
+        now=clock(),
     )
     return JSONResponse(
         DatasetRead.model_validate(created).model_dump(mode="json"),

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from app.auth.viewer import Viewer
-from app.core.db import AnySelect
+from app.core.db import AnySelect, utcnow
 from app.core.errors import Conflict, NotFound
 from app.datasets.models import Dataset, Publisher
 from app.provenance.audit import append_event
@@ -192,7 +192,12 @@ def publisher_by_slug(session: Session, slug: str) -> Publisher:
 
 
 def create_dataset(
-    session: Session, *, publisher: Publisher, fields: dict[str, Any], actor: str
+    session: Session,
+    *,
+    publisher: Publisher,
+    fields: dict[str, Any],
+    actor: str,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     exists = session.execute(
         select(Dataset.id).where(
@@ -201,7 +206,7 @@ def create_dataset(
     ).scalar_one_or_none()
     if exists is not None:
         raise Conflict(f"Dataset {publisher.slug}/{fields['slug']} already exists.")
-    dataset = Dataset(publisher_id=publisher.id, **fields)
+    dataset = Dataset(publisher_id=publisher.id, created_at=now or utcnow(), **fields)
     session.add(dataset)
     session.flush()
     append_event(
@@ -211,6 +216,7 @@ def create_dataset(
         subject_type="dataset",
         subject_id=f"{publisher.slug}/{dataset.slug}",
         payload=fields,
+        occurred_at=now,
     )
     return get_dataset(
         session,
