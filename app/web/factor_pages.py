@@ -28,6 +28,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.params import Path
+from sqlalchemy.orm import Session
 
 from app.auth.principal import ANONYMOUS
 from app.core.db import SessionDep
@@ -172,7 +173,7 @@ def _gas_lines(factor: dict[str, Any], values: dict[str, float] | None) -> list[
 
 
 def _try_factor(
-    session: Any, publisher: str, dataset: str, code: str, version: str | None
+    session: Session, publisher: str, dataset: str, code: str, version: str | None
 ) -> dict[str, Any] | None:
     try:
         return service.get_factor(
@@ -188,7 +189,7 @@ def _try_factor(
 
 
 def load_factor_view(
-    session: Any, *, publisher: str, dataset: str, factor_code: str, version: str | None
+    session: Session, *, publisher: str, dataset: str, factor_code: str, version: str | None
 ) -> FactorView:
     current = _try_factor(session, publisher, dataset, factor_code, None)
     dropped = False
@@ -307,7 +308,7 @@ PageRef = Annotated[str, Path(max_length=200)]
 
 
 def _factor_json(
-    request: Request, session: Any, publisher: str, dataset: str, ref: FactorRef
+    request: Request, session: Session, publisher: str, dataset: str, ref: FactorRef
 ) -> Response:
     """Exactly `GET /v1/factors/{p}/{d}/{code}[?version=]`: same service, same headers."""
     factor = service.get_factor(
@@ -386,7 +387,9 @@ def factor_page(
     )
 
 
-def _history_items(session: Any, publisher: str, dataset: str, ref: FactorRef) -> list[Any]:
+def _history_items(
+    session: Session, publisher: str, dataset: str, ref: FactorRef
+) -> list[dict[str, Any]]:
     return factor_history(
         session,
         viewer=ANONYMOUS,
@@ -527,7 +530,7 @@ def history_page(
 StyleParam = Annotated[CitationStyle, Query()]
 
 
-def _cite_view(session: Any, publisher: str, dataset: str, ref: FactorRef) -> FactorView:
+def _cite_view(session: Session, publisher: str, dataset: str, ref: FactorRef) -> FactorView:
     return load_factor_view(
         session,
         publisher=publisher,

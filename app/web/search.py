@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.orm import Session
 
 from app.auth.principal import ANONYMOUS
 from app.core.db import SessionDep
@@ -176,7 +177,7 @@ class SearchResult:
     related: dict[str, int]
 
 
-def run_search(session: Any, params: SearchParams) -> SearchResult:
+def run_search(session: Session, params: SearchParams) -> SearchResult:
     """One page of results and the facets, for the anonymous reader, as the API answers them."""
     filters = to_filters(params)
     scope = {f.name: getattr(filters, f.name) for f in fields(filters)}
