@@ -461,3 +461,12 @@ def test_a_withdrawn_release_keeps_its_page_with_the_reason(
     export = f"/v1/datasets/{SYNTH}-w/withdrawn-story/versions/1.0.1/export.csv"
     assert f'href="{export}"' in html
     assert client.get(export).status_code == 200
+
+
+def test_diff_rows_carry_the_factor_names(client: TestClient, history: None) -> None:
+    html = client.get(f"{SYNTH_PATH}/diff/1.0.0...2.0.0?lang=en").text
+    # Changed and added: the newer release's names; removed: the older release's.
+    assert '<span lang="en">Synthetic test factor grid-a (revised)</span>' in html
+    assert '<span lang="en">Synthetic test factor grid-d</span>' in html
+    assert '<span lang="en">Synthetic test factor grid-c</span>' in html
+    assert '<span class="other-lang" lang="zh-CN">合成测试因子 grid-c</span>' in html

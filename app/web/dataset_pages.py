@@ -41,6 +41,7 @@ from app.core.params import DEFAULT_PAGE, Cursor, DatasetSlug, Limit, PublisherS
 from app.datasets import service as datasets
 from app.exports.models import Snapshot, snapshot_version
 from app.factors import service as factors
+from app.factors.models import Factor
 from app.versioning.diff import version_diff
 from app.versioning.models import RELEASED_STATUSES, DatasetVersion
 from app.web.i18n import Translator, negotiate
@@ -173,6 +174,20 @@ def downloads(
             )
         )
     return buttons
+
+
+def factor_names(
+    session: Session, version_id: int, codes: Sequence[str]
+) -> dict[str, tuple[str | None, str | None]]:
+    """Chinese and English names of some factors of one release (those a page lists)."""
+    if not codes:
+        return {}
+    rows = session.execute(
+        select(Factor.factor_code, Factor.name_zh, Factor.name_en).where(
+            Factor.version_id == version_id, Factor.factor_code.in_(list(codes))
+        )
+    )
+    return {code: (name_zh, name_en) for code, name_zh, name_en in rows}
 
 
 def _release_row(session: Session, publisher: str, dataset: str, version: str) -> DatasetVersion:
@@ -414,11 +429,21 @@ def diff_page(
     payload = _diff(session, publisher, dataset, spec)
     info = datasets.get_dataset(session, viewer=VIEWER, publisher=publisher, dataset=dataset)
     older, newer = payload["from"], payload["to"]
-    versions = {
+    found = {
         v: datasets.get_version(
             session, viewer=VIEWER, publisher=publisher, dataset=dataset, version=v
-        )[0]
+        )
         for v in (older, newer)
+    }
+    versions = {v: payload for v, (payload, _) in found.items()}
+    shown = DIFF_ROWS_SHOWN
+    names = {
+        **factor_names(session, found[older][1].id, payload["removed"][:shown]),
+        **factor_names(
+            session,
+            found[newer][1].id,
+            [*payload["added"][:shown], *(c["factor_code"] for c in payload["changed"][:shown])],
+        ),
     }
     base = f"{dataset_path(publisher, dataset)}/diff/{older}...{newer}"
     meta = PageMeta(
@@ -434,7 +459,8 @@ def diff_page(
         "diff": payload,
         "older": versions[older],
         "newer": versions[newer],
-        "shown": DIFF_ROWS_SHOWN,
+        "shown": shown,
+        "names": names,
         "base": base,
         "reverse_href": f"{dataset_path(publisher, dataset)}/diff/{newer}...{older}",
         "factor_href": factor_href,
