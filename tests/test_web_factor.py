@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.core.http_cache import IMMUTABLE, SHORT_LIVED
+from app.datasets.service import deprecate_dataset
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
 from tests.test_web_search import parse
 
@@ -239,6 +240,32 @@ def test_a_factor_dropped_from_the_current_release_never_404s(
     never = client.get(f"/factors/{SYNTH}/never-released", headers=HTML)
     assert never.status_code == 404
     assert never.headers["content-type"].startswith("text/html")
+
+
+def test_a_deprecated_datasets_factor_names_the_successor_dataset(
+    client: TestClient, session: Session, grid_history: None
+) -> None:
+    successor = create_dataset(
+        session,
+        publisher=create_publisher(session, slug="synthetic-next"),
+        slug="synthetic-grid-next",
+    )
+    create_version(session, dataset=successor, factors=[_grid("grid-2022", 0.5)])
+    deprecate_dataset(
+        session,
+        publisher="synthetic-grid",
+        dataset="synthetic-grid-history",
+        superseded_by="synthetic-next/synthetic-grid-next",
+        reason="Synthetic: replaced by a new series.",
+        actor="synthetic-reviewer",
+        now=_at("2025-01-01T00:00"),
+    )
+    session.commit()
+    page = client.get(f"/factors/{SYNTH}/grid-2022", params={"lang": "en"})
+    assert page.status_code == 200
+    assert "This dataset is deprecated." in page.text
+    assert "Synthetic: replaced by a new series." in page.text
+    assert 'href="/datasets/synthetic-next/synthetic-grid-next?lang=en"' in page.text
 
 
 def test_history_page_table_and_chart_are_the_apis_history(
