@@ -75,6 +75,9 @@ def test_a_deprecated_dataset_names_its_successor_everywhere(
     for factor in answers:
         assert (factor["dataset_status"], factor["superseded_by"]) == ("deprecated", successor)
         assert factor["version_status"] == "published"
+    chain = client.get(f"{factor_path}/provenance").json()
+    assert (chain["dataset_status"], chain["superseded_by"]) == ("deprecated", successor)
+    assert chain["audit_events"][-1]["action"] == "dataset.deprecated"
     current = client.get(f"/v1/factors/{PUBLISHER}/{NEW}/synthetic-00001").json()
     assert (current["dataset_status"], current["superseded_by"]) == ("active", None)
 

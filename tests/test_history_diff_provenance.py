@@ -151,7 +151,13 @@ def test_provenance_chain(client: TestClient, releases: dict[str, Any]) -> None:
     assert body["source"]["locator"] == "row 3"
     assert body["factor"]["uid"]
     actions = [event["action"] for event in body["audit_events"]]
-    assert actions[:3] == ["version.uploaded", "version.submitted", "version.published"]
+    # The dataset's creation, then this release's own events.
+    assert actions[:4] == [
+        "dataset.created",
+        "version.uploaded",
+        "version.submitted",
+        "version.published",
+    ]
     assert all(len(event["hash"]) == 64 for event in body["audit_events"])
     assert [h["version"] for h in body["history"]] == ["2.0.0", "1.1.0"]
     assert body["license_id"] == DATASET_BODY["license_id"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.auth.viewer import Viewer
@@ -66,13 +66,36 @@ def factor_provenance(
     release: DatasetVersion = row.DatasetVersion
     owner: Dataset = row.Dataset
     events = session.execute(
-        select(AuditEvent.action, AuditEvent.actor, AuditEvent.occurred_at, AuditEvent.hash)
+        select(
+            AuditEvent.action,
+            AuditEvent.actor,
+            AuditEvent.occurred_at,
+            AuditEvent.hash,
+            AuditEvent.subject_type,
+        )
         .where(
-            AuditEvent.subject_type == "dataset_version",
-            AuditEvent.subject_id == str(release.id),
+            or_(
+                and_(
+                    AuditEvent.subject_type == "dataset_version",
+                    AuditEvent.subject_id == str(release.id),
+                ),
+                # The dataset's own events (created, deprecated) touch every factor in it.
+                and_(
+                    AuditEvent.subject_type == "dataset",
+                    AuditEvent.subject_id == f"{publisher}/{dataset}",
+                ),
+            )
         )
         .order_by(AuditEvent.id)
     ).all()
+    successor = None
+    if owner.superseded_by_id is not None:
+        successor_row = session.execute(
+            select(Publisher.slug, Dataset.slug)
+            .join(Dataset, Dataset.publisher_id == Publisher.id)
+            .where(Dataset.id == owner.superseded_by_id)
+        ).one()
+        successor = f"{successor_row[0]}/{successor_row[1]}"
     return {
         "id": f"{publisher}/{dataset}/{factor_code}@{release.version}",
         "factor": {
@@ -118,6 +141,8 @@ def factor_provenance(
         "history": factor_history(
             session, viewer=viewer, publisher=publisher, dataset=dataset, factor_code=factor_code
         ),
+        "dataset_status": owner.status,
+        "superseded_by": successor,
         "license_id": owner.license_id,
         "attribution": owner.attribution,
         "license_url": owner.license_url,
