@@ -219,3 +219,18 @@ def test_an_estimate_across_dimensions_shows_the_property_it_used(
     for used in body["conversion"].get("properties") or []:
         assert "Conversion properties used" in html
         assert str(used.get("code", "")) in html
+
+
+def test_compare_says_when_a_factor_cannot_be_put_in_the_common_unit(
+    client: TestClient, seeded: None
+) -> None:
+    grid = "mee-cn/cn-electricity-co2/national-average-2022"
+    query = urlencode([("f", grid), ("f", IPCC_GAS), ("unit", "t")])
+    body = client.get(f"/compare.json?{query}").json()
+    for item in body["items"]:
+        assert item["normalised"]["co2e"] is None
+        assert item["normalised"]["error"]["code"] == "incompatible_unit"
+    html = client.get(f"/compare?{query}&lang=en").text
+    cells = {str(a["data-ref"]): t for a, t in elements(html) if "data-ref" in a}
+    assert cells[grid].startswith("Error:")
+    assert "cannot be converted to kWh" in cells[grid]

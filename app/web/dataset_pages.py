@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -413,7 +414,8 @@ def diff_form(
 ) -> Response:
     """The version-picker form (a GET form, no script) lands on the diff's own URL."""
     lang = request.query_params.get("lang")
-    target = f"{dataset_path(publisher, dataset)}/diff/{from_version}...{to_version}"
+    versions = f"{quote(from_version, safe='')}...{quote(to_version, safe='')}"
+    target = f"{dataset_path(publisher, dataset)}/diff/{versions}"
     return RedirectResponse(target + query_string(lang=lang), status_code=303)
 
 
