@@ -234,3 +234,61 @@ def test_compare_says_when_a_factor_cannot_be_put_in_the_common_unit(
     cells = {str(a["data-ref"]): t for a, t in elements(html) if "data-ref" in a}
     assert cells[grid].startswith("Error:")
     assert "cannot be converted to kWh" in cells[grid]
+
+
+# --------------------------------------------------------------------------- units of the pages
+
+
+def test_chain_steps_follow_what_the_resolver_reports() -> None:
+    from app.web.resolve_pages import chain_steps
+
+    names = {"CN": ("中国", "China")}
+    # The resolver's own steps (as far as the chosen one), then the rest of the chain.
+    reported = {
+        "region_chain": ["CN-GD", "CN-GRID-SOUTH", "CN", "GLO"],
+        "region_distance": 2,
+        "region_steps": [
+            {"region": "CN-GD", "kind": "subdivision", "relation": "requested", "of": None,
+             "outcome": "no_factor"},
+            {"region": "CN-GRID-SOUTH", "kind": "grouping", "relation": "member_of",
+             "of": "CN-GD", "outcome": "other_unit_only", "nearest_unit": "t"},
+            {"region": "CN", "kind": "country", "relation": "parent", "of": "CN-GD",
+             "outcome": "matched"},
+        ],
+    }  # fmt: skip
+    steps = chain_steps(reported, names)
+    assert [(s.region, s.outcome) for s in steps] == [
+        ("CN-GD", "passed"),
+        ("CN-GRID-SOUTH", "other_unit_only"),
+        ("CN", "chosen"),
+        ("GLO", "not_needed"),
+    ]
+    assert steps[1].relation == "member_of"
+    assert steps[1].of == "CN-GD"
+    assert steps[1].details == {"nearest_unit": "t"}  # fields it does not know are kept
+    assert (steps[2].name_zh, steps[2].name_en) == ("中国", "China")
+    # A resolver that reports only the chain and the distance.
+    plain = chain_steps({"region_chain": ["CN-GD", "CN", "GLO"], "region_distance": 1}, {})
+    assert [s.outcome for s in plain] == ["passed", "chosen", "not_needed"]
+
+
+def test_numbers_are_shown_as_the_api_sends_them() -> None:
+    from app.web.templating import templates
+
+    exact = templates.env.filters["exact"]
+    assert exact(0.5366) == "0.5366"
+    assert exact(643920.0) == "643920"
+    assert exact(1e-05) == "0.00001"
+    assert exact(0.1 + 0.2) == "0.30000000000000004"  # never rounded
+    assert exact(12) == "12"
+    assert exact(None) == "—"
+
+
+def test_diff_ranges_are_older_dots_newer() -> None:
+    from app.core.errors import InvalidParameter
+    from app.web.dataset_pages import parse_diff_spec
+
+    assert parse_diff_spec("1.0.0...1.1.0") == ("1.0.0", "1.1.0")
+    for bad in ("1.0.0..1.1.0", "...1.1.0", "1.0.0...", "1.0.0"):
+        with pytest.raises(InvalidParameter):
+            parse_diff_spec(bad)
