@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -220,7 +221,7 @@ _OUTCOMES = {"matched": "chosen", "chosen": "chosen", "no_factor": "passed", "pa
 
 
 def chain_steps(
-    match: dict[str, Any], names: dict[str, tuple[str | None, str | None]]
+    match: Mapping[str, Any], names: Mapping[str, tuple[str | None, str | None]]
 ) -> list[ChainStep]:
     """The fallback walk: the resolver's own steps (`region_steps`) as far as it reports them,
     then the rest of `region_chain`; from the chain and `region_distance` alone otherwise."""
