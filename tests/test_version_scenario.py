@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 from prov.model import (
     ProvAssociation,
     ProvAttribution,
+    ProvDelegation,
     ProvDerivation,
     ProvDocument,
     ProvGeneration,
@@ -349,6 +350,11 @@ def test_provenance_answers_where_from_and_who(
     assert [h["version"] for h in chain["history"]] == ["2.0.0", "1.1.0", "1.0.0"]
     assert {k: chain[k] for k in LICENSE} == LICENSE
     assert (chain["dataset_status"], chain["superseded_by"]) == ("active", None)
+    actors = {actor["id"]: actor for actor in chain["actors"]}
+    assert actors == {
+        writer: {"id": writer, "client": True, "publisher": PUBLISHER},
+        reviewer: {"id": reviewer, "client": True, "publisher": None},  # a national reviewer
+    }
 
 
 def _prov(client: TestClient, scenario: dict[str, Any], version: str) -> ProvDocument:
@@ -412,6 +418,8 @@ def test_provenance_as_w3c_prov_json(client: TestClient, scenario: dict[str, Any
         ("withdraw", reviewer, "reviewer"),
     ]:
         assert {"activity": activity + name, "agent": agent, "role": role} in associations
+    delegations = _relations(document, ProvDelegation)
+    assert delegations == [{"delegate": writer, "responsible": f"efdb:publishers/{PUBLISHER}"}]
     attributed = _relations(document, ProvAttribution)
     assert {"entity": factor, "agent": f"efdb:publishers/{PUBLISHER}"} in attributed
     derivations = _relations(document, ProvDerivation)

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from app.auth.models import Client
 from app.auth.viewer import Viewer
 from app.core.errors import NotFound
 from app.datasets.models import Dataset, Publisher
@@ -88,6 +89,27 @@ def factor_provenance(
         )
         .order_by(AuditEvent.id)
     ).all()
+    actors = sorted(
+        {
+            actor
+            for actor in (
+                release.created_by,
+                release.submitted_by,
+                release.published_by,
+                release.withdrawn_by,
+                *(event.actor for event in events),
+            )
+            if actor is not None
+        }
+    )
+    clients = {
+        client_id: slug
+        for client_id, slug in session.execute(
+            select(Client.client_id, Publisher.slug)
+            .outerjoin(Publisher, Publisher.id == Client.publisher_id)
+            .where(Client.client_id.in_(actors))
+        )
+    }
     successor = None
     if owner.superseded_by_id is not None:
         successor_row = session.execute(
@@ -138,6 +160,12 @@ def factor_provenance(
             "uploaded_at": release.created_at,
         },
         "audit_events": [event._asdict() for event in events],
+        # Who each actor above is: an OAuth2 client of this service (and of which publisher,
+        # none for a national reviewer), or not a client (an administrator's direct load).
+        "actors": [
+            {"id": actor, "client": actor in clients, "publisher": clients.get(actor)}
+            for actor in actors
+        ],
         "history": factor_history(
             session, viewer=viewer, publisher=publisher, dataset=dataset, factor_code=factor_code
         ),

@@ -8,7 +8,8 @@ The graph, for factor F in dataset version V:
 - activities: the upload of U, the submission, the publication of V, and its withdrawal if
   any, each with its time and the hash of the audit event that recorded it;
 - agents: the publisher (an organisation) and the OAuth2 clients that uploaded, submitted,
-  published and withdrew (software agents); the uploader acted on behalf of the publisher;
+  published and withdrew (software agents); a client of a publisher `actedOnBehalfOf` it
+  (a national reviewer's client belongs to no publisher);
 - relations: `used` (upload used U), `wasGeneratedBy` (F by the upload, V by the
   publication), `wasDerivedFrom` (F from U with its row number, F from S with its locator),
   `wasAssociatedWith` (each activity with its client, in a role), `wasAttributedTo` (F and V
@@ -92,14 +93,29 @@ def prov_document(chain: Mapping[str, Any], *, namespace: str) -> dict[str, Any]
         _attributes(prov__type=_qname("prov:Organization"), prov__label=chain["publisher"]),
     )
 
+    actors = {actor["id"]: actor for actor in chain["actors"]}
+    delegated: set[str] = set()
+
     def client(client_id: str | None) -> str | None:
         if client_id is None:
             return None
-        return graph.node(
+        identifier = graph.node(
             "agent",
             f"efdb:clients/{client_id}",
             _attributes(prov__type=_qname("prov:SoftwareAgent"), efdb__client_id=client_id),
         )
+        on_behalf_of = actors.get(client_id, {}).get("publisher")
+        if on_behalf_of is not None and identifier not in delegated:
+            delegated.add(identifier)
+            responsible = graph.node(
+                "agent",
+                f"efdb:publishers/{on_behalf_of}",
+                _attributes(prov__type=_qname("prov:Organization"), prov__label=on_behalf_of),
+            )
+            graph.relation(
+                "actedOnBehalfOf", prov__delegate=identifier, prov__responsible=responsible
+            )
+        return identifier
 
     factor_id = graph.node(
         "entity",
@@ -174,8 +190,6 @@ def prov_document(chain: Mapping[str, Any], *, namespace: str) -> dict[str, Any]
 
     uploader = client(upload["uploaded_by"])
     uploading = activity("upload", upload["uploaded_at"], uploader, "uploader")
-    if uploader is not None:
-        graph.relation("actedOnBehalfOf", prov__delegate=uploader, prov__responsible=organisation)
     graph.relation(
         "wasGeneratedBy",
         prov__entity=factor_id,
