@@ -169,6 +169,12 @@ def _gas_lines(factor: dict[str, Any], values: dict[str, float] | None) -> list[
     if factor["other_ghg_co2e"] is not None:
         amount = factor["other_ghg_co2e"]
         lines.append(GasLine("other", "other_ghg_co2e", amount, None, amount))
+    contributions = [line.co2e for line in lines]
+    if lines and None not in contributions:
+        # What the itemised gases leave of co2e (e.g. CH4 and N2O given only as CO2e).
+        rest = factor["co2e"] - sum(c for c in contributions if c is not None)
+        if abs(rest) > 1e-9 * max(abs(factor["co2e"]), 1e-12):
+            lines.append(GasLine("rest", "", rest, None, rest))
     return lines
 
 
