@@ -190,6 +190,20 @@ def test_the_search_form_works_without_scripts(client: TestClient, seeded: None)
     assert page_data(client, q="", region="CN")["total"] == len(api_items(client, region="CN"))
 
 
+def test_the_snippets_fetch_exactly_this_page_from_the_api(
+    client: TestClient, seeded: None
+) -> None:
+    first = client.get("/", params={"q": "grid", "limit": 2, "lang": "en"})
+    second_url = next(h for h, attrs in parse(first.text).links if attrs.get("rel") == "next")
+    second = client.get(second_url).text
+    snippet = re.search(r"curl -s &#39;http://testserver(/v1/factors\?[^&#]*[^#]*)&#39;", second)
+    assert snippet is not None
+    api_url = snippet.group(1).replace("&amp;", "&")
+    assert "cursor=" in api_url
+    shown = re.findall(r'<tr data-id="([^"]+)">', second)
+    assert [item["id"] for item in client.get(api_url).json()["items"]] == shown
+
+
 def test_pages_follow_the_apis_cursor_to_the_end(client: TestClient, seeded: None) -> None:
     seen: list[str] = []
     url: str | None = "/?limit=4&lang=en"

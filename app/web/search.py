@@ -213,12 +213,12 @@ def run_search(session: Session, params: SearchParams) -> SearchResult:
 
 
 def api_path(params: SearchParams) -> str:
-    """The API search that returns these results (the license filter only the page has)."""
+    """The API search that returns exactly this page: same filters, page size and cursor
+    (cursors are tied to the filters, not to the path). The license filter only the page has,
+    so such a search points at the page's own `.json` twin."""
     active = params.active()
-    if "license" in active:
-        return "/.json" + query_string(**active, limit=params.limit)
-    limit = params.limit if params.limit != PAGE_SIZE else None
-    return "/v1/factors" + query_string(**active, limit=limit)
+    path = "/.json" if "license" in active else "/v1/factors"
+    return path + query_string(**active, limit=params.limit, cursor=params.cursor)
 
 
 def _href(lang: Lang, **params: Any) -> str:

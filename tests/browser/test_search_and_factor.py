@@ -51,6 +51,9 @@ def test_chinese_search_to_a_factor_and_through_its_history(page: Page, history_
     facets = page.get_by_role("navigation", name="按类别筛选")
     facets.get_by_role("link", name="2022 (1)").click()
     expect(page.locator("#result-count")).to_have_text("共找到 1 个排放因子。")
+    # The chosen filter reads as chosen without colour: a ticked box and a remove link.
+    expect(facets.get_by_role("link", name="移除筛选条件 参考年份：2022")).to_be_visible()
+    assert_accessible(page)
     page.get_by_role("link", name="2022年全国电力平均二氧化碳排放因子").click()
 
     api = httpx.get(f"{site.url}/v1/factors/{MEE_2022}").json()
@@ -83,6 +86,8 @@ def test_chinese_search_to_a_factor_and_through_its_history(page: Page, history_
     # The withdrawn release keeps its page, says why, and links the current one.
     page.goto(f"{site.url}/factors/{SYNTH}/grid-2022@2.0.0?lang=zh")
     expect(page.locator("#status-notice")).to_contain_text(WITHDRAWAL_REASON)
+    assert_accessible(page)
+    screenshot(page, "factor-zh-synthetic-withdrawn")
     page.locator("#status-notice").get_by_role("link", name="查看该因子的现行版本").click()
     expect(page.locator(".factor-id")).to_contain_text("@1.1.0")
     assert_accessible(page)
