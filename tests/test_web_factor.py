@@ -18,8 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from app.core.errors import InvalidParameter
 from app.core.http_cache import IMMUTABLE, SHORT_LIVED
 from app.datasets.service import deprecate_dataset
+from app.web.factor_pages import FactorRef, history_chart, parse_ref
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
 from tests.test_web_search import parse
 
@@ -361,3 +363,40 @@ def test_bad_factor_urls_are_refused(client: TestClient, seeded: None) -> None:
     assert client.get(f"/factors/{MEE_2022}@9.9.9", headers=HTML).status_code == 404
     assert client.get(f"/factors/{MEE_2022}.csv", headers=HTML).status_code == 404
     assert client.get(f"/factors/{MEE_2022}", params={"version": "1.0.0"}).status_code == 422
+
+
+def _item(version: str, co2e: float, unit: str = "kWh", withdrawn: bool = False) -> dict[str, Any]:
+    return {"version": version, "co2e": co2e, "unit": unit, "withdrawn": withdrawn}
+
+
+def test_history_chart_coordinates() -> None:
+    chart = history_chart([_item("1.1.0", 2.0, withdrawn=True), _item("1.0.0", 1.0)])
+    assert chart is not None
+    oldest, newest = chart.points
+    assert (oldest.version, newest.version) == ("1.0.0", "1.1.0")
+    assert oldest.x < newest.x
+    assert newest.y < oldest.y  # higher value, higher on the page
+    assert newest.withdrawn
+    assert chart.unit == "kWh"
+    assert chart.path.startswith(f"M{oldest.x},{oldest.y} L")
+    assert all(20 <= point.y <= chart.baseline for point in chart.points)
+    # One release, or the same value throughout: still a readable chart.
+    (single,) = history_chart([_item("1.0.0", 0.5)]).points  # type: ignore[union-attr]
+    assert 20 <= single.y <= 210
+    flat = history_chart([_item("1.1.0", 0.0), _item("1.0.0", 0.0)])
+    assert flat is not None
+    assert len({point.y for point in flat.points}) == 1
+    # Units differ between releases: no chart, the table alone.
+    assert history_chart([_item("2.0.0", 1.0, unit="MWh"), _item("1.0.0", 1.0)]) is None
+    assert history_chart([]) is None
+
+
+def test_factor_refs_parse() -> None:
+    assert parse_ref("grid-2022") == FactorRef("grid-2022", None, None)
+    assert parse_ref("grid-2022@1.2.3") == FactorRef("grid-2022", "1.2.3", None)
+    assert parse_ref("grid-2022@1.2.3.json") == FactorRef("grid-2022", "1.2.3", ".json")
+    assert parse_ref("a.b:c.json") == FactorRef("a.b:c", None, ".json")
+    with pytest.raises(InvalidParameter):
+        parse_ref("grid@1.2")
+    with pytest.raises(InvalidParameter):
+        parse_ref("bad code")
