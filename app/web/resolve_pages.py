@@ -43,7 +43,7 @@ from app.factors.schemas import (
     ResolveItem,
     ResolveRequest,
 )
-from app.factors.units import UnitError, clean_float, conversion_multiplier, parse_amount_unit
+from app.factors.units import UnitError, parse_amount_unit
 from app.reference.models import Location
 from app.versioning.service import visible_version_ids
 from app.web.dataset_pages import csv_response
@@ -381,6 +381,7 @@ class Compared:
     factor: dict[str, Any] | None = None
     value: float | None = None  # kg CO2e per the common unit, in the common GWP set
     multiplier: float | None = None  # factor units per common unit
+    properties: list[dict[str, Any]] = field(default_factory=list)  # cited, if it took any
     error: dict[str, Any] | None = None
 
 
@@ -434,17 +435,21 @@ def default_gwp(compared: list[Compared]) -> str | None:
     return Counter(sets).most_common(1)[0][0] if sets else None
 
 
-def normalise(compared: Compared, unit: str) -> Compared:
-    """kg CO2e per one `unit`: the factor's co2e times how many of its units one `unit` is."""
+def normalise(session: Session, compared: Compared, unit: str, gwp: str | None) -> Compared:
+    """kg CO2e per one `unit`: what `POST /v1/estimate` answers for 1 `unit` of this very
+    factor (pinned by its id), so units of another kind convert through the same cited
+    properties (a net calorific value…) as an estimate, or not at all."""
     if compared.factor is None:
         return compared
-    try:
-        multiplier = conversion_multiplier(unit, compared.factor["unit"])
-    except UnitError as exc:
-        compared.error = {"code": exc.code, "detail": exc.detail}
+    item = EstimateItem(factor=compared.factor["id"], amount=1.0, unit=unit)
+    answer = estimate_answer(session, item, gwp)
+    if "error" in answer:
+        compared.error = answer["error"]
         return compared
-    compared.multiplier = multiplier
-    compared.value = clean_float(compared.factor["co2e"] * multiplier)
+    conversion = answer["conversion"]
+    compared.multiplier = conversion["multiplier"]
+    compared.properties = conversion.get("properties") or []
+    compared.value = answer["co2e_kg"]
     return compared
 
 
@@ -478,6 +483,7 @@ class Comparison:
                         "co2e": c.value,
                         "unit": self.unit,
                         "multiplier": c.multiplier,
+                        "properties": c.properties,
                         "error": c.error,
                     },
                 }
@@ -509,7 +515,7 @@ def compare(session: Session, request: Request, t: Translator) -> Comparison:
             problem, unit = exc.detail, None
     unit = unit or default_unit(items)
     if unit is not None:
-        items = [normalise(c, unit) for c in items]
+        items = [normalise(session, c, unit, gwp) for c in items]
     return Comparison(refs, unit, gwp, items, differing_fields(items), problem)
 
 
