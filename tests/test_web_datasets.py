@@ -470,3 +470,19 @@ def test_diff_rows_carry_the_factor_names(client: TestClient, history: None) -> 
     assert '<span lang="en">Synthetic test factor grid-d</span>' in html
     assert '<span lang="en">Synthetic test factor grid-c</span>' in html
     assert '<span class="other-lang" lang="zh-CN">合成测试因子 grid-c</span>' in html
+
+
+def test_data_text_in_the_other_language_is_marked_with_it(
+    client: TestClient, seeded: None
+) -> None:
+    from app.web.templating import templates
+
+    text_lang = templates.env.filters["text_lang"]
+    assert text_lang("Initial seed: national average factors") == "en"
+    assert text_lang("关于发布2022年电力二氧化碳排放因子的公告") == "zh-CN"
+    assert text_lang("数据来源：生态环境部 … Source: Ministry of Ecology and Environment") is None
+    api = client.get("/v1/datasets/ipcc-tfi/ipcc-2006-stationary-combustion").json()
+    zh = client.get("/datasets/ipcc-tfi/ipcc-2006-stationary-combustion?lang=zh").text
+    assert f'<p lang="en">{api["description"]}</p>'.replace("'", "&#39;") in zh
+    en = client.get("/datasets/ipcc-tfi/ipcc-2006-stationary-combustion?lang=en").text
+    assert '<p lang="en">' not in en  # the page's own language needs no mark

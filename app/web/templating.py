@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -121,7 +122,26 @@ def _exact(value: float | int | None) -> str:
     return format(Decimal(repr(value)), "f")
 
 
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def _text_lang(text: str | None) -> str | None:
+    """The language of a piece of data text when it is plainly one: `zh-CN` for Chinese
+    without English words, `en` for Latin text without Chinese; None for mixed or empty text
+    (it then inherits the page's). Lets pages mark data in the other language (WCAG 3.1.2)."""
+    if not text:
+        return None
+    chinese, latin = bool(_CJK.search(text)), bool(_LATIN_WORD.search(text))
+    if chinese and not latin:
+        return "zh-CN"
+    if latin and not chinese:
+        return "en"
+    return None
+
+
 templates.env.filters["number"] = _number
+templates.env.filters["text_lang"] = _text_lang
 templates.env.filters["exact"] = _exact
 templates.env.filters["when"] = _when
 
