@@ -63,7 +63,6 @@ EXPORT_FORMATS: tuple[tuple[str, str, str], ...] = (
 )
 _CSV_MEDIA_TYPE = "text/csv; charset=utf-8; header=present"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-VersionParam = Annotated[str, Query(max_length=32)]
 
 
 # --------------------------------------------------------------------------- shared helpers

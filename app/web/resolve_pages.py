@@ -1,17 +1,18 @@
 """The resolve page (one line of `POST /v1/factors:resolve`, and `POST /v1/estimate` when an
 amount is given) and the compare page (two to five factors side by side, on one basis).
 
-Both call the service functions the API calls, as the anonymous reader:
+Both call the API's own handlers in-process (never over HTTP), as the anonymous reader, so
+what a page shows is what the API answers, whatever the resolver learns next:
 
 - `/resolve.json?…` = the answer of `POST /v1/factors:resolve` for `{"items": [that line]}`;
 - `/resolve/estimate.json?…` = the answer of `POST /v1/estimate` for that line and amount;
 - `/compare.json?f=…` = each factor as `GET /v1/factors/{p}/{d}/{code}?version=&gwp=` answers
-  it, plus what the page computed from it (the value per the common unit) and which fields
-  of basis differ; `/compare.csv` is the same as a table.
+  it, its value per the common unit (what `POST /v1/estimate` answers for 1 unit of it), and
+  which fields of basis differ; `/compare.csv` is the same as a table.
 
-The resolve page renders the fallback chain from whatever the match reports: a `steps` list
-when the resolver gives one (each step shown with all the fields it has), otherwise the
-walk implied by `region_chain` and `region_distance`.
+The resolve page renders the fallback chain from what the match reports: its `region_steps`
+as far as the resolver lists them (every field shown, unknown ones too), then the rest of
+`region_chain`; from `region_chain` and `region_distance` alone for a resolver without steps.
 """
 
 from __future__ import annotations
