@@ -376,6 +376,10 @@ def test_snapshots_page_shows_the_manifest_the_api_gives(
     for license_entry in snapshot["licenses"]:
         assert license_entry["attribution"] in html.replace("&#39;", "'")
     assert 'href="/v1/snapshots/' + snapshot["id"] + '/manifest.json"' in html
+    files = list(csv.DictReader(io.StringIO(client.get("/snapshots.csv").text)))
+    assert [(r["file"], int(r["bytes"]), r["sha256"]) for r in files] == [
+        (entry["name"], entry["bytes"], entry["sha256"]) for entry in snapshot["files"]
+    ]
 
 
 # --------------------------------------------------------------------------- labels

@@ -1,5 +1,6 @@
 """The national snapshots page: each release with its manifest, files, sizes, sha256 and
-attribution list. `/snapshots.json` is `GET /v1/snapshots` (same items, same cursors)."""
+attribution list. `/snapshots.json` is `GET /v1/snapshots` (same items, same cursors);
+`/snapshots.csv` has one row per file, with its size and sha256."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from app.core.http_cache import SHORT_LIVED
 from app.core.pagination import decode_cursor, encode_cursor, next_link, page_response
 from app.core.params import DEFAULT_PAGE, Cursor, Limit
 from app.exports import service
+from app.web.dataset_pages import csv_response
 from app.web.i18n import Translator, negotiate
 from app.web.templating import PageMeta, Twin, render_page
 
@@ -53,13 +55,47 @@ def snapshots_json(
     return page_response(request, items, next_cursor, cache_control=SHORT_LIVED)
 
 
+SNAPSHOT_CSV_COLUMNS = ("snapshot_id", "created_at", "row_count", "file", "bytes", "sha256", "url")
+
+
+@router.get("/snapshots.csv")
+def snapshots_csv(
+    request: Request, session: SessionDep, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
+) -> Response:
+    """One row per file of each snapshot: what a download script checks its files against."""
+    items, _ = _page(session, cursor, limit)
+    rows = (
+        (
+            item["id"],
+            item["created_at"].isoformat(),
+            item["row_count"],
+            entry["name"],
+            entry["bytes"],
+            entry["sha256"],
+            entry["url"],
+        )
+        for item in items
+        for entry in item["files"]
+    )
+    return csv_response(
+        request,
+        SNAPSHOT_CSV_COLUMNS,
+        rows,
+        filename="efdb-snapshots.csv",
+        cache_control=SHORT_LIVED,
+    )
+
+
 @router.get("/snapshots")
 def snapshots_page(request: Request, session: SessionDep, cursor: Cursor = None) -> Response:
     t = Translator(negotiate(request))
     items, next_cursor = _page(session, cursor, SNAPSHOTS_SHOWN)
     meta = PageMeta(
         title=t("snapshot_title"),
-        twins=[Twin("application/json", "/snapshots.json", "JSON")],
+        twins=[
+            Twin("application/json", "/snapshots.json", "JSON"),
+            Twin("text/csv", "/snapshots.csv", t("snapshot_twin_csv")),
+        ],
         api_path="/v1/snapshots",
     )
     context = {"snapshots": items, "next_href": next_link(request, next_cursor)}
