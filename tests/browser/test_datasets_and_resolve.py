@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pyarrow.parquet as pq
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from app.core.db import make_sessionmaker
 from app.exports.service import create_snapshot
@@ -141,3 +141,28 @@ def test_the_disabled_download_says_why(page: Page, explorer: Site) -> None:
     disabled.focus()
     page.keyboard.press("Enter")
     assert page.url.endswith("/datasets/ipcc-tfi/ipcc-2006-stationary-combustion?lang=en")
+
+
+def test_compare_works_with_scripts_off(browser: Browser, explorer: Site) -> None:
+    """The forms are plain GET forms: with JavaScript disabled, comparing still works."""
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{explorer.url}/compare?lang=en")
+        page.get_by_label("Factor 1").fill("ipcc-tfi/ipcc-2006-stationary-combustion/natural-gas")
+        page.get_by_label("Factor 2").fill(
+            "desnz-uk/uk-ghg-conversion-factors-2024/natural-gas-kwh-net-cv@1.0.0"
+        )
+        page.get_by_label("Common unit").fill("kWh")
+        page.get_by_label("Global warming potentials (GWP100)").select_option("AR4")
+        page.get_by_role("button", name="Compare").click()
+        page.wait_for_url("**/compare?**")
+        # 56,154.8 kg CO2e/TJ in AR4 × 3.6e-6 TJ/kWh (see tests/test_web_resolve.py).
+        expect(
+            page.locator('td[data-ref="ipcc-tfi/ipcc-2006-stationary-combustion/natural-gas"]')
+        ).to_have_text("0.20215728")
+        expect(page.locator('tr[data-field="region"] .differs-mark')).to_have_text("≠ differs")
+        expect(page.locator('tr[data-field="boundary"] .differs-mark')).to_have_count(0)
+        screenshot(page, f"compare-no-script-{explorer.engine.dialect.name}")
+    finally:
+        context.close()
