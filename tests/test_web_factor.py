@@ -160,6 +160,9 @@ def test_every_number_on_a_factor_with_gases_and_scores_is_the_apis(
     assert "Verified data partly based on assumptions" in page.text
     assert "AR5" in page.text
     assert "CH4 28" in page.text
+    # Who submitted and who approved, and what kind of actor each is.
+    assert "<code>synthetic-uploader</code>\n (not an OAuth client" in page.text
+    assert "<code>synthetic-reviewer</code>\n (not an OAuth client" in page.text
 
 
 def test_the_json_twins_are_the_apis_answers(client: TestClient, grid_history: None) -> None:
