@@ -250,13 +250,6 @@ def load_factor_view(
     )
 
 
-def text_lang(text: str) -> str:
-    """The language most of a free text is in (notes mix both): for its `lang` attribute."""
-    cjk = sum(1 for char in text if "\u3400" <= char <= "\u9fff")
-    latin = sum(1 for char in text if char.isascii() and char.isalpha())
-    return "zh-CN" if cjk * 2 >= latin else "en"
-
-
 def hash_command(base_url: str, publisher: str, dataset: str, version: str) -> str:
     """One shell line that downloads the release's Parquet export and prints its content hash
     (the README's recipe: canonical JSON of the hashed columns, sorted by factor_code)."""
@@ -380,7 +373,6 @@ def factor_page(
         "history_path": factor_path(publisher, dataset, code) + "/history",
         "cite_path": pinned_path + "/cite",
         "hash_command": hash_command(_base_url(request), publisher, dataset, version),
-        "text_lang": text_lang,
     }
     final = view.pinned and factor["version_status"] == "withdrawn"
     return render_page(
