@@ -141,6 +141,23 @@ def test_the_real_china_grid_factor_page_shows_the_apis_numbers(
     assert api["source_locator"] in page.text
     assert f'href="{api["source_url"]}"' in page.text
     assert "可以再分发吗？" in page.text
+    # The other years of the same activity and region, as the API's search answers them.
+    series = client.get(
+        "/v1/factors",
+        params={
+            "activity_id": "electricity-grid-mix",
+            "region": "CN",
+            "dataset": "mee-cn/cn-electricity-co2",
+        },
+    ).json()["items"]
+    shown = re.findall(
+        r'<th scope="row" class="num">(\d{4})</th>\s*<td class="num">([\d.]+)</td>', page.text
+    )
+    assert (
+        [(int(y), float(v)) for y, v in shown]
+        == sorted((item["reference_year"], item["co2e"]) for item in series)
+        == [(2021, 0.5568), (2022, 0.5366), (2023, 0.5306)]
+    )
     provenance = client.get(f"/v1/factors/{MEE_2022}/provenance").json()
     assert provenance["dataset_version"]["content_sha256"] in page.text
     assert provenance["upload"]["file_sha256"] in page.text

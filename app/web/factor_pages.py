@@ -147,6 +147,8 @@ class FactorView:
     gases: list[GasLine] = field(default_factory=list)
     gwp_values: dict[str, float] | None = None
     gwp_source: str | None = None
+    # The same activity and region in the same dataset's current release, by reference year.
+    series: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def is_current(self) -> bool:
@@ -226,6 +228,7 @@ def load_factor_view(
         )
         dropped = True
     owner = publisher_by_slug(session, publisher)
+    is_current = current is not None and current["version"] == factor["version"]
     gwp_set = factor["gwp_set"]
     values = gwp_values(gwp_set) if gwp_set else None
     return FactorView(
@@ -247,7 +250,33 @@ def load_factor_view(
         gases=_gas_lines(factor, values),
         gwp_values=values,
         gwp_source=gwp_source(gwp_set) if gwp_set else None,
+        # Only beside the current release: another release's page must not change with it.
+        series=year_series(session, factor) if is_current else [],
     )
+
+
+SERIES_LIMIT = 50
+
+
+def year_series(session: Session, factor: dict[str, Any]) -> list[dict[str, Any]]:
+    """The factor's like-for-like siblings: same dataset, activity, region and unit in the
+    current release (the search the API runs), oldest reference year first."""
+    items, _ = service.search_factors(
+        session,
+        viewer=ANONYMOUS,
+        filters=service.FactorFilters(
+            activity_id=factor["activity_id"],
+            region=factor["region"],
+            unit=factor["unit"],
+            publisher=factor["publisher"],
+            dataset=factor["dataset"],
+        ),
+        after_id=None,
+        limit=SERIES_LIMIT,
+    )
+    if len(items) < 2:
+        return []
+    return sorted(items, key=lambda item: (item["reference_year"], item["factor_code"]))
 
 
 def hash_command(base_url: str, publisher: str, dataset: str, version: str) -> str:
