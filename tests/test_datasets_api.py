@@ -22,7 +22,8 @@ from tests.factories import (
     factor_fields,
 )
 
-IMMUTABLE = "public, max-age=31536000, immutable"
+# A pinned release states its status, which a withdrawal changes: revalidated, never immutable.
+PINNED_RELEASE = "public, max-age=300, must-revalidate"
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -271,7 +272,7 @@ def test_version_factors_page_through_one_release(client: TestClient, session: S
 # --- HTTP caching ---------------------------------------------------------------------------
 
 
-def test_released_version_and_its_factors_are_immutable(
+def test_released_version_and_its_factors_revalidate_with_a_strong_etag(
     client: TestClient, session: Session
 ) -> None:
     create_dataset_with_factors(
@@ -291,13 +292,13 @@ def test_released_version_and_its_factors_are_immutable(
         assert response.status_code == 200
         etag = response.headers["etag"]
         assert re.fullmatch(r'"[^"]+"', etag), f"not a strong ETag: {etag}"
-        assert response.headers["cache-control"] == IMMUTABLE
+        assert response.headers["cache-control"] == PINNED_RELEASE
 
         revalidated = client.get(url, headers={"If-None-Match": etag})
         assert revalidated.status_code == 304, url
         assert revalidated.content == b""
         assert revalidated.headers["etag"] == etag
-        assert revalidated.headers["cache-control"] == IMMUTABLE
+        assert revalidated.headers["cache-control"] == PINNED_RELEASE
         # Any of several tags matches; a stale tag gets the full body.
         listed = client.get(url, headers={"If-None-Match": f'"stale", {etag}'})
         assert listed.status_code == 304

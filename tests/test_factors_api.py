@@ -12,10 +12,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.viewer import Viewer, get_viewer
 from app.factors.schemas import UPLOADABLE_FIELDS
+from app.versioning.models import DatasetVersion
+from app.versioning.workflow import withdraw
 from tests.factories import (
     SYNTHETIC_ATTRIBUTION,
     SYNTHETIC_LICENSE_ID,
@@ -39,7 +42,7 @@ FACTOR_KEYS = set(UPLOADABLE_FIELDS) | {
     "attribution",
     "dqr",
 }
-IMMUTABLE = "public, max-age=31536000, immutable"
+PINNED_RELEASE = "public, max-age=300, must-revalidate"
 
 
 def assert_factor_shape(factor: dict[str, Any]) -> None:
@@ -765,13 +768,15 @@ def test_malformed_lookup_is_a_client_error(client: TestClient, seeded: None) ->
 # --- HTTP caching ---------------------------------------------------------------------------
 
 
-def test_pinned_lookup_is_immutable_and_revalidates(client: TestClient, two_releases: None) -> None:
+def test_pinned_lookup_revalidates_so_that_a_withdrawal_reaches_caches(
+    client: TestClient, two_releases: None
+) -> None:
     url = "/v1/factors/synth-a/grid/g-1?version=1.0.0"
     response = client.get(url)
     etag = response.headers["etag"]
     assert etag.startswith('"')
     assert etag.endswith('"')  # strong, not W/"..."
-    assert response.headers["cache-control"] == IMMUTABLE
+    assert response.headers["cache-control"] == PINNED_RELEASE
 
     again = client.get(url, headers={"If-None-Match": etag})
     assert again.status_code == 304
@@ -779,6 +784,31 @@ def test_pinned_lookup_is_immutable_and_revalidates(client: TestClient, two_rele
     assert again.headers["etag"] == etag
     changed = client.get(url, headers={"If-None-Match": '"something-else"'})
     assert changed.status_code == 200
+
+
+def test_a_withdrawal_changes_the_etag_of_a_pinned_lookup(
+    client: TestClient, two_releases: None, session: Session
+) -> None:
+    """A tool revalidating its cached pinned factor hears about the withdrawal."""
+    url = "/v1/factors/synth-a/grid/g-1?version=1.1.0"
+    before = client.get(url)
+    assert before.json()["version_status"] == "published"
+    release = session.scalars(select(DatasetVersion).where(DatasetVersion.version == "1.1.0")).one()
+    withdraw(
+        session,
+        version=release,
+        label="synth-a/grid@1.1.0",
+        reviewer="synthetic-reviewer",
+        reason="Synthetic withdrawal: wrong unit.",
+    )
+    session.commit()
+
+    after = client.get(url, headers={"If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200
+    assert after.headers["etag"] != before.headers["etag"]
+    body = after.json()
+    assert (body["co2e"], body["version_status"]) == (0.6, "withdrawn")
+    assert body["withdrawn_reason"] == "Synthetic withdrawal: wrong unit."
 
 
 def test_latest_lookup_and_search_are_not_immutable(client: TestClient, two_releases: None) -> None:
@@ -795,4 +825,4 @@ def test_search_pinned_to_an_unreleased_version_is_not_cached_forever(
     assert response.json()["items"] == []
     assert "immutable" not in response.headers["cache-control"]
     pinned = client.get("/v1/factors", params={"dataset": "synth-a/grid", "version": "1.0.0"})
-    assert pinned.headers["cache-control"] == IMMUTABLE
+    assert pinned.headers["cache-control"] == PINNED_RELEASE

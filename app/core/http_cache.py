@@ -9,8 +9,13 @@ from typing import Any
 
 from fastapi import Request, Response
 
+# What can never change: export files, snapshots, a diff between two releases.
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT_LIVED = "public, max-age=60"
+# A pinned release: its numbers never change, but the response also states the release's
+# status, and a withdrawal or a deprecation must reach the tools that cached it. Caches keep it
+# for five minutes, then revalidate with the strong ETag (a 304 while nothing changed).
+PINNED_RELEASE = "public, max-age=300, must-revalidate"
 # Drafts and anything seen only with a token.
 PRIVATE = "private, no-store"
 

@@ -11,7 +11,14 @@ from app.auth.dependencies import ReviewerDep, WriterDep
 from app.auth.viewer import ViewerDep
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
-from app.core.http_cache import IMMUTABLE, PRIVATE, SHORT_LIVED, cached_json, etag_matches
+from app.core.http_cache import (
+    IMMUTABLE,
+    PINNED_RELEASE,
+    PRIVATE,
+    SHORT_LIVED,
+    cached_json,
+    etag_matches,
+)
 from app.core.pagination import after_id_from_cursor, id_cursor, page_response
 from app.core.params import (
     DEFAULT_PAGE,
@@ -111,7 +118,7 @@ def get_version(
         session, viewer=viewer, publisher=publisher, dataset=dataset, version=version
     )
     released = found.status in RELEASED_STATUSES
-    return cached_json(request, payload, cache_control=IMMUTABLE if released else PRIVATE)
+    return cached_json(request, payload, cache_control=PINNED_RELEASE if released else PRIVATE)
 
 
 @router.get(
@@ -143,7 +150,7 @@ def list_version_factors(
         after_id=after_id_from_cursor(cursor, scope),
         limit=limit,
     )
-    return page_response(request, items, id_cursor(last_id, scope), cache_control=IMMUTABLE)
+    return page_response(request, items, id_cursor(last_id, scope), cache_control=PINNED_RELEASE)
 
 
 @router.post(

@@ -11,7 +11,7 @@ from fastapi.params import Path
 from app.auth.viewer import ViewerDep
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
-from app.core.http_cache import IMMUTABLE, SHORT_LIVED, cached_json
+from app.core.http_cache import PINNED_RELEASE, SHORT_LIVED, cached_json
 from app.core.pagination import (
     after_id_from_cursor,
     decode_cursor,
@@ -204,9 +204,12 @@ def search_factors(
         next_cursor = id_cursor(last_id, scope)
     table = gwp_table_for(session, gwp)
     items = [apply_gwp(item, gwp, table) for item in items]
-    # A pinned release never changes, but an empty answer may be a version not released yet.
+    # An empty answer may be a version not released yet: kept only as long as a latest one.
     return page_response(
-        request, items, next_cursor, cache_control=IMMUTABLE if version and items else SHORT_LIVED
+        request,
+        items,
+        next_cursor,
+        cache_control=PINNED_RELEASE if version and items else SHORT_LIVED,
     )
 
 
@@ -242,7 +245,7 @@ def get_factor(
         as_of=_bounded(as_of),
     )
     factor = apply_gwp(factor, gwp, gwp_table_for(session, gwp))
-    return cached_json(request, factor, cache_control=IMMUTABLE if version else SHORT_LIVED)
+    return cached_json(request, factor, cache_control=PINNED_RELEASE if version else SHORT_LIVED)
 
 
 FactorCode = Annotated[str, Path(pattern=FACTOR_CODE_PATTERN)]

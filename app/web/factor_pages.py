@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from app.auth.principal import ANONYMOUS
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter, NotFound
-from app.core.http_cache import IMMUTABLE, SHORT_LIVED, cached_json
+from app.core.http_cache import IMMUTABLE, PINNED_RELEASE, SHORT_LIVED, cached_json
 from app.core.params import DatasetSlug, PublisherSlug, only_query_params
 from app.datasets.service import get_dataset, publisher_by_slug
 from app.factors import service
@@ -347,7 +347,9 @@ def _factor_json(
         factor_code=ref.factor_code,
         version=ref.version,
     )
-    return cached_json(request, factor, cache_control=IMMUTABLE if ref.version else SHORT_LIVED)
+    return cached_json(
+        request, factor, cache_control=PINNED_RELEASE if ref.version else SHORT_LIVED
+    )
 
 
 @router.get(
