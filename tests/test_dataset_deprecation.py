@@ -129,3 +129,20 @@ def test_deprecation_is_for_reviewers_and_checked(
     loop = _deprecate(client, reviewer, OLD, body)
     assert loop.status_code == 409, loop.text
     assert client.get(f"/v1/datasets/{PUBLISHER}/{OLD}").json()["status"] == "active"
+
+
+def test_a_public_dataset_cannot_point_readers_at_a_registered_successor(
+    client: TestClient, tokens: TokenKit, two_datasets: dict[str, dict[str, str]]
+) -> None:
+    hidden = "steel-products-members"
+    body = {**DATASET_BODY, "slug": hidden, "access": "registered"}
+    assert client.post("/v1/datasets", json=body, headers=two_datasets["writer"]).status_code == 201
+    refused = _deprecate(
+        client,
+        two_datasets["reviewer"],
+        OLD,
+        {"superseded_by": f"{PUBLISHER}/{hidden}", "reason": REASON},
+    )
+    assert refused.status_code == 409, refused.text
+    assert "anonymous readers cannot see" in refused.json()["detail"]
+    assert client.get(f"/v1/datasets/{PUBLISHER}/{OLD}").json()["status"] == "active"

@@ -290,6 +290,13 @@ def deprecate_dataset(
         successor = dataset_for_write(
             session, publisher=successor_publisher, dataset=successor_slug
         )
+        if target.access == "public" and successor.access != "public":
+            # Anonymous readers of the old dataset would be pointed at one they cannot see
+            # (and told that it exists, which `registered` access keeps from them).
+            raise Conflict(
+                f"{superseded_by} cannot supersede {label}: {label} is public and its "
+                f"successor is '{successor.access}', which anonymous readers cannot see."
+            )
         if _successor_chain_reaches(session, successor, target.id):
             raise Conflict(
                 f"{superseded_by} cannot supersede {label}: its own chain of successors "
