@@ -81,3 +81,10 @@ def test_co2_alone_is_a_partial_breakdown_but_cannot_exceed_co2e() -> None:
     assert problems(**co2_only) == []
     (problem,) = problems(**{**co2_only, "co2": "0.3"})
     assert (problem.column, problem.code) == ("co2", "co2_exceeds_co2e")
+
+
+def test_negative_zero_is_stored_as_zero() -> None:
+    """-0.0 == 0.0 for the diff, but not for the content hash, which hashes the printed form."""
+    parsed = parse_record(2, {**VALID, "co2e": "-0.0", "co2": "0", "ch4": "-0", "n2o": "0"})
+    assert isinstance(parsed, FactorFields)
+    assert (repr(parsed.co2e), repr(parsed.ch4)) == ("0.0", "0.0")

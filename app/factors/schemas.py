@@ -37,7 +37,9 @@ def _finite(value: float | None) -> float | None:
         raise PydanticCustomError(
             "not_finite", "must be a finite number, not {value}", {"value": value}
         )
-    return value
+    # -0.0 equals 0.0 but prints differently: stored as 0.0, so that the content hash (which
+    # hashes the printed form) agrees with the diff (which compares values).
+    return 0.0 if value == 0 else value
 
 
 def _canonical_unit(value: str) -> str:
