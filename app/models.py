@@ -7,6 +7,7 @@ from app.exports.models import Snapshot, snapshot_version
 from app.factors.models import Factor
 from app.provenance.models import AuditEvent, Source
 from app.reference.models import (
+    Activity,
     ConversionProperty,
     GwpValue,
     Location,
@@ -16,6 +17,7 @@ from app.reference.models import (
 from app.versioning.models import DatasetVersion
 
 __all__ = [
+    "Activity",
     "AuditEvent",
     "Base",
     "Client",

@@ -371,7 +371,8 @@ def test_efdb_db_upgrade_loads_and_audits_once(tmp_path: Path) -> None:
         return done.stdout.strip()
 
     assert efdb("db", "upgrade") == (
-        "database at head; reference data updated: conversion_properties, gwp, locations"
+        "database at head; reference data updated: activities, conversion_properties, gwp, "
+        "locations"
     )
     assert efdb("db", "upgrade") == "database at head"
     assert json.loads(efdb("audit", "verify")) == {"ok": True, "events": 1}
@@ -400,7 +401,7 @@ def test_loaded_reference_data_survives_a_downgrade_and_upgrade(fresh_url: str) 
         with make_sessionmaker(engine).begin() as session:
             # The versions went with 0005's tables: everything is checked and reloaded.
             reloaded = load_reference_data(session, audit=False)
-        assert set(reloaded.changed) == {"locations", "gwp", "conversion_properties"}
+        assert set(reloaded.changed) == {"locations", "gwp", "conversion_properties", "activities"}
         with make_sessionmaker(engine)() as session:
             assert session.get(Location, "CN-GRID-NORTH") is not None
             beijing = session.get(Location, "CN-BJ")

@@ -219,20 +219,34 @@ def test_pages_follow_the_apis_cursor_to_the_end(client: TestClient, seeded: Non
     assert seen == [item["id"] for item in api_items(client)]
 
 
-def test_typing_grid_in_chinese_leads_to_the_china_grid_factors(
+def test_typing_grid_in_chinese_finds_the_china_grid_factors(
     client: TestClient, seeded: None
 ) -> None:
-    """电网 is not in the MEE's Chinese names; the page offers the activity it found."""
+    """电网 is not in the MEE's Chinese names (they say 电力), but it is a keyword of their
+    activity `electricity-grid-mix`: the results hold China's factors directly."""
     html = client.get("/", params={"q": "电网", "lang": "zh"}).text
-    related = [
+    for year in (2021, 2022, 2023):
+        assert f"/factors/mee-cn/cn-electricity-co2/national-average-{year}?" in html
+    # Every factor of the activity is found, so no "related activity" link is needed.
+    assert not [
         h for h, _ in parse(html).links if "activity_id=electricity-grid-mix" in h and "q=" not in h
     ]
-    assert related, "the related activity is offered, the text giving way to it"
-    listed = client.get(related[0]).text
-    assert "/factors/mee-cn/cn-electricity-co2/national-average-2022?" in listed
-    # In English, "grid" finds them directly (their activity id holds it).
+    data = page_data(client, q="电网")
+    assert data["total"] == 4
+    assert [v["value"] for v in data["facets"]["activity_id"]] == ["electricity-grid-mix"]
+    # In English, "grid" finds them too (their activity id holds it).
     english = client.get("/", params={"q": "grid", "lang": "en"}).text
     assert "/factors/mee-cn/cn-electricity-co2/national-average-2022?" in english
+
+
+def test_facet_counts_equal_the_apis_through_activity_labels(
+    client: TestClient, seeded: None
+) -> None:
+    for q in ("电网", "电网 2022", "煤炭", "petrol"):
+        data = page_data(client, q=q)
+        assert data["total"] == len(api_items(client, q=q)) > 0, q
+        for value in data["facets"]["year"]:
+            assert value["count"] == len(api_items(client, q=q, year=value["value"]))
 
 
 def test_language_from_the_url_then_accept_language(client: TestClient, seeded: None) -> None:

@@ -67,9 +67,8 @@ def _facet_select() -> AnySelect:
 
 def searched_rows(session: Session, *, viewer: Viewer, filters: service.FactorFilters) -> AnySelect:
     """Exactly the rows the search answers (same filters, same viewer restriction)."""
-    dialect = session.get_bind().dialect.name
     return service.restrict_to_viewer(
-        service._apply_filters(_facet_select(), filters, dialect), viewer
+        service._apply_filters(session, _facet_select(), filters), viewer
     )
 
 

@@ -13,12 +13,22 @@ is the only sensible unit for it, and it serves English well enough for names th
   (shorter terms have no trigram and scan). Terms hold no whitespace, so a term cannot match
   across two of the joined texts.
 
-Results rank exact activity matches first (see `text_rank`), then by id.
+Activity labels (`activity` reference table: names and synonyms of each `activity_id`) widen
+every term at query time: a term also matches the factors of the activities whose id, names or
+keywords hold it. The MEE's official names say 电力, never 电网; the activity
+`electricity-grid-mix` has 电网 among its keywords, so 电网 finds them. The labels are looked
+up first (one query over the small table, LIKE on its lowercased `search_text`, which any
+length of term serves, 电网's two characters included), then each term's condition on factors
+is "own text holds it OR activity_id IN (the ids found)": a plain list the activity index
+answers, next to the text index.
+
+Results rank exact activity matches first (see `TextSearch.rank`), then by id.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -39,6 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.factors.models import Factor
+from app.reference.models import Activity
 
 MAX_TERMS = 8
 TRIGRAM = 3
@@ -78,48 +89,124 @@ def _fts_phrase(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 
 
-def text_condition(q: str, dialect: str) -> ColumnElement[bool]:
-    """Every term of `q` in a name or the activity id."""
+def own_text_condition(q: str, dialect: str) -> ColumnElement[bool]:
+    """Every term of `q` in a name or the activity id of the factor itself."""
     terms = text_terms(q)
     if not terms:
         return Factor.id.is_(None)
     if dialect == "postgresql":
-        return and_(
-            *(_search_text.ilike(f"%{_escape_like(term.lower())}%", escape="\\") for term in terms)
-        )
+        return and_(*(_own_term_postgresql(term) for term in terms))
     if dialect != "sqlite":
         return and_(*(_like_any(term) for term in terms))
     indexed = [term for term in terms if len(term) >= TRIGRAM]
     conditions = [_like_any(term) for term in terms if len(term) < TRIGRAM]
     if indexed:
-        match = " AND ".join(_fts_phrase(term) for term in indexed)
-        conditions.append(
-            Factor.id.in_(
-                select(factor_fts.c.rowid).where(factor_fts.c.factor_fts.op("MATCH")(match))
-            )
-        )
+        conditions.append(_fts_match(indexed))
     return and_(*conditions)
 
 
-def text_rank(q: str) -> ColumnElement[Any]:
-    """0: the activity id is `q` (spaces read as hyphens); 1: a name is exactly `q`;
-    2: the activity id or a name starts with `q`; 3: any other match."""
-    text = " ".join(q.split())
-    lowered = text.lower()
-    slug = re.sub(r"[\s_]+", "-", lowered)
-    return case(
-        (Factor.activity_id == slug, 0),
-        (or_(Factor.name_zh == text, func.lower(Factor.name_en) == lowered), 1),
-        (
-            or_(
-                Factor.activity_id.startswith(slug, autoescape=True),
-                Factor.name_zh.startswith(text, autoescape=True),
-                func.lower(Factor.name_en).startswith(lowered, autoescape=True),
-            ),
-            2,
-        ),
-        else_=3,
+def _own_term_postgresql(term: str) -> ColumnElement[bool]:
+    return _search_text.ilike(f"%{_escape_like(term.lower())}%", escape="\\")
+
+
+def _fts_match(terms: list[str]) -> ColumnElement[bool]:
+    match = " AND ".join(_fts_phrase(term) for term in terms)
+    return Factor.id.in_(
+        select(factor_fts.c.rowid).where(factor_fts.c.factor_fts.op("MATCH")(match))
     )
+
+
+def _own_term(term: str, dialect: str) -> ColumnElement[bool]:
+    if dialect == "postgresql":
+        return _own_term_postgresql(term)
+    if dialect == "sqlite" and len(term) >= TRIGRAM:
+        return _fts_match([term])
+    return _like_any(term)
+
+
+@dataclass(frozen=True)
+class TextSearch:
+    """A text query with its activity labels looked up: what `q` finds and how it ranks.
+
+    `labelled[i]` holds the activity ids whose labels hold term i; `named` those whose name
+    or a keyword is the whole of `q`.
+    """
+
+    q: str
+    dialect: str
+    terms: tuple[str, ...]
+    labelled: tuple[frozenset[str], ...]
+    named: frozenset[str]
+
+    @property
+    def widened(self) -> bool:
+        return any(self.labelled)
+
+    def condition(self) -> ColumnElement[bool]:
+        """Every term in the factor's own text, or in its activity's labels."""
+        if not self.widened:  # the plain text search, statement unchanged
+            return own_text_condition(self.q, self.dialect)
+        return and_(
+            *(
+                or_(_own_term(term, self.dialect), Factor.activity_id.in_(sorted(ids)))
+                if ids
+                else _own_term(term, self.dialect)
+                for term, ids in zip(self.terms, self.labelled, strict=True)
+            )
+        )
+
+    def rank(self) -> ColumnElement[Any]:
+        """0: the activity id is `q` (spaces read as hyphens); 1: a name is exactly `q`;
+        2: the activity id or a name starts with `q`; 3: any other match in the factor's own
+        text; 4: found through its activity's labels, a name or keyword of which is `q`;
+        5: found through its activity's labels otherwise."""
+        text = " ".join(self.q.split())
+        lowered = text.lower()
+        slug = re.sub(r"[\s_]+", "-", lowered)
+        whens: list[tuple[ColumnElement[bool], int]] = [
+            (Factor.activity_id == slug, 0),
+            (or_(Factor.name_zh == text, func.lower(Factor.name_en) == lowered), 1),
+            (
+                or_(
+                    Factor.activity_id.startswith(slug, autoescape=True),
+                    Factor.name_zh.startswith(text, autoescape=True),
+                    func.lower(Factor.name_en).startswith(lowered, autoescape=True),
+                ),
+                2,
+            ),
+        ]
+        if not self.widened:
+            return case(*whens, else_=3)
+        whens.append((own_text_condition(self.q, self.dialect), 3))
+        if self.named:
+            whens.append((Factor.activity_id.in_(sorted(self.named)), 4))
+        return case(*whens, else_=5)
+
+
+def text_search(session: Session, q: str) -> TextSearch:
+    """Look `q`'s terms up in the activity labels (one query over the small `activity` table)."""
+    dialect = session.get_bind().dialect.name
+    terms = tuple(text_terms(q))
+    lowered = [term.lower() for term in terms]
+    if not terms:
+        return TextSearch(q, dialect, terms, (), frozenset())
+    rows = session.execute(
+        select(Activity.id, Activity.search_text).where(
+            or_(*(_activity_term(term) for term in lowered))
+        )
+    ).all()
+    labelled = tuple(
+        frozenset(row.id for row in rows if term in row.search_text) for term in lowered
+    )
+    whole = " ".join(q.split()).lower()
+    # The first line of `search_text` is the id (rank 0 compares ids): names and keywords follow.
+    named = frozenset(row.id for row in rows if whole in row.search_text.split("\n")[1:])
+    return TextSearch(q, dialect, terms, labelled, named)
+
+
+def _activity_term(lowered_term: str) -> ColumnElement[bool]:
+    # Both sides lowercased in Python: LIKE then agrees with `in` on either database.
+    return Activity.search_text.like(f"%{_escape_like(lowered_term)}%", escape="\\")
 
 
 def index_released_factors(session: Session, *, version_id: int) -> None:

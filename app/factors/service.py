@@ -16,7 +16,7 @@ from app.core.errors import InvalidParameter, NotFound
 from app.datasets.models import Dataset, Publisher
 from app.factors.models import Factor
 from app.factors.schemas import UPLOADABLE_FIELDS
-from app.factors.search import text_condition, text_rank
+from app.factors.search import TextSearch, text_search
 from app.provenance.models import Source
 from app.versioning.models import RELEASED_STATUSES, DatasetVersion
 from app.versioning.service import parse_semver, visible_version_ids
@@ -103,7 +103,11 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _apply_filters(query: AnySelect, filters: FactorFilters, dialect: str) -> AnySelect:
+def _apply_filters(
+    session: Session, query: AnySelect, filters: FactorFilters, text: TextSearch | None = None
+) -> AnySelect:
+    """`query` narrowed to the factors `filters` find (`text`: `filters.q` already looked up
+    in the activity labels, when the caller needs it for ranking too)."""
     if filters.version is not None:
         if filters.dataset is None or filters.publisher is None:
             raise InvalidParameter(
@@ -125,7 +129,9 @@ def _apply_filters(query: AnySelect, filters: FactorFilters, dialect: str) -> An
     else:
         query = query.where(Factor.version_id.in_(visible_version_ids(as_of=filters.as_of)))
     if filters.q:
-        query = query.where(text_condition(filters.q, dialect))
+        if text is None:
+            text = text_search(session, filters.q)
+        query = query.where(text.condition())
     if filters.activity_id is not None:
         query = query.where(Factor.activity_id == filters.activity_id)
     if filters.region is not None:
@@ -162,8 +168,7 @@ def search_factors(
     limit: int,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """One page of factors in id order, and the id to continue after (None at the end)."""
-    dialect = session.get_bind().dialect.name
-    query = restrict_to_viewer(_apply_filters(factor_select(), filters, dialect), viewer)
+    query = restrict_to_viewer(_apply_filters(session, factor_select(), filters), viewer)
     if after_id is not None:
         query = query.where(Factor.id > after_id)
     rows = session.execute(query.order_by(Factor.id).limit(limit + 1)).all()
@@ -181,15 +186,18 @@ def search_factors_ranked(
     after: tuple[int, int] | None,
     limit: int,
 ) -> tuple[list[dict[str, Any]], tuple[int, int] | None]:
-    """One page of a text search (`filters.q`), exact activity matches first, then by id.
+    """One page of a text search (`filters.q`), exact activity matches first, then by id;
+    factors found only through their activity's labels last (`TextSearch.rank`).
 
     Keyset pagination on (rank, id): the position to continue after, or None at the end.
     """
     assert filters.q
-    dialect = session.get_bind().dialect.name
-    rank = text_rank(filters.q)
+    text = text_search(session, filters.q)
+    rank = text.rank()
     query = restrict_to_viewer(
-        _apply_filters(factor_select().add_columns(rank.label("text_rank")), filters, dialect),
+        _apply_filters(
+            session, factor_select().add_columns(rank.label("text_rank")), filters, text
+        ),
         viewer,
     )
     if after is not None:

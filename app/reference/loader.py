@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +31,7 @@ from app.core.db import utcnow
 from app.provenance.audit import append_event
 from app.reference.locations import iso_locations
 from app.reference.models import (
+    Activity,
     ConversionProperty,
     GwpValue,
     Location,
@@ -46,7 +48,9 @@ TABLE_FILES: dict[str, tuple[str, ...]] = {
     "locations": ("locations.csv", "location_members.csv", "location_names_zh.csv"),
     "gwp": ("gwp100.csv",),
     "conversion_properties": ("conversion_properties.csv",),
+    "activities": ("activities.csv",),
 }
+ACTIVITY_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _LOCATION_COLUMNS = ("code", "kind", "parent_code", "name_zh", "name_en", "source", "locator")
 
 
@@ -98,6 +102,7 @@ class ReferenceRows:
     members: tuple[dict[str, Any], ...]
     gwp: tuple[dict[str, Any], ...]
     conversion_properties: tuple[dict[str, Any], ...]
+    activities: tuple[dict[str, Any], ...]
     versions: dict[str, str]
     files: dict[str, str]
 
@@ -206,6 +211,46 @@ def _property_rows(reference_dir: Path) -> list[dict[str, Any]]:
     ]
 
 
+def _keywords(text: str) -> list[str]:
+    return [word.strip() for word in text.split(";") if word.strip()]
+
+
+def activity_search_text(row: dict[str, Any]) -> str:
+    """What `q` matches in an activity: its id, names and keywords, lowercased, one a line."""
+    texts = [row["id"], row["name_zh"], row["name_en"], *row["keywords_zh"], *row["keywords_en"]]
+    return "\n".join(" ".join(text.split()) for text in texts if text).lower()
+
+
+def _activity_rows(reference_dir: Path) -> list[dict[str, Any]]:
+    path = reference_dir / "activities.csv"
+    rows = _read_csv(path)
+    _cited(path, rows, "id", "name_zh", "name_en", "locator")
+    seen: set[str] = set()
+    activities = []
+    for number, row in enumerate(rows, start=2):
+        if not ACTIVITY_ID.fullmatch(row["id"]) or len(row["id"]) > 128:
+            raise ReferenceDataError(
+                f"{path.name} row {number}: '{row['id']}' is not an activity id"
+            )
+        if row["id"] in seen:
+            raise ReferenceDataError(f"{path.name} row {number}: '{row['id']}' appears twice")
+        seen.add(row["id"])
+        activity: dict[str, Any] = {
+            "id": row["id"],
+            "name_zh": row["name_zh"],
+            "name_en": row["name_en"],
+            "description_zh": row.get("description_zh") or None,
+            "description_en": row.get("description_en") or None,
+            "keywords_zh": _keywords(row.get("keywords_zh", "")),
+            "keywords_en": _keywords(row.get("keywords_en", "")),
+            "source": row["source"],
+            "locator": row["locator"],
+        }
+        activity["search_text"] = activity_search_text(activity)
+        activities.append(activity)
+    return activities
+
+
 def reference_versions(
     reference_dir: Path = REFERENCE_DIR,
 ) -> tuple[dict[str, str], dict[str, str]]:
@@ -224,6 +269,7 @@ def reference_rows(reference_dir: Path = REFERENCE_DIR) -> ReferenceRows:
         members=tuple(members),
         gwp=tuple(_gwp_rows(reference_dir)),
         conversion_properties=tuple(_property_rows(reference_dir)),
+        activities=tuple(_activity_rows(reference_dir)),
         versions=versions,
         files=digests,
     )
@@ -333,6 +379,9 @@ def load_reference_data(
         elif table == "gwp":
             _replace(session, GwpValue, rows.gwp)
             counts[table] = len(rows.gwp)
+        elif table == "activities":
+            _replace(session, Activity, rows.activities)
+            counts[table] = len(rows.activities)
         else:
             _replace(session, ConversionProperty, rows.conversion_properties)
             counts[table] = len(rows.conversion_properties)

@@ -5,6 +5,9 @@
 - `gwp_value`: GWP100 per gas and IPCC assessment report;
 - `conversion_property`: a cited quantity linking two dimensions for one material (a net
   calorific value turns tonnes of coal into TJ);
+- `activity`: the human labels of the shared `activity_id` vocabulary (names, synonyms), each
+  citing where its wording comes from; text search reads them (电网 finds
+  `electricity-grid-mix`, whose official Chinese names say 电力);
 - `reference_version`: which version (sha256 of the shipped files) of each table is loaded.
 
 Rows are written only by `app.reference.loader.load_reference_data` (from `seed_data/reference/`),
@@ -16,7 +19,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
@@ -90,6 +103,28 @@ class ConversionProperty(Base):
     locator: Mapped[str] = mapped_column(String(500))
 
 
+class Activity(Base):
+    """Labels of one `activity_id`: names and synonyms in both languages, and their source.
+
+    Terms, not figures: a label cites where its wording comes from, or says efdb coined it.
+    """
+
+    __tablename__ = "activity"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(255))
+    name_en: Mapped[str] = mapped_column(String(255))
+    description_zh: Mapped[str | None] = mapped_column(String(1000))
+    description_en: Mapped[str | None] = mapped_column(String(1000))
+    keywords_zh: Mapped[list[str]] = mapped_column(JSON, default=list)
+    keywords_en: Mapped[list[str]] = mapped_column(JSON, default=list)
+    source: Mapped[str] = mapped_column(String(500))
+    locator: Mapped[str | None] = mapped_column(String(500))
+    # Derived by the loader: the id, names and keywords, lowercased, one per line. `q` matches
+    # a substring of it (a search term holds no whitespace, so it never spans two lines).
+    search_text: Mapped[str] = mapped_column(Text)
+
+
 class ReferenceVersion(Base):
     """The version of one reference table that is loaded: the sha256 of what it was built from."""
 
@@ -108,5 +143,6 @@ REFERENCE_TABLES = (
     "location_member",
     "gwp_value",
     "conversion_property",
+    "activity",
     "reference_version",
 )

@@ -1,5 +1,5 @@
-"""Reference data over HTTP: which locations, GWP100 values, units and conversion properties
-the service reasons with, each with where it comes from."""
+"""Reference data over HTTP: which locations, GWP100 values, units, conversion properties and
+activity labels the service reasons with, each with where it comes from."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from app.core.schemas import Page
 from app.factors.schemas import ACTIVITY_ID_PATTERN
 from app.reference import service
 from app.reference.schemas import (
+    ActivityDetail,
+    ActivityRead,
     ConversionPropertyList,
     GwpList,
     LocationDetail,
@@ -127,6 +129,64 @@ def list_conversion_properties(
     payload = service.list_conversion_properties(
         session, activity_id=activity_id, material=material
     )
+    return cached_json(request, payload, cache_control=SHORT_LIVED)
+
+
+ActivityId = Annotated[
+    str,
+    Path(pattern=ACTIVITY_ID_PATTERN, max_length=128, description="An activity_id"),
+]
+
+
+def _after_activity(cursor: str | None, scope: dict[str, object]) -> str | None:
+    if cursor is None:
+        return None
+    (position,) = decode_cursor(cursor, scope, 1)
+    if not isinstance(position, str) or len(position) > 128:
+        raise InvalidParameter(
+            "The cursor is not one this service issued; start again without `cursor`.",
+            errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
+        )
+    return position
+
+
+@router.get(
+    "/activities",
+    response_model=Page[ActivityRead],
+    summary="List activities: the activity_id vocabulary with names, synonyms and sources",
+    dependencies=[Depends(only_query_params(("q", "limit", "cursor")))],
+)
+def list_activities(
+    request: Request,
+    session: SessionDep,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Every term (whitespace-separated) in the id, a name or a keyword",
+        ),
+    ] = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+) -> Response:
+    q = q.replace("\x00", "") if q else None
+    scope: dict[str, object] = {"q": q}
+    items, last = service.list_activities(
+        session, q=q, after=_after_activity(cursor, scope), limit=limit
+    )
+    next_cursor = encode_cursor([last], scope) if last is not None else None
+    return page_response(request, items, next_cursor, cache_control=SHORT_LIVED)
+
+
+@router.get(
+    "/activities/{activity_id}",
+    response_model=ActivityDetail,
+    summary="One activity's names, synonyms and where their wording comes from",
+    dependencies=[Depends(only_query_params(()))],
+)
+def get_activity(request: Request, session: SessionDep, activity_id: ActivityId) -> Response:
+    payload = service.get_activity(session, activity_id=activity_id)
     return cached_json(request, payload, cache_control=SHORT_LIVED)
 
 

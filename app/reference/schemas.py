@@ -109,3 +109,22 @@ class ReferenceVersionRead(BaseModel):
     row_count: int
     files: dict[str, str]
     loaded_at: datetime
+
+
+class ActivityRead(BaseModel):
+    id: str = Field(description="The activity_id factors carry")
+    name_zh: str
+    name_en: str
+    description_zh: str | None
+    description_en: str | None
+    keywords_zh: list[str] = Field(description="Synonyms a search for the activity may use")
+    keywords_en: list[str]
+    source: str = Field(
+        description="Where the wording comes from (an official document's terms), or that "
+        "efdb coined it"
+    )
+    locator: str | None
+
+
+class ActivityDetail(ActivityRead):
+    reference_version: str | None = Field(description="sha256 of the loaded activity labels")

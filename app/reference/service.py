@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.errors import NotFound
@@ -17,7 +17,7 @@ from app.factors.units import (
 )
 from app.reference.conversions import load_properties
 from app.reference.locations import MAX_DEPTH, region_chains
-from app.reference.models import Location, LocationMember, ReferenceVersion
+from app.reference.models import Activity, Location, LocationMember, ReferenceVersion
 
 _LOCATION_FIELDS = ("code", "kind", "parent_code", "name_zh", "name_en", "source", "locator")
 
@@ -183,4 +183,56 @@ def list_conversion_properties(
         "items": items,
         "reference_version": reference_version(session, "conversion_properties"),
         "next": None,
+    }
+
+
+_ACTIVITY_FIELDS = (
+    "id",
+    "name_zh",
+    "name_en",
+    "description_zh",
+    "description_en",
+    "keywords_zh",
+    "keywords_en",
+    "source",
+    "locator",
+)
+
+
+def _activity(row: Activity) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in _ACTIVITY_FIELDS}
+
+
+def list_activities(
+    session: Session, *, q: str | None, after: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of activities ordered by id, and the last id when more follow.
+
+    `q`: every whitespace-separated term in the id, a name or a keyword (as factor search
+    reads activity labels)."""
+    query = select(Activity).order_by(Activity.id).limit(limit + 1)
+    if q:
+        terms = [term.lower() for term in dict.fromkeys(q.split())]
+        query = query.where(
+            and_(*(Activity.search_text.contains(term, autoescape=True) for term in terms))
+        )
+    if after is not None:
+        query = query.where(Activity.id > after)
+    rows = list(session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [_activity(row) for row in rows], rows[-1].id if more and rows else None
+
+
+def get_activity(session: Session, *, activity_id: str) -> dict[str, Any]:
+    activity = session.get(Activity, activity_id)
+    if activity is None:
+        raise NotFound(
+            f"No activity '{activity_id}' in the activity labels: see GET /v1/activities. "
+            "Factors may still use it (publishers may introduce activities): "
+            f"GET /v1/factors?activity_id={activity_id}."
+        )
+    return {
+        **_activity(activity),
+        "reference_version": reference_version(session, "activities"),
     }

@@ -23,7 +23,7 @@ from app.datasets.upload_formats import (
 )
 from app.factors.models import Factor
 from app.factors.schemas import FactorFields
-from app.factors.validation import RecordReference, load_record_reference
+from app.factors.validation import RecordReference, load_record_reference, unlabelled_activity
 from app.provenance.audit import append_event
 from app.versioning.diff import bump_between, diff_summary
 from app.versioning.models import DatasetVersion
@@ -86,6 +86,7 @@ def _valid_records(
 ) -> Iterator[tuple[int, FactorFields]]:
     """Yield the rows that pass; record every problem of the others in the report."""
     seen_codes: dict[str, int] = {}
+    unlabelled: set[str] = set()
     count = 0
     for row_number, cells in rows.rows:
         count += 1
@@ -113,6 +114,11 @@ def _valid_records(
                 )
             )
             continue
+        if parsed.activity_id not in unlabelled:
+            warning = unlabelled_activity(parsed.activity_id, reference)
+            if warning is not None:
+                unlabelled.add(parsed.activity_id)
+                report.warn(RowProblem(row_number, warning.column, warning.code, warning.detail))
         for name in _TEXT_FIELDS:
             value = getattr(parsed, name)
             if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):

@@ -46,11 +46,14 @@ def test_chinese_search_to_a_factor_and_through_its_history(page: Page, history_
     assert_accessible(page)
     screenshot(page, "search-zh-dianwang")
 
-    # 电网 is in DESNZ's Chinese name; the page offers every factor of that activity.
-    page.get_by_role("link", name="查看活动 electricity-grid-mix 的全部 4 个因子").click()
+    # 电网 is in DESNZ's Chinese name (and this module's synthetic one) and, for the MEE's
+    # (named 电力), among the keywords of their activity electricity-grid-mix: China's three
+    # grid factors are found directly, with the UK's and the synthetic one.
+    expect(page.locator("#result-count")).to_have_text("共找到 5 个排放因子。")
+    expect(page.get_by_role("link", name="2022年全国电力平均二氧化碳排放因子")).to_be_visible()
     facets = page.get_by_role("navigation", name="按类别筛选")
-    facets.get_by_role("link", name="2022 (1)").click()
-    expect(page.locator("#result-count")).to_have_text("共找到 1 个排放因子。")
+    facets.get_by_role("link", name="2022 (2)").click()
+    expect(page.locator("#result-count")).to_have_text("共找到 2 个排放因子。")
     # The chosen filter reads as chosen without colour: a ticked box and a remove link.
     expect(facets.get_by_role("link", name="移除筛选条件 参考年份：2022")).to_be_visible()
     assert_accessible(page)
