@@ -233,7 +233,14 @@ def test_typing_grid_in_chinese_finds_the_china_grid_factors(
     ]
     data = page_data(client, q="电网")
     assert data["total"] == 4
-    assert [v["value"] for v in data["facets"]["activity_id"]] == ["electricity-grid-mix"]
+    (activity,) = data["facets"]["activity_id"]
+    assert activity["value"] == "electricity-grid-mix"
+    # The activity facet is labelled from the activity labels: it says why 电力 factors show.
+    assert (activity["label_zh"], activity["label_en"]) == (
+        "电力（电网平均）",
+        "Electricity, grid average",
+    )
+    assert "电力（电网平均）" in html
     # In English, "grid" finds them too (their activity id holds it).
     english = client.get("/", params={"q": "grid", "lang": "en"}).text
     assert "/factors/mee-cn/cn-electricity-co2/national-average-2022?" in english

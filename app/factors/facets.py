@@ -23,6 +23,7 @@ from app.core.db import AnySelect
 from app.datasets.models import Dataset, Publisher
 from app.factors import service
 from app.factors.models import Factor
+from app.reference.models import Activity
 from app.versioning.models import DatasetVersion
 
 # Facet name → the columns of the search query it groups by. Dataset slugs are unique per
@@ -168,7 +169,26 @@ def facet_counts(
             pairs.sort(key=lambda pair: (-pair[1], pair[0]))
         facets[name] = [FacetValue(value, count) for value, count in pairs[:limit]]
     _label_publishers_and_datasets(session, facets)
+    _label_activities(session, facets)
     return Facets(total=total, values=facets)
+
+
+def _label_activities(session: Session, facets: dict[str, list[FacetValue]]) -> None:
+    """Activity values carry their names from the activity labels (reference data): a search
+    for 电网 then shows why the MEE's 电力 factors are there. Unlabelled ones keep the id."""
+    wanted = {value.value for value in facets["activity_id"]}
+    if not wanted:
+        return
+    names = {
+        row.id: (row.name_zh, row.name_en)
+        for row in session.execute(
+            select(Activity.id, Activity.name_zh, Activity.name_en).where(Activity.id.in_(wanted))
+        )
+    }
+    facets["activity_id"] = [
+        FacetValue(v.value, v.count, *names.get(v.value, (None, None)))
+        for v in facets["activity_id"]
+    ]
 
 
 def _label_publishers_and_datasets(session: Session, facets: dict[str, list[FacetValue]]) -> None:
