@@ -139,7 +139,12 @@ def search_factors(
     viewer: ViewerDep,
     q: Annotated[
         str | None,
-        Query(min_length=1, max_length=200, description="Text in the Chinese or English name"),
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Text in the factor's Chinese or English name, or in the names and "
+            "keywords of its activity (`GET /v1/activities`), e.g. 电网 or grid",
+        ),
     ] = None,
     activity_id: Annotated[str | None, Query(pattern=ACTIVITY_ID_PATTERN)] = None,
     region: Annotated[str | None, Query(pattern=REGION_PATTERN)] = None,
