@@ -150,12 +150,19 @@ def test_dataset_page_shows_the_apis_dataset_and_versions(
     assert f"curl -s http://testserver/v1/datasets/{SYNTH}/{SYNTH_DATASET}" in html
 
 
+TWIN_HEADERS = ("etag", "cache-control", "content-type")
+
+
 def test_json_twins_are_the_apis_answers(client: TestClient, history: None) -> None:
+    """Every `.json` twin is the API's answer for the same resource: the same bytes and the
+    same ETag, Cache-Control and Content-Type (a pinned release revalidates, a diff is
+    immutable), and the same 304 to a conditional GET."""
     base = f"/v1/datasets/{SYNTH}/{SYNTH_DATASET}"
     pairs = {
         f"{SYNTH_PATH}.json": base,
         f"{SYNTH_PATH}/versions.json": f"{base}/versions",
         f"{SYNTH_PATH}/versions/1.1.0.json": f"{base}/versions/1.1.0",
+        f"{SYNTH_PATH}/versions/1.1.0/factors.json": f"{base}/versions/1.1.0/factors",
         f"{SYNTH_PATH}/diff/1.0.0...2.0.0.json": f"{base}/versions/2.0.0/diff?from=1.0.0",
         f"/publishers/{SYNTH}.json": f"/v1/datasets?publisher={SYNTH}",
         "/publishers/mee-cn.json": "/v1/datasets?publisher=mee-cn",
@@ -163,8 +170,47 @@ def test_json_twins_are_the_apis_answers(client: TestClient, history: None) -> N
     for twin, api in pairs.items():
         mine, theirs = client.get(twin), client.get(api)
         assert mine.status_code == theirs.status_code == 200, twin
-        assert mine.headers["content-type"] == "application/json"
-        assert mine.json() == theirs.json(), twin
+        assert mine.content == theirs.content, twin
+        for name in TWIN_HEADERS:
+            assert mine.headers[name] == theirs.headers[name], (twin, name)
+        again = client.get(twin, headers={"If-None-Match": mine.headers["etag"]})
+        assert again.status_code == 304, twin
+    version = client.get(f"{SYNTH_PATH}/versions/1.1.0.json")
+    assert version.headers["cache-control"] == "public, max-age=300, must-revalidate"
+    diff = client.get(f"{SYNTH_PATH}/diff/1.0.0...2.0.0.json")
+    assert "immutable" in diff.headers["cache-control"]
+
+
+def test_paged_twins_continue_with_the_apis_cursor(client: TestClient, history: None) -> None:
+    """The factors twin pages like the API: its `next` stays on the twin, with a cursor that
+    the API's own list also continues with."""
+    base = f"/v1/datasets/{SYNTH}/{SYNTH_DATASET}/versions/1.1.0/factors"
+    twin = client.get(f"{SYNTH_PATH}/versions/1.1.0/factors.json?limit=2")
+    api = client.get(f"{base}?limit=2")
+    assert twin.json()["items"] == api.json()["items"]
+    next_url = twin.json()["next"]
+    assert next_url.startswith(f"{SYNTH_PATH}/versions/1.1.0/factors.json?")
+    assert twin.headers["link"] == f'<{next_url}>; rel="next"'
+    cursor = next_url.rsplit("cursor=", 1)[1]
+    assert (
+        client.get(next_url).json()["items"]
+        == client.get(f"{base}?limit=2&cursor={cursor}").json()["items"]
+    )
+
+
+def test_a_withdrawn_or_unknown_release_twin_answers_as_the_api_does(
+    client: TestClient, history: None
+) -> None:
+    base = f"/v1/datasets/{SYNTH}/{SYNTH_DATASET}"
+    for twin, api in (
+        (f"{SYNTH_PATH}/versions/9.9.9.json", f"{base}/versions/9.9.9"),
+        (f"{SYNTH_PATH}/versions/9.9.9/factors.json", f"{base}/versions/9.9.9/factors"),
+        (f"{SYNTH_PATH}/diff/1.0.0...9.9.9.json", f"{base}/versions/9.9.9/diff?from=1.0.0"),
+    ):
+        mine, theirs = client.get(twin), client.get(api)
+        assert mine.status_code == theirs.status_code == 404, twin
+        assert mine.json()["detail"] == theirs.json()["detail"], twin
+    assert client.get("/publishers/nobody.json").status_code == 404
 
 
 def test_versions_csv_is_the_versions_list(client: TestClient, history: None) -> None:

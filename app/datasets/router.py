@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy.orm import Session
 
 from app.auth.dependencies import ReviewerDep, WriterDep
-from app.auth.viewer import ViewerDep
+from app.auth.viewer import Viewer, ViewerDep
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
 from app.core.http_cache import (
@@ -55,6 +56,17 @@ def list_datasets(
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Response:
+    items, next_cursor = datasets_page(
+        session, viewer=viewer, publisher=publisher, cursor=cursor, limit=limit
+    )
+    return page_response(request, items, next_cursor, cache_control=SHORT_LIVED)
+
+
+def datasets_page(
+    session: Session, *, viewer: Viewer, publisher: str | None, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of datasets (one publisher's, or all) and the cursor of the next page. The
+    API's list and the publisher page both read it, so either's cursor continues the other."""
     scope = {"publisher": publisher}
     items, last_id = service.list_datasets(
         session,
@@ -63,7 +75,7 @@ def list_datasets(
         after_id=after_id_from_cursor(cursor, scope),
         limit=limit,
     )
-    return page_response(request, items, id_cursor(last_id, scope), cache_control=SHORT_LIVED)
+    return items, id_cursor(last_id, scope)
 
 
 @router.get(
@@ -141,6 +153,31 @@ def list_version_factors(
     service.get_version(
         session, viewer=viewer, publisher=publisher, dataset=dataset, version=version
     )
+    items, next_cursor = version_factors_page(
+        session,
+        viewer=viewer,
+        publisher=publisher,
+        dataset=dataset,
+        version=version,
+        cursor=cursor,
+        limit=limit,
+    )
+    return page_response(request, items, next_cursor, cache_control=PINNED_RELEASE)
+
+
+def version_factors_page(
+    session: Session,
+    *,
+    viewer: Viewer,
+    publisher: str,
+    dataset: str,
+    version: str,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of one release's factors and the cursor of the next (the caller has checked
+    that the release exists). The API's list and the version page both read it, so either's
+    cursor continues the other."""
     filters = factor_service.FactorFilters(publisher=publisher, dataset=dataset, version=version)
     scope = {k: v for k, v in vars(filters).items() if v is not None}
     items, last_id = factor_service.search_factors(
@@ -150,7 +187,7 @@ def list_version_factors(
         after_id=after_id_from_cursor(cursor, scope),
         limit=limit,
     )
-    return page_response(request, items, id_cursor(last_id, scope), cache_control=PINNED_RELEASE)
+    return items, id_cursor(last_id, scope)
 
 
 @router.post(

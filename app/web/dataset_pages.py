@@ -7,9 +7,12 @@ for the same thing:
 | page | `.json` twin = |
 |---|---|
 | `/datasets/{p}/{d}` | `GET /v1/datasets/{p}/{d}` (and `…/versions.json` = `…/versions`) |
-| `/datasets/{p}/{d}/versions/{v}` | `GET /v1/datasets/{p}/{d}/versions/{v}` |
+| `/datasets/{p}/{d}/versions/{v}` | `GET /v1/datasets/{p}/{d}/versions/{v}` (and `…/factors`) |
 | `/datasets/{p}/{d}/diff/{a}...{b}` | `GET /v1/datasets/{p}/{d}/versions/{b}/diff?from={a}` |
-| `/publishers/{p}` | `GET /v1/datasets?publisher={p}` |
+| `/publishers/{p}` | `GET /v1/datasets?publisher={p}` (404 for an unknown publisher) |
+
+Each twin calls the API's own route function in-process (as the anonymous reader), so its body
+and its `ETag`, `Cache-Control` and `Content-Type` are the API's and cannot drift from them.
 
 Downloads link the API's own export URLs. The export API serves every released version of a
 dataset the reader may see, including those whose license forbids redistribution (the file
@@ -36,12 +39,12 @@ from sqlalchemy.orm import Session
 from app.auth.principal import ANONYMOUS
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
-from app.core.http_cache import IMMUTABLE, SHORT_LIVED, cached_json, etag_matches
-from app.core.pagination import after_id_from_cursor, id_cursor, next_link, page_response
+from app.core.http_cache import IMMUTABLE, SHORT_LIVED, etag_matches
+from app.core.pagination import next_link
 from app.core.params import DEFAULT_PAGE, Cursor, DatasetSlug, Limit, PublisherSlug
+from app.datasets import router as dataset_api
 from app.datasets import service as datasets
 from app.exports.models import Snapshot, snapshot_version
-from app.factors import service as factors
 from app.factors.models import Factor
 from app.versioning.diff import version_diff
 from app.versioning.models import RELEASED_STATUSES, DatasetVersion
@@ -214,16 +217,18 @@ def _previous(versions: list[dict[str, Any]]) -> dict[str, str]:
 def dataset_json(
     request: Request, session: SessionDep, publisher: PublisherSlug, dataset: DatasetSlug
 ) -> Response:
-    payload = datasets.get_dataset(session, viewer=VIEWER, publisher=publisher, dataset=dataset)
-    return cached_json(request, payload, cache_control=SHORT_LIVED)
+    return dataset_api.get_dataset(
+        request=request, session=session, viewer=VIEWER, publisher=publisher, dataset=dataset
+    )
 
 
 @router.get("/datasets/{publisher}/{dataset}/versions.json")
 def versions_json(
     request: Request, session: SessionDep, publisher: PublisherSlug, dataset: DatasetSlug
 ) -> Response:
-    items = datasets.list_versions(session, viewer=VIEWER, publisher=publisher, dataset=dataset)
-    return cached_json(request, {"items": items, "next": None}, cache_control=SHORT_LIVED)
+    return dataset_api.list_versions(
+        request=request, session=session, viewer=VIEWER, publisher=publisher, dataset=dataset
+    )
 
 
 VERSION_CSV_COLUMNS = (
@@ -270,11 +275,36 @@ def version_json(
     dataset: DatasetSlug,
     version: str,
 ) -> Response:
-    payload, _ = datasets.get_version(
-        session, viewer=VIEWER, publisher=publisher, dataset=dataset, version=version
+    return dataset_api.get_version(
+        request=request,
+        session=session,
+        viewer=VIEWER,
+        publisher=publisher,
+        dataset=dataset,
+        version=version,
     )
-    # Anonymous readers see released versions only, which never change.
-    return cached_json(request, payload, cache_control=IMMUTABLE)
+
+
+@router.get("/datasets/{publisher}/{dataset}/versions/{version}/factors.json")
+def version_factors_json(
+    request: Request,
+    session: SessionDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    version: str,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+) -> Response:
+    return dataset_api.list_version_factors(
+        request=request,
+        session=session,
+        viewer=VIEWER,
+        publisher=publisher,
+        dataset=dataset,
+        version=version,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 def parse_diff_spec(spec: str) -> tuple[str, str]:
@@ -308,8 +338,17 @@ def diff_json(
     dataset: DatasetSlug,
     spec: str,
 ) -> Response:
-    payload = _diff(session, publisher, dataset, spec)
-    return cached_json(request, payload, cache_control=IMMUTABLE)
+    """The API's streamed diff, with its ETag from the two releases' content hashes."""
+    older, newer = parse_diff_spec(spec)
+    return dataset_api.diff_versions(
+        request=request,
+        session=session,
+        viewer=VIEWER,
+        publisher=publisher,
+        dataset=dataset,
+        version=newer,
+        from_version=older,
+    )
 
 
 DIFF_CSV_COLUMNS = ("change", "factor_code", "field", "before", "after")
@@ -359,16 +398,17 @@ def publisher_json(
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Response:
-    datasets.publisher_by_slug(session, publisher)  # 404 for an unknown publisher
-    scope = {"publisher": publisher}
-    items, last_id = datasets.list_datasets(
-        session,
+    # 404 for an unknown publisher, where the API's list is empty; then the API's list itself
+    # (its `next` link continues on this URL: the cursor is the same on both).
+    datasets.publisher_by_slug(session, publisher)
+    return dataset_api.list_datasets(
+        request=request,
+        session=session,
         viewer=VIEWER,
         publisher=publisher,
-        after_id=after_id_from_cursor(cursor, scope),
         limit=limit,
+        cursor=cursor,
     )
-    return page_response(request, items, id_cursor(last_id, scope), cache_control=SHORT_LIVED)
 
 
 PUBLISHER_CSV_COLUMNS = (
@@ -489,13 +529,13 @@ def version_page(
     )
     previous = _previous(all_versions).get(version)
     # The factors of this release, a page at a time, with the API's own cursors.
-    filters = factors.FactorFilters(publisher=publisher, dataset=dataset, version=version)
-    scope = {k: v for k, v in vars(filters).items() if v is not None}
-    items, last_id = factors.search_factors(
+    items, next_cursor = dataset_api.version_factors_page(
         session,
         viewer=VIEWER,
-        filters=filters,
-        after_id=after_id_from_cursor(cursor, scope),
+        publisher=publisher,
+        dataset=dataset,
+        version=version,
+        cursor=cursor,
         limit=VERSION_FACTORS_SHOWN,
     )
     api = version_api(publisher, dataset, version)
@@ -511,6 +551,11 @@ def version_page(
                 f"{dataset_path(publisher, dataset)}/versions/{version}.json",
                 "JSON",
             ),
+            Twin(
+                "application/json",
+                f"{dataset_path(publisher, dataset)}/versions/{version}/factors.json",
+                t("dataset_version_twin_factors"),
+            ),
             Twin("text/csv", f"{api}/export.csv", t("dataset_version_twin_csv")),
         ],
         api_path=api,
@@ -520,7 +565,7 @@ def version_page(
         "version": payload,
         "previous": previous,
         "factors": items,
-        "next_href": next_link(request, id_cursor(last_id, scope)),
+        "next_href": next_link(request, next_cursor),
         "factors_api": f"{api}/factors",
         "downloads": downloads(t, info, payload, snapshot_id=snapshot_holding(session, row.id)),
         "factor_href": factor_href,
@@ -571,13 +616,8 @@ def publisher_page(
 ) -> Response:
     t = Translator(negotiate(request))
     owner = datasets.publisher_by_slug(session, publisher)
-    scope = {"publisher": publisher}
-    items, last_id = datasets.list_datasets(
-        session,
-        viewer=VIEWER,
-        publisher=publisher,
-        after_id=after_id_from_cursor(cursor, scope),
-        limit=DATASETS_SHOWN,
+    items, next_cursor = dataset_api.datasets_page(
+        session, viewer=VIEWER, publisher=publisher, cursor=cursor, limit=DATASETS_SHOWN
     )
     meta = PageMeta(
         title=t.pick(owner.name_zh, owner.name_en) or owner.slug,
@@ -590,6 +630,6 @@ def publisher_page(
     context = {
         "publisher": owner,
         "datasets": items,
-        "next_href": next_link(request, id_cursor(last_id, scope)),
+        "next_href": next_link(request, next_cursor),
     }
     return render_page(request, "publisher.html", context, meta=meta)
