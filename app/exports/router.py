@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy.orm import Session
 
 from app.auth.dependencies import AdminDep
 from app.auth.viewer import ViewerDep
@@ -189,7 +190,8 @@ def version_csv(
 # --------------------------------------------------------------------------- snapshots
 
 
-def _snapshot_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+def snapshot_after(cursor: str | None) -> tuple[datetime, str] | None:
+    """The (created_at, id) a snapshot cursor continues after."""
     if cursor is None:
         return None
     created_at, snapshot_id = decode_cursor(cursor, {}, 2)
@@ -211,12 +213,18 @@ def _snapshot_cursor(cursor: str | None) -> tuple[datetime, str] | None:
 def list_snapshots(
     request: Request, session: SessionDep, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
 ) -> Response:
-    snapshots, position = service.list_snapshots(
-        session, after=_snapshot_cursor(cursor), limit=limit
-    )
-    next_cursor = encode_cursor([position[0].isoformat(), position[1]], {}) if position else None
-    items = [service.snapshot_resource(snapshot) for snapshot in snapshots]
+    items, next_cursor = snapshots_page(session, cursor=cursor, limit=limit)
     return page_response(request, items, next_cursor, cache_control=SHORT_LIVED)
+
+
+def snapshots_page(
+    session: Session, *, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of snapshots, newest first, and the cursor of the next page. The API's list and
+    the snapshots page both read it, so either's cursor continues the other."""
+    snapshots, position = service.list_snapshots(session, after=snapshot_after(cursor), limit=limit)
+    next_cursor = encode_cursor([position[0].isoformat(), position[1]], {}) if position else None
+    return [service.snapshot_resource(snapshot) for snapshot in snapshots], next_cursor
 
 
 @router.post(

@@ -1,21 +1,17 @@
 """The national snapshots page: each release with its manifest, files, sizes, sha256 and
-attribution list. `/snapshots.json` is `GET /v1/snapshots` (same items, same cursors);
-`/snapshots.csv` has one row per file, with its size and sha256."""
+attribution list. `/snapshots.json` is `GET /v1/snapshots`, its route function called
+in-process (same items, same cursors, same headers); `/snapshots.csv` has one row per file,
+with its size and sha256. All three read the export API's `snapshots_page`."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
-from sqlalchemy.orm import Session
 
 from app.core.db import SessionDep
-from app.core.errors import InvalidParameter
 from app.core.http_cache import SHORT_LIVED
-from app.core.pagination import decode_cursor, encode_cursor, next_link, page_response
+from app.core.pagination import next_link
 from app.core.params import DEFAULT_PAGE, Cursor, Limit
-from app.exports import service
+from app.exports import router as export_api
 from app.web.dataset_pages import csv_response
 from app.web.i18n import Translator, negotiate
 from app.web.templating import PageMeta, Twin, render_page
@@ -25,34 +21,11 @@ router = APIRouter()
 SNAPSHOTS_SHOWN = 20
 
 
-def _after(cursor: str | None) -> tuple[datetime, str] | None:
-    """The API's snapshot cursor (created_at, id), so either side's `next` works on both."""
-    if cursor is None:
-        return None
-    created_at, snapshot_id = decode_cursor(cursor, {}, 2)
-    try:
-        return datetime.fromisoformat(str(created_at)), str(snapshot_id)
-    except ValueError as exc:
-        raise InvalidParameter(
-            "The cursor is not one this service issued; start again without `cursor`.",
-            errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
-        ) from exc
-
-
-def _page(
-    session: Session, cursor: str | None, limit: int
-) -> tuple[list[dict[str, Any]], str | None]:
-    snapshots, position = service.list_snapshots(session, after=_after(cursor), limit=limit)
-    next_cursor = encode_cursor([position[0].isoformat(), position[1]], {}) if position else None
-    return [service.snapshot_resource(snapshot) for snapshot in snapshots], next_cursor
-
-
 @router.get("/snapshots.json")
 def snapshots_json(
     request: Request, session: SessionDep, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
 ) -> Response:
-    items, next_cursor = _page(session, cursor, limit)
-    return page_response(request, items, next_cursor, cache_control=SHORT_LIVED)
+    return export_api.list_snapshots(request=request, session=session, limit=limit, cursor=cursor)
 
 
 SNAPSHOT_CSV_COLUMNS = ("snapshot_id", "created_at", "row_count", "file", "bytes", "sha256", "url")
@@ -63,7 +36,7 @@ def snapshots_csv(
     request: Request, session: SessionDep, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
 ) -> Response:
     """One row per file of each snapshot: what a download script checks its files against."""
-    items, _ = _page(session, cursor, limit)
+    items, _ = export_api.snapshots_page(session, cursor=cursor, limit=limit)
     rows = (
         (
             item["id"],
@@ -89,7 +62,7 @@ def snapshots_csv(
 @router.get("/snapshots")
 def snapshots_page(request: Request, session: SessionDep, cursor: Cursor = None) -> Response:
     t = Translator(negotiate(request))
-    items, next_cursor = _page(session, cursor, SNAPSHOTS_SHOWN)
+    items, next_cursor = export_api.snapshots_page(session, cursor=cursor, limit=SNAPSHOTS_SHOWN)
     meta = PageMeta(
         title=t("snapshot_title"),
         twins=[
