@@ -33,9 +33,10 @@ from sqlalchemy.orm import Session
 from app.auth.principal import ANONYMOUS
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter, NotFound
-from app.core.http_cache import IMMUTABLE, PINNED_RELEASE, SHORT_LIVED, cached_json
+from app.core.http_cache import IMMUTABLE, SHORT_LIVED
 from app.core.params import DatasetSlug, PublisherSlug, only_query_params
 from app.datasets.service import get_dataset, publisher_by_slug
+from app.factors import router as factor_api
 from app.factors import service
 from app.factors.gwp import gwp_source, gwp_values
 from app.factors.schemas import PEDIGREE_FIELDS
@@ -338,17 +339,18 @@ PageRef = Annotated[str, Path(max_length=200)]
 def _factor_json(
     request: Request, session: Session, publisher: str, dataset: str, ref: FactorRef
 ) -> Response:
-    """Exactly `GET /v1/factors/{p}/{d}/{code}[?version=]`: same service, same headers."""
-    factor = service.get_factor(
-        session,
+    """`GET /v1/factors/{p}/{d}/{code}[?version=]`: the API's route function, called
+    in-process, so the body and headers are the API's."""
+    return factor_api.get_factor(
+        request=request,
+        session=session,
         viewer=ANONYMOUS,
         publisher=publisher,
         dataset=dataset,
         factor_code=ref.factor_code,
         version=ref.version,
-    )
-    return cached_json(
-        request, factor, cache_control=PINNED_RELEASE if ref.version else SHORT_LIVED
+        as_of=None,
+        gwp=None,
     )
 
 
@@ -439,9 +441,15 @@ def history_json(
     dataset: DatasetSlug,
     ref: PageRef,
 ) -> Response:
-    """Exactly `GET /v1/factors/{p}/{d}/{code}/history`."""
-    items = _history_items(session, publisher, dataset, parse_ref(ref))
-    return cached_json(request, {"items": items}, cache_control=SHORT_LIVED)
+    """`GET /v1/factors/{p}/{d}/{code}/history`: the API's route function, called in-process."""
+    return factor_api.get_factor_history(
+        request=request,
+        session=session,
+        viewer=ANONYMOUS,
+        publisher=publisher,
+        dataset=dataset,
+        factor_code=parse_ref(ref).factor_code,
+    )
 
 
 @router.get(
