@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -39,7 +40,7 @@ from app.datasets.service import get_dataset, publisher_by_slug
 from app.factors import router as factor_api
 from app.factors import service
 from app.factors.gwp import gwp_source, gwp_values
-from app.factors.schemas import PEDIGREE_FIELDS
+from app.factors.schemas import FACTOR_CODE_PATTERN, PEDIGREE_FIELDS
 from app.provenance.factor_chain import factor_provenance
 from app.versioning.history import factor_history
 from app.versioning.service import parse_semver
@@ -59,7 +60,7 @@ from app.web.templating import PageMeta, Twin, render_page
 
 router = APIRouter()
 
-FACTOR_CODE_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+FACTOR_CODE_RE = re.compile(FACTOR_CODE_PATTERN)
 _SUFFIXES = (".json", ".csv")
 HISTORY_COLUMNS = (
     "version",
@@ -181,53 +182,66 @@ def _gas_lines(factor: dict[str, Any], values: dict[str, float] | None) -> list[
     return lines
 
 
-def _try_factor(
+def _get_factor(
     session: Session, publisher: str, dataset: str, code: str, version: str | None
-) -> dict[str, Any] | None:
+) -> dict[str, Any]:
+    return service.get_factor(
+        session,
+        viewer=ANONYMOUS,
+        publisher=publisher,
+        dataset=dataset,
+        factor_code=code,
+        version=version,
+    )
+
+
+@dataclass(frozen=True)
+class ShownFactor:
+    """Which release of a factor a page shows, and the current release's (None if dropped)."""
+
+    factor: dict[str, Any]
+    current: dict[str, Any] | None
+    dropped: bool
+
+
+def shown_factor(
+    session: Session,
+    *,
+    publisher: str,
+    dataset: str,
+    factor_code: str,
+    version: str | None,
+    history: list[dict[str, Any]] | None = None,
+) -> ShownFactor:
+    """The pinned release, else the current one, else (the factor was dropped from the current
+    release) the newest release that had it; 404 if none ever did. `history`, when the caller
+    has it already, saves reading it again."""
     try:
-        return service.get_factor(
-            session,
-            viewer=ANONYMOUS,
-            publisher=publisher,
-            dataset=dataset,
-            factor_code=code,
-            version=version,
-        )
+        current: dict[str, Any] | None = _get_factor(session, publisher, dataset, factor_code, None)
     except NotFound:
-        return None
+        current = None
+    if version is not None:
+        return ShownFactor(
+            _get_factor(session, publisher, dataset, factor_code, version), current, False
+        )
+    if current is not None:
+        return ShownFactor(current, current, False)
+    if history is None:
+        history = factor_history(
+            session, viewer=ANONYMOUS, publisher=publisher, dataset=dataset, factor_code=factor_code
+        )
+    kept = [item for item in history if not item["withdrawn"]] or history
+    factor = _get_factor(session, publisher, dataset, factor_code, kept[0]["version"])
+    return ShownFactor(factor, None, True)
 
 
 def load_factor_view(
     session: Session, *, publisher: str, dataset: str, factor_code: str, version: str | None
 ) -> FactorView:
-    current = _try_factor(session, publisher, dataset, factor_code, None)
-    dropped = False
-    if version is not None:
-        factor = service.get_factor(
-            session,
-            viewer=ANONYMOUS,
-            publisher=publisher,
-            dataset=dataset,
-            factor_code=factor_code,
-            version=version,
-        )
-    elif current is not None:
-        factor = current
-    else:
-        # Not in the current release: the newest release that had it (404 if none ever did).
-        history = factor_history(
-            session, viewer=ANONYMOUS, publisher=publisher, dataset=dataset, factor_code=factor_code
-        )
-        kept = [item for item in history if not item["withdrawn"]] or history
-        factor = service.get_factor(
-            session,
-            viewer=ANONYMOUS,
-            publisher=publisher,
-            dataset=dataset,
-            factor_code=factor_code,
-            version=kept[0]["version"],
-        )
-        dropped = True
+    shown = shown_factor(
+        session, publisher=publisher, dataset=dataset, factor_code=factor_code, version=version
+    )
+    factor, current = shown.factor, shown.current
     owner = publisher_by_slug(session, publisher)
     is_current = current is not None and current["version"] == factor["version"]
     gwp_set = factor["gwp_set"]
@@ -247,7 +261,7 @@ def load_factor_view(
             version=factor["version"],
         ),
         current=current,
-        dropped=dropped,
+        dropped=shown.dropped,
         gases=_gas_lines(factor, values),
         gwp_values=values,
         gwp_source=gwp_source(gwp_set) if gwp_set else None,
@@ -537,13 +551,19 @@ def history_page(
     if parsed.suffix is not None:
         raise NotFound(f"No page at {request.url.path}.")
     items = _history_items(session, publisher, dataset, parsed)
-    view = load_factor_view(
-        session, publisher=publisher, dataset=dataset, factor_code=parsed.factor_code, version=None
+    # The names the page shows; neither the provenance nor the series a factor page reads.
+    shown = shown_factor(
+        session,
+        publisher=publisher,
+        dataset=dataset,
+        factor_code=parsed.factor_code,
+        version=None,
+        history=items,
     )
     lang = negotiate(request)
     t = Translator(lang)
     base = factor_path(publisher, dataset, parsed.factor_code)
-    factor = view.factor
+    factor = shown.factor
     meta = PageMeta(
         title=t("history_title", name=t.pick(factor["name_zh"], factor["name_en"])),
         twins=[
@@ -553,11 +573,10 @@ def history_page(
         api_path=f"/v1/factors/{publisher}/{dataset}/{parsed.factor_code}/history",
     )
     context = {
-        "view": view,
         "factor": factor,
         "items": items,
         "chart": history_chart(items),
-        "current_version": view.current["version"] if view.current else None,
+        "current_version": shown.current["version"] if shown.current else None,
         "latest_path": base,
         "base_path": base,
     }
@@ -577,6 +596,23 @@ def _cite_view(session: Session, publisher: str, dataset: str, ref: FactorRef) -
     )
 
 
+def _citation_file(
+    request: Request,
+    session: Session,
+    publisher: str,
+    dataset: str,
+    ref: str,
+    *,
+    write: Callable[[CitedFactor, Lang], str],
+    media_type: str,
+) -> Response:
+    """The citation of a factor as a file for reference managers, in the reader's language."""
+    lang = negotiate(request)
+    view = _cite_view(session, publisher, dataset, parse_ref(ref))
+    body = write(cited_factor(request, view, lang), lang).encode("utf-8")
+    return Response(body, media_type=media_type, headers={"Cache-Control": SHORT_LIVED})
+
+
 @router.get(
     "/factors/{publisher}/{dataset}/{ref}/cite.json",
     dependencies=[Depends(only_query_params(("lang",)))],
@@ -589,10 +625,9 @@ def cite_json(
     ref: PageRef,
 ) -> Response:
     """The citation as CSL-JSON (a one-item array), for reference managers."""
-    lang = negotiate(request)
-    view = _cite_view(session, publisher, dataset, parse_ref(ref))
-    body = csl_json(cited_factor(request, view, lang), lang).encode("utf-8")
-    return Response(body, media_type=CSL_JSON_MEDIA_TYPE, headers={"Cache-Control": SHORT_LIVED})
+    return _citation_file(
+        request, session, publisher, dataset, ref, write=csl_json, media_type=CSL_JSON_MEDIA_TYPE
+    )
 
 
 @router.get(
@@ -606,13 +641,15 @@ def cite_bib(
     dataset: DatasetSlug,
     ref: PageRef,
 ) -> Response:
-    lang = negotiate(request)
-    view = _cite_view(session, publisher, dataset, parse_ref(ref))
-    body = bibtex(cited_factor(request, view, lang), lang).encode("utf-8")
-    return Response(
-        body,
+    """The citation as BibTeX."""
+    return _citation_file(
+        request,
+        session,
+        publisher,
+        dataset,
+        ref,
+        write=bibtex,
         media_type=f"{BIBTEX_MEDIA_TYPE}; charset=utf-8",
-        headers={"Cache-Control": SHORT_LIVED},
     )
 
 
