@@ -45,9 +45,11 @@ from app.core.params import DEFAULT_PAGE, Cursor, DatasetSlug, Limit, PublisherS
 from app.datasets import router as dataset_api
 from app.datasets import service as datasets
 from app.exports.models import Snapshot, snapshot_version
+from app.exports.writer import neutralise
 from app.factors.models import Factor
 from app.versioning.diff import version_diff
 from app.versioning.models import RELEASED_STATUSES, DatasetVersion
+from app.web.factor_pages import factor_path
 from app.web.i18n import Translator, negotiate
 from app.web.templating import PageMeta, Twin, query_string, render_page
 
@@ -65,19 +67,18 @@ EXPORT_FORMATS: tuple[tuple[str, str, str], ...] = (
     ("csv", "CSV", "text/csv"),
 )
 _CSV_MEDIA_TYPE = "text/csv; charset=utf-8; header=present"
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 # --------------------------------------------------------------------------- shared helpers
 
 
 def _cell(value: Any) -> Any:
-    """A CSV cell: text that a spreadsheet would run as a formula is prefixed with `'`, as the
-    API's CSV exports do."""
+    """A CSV cell: text that a spreadsheet would run as a formula is prefixed with `'`, by the
+    API's CSV exports' own rule."""
     if value is None:
         return ""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
+    if isinstance(value, str):
+        return neutralise(value)
     if isinstance(value, list | tuple):
         return "; ".join(str(v) for v in value)
     return value
@@ -113,11 +114,6 @@ def dataset_path(publisher: str, dataset: str) -> str:
 
 def version_api(publisher: str, dataset: str, version: str) -> str:
     return f"/v1/datasets/{publisher}/{dataset}/versions/{version}"
-
-
-def factor_href(publisher: str, dataset: str, code: str, version: str | None = None) -> str:
-    """Part A's factor pages: `@version` pins a release."""
-    return f"/factors/{publisher}/{dataset}/{code}" + (f"@{version}" if version else "")
 
 
 @dataclass(frozen=True)
@@ -504,7 +500,7 @@ def diff_page(
         "names": names,
         "base": base,
         "reverse_href": f"{dataset_path(publisher, dataset)}/diff/{newer}...{older}",
-        "factor_href": factor_href,
+        "factor_href": factor_path,
     }
     # The diff itself never changes, but the page shows each release's status, which may.
     return render_page(request, "diff.html", context, meta=meta)
@@ -568,7 +564,7 @@ def version_page(
         "next_href": next_link(request, next_cursor),
         "factors_api": f"{api}/factors",
         "downloads": downloads(t, info, payload, snapshot_id=snapshot_holding(session, row.id)),
-        "factor_href": factor_href,
+        "factor_href": factor_path,
     }
     return render_page(request, "version.html", context, meta=meta)
 
