@@ -9,7 +9,7 @@ converted across dimensions without one, and every estimate that used one shows 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -40,20 +40,8 @@ class Property:
     locator: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "material": self.material,
-            "name_en": self.name_en,
-            "name_zh": self.name_zh,
-            "quantity": self.quantity,
-            "value": self.value,
-            "unit": self.unit,
-            "low": self.low,
-            "high": self.high,
-            "activity_ids": list(self.activity_ids),
-            "source": self.source,
-            "locator": self.locator,
-        }
+        """The API's shape (`ConversionPropertyRead`): the fields in order, ids as a list."""
+        return {**asdict(self), "activity_ids": list(self.activity_ids)}
 
 
 def _property(row: ConversionProperty) -> Property:
