@@ -236,17 +236,24 @@ def shown_factor(
 
 
 def load_factor_view(
-    session: Session, *, publisher: str, dataset: str, factor_code: str, version: str | None
+    session: Session,
+    *,
+    publisher: str,
+    dataset: str,
+    factor_code: str,
+    version: str | None,
+    with_series: bool = False,
 ) -> FactorView:
+    """What a factor page shows; `with_series` adds the other reference years (one search),
+    which only the factor page itself lists."""
     shown = shown_factor(
         session, publisher=publisher, dataset=dataset, factor_code=factor_code, version=version
     )
     factor, current = shown.factor, shown.current
     owner = publisher_by_slug(session, publisher)
-    is_current = current is not None and current["version"] == factor["version"]
     gwp_set = factor["gwp_set"]
     values = gwp_values(gwp_set) if gwp_set else None
-    return FactorView(
+    view = FactorView(
         factor=factor,
         pinned=version is not None,
         dataset=get_dataset(session, viewer=ANONYMOUS, publisher=publisher, dataset=dataset),
@@ -265,9 +272,11 @@ def load_factor_view(
         gases=_gas_lines(factor, values),
         gwp_values=values,
         gwp_source=gwp_source(gwp_set) if gwp_set else None,
-        # Only beside the current release: another release's page must not change with it.
-        series=year_series(session, factor) if is_current else [],
     )
+    # Only beside the current release: another release's page must not change with it.
+    if with_series and view.is_current:
+        view.series = year_series(session, factor)
+    return view
 
 
 SERIES_LIMIT = 50
@@ -390,6 +399,7 @@ def factor_page(
         dataset=dataset,
         factor_code=parsed.factor_code,
         version=parsed.version,
+        with_series=True,
     )
     lang = negotiate(request)
     t = Translator(lang)
