@@ -261,9 +261,15 @@ def version_diff(
         from_version=from_version,
         to_version=to_version,
     )
+    return release_diff(session, old=old, new=new)
+
+
+def release_diff(session: Session, *, old: DatasetVersion, new: DatasetVersion) -> dict[str, Any]:
+    """The field-level diff between two releases a caller has already found (`released_pair`),
+    built in memory."""
     return {
-        "from": from_version,
-        "to": to_version,
+        "from": old.version,
+        "to": new.version,
         **field_diff(session, old_version_id=old.id, new_version_id=new.id),
     }
 

@@ -47,7 +47,7 @@ from app.datasets import service as datasets
 from app.exports.models import Snapshot, snapshot_version
 from app.exports.writer import neutralise
 from app.factors.models import Factor
-from app.versioning.diff import version_diff
+from app.versioning.diff import release_diff, released_pair, version_diff
 from app.versioning.models import RELEASED_STATUSES, DatasetVersion
 from app.web.factor_pages import factor_path
 from app.web.i18n import Translator, negotiate
@@ -463,22 +463,27 @@ def diff_page(
     spec: str,
 ) -> Response:
     t = Translator(negotiate(request))
-    payload = _diff(session, publisher, dataset, spec)
+    older, newer = parse_diff_spec(spec)
+    # Both releases found once (404 unless both are released): the diff, the factors' names
+    # and the versions' own lines all read them.
+    old, new = released_pair(
+        session,
+        viewer=VIEWER,
+        publisher=publisher,
+        dataset=dataset,
+        from_version=older,
+        to_version=newer,
+    )
+    payload = release_diff(session, old=old, new=new)
     info = datasets.get_dataset(session, viewer=VIEWER, publisher=publisher, dataset=dataset)
-    older, newer = payload["from"], payload["to"]
-    found = {
-        v: datasets.get_version(
-            session, viewer=VIEWER, publisher=publisher, dataset=dataset, version=v
-        )
-        for v in (older, newer)
-    }
-    versions = {v: payload for v, (payload, _) in found.items()}
+    listed = datasets.list_versions(session, viewer=VIEWER, publisher=publisher, dataset=dataset)
+    versions = {v["version"]: v for v in listed if v["version"] in (older, newer)}
     shown = DIFF_ROWS_SHOWN
     names = {
-        **factor_names(session, found[older][1].id, payload["removed"][:shown]),
+        **factor_names(session, old.id, payload["removed"][:shown]),
         **factor_names(
             session,
-            found[newer][1].id,
+            new.id,
             [*payload["added"][:shown], *(c["factor_code"] for c in payload["changed"][:shown])],
         ),
     }
