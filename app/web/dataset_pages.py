@@ -44,6 +44,7 @@ from app.core.pagination import next_link
 from app.core.params import DEFAULT_PAGE, Cursor, DatasetSlug, Limit, PublisherSlug
 from app.datasets import router as dataset_api
 from app.datasets import service as datasets
+from app.datasets.models import Dataset, Publisher
 from app.exports.models import Snapshot, snapshot_version
 from app.exports.writer import neutralise
 from app.factors.models import Factor
@@ -127,12 +128,18 @@ class Download:
     note: str | None = None
 
 
-def snapshot_holding(session: Session, version_id: int) -> str | None:
-    """The newest national snapshot that includes this release, if any."""
+def snapshot_holding(session: Session, *, publisher: str, dataset: str, version: str) -> str | None:
+    """The newest national snapshot that includes this release (one the page has already
+    found the reader may see), if any: one query."""
     found = session.execute(
         select(Snapshot.id)
         .join(snapshot_version, snapshot_version.c.snapshot_id == Snapshot.id)
-        .where(snapshot_version.c.version_id == version_id)
+        .join(DatasetVersion, DatasetVersion.id == snapshot_version.c.version_id)
+        .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+        .join(Publisher, Publisher.id == Dataset.publisher_id)
+        .where(
+            Publisher.slug == publisher, Dataset.slug == dataset, DatasetVersion.version == version
+        )
         .order_by(Snapshot.created_at.desc(), Snapshot.id.desc())
         .limit(1)
     ).scalar_one_or_none()
@@ -187,13 +194,6 @@ def factor_names(
         )
     )
     return {code: (name_zh, name_en) for code, name_zh, name_en in rows}
-
-
-def _release_row(session: Session, publisher: str, dataset: str, version: str) -> DatasetVersion:
-    _, found = datasets.get_version(
-        session, viewer=VIEWER, publisher=publisher, dataset=dataset, version=version
-    )
-    return found
 
 
 def _released(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -522,7 +522,7 @@ def version_page(
 ) -> Response:
     t = Translator(negotiate(request))
     info = datasets.get_dataset(session, viewer=VIEWER, publisher=publisher, dataset=dataset)
-    payload, row = datasets.get_version(
+    payload, _ = datasets.get_version(
         session, viewer=VIEWER, publisher=publisher, dataset=dataset, version=version
     )
     all_versions = datasets.list_versions(
@@ -568,7 +568,14 @@ def version_page(
         "factors": items,
         "next_href": next_link(request, next_cursor),
         "factors_api": f"{api}/factors",
-        "downloads": downloads(t, info, payload, snapshot_id=snapshot_holding(session, row.id)),
+        "downloads": downloads(
+            t,
+            info,
+            payload,
+            snapshot_id=snapshot_holding(
+                session, publisher=publisher, dataset=dataset, version=version
+            ),
+        ),
         "factor_href": factor_path,
     }
     return render_page(request, "version.html", context, meta=meta)
@@ -585,8 +592,10 @@ def dataset_page(
     latest = next((v for v in versions if v["version"] == info["latest_version"]), None)
     buttons: list[Download] = []
     if latest is not None:
-        row = _release_row(session, publisher, dataset, latest["version"])
-        buttons = downloads(t, info, latest, snapshot_id=snapshot_holding(session, row.id))
+        holding = snapshot_holding(
+            session, publisher=publisher, dataset=dataset, version=latest["version"]
+        )
+        buttons = downloads(t, info, latest, snapshot_id=holding)
     path = dataset_path(publisher, dataset)
     released = _released(versions)
     meta = PageMeta(
