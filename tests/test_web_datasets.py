@@ -539,3 +539,32 @@ def test_data_text_in_the_other_language_is_marked_with_it(
     assert f'<p lang="en">{api["description"]}</p>'.replace("'", "&#39;") in zh
     en = client.get("/datasets/ipcc-tfi/ipcc-2006-stationary-combustion?lang=en").text
     assert '<p lang="en">' not in en  # the page's own language needs no mark
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/datasets/{SYNTH}/grid-history",
+        f"/datasets/{SYNTH}/grid-history.json",
+        f"/datasets/{SYNTH}/grid-history/versions/1.0.0",
+        f"/datasets/{SYNTH}/grid-history/versions/1.0.0/factors.json",
+        f"/datasets/{SYNTH}/grid-history/diff/1.0.0...1.1.0",
+        f"/datasets/{SYNTH}/grid-history/diff/1.0.0...1.1.0.csv",
+        f"/publishers/{SYNTH}",
+        "/snapshots",
+        "/resolve",
+        "/compare.json",
+    ],
+)
+def test_a_mistyped_query_parameter_is_refused_not_ignored(
+    client: TestClient, history: None, path: str
+) -> None:
+    """As in the API: `?regoin=CN` must not quietly show something other than was asked."""
+    assert client.get(path, params={"lang": "en"}).status_code == 200, path
+    answer = client.get(path, params={"lang": "en", "regoin": "CN"})
+    assert answer.status_code == 422, path
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["errors"][0]["loc"] == ["query", "regoin"]
+    page = client.get(path, params={"regoin": "CN"}, headers={"Accept": "text/html"})
+    assert page.status_code == 422
+    assert "regoin" in page.text

@@ -31,7 +31,7 @@ from itertools import pairwise
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -52,9 +52,10 @@ from app.versioning.diff import release_diff, released_pair, version_diff
 from app.versioning.models import RELEASED_STATUSES, DatasetVersion
 from app.web.factor_pages import factor_path
 from app.web.i18n import Translator, negotiate
+from app.web.params import declared_params_only
 from app.web.templating import PageMeta, Twin, query_string, render_page
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(declared_params_only)])
 
 VIEWER = ANONYMOUS
 # A diff page lists at most this many factors of each kind; the twins hold them all.

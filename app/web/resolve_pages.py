@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,6 +33,7 @@ from app.auth.principal import ANONYMOUS
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter, ProblemError
 from app.core.http_cache import SHORT_LIVED, cached_json
+from app.core.params import only_query_params
 from app.factors import batch_router
 from app.factors import router as factor_api
 from app.factors.gwp import GWP_SETS
@@ -49,9 +50,13 @@ from app.reference.models import Location
 from app.versioning.service import visible_version_ids
 from app.web.dataset_pages import csv_response
 from app.web.i18n import Translator, negotiate
+from app.web.params import LANG_PARAM
 from app.web.templating import PageMeta, Twin, query_string, render_page
 
 router = APIRouter()
+# The forms' fields, read from the query string (unknown parameters are refused, as in the API).
+RESOLVE_PARAMS = ("activity_id", "region", "year", "amount", "unit", "gwp", LANG_PARAM)
+COMPARE_PARAMS = ("f", "gwp", "unit", LANG_PARAM)
 
 VIEWER = ANONYMOUS
 MIN_COMPARED, MAX_COMPARED = 2, 5
@@ -292,7 +297,7 @@ def _refuse(form: ResolveForm) -> InvalidParameter:
     )
 
 
-@router.get("/resolve.json")
+@router.get("/resolve.json", dependencies=[Depends(only_query_params(RESOLVE_PARAMS))])
 def resolve_json(request: Request, session: SessionDep) -> Response:
     form = read_form(request, Translator("en"))
     if not form.submitted:
@@ -305,7 +310,7 @@ def resolve_json(request: Request, session: SessionDep) -> Response:
     )
 
 
-@router.get("/resolve/estimate.json")
+@router.get("/resolve/estimate.json", dependencies=[Depends(only_query_params(RESOLVE_PARAMS))])
 def estimate_json(request: Request, session: SessionDep) -> Response:
     form = read_form(request, Translator("en"))
     if not form.wants_estimate:
@@ -319,7 +324,7 @@ def estimate_json(request: Request, session: SessionDep) -> Response:
     return cached_json(request, orjson.loads(bytes(response.body)), cache_control=SHORT_LIVED)
 
 
-@router.get("/resolve")
+@router.get("/resolve", dependencies=[Depends(only_query_params(RESOLVE_PARAMS))])
 def resolve_page(request: Request, session: SessionDep) -> Response:
     t = Translator(negotiate(request))
     form = read_form(request, t)
@@ -540,7 +545,7 @@ COMPARE_CSV_COLUMNS = (
 )
 
 
-@router.get("/compare.json")
+@router.get("/compare.json", dependencies=[Depends(only_query_params(COMPARE_PARAMS))])
 def compare_json(request: Request, session: SessionDep) -> Response:
     comparison = compare(session, request, Translator("en"))
     if comparison.problem is not None:
@@ -548,7 +553,7 @@ def compare_json(request: Request, session: SessionDep) -> Response:
     return cached_json(request, comparison.payload(), cache_control=SHORT_LIVED)
 
 
-@router.get("/compare.csv")
+@router.get("/compare.csv", dependencies=[Depends(only_query_params(COMPARE_PARAMS))])
 def compare_csv(request: Request, session: SessionDep) -> Response:
     comparison = compare(session, request, Translator("en"))
     if comparison.problem is not None:
@@ -581,7 +586,7 @@ def compare_csv(request: Request, session: SessionDep) -> Response:
     )
 
 
-@router.get("/compare")
+@router.get("/compare", dependencies=[Depends(only_query_params(COMPARE_PARAMS))])
 def compare_page(request: Request, session: SessionDep) -> Response:
     t = Translator(negotiate(request))
     comparison = compare(session, request, t)

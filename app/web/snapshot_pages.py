@@ -5,7 +5,7 @@ with its size and sha256. All three read the export API's `snapshots_page`."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from app.core.db import SessionDep
 from app.core.http_cache import SHORT_LIVED
@@ -14,9 +14,10 @@ from app.core.params import DEFAULT_PAGE, Cursor, Limit
 from app.exports import router as export_api
 from app.web.dataset_pages import csv_response
 from app.web.i18n import Translator, negotiate
+from app.web.params import declared_params_only
 from app.web.templating import PageMeta, Twin, render_page
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(declared_params_only)])
 
 SNAPSHOTS_SHOWN = 20
 
