@@ -11,6 +11,8 @@ from app.core.errors import InvalidParameter
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+# A dataset named by its slug, or as publisher/dataset.
+DATASET_REF_PATTERN = r"^(?:[a-z0-9][a-z0-9-]{0,63}/)?[a-z0-9][a-z0-9-]{0,63}$"
 
 PublisherSlug = Annotated[str, Path(pattern=SLUG_PATTERN, description="Publisher slug")]
 DatasetSlug = Annotated[str, Path(pattern=SLUG_PATTERN, description="Dataset slug")]

@@ -20,6 +20,7 @@ from app.core.pagination import (
     page_response,
 )
 from app.core.params import (
+    DATASET_REF_PATTERN,
     DEFAULT_PAGE,
     SLUG_PATTERN,
     Cursor,
@@ -99,7 +100,7 @@ GwpParam = Annotated[
 ]
 
 
-def _ranked_after(cursor: str | None, scope: dict[str, object]) -> tuple[int, int] | None:
+def ranked_after(cursor: str | None, scope: dict[str, object]) -> tuple[int, int] | None:
     """The (rank, id) a text-search cursor continues after."""
     if cursor is None:
         return None
@@ -115,7 +116,8 @@ def _ranked_after(cursor: str | None, scope: dict[str, object]) -> tuple[int, in
     return int(position[0]), int(position[1])
 
 
-def _canonical_unit(unit: str | None) -> str | None:
+def canonical_unit_filter(unit: str | None) -> str | None:
+    """A `unit` filter in the spelling factors are stored with (`kwh` → `kWh`); 422 if unknown."""
     if unit is None:
         return None
     try:
@@ -156,7 +158,7 @@ def search_factors(
     dataset: Annotated[
         str | None,
         Query(
-            pattern=r"^(?:[a-z0-9][a-z0-9-]{0,63}/)?[a-z0-9][a-z0-9-]{0,63}$",
+            pattern=DATASET_REF_PATTERN,
             description="Dataset slug, or publisher/dataset",
         ),
     ] = None,
@@ -185,7 +187,7 @@ def search_factors(
         activity_id=activity_id,
         region=region,
         year=year,
-        unit=_canonical_unit(unit),
+        unit=canonical_unit_filter(unit),
         category=category,
         boundary=boundary,
         publisher=publisher,
@@ -198,7 +200,7 @@ def search_factors(
     if filters.q:
         # Text search ranks exact activity matches first: the cursor is (rank, id).
         items, position = service.search_factors_ranked(
-            session, viewer=viewer, filters=filters, after=_ranked_after(cursor, scope), limit=limit
+            session, viewer=viewer, filters=filters, after=ranked_after(cursor, scope), limit=limit
         )
         next_cursor = encode_cursor(list(position), scope) if position else None
     else:

@@ -30,11 +30,11 @@ from app.core.pagination import (
     next_link,
     set_link_header,
 )
-from app.core.params import SLUG_PATTERN, only_query_params
+from app.core.params import DATASET_REF_PATTERN, SLUG_PATTERN, only_query_params
 from app.exports.writer import neutralise
 from app.factors import service
 from app.factors.facets import FACETS, Facets, activity_totals, facet_counts
-from app.factors.router import _canonical_unit, _ranked_after
+from app.factors.router import canonical_unit_filter, ranked_after
 from app.factors.schemas import ACTIVITY_ID_PATTERN, MAX_YEAR, MIN_YEAR, REGION_PATTERN, Boundary
 from app.web.i18n import Lang, Translator, negotiate
 from app.web.templating import PageMeta, Twin, query_string, render_page
@@ -57,7 +57,6 @@ FILTER_PARAMS: tuple[str, ...] = (
     "license",
 )
 ACCEPTED = (*FILTER_PARAMS, "cursor", "limit", "lang")
-DATASET_PATTERN = r"^(?:[a-z0-9][a-z0-9-]{0,63}/)?[a-z0-9][a-z0-9-]{0,63}$"
 # The columns of the CSV twin: the factor as the API gives it, most useful first.
 CSV_COLUMNS = (
     "id",
@@ -99,7 +98,7 @@ class SearchParams(BaseModel):
     category: Annotated[str, Field(max_length=255)] | None = None
     boundary: Boundary | None = None
     publisher: Annotated[str, Field(pattern=SLUG_PATTERN)] | None = None
-    dataset: Annotated[str, Field(pattern=DATASET_PATTERN)] | None = None
+    dataset: Annotated[str, Field(pattern=DATASET_REF_PATTERN)] | None = None
     license: Annotated[str, Field(max_length=128)] | None = None
     cursor: Annotated[str, Field(max_length=512)] | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = PAGE_SIZE
@@ -159,7 +158,7 @@ def to_filters(params: SearchParams) -> service.FactorFilters:
         activity_id=params.activity_id,
         region=params.region,
         year=params.year,
-        unit=_canonical_unit(params.unit),
+        unit=canonical_unit_filter(params.unit),
         category=params.category,
         boundary=params.boundary,
         publisher=publisher,
@@ -188,7 +187,7 @@ def run_search(session: Session, params: SearchParams) -> SearchResult:
             session,
             viewer=ANONYMOUS,
             filters=filters,
-            after=_ranked_after(params.cursor, scope),
+            after=ranked_after(params.cursor, scope),
             limit=params.limit,
         )
         next_cursor = encode_cursor(list(position), scope) if position else None
