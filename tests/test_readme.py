@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import re
 import shlex
+from datetime import date
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
 from app.cli import build_parser
+from app.core.db import make_sessionmaker
+from app.datasets.models import Dataset, Publisher
+from app.datasets.records import parse_record, read_csv_rows
+from app.factors.schemas import FactorFields
+from app.factors.validation import load_record_reference
+from tests.factories import create_version
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -60,3 +69,74 @@ def test_content_hash_recipe_verifies_a_seed_version(
     (recipe,) = [block for block in code_blocks("python") if "BASE = " in block]
     exec(recipe.replace('BASE = "http://127.0.0.1:8000"', f'BASE = "{served}"'), {})
     assert "content_sha256 verified" in capsys.readouterr().out
+
+
+# The double-quoted examples are the ones whose answer depends on the database's history; the
+# README says what each answers on a fresh `make serve`, and these tests hold it to that.
+QUOTED_URLS = re.findall(r'curl "(http://127\.0\.0\.1:8000[^"]+)"', README)
+AS_OF_URLS = [url for url in QUOTED_URLS if "as_of=" in url]
+DIFF_URLS = [url for url in QUOTED_URLS if "/diff?" in url]
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def test_every_quoted_example_is_one_of_these() -> None:
+    assert sorted(QUOTED_URLS) == sorted(AS_OF_URLS + DIFF_URLS)
+    assert AS_OF_URLS
+    assert DIFF_URLS
+
+
+def test_as_of_examples_answer_as_the_readme_says(client: TestClient, seeded: None) -> None:
+    """Before the seed was published the lookup is a 404 naming the date; the search is empty."""
+    for url in AS_OF_URLS:
+        response = client.get(_path(url))
+        if "/v1/factors?" in url:
+            assert response.status_code == 200, response.text
+            assert response.json()["items"] == []
+        else:
+            assert response.status_code == 404, response.text
+            assert "was current at the end of 2024-12-31" in response.json()["detail"]
+        today = client.get(_path(url).replace("2024-12-31", date.today().isoformat()))
+        assert today.status_code == 200, today.text
+        assert today.json().get("items", [today.json()])
+
+
+def test_diff_example_answers_once_a_newer_release_is_published(
+    client: TestClient, seeded: None, db: Engine
+) -> None:
+    (url,) = DIFF_URLS
+    parts = urlsplit(url)
+    publisher, dataset, _, newer = parts.path.split("/")[3:7]
+    older = parse_qs(parts.query)["from"][0]
+    assert client.get(_path(url)).status_code == 404  # the seed has one release per dataset
+    # A synthetic correction of the seeded release, in this test's database only.
+    with make_sessionmaker(db).begin() as session:
+        dataset_row = session.scalars(
+            select(Dataset)
+            .join(Publisher, Publisher.id == Dataset.publisher_id)
+            .where(Publisher.slug == publisher, Dataset.slug == dataset)
+        ).one()
+        # The seeded release's rows, read from its file as the seed loader reads them.
+        reference = load_record_reference(session)
+        seed_file = ROOT / "seed_data" / publisher / dataset / f"{older}.csv"
+        parsed = [parse_record(row, cells, reference) for row, cells in read_csv_rows(seed_file)]
+        rows = sorted(
+            (record for record in parsed if isinstance(record, FactorFields)),
+            key=lambda record: record.factor_code,
+        )
+        assert len(rows) == len(parsed), "the seed file parses without problems"
+        corrected = rows[0].model_copy(
+            update={"co2e": rows[0].co2e + 0.01, "notes": "Synthetic correction for a test."}
+        )
+        create_version(session, dataset=dataset_row, version=newer, factors=[corrected, *rows[1:]])
+    response = client.get(_path(url))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["from"], body["to"]) == (older, newer)
+    assert body["summary"] == {"added": 0, "removed": 0, "changed": 1}
+    (change,) = body["changed"]
+    assert change["factor_code"] == rows[0].factor_code
+    assert change["fields"]["co2e"] == {"before": rows[0].co2e, "after": corrected.co2e}
