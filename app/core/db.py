@@ -97,6 +97,10 @@ def _finish(session: Session, *, commit: bool) -> None:
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """One transaction per request: commit on success, roll back on any error.
 
+    The commit runs before the response is sent (`SessionDep` declares `scope="function"`), so
+    no answer ever acknowledges a write that is not yet durable and visible to the next
+    request, and a commit that fails becomes the error response instead of a lost write.
+
     An async generator, so that opening the session costs no trip to the thread pool (it does
     no I/O until the endpoint's first query); the commit or rollback at the end, which does,
     runs in the pool.
@@ -111,4 +115,4 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     await run_in_threadpool(_finish, session, commit=True)
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
