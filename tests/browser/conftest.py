@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from sqlalchemy.engine import Engine, make_url
 
 from app.core.config import Settings
 from app.core.db import make_engine, make_sessionmaker
 from app.datasets.seed import load_seed
 from app.main import create_app
-from tests.conftest import _free_port, empty_shared_database
+from tests.conftest import empty_shared_database
+from tests.live_server import serve_in_thread
 
 CHROMIUM = Path(os.environ.get("EFDB_CHROMIUM", "/usr/bin/chromium"))
 REQUIRE_BROWSER = os.environ.get("EFDB_REQUIRE_BROWSER") == "1"
@@ -74,11 +71,6 @@ class Site:
     settings: Settings
 
 
-class _ThreadedServer(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # the test process keeps its own handlers
-        pass
-
-
 @pytest.fixture(scope="module")
 def site(
     migrated_database: str,
@@ -104,22 +96,10 @@ def site(
     with make_sessionmaker(engine).begin() as session:
         load_seed(session, settings.seed_dir)
     app = create_app(settings)
-    port = _free_port()
-    server = _ThreadedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the live server did not start")
-        time.sleep(0.05)
-    assert httpx.get(f"{url}/readyz").status_code == 200
     try:
-        yield Site(url=url, engine=engine, settings=settings)
+        with serve_in_thread(app) as url:
+            yield Site(url=url, engine=engine, settings=settings)
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         app.state.engine.dispose()
         empty_shared_database(engine)
         engine.dispose()
