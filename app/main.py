@@ -10,6 +10,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
+from app.core.openapi import install_openapi
 from app.core.strict_json import StrictJSON
 from app.datasets.router import router as datasets_router
 from app.exports.router import router as exports_router
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exports_router)
     app.include_router(reference_router)
     install_web(app)
+    install_openapi(app)
     # Added last, runs first: the size cap applies before anything reads the body.
     app.add_middleware(StrictJSON)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_mb * 1024 * 1024)
