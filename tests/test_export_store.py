@@ -288,3 +288,20 @@ def test_a_snapshot_in_the_old_layout_is_served_only_while_its_bytes_match(
     overwritten = client.get(f"{base}/factors.arrow")
     assert overwritten.status_code == 404
     assert overwritten.headers["content-type"].startswith("application/problem+json")
+
+
+def test_snapshot_create_refuses_an_export_directory_the_database_did_not_record(
+    client: TestClient, seeded: None, database_url: str, settings: Settings, tmp_path: Path
+) -> None:
+    assert client.get("/readyz").status_code == 200  # first start: the directory is marked
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
+    env |= {
+        "EFDB_DATABASE_URL": database_url,
+        "EFDB_EXPORT_DIR": str(tmp_path / "elsewhere"),
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    refused = run_efdb("snapshot", "create", env=env, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "not the one this database recorded" in refused.stderr
+    assert not (tmp_path / "elsewhere" / "sha256").exists()
+    assert client.get("/v1/snapshots").json()["items"] == []
