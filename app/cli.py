@@ -1,4 +1,5 @@
-"""The `efdb` command line: serve, migrate, seed, export OpenAPI, verify the audit chain."""
+"""The `efdb` command line: serve, migrate, seed, export OpenAPI, verify the audit chain and
+the export store."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.core.config import PROJECT_ROOT, Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 OPENAPI_PATH = PROJECT_ROOT / "openapi" / "openapi.json"
 
@@ -61,6 +66,7 @@ def prepare_database(settings: Settings) -> None:
     """Migrate to head and, on an empty database, load the seed data."""
     from app.core.migrations import upgrade_to_head
     from app.datasets.seed import database_is_empty, load_seed
+    from app.exports.store import store_problem
     from app.reference.loader import load_reference_data
 
     engine, factory = _session_factory(settings)
@@ -70,8 +76,14 @@ def prepare_database(settings: Settings) -> None:
             load_reference_data(session, settings.seed_dir / "reference")
             if database_is_empty(session):
                 load_seed(session, settings.seed_dir)
+        # First start: name the database and mark the export directory as its own. A
+        # directory that is not its own is reported by /readyz (and here), not fatal.
+        with factory.begin() as session:
+            problem = store_problem(session, settings.export_dir)
     finally:
         engine.dispose()
+    if problem is not None:
+        print(f"efdb: not ready: {problem}", file=sys.stderr, flush=True)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
@@ -250,6 +262,33 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     revoke.set_defaults(handler=cmd_client_revoke)
 
 
+def _check_export_store(session: Session, settings: Settings) -> None:
+    """Refuse to work with an export directory that is not this database's (first start: name
+    the database and mark the directory as its own)."""
+    from app.exports.store import store_problem
+
+    problem = store_problem(session, settings.export_dir)
+    if problem is not None:
+        raise CliError(problem)
+
+
+def cmd_exports_verify(args: argparse.Namespace, settings: Settings) -> None:
+    from app.exports.store import verify_files
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory() as session:
+            checks = verify_files(session, settings.export_dir)
+    finally:
+        engine.dispose()
+    bad = [check for check in checks if check.problem is not None]
+    for check in bad:
+        print(f"{check.problem}: {check.file.label} ({check.file.path})")
+    if bad:
+        raise CliError(f"{len(bad)} of {len(checks)} recorded export files are missing or differ")
+    print(json.dumps({"ok": True, "files": len(checks)}))
+
+
 def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
     from fastapi.encoders import jsonable_encoder
 
@@ -258,6 +297,8 @@ def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
 
     engine, factory = _session_factory(settings)
     try:
+        with factory.begin() as session:
+            _check_export_store(session, settings)
         with factory.begin() as session:
             snapshot = create_snapshot(session, export_dir=settings.export_dir, actor=_cli_actor())
             resource = snapshot_resource(snapshot)
@@ -308,6 +349,15 @@ def build_parser() -> argparse.ArgumentParser:
     snapshot.add_parser(
         "create", help="write a snapshot of every redistributable dataset (prints it as JSON)"
     ).set_defaults(handler=cmd_snapshot_create)
+
+    exports = commands.add_parser("exports", help="the export store").add_subparsers(
+        dest="exports", required=True
+    )
+    exports.add_parser(
+        "verify",
+        help="check every recorded export and snapshot file against its sha256 and size; "
+        "print those missing or differing, exit 1 if any",
+    ).set_defaults(handler=cmd_exports_verify)
 
     _add_admin_commands(commands)
     return parser

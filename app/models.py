@@ -3,7 +3,7 @@
 from app.auth.models import Client
 from app.core.db import Base
 from app.datasets.models import Dataset, Publisher
-from app.exports.models import Snapshot, snapshot_version
+from app.exports.models import DatabaseInstance, ExportFile, Snapshot, snapshot_version
 from app.factors.models import Factor
 from app.provenance.models import AuditEvent, Source
 from app.reference.models import (
@@ -22,8 +22,10 @@ __all__ = [
     "Base",
     "Client",
     "ConversionProperty",
+    "DatabaseInstance",
     "Dataset",
     "DatasetVersion",
+    "ExportFile",
     "Factor",
     "GwpValue",
     "Location",

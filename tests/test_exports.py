@@ -307,7 +307,10 @@ def test_version_export_is_written_once_and_served_as_a_file(
 ) -> None:
     url = version_url("mee-cn", "cn-electricity-co2", "1.0.0") + "/export.parquet"
     first = client.get(url)
-    path = settings.export_dir / "versions/mee-cn/cn-electricity-co2/1.0.0/export.parquet"
+    sha256 = hashlib.sha256(first.content).hexdigest()
+    assert first.headers["etag"] == f'"{sha256}"'
+    # Named by its sha256 in the export store.
+    path = settings.export_dir / "sha256" / f"{sha256}.parquet"
     assert path.read_bytes() == first.content
     written_at = path.stat().st_mtime_ns
     second = client.get(url)
@@ -315,10 +318,7 @@ def test_version_export_is_written_once_and_served_as_a_file(
     assert second.headers["etag"] == first.headers["etag"]
     assert path.stat().st_mtime_ns == written_at
     # No temporary file is left beside it.
-    assert sorted(p.name for p in path.parent.iterdir()) == [
-        "export.parquet",
-        "export.parquet.json",
-    ]
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
 
     etag = first.headers["etag"]
     not_modified = client.get(url, headers={"If-None-Match": etag})
@@ -346,18 +346,27 @@ def test_version_export_is_written_once_and_served_as_a_file(
     assert head.headers["etag"] == etag
 
 
-def test_a_half_written_file_is_never_served(
+def test_a_half_written_or_altered_file_is_never_served(
     client: TestClient, seeded: None, settings: Settings
 ) -> None:
     url = version_url("mee-cn", "cn-electricity-co2", "1.0.0") + "/export.parquet"
-    good = client.get(url).content
-    path = settings.export_dir / "versions/mee-cn/cn-electricity-co2/1.0.0/export.parquet"
-    # A crash between writing the file and recording it: the file is written again.
-    path.with_name("export.parquet.json").unlink()
-    path.write_bytes(good[: len(good) // 2])
-    again = client.get(url)
-    assert again.content == good
-    assert again.headers["etag"] == f'"{hashlib.sha256(good).hexdigest()}"'
+    store = settings.export_dir / "sha256"
+    store.mkdir(parents=True)
+    # A run that crashed mid-write left a half file under a temporary name; no record names it.
+    leftover = store / ".tmp-crashed"
+    leftover.write_bytes(b"PAR1" + b"\0" * 100)
+    good = client.get(url)
+    assert good.status_code == 200
+    sha256 = hashlib.sha256(good.content).hexdigest()
+    assert good.headers["etag"] == f'"{sha256}"'
+    assert pq.read_table(io.BytesIO(good.content)).num_rows > 0
+    # Altered after it was recorded: never sent under its recorded ETag.
+    path = store / f"{sha256}.parquet"
+    path.write_bytes(good.content[: len(good.content) // 2])
+    altered = client.get(url)
+    assert altered.status_code == 404
+    assert altered.headers["content-type"].startswith("application/problem+json")
+    assert "export store" in altered.json()["detail"]
 
 
 def test_arrow_stream_export_reads_in_pyarrow_polars_and_duckdb(
@@ -454,8 +463,8 @@ def test_registered_dataset_export_needs_a_reader_token(
     table = pq.read_table(io.BytesIO(client.get(f"{base}/export.parquet", headers=headers).content))
     assert table.column("factor_code").to_pylist() == ["r-1"]
     # Kept apart from the public files, which a CDN may serve as they are.
-    assert (settings.export_dir / "registered-versions/synth-reg/members/1.0.0").is_dir()
-    assert not (settings.export_dir / "versions").exists()
+    assert len(list((settings.export_dir / "registered/sha256").iterdir())) == 3
+    assert not (settings.export_dir / "sha256").exists()
 
 
 def test_non_redistributable_version_is_served_with_its_license(
@@ -705,7 +714,7 @@ def test_a_failed_snapshot_leaves_nothing_behind(
     assert response.status_code == 500
     assert response.headers["content-type"].startswith("application/problem+json")
     assert client.get("/v1/snapshots").json()["items"] == []
-    root = settings.export_dir / "snapshots"
+    root = settings.export_dir / "sha256"
     assert not root.exists() or list(root.iterdir()) == []
 
 

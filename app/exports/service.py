@@ -1,23 +1,20 @@
 """Per-version exports and national snapshots: which releases, which files, where.
 
-The export store (``settings.export_dir``) holds
-- ``versions/<publisher>/<dataset>/<version>/export.{parquet,arrow,csv}`` (registered
-  datasets under ``registered-versions/``): a released version is immutable, so each file is
-  written once, on its first request, and then served as a file. Beside each,
-  ``<file>.json`` records its sha256 and size; it is written last, so a file without it is
-  incomplete and is written again.
-- ``snapshots/<id>/{factors.parquet,factors.arrow,manifest.json}``: written into a staging
-  directory, renamed into place, and only then recorded in the ``snapshot`` table (in the
-  same transaction as the audit event), so no snapshot is ever listed without its files.
+Files live in the export store (``app.exports.store``): named by their sha256, written once
+and never replaced, so no two databases or servers sharing ``settings.export_dir`` can ever
+send different bytes under one name. What a release's or a snapshot's files are is recorded
+in the database:
+- ``export_file``: a released version's ``export.{parquet,arrow,csv}`` (a released version is
+  immutable, so each is written once, on its first request, and then served as a file);
+- ``snapshot.files``: a snapshot's ``factors.parquet``, ``factors.arrow`` and
+  ``manifest.json``, written first and recorded in the same transaction as the audit event,
+  so no snapshot is ever listed without its files.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -26,6 +23,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 from sqlalchemy import Row, and_, insert, or_, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.viewer import Viewer
@@ -33,7 +31,8 @@ from app.core.db import AnySelect, utcnow
 from app.core.errors import Conflict, NotFound
 from app.datasets import service as datasets_service
 from app.datasets.models import Dataset, Publisher
-from app.exports.models import Snapshot, snapshot_version
+from app.exports import store
+from app.exports.models import ExportFile, Snapshot, snapshot_version
 from app.exports.schema import (
     COLUMNS,
     CONTENT_HASH_FIELDS,
@@ -45,13 +44,11 @@ from app.exports.schema import (
 from app.exports.schema import file_metadata as build_file_metadata
 from app.exports.source import release_batches
 from app.exports.writer import (
-    WrittenFile,
     parquet_batches,
     write_arrow_stream,
     write_bytes_atomic,
     write_csv,
     write_parquet,
-    written,
 )
 from app.provenance.audit import append_event
 from app.versioning.models import DatasetVersion
@@ -147,45 +144,32 @@ def snapshot_releases(session: Session) -> list[ReleaseInfo]:
     return [_release(row) for row in rows]
 
 
-# --------------------------------------------------------------------------- file cache
+# --------------------------------------------------------------------------- per version
 
 
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
+def recorded_export(session: Session, release: ReleaseInfo, fmt: str) -> ExportFile | None:
+    """The recorded export file of a release in the current export schema, if written."""
+    return session.get(ExportFile, (release.version_id, fmt, SCHEMA_VERSION))
 
 
-def _cached(path: Path) -> WrittenFile | None:
-    """The recorded sha256 and size of a finished file of the current schema, if any."""
+def _intact(export_dir: Path, record: ExportFile) -> Path | None:
+    path = store.resolve(export_dir, record.path)
     try:
-        record = json.loads(_sidecar(path).read_text(encoding="utf-8"))
-        size = path.stat().st_size
-    except (OSError, ValueError):
+        return path if path.stat().st_size == record.bytes else None
+    except OSError:
         return None
-    if record.get("schema_version") != SCHEMA_VERSION or record.get("bytes") != size:
-        return None
-    return WrittenFile(path.name, str(record["sha256"]), size)
 
 
-def _record(path: Path, done: WrittenFile) -> WrittenFile:
-    body = {"sha256": done.sha256, "bytes": done.bytes, "schema_version": SCHEMA_VERSION}
-    write_bytes_atomic(_sidecar(path), json.dumps(body).encode())
-    return done
-
-
-def version_directory(export_dir: Path, release: ReleaseInfo) -> Path:
-    # Registered datasets' files live apart, so that the public part of the store can sit
-    # behind a CDN as it is (contract §13) without ever exposing them.
-    root = export_dir / ("versions" if release.access == "public" else "registered-versions")
-    return root / release.publisher / release.dataset / release.version
-
-
-def ensure_version_parquet(session: Session, export_dir: Path, release: ReleaseInfo) -> Path:
-    path = version_directory(export_dir, release) / "export.parquet"
-    if _cached(path) is None:
+def ensure_version_parquet(session: Session, export_dir: Path, release: ReleaseInfo) -> ExportFile:
+    record = recorded_export(session, release, "parquet")
+    if record is not None:
+        return record
+    private = release.access != "public"
+    with store.new_file(export_dir, private=private) as temporary:
         # Deterministic for a release (no write time inside), so two workers racing to write
-        # it produce the same bytes and either rename wins.
+        # it produce the same bytes, under the same name.
         files = write_parquet(
-            path,
+            temporary,
             [release_batches(session, release)],
             metadata=build_file_metadata([release], export="version"),
         )
@@ -193,8 +177,43 @@ def ensure_version_parquet(session: Session, export_dir: Path, release: ReleaseI
             raise RuntimeError(
                 f"{release.key}: exported {files.rows} rows, expected {release.row_count}"
             )
-        _record(path, files.parquet)
-    return path
+        stored = store.keep(export_dir, temporary, ext="parquet", private=private)
+    return store.record_export_file(
+        session,
+        version_id=release.version_id,
+        fmt="parquet",
+        schema_version=SCHEMA_VERSION,
+        stored=stored,
+    )
+
+
+def _ensure_derived(
+    session: Session, export_dir: Path, release: ReleaseInfo, fmt: ExportFormat
+) -> ExportFile:
+    """The Arrow or CSV file of a release, derived from its Parquet file."""
+    record = recorded_export(session, release, fmt)
+    if record is not None:
+        return record
+    parquet = _intact(export_dir, ensure_version_parquet(session, export_dir, release))
+    if parquet is None:
+        raise _lost(release, "parquet")
+    private = release.access != "public"
+    with store.new_file(export_dir, private=private) as temporary:
+        writer = write_arrow_stream if fmt == "arrow" else write_csv
+        writer(temporary, parquet)
+        stored = store.keep(export_dir, temporary, ext=fmt, private=private)
+    return store.record_export_file(
+        session,
+        version_id=release.version_id,
+        fmt=fmt,
+        schema_version=SCHEMA_VERSION,
+        stored=stored,
+    )
+
+
+def _lost(release: ReleaseInfo, fmt: str) -> NotFound:
+    log.error("%s: its recorded %s export is missing from the export store", release.key, fmt)
+    return NotFound(f"The {fmt} export of {release.key} is not in the export store.")
 
 
 def version_export(
@@ -215,20 +234,17 @@ def version_export(
     release = _release(
         session.execute(_release_select().where(DatasetVersion.id == version_row.id)).one()
     )
-    parquet = ensure_version_parquet(session, export_dir, release)
-    path = parquet
-    if fmt != "parquet":
-        path = parquet.with_name(f"export.{fmt}")
-        if _cached(path) is None:
-            writer = write_arrow_stream if fmt == "arrow" else write_csv
-            _record(path, writer(path, parquet))
-    done = _cached(path)
-    if done is None:  # removed between writing and serving: the store is being tampered with
-        raise NotFound(f"The {fmt} export of {release.key} is not available; try again.")
+    if fmt == "parquet":
+        record = ensure_version_parquet(session, export_dir, release)
+    else:
+        record = _ensure_derived(session, export_dir, release, fmt)
+    path = _intact(export_dir, record)
+    if path is None:  # removed or altered since it was recorded: `efdb exports verify` says so
+        raise _lost(release, fmt)
     return ServedFile(
         path=path,
-        sha256=done.sha256,
-        bytes=done.bytes,
+        sha256=record.sha256,
+        bytes=record.bytes,
         media_type=MEDIA_TYPES[fmt],
         filename=f"{publisher}_{dataset}_{version}.{fmt}",
         license_url=release.license_url,
@@ -237,10 +253,6 @@ def version_export(
 
 
 # --------------------------------------------------------------------------- snapshots
-
-
-def _snapshot_dir(export_dir: Path) -> Path:
-    return export_dir / "snapshots"
 
 
 def next_snapshot_id(session: Session, day: date) -> str:
@@ -268,43 +280,57 @@ def _schema_document() -> list[dict[str, Any]]:
 def _groups(
     session: Session, export_dir: Path, releases: list[ReleaseInfo]
 ) -> Iterator[Iterator[pa.RecordBatch]]:
-    """Each release's batches: from its finished per-version export when there is one (a
+    """Each release's batches: from its recorded per-version export when there is one (a
     published version never changes, so its export is reused by every later snapshot),
     otherwise streamed from the database."""
     for release in releases:
-        cached = version_directory(export_dir, release) / "export.parquet"
-        if _cached(cached) is not None:
-            yield parquet_batches(cached, CACHED_BATCH_ROWS)
+        record = recorded_export(session, release, "parquet")
+        path = _intact(export_dir, record) if record is not None else None
+        if path is not None:
+            yield parquet_batches(path, CACHED_BATCH_ROWS)
         else:
             yield release_batches(session, release)
 
 
 def create_snapshot(session: Session, *, export_dir: Path, actor: str) -> Snapshot:
-    """Write one national release and record it with its audit event; the caller commits."""
-    locked = session.get_bind().dialect.name == "postgresql"
-    if locked:
+    """Write one national release and record it with its audit event; the caller commits.
+
+    The files are written under temporary names first and given their sha256 names only when
+    all three are complete; a run that fails after that leaves files no record names, which
+    nothing serves (and a later run never takes for its own: its bytes have other names).
+    """
+    if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SNAPSHOT_LOCK_KEY})
     releases = snapshot_releases(session)
     if not releases:
         raise Conflict("There is no public, redistributable published dataset to snapshot.")
     created_at = utcnow()
     snapshot_id = next_snapshot_id(session, created_at.date())
-    root = _snapshot_dir(export_dir)
-    staging = root / f".staging-{uuid.uuid4().hex}"
-    final = root / snapshot_id
-    try:
+    with (
+        store.new_file(export_dir, private=False) as parquet_temporary,
+        store.new_file(export_dir, private=False) as arrow_temporary,
+        store.new_file(export_dir, private=False) as manifest_temporary,
+    ):
         written_files = write_parquet(
-            staging / "factors.parquet",
+            parquet_temporary,
             _groups(session, export_dir, releases),
             metadata=build_file_metadata(
                 releases, export="snapshot", snapshot_id=snapshot_id, created_at=created_at
             ),
-            arrow_target=staging / "factors.arrow",
+            arrow_target=arrow_temporary,
         )
-        parquet, arrow, rows = written_files
+        rows = written_files.rows
         expected = sum(release.row_count for release in releases)
-        if rows != expected or arrow is None:
+        if rows != expected or written_files.arrow is None:
             raise RuntimeError(f"snapshot {snapshot_id}: wrote {rows} rows, expected {expected}")
+
+        def entry(name: str, done: Any) -> dict[str, Any]:
+            return {"name": name, "sha256": done.sha256, "bytes": done.bytes}
+
+        data_files = [
+            entry("factors.parquet", written_files.parquet),
+            entry("factors.arrow", written_files.arrow),
+        ]
         manifest: dict[str, Any] = {
             "format": "efdb-snapshot",
             "schema_version": SCHEMA_VERSION,
@@ -313,53 +339,57 @@ def create_snapshot(session: Session, *, export_dir: Path, actor: str) -> Snapsh
             "created_by": actor,
             "row_count": rows,
             "dataset_versions": [release.manifest_entry() for release in releases],
-            "files": [parquet.as_dict(), arrow.as_dict()],
+            "files": data_files,
             "licenses": attribution_list(releases),
             "content_hash_fields": list(CONTENT_HASH_FIELDS),
             "content_hash_recipe": CONTENT_HASH_RECIPE,
             "columns": _schema_document(),
         }
         body = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-        write_bytes_atomic(staging / "manifest.json", body)
-        files = [parquet.as_dict(), arrow.as_dict(), written(staging / "manifest.json").as_dict()]
-        if final.exists():
-            if not locked:  # SQLite: another writer may be finishing this very id
-                raise Conflict("Another snapshot is being written; try again in a moment.")
-            # Left by a run that crashed before committing: no row names it (we hold the lock).
-            shutil.rmtree(final)
-        os.replace(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        write_bytes_atomic(manifest_temporary, body)
+        kept = [
+            store.keep(export_dir, temporary, ext=ext, private=False)
+            for temporary, ext in (
+                (parquet_temporary, "parquet"),
+                (arrow_temporary, "arrow"),
+                (manifest_temporary, "json"),
+            )
+        ]
+    files = [
+        {"name": name, "sha256": done.sha256, "bytes": done.bytes}
+        for name, done in zip(SNAPSHOT_FILES, kept, strict=True)
+    ]
+    if [f["sha256"] for f in files[:2]] != [f["sha256"] for f in data_files]:
+        raise RuntimeError(f"snapshot {snapshot_id}: a file changed while it was kept")
+    snapshot = Snapshot(
+        id=snapshot_id,
+        created_at=created_at,
+        created_by=actor,
+        row_count=rows,
+        files=files,
+        manifest=manifest,
+    )
+    session.add(snapshot)
     try:
-        snapshot = Snapshot(
-            id=snapshot_id,
-            created_at=created_at,
-            created_by=actor,
-            row_count=rows,
-            files=files,
-            manifest=manifest,
-        )
-        session.add(snapshot)
         session.flush()
-        session.execute(
-            insert(snapshot_version),
-            [{"snapshot_id": snapshot_id, "version_id": r.version_id} for r in releases],
-        )
-        append_event(
-            session,
-            actor=actor,
-            action="snapshot.created",
-            subject_type="snapshot",
-            subject_id=snapshot_id,
-            payload={
-                "row_count": rows,
-                "dataset_versions": {r.key: r.content_sha256 for r in releases},
-                "files": {f["name"]: f["sha256"] for f in files},
-            },
-        )
-    except BaseException:
-        shutil.rmtree(final, ignore_errors=True)
-        raise
+    except IntegrityError as exc:  # SQLite: another writer took this id first
+        raise Conflict("Another snapshot is being written; try again in a moment.") from exc
+    session.execute(
+        insert(snapshot_version),
+        [{"snapshot_id": snapshot_id, "version_id": r.version_id} for r in releases],
+    )
+    append_event(
+        session,
+        actor=actor,
+        action="snapshot.created",
+        subject_type="snapshot",
+        subject_id=snapshot_id,
+        payload={
+            "row_count": rows,
+            "dataset_versions": {r.key: r.content_sha256 for r in releases},
+            "files": {f["name"]: f["sha256"] for f in files},
+        },
+    )
     return snapshot
 
 
@@ -428,12 +458,12 @@ def snapshot_file(
 ) -> tuple[Snapshot, ServedFile]:
     snapshot = get_snapshot(session, snapshot_id)
     entry = next((f for f in snapshot.files if f["name"] == name), None)
-    path = _snapshot_dir(export_dir) / snapshot.id / name
+    path = store.snapshot_file_path(export_dir, snapshot.id, entry) if entry else None
     try:
-        size = path.stat().st_size
+        size = path.stat().st_size if path is not None else -1
     except OSError:
         size = -1
-    if entry is None or size != entry["bytes"]:
+    if path is None or entry is None or size != entry["bytes"]:
         log.error("snapshot %s: %s is missing from the export store or altered", snapshot.id, name)
         raise NotFound(f"Snapshot {snapshot.id} has no file {name} in the export store.")
     return snapshot, ServedFile(

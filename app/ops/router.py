@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.core.config import Settings
+from app.core.db import make_sessionmaker
+from app.core.errors import problem_response
 from app.core.migrations import current_revision, head_revision
+from app.exports.store import store_problem
 
 router = APIRouter(tags=["operations"])
 
@@ -17,26 +23,52 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database is reachable and migrated to head")
+def _unavailable(detail: str, **extra: Any) -> JSONResponse:
+    return problem_response(
+        status=503,
+        code="not-ready",
+        title="Not ready",
+        detail=detail,
+        instance="/readyz",
+        extra=extra,
+    )
+
+
+@router.get(
+    "/readyz",
+    summary="The database is reachable and migrated to head, and the export directory is its own",
+)
 def readyz(request: Request) -> JSONResponse:
     engine = request.app.state.engine
+    settings: Settings = request.app.state.settings
     head = head_revision()
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         current = current_revision(engine)
     except SQLAlchemyError:
-        return JSONResponse(
-            {"status": "unavailable", "database": "unreachable", "migration": None, "head": head},
-            status_code=503,
+        return _unavailable(
+            "The database is unreachable.", database="unreachable", migration=None, head=head
         )
-    ready = current == head
+    if current != head:
+        return _unavailable(
+            f"The database is at migration {current}, not at head {head}; run `efdb db upgrade`.",
+            database="ok",
+            migration=current,
+            head=head,
+        )
+    try:
+        # On first start this names the database and marks the export directory as its own.
+        with make_sessionmaker(engine).begin() as session:
+            problem = store_problem(session, settings.export_dir)
+    except SQLAlchemyError:
+        return _unavailable(
+            "The database is unreachable.", database="unreachable", migration=current, head=head
+        )
+    if problem is not None:
+        return _unavailable(
+            problem, database="ok", migration=current, head=head, export_dir="mismatch"
+        )
     return JSONResponse(
-        {
-            "status": "ok" if ready else "unavailable",
-            "database": "ok",
-            "migration": current,
-            "head": head,
-        },
-        status_code=200 if ready else 503,
+        {"status": "ok", "database": "ok", "migration": current, "head": head, "export_dir": "ok"}
     )
