@@ -97,6 +97,9 @@ class FactorFilters:
     as_of: date | None = None
     # Not an API parameter (yet): the web explorer's license facet filters on it.
     license_id: str | None = None
+    # Not an API parameter: one unreleased (draft or submitted) version, by id, for its
+    # publisher or a reviewer (the caller has checked that they may see it).
+    version_id: int | None = None
 
 
 def _escape_like(text: str) -> str:
@@ -108,7 +111,9 @@ def _apply_filters(
 ) -> AnySelect:
     """`query` narrowed to the factors `filters` find (`text`: `filters.q` already looked up
     in the activity labels, when the caller needs it for ranking too)."""
-    if filters.version is not None:
+    if filters.version_id is not None:
+        query = query.where(Factor.version_id == filters.version_id)
+    elif filters.version is not None:
         if filters.dataset is None or filters.publisher is None:
             raise InvalidParameter(
                 "`version` pins one dataset's release: give `publisher` and `dataset` with it "
