@@ -284,6 +284,15 @@ class RegionStep(BaseModel):
     )
 
 
+class DeprecatedMatch(BaseModel):
+    outcome: Literal["passed_over", "used"]
+    dataset: str = Field(description="The deprecated dataset, publisher/dataset")
+    version: str
+    superseded_by: str | None = Field(description="Its successor, if it names one")
+    region_distance: int = Field(description="Where in the region chain its factor was")
+    year: int = Field(description="Its factor's reference year")
+
+
 class Match(BaseModel):
     type: Literal["exact", "fallback"]
     region: str
@@ -309,6 +318,11 @@ class Match(BaseModel):
     decided_by: Literal[
         "only_candidate", "dataset_priority", "newest_published", "exact_unit", "factor_id"
     ] = Field(description="What set the chosen factor above those alternatives")
+    deprecated: DeprecatedMatch | None = Field(
+        default=None,
+        description="A deprecated dataset that had a factor for the line: passed over for a "
+        "current dataset's, or used for lack of any other (null: none was involved)",
+    )
     unit: UnitMatch
 
 
