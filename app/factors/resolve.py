@@ -46,7 +46,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -97,7 +97,7 @@ from app.factors.units import (
 )
 from app.reference.locations import RegionChain, region_chains
 from app.versioning.models import RELEASED_STATUSES, DatasetVersion
-from app.versioning.service import parse_semver, visible_version_ids
+from app.versioning.service import AsOf, parse_semver, visible_version_ids
 
 RANKING = [
     "unit: only factors per a unit of the requested unit's dimension answer (when one is given; "
@@ -118,11 +118,8 @@ _REGION = re.compile(REGION_PATTERN)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 # Visibility classes of the lines: 0 = current releases, 1 = any release (a pinned version),
-# 2… = the releases current at the end of one `as_of` date each.
+# 2… = the releases current at one `as_of` moment each (the end of a date, or an instant).
 _CURRENT, _RELEASED = 0, 1
-# A date is answered up to its end; the last representable date has none (9999-12-31 is a
-# common "no end" sentinel and means what the day before means).
-_LAST_AS_OF = date.max - timedelta(days=1)
 
 # Statements built once per shape and dialect: building a Core statement of this size (and
 # its cache key) costs more than running it for one line. They hold no data, only SQL.
@@ -171,7 +168,7 @@ class Line:
     publisher: str | None = None
     dataset: str | None = None
     version: str | None = None
-    as_of: date | None = None
+    as_of: AsOf | None = None
     boundary: str | None = None
     # Other unit dimensions a factor may be per: those a cited conversion property of the
     # activity links to the amount's (estimates only: t of coal against a per-TJ factor).
@@ -270,7 +267,7 @@ def check_line_values(
     publisher: str | None,
     dataset: str | None,
     version: str | None,
-    as_of: date | None,
+    as_of: AsOf | None,
     boundary: str | None,
 ) -> Line | LineError:
     if not _REGION.match(region):
@@ -325,7 +322,7 @@ def check_line_values(
         publisher=publisher,
         dataset=dataset,
         version=version,
-        as_of=None if as_of is None else min(as_of, _LAST_AS_OF),
+        as_of=as_of,
         boundary=boundary,
     )
 
@@ -391,7 +388,7 @@ def _units_value(dialect: str, dimensions: tuple[str, ...] | None) -> tuple[str,
     return units if dialect == "postgresql" else "," + ",".join(units) + ","
 
 
-def _visible(as_of_dates: Sequence[date]) -> FromClause:
+def _visible(as_of_dates: Sequence[AsOf]) -> FromClause:
     """(class, version id) pairs: current releases, every release, each as_of's releases."""
     current = visible_version_ids().subquery()
     parts = [
@@ -425,7 +422,7 @@ def _with_successor(query: Any) -> Any:
     )
 
 
-def _releases_statement(as_of_dates: Sequence[date], pins: Sequence[tuple[Any, ...]]) -> Any:
+def _releases_statement(as_of_dates: Sequence[AsOf], pins: Sequence[tuple[Any, ...]]) -> Any:
     visible = _visible(as_of_dates)
     parts = [
         _with_successor(
@@ -452,7 +449,7 @@ def _releases_statement(as_of_dates: Sequence[date], pins: Sequence[tuple[Any, .
 
 
 def _releases(
-    session: Session, *, lines: Sequence[Line], as_of_dates: Sequence[date]
+    session: Session, *, lines: Sequence[Line], as_of_dates: Sequence[AsOf]
 ) -> dict[int, list[_Release]]:
     """The releases of each visibility class (query 2), pinned ones only if a line pins one."""
     pins = sorted({(line.publisher, line.dataset, line.version) for line in lines if line.version})
@@ -628,7 +625,7 @@ def _probe(
 # --------------------------------------------------------------------------- resolving
 
 
-def _visibility_class(line: Line, as_of_class: dict[date, int]) -> int:
+def _visibility_class(line: Line, as_of_class: dict[AsOf, int]) -> int:
     if line.version is not None:
         return _RELEASED
     if line.as_of is not None:
@@ -846,7 +843,8 @@ def _no_match(line: Line, chain: RegionChain) -> LineError:
     if line.version:
         scope.append(f"version {line.version}")
     if line.as_of:
-        scope.append(f"as published on {line.as_of}")
+        on = "on" if line.as_of.is_date else "at"
+        scope.append(f"as published {on} {line.as_of.label}")
     if line.boundary:
         scope.append(f"boundary {line.boundary}")
     detail = (

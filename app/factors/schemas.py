@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic_core import PydanticCustomError
 
 from app.factors.units import UnitError, parse_declared_unit
+from app.versioning.service import AsOfValue
 
 Boundary = Literal[
     "cradle-to-gate",
@@ -189,7 +190,11 @@ class ResolveItem(BaseModel):
         str | None, Field(max_length=32, description="Pin a release (needs the dataset)")
     ] = None
     as_of: Annotated[
-        date | None, Field(description="Answer as published at the end of this date")
+        AsOfValue | None,
+        Field(
+            description="Answer as published at the end of this date (UTC), or at this RFC 3339 "
+            "timestamp (with its offset)"
+        ),
     ] = None
     boundary: Annotated[
         str | None,
@@ -228,7 +233,7 @@ class EstimateItem(BaseModel):
     dataset: Annotated[str | None, Field(max_length=129)] = None
     publisher: Annotated[str | None, Field(max_length=64)] = None
     version: Annotated[str | None, Field(max_length=32)] = None
-    as_of: date | None = None
+    as_of: AsOfValue | None = None
     boundary: Annotated[
         str | None, Field(max_length=32, json_schema_extra={"enum": list(BOUNDARIES)})
     ] = None
