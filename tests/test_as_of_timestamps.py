@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.versioning.service import parse_as_of
 from tests.auth_fixtures import TokenKit
 from tests.test_publishing import PUBLISHER, VERSIONS, create_dataset, publish, upload
 from tests.test_version_scenario import Clock, clock  # noqa: F401 (fixture)
@@ -118,3 +119,27 @@ def test_a_timestamp_without_its_offset_is_refused(
         (error,) = response.json()["errors"]
         assert error["loc"] == loc
         assert "offset" in response.json()["detail"] + str(error)
+
+
+@pytest.mark.parametrize(
+    ("given", "before", "label"),
+    [
+        ("2026-12-03", "2026-12-04T00:00:00+00:00", "2026-12-03"),
+        ("2026-12-03T14:05:00Z", "2026-12-03T14:05:00.000001+00:00", "2026-12-03T14:05:00Z"),
+        ("2026-12-03T22:05:00+08:00", "2026-12-03T14:05:00.000001+00:00", "2026-12-03T14:05:00Z"),
+        ("9999-12-31", "9999-12-31T23:59:59.999999+00:00", "9999-12-31"),
+    ],
+)
+def test_as_of_is_an_exclusive_instant(given: str, before: str, label: str) -> None:
+    moment = parse_as_of(given)
+    assert moment.before.isoformat() == before
+    assert str(moment) == label
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["2026-12-03T14:05:00", "yesterday", "2024-02-30", "20261203", "0001-01-01T00:00+01:00"],
+)
+def test_as_of_refuses_what_is_not_a_moment(given: str) -> None:
+    with pytest.raises(ValueError, match=r"offset|date"):
+        parse_as_of(given)

@@ -6,8 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from app.versioning.content_hash import content_sha256
+from app.versioning.models import DatasetVersion
 from tests.auth_fixtures import TokenKit
 from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS, create_dataset, publish, upload
 from tests.test_version_scenario import Clock, clock  # noqa: F401 (fixture)
@@ -172,3 +176,23 @@ def test_publish_names_the_hash_it_reviewed_and_a_mismatch_changes_nothing(
     assert published.json()["content_sha256"] == read
     released = client.get(f"{VERSIONS}/1.1.0/factors").json()["items"]
     assert content_sha256(released) == read
+
+
+def test_a_submission_from_before_submit_fixed_its_hash_still_shows_one(
+    client: TestClient, tokens: TokenKit, db: Engine
+) -> None:
+    setup = _submission(client, tokens)
+    reviewer = setup["reviewer"]
+    fixed = client.get(f"{VERSIONS}/1.1.0", headers=reviewer).json()["content_sha256"]
+    # As a version submitted before this release of the service left it: no hash stored.
+    with Session(db) as session, session.begin():
+        session.execute(
+            update(DatasetVersion)
+            .where(DatasetVersion.version == "1.1.0")
+            .values(content_sha256=None)
+        )
+    shown = client.get(f"{VERSIONS}/1.1.0", headers=reviewer).json()["content_sha256"]
+    assert shown == fixed
+    (queued,) = client.get("/v1/review", headers=reviewer).json()["items"]
+    assert queued["content_sha256"] == fixed
+    assert publish(client, reviewer, "1.1.0").json()["content_sha256"] == fixed
