@@ -67,7 +67,9 @@ def test_a_reviewer_and_the_publisher_read_a_submission_and_nobody_else(
         assert diff.json()["changed"][0]["fields"]["name_en"]["after"].endswith("renamed")
 
     other = tokens.writer("other-synthetic-pub")
-    for headers in ({}, tokens.reader(), other):
+    # The publisher's own read-only client does not review or submit: not for it either.
+    own_reader = tokens.headers(publisher=PUBLISHER, scopes=["factors:read"])
+    for headers in ({}, tokens.reader(), other, own_reader):
         for path, params in (
             (f"{VERSIONS}/1.1.0", {}),
             (f"{VERSIONS}/1.1.0/factors", {}),
@@ -94,6 +96,9 @@ def test_a_reviewer_reads_a_submission_of_a_registered_dataset(
     reviewer = tokens.headers(publisher=None, scopes=["datasets:review"])
     assert client.get(f"{VERSIONS}/1.0.0/factors", headers=reviewer).json()["items"]
     assert publish(client, reviewer, "1.0.0").status_code == 200
+    # And, released, it stays readable to that reviewer (not to anonymous callers).
+    assert client.get(f"{VERSIONS}/1.0.0/factors", headers=reviewer).json()["items"]
+    assert client.get(f"{VERSIONS}/1.0.0/factors").status_code == 404
 
 
 def test_the_queue_lists_submissions_oldest_first_with_their_counts(

@@ -156,7 +156,7 @@ def list_version_factors(
     released = found.status in RELEASED_STATUSES
     items, next_cursor = version_factors_page(
         session,
-        viewer=viewer if released else service.reading_viewer(viewer, publisher),
+        viewer=service.reading_viewer(viewer, publisher),
         publisher=publisher,
         dataset=dataset,
         version=version,
