@@ -19,8 +19,8 @@ from app.factors.router import router as factors_router
 from app.ops.router import router as ops_router
 from app.provenance.router import router as audit_router
 from app.reference.router import router as reference_router
+from app.versioning.router import review_router, template_router
 from app.versioning.router import router as publishing_router
-from app.versioning.router import template_router
 from app.web.router import install_web
 
 API_DESCRIPTION = """\
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets_router)
     app.include_router(publishing_router)
     app.include_router(template_router)
+    app.include_router(review_router)
     app.include_router(audit_router)
     app.include_router(exports_router)
     app.include_router(reference_router)

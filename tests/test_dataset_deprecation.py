@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.auth_fixtures import TokenKit
-from tests.test_publishing import DATASET_BODY, PUBLISHER
+from tests.test_publishing import DATASET_BODY, PUBLISHER, publish
 from tests.upload_files import csv_bytes, synthetic_row
 
 OLD, NEW = "steel-products", "steel-products-2025"
@@ -27,7 +27,7 @@ def _publish(
     )
     assert uploaded.status_code == 201, uploaded.text
     assert client.post(f"{versions}/1.0.0/submit", headers=writer).status_code == 200
-    assert client.post(f"{versions}/1.0.0/publish", headers=reviewer).status_code == 200
+    assert publish(client, reviewer, "1.0.0", versions=versions).status_code == 200
 
 
 @pytest.fixture

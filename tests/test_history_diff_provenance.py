@@ -9,7 +9,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.auth_fixtures import TokenKit, decode_unverified
-from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS, create_dataset, upload
+from tests.test_publishing import (
+    DATASET_BODY,
+    PUBLISHER,
+    VERSIONS,
+    create_dataset,
+    publish,
+    upload,
+)
 from tests.upload_files import csv_bytes, synthetic_row
 
 FACTORS = f"/v1/factors/{PUBLISHER}/steel-products"
@@ -21,7 +28,7 @@ def _release(
     response = upload(client, writer, body, version=version)
     assert response.status_code == 201, response.text
     assert client.post(f"{VERSIONS}/{version}/submit", headers=writer).status_code == 200
-    published = client.post(f"{VERSIONS}/{version}/publish", headers=reviewer)
+    published = publish(client, reviewer, version)
     assert published.status_code == 200, published.text
     return dict(published.json())
 
@@ -119,7 +126,7 @@ def test_diff_needs_two_releases(client: TestClient, releases: dict[str, Any]) -
     for path, params, headers in [
         (f"{VERSIONS}/9.9.9/diff", {"from": "1.0.0"}, {}),
         (f"{VERSIONS}/1.1.0/diff", {"from": "9.9.9"}, {}),
-        # A draft is not released, not even for its own publisher.
+        # A draft is not released, and may still change: not even for its own publisher.
         (f"{VERSIONS}/2.1.0/diff", {"from": "1.0.0"}, writer),
         (f"{VERSIONS}/1.0.0/diff", {"from": "2.1.0"}, writer),
         (f"/v1/datasets/{PUBLISHER}/no-such/versions/1.1.0/diff", {"from": "1.0.0"}, {}),

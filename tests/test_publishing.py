@@ -43,6 +43,19 @@ def create_dataset(client: TestClient, headers: dict[str, str]) -> None:
     assert response.status_code == 201, response.text
 
 
+def publish(
+    client: TestClient, reviewer: dict[str, str], version: str, *, versions: str = VERSIONS
+) -> Any:
+    """Publish as a reviewer does: read the submitted version, then name its content hash."""
+    seen = client.get(f"{versions}/{version}", headers=reviewer)
+    assert seen.status_code == 200, seen.text
+    return client.post(
+        f"{versions}/{version}/publish",
+        headers=reviewer,
+        json={"content_sha256": seen.json()["content_sha256"]},
+    )
+
+
 def upload(
     client: TestClient,
     headers: dict[str, str],
@@ -87,8 +100,11 @@ def test_the_whole_publishing_flow(client: TestClient, tokens: TokenKit) -> None
     assert submitted.json()["status"] == "submitted"
 
     # A writer cannot publish its own submission.
-    assert client.post(f"{VERSIONS}/1.0.0/publish", headers=writer).status_code == 403
-    published = client.post(f"{VERSIONS}/1.0.0/publish", headers=tokens.reviewer())
+    reviewed = {"content_sha256": submitted.json()["content_sha256"]}
+    assert (
+        client.post(f"{VERSIONS}/1.0.0/publish", headers=writer, json=reviewed).status_code == 403
+    )
+    published = publish(client, tokens.reviewer(), "1.0.0")
     assert published.status_code == 200, published.text
     version = published.json()
     assert version["status"] == "published"
@@ -119,7 +135,7 @@ def test_every_upload_format_gives_the_same_content_hash(
     response = upload(client, writer, encode(rows), name=name)
     assert response.status_code == 201, response.text
     client.post(f"{VERSIONS}/1.0.0/submit", headers=writer)
-    published = client.post(f"{VERSIONS}/1.0.0/publish", headers=tokens.reviewer()).json()
+    published = publish(client, tokens.reviewer(), "1.0.0").json()
     reference = [{**row, "reference_year": int(row["reference_year"])} for row in rows]
     assert published["content_sha256"] == content_sha256(reference)
 
@@ -150,7 +166,7 @@ def test_version_numbers_only_go_up_and_bumps_follow_the_diff(
     rows = [synthetic_row(i) for i in range(3)]
     upload(client, writer, csv_bytes(rows))
     client.post(f"{VERSIONS}/1.0.0/submit", headers=writer)
-    client.post(f"{VERSIONS}/1.0.0/publish", headers=reviewer)
+    publish(client, reviewer, "1.0.0")
 
     for stale in ("1.0.0", "0.9.0"):
         refused = upload(client, writer, csv_bytes(rows), version=stale)
@@ -167,7 +183,7 @@ def test_version_numbers_only_go_up_and_bumps_follow_the_diff(
     assert "MAJOR" in warning["detail"]
 
     client.post(f"{VERSIONS}/1.0.1/submit", headers=writer)
-    assert client.post(f"{VERSIONS}/1.0.1/publish", headers=reviewer).status_code == 200
+    assert publish(client, reviewer, "1.0.1").status_code == 200
     old = client.get(f"{VERSIONS}/1.0.0").json()
     new = client.get(f"{VERSIONS}/1.0.1").json()
     assert old["status"] == "deprecated"
@@ -189,7 +205,7 @@ def test_reject_and_withdraw_need_a_reason_and_keep_the_record(
 
     upload(client, writer, csv_bytes([synthetic_row(1)]), version="1.1.0")
     client.post(f"{VERSIONS}/1.1.0/submit", headers=writer)
-    client.post(f"{VERSIONS}/1.1.0/publish", headers=reviewer)
+    publish(client, reviewer, "1.1.0")
     withdrawn = client.post(
         f"{VERSIONS}/1.1.0/withdraw", headers=reviewer, json={"reason": "synthetic: wrong unit"}
     )
@@ -253,7 +269,8 @@ def test_a_write_token_cannot_publish_and_anonymous_cannot_write(
     create_dataset(client, writer)
     upload(client, writer, csv_bytes([synthetic_row(1)]))
     client.post(f"{VERSIONS}/1.0.0/submit", headers=writer)
-    denied = client.post(f"{VERSIONS}/1.0.0/publish", headers=writer)
+    seen = client.get(f"{VERSIONS}/1.0.0", headers=writer).json()["content_sha256"]
+    denied = client.post(f"{VERSIONS}/1.0.0/publish", headers=writer, json={"content_sha256": seen})
     assert denied.status_code == 403
     assert denied.headers["content-type"] == "application/problem+json"
     assert client.post("/v1/datasets", json=DATASET_BODY).status_code == 401
@@ -286,7 +303,7 @@ def test_a_reviewer_of_the_same_publisher_cannot_publish_its_submission(
         "synthetic-same-publisher-reviewer", secret, ["datasets:review"], PUBLISHER
     )
     token = bearer(tokens.fetch(credentials)["access_token"])
-    refused = client.post(f"{VERSIONS}/1.0.0/publish", headers=token)
+    refused = publish(client, token, "1.0.0")
     assert refused.status_code == 403
     assert "cannot review" in refused.json()["detail"]
 
@@ -344,7 +361,7 @@ def test_the_audit_log_records_every_step_and_verifies(
     create_dataset(client, writer)
     upload(client, writer, csv_bytes([synthetic_row(1)]))
     client.post(f"{VERSIONS}/1.0.0/submit", headers=writer)
-    client.post(f"{VERSIONS}/1.0.0/publish", headers=reviewer)
+    publish(client, reviewer, "1.0.0")
     assert client.get("/v1/audit", headers=writer).status_code == 403
 
     events, url = [], "/v1/audit?limit=2"

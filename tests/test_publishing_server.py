@@ -127,7 +127,11 @@ def test_an_association_publishes_from_the_readme(
     draft = httpx.post(f"{base}{VERSIONS}", data={"version": "1.0.0"}, files=files, headers=writer)
     assert draft.status_code == 201, draft.text
     assert httpx.post(f"{base}{VERSIONS}/1.0.0/submit", headers=writer).status_code == 200
-    published = httpx.post(f"{base}{VERSIONS}/1.0.0/publish", headers=association["reviewer"])
+    reviewer = association["reviewer"]
+    seen = httpx.get(f"{base}{VERSIONS}/1.0.0", headers=reviewer).json()["content_sha256"]
+    published = httpx.post(
+        f"{base}{VERSIONS}/1.0.0/publish", headers=reviewer, json={"content_sha256": seen}
+    )
     assert published.status_code == 200, published.text
     factors = httpx.get(f"{base}{VERSIONS}/1.0.0/factors").json()["items"]
     assert len(factors) == 20

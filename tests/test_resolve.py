@@ -375,6 +375,7 @@ def test_mixed_good_and_bad_lines_answer_in_request_order(
     assert (body["resolved"], body["failed"]) == (4, 7)
     assert [rule.split(":")[0] for rule in body["ranking"]] == [
         "unit",
+        "deprecated",
         "region",
         "year",
         "dataset_priority",

@@ -44,6 +44,7 @@ from app.factors.schemas import UPLOADABLE_FIELDS
 from app.versioning.diff import apply_diff, stream_diff_json, version_diff
 from tests.auth_fixtures import TokenKit, decode_unverified
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
+from tests.test_publishing import publish
 from tests.upload_files import csv_bytes
 
 PUBLISHER, DATASET = "synthetic-scenario", "synthetic-grid"
@@ -151,7 +152,7 @@ def scenario(client: TestClient, tokens: TokenKit, clock: Clock) -> dict[str, An
         clock.set(submitted)
         assert client.post(f"{VERSIONS}/{version}/submit", headers=writer).status_code == 200
         clock.set(published)
-        response = client.post(f"{VERSIONS}/{version}/publish", headers=reviewer)
+        response = publish(client, reviewer, version, versions=VERSIONS)
         assert response.status_code == 200, response.text
         assert datetime.fromisoformat(response.json()["published_at"]) == clock.now
     clock.set("2025-03-01T08:00")

@@ -150,19 +150,23 @@ def list_version_factors(
     cursor: Cursor = None,
 ) -> Response:
     # 404 for an unknown or hidden version rather than an empty page.
-    service.get_version(
+    _, found = service.get_version(
         session, viewer=viewer, publisher=publisher, dataset=dataset, version=version
     )
+    released = found.status in RELEASED_STATUSES
     items, next_cursor = version_factors_page(
         session,
-        viewer=viewer,
+        viewer=service.reading_viewer(viewer, publisher),
         publisher=publisher,
         dataset=dataset,
         version=version,
         cursor=cursor,
         limit=limit,
+        unreleased_id=None if released else found.id,
     )
-    return page_response(request, items, next_cursor, cache_control=PINNED_RELEASE)
+    return page_response(
+        request, items, next_cursor, cache_control=PINNED_RELEASE if released else PRIVATE
+    )
 
 
 def version_factors_page(
@@ -174,11 +178,15 @@ def version_factors_page(
     version: str,
     cursor: str | None,
     limit: int,
+    unreleased_id: int | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of one release's factors and the cursor of the next (the caller has checked
-    that the release exists). The API's list and the version page both read it, so either's
-    cursor continues the other."""
-    filters = factor_service.FactorFilters(publisher=publisher, dataset=dataset, version=version)
+    that the release exists, or that it may read the unreleased version `unreleased_id`).
+    The API's list and the version page both read it, so either's cursor continues the
+    other."""
+    filters = factor_service.FactorFilters(
+        publisher=publisher, dataset=dataset, version=version, version_id=unreleased_id
+    )
     scope = {k: v for k, v in vars(filters).items() if v is not None}
     items, last_id = factor_service.search_factors(
         session,
@@ -246,7 +254,8 @@ def deprecate_dataset(
 
 @router.get(
     "/{publisher}/{dataset}/versions/{version}/diff",
-    summary="What changed from one released version to another, field by field",
+    summary="What changed from one released version to another (or to a submitted version, "
+    "for its publisher and reviewers), field by field",
     dependencies=[Depends(only_query_params(("from",)))],
 )
 def diff_versions(
@@ -267,9 +276,15 @@ def diff_versions(
         dataset=dataset,
         from_version=from_version,
         to_version=version,
+        unreleased_to=True,
     )
-    headers = {"ETag": diff_etag(old, new), "Cache-Control": IMMUTABLE}
-    if etag_matches(request, headers["ETag"]):
+    # A diff to a draft or a submission is only for its publisher and reviewers: never
+    # stored by a shared cache. A submission's frozen content hash still makes a strong ETag.
+    released = new.status in RELEASED_STATUSES
+    headers = {"Cache-Control": IMMUTABLE if released else PRIVATE}
+    if new.content_sha256 is not None:
+        headers["ETag"] = diff_etag(old, new)
+    if "ETag" in headers and etag_matches(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
     # Written as it is computed, from a session of its own: the request's has ended by then.
     body = stream_diff_json(request.app.state.sessionmaker, old=old, new=new)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -60,6 +60,11 @@ class VersionRead(BaseModel):
     withdrawn_reason: str | None
     license_id: str
     attribution: str
+    report: dict[str, Any] | None = Field(
+        default=None,
+        description="The upload's validation report (draft and submitted versions, to their "
+        "publisher and reviewers)",
+    )
 
 
 SPDX_OR_REF = r"^(?:LicenseRef-[A-Za-z0-9.-]+|[A-Za-z0-9][A-Za-z0-9.+-]*)$"
@@ -113,6 +118,20 @@ class ReasonBody(BaseModel):
     reason: Annotated[str, Field(min_length=1, max_length=4000)]
 
 
+class PublishBody(BaseModel):
+    """What the reviewer read: the submitted version's `content_sha256`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content_sha256: Annotated[
+        str,
+        Field(
+            pattern=r"^[0-9a-f]{64}$",
+            description="The submitted version's content_sha256, as the reviewer read it",
+        ),
+    ]
+
+
 class UploadResult(BaseModel):
     version: str
     status: VersionStatus
@@ -120,3 +139,32 @@ class UploadResult(BaseModel):
     file_name: str | None
     file_sha256: str
     report: dict[str, object]
+
+
+class ReviewChanges(BaseModel):
+    added: int
+    removed: int
+    changed: int
+
+
+class ReviewItem(BaseModel):
+    """One submitted version in the reviewer's queue."""
+
+    dataset: str
+    version: str
+    status: VersionStatus
+    submitted_at: datetime | None
+    submitted_by: str | None
+    row_count: int
+    content_sha256: str = Field(description="What `POST …/publish` must name")
+    current_release: str | None = Field(description="The release it would supersede")
+    changes: ReviewChanges | None = Field(description="Against `current_release`")
+    error_count: int | None
+    warning_count: int | None
+    can_review: bool = Field(description="False for a reviewer of the same publisher")
+    links: dict[str, str | None]
+
+
+class ReviewQueue(BaseModel):
+    items: list[ReviewItem]
+    next: str | None

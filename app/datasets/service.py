@@ -14,6 +14,7 @@ from app.core.errors import Conflict, NotFound
 from app.datasets.models import Dataset, Publisher
 from app.provenance.audit import append_event
 from app.versioning.models import RELEASED_STATUSES, VERSION_STATUSES, DatasetVersion
+from app.versioning.publish import compute_content_sha256
 from app.versioning.service import newest_first, parse_semver, visible_version_ids
 
 # Where a deprecation's time, reviewer and reason live on the dataset row (its `extra` JSON):
@@ -137,11 +138,28 @@ def _version_payload(
 _Previous = aliased(DatasetVersion)
 
 
+def sees_unreleased(viewer: Viewer, publisher: str) -> bool:
+    """Drafts and submissions are seen by their own publisher's writing clients and by
+    reviewers only (who see them whatever the dataset's access)."""
+    if viewer.scopes & {"datasets:review", "admin"}:
+        return True
+    return viewer.publisher == publisher and "datasets:write" in viewer.scopes
+
+
 def _visible_statuses(viewer: Viewer, publisher: str) -> tuple[str, ...]:
-    """Drafts and submissions are seen by their own publisher and by reviewers only."""
-    if viewer.publisher == publisher or viewer.scopes & {"datasets:review", "admin"}:
-        return VERSION_STATUSES
-    return RELEASED_STATUSES
+    return VERSION_STATUSES if sees_unreleased(viewer, publisher) else RELEASED_STATUSES
+
+
+def reading_viewer(viewer: Viewer, publisher: str) -> Viewer:
+    """The viewer to look a dataset's rows up with: a reviewer, or the publisher's own writing
+    client, reads the dataset whatever its access (it must, to review or submit it)."""
+    if sees_unreleased(viewer, publisher) and not viewer.can_read_registered:
+        return Viewer(
+            client_id=viewer.client_id,
+            publisher=viewer.publisher,
+            scopes=viewer.scopes | {"factors:read"},
+        )
+    return viewer
 
 
 def _versions_query(dataset_id: int, statuses: tuple[str, ...]) -> AnySelect:
@@ -170,7 +188,9 @@ def get_version(
     session: Session, *, viewer: Viewer, publisher: str, dataset: str, version: str
 ) -> tuple[dict[str, Any], DatasetVersion]:
     parse_semver(version)
-    row = get_dataset_row(session, viewer=viewer, publisher=publisher, dataset=dataset)
+    row = get_dataset_row(
+        session, viewer=reading_viewer(viewer, publisher), publisher=publisher, dataset=dataset
+    )
     found = session.execute(
         _versions_query(row.Dataset.id, _visible_statuses(viewer, publisher)).where(
             DatasetVersion.version == version
@@ -178,8 +198,14 @@ def get_version(
     ).first()
     if found is None:
         raise NotFound(f"No version {version} of {publisher}/{dataset}.")
-    payload = _version_payload(found.DatasetVersion, row.Dataset, publisher, found.supersedes)
-    return payload, found.DatasetVersion
+    target: DatasetVersion = found.DatasetVersion
+    payload = _version_payload(target, row.Dataset, publisher, found.supersedes)
+    if target.status not in RELEASED_STATUSES:
+        payload["report"] = target.validation_report
+        if target.status == "submitted" and target.content_sha256 is None:
+            # Submitted before submit fixed the hash: the reviewer still needs to read it.
+            payload["content_sha256"] = compute_content_sha256(session, target.id)
+    return payload, target
 
 
 def publisher_by_slug(session: Session, slug: str) -> Publisher:

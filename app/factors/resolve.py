@@ -33,6 +33,11 @@ caller may see (and of the requested boundary and unit dimension, when given):
 
 A factor whose unit has another dimension than the requested unit never answers (kg cannot
 become kWh without a conversion property); the match says when a nearer one was passed over.
+
+A deprecated dataset (one whose `superseded_by` names its successor, or that was simply
+retired) answers only when no other dataset the line may draw on has a factor anywhere in
+its region chain: its successor's factors, and every current dataset's, rank first. The
+match's `deprecated` says when one was passed over, or used for lack of anything else.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -92,11 +97,13 @@ from app.factors.units import (
 )
 from app.reference.locations import RegionChain, region_chains
 from app.versioning.models import RELEASED_STATUSES, DatasetVersion
-from app.versioning.service import parse_semver, visible_version_ids
+from app.versioning.service import AsOf, parse_semver, visible_version_ids
 
 RANKING = [
     "unit: only factors per a unit of the requested unit's dimension answer (when one is given; "
     "estimates also accept a dimension a cited conversion property of the activity leads to)",
+    "deprecated: a deprecated dataset answers only when no other dataset has a factor for the "
+    "line anywhere in its region chain (its successor's factors, and every other's, first)",
     "region: nearest in the fallback chain (the region, the groupings it belongs to such as a "
     "regional grid, then its parents up to GLO, as the location table says)",
     "year: nearest reference year not after the requested year",
@@ -111,11 +118,8 @@ _REGION = re.compile(REGION_PATTERN)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 # Visibility classes of the lines: 0 = current releases, 1 = any release (a pinned version),
-# 2… = the releases current at the end of one `as_of` date each.
+# 2… = the releases current at one `as_of` moment each (the end of a date, or an instant).
 _CURRENT, _RELEASED = 0, 1
-# A date is answered up to its end; the last representable date has none (9999-12-31 is a
-# common "no end" sentinel and means what the day before means).
-_LAST_AS_OF = date.max - timedelta(days=1)
 
 # Statements built once per shape and dialect: building a Core statement of this size (and
 # its cache key) costs more than running it for one line. They hold no data, only SQL.
@@ -164,7 +168,7 @@ class Line:
     publisher: str | None = None
     dataset: str | None = None
     version: str | None = None
-    as_of: date | None = None
+    as_of: AsOf | None = None
     boundary: str | None = None
     # Other unit dimensions a factor may be per: those a cited conversion property of the
     # activity links to the amount's (estimates only: t of coal against a per-TJ factor).
@@ -197,12 +201,15 @@ class _Release:
     priority: int | None
     published_at: datetime | None
     public: bool
+    deprecated: bool = False
+    superseded_by: str | None = None
 
-    def preference(self) -> tuple[int, int, float]:
-        """Dataset priority (unset last), then the newest published first."""
+    def preference(self) -> tuple[int, int, int, float]:
+        """Deprecated datasets last, then dataset priority (unset last), then the newest
+        published first."""
         published = self.published_at.timestamp() if self.published_at else 0.0
         unset = self.priority is None
-        return (int(unset), self.priority or 0, -published)
+        return (int(self.deprecated), int(unset), self.priority or 0, -published)
 
 
 class _Candidate(NamedTuple):
@@ -260,7 +267,7 @@ def check_line_values(
     publisher: str | None,
     dataset: str | None,
     version: str | None,
-    as_of: date | None,
+    as_of: AsOf | None,
     boundary: str | None,
 ) -> Line | LineError:
     if not _REGION.match(region):
@@ -315,7 +322,7 @@ def check_line_values(
         publisher=publisher,
         dataset=dataset,
         version=version,
-        as_of=None if as_of is None else min(as_of, _LAST_AS_OF),
+        as_of=as_of,
         boundary=boundary,
     )
 
@@ -381,7 +388,7 @@ def _units_value(dialect: str, dimensions: tuple[str, ...] | None) -> tuple[str,
     return units if dialect == "postgresql" else "," + ",".join(units) + ","
 
 
-def _visible(as_of_dates: Sequence[date]) -> FromClause:
+def _visible(as_of_dates: Sequence[AsOf]) -> FromClause:
     """(class, version id) pairs: current releases, every release, each as_of's releases."""
     current = visible_version_ids().subquery()
     parts = [
@@ -393,6 +400,8 @@ def _visible(as_of_dates: Sequence[date]) -> FromClause:
     return union_all(*parts).subquery("visible")
 
 
+_Successor = aliased(Dataset, name="successor")
+_SuccessorPublisher = aliased(Publisher, name="successor_publisher")
 _RELEASE_COLUMNS = (
     DatasetVersion.id,
     Publisher.slug,
@@ -401,25 +410,37 @@ _RELEASE_COLUMNS = (
     Dataset.priority,
     DatasetVersion.published_at,
     Dataset.access,
+    Dataset.status,
+    _SuccessorPublisher.slug,
+    _Successor.slug,
 )
 
 
-def _releases_statement(as_of_dates: Sequence[date], pins: Sequence[tuple[Any, ...]]) -> Any:
+def _with_successor(query: Any) -> Any:
+    return query.outerjoin(_Successor, _Successor.id == Dataset.superseded_by_id).outerjoin(
+        _SuccessorPublisher, _SuccessorPublisher.id == _Successor.publisher_id
+    )
+
+
+def _releases_statement(as_of_dates: Sequence[AsOf], pins: Sequence[tuple[Any, ...]]) -> Any:
     visible = _visible(as_of_dates)
     parts = [
-        select(visible.c.c.label("c"), *_RELEASE_COLUMNS)
-        .select_from(visible)
-        .join(DatasetVersion, DatasetVersion.id == visible.c.id)
-        .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
-        .join(Publisher, Publisher.id == Dataset.publisher_id)
+        _with_successor(
+            select(visible.c.c.label("c"), *_RELEASE_COLUMNS)
+            .select_from(visible)
+            .join(DatasetVersion, DatasetVersion.id == visible.c.id)
+            .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+            .join(Publisher, Publisher.id == Dataset.publisher_id)
+        )
     ]
     if pins:
         parts.append(
-            select(literal(_RELEASED, Integer).label("c"), *_RELEASE_COLUMNS)
-            .select_from(DatasetVersion)
-            .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
-            .join(Publisher, Publisher.id == Dataset.publisher_id)
-            .where(
+            _with_successor(
+                select(literal(_RELEASED, Integer).label("c"), *_RELEASE_COLUMNS)
+                .select_from(DatasetVersion)
+                .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+                .join(Publisher, Publisher.id == Dataset.publisher_id)
+            ).where(
                 DatasetVersion.status.in_(RELEASED_STATUSES),
                 tuple_(Publisher.slug, Dataset.slug, DatasetVersion.version).in_(pins),
             )
@@ -428,7 +449,7 @@ def _releases_statement(as_of_dates: Sequence[date], pins: Sequence[tuple[Any, .
 
 
 def _releases(
-    session: Session, *, lines: Sequence[Line], as_of_dates: Sequence[date]
+    session: Session, *, lines: Sequence[Line], as_of_dates: Sequence[AsOf]
 ) -> dict[int, list[_Release]]:
     """The releases of each visibility class (query 2), pinned ones only if a line pins one."""
     pins = sorted({(line.publisher, line.dataset, line.version) for line in lines if line.version})
@@ -448,6 +469,8 @@ def _releases(
                 priority=row[5],
                 published_at=row[6],
                 public=row[7] == "public",
+                deprecated=row[8] == "deprecated",
+                superseded_by=f"{row[9]}/{row[10]}" if row[10] is not None else None,
             )
         )
     return found
@@ -602,7 +625,7 @@ def _probe(
 # --------------------------------------------------------------------------- resolving
 
 
-def _visibility_class(line: Line, as_of_class: dict[date, int]) -> int:
+def _visibility_class(line: Line, as_of_class: dict[AsOf, int]) -> int:
     if line.version is not None:
         return _RELEASED
     if line.as_of is not None:
@@ -647,7 +670,9 @@ def resolve_lines(
 
     groups: dict[tuple[int, ...], int] = {}
     probes: dict[tuple[Any, ...], int] = {}
-    plan: dict[int, list[int]] = {}
+    # Per line, one or two tiers of probes along its region chain: the datasets that are not
+    # deprecated first, then (only when the line may draw on a deprecated one) all of them.
+    plan: dict[int, list[list[int]]] = {}
     allowed_for: dict[tuple[Any, ...], tuple[int, ...]] = {}
     for line in lines:
         visibility = _visibility_class(line, as_of_class)
@@ -655,16 +680,26 @@ def resolve_lines(
         allowed = allowed_for.get(key)
         if allowed is None:
             allowed = allowed_for[key] = _allowed(line, releases.get(visibility, []), viewer)
-        if not allowed:
-            plan[line.index] = []
-            continue
-        group = groups.setdefault(allowed, len(groups))
-        dimension = line.dimensions
+        current = tuple(v for v in allowed if not by_version[v].deprecated)
+        tiers = [tier for tier in (current, allowed) if tier]
+        if len(tiers) == 2 and tiers[0] == tiers[1]:
+            tiers.pop()
         plan[line.index] = [
-            probes.setdefault(
-                (line.activity_id, code, line.year, dimension, line.boundary, group), len(probes)
-            )
-            for code in chains[line.region].codes
+            [
+                probes.setdefault(
+                    (
+                        line.activity_id,
+                        code,
+                        line.year,
+                        line.dimensions,
+                        line.boundary,
+                        groups.setdefault(tier, len(groups)),
+                    ),
+                    len(probes),
+                )
+                for code in chains[line.region].codes
+            ]
+            for tier in tiers
         ]
     dialect = session.get_bind().dialect.name
     probe_rows = [
@@ -673,18 +708,48 @@ def resolve_lines(
     ]
     found = _probe(session, probe_rows, list(groups)) if probe_rows else {}
 
-    chosen: dict[int, tuple[int, list[_Candidate]]] = {}
-    for line in lines:
-        requested = line.unit.canonical if line.unit else None
-        for depth, number in enumerate(plan[line.index]):
+    def best(
+        tier: list[int], requested: str | None, *, demote: bool = True
+    ) -> tuple[int, list[_Candidate]] | None:
+        """The nearest region's candidates of `tier`, best first (`demote=False`: as if no
+        dataset were deprecated)."""
+        skip = 0 if demote else 1
+        for depth, number in enumerate(tier):
             probe = found.get(number)
             if probe is not None and probe.candidates:
                 ranked = sorted(
                     probe.candidates,
-                    key=lambda c: (preference[c.version_id], c.unit != requested, c.factor_id),
+                    key=lambda c: (
+                        preference[c.version_id][skip:],
+                        c.unit != requested,
+                        c.factor_id,
+                    ),
                 )
-                chosen[line.index] = (depth, ranked)
-                break
+                return depth, ranked
+        return None
+
+    chosen: dict[int, tuple[int, list[_Candidate]]] = {}
+    # Per line, the deprecated release that was passed over or used, and which.
+    deprecation: dict[int, dict[str, Any]] = {}
+    for line in lines:
+        requested = line.unit.canonical if line.unit else None
+        line_plan = plan[line.index]
+        pick = next(
+            (found_ for found_ in (best(t, requested) for t in line_plan) if found_ is not None),
+            None,
+        )
+        if pick is None:
+            continue
+        chosen[line.index] = pick
+        used = by_version[pick[1][0].version_id]
+        if used.deprecated:
+            deprecation[line.index] = _deprecation("used", used, pick)
+        elif len(line_plan) == 2:
+            # What the line would have drawn on had no dataset been deprecated.
+            undemoted = best(line_plan[1], requested, demote=False)
+            rival = by_version[undemoted[1][0].version_id] if undemoted else None
+            if undemoted is not None and rival is not None and rival.deprecated:
+                deprecation[line.index] = _deprecation("passed_over", rival, undemoted)
 
     records: dict[int, dict[str, Any]] = {}
     wanted = sorted({ranked[0].factor_id for _, ranked in chosen.values()})
@@ -700,7 +765,8 @@ def resolve_lines(
     for line in lines:
         chain = chains[line.region]
         nearest_any: list[tuple[int, tuple[int, str]]] = []
-        for depth, number in enumerate(plan[line.index]):
+        probed = plan[line.index]
+        for depth, number in enumerate(probed[-1] if probed else []):
             probe = found.get(number)
             if probe is not None and probe.nearest_any is not None:
                 nearest_any.append((depth, probe.nearest_any))
@@ -732,8 +798,24 @@ def resolve_lines(
             decided_by=_decided_by(ranked, by_version),
             passed_over=passed_over,
             other_units={d for d, _ in nearest_any if d < depth},
+            deprecated=deprecation.get(line.index),
         )
     return answers
+
+
+def _deprecation(
+    outcome: str, release: _Release, pick: tuple[int, list[_Candidate]]
+) -> dict[str, Any]:
+    """The match's `deprecated`: a deprecated dataset's release and what became of it."""
+    depth, ranked = pick
+    return {
+        "outcome": outcome,
+        "dataset": f"{release.publisher}/{release.dataset}",
+        "version": release.version,
+        "superseded_by": release.superseded_by,
+        "region_distance": depth,
+        "year": ranked[0].reference_year,
+    }
 
 
 def _incompatible(
@@ -761,7 +843,8 @@ def _no_match(line: Line, chain: RegionChain) -> LineError:
     if line.version:
         scope.append(f"version {line.version}")
     if line.as_of:
-        scope.append(f"as published on {line.as_of}")
+        on = "on" if line.as_of.is_date else "at"
+        scope.append(f"as published {on} {line.as_of.label}")
     if line.boundary:
         scope.append(f"boundary {line.boundary}")
     detail = (
@@ -787,6 +870,7 @@ def _resolved(
     decided_by: str,
     passed_over: dict[str, Any] | None,
     other_units: set[int],
+    deprecated: dict[str, Any] | None = None,
 ) -> Resolved:
     unit_match: dict[str, Any] = {"requested": None, "factor_unit": factor["unit"]}
     multiplier: float | None = None
@@ -832,6 +916,9 @@ def _resolved(
         "dataset_priority": release.priority,
         "alternatives": alternatives,
         "decided_by": decided_by,
+        # A deprecated dataset that had a factor for the line: "passed_over" for a current
+        # dataset's factor, or "used" for lack of any other; null when none was involved.
+        "deprecated": deprecated,
         "unit": unit_match,
     }
     return Resolved(factor=factor, match=match, multiplier=multiplier)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -46,6 +45,8 @@ from app.factors.units import UnitError, parse_declared_unit
 from app.provenance.factor_chain import factor_provenance
 from app.provenance.prov import prov_document
 from app.versioning.history import factor_history
+from app.versioning.service import AsOf as AsOfMoment
+from app.versioning.service import parse_as_of
 
 router = APIRouter(prefix="/v1/factors", tags=["factors"])
 
@@ -69,16 +70,27 @@ VersionPin = Annotated[
     str | None, Query(max_length=32, description="Pin an exact release, e.g. 1.0.0")
 ]
 AsOf = Annotated[
-    date | None,
-    Query(description="Answer as the database stood at the end of this date (UTC)"),
+    str | None,
+    Query(
+        max_length=64,
+        description="Answer as the database stood at the end of this date (UTC), or at this "
+        "RFC 3339 timestamp (with its offset, e.g. 2026-12-03T14:05:00Z)",
+        examples=["2026-12-03", "2026-12-03T14:05:00Z"],
+    ),
 ]
-# A date is answered up to its end (the next midnight), which the last representable date
-# does not have; 9999-12-31 is a common "no end" sentinel and means what the day before means.
-_LAST_AS_OF = date.max - timedelta(days=1)
 
 
-def _bounded(as_of: date | None) -> date | None:
-    return None if as_of is None else min(as_of, _LAST_AS_OF)
+def parsed_as_of(as_of: str | None) -> AsOfMoment | None:
+    """The `as_of` query parameter as a moment; 422 naming the parameter if it is not one."""
+    if as_of is None:
+        return None
+    try:
+        return parse_as_of(as_of)
+    except ValueError as exc:
+        raise InvalidParameter(
+            f"as_of: {exc}.",
+            errors=[{"loc": ["query", "as_of"], "code": "invalid_as_of", "detail": str(exc)}],
+        ) from exc
 
 
 def _refuse_nul(**texts: str | None) -> None:
@@ -193,7 +205,7 @@ def search_factors(
         publisher=publisher,
         dataset=dataset,
         version=version,
-        as_of=_bounded(as_of),
+        as_of=parsed_as_of(as_of),
     )
     scope = {k: v for k, v in vars(filters).items() if v is not None}
     next_cursor: str | None
@@ -249,7 +261,7 @@ def get_factor(
         dataset=dataset,
         factor_code=factor_code,
         version=version,
-        as_of=_bounded(as_of),
+        as_of=parsed_as_of(as_of),
     )
     factor = apply_gwp(factor, gwp, gwp_table_for(session, gwp))
     return cached_json(request, factor, cache_control=PINNED_RELEASE if version else SHORT_LIVED)

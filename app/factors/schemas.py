@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic_core import PydanticCustomError
 
 from app.factors.units import UnitError, parse_declared_unit
+from app.versioning.service import AsOfValue
 
 Boundary = Literal[
     "cradle-to-gate",
@@ -189,7 +190,11 @@ class ResolveItem(BaseModel):
         str | None, Field(max_length=32, description="Pin a release (needs the dataset)")
     ] = None
     as_of: Annotated[
-        date | None, Field(description="Answer as published at the end of this date")
+        AsOfValue | None,
+        Field(
+            description="Answer as published at the end of this date (UTC), or at this RFC 3339 "
+            "timestamp (with its offset)"
+        ),
     ] = None
     boundary: Annotated[
         str | None,
@@ -228,7 +233,7 @@ class EstimateItem(BaseModel):
     dataset: Annotated[str | None, Field(max_length=129)] = None
     publisher: Annotated[str | None, Field(max_length=64)] = None
     version: Annotated[str | None, Field(max_length=32)] = None
-    as_of: date | None = None
+    as_of: AsOfValue | None = None
     boundary: Annotated[
         str | None, Field(max_length=32, json_schema_extra={"enum": list(BOUNDARIES)})
     ] = None
@@ -284,6 +289,15 @@ class RegionStep(BaseModel):
     )
 
 
+class DeprecatedMatch(BaseModel):
+    outcome: Literal["passed_over", "used"]
+    dataset: str = Field(description="The deprecated dataset, publisher/dataset")
+    version: str
+    superseded_by: str | None = Field(description="Its successor, if it names one")
+    region_distance: int = Field(description="Where in the region chain its factor was")
+    year: int = Field(description="Its factor's reference year")
+
+
 class Match(BaseModel):
     type: Literal["exact", "fallback"]
     region: str
@@ -309,6 +323,11 @@ class Match(BaseModel):
     decided_by: Literal[
         "only_candidate", "dataset_priority", "newest_published", "exact_unit", "factor_id"
     ] = Field(description="What set the chosen factor above those alternatives")
+    deprecated: DeprecatedMatch | None = Field(
+        default=None,
+        description="A deprecated dataset that had a factor for the line: passed over for a "
+        "current dataset's, or used for lack of any other (null: none was involved)",
+    )
     unit: UnitMatch
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from functools import cache
 from typing import Any
 
@@ -19,7 +18,7 @@ from app.factors.schemas import UPLOADABLE_FIELDS
 from app.factors.search import TextSearch, text_search
 from app.provenance.models import Source
 from app.versioning.models import RELEASED_STATUSES, DatasetVersion
-from app.versioning.service import parse_semver, visible_version_ids
+from app.versioning.service import AsOf, parse_semver, visible_version_ids
 
 _SOURCE_COLUMNS = {
     "source_title": Source.title,
@@ -94,9 +93,12 @@ class FactorFilters:
     publisher: str | None = None
     dataset: str | None = None
     version: str | None = None
-    as_of: date | None = None
+    as_of: AsOf | None = None
     # Not an API parameter (yet): the web explorer's license facet filters on it.
     license_id: str | None = None
+    # Not an API parameter: one unreleased (draft or submitted) version, by id, for its
+    # publisher or a reviewer (the caller has checked that they may see it).
+    version_id: int | None = None
 
 
 def _escape_like(text: str) -> str:
@@ -108,7 +110,9 @@ def _apply_filters(
 ) -> AnySelect:
     """`query` narrowed to the factors `filters` find (`text`: `filters.q` already looked up
     in the activity labels, when the caller needs it for ranking too)."""
-    if filters.version is not None:
+    if filters.version_id is not None:
+        query = query.where(Factor.version_id == filters.version_id)
+    elif filters.version is not None:
         if filters.dataset is None or filters.publisher is None:
             raise InvalidParameter(
                 "`version` pins one dataset's release: give `publisher` and `dataset` with it "
@@ -223,7 +227,7 @@ def get_factor(
     dataset: str,
     factor_code: str,
     version: str | None = None,
-    as_of: date | None = None,
+    as_of: AsOf | None = None,
 ) -> dict[str, Any]:
     query = factor_select().where(
         Publisher.slug == publisher, Dataset.slug == dataset, Factor.factor_code == factor_code
@@ -257,7 +261,7 @@ def _missing_factor(
     dataset: str,
     factor_code: str,
     version: str | None,
-    as_of: date | None,
+    as_of: AsOf | None,
 ) -> NotFound:
     """Say which part of a failed lookup is missing: the dataset, the release or the factor."""
     name = f"{publisher}/{dataset}"
@@ -280,12 +284,16 @@ def _missing_factor(
     else:
         releases = releases.where(DatasetVersion.id.in_(visible_version_ids(as_of=as_of)))
         no_release = (
-            f"No release of {name} was current at the end of {as_of}."
+            f"No release of {name} was current {as_of.phrase}."
             if as_of
             else f"{name} has no current release."
         )
     release = session.execute(releases).scalar_one_or_none()
     if release is None:
         return NotFound(no_release)
-    which = f"current on {as_of}" if as_of else ("pinned" if version else "latest")
+    which = (
+        ("current on " if as_of.is_date else "current at ") + as_of.label
+        if as_of
+        else ("pinned" if version else "latest")
+    )
     return NotFound(f"No factor '{factor_code}' in {name} version {release} ({which}).")

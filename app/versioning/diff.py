@@ -289,14 +289,28 @@ def released_pair(
     dataset: str,
     from_version: str,
     to_version: str,
+    unreleased_to: bool = False,
 ) -> tuple[DatasetVersion, DatasetVersion]:
-    """Both releases of a diff, or 404 (a draft, another dataset's, a hidden dataset's)."""
+    """Both releases of a diff, or 404 (a draft, another dataset's, a hidden dataset's).
+
+    `unreleased_to`: the newer side may also be a submission (frozen, under review), when
+    `viewer` may see it (its publisher's writing clients and reviewers); never a draft, which
+    can still change. The older side is always a release."""
     old = _released(
         session, viewer=viewer, publisher=publisher, dataset=dataset, version=from_version
     )
-    new = _released(
-        session, viewer=viewer, publisher=publisher, dataset=dataset, version=to_version
-    )
+    if unreleased_to:
+        _, new = get_version(
+            session, viewer=viewer, publisher=publisher, dataset=dataset, version=to_version
+        )
+        if new.status not in (*RELEASED_STATUSES, "submitted"):
+            raise NotFound(
+                f"No released or submitted version {to_version} of {publisher}/{dataset}."
+            )
+    else:
+        new = _released(
+            session, viewer=viewer, publisher=publisher, dataset=dataset, version=to_version
+        )
     return old, new
 
 

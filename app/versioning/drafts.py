@@ -239,6 +239,7 @@ def upload_draft(
                     f"calls for a {summary.required_bump.name} release, not {given.name}",
                 )
             )
+    draft.validation_report = report.as_dict()
     append_event(
         session,
         actor=actor,

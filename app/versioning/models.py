@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UTCDateTime, utcnow
@@ -55,3 +65,5 @@ class DatasetVersion(Base):
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     withdrawn_reason: Mapped[str | None] = mapped_column(Text)
     deprecated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The report the upload answered with, for the reviewer (None: loaded directly, or older).
+    validation_report: Mapped[dict[str, Any] | None] = mapped_column(JSON)

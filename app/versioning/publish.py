@@ -11,6 +11,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app.core.db import utcnow
+from app.core.errors import Conflict
 from app.factors.models import Factor
 from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
 from app.factors.search import index_released_factors
@@ -91,12 +92,32 @@ def compute_content_sha256(session: Session, version_id: int) -> str:
     return content_sha256(dict(row) for row in rows)
 
 
+class ReviewedContentDiffers(Conflict):
+    code, title = "reviewed-content-differs", "Not the content that was reviewed"
+
+
 def publish(
-    session: Session, *, version: DatasetVersion, reviewer: str, now: datetime | None = None
+    session: Session,
+    *,
+    version: DatasetVersion,
+    reviewer: str,
+    now: datetime | None = None,
+    reviewed_sha256: str | None = None,
 ) -> DatasetVersion:
-    """Freeze a version: content hash, timestamps, supersession, audit event (at `now`)."""
+    """Freeze a version: content hash, timestamps, supersession, audit event (at `now`).
+
+    `reviewed_sha256`: the content hash the reviewer read; when the version's factors hash to
+    anything else, nothing changes and the publish is refused (409).
+    """
+    content = compute_content_sha256(session, version.id)
+    if reviewed_sha256 is not None and reviewed_sha256 != content:
+        raise ReviewedContentDiffers(
+            f"version {version.version}'s content_sha256 is {content}, not the "
+            f"{reviewed_sha256} that was reviewed; read it again before publishing",
+            extra={"content_sha256": content, "reviewed_sha256": reviewed_sha256},
+        )
     previous = latest_resolvable(session, dataset_id=version.dataset_id)
-    version.content_sha256 = compute_content_sha256(session, version.id)
+    version.content_sha256 = content
     index_released_factors(session, version_id=version.id)
     version.status = "published"
     version.published_at = now or utcnow()

@@ -4,24 +4,33 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from app.auth.dependencies import Principal, ReviewerDep, WriterDep
 from app.core.db import SessionDep
 from app.core.errors import NotFound
-from app.core.params import DatasetSlug, PublisherSlug
+from app.core.http_cache import PRIVATE, cached_json
+from app.core.params import DatasetSlug, PublisherSlug, only_query_params
 from app.datasets import service as dataset_service
 from app.datasets.models import Dataset
-from app.datasets.schemas import ReasonBody, UploadResult, VersionRead
+from app.datasets.schemas import (
+    PublishBody,
+    ReasonBody,
+    ReviewQueue,
+    UploadResult,
+    VersionRead,
+)
 from app.versioning import workflow
 from app.versioning.clock import ClockDep
 from app.versioning.drafts import upload_draft
 from app.versioning.models import DatasetVersion
+from app.versioning.review import review_queue
 from app.versioning.template import template_csv
 
 router = APIRouter(prefix="/v1/datasets/{publisher}/{dataset}/versions", tags=["publishing"])
 template_router = APIRouter(tags=["publishing"])
+review_router = APIRouter(tags=["publishing"])
 
 VersionForm = Annotated[str, Form(max_length=32, description="MAJOR.MINOR.PATCH, e.g. 1.0.0")]
 
@@ -124,6 +133,7 @@ def submit_version(
     "/{version}/publish",
     response_model=VersionRead,
     summary="Publish a submitted version (national reviewer; not of the same publisher)",
+    responses={409: {"description": "Not submitted, not newer, or not the content reviewed"}},
 )
 def publish_version(
     session: SessionDep,
@@ -131,6 +141,7 @@ def publish_version(
     publisher: PublisherSlug,
     dataset: DatasetSlug,
     version: str,
+    body: PublishBody,
     clock: ClockDep,
 ) -> JSONResponse:
     target, label = _transition_target(session, publisher, dataset, version)
@@ -141,6 +152,7 @@ def publish_version(
         reviewer=principal.client_id,
         reviewer_publisher=principal.publisher,
         owner_publisher=publisher,
+        reviewed_sha256=body.content_sha256,
         now=clock(),
     )
     return _version_response(session, principal, publisher, dataset, version)
@@ -223,3 +235,14 @@ def upload_template() -> PlainTextResponse:
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="efdb-upload-template.csv"'},
     )
+
+
+@review_router.get(
+    "/v1/review",
+    response_model=ReviewQueue,
+    summary="Submitted versions waiting for a reviewer, oldest first (national reviewer)",
+    dependencies=[Depends(only_query_params(()))],
+)
+def list_review_queue(request: Request, session: SessionDep, principal: ReviewerDep) -> Response:
+    items = review_queue(session, viewer=principal.as_viewer())
+    return cached_json(request, {"items": items, "next": None}, cache_control=PRIVATE)

@@ -16,7 +16,7 @@ from app.core.errors import Conflict, ProblemError
 from app.factors.models import Factor
 from app.provenance.audit import append_event
 from app.versioning.models import RESOLVABLE_STATUSES, DatasetVersion
-from app.versioning.publish import publish
+from app.versioning.publish import compute_content_sha256, publish
 from app.versioning.service import latest_released, latest_resolvable
 
 
@@ -57,6 +57,8 @@ def submit(
     now: datetime | None = None,
 ) -> None:
     _expect(version, label, "draft")
+    # Frozen from here on: the hash the reviewer reads is the one the publish must name.
+    version.content_sha256 = compute_content_sha256(session, version.id)
     version.status = "submitted"
     version.submitted_at = now or utcnow()
     version.submitted_by = actor
@@ -76,6 +78,7 @@ def approve(
     reviewer: str,
     reviewer_publisher: str | None,
     owner_publisher: str,
+    reviewed_sha256: str,
     now: datetime | None = None,
 ) -> None:
     _expect(version, label, "submitted")
@@ -87,7 +90,7 @@ def approve(
         latest.patch,
     ):
         raise Conflict(f"{label} is not newer than the latest release {latest.version}")
-    publish(session, version=version, reviewer=reviewer, now=now)
+    publish(session, version=version, reviewer=reviewer, now=now, reviewed_sha256=reviewed_sha256)
 
 
 def reject(
