@@ -5,7 +5,7 @@ and versions loaded directly, such as the seed data, have none): the report the 
 answered with (errors, warnings and their counts).
 
 Revision ID: 20261203_0103
-Revises: 20261125_0006
+Revises: 20261203_0102
 Create Date: 2026-12-03 20:30:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261203_0103"
-down_revision: str | None = "20261125_0006"
+down_revision: str | None = "20261203_0102"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
