@@ -3,6 +3,17 @@
 PostgreSQL is reached at EFDB_TEST_POSTGRES_URL (default: the local server at 127.0.0.1:5432).
 Without it the PostgreSQL half skips with the reason, unless EFDB_REQUIRE_POSTGRES=1 (CI),
 where it fails.
+
+Every test commits for real: the app's request sessions, `make_sessionmaker(db)`, `db.begin()`,
+a CLI run in-process and an `efdb serve` child process all see the same committed database, so
+no test needs to ask for real commits (there is no per-test outer transaction to opt out of).
+Each test gets its database empty (reference data only) or, when it asks for `seeded`, with
+the seed published; the seed is loaded once per backend and copied (a seeded SQLite template
+file; on PostgreSQL the seeded rows kept in schema `efdb_test_seed`). After a test the shared
+PostgreSQL database is emptied with DELETE, triggers off, in a few milliseconds.
+
+`make test` runs the suite on pytest-xdist workers; each worker has its own databases.
+A fixture that keeps a server up across tests (tests/browser) uses a database of its own.
 """
 
 from __future__ import annotations

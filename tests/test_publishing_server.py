@@ -135,7 +135,9 @@ def _raw_request(port: int, head: bytes, body_chunks: Iterator[bytes]) -> tuple[
                 break
             try:
                 sock.sendall(chunk)
-            except (BrokenPipeError, ConnectionResetError):
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                # A server that stops reading (on a busy machine, or because it has answered)
+                # gets no more; one that still waits for the body fails the recv below.
                 break
             sent += len(chunk)
         sock.settimeout(10)
