@@ -212,6 +212,10 @@ def empty_shared_database(engine: Engine) -> None:
     if engine.dialect.name != "postgresql":
         return
     with engine.begin() as connection:
+        if not _superuser(connection):  # only a superuser may turn triggers off
+            tables = ", ".join(f'"{table}"' for table in CLEANED_TABLES)
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            return
         statements = ["SET LOCAL session_replication_role = replica"]
         statements += [f'DELETE FROM "{table}"' for table in reversed(CLEANED_TABLES)]
         statements += [
@@ -220,10 +224,16 @@ def empty_shared_database(engine: Engine) -> None:
         connection.exec_driver_sql("; ".join(statements))
 
 
-def _restore_seed(engine: Engine) -> None:
+def _superuser(connection: Connection) -> bool:
+    return bool(connection.exec_driver_sql("SHOW is_superuser").scalar_one() == "on")
+
+
+def _restore_seed(engine: Engine) -> bool:
     """Copy the seeded rows back from SEED_SCHEMA (ids and audit chain as `load_seed` made
-    them), in milliseconds instead of a seed load."""
+    them), in milliseconds instead of a seed load; False if this role may not do that."""
     with engine.begin() as connection:
+        if not _superuser(connection):
+            return False
         statements = ["SET LOCAL session_replication_role = replica"]
         statements += [
             f'INSERT INTO "{table}" SELECT * FROM "{SEED_SCHEMA}"."{table}"'
@@ -235,6 +245,7 @@ def _restore_seed(engine: Engine) -> None:
             for table, column, sequence in _sequences(connection)
         ]
         connection.exec_driver_sql("; ".join(statements))
+    return True
 
 
 def _is_empty(engine: Engine) -> bool:
@@ -296,8 +307,7 @@ def seeded(db: Engine, database_url: str, settings: Settings) -> None:
     tests get a copy of a seeded template, PostgreSQL tests get its rows copied back)."""
     if database_url in _SEEDED_COPIES:
         return
-    if db.dialect.name == "postgresql" and _is_empty(db):
-        _restore_seed(db)
+    if db.dialect.name == "postgresql" and _is_empty(db) and _restore_seed(db):
         return
     # Something was written before the seed (or a test asked for `seeded` late): load it.
     with make_sessionmaker(db).begin() as session:
