@@ -1,9 +1,9 @@
-# One task runner: `make serve` and `make test` are the README's two commands.
+# One task runner: `make serve`, `make lint` and `make test` are the README's commands.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint bench install install-test openapi
+.PHONY: serve test lint lint-checks pytest ci bench install install-test openapi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +20,25 @@ serve: install
 	$(BIN)/efdb serve
 
 lint: install-test
+	$(MAKE) --no-print-directory lint-checks
+
+# Every test on SQLite and on PostgreSQL (127.0.0.1:5432; skipped with the reason if absent),
+# on one pytest-xdist worker per CPU.
+test: install-test
+	$(MAKE) --no-print-directory pytest
+
+# CI (.ci/run): install once, then lint and the tests side by side; each one's output is
+# printed whole when it ends.
+ci: install-test
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint-checks pytest
+
+lint-checks:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Every test on SQLite and on PostgreSQL (127.0.0.1:5432; skipped with the reason if absent).
-test: lint
-	$(BIN)/pytest
+pytest:
+	$(BIN)/pytest -n auto
 
 openapi: install
 	$(BIN)/efdb openapi

@@ -189,6 +189,7 @@ def cmd_client_create(args: argparse.Namespace, settings: Settings) -> None:
                 scopes=args.scope,
                 name=args.name,
                 actor=_cli_actor(),
+                secret_hash_cost=settings.secret_hash_cost,
             )
     except AdminError as exc:
         raise CliError(str(exc)) from exc

@@ -95,6 +95,8 @@ class TokenKit:
     def __init__(self, client: TestClient, db: Engine) -> None:
         self.client = client
         self.sessionmaker = make_sessionmaker(db)
+        # The app's settings: in the suite, a cheap scrypt cost (see `settings` in conftest).
+        self.settings: Settings = client.app.state.settings  # type: ignore[attr-defined]
 
     def ensure_publisher(self, slug: str) -> None:
         with self.sessionmaker.begin() as session:
@@ -112,7 +114,12 @@ class TokenKit:
             self.ensure_publisher(publisher)
         with self.sessionmaker.begin() as session:
             issued = service.create_client(
-                session, publisher=publisher, scopes=scopes, name="test", actor=TEST_ACTOR
+                session,
+                publisher=publisher,
+                scopes=scopes,
+                name="test",
+                actor=TEST_ACTOR,
+                secret_hash_cost=self.settings.secret_hash_cost,
             )
         return Credentials(issued.client_id, issued.client_secret, issued.scopes, publisher)
 

@@ -3,10 +3,23 @@
 PostgreSQL is reached at EFDB_TEST_POSTGRES_URL (default: the local server at 127.0.0.1:5432).
 Without it the PostgreSQL half skips with the reason, unless EFDB_REQUIRE_POSTGRES=1 (CI),
 where it fails.
+
+Every test commits for real: the app's request sessions, `make_sessionmaker(db)`, `db.begin()`,
+a CLI run in-process and an `efdb serve` child process all see the same committed database, so
+no test needs to ask for real commits (there is no per-test outer transaction to opt out of).
+Each test gets its database empty (reference data only) or, when it asks for `seeded`, with
+the seed published; the seed is loaded once per backend and copied (a seeded SQLite template
+file; on PostgreSQL the seeded rows kept in schema `efdb_test_seed`). After a test the shared
+PostgreSQL database is emptied with DELETE, triggers off, in a few milliseconds.
+
+`make test` runs the suite on pytest-xdist workers; each worker has its own databases.
+A fixture that keeps a server up across tests (tests/browser) uses a database of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import socket
@@ -22,11 +35,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app.core.config import Settings
+from app.cli import main as cli_main
+from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.migrations import upgrade_to_head
 from app.datasets.seed import load_seed
@@ -40,6 +54,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 REQUIRE_POSTGRES = os.environ.get("EFDB_REQUIRE_POSTGRES") == "1"
 BACKENDS = [b.strip() for b in os.environ.get("EFDB_TEST_BACKENDS", "sqlite,postgresql").split(",")]
+
+# scrypt's N for the suite's clients (production: 2**14).
+TEST_SECRET_HASH_COST = 16
 
 # Auth fixtures: real clients and tokens (`tokens`, `writer_token`, `reviewer_token`, ...).
 pytest_plugins = ["tests.auth_fixtures"]
@@ -87,48 +104,154 @@ def _migrate(url: str) -> None:
     engine.dispose()
 
 
+# The tables the tests write (reference tables are loaded once by the migration fixture).
+CLEANED_TABLES = [t.name for t in Base.metadata.sorted_tables if t.name not in REFERENCE_TABLES]
+# PostgreSQL: a copy of the seeded tables, in this schema of the shared test database.
+SEED_SCHEMA = "efdb_test_seed"
+# SQLite: migrated template -> seeded template; and the per-test copies made from the latter.
+_SEEDED_TEMPLATES: dict[str, str] = {}
+_SEEDED_COPIES: set[str] = set()
+
+
+def _load_seed(url: str) -> None:
+    engine = make_engine(url)
+    with make_sessionmaker(engine).begin() as session:
+        load_seed(session, Settings().seed_dir)
+    engine.dispose()
+
+
+def _snapshot_seed(url: str) -> None:
+    """Seed the shared PostgreSQL database once, copy its rows aside, and empty it again."""
+    _load_seed(url)
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{SEED_SCHEMA}"'))
+        for table in CLEANED_TABLES:
+            connection.execute(
+                text(f'CREATE TABLE "{SEED_SCHEMA}"."{table}" AS SELECT * FROM "{table}"')
+            )
+    empty_shared_database(engine)
+    engine.dispose()
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def migrated_database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """One database per backend, migrated to head once per session.
+    """One database per backend (and per xdist worker), migrated to head once per session.
 
-    On SQLite it is a template file that each test copies; on PostgreSQL it is the database
-    the tests share, emptied with TRUNCATE after each test (TRUNCATE does not fire the row
-    triggers that keep published factors immutable).
+    On SQLite it is a template file that each test copies (a second template, seeded, serves
+    the tests that ask for `seeded`). On PostgreSQL it is the database the tests share, emptied
+    after each test by `empty_shared_database`.
     """
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'template.sqlite3'}"
+        directory = tmp_path_factory.mktemp("sqlite")
+        url = f"sqlite:///{directory / 'template.sqlite3'}"
         _migrate(url)
+        shutil.copyfile(directory / "template.sqlite3", directory / "seeded.sqlite3")
+        seeded_url = f"sqlite:///{directory / 'seeded.sqlite3'}"
+        _load_seed(seeded_url)
+        _SEEDED_TEMPLATES[url] = seeded_url
         yield url
     else:
         generator = _postgres_database("efdb_test")
         url = next(generator)
         _migrate(url)
+        _snapshot_seed(url)
         yield url
         next(generator, None)
 
 
 @pytest.fixture
-def database_url(migrated_database: str, tmp_path: Path) -> str:
-    """A migrated, empty database for this test alone."""
+def database_url(migrated_database: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A migrated database for this test alone: empty, or seeded when the test asks for
+    `seeded` (on SQLite a copy of the seeded template; see `seeded` for PostgreSQL)."""
     if not migrated_database.startswith("sqlite"):
         return migrated_database
-    template = Path(make_url(migrated_database).database or "")
+    source = migrated_database
+    if "seeded" in request.fixturenames:
+        source = _SEEDED_TEMPLATES[migrated_database]
     copy = tmp_path / "efdb.sqlite3"
-    shutil.copyfile(template, copy)
-    return f"sqlite:///{copy}"
+    shutil.copyfile(make_url(source).database or "", copy)
+    url = f"sqlite:///{copy}"
+    if source != migrated_database:
+        _SEEDED_COPIES.add(url)
+    return url
+
+
+_SEQUENCES: dict[str, list[tuple[str, str, str]]] = {}
+
+
+def _sequences(connection: Connection) -> list[tuple[str, str, str]]:
+    """(table, column, sequence) of the cleaned tables' id sequences, looked up once."""
+    key = str(connection.engine.url)
+    if key not in _SEQUENCES:
+        rows = connection.execute(
+            text(
+                "SELECT table_name, column_name, seq FROM ("
+                " SELECT table_name, column_name,"
+                "  pg_get_serial_sequence(quote_ident(table_name), column_name) AS seq"
+                " FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND table_name = ANY(:tables)"
+                ") AS c WHERE seq IS NOT NULL"
+            ),
+            {"tables": CLEANED_TABLES},
+        )
+        _SEQUENCES[key] = [(row[0], row[1], row[2]) for row in rows]
+    return _SEQUENCES[key]
 
 
 def empty_shared_database(engine: Engine) -> None:
     """Give the shared PostgreSQL database back empty, as the next test expects it (with its
-    reference data, which only the reference loader writes)."""
-    if engine.dialect.name == "postgresql":
-        tables = ", ".join(
-            t.name for t in Base.metadata.sorted_tables if t.name not in REFERENCE_TABLES
-        )
-        with engine.begin() as connection:
+    reference data, which only the reference loader writes), ids starting again at 1.
+
+    DELETE with triggers off (`session_replication_role = replica`: neither the immutability
+    triggers nor the foreign-key checks fire) costs a few ms on the small tables a test
+    leaves; TRUNCATE costs 100-250 ms, most of the old suite's PostgreSQL time.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as connection:
+        if not _superuser(connection):  # only a superuser may turn triggers off
+            tables = ", ".join(f'"{table}"' for table in CLEANED_TABLES)
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            return
+        statements = ["SET LOCAL session_replication_role = replica"]
+        statements += [f'DELETE FROM "{table}"' for table in reversed(CLEANED_TABLES)]
+        statements += [
+            f"SELECT setval('{sequence}', 1, false)" for _, _, sequence in _sequences(connection)
+        ]
+        connection.exec_driver_sql("; ".join(statements))
+
+
+def _superuser(connection: Connection) -> bool:
+    return bool(connection.exec_driver_sql("SHOW is_superuser").scalar_one() == "on")
+
+
+def _restore_seed(engine: Engine) -> bool:
+    """Copy the seeded rows back from SEED_SCHEMA (ids and audit chain as `load_seed` made
+    them), in milliseconds instead of a seed load; False if this role may not do that."""
+    with engine.begin() as connection:
+        if not _superuser(connection):
+            return False
+        statements = ["SET LOCAL session_replication_role = replica"]
+        statements += [
+            f'INSERT INTO "{table}" SELECT * FROM "{SEED_SCHEMA}"."{table}"'
+            for table in CLEANED_TABLES
+        ]
+        statements += [
+            f"SELECT setval('{sequence}', COALESCE((SELECT MAX(\"{column}\") FROM "
+            f'"{table}"), 0) + 1, false)'
+            for table, column, sequence in _sequences(connection)
+        ]
+        connection.exec_driver_sql("; ".join(statements))
+    return True
+
+
+def _is_empty(engine: Engine) -> bool:
+    union = " UNION ALL ".join(f'SELECT 1 FROM "{table}"' for table in CLEANED_TABLES)
+    with engine.connect() as connection:
+        return connection.execute(text(f"SELECT NOT EXISTS ({union})")).scalar_one() is True
 
 
 @pytest.fixture
@@ -159,6 +282,9 @@ def settings(database_url: str, tmp_path: Path, signing_key_file: Path) -> Setti
         export_dir=tmp_path / "exports",
         signing_key=signing_key_file,
         generated_signing_key=tmp_path / "var" / "signing-key.pem",
+        # A cheap scrypt for the clients the suite creates (production refuses it;
+        # tests/test_auth_tokens.py pins the production parameters).
+        secret_hash_cost=TEST_SECRET_HASH_COST,
     )
 
 
@@ -176,8 +302,14 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def seeded(db: Engine, settings: Settings) -> None:
-    """The real, cited seed datasets, published."""
+def seeded(db: Engine, database_url: str, settings: Settings) -> None:
+    """The real, cited seed datasets, published (by `load_seed`, once per backend: SQLite
+    tests get a copy of a seeded template, PostgreSQL tests get its rows copied back)."""
+    if database_url in _SEEDED_COPIES:
+        return
+    if db.dialect.name == "postgresql" and _is_empty(db) and _restore_seed(db):
+        return
+    # Something was written before the seed (or a test asked for `seeded` late): load it.
     with make_sessionmaker(db).begin() as session:
         load_seed(session, settings.seed_dir)
 
@@ -185,6 +317,39 @@ def seeded(db: Engine, settings: Settings) -> None:
 @pytest.fixture
 def backend(database_url: str) -> str:
     return make_url(database_url).get_backend_name()
+
+
+def run_efdb_in_process(
+    *args: str, env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """`efdb ARGS` run by `app.cli.main` in this process, as a child process would see it: the
+    `EFDB_*` variables of `env` only, `cwd` as working directory, stdout and stderr captured.
+
+    Seconds faster than a child process (no interpreter start, no imports); the few true
+    end-to-end tests (`served`, `ServerProcess`, a failing `python -m app.cli`) still start one.
+    """
+    saved_environ = dict(os.environ)
+    saved_cwd = Path.cwd()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    for name in [name for name in os.environ if name.startswith("EFDB_")]:
+        del os.environ[name]
+    os.environ.update({k: v for k, v in env.items() if k.startswith("EFDB_")})
+    get_settings.cache_clear()
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = cli_main(list(args))
+            except SystemExit as exit_:  # argparse: --help (0), a usage error (2)
+                code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_environ)
+        get_settings.cache_clear()
+    return subprocess.CompletedProcess(
+        ["efdb", *args], code, stdout=stdout.getvalue(), stderr=stderr.getvalue()
+    )
 
 
 def _free_port() -> int:

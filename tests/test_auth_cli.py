@@ -1,4 +1,5 @@
-"""`efdb publisher create`, `efdb client create`, `efdb client revoke`: real processes.
+"""`efdb publisher create`, `efdb client create`, `efdb client revoke`, run by `app.cli.main`
+in this process (tests/test_cli.py starts the real process).
 
 The secret printed by the CLI is used at the token endpoint, so the round trip is the one an
 administrator and an integrator go through.
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,8 @@ from app.auth.models import Client
 from app.datasets.models import Publisher
 from app.provenance.audit import verify_chain
 from app.provenance.models import AuditEvent
+from tests.conftest import run_efdb_in_process
 
-EFDB = [sys.executable, "-m", "app.cli"]
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,9 +40,7 @@ def cli_env(database_url: str, db: Engine) -> dict[str, str]:
 @pytest.fixture
 def efdb(cli_env: dict[str, str], tmp_path: Path) -> Any:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*EFDB, *args], env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=120
-        )
+        return run_efdb_in_process(*args, env=cli_env, cwd=tmp_path)
 
     return run
 

@@ -919,6 +919,22 @@ def test_secrets_are_random_and_stored_as_salted_scrypt(session: Session, tokens
     assert verify_secret(credentials.client_secret, row.secret_hash)
 
 
+def test_production_hashes_secrets_at_the_full_scrypt_cost(tmp_path: Path) -> None:
+    # The suite hashes its clients' secrets cheaply (Settings.secret_hash_cost); production
+    # keeps scrypt N=2**14, r=8, p=1 and refuses a lower cost.
+    key = tmp_path / "key.pem"
+    key.write_bytes(generate_pem())
+    production = {"environment": "production", "signing_key": key, "issuer": "https://efdb.test"}
+    assert Settings(**production).secret_hash_cost == 2**14  # type: ignore[arg-type]
+    assert Settings().secret_hash_cost == 2**14
+    with pytest.raises(ValidationError, match="for tests only"):
+        Settings(**production, secret_hash_cost=2**13)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="power of two"):
+        Settings(secret_hash_cost=1000)
+    assert hash_secret("s").startswith("scrypt$16384$8$1$")
+    assert hash_secret("s", cost=16).startswith("scrypt$16$8$1$")
+
+
 def test_admin_actions_are_audited_in_a_verifying_chain(session: Session, tokens: TokenKit) -> None:
     credentials = tokens.credentials(publisher="cisa", scopes=["datasets:write"])
     service.revoke_client(session, client_id=credentials.client_id, actor="test-admin")

@@ -1,4 +1,5 @@
-"""The `efdb` command line, run as an operator runs it: a real process, a real database."""
+"""The `efdb` command line, run as an operator runs it, on a real database: in this process
+(`app.cli.main`), and as a real process where the process itself is what is tested."""
 
 from __future__ import annotations
 
@@ -13,11 +14,19 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from tests.conftest import run_efdb_in_process
+
 EFDB = [sys.executable, "-m", "app.cli"]
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_efdb(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run_efdb_in_process(*args, env=env, cwd=cwd)
+
+
+def run_efdb_process(
+    *args: str, env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*EFDB, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
     )
@@ -76,7 +85,8 @@ def test_failures_are_one_line_and_non_zero(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
     env["EFDB_DATABASE_URL"] = "postgresql+psycopg://nobody@127.0.0.1:1/none"
     env["PYTHONPATH"] = str(PROJECT_ROOT)
-    result = run_efdb("db", "upgrade", env=env, cwd=tmp_path)
+    # A real process: `python -m app.cli` exits with main()'s status, one line on stderr.
+    result = run_efdb_process("db", "upgrade", env=env, cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.startswith("efdb: ")
     assert len(result.stderr.strip().splitlines()) == 1
@@ -85,7 +95,7 @@ def test_failures_are_one_line_and_non_zero(tmp_path: Path) -> None:
 def test_openapi_check_detects_a_stale_document(tmp_path: Path) -> None:
     stale = tmp_path / "openapi.json"
     stale.write_text("{}\n")
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
     result = run_efdb("openapi", "--check", "--output", str(stale), env=env, cwd=tmp_path)
     assert result.returncode == 1
     assert "out of date" in result.stderr

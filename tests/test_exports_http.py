@@ -8,7 +8,6 @@ server over HTTP with range requests) run as written, only the port changed.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from typing import Any
 import duckdb
 import httpx
 import pytest
+
+from tests.conftest import run_efdb_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -44,16 +45,7 @@ def duckdb_with_httpfs() -> duckdb.DuckDBPyConnection:
 
 def efdb(*args: str, cwd: Path) -> dict[str, Any]:
     """Run the CLI as the README does, in the served app's directory and configuration."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
-    env["PYTHONPATH"] = str(ROOT)
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_efdb_in_process(*args, env={}, cwd=cwd)
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result

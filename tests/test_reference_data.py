@@ -8,10 +8,7 @@ import csv
 import hashlib
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 import tokenize
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +25,7 @@ from app.core.migrations import alembic_config, upgrade_to_head
 from app.provenance.models import AuditEvent
 from app.reference.loader import REFERENCE_DIR, load_reference_data, reference_versions
 from app.reference.models import ConversionProperty, Location, ReferenceVersion
-from tests.conftest import _postgres_database
+from tests.conftest import _postgres_database, run_efdb_in_process
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
 from tests.test_factors_api import assert_problem
 
@@ -354,19 +351,10 @@ def test_loading_twice_changes_nothing(session: Session) -> None:
 def test_efdb_db_upgrade_loads_and_audits_once(tmp_path: Path) -> None:
     """As an operator runs it, on a new SQLite database: the first upgrade loads the reference
     tables and records one audit event; the second changes nothing."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
-    env["EFDB_DATABASE_URL"] = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
-    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    env = {"EFDB_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}"}
 
     def efdb(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "app.cli", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = run_efdb_in_process(*args, env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 

@@ -8,9 +8,12 @@ import hmac
 import secrets
 from functools import cache
 
-# scrypt with N=2**14, r=8, p=1 (16 MiB, tens of milliseconds). The parameters are stored
-# with each hash, so they can be raised later without invalidating existing secrets.
-_N, _R, _P = 2**14, 8, 1
+from app.core.config import PRODUCTION_SECRET_HASH_COST
+
+# scrypt with N=2**14, r=8, p=1 (16 MiB, tens of milliseconds) in production. The parameters
+# are stored with each hash, so they can be raised later without invalidating existing secrets.
+PRODUCTION_COST = PRODUCTION_SECRET_HASH_COST
+_R, _P = 8, 1
 _DKLEN = 32
 _SCHEME = "scrypt"
 
@@ -38,11 +41,15 @@ def _scrypt(secret: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     )
 
 
-def hash_secret(secret: str) -> str:
-    """`scrypt$N$r$p$salt$hash` with a fresh 128-bit salt."""
+def hash_secret(secret: str, *, cost: int = PRODUCTION_COST) -> str:
+    """`scrypt$N$r$p$salt$hash` with a fresh 128-bit salt.
+
+    `cost` is scrypt's N; only a test configuration lowers it (`Settings.secret_hash_cost`,
+    which production refuses below the default).
+    """
     salt = secrets.token_bytes(16)
-    digest = _scrypt(secret, salt, _N, _R, _P)
-    return f"{_SCHEME}${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
+    digest = _scrypt(secret, salt, cost, _R, _P)
+    return f"{_SCHEME}${cost}${_R}${_P}${_b64(salt)}${_b64(digest)}"
 
 
 @cache

@@ -13,6 +13,7 @@ import os
 import secrets
 import stat
 import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,10 @@ def write_new_key(path: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def _import(path: Path) -> RSAKey:
+@lru_cache(maxsize=8)
+def _parse(path: Path, mtime_ns: int, size: int) -> RSAKey:
+    """The key in `path`, parsed once per file version (an RSA parse costs tens of ms, and the
+    test suite builds an app per test); a replaced file has a new mtime and is parsed again."""
     try:
         pem = path.read_bytes()
     except OSError as exc:
@@ -69,9 +73,18 @@ def _import(path: Path) -> RSAKey:
         raise SigningKeyError(f"{path} holds a public key; the service needs the private key")
     if key.raw_value.key_size < MIN_RSA_BITS:
         raise SigningKeyError(f"{path}: an RSA key needs at least {MIN_RSA_BITS} bits")
-    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("signing key %s is readable by group or others; chmod 600 it", path)
     key.ensure_kid()  # RFC 7638 thumbprint: stable for the key, published in the JWKS
+    return key
+
+
+def _import(path: Path) -> RSAKey:
+    try:
+        status = path.stat()
+    except OSError as exc:
+        raise SigningKeyError(f"cannot read signing key {path}: {exc.strerror}") from exc
+    key = _parse(path.resolve(), status.st_mtime_ns, status.st_size)
+    if status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning("signing key %s is readable by group or others; chmod 600 it", path)
     return key
 
 

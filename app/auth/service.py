@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.hashing import generate_client_id, generate_secret, hash_secret
+from app.auth.hashing import PRODUCTION_COST, generate_client_id, generate_secret, hash_secret
 from app.auth.models import Client
 from app.auth.scopes import NATIONAL_SCOPES, PUBLISHER_SCOPES, Scope
 from app.core.db import utcnow
@@ -130,8 +130,12 @@ def create_client(
     scopes: Iterable[str],
     name: str | None = None,
     actor: str,
+    secret_hash_cost: int = PRODUCTION_COST,
 ) -> IssuedClient:
-    """A client of `publisher` (or, with None, a national client). Returns the secret once."""
+    """A client of `publisher` (or, with None, a national client). Returns the secret once.
+
+    `secret_hash_cost` is `Settings.secret_hash_cost` (lower only in a test configuration).
+    """
     owner = None
     if publisher is not None:
         owner = get_publisher(session, publisher)
@@ -143,7 +147,7 @@ def create_client(
     secret = generate_secret()
     client = Client(
         client_id=generate_client_id(),
-        secret_hash=hash_secret(secret),
+        secret_hash=hash_secret(secret, cost=secret_hash_cost),
         name=name,
         scopes=checked,
         publisher_id=owner.id if owner is not None else None,

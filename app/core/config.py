@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VAR_DIR = Path("var")
+# scrypt's N for client secrets in production (app/auth/hashing.py keeps the same figure).
+PRODUCTION_SECRET_HASH_COST = 2**14
 
 
 ExternalAlgorithm = Literal[
@@ -60,6 +62,9 @@ class Settings(BaseSettings):
     signing_key: Path | None = None
     # Outside production, with no EFDB_SIGNING_KEY, a key is generated here on first use.
     generated_signing_key: Path = VAR_DIR / "signing-key.pem"
+    # scrypt's N for new client secrets. Only a test configuration lowers it (to keep a test
+    # suite that creates hundreds of clients fast); production refuses anything below 2**14.
+    secret_hash_cost: int = Field(default=PRODUCTION_SECRET_HASH_COST, ge=2)
     token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
     trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
     export_dir: Path = VAR_DIR / "exports"
@@ -75,6 +80,12 @@ class Settings(BaseSettings):
             raise ValueError("EFDB_SIGNING_KEY must point to a PEM private key in production")
         if self.environment == "production" and not self.issuer.startswith("https://"):
             raise ValueError("EFDB_ISSUER must be the service's public https:// URL in production")
+        if self.secret_hash_cost & (self.secret_hash_cost - 1):
+            raise ValueError("EFDB_SECRET_HASH_COST must be a power of two")
+        if self.environment == "production" and self.secret_hash_cost < PRODUCTION_SECRET_HASH_COST:
+            raise ValueError(
+                f"EFDB_SECRET_HASH_COST below {PRODUCTION_SECRET_HASH_COST} is for tests only"
+            )
         if any(trusted.issuer == self.issuer for trusted in self.trusted_issuers):
             raise ValueError("EFDB_TRUSTED_ISSUERS must not list this service's own issuer")
         return self

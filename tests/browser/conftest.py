@@ -24,7 +24,7 @@ from app.core.config import Settings
 from app.core.db import make_engine, make_sessionmaker
 from app.datasets.seed import load_seed
 from app.main import create_app
-from tests.conftest import empty_shared_database
+from tests.conftest import _migrate, _postgres_database
 from tests.live_server import serve_in_thread
 
 CHROMIUM = Path(os.environ.get("EFDB_CHROMIUM", "/usr/bin/chromium"))
@@ -83,8 +83,13 @@ def site(
         copy = workdir / "efdb.sqlite3"
         shutil.copyfile(make_url(migrated_database).database or "", copy)
         database_url = f"sqlite:///{copy}"
+        database = None
     else:
-        database_url = migrated_database
+        # Its own database: under pytest-xdist, another module's tests may run on this worker
+        # (and empty the shared one) while this module's server is up.
+        database = _postgres_database("efdb_site")
+        database_url = next(database)
+        _migrate(database_url)
     settings = Settings(
         environment="test",
         database_url=database_url,
@@ -101,5 +106,6 @@ def site(
             yield Site(url=url, engine=engine, settings=settings)
     finally:
         app.state.engine.dispose()
-        empty_shared_database(engine)
         engine.dispose()
+        if database is not None:
+            next(database, None)
