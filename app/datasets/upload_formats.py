@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -17,6 +16,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from app.core.strict_json import strict_loads
 from app.datasets.records import RowProblem
 from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
 
@@ -184,8 +184,9 @@ def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Row]]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line, parse_constant=_refuse_constant)
-        except (UnicodeDecodeError, ValueError) as exc:
+            # The same strictness as JSON request bodies: no NaN, no repeated key, bounded depth.
+            value = strict_loads(line)
+        except ValueError as exc:  # UnicodeDecodeError is one too
             yield line_number, RowProblem(line_number, None, "invalid_json", str(exc))
             continue
         if not isinstance(value, dict):
@@ -195,10 +196,6 @@ def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Row]]:
             )
             continue
         yield line_number, value
-
-
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number in JSON")
 
 
 def _parquet_rows(stream: IO[bytes]) -> RowStream:
