@@ -6,6 +6,7 @@ end in a 500 and on SQLite was stored as sent. Rows are synthetic (tests/upload_
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from app.core.text import content_disposition, safe_file_name
 from app.datasets.records import RowProblem, parse_record
+from app.exports.writer import looks_like_formula
 from tests.auth_fixtures import TokenKit
 from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS
 from tests.test_upload_validation import good_rows, snapshot
@@ -400,3 +402,59 @@ def test_cross_field_checks_skip_what_depends_on_a_failed_cell() -> None:
     assert codes(parse_record(2, {**row, "region": "china"})) == {
         ("region", "string_pattern_mismatch")
     }
+
+
+# --- formula text in every CSV the service writes ---------------------------------------------
+
+FORMULAS = {
+    "name_en": "=cmd|' /C calc'!A0",
+    "name_zh": "\uff1d1+1",  # a full-width equals sign: a formula to spreadsheets in zh locales
+    "notes": "  @SUM(1,2)",
+}
+
+
+def is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def test_formula_text_is_neutralised_in_every_csv_the_service_writes(
+    client: TestClient, tokens: TokenKit, writer: dict[str, str]
+) -> None:
+    rows = [{**r, "notes": ""} for r in good_rows(2)]
+    rows[0].update(FORMULAS)
+    first = post(client, writer, "f.csv", csv_bytes(rows), data={"release_notes": "=1+2"})
+    assert first.status_code == 201, first.text
+    rows[1]["co2e"] = rows[1]["co2e"] + 0.0001
+    second = client.post(
+        VERSIONS,
+        headers=writer,
+        data={"version": "1.0.1", "release_notes": "+ fix"},
+        files={"file": ("f.csv", csv_bytes(rows), "text/csv")},
+    )
+    assert second.status_code == 201, second.text
+    for version in ("1.0.0", "1.0.1"):
+        assert client.post(f"{VERSIONS}/{version}/submit", headers=writer).status_code == 200
+        published = client.post(f"{VERSIONS}/{version}/publish", headers=tokens.reviewer())
+        assert published.status_code == 200, published.text
+    factor = f"{PUBLISHER}/steel-products/synthetic-00000"
+    urls = [
+        f"{VERSIONS}/1.0.0/export.csv",
+        "/.csv",
+        f"/factors/{factor}/history.csv",
+        f"/datasets/{PUBLISHER}/steel-products/versions.csv",
+        f"/datasets/{PUBLISHER}/steel-products/diff/1.0.0...1.0.1.csv",
+        f"/compare.csv?f={factor}&f={PUBLISHER}/steel-products/synthetic-00001",
+    ]
+    seen: set[str] = set()
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.text[:500])
+        cells = [c for row in csv.reader(io.StringIO(response.text)) for c in row]
+        dangerous = [c for c in cells if looks_like_formula(c) and not is_number(c)]
+        assert dangerous == [], url
+        seen.update(cells)
+    assert {"'" + text.strip() for text in FORMULAS.values()} | {"'=1+2", "'+ fix"} <= seen
