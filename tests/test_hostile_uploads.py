@@ -123,6 +123,12 @@ REFUSED: list[tuple[str, str, Callable[[], bytes], tuple[int | None, str | None,
         (1, "description", "too_long"),
     ),
     (
+        "5 MB cell in a CSV",
+        "f.csv",
+        lambda: with_cell(1, "description", "x" * 5_000_000),
+        (3, None, "malformed_csv"),
+    ),
+    (
         "description one character over its limit",
         "f.csv",
         lambda: with_cell(0, "description", "é" * 4001),

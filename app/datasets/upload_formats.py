@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from app.core.strict_json import strict_loads
+from app.datasets.cells import TEXT_LIMITS
 from app.datasets.records import RowProblem
 from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
 
@@ -147,7 +148,7 @@ def _csv_rows(stream: IO[bytes], *, has_bom: bool) -> RowStream:
     except StopIteration as exc:
         raise _file_problem("empty_file", "the file has no header row") from exc
     except csv.Error as exc:
-        raise _file_problem("malformed_csv", str(exc), row=1) from exc
+        raise _file_problem("malformed_csv", _csv_reason(exc), row=1) from exc
     columns = [name.strip() for name in header]
     warnings = []
     if has_bom:
@@ -174,9 +175,19 @@ def _csv_rows(stream: IO[bytes], *, has_bom: bool) -> RowStream:
                     continue
                 yield row_number, dict(zip(columns, cells, strict=True))
         except csv.Error as exc:
-            raise _file_problem("malformed_csv", str(exc), row=row_number + 1) from exc
+            raise _file_problem("malformed_csv", _csv_reason(exc), row=row_number + 1) from exc
 
     return RowStream(rows(), header_problems(columns), warnings)
+
+
+def _csv_reason(exc: csv.Error) -> str:
+    if "field limit" in str(exc):
+        longest = max(TEXT_LIMITS.values())
+        return (
+            f"a cell is longer than {csv.field_size_limit():,} characters (no field allows "
+            f"more than {longest:,}); the rest of the file cannot be read"
+        )
+    return str(exc)
 
 
 def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Row]]:
