@@ -464,3 +464,15 @@ def test_formula_text_is_neutralised_in_every_csv_the_service_writes(
         assert dangerous == [], url
         seen.update(cells)
     assert {"'" + text.strip() for text in FORMULAS.values()} | {"'=1+2", "'+ fix"} <= seen
+
+
+def test_typed_cells_keep_their_types_and_a_midnight_timestamp_is_a_date() -> None:
+    from datetime import datetime
+
+    row = synthetic_row(0, valid_from=datetime(2023, 1, 1), reference_year=2023.0)
+    parsed = parse_record(1, row, text_cells=False)
+    assert not isinstance(parsed, list), parsed
+    assert str(parsed.valid_from) == "2023-01-01"
+    assert codes(
+        parse_record(1, {**row, "valid_from": datetime(2023, 1, 1, 12)}, text_cells=False)
+    ) == {("valid_from", "date_from_datetime_inexact")}

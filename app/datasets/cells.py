@@ -86,7 +86,8 @@ def _type_problem(kind: Kind, value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
             return f"must be a number, not {what}"
     elif kind is Kind.DATE:
-        if isinstance(value, dt.datetime) or not isinstance(value, dt.date | str):
+        # A Parquet timestamp at midnight is a date (the schema refuses any other time).
+        if not isinstance(value, dt.date | str):
             return f"must be a date (YYYY-MM-DD), not {what}"
     elif not isinstance(value, str):
         return f"must be text, not {what}"
