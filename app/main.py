@@ -11,6 +11,7 @@ from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
 from app.core.openapi import install_openapi
+from app.core.security_headers import SecurityHeaders
 from app.core.strict_json import StrictJSON
 from app.datasets.router import router as datasets_router
 from app.exports.router import router as exports_router
@@ -59,4 +60,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last, runs first: the size cap applies before anything reads the body.
     app.add_middleware(StrictJSON)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_mb * 1024 * 1024)
+    # Outermost: every answer carries them, refusals by the middlewares above included.
+    app.add_middleware(SecurityHeaders)
     return app

@@ -8,15 +8,22 @@ strictly before the app parses them, and replays the body unchanged.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import problem_response
 
+# Deeper than any request body or upload row needs; refused before it can exhaust the stack.
+MAX_DEPTH = 32
 
-class _Refused(ValueError):
-    pass
+
+class StrictJSONError(ValueError):
+    """Valid to Python's json module, not to JSON (or nested beyond MAX_DEPTH)."""
+
+
+_Refused = StrictJSONError
 
 
 def _refuse_constant(name: str) -> Any:
@@ -32,15 +39,67 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def strict_loads(data: bytes | str) -> Any:
+    """Parse JSON as JSON defines it: no NaN or Infinity, no repeated key in an object, at
+    most MAX_DEPTH levels of arrays and objects. StrictJSONError says what was refused;
+    another ValueError that the text is not JSON at all."""
+    try:
+        value = json.loads(
+            data, parse_constant=_refuse_constant, object_pairs_hook=_no_duplicate_keys
+        )
+    except RecursionError as exc:
+        raise _Refused(f"arrays or objects nested more than {MAX_DEPTH} deep") from exc
+    if _depth(value) > MAX_DEPTH:
+        raise _Refused(f"arrays or objects nested more than {MAX_DEPTH} deep")
+    return value
+
+
+def _depth(value: Any) -> int:
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+_UNSTORABLE = re.compile("[\\x00\\ud800-\\udfff]")
+
+
+def _unstorable_text(value: Any) -> str | None:
+    """A NUL or a lone surrogate in any string or key: no database column can hold either."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found = _UNSTORABLE.search(item)
+            if found is not None:
+                return f"a string holds U+{ord(found.group()):04X}, which no text can hold"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
 def check_strict_json(body: bytes) -> str | None:
     """None if the body is strict JSON (or not JSON at all: the app reports that), else why."""
     try:
-        json.loads(body, parse_constant=_refuse_constant, object_pairs_hook=_no_duplicate_keys)
+        value = strict_loads(body)
     except _Refused as exc:
         return str(exc)
     except ValueError:
         return None
-    return None
+    return _unstorable_text(value)
 
 
 class StrictJSON:

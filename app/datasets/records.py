@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from app.datasets.cells import check_cells
 from app.factors.schemas import FactorFields
 from app.factors.validation import RecordReference, record_problems
 
@@ -24,31 +25,85 @@ class RowProblem:
         return {"row": self.row, "column": self.column, "code": self.code, "detail": self.detail}
 
 
+# What each cross-field check reads: it is skipped when one of these failed its own check.
+_GAS_FIELDS = frozenset({"co2e", "co2", "ch4", "n2o", "other_ghg_co2e", "gwp_set"})
+_CROSS_FIELD_INPUTS: dict[str, frozenset[str]] = {
+    "unknown_region": frozenset({"region"}),
+    "missing_name": frozenset({"name_zh", "name_en"}),
+    "invalid_window": frozenset({"valid_from", "valid_to"}),
+    "uncertainty_order": frozenset({"co2e", "uncertainty_low", "uncertainty_high"}),
+    "missing_gwp_set": _GAS_FIELDS,
+    "co2_exceeds_co2e": _GAS_FIELDS,
+    "unknown_gwp_set": _GAS_FIELDS,
+    "co2e_mismatch": _GAS_FIELDS,
+}
+# Stand-ins for required fields that failed, so that the cross-field checks of the other
+# fields still run (every check that reads a stand-in is skipped).
+_STAND_INS: dict[str, object] = {
+    "factor_code": "x",
+    "activity_id": "x",
+    "region": "GLO",
+    "reference_year": 2000,
+    "unit": "kg",
+    "co2e": 0.0,
+    "boundary": "combustion",
+    "source_title": "x",
+}
+_FIELD_ORDER = {name: index for index, name in enumerate(FactorFields.model_fields)}
+
+
 def parse_record(
-    row: int, raw: Mapping[str, object], reference: RecordReference | None = None
+    row: int,
+    raw: Mapping[str, object],
+    reference: RecordReference | None = None,
+    *,
+    text_cells: bool = True,
 ) -> FactorFields | list[RowProblem]:
-    """One record, or every problem found in it (column-level first, then cross-field).
+    """One record, or every problem found in it: each cell's own problem (kind, characters,
+    length, schema), then the cross-field checks of the cells that passed their own.
 
     `reference` is the database's reference data (regions, GWP100); without it, the data as
-    `seed_data/reference/` ships it."""
+    `seed_data/reference/` ships it. `text_cells`: every cell is text (CSV); otherwise numbers
+    must be numbers (Parquet, JSON Lines)."""
     # Empty cells are nulls; leaving them out lets a required column report "missing".
-    values = {k: v for k, v in raw.items() if v is not None and v != ""}
+    values, cell_problems = check_cells(raw, text_cells=text_cells)
+    problems = [
+        RowProblem(row, column, code, detail) for column, (code, detail) in cell_problems.items()
+    ]
+    failed = set(cell_problems)
+    record: FactorFields | None = None
     try:
         record = FactorFields.model_validate(values)
     except ValidationError as exc:
-        return [
-            RowProblem(
-                row=row,
-                column=str(err["loc"][0]) if err["loc"] else None,
-                code=err["type"],
-                detail=err["msg"],
-            )
-            for err in exc.errors()
-        ]
-    problems = [
-        RowProblem(row, p.column, p.code, p.detail) for p in record_problems(record, reference)
-    ]
-    return problems or record
+        for err in exc.errors():
+            column = str(err["loc"][0]) if err["loc"] else None
+            if column in cell_problems:
+                continue  # refused before the schema saw it: reported once
+            problems.append(RowProblem(row, column, err["type"], err["msg"]))
+            if column is not None:
+                failed.add(column)
+    if record is None and failed:
+        record = _without(values, failed)
+    if record is not None:
+        problems.extend(
+            RowProblem(row, p.column, p.code, p.detail)
+            for p in record_problems(record, reference)
+            if not (_CROSS_FIELD_INPUTS.get(p.code, frozenset({p.column})) & failed)
+        )
+    if not problems and record is not None:
+        return record
+    problems.sort(key=lambda p: _FIELD_ORDER.get(p.column or "", len(_FIELD_ORDER)))
+    return problems
+
+
+def _without(values: Mapping[str, object], failed: set[str]) -> FactorFields | None:
+    """The record without its failed fields (required ones stood in for), or None."""
+    kept = {k: v for k, v in values.items() if k not in failed}
+    kept.update({k: v for k, v in _STAND_INS.items() if k in failed})
+    try:
+        return FactorFields.model_validate(kept)
+    except ValidationError:
+        return None
 
 
 def read_csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -17,6 +16,8 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from app.core.strict_json import strict_loads
+from app.datasets.cells import TEXT_LIMITS
 from app.datasets.records import RowProblem
 from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
 
@@ -147,7 +148,7 @@ def _csv_rows(stream: IO[bytes], *, has_bom: bool) -> RowStream:
     except StopIteration as exc:
         raise _file_problem("empty_file", "the file has no header row") from exc
     except csv.Error as exc:
-        raise _file_problem("malformed_csv", str(exc), row=1) from exc
+        raise _file_problem("malformed_csv", _csv_reason(exc), row=1) from exc
     columns = [name.strip() for name in header]
     warnings = []
     if has_bom:
@@ -174,9 +175,19 @@ def _csv_rows(stream: IO[bytes], *, has_bom: bool) -> RowStream:
                     continue
                 yield row_number, dict(zip(columns, cells, strict=True))
         except csv.Error as exc:
-            raise _file_problem("malformed_csv", str(exc), row=row_number + 1) from exc
+            raise _file_problem("malformed_csv", _csv_reason(exc), row=row_number + 1) from exc
 
     return RowStream(rows(), header_problems(columns), warnings)
+
+
+def _csv_reason(exc: csv.Error) -> str:
+    if "field limit" in str(exc):
+        longest = max(TEXT_LIMITS.values())
+        return (
+            f"a cell is longer than {csv.field_size_limit():,} characters (no field allows "
+            f"more than {longest:,}); the rest of the file cannot be read"
+        )
+    return str(exc)
 
 
 def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Row]]:
@@ -184,8 +195,9 @@ def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Row]]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line, parse_constant=_refuse_constant)
-        except (UnicodeDecodeError, ValueError) as exc:
+            # The same strictness as JSON request bodies: no NaN, no repeated key, bounded depth.
+            value = strict_loads(line)
+        except ValueError as exc:  # UnicodeDecodeError is one too
             yield line_number, RowProblem(line_number, None, "invalid_json", str(exc))
             continue
         if not isinstance(value, dict):
@@ -195,10 +207,6 @@ def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Row]]:
             )
             continue
         yield line_number, value
-
-
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number in JSON")
 
 
 def _parquet_rows(stream: IO[bytes]) -> RowStream:

@@ -54,8 +54,9 @@ PARQUET_OPTIONS: dict[str, Any] = {
 ROW_GROUP_ROWS = 65_536
 IPC_BATCH_ROWS = 16_384
 CSV_BATCH_ROWS = 8_192
-# What a spreadsheet would run as a formula (OWASP CSV injection); such text cells get a "'".
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# What a spreadsheet would run as a formula (OWASP CSV injection), with the full-width forms
+# that spreadsheets in Chinese and Japanese locales also take; such text cells get a "'".
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,12 @@ def write_arrow_stream(target: Path, source: Path) -> WrittenFile:
 
 def neutralise(text: str) -> str:
     """Prefix text a spreadsheet would evaluate as a formula with an apostrophe."""
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+    return "'" + text if looks_like_formula(text) else text
+
+
+def looks_like_formula(text: str) -> bool:
+    """Starts (after any spaces) like something a spreadsheet would evaluate."""
+    return text.lstrip(" \u3000").startswith(FORMULA_PREFIXES)
 
 
 def _csv_cell(value: Any) -> Any:

@@ -13,14 +13,17 @@ from sqlalchemy.orm import Session
 
 from app.core.db import utcnow
 from app.core.errors import Conflict, ProblemError
+from app.core.text import escaped, forbidden_character, nfc, safe_file_name
 from app.datasets.models import Dataset
 from app.datasets.records import RowProblem, parse_record
 from app.datasets.upload_formats import (
     RowStream,
     UploadFileError,
+    UploadFormat,
     declared_format,
     read_rows,
 )
+from app.exports.writer import looks_like_formula
 from app.factors.models import Factor
 from app.factors.schemas import FactorFields
 from app.factors.validation import RecordReference, load_record_reference, unlabelled_activity
@@ -32,7 +35,6 @@ from app.versioning.service import latest_released, latest_resolvable, parse_sem
 
 # A report lists at most this many problems of each kind; the counts say how many there were.
 MAX_LISTED = 1000
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _TEXT_FIELDS = ("name_zh", "name_en", "description", "notes", "source_title", "source_locator")
 
 
@@ -82,9 +84,16 @@ def file_sha256(stream: IO[bytes]) -> str:
 
 
 def _valid_records(
-    rows: RowStream, report: UploadReport, max_rows: int, reference: RecordReference
+    rows: RowStream,
+    report: UploadReport,
+    max_rows: int,
+    reference: RecordReference,
+    *,
+    text_cells: bool,
 ) -> Iterator[tuple[int, FactorFields]]:
-    """Yield the rows that pass; record every problem of the others in the report."""
+    """Yield the rows that pass; record every problem of the others in the report.
+
+    `text_cells`: the format's cells are all text (CSV); otherwise numbers must be numbers."""
     seen_codes: dict[str, int] = {}
     unlabelled: set[str] = set()
     count = 0
@@ -98,7 +107,7 @@ def _valid_records(
         if isinstance(cells, RowProblem):
             report.error(cells)
             continue
-        parsed = parse_record(row_number, cells, reference)
+        parsed = parse_record(row_number, cells, reference, text_cells=text_cells)
         if isinstance(parsed, list):
             for problem in parsed:
                 report.error(problem)
@@ -121,7 +130,7 @@ def _valid_records(
                 report.warn(RowProblem(row_number, warning.column, warning.code, warning.detail))
         for name in _TEXT_FIELDS:
             value = getattr(parsed, name)
-            if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+            if isinstance(value, str) and looks_like_formula(value):
                 report.warn(
                     RowProblem(
                         row_number,
@@ -151,6 +160,8 @@ def upload_draft(
     now: datetime | None = None,
 ) -> UploadOutcome:
     semver = parse_semver(version)
+    release_notes = _checked_release_notes(release_notes)
+    sent_file_name, file_name = file_name, safe_file_name(file_name)
     latest = latest_released(session, dataset_id=dataset.id)
     if latest is not None and semver <= (latest.major, latest.minor, latest.patch):
         raise UploadRejected(
@@ -215,7 +226,13 @@ def upload_draft(
         store_factors(
             session,
             version=draft,
-            records=_valid_records(rows, report, max_rows, load_record_reference(session)),
+            records=_valid_records(
+                rows,
+                report,
+                max_rows,
+                load_record_reference(session),
+                text_cells=upload_format is UploadFormat.CSV,
+            ),
         )
     except UploadFileError as exc:
         for problem in exc.problems:
@@ -250,6 +267,11 @@ def upload_draft(
             "dataset": dataset_label,
             "version": version,
             "file_name": file_name,
+            **(
+                {"file_name_sent": escaped(sent_file_name)}
+                if sent_file_name not in (None, file_name)
+                else {}
+            ),
             "file_sha256": sha256,
             "row_count": draft.row_count,
             "replaced_draft": existing is not None,
@@ -257,6 +279,26 @@ def upload_draft(
         occurred_at=now,
     )
     return UploadOutcome(draft, report, created=True)
+
+
+def _checked_release_notes(notes: str | None) -> str | None:
+    if notes is None:
+        return None
+    notes = nfc(notes)
+    found = forbidden_character(notes, multiline=True)
+    if found is not None:
+        raise UploadRejected(
+            f"release_notes contains {found}",
+            errors=[
+                {
+                    "loc": ["release_notes"],
+                    "code": "forbidden_character",
+                    "detail": f"contains {found}: control, bidirectional and invisible "
+                    "characters are not allowed",
+                }
+            ],
+        )
+    return notes
 
 
 def _rejected(report: UploadReport, file_name: str | None) -> UploadRejected:

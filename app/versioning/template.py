@@ -5,7 +5,16 @@ from __future__ import annotations
 import csv
 import io
 
+from app.datasets.cells import TEXT_LIMITS
 from app.factors.schemas import UPLOADABLE_FIELDS
+
+# The documented maximum of every text field, as the template's example row states it.
+LIMITS_NOTE = (
+    "Text is stored in Unicode NFC; control, bidirectional and invisible characters are "
+    "refused (tabs and line breaks only in description and notes). Maximum characters: "
+    + ", ".join(f"{name} {limit}" for name, limit in TEXT_LIMITS.items())
+    + "."
+)
 
 # A real factor, not a synthetic one: IPCC 2006 Guidelines, Vol. 2, Ch. 2, Table 2.2 (p. 2.16),
 # natural gas in the energy industries; co2e computed with AR5 GWP100 (28, 265). The same row
@@ -17,7 +26,8 @@ EXAMPLE_ROW: dict[str, str] = {
     "name_en": "Natural Gas, stationary combustion in the energy industries, IPCC default",
     "description": "Example row: kg of each gas per TJ (net calorific basis). Empty cell = null. "
     "Required columns: factor_code, activity_id, name_zh or name_en, region, reference_year, "
-    "unit, co2e, boundary, source_title; gwp_set is required when ch4/n2o are given.",
+    "unit, co2e, boundary, source_title; gwp_set is required when ch4/n2o are given. "
+    + LIMITS_NOTE,
     "category": "energy/stationary-combustion/energy-industries",
     "region": "GLO",
     "reference_year": "2006",

@@ -42,6 +42,7 @@ from app.core.errors import InvalidParameter
 from app.core.http_cache import IMMUTABLE, SHORT_LIVED, etag_matches
 from app.core.pagination import next_link
 from app.core.params import DEFAULT_PAGE, Cursor, DatasetSlug, Limit, PublisherSlug
+from app.core.text import content_disposition
 from app.datasets import router as dataset_api
 from app.datasets import service as datasets
 from app.datasets.models import Dataset, Publisher
@@ -82,7 +83,7 @@ def _cell(value: Any) -> Any:
     if isinstance(value, str):
         return neutralise(value)
     if isinstance(value, list | tuple):
-        return "; ".join(str(v) for v in value)
+        return neutralise("; ".join(str(v) for v in value))
     return value
 
 
@@ -103,7 +104,7 @@ def csv_response(
     headers = {
         "ETag": '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
         "Cache-Control": cache_control,
-        "Content-Disposition": f'inline; filename="{filename}"',
+        "Content-Disposition": content_disposition("inline", filename),
     }
     if etag_matches(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)

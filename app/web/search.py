@@ -31,6 +31,7 @@ from app.core.pagination import (
     set_link_header,
 )
 from app.core.params import DATASET_REF_PATTERN, SLUG_PATTERN, only_query_params
+from app.core.text import content_disposition
 from app.exports.writer import neutralise
 from app.factors import service
 from app.factors.facets import FACETS, Facets, activity_totals, facet_counts
@@ -331,7 +332,7 @@ def csv_response(
     headers = {
         "ETag": etag,
         "Cache-Control": SHORT_LIVED,
-        "Content-Disposition": f'inline; filename="{filename}"',
+        "Content-Disposition": content_disposition("inline", filename),
     }
     if etag_matches(request, etag):
         return Response(status_code=304, headers=headers)

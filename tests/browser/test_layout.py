@@ -38,3 +38,38 @@ def test_api_clients_still_get_problem_details(site: Site) -> None:
     answer = httpx.get(f"{site.url}/factors/nobody/nothing/none", headers={"Accept": "*/*"})
     assert answer.status_code == 404
     assert answer.headers["content-type"] == "application/problem+json"
+
+
+CSP_PAGES = [
+    "/?lang=en&q=natural+gas",
+    "/factors/mee-cn/cn-electricity-co2/national-average-2022?lang=zh",
+    "/factors/mee-cn/cn-electricity-co2/national-average-2022/history?lang=en",
+    "/factors/mee-cn/cn-electricity-co2/national-average-2022@1.0.0/cite?lang=en",
+    "/datasets/mee-cn/cn-electricity-co2?lang=en",
+    "/resolve?lang=en&activity_id=electricity-grid-mix&region=CN-GD&year=2022",
+    "/factors/nobody/nothing/none?lang=en",
+]
+
+
+def test_pages_carry_security_headers_and_break_no_csp_rule(page: Page, site: Site) -> None:
+    """Each page type under its own Content-Security-Policy: the browser reports no violation
+    (an inline script or style, or anything from another origin, would be one)."""
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    for path in CSP_PAGES:
+        response = page.goto(f"{site.url}{path}")
+        assert response is not None
+        headers = response.headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+        assert "script-src 'self'" in headers["content-security-policy"], path
+        assert headers["x-content-type-options"] == "nosniff", path
+        assert headers["referrer-policy"] == "same-origin", path
+        # The stylesheet applied: the header is laid out as efdb.css says (flex), not unstyled.
+        display = page.evaluate("getComputedStyle(document.querySelector('.site-header')).display")
+        assert display == "flex", path
+    assert violations == []

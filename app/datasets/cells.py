@@ -1,0 +1,139 @@
+"""The cells of an upload row, checked the same way whatever the file's format.
+
+Before a row reaches the factor schema, every cell is checked for its kind and, if it is text,
+normalised to NFC, refused if it holds a control or invisible character, and refused if longer
+than its field's documented maximum. A CSV cell is always text (the schema parses numbers from
+it); in Parquet and JSON Lines a number must be a number: a boolean or a string that happens to
+parse is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import types
+from collections.abc import Mapping
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from app.core.text import forbidden_character, nfc
+from app.factors.schemas import FactorFields
+
+
+class Kind(StrEnum):
+    TEXT = "text"
+    NUMBER = "number"
+    INTEGER = "integer"
+    DATE = "date"
+
+
+# The maximum length, in characters after NFC normalisation, of every text field. The upload
+# template and the README list them; the database columns are at least this wide.
+TEXT_LIMITS: dict[str, int] = {
+    "factor_code": 128,
+    "activity_id": 128,
+    "name_zh": 500,
+    "name_en": 500,
+    "description": 4000,
+    "category": 255,
+    "product_code_scheme": 64,
+    "product_code": 64,
+    "region": 32,
+    "unit": 32,
+    "gwp_set": 8,
+    "boundary": 32,
+    "method": 255,
+    "uncertainty_distribution": 16,
+    "source_title": 1000,
+    "source_publisher": 500,
+    "source_url": 2000,
+    "source_doi": 255,
+    "source_locator": 500,
+    "notes": 4000,
+}
+# Fields whose text may span lines (tabs and line breaks allowed).
+MULTILINE_FIELDS = frozenset({"description", "notes"})
+# Dates in a CSV or JSON Lines file are ISO 8601 text; a date cell is never longer than this.
+MAX_DATE_TEXT = 32
+
+
+def _kind(annotation: Any) -> Kind:
+    """The kind of a schema field, from its annotation (Optional and Annotated unwrapped)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _kind(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        (inner,) = [a for a in get_args(annotation) if a is not type(None)]
+        return _kind(inner)
+    if annotation is float:
+        return Kind.NUMBER
+    if annotation is int:
+        return Kind.INTEGER
+    if annotation is dt.date:
+        return Kind.DATE
+    return Kind.TEXT
+
+
+FIELD_KINDS: dict[str, Kind] = {
+    name: _kind(info.annotation) for name, info in FactorFields.model_fields.items()
+}
+
+
+def _type_problem(kind: Kind, value: Any) -> str | None:
+    """Why a typed (Parquet or JSON) value cannot be a cell of this kind, or None."""
+    what = "a boolean" if isinstance(value, bool) else f"{type(value).__name__} {value!r:.40}"
+    if kind in (Kind.NUMBER, Kind.INTEGER):
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            return f"must be a number, not {what}"
+    elif kind is Kind.DATE:
+        # A Parquet timestamp at midnight is a date (the schema refuses any other time).
+        if not isinstance(value, dt.date | str):
+            return f"must be a date (YYYY-MM-DD), not {what}"
+    elif not isinstance(value, str):
+        return f"must be text, not {what}"
+    return None
+
+
+def check_cells(
+    raw: Mapping[str, Any], *, text_cells: bool
+) -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
+    """The row's non-empty cells, text normalised, and the problem of each refused cell
+    (column → (code, detail)). Columns the schema does not know are passed on for it to name.
+
+    `text_cells`: every cell is text (CSV), so numbers and dates are parsed by the schema."""
+    values: dict[str, Any] = {}
+    problems: dict[str, tuple[str, str]] = {}
+    for column, value in raw.items():
+        if value is None or value == "":  # an empty cell is a null
+            continue
+        kind = FIELD_KINDS.get(column)
+        if kind is None:
+            values[column] = value
+            continue
+        if not text_cells:
+            reason = _type_problem(kind, value)
+            if reason is not None:
+                problems[column] = ("wrong_type", reason)
+                continue
+        if isinstance(value, str):
+            limit = TEXT_LIMITS.get(column, MAX_DATE_TEXT)
+            if len(value) > limit * 4:  # too long whatever its normal form: no need to look
+                problems[column] = ("too_long", f"{len(value)} characters; at most {limit}")
+                continue
+            value = nfc(value)
+            found = forbidden_character(value, multiline=column in MULTILINE_FIELDS)
+            if found is not None:
+                problems[column] = (
+                    "forbidden_character",
+                    f"contains {found}: control, bidirectional and invisible characters are "
+                    "not allowed",
+                )
+                continue
+            if len(value.strip()) > limit:
+                problems[column] = (
+                    "too_long",
+                    f"{len(value.strip())} characters; at most {limit}",
+                )
+                continue
+        values[column] = value
+    return values, problems
