@@ -7,10 +7,13 @@ answer and what the database holds, never a duration.
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Iterator
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -22,6 +25,9 @@ from app.core.config import Settings
 from app.core.db import SessionDep
 from app.datasets.models import Publisher
 from app.main import create_app
+from tests.auth_fixtures import TokenKit
+from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS
+from tests.upload_files import synthetic_row
 
 # Runs for tens of seconds at least: far past any budget below.
 SLOW_SQL = {
@@ -206,3 +212,106 @@ def test_expensive_requests_past_the_bound_are_shed_and_cheap_ones_answer(
         again = client.post("/v1/factors:resolve", json={"items": [RESOLVE_LINE]})
         assert again.status_code == 200, again.text
     app.state.engine.dispose()
+
+
+def inflating_parquet(rows: int, cell_bytes: int, *, dictionary: bool) -> bytes:
+    """A small file whose rows decode to rows x cell_bytes: every row's source_locator is one
+    long repeated string (zstd-compressed, or dictionary-encoded). Synthetic rows."""
+    columns: dict[str, pa.Array] = {}
+    for name, value in synthetic_row(0).items():
+        if isinstance(value, str):
+            columns[name] = pa.DictionaryArray.from_arrays(
+                pa.array([0] * rows, type=pa.int8()), pa.array([value])
+            )
+        else:
+            columns[name] = pa.array([value] * rows)
+    columns["source_locator"] = pa.DictionaryArray.from_arrays(
+        pa.array([0] * rows, type=pa.int8()), pa.array(["synthetic " + "x" * cell_bytes])
+    )
+    table = pa.table(columns)
+    if not dictionary:
+        table = table.set_column(
+            table.schema.get_field_index("source_locator"),
+            "source_locator",
+            table["source_locator"].cast(pa.string()),
+        )
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd", use_dictionary=dictionary)
+    return sink.getvalue()
+
+
+@pytest.fixture
+def writer(client: TestClient, tokens: TokenKit) -> dict[str, str]:
+    headers = tokens.writer(PUBLISHER)
+    assert client.post("/v1/datasets", json=DATASET_BODY, headers=headers).status_code == 201
+    return headers
+
+
+def stored_versions(db: Engine) -> tuple[int, int]:
+    with db.connect() as connection:
+        return (
+            connection.execute(text("SELECT count(*) FROM dataset_version")).scalar_one(),
+            connection.execute(text("SELECT count(*) FROM factor")).scalar_one(),
+        )
+
+
+@pytest.mark.parametrize(
+    ("rows", "cell_bytes", "dictionary", "code"),
+    [
+        # ~600 MB decoded from a file of a few KB: past the default 512 MB.
+        (150_000, 4096, True, "uncompressed_too_large"),
+        # 2000 rows of 100 KB each, compressed: rows no factor needs.
+        (2_000, 100_000, False, "rows_too_large"),
+        (2_000, 100_000, True, "rows_too_large"),
+    ],
+)
+def test_a_parquet_decompression_bomb_is_refused_from_its_metadata(
+    client: TestClient,
+    db: Engine,
+    writer: dict[str, str],
+    rows: int,
+    cell_bytes: int,
+    dictionary: bool,
+    code: str,
+) -> None:
+    content = inflating_parquet(rows, cell_bytes, dictionary=dictionary)
+    assert len(content) < 2 * 1024 * 1024
+    response = client.post(
+        VERSIONS,
+        headers=writer,
+        data={"version": "1.0.0"},
+        files={"file": ("bomb.parquet", content, "application/octet-stream")},
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [e["code"] for e in response.json()["errors"]] == [code]
+    assert stored_versions(db) == (0, 0)
+
+
+def test_a_parquet_upload_past_the_configured_decoded_size_is_refused(
+    client: TestClient, db: Engine, writer: dict[str, str], settings: Settings
+) -> None:
+    content = inflating_parquet(1_000, 10_000, dictionary=False)  # ~10 MB decoded
+    client.app.state.settings = settings.model_copy(update={"max_upload_uncompressed_mb": 4})  # type: ignore[attr-defined]
+    response = client.post(
+        VERSIONS,
+        headers=writer,
+        data={"version": "1.0.0"},
+        files={"file": ("big.parquet", content, "application/octet-stream")},
+    )
+    assert response.status_code == 422, response.text
+    assert [e["code"] for e in response.json()["errors"]] == ["uncompressed_too_large"]
+    assert stored_versions(db) == (0, 0)
+    # Within the bound, the same kind of file is read as usual.
+    client.app.state.settings = settings  # type: ignore[attr-defined]
+    rows = [synthetic_row(i) for i in range(20)]
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), sink, compression="zstd")
+    accepted = client.post(
+        VERSIONS,
+        headers=writer,
+        data={"version": "1.0.0"},
+        files={"file": ("ok.parquet", sink.getvalue(), "application/octet-stream")},
+    )
+    assert accepted.status_code == 201, accepted.text
+    assert stored_versions(db) == (1, 20)

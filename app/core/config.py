@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     # Batch routes (resolve, estimate:batch): 1000 lines take ~150 KB.
     max_batch_json_kb: int = Field(default=1024, ge=1)
     # A Parquet upload's columns, uncompressed, as its metadata declares them.
-    max_upload_uncompressed_mb: int = Field(default=1024, ge=1)
+    max_upload_uncompressed_mb: int = Field(default=512, ge=1)
     # Database time per statement, by kind of request (503 + Retry-After past it).
     db_timeout_read_ms: int = Field(default=5_000, ge=1)
     db_timeout_search_ms: int = Field(default=10_000, ge=1)
