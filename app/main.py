@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from app.auth.router import router as auth_router
 from app.auth.runtime import install_auth
+from app.auth.throttle import TokenThrottle
 from app.core.bounds import LoadShedder, install_budget_errors
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_budget_errors(app, settings)
     install_auth(app, settings)
+    app.state.token_throttle = TokenThrottle(settings)
     app.include_router(ops_router)
     app.include_router(auth_router)
     app.include_router(factors_router)

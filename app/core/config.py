@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     # Expensive requests (search, batches, uploads, snapshots) at once per worker.
     max_expensive_requests: int = Field(default=8, ge=1)
     retry_after_seconds: int = Field(default=5, ge=1)
+    # Token endpoint (app/auth/throttle.py): attempts a minute per worker, and the lockout.
+    token_attempts_per_ip: int = Field(default=30, ge=1)
+    token_attempts_per_client: int = Field(default=10, ge=1)
+    token_lockout_failures: int = Field(default=10, ge=1)
+    token_lockout_window_seconds: int = Field(default=900, ge=1)
+    token_lockout_seconds: int = Field(default=900, ge=1)
     seed_dir: Path = PROJECT_ROOT / "seed_data"
     # Public base URL used in `next` links when the service sits behind a proxy; relative otherwise.
     public_base_url: str | None = None
