@@ -1,6 +1,6 @@
 """Bounded cost per request: a time budget for its database work, a cap on expensive requests.
 
-Each request is of one kind (read, search, batch, write) from its method and path. Its database
+Each request is of one kind (read, search, batch, write, export) from its method and path. Its
 statements run under the kind's budget: PostgreSQL's `statement_timeout`, set with `SET LOCAL`
 when the request's transaction begins; on SQLite a progress handler that interrupts a statement
 past its deadline. A statement cancelled so answers 503 problem+json with `Retry-After`.
@@ -42,6 +42,8 @@ class RequestKind(StrEnum):
     SEARCH = "search"
     BATCH = "batch"
     WRITE = "write"
+    # Building an export file or a snapshot: one long statement per release, done once.
+    EXPORT = "export"
 
 
 _SEARCH_PATHS = frozenset({"/v1/factors", "/", "/.json", "/.csv"})
@@ -49,9 +51,14 @@ _BATCH_POSTS = frozenset({"/v1/factors:resolve", "/v1/estimate", "/v1/estimate:b
 _BATCH_PAGES = re.compile(r"^/(resolve|compare)(/estimate)?(\.json|\.csv)?$")
 _UPLOAD = re.compile(r"^/v1/datasets/[^/]+/[^/]+/versions/?$")
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_EXPORT_FILES = re.compile(
+    r"^/v1/(datasets/[^/]+/[^/]+/versions/[^/]+/export|snapshots/[^/]+/factors)\.[a-z.]+$"
+)
 
 
 def request_kind(method: str, path: str) -> RequestKind:
+    if _EXPORT_FILES.match(path) or (method == "POST" and path == "/v1/snapshots"):
+        return RequestKind.EXPORT
     if path in _BATCH_POSTS or _BATCH_PAGES.match(path):
         return RequestKind.BATCH
     if method not in _READ_METHODS:
@@ -75,6 +82,7 @@ def statement_budget_ms(settings: Settings, kind: RequestKind) -> int:
         RequestKind.SEARCH: settings.db_timeout_search_ms,
         RequestKind.BATCH: settings.db_timeout_batch_ms,
         RequestKind.WRITE: settings.db_timeout_write_ms,
+        RequestKind.EXPORT: settings.db_timeout_export_ms,
     }[kind]
 
 
