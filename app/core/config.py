@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     db_timeout_search_ms: int = Field(default=10_000, ge=1)
     db_timeout_batch_ms: int = Field(default=20_000, ge=1)
     db_timeout_write_ms: int = Field(default=60_000, ge=1)
+    db_timeout_export_ms: int = Field(default=600_000, ge=1)
     # Expensive requests (search, batches, uploads, snapshots) at once per worker.
     max_expensive_requests: int = Field(default=8, ge=1)
     retry_after_seconds: int = Field(default=5, ge=1)
