@@ -6,10 +6,12 @@ from fastapi import FastAPI
 
 from app.auth.router import router as auth_router
 from app.auth.runtime import install_auth
+from app.auth.throttle import TokenThrottle
+from app.core.bounds import LoadShedder, install_budget_errors
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import install_error_handlers
-from app.core.limits import BodySizeLimit
+from app.core.limits import BodySizeLimit, route_body_cap
 from app.core.openapi import install_openapi
 from app.core.security_headers import SecurityHeaders
 from app.core.strict_json import StrictJSON
@@ -43,7 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     install_error_handlers(app)
+    install_budget_errors(app, settings)
     install_auth(app, settings)
+    app.state.token_throttle = TokenThrottle(settings)
     app.include_router(ops_router)
     app.include_router(auth_router)
     app.include_router(factors_router)
@@ -57,9 +61,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reference_router)
     install_web(app)
     install_openapi(app)
-    # Added last, runs first: the size cap applies before anything reads the body.
+    # Added last, runs first: the size cap applies before anything reads the body, and an
+    # expensive request past this worker's bound is refused before anything else is done.
     app.add_middleware(StrictJSON)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_mb * 1024 * 1024)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_upload_mb * 1024 * 1024,
+        cap_for=route_body_cap(
+            upload_bytes=settings.max_upload_mb * 1024 * 1024,
+            batch_bytes=settings.max_batch_json_kb * 1024,
+            json_bytes=settings.max_json_kb * 1024,
+        ),
+    )
+    app.add_middleware(
+        LoadShedder,
+        limit=settings.max_expensive_requests,
+        retry_after=settings.retry_after_seconds,
+    )
     # Outermost: every answer carries them, refusals by the middlewares above included.
     app.add_middleware(SecurityHeaders)
     return app

@@ -405,7 +405,9 @@ def statements(app: Any) -> Iterator[list[str]]:
 
     def count(*args: Any) -> None:
         statement = str(args[2]).lstrip().upper()
-        if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
+        # Transaction control, and the request's time budget (PostgreSQL: `SET LOCAL`).
+        control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "SET LOCAL")
+        if not statement.startswith(control):
             seen.append(statement)
 
     event.listen(app.state.engine, "before_cursor_execute", count)

@@ -22,3 +22,8 @@ class Client(Base):
     publisher_id: Mapped[int | None] = mapped_column(ForeignKey("publisher.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Token endpoint lockout (app/auth/throttle.py): failures in the current window, and
+    # until when the client is refused without its secret being checked.
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

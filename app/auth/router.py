@@ -17,7 +17,14 @@ from app.auth.server import (
     TokenServer,
     oauth_error_response,
 )
-from app.core.db import SessionDep
+from app.auth.throttle import (
+    TokenThrottle,
+    locked_for,
+    presented_client_id,
+    record_outcome,
+    too_many,
+)
+from app.core.db import SessionDep, utcnow
 from app.core.http_cache import cached_json
 
 router = APIRouter(tags=["auth"])
@@ -57,6 +64,10 @@ _TOKEN_REQUEST_BODY: dict[str, Any] = {
 _TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": OAuthErrorBody, "description": "RFC 6749 §5.2 error (not problem+json)"},
     401: {"model": OAuthErrorBody, "description": "Client authentication failed"},
+    429: {
+        "description": "Too many attempts, or the client is locked after repeated failures "
+        "(problem+json, with Retry-After)"
+    },
 }
 
 
@@ -79,6 +90,25 @@ def issue_token(
             InvalidRequestError("The body must be application/x-www-form-urlencoded.")
         )
     runtime = get_runtime(request)
+    # Refused cheaply, before the secret is hashed: per-worker rates, then a database lock.
+    throttle: TokenThrottle = request.app.state.token_throttle
+    client_id = presented_client_id(request.headers, form)
+    ip = request.client.host if request.client else "unknown"
+    wait = throttle.refuse(ip=ip, client_id=client_id)
+    if wait is not None:
+        return too_many(
+            "Too many token requests from this address or for this client; retry later.",
+            wait,
+            request.url.path,
+        )
+    now = utcnow()
+    locked = locked_for(session, client_id, now) if client_id else None
+    if locked is not None:
+        return too_many(
+            "This client is locked after repeated failed authentications; retry later.",
+            locked,
+            request.url.path,
+        )
     # The request's public URL is the issuer's (TLS may end at a proxy in front of us);
     # Authlib refuses client credentials over plain http except to a loopback address.
     uri = runtime.settings.issuer.rstrip("/") + request.url.path
@@ -88,6 +118,15 @@ def issue_token(
         return oauth_error_response(exc)
     server = TokenServer(session=session, generator=runtime.generator)
     response: Response = server.create_token_response(oauth_request)
+    if client_id and response.status_code in (200, 401):
+        record_outcome(
+            session,
+            settings=runtime.settings,
+            client_id=client_id,
+            succeeded=response.status_code == 200,
+            ip=ip,
+            now=now,
+        )
     return response
 
 

@@ -70,6 +70,27 @@ class Settings(BaseSettings):
     export_dir: Path = VAR_DIR / "exports"
     max_upload_mb: int = Field(default=200, ge=1)
     max_upload_rows: int = Field(default=2_000_000, ge=1)
+    # JSON (and any non-upload) request bodies, refused with 413 before they are parsed.
+    max_json_kb: int = Field(default=256, ge=1)
+    # Batch routes (resolve, estimate:batch): 1000 lines take ~150 KB.
+    max_batch_json_kb: int = Field(default=1024, ge=1)
+    # A Parquet upload's columns, uncompressed, as its metadata declares them.
+    max_upload_uncompressed_mb: int = Field(default=512, ge=1)
+    # Database time per statement, by kind of request (503 + Retry-After past it).
+    db_timeout_read_ms: int = Field(default=5_000, ge=1)
+    db_timeout_search_ms: int = Field(default=10_000, ge=1)
+    db_timeout_batch_ms: int = Field(default=20_000, ge=1)
+    db_timeout_write_ms: int = Field(default=60_000, ge=1)
+    db_timeout_export_ms: int = Field(default=600_000, ge=1)
+    # Expensive requests (search, batches, uploads, snapshots) at once per worker.
+    max_expensive_requests: int = Field(default=8, ge=1)
+    retry_after_seconds: int = Field(default=5, ge=1)
+    # Token endpoint (app/auth/throttle.py): attempts a minute per worker, and the lockout.
+    token_attempts_per_ip: int = Field(default=30, ge=1)
+    token_attempts_per_client: int = Field(default=10, ge=1)
+    token_lockout_failures: int = Field(default=10, ge=1)
+    token_lockout_window_seconds: int = Field(default=900, ge=1)
+    token_lockout_seconds: int = Field(default=900, ge=1)
     seed_dir: Path = PROJECT_ROOT / "seed_data"
     # Public base URL used in `next` links when the service sits behind a proxy; relative otherwise.
     public_base_url: str | None = None

@@ -14,6 +14,13 @@ from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from app.core.bounds import (
+    BUDGET_KEY,
+    budget_for_request,
+    install_sqlite_deadline,
+    install_statement_budget,
+)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -71,6 +78,7 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
 
+        install_sqlite_deadline(engine)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
@@ -81,7 +89,9 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    factory = sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    install_statement_budget(factory)
+    return factory
 
 
 def _finish(session: Session, *, commit: bool) -> None:
@@ -107,6 +117,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     """
     factory: sessionmaker[Session] = request.app.state.sessionmaker
     session = factory()
+    # The request's database time budget, applied when its transaction begins (app/core/bounds.py).
+    session.info[BUDGET_KEY] = budget_for_request(request)
     try:
         yield session
     except BaseException:

@@ -1,6 +1,15 @@
-"""Request body size cap, enforced while the body streams in (chunked bodies included)."""
+"""Request body size caps, per route, enforced while the body streams in (chunked included).
+
+An upload (multipart, `POST /v1/datasets/{p}/{d}/versions`) may be as large as
+`EFDB_MAX_UPLOAD_MB`; a batch (resolve, estimate:batch) `EFDB_MAX_BATCH_JSON_KB`; any other body
+`EFDB_MAX_JSON_KB`. The cap is known from the path alone, so it applies before anything buffers
+or parses the body.
+"""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -12,28 +21,59 @@ class BodyTooLarge(HTTPException):
     """An HTTPException so that FastAPI's body parsing lets it through as a 413."""
 
     def __init__(self, max_bytes: int) -> None:
+        size = f"{max_bytes / 1048576:g} MB" if max_bytes >= 1048576 else f"{max_bytes / 1024:g} KB"
         super().__init__(
             status_code=413,
-            detail=f"The request body is larger than the {max_bytes / 1048576:g} MB "
-            "this service accepts.",
+            detail=f"The request body is larger than the {size} this service accepts here.",
             headers={"Connection": "close"},
         )
+
+
+_UPLOAD_PATH = re.compile(r"^/v1/datasets/[^/]+/[^/]+/versions/?$")
+_BATCH_PATHS = frozenset({"/v1/factors:resolve", "/v1/estimate:batch"})
+
+
+def route_body_cap(
+    *, upload_bytes: int, batch_bytes: int, json_bytes: int
+) -> Callable[[str, str], int]:
+    """The body cap of a request, from its method and path."""
+
+    def cap(method: str, path: str) -> int:
+        if method == "POST" and _UPLOAD_PATH.match(path):
+            return upload_bytes
+        if path in _BATCH_PATHS:
+            return batch_bytes
+        return json_bytes
+
+    return cap
 
 
 class BodySizeLimit:
     """Answer 413 as soon as a body is known to exceed the cap, without reading the rest."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        cap_for: Callable[[str, str], int] | None = None,
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.cap_for = cap_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = (
+            self.cap_for(scope["method"], scope["path"])
+            if self.cap_for is not None
+            else self.default_max_bytes
+        )
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self._refuse(scope, receive, send, max_bytes)
             return
         received = 0
         response_started = False
@@ -43,8 +83,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > max_bytes:
+                    raise BodyTooLarge(max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -57,10 +97,10 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not response_started:
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, max_bytes)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refusal = BodyTooLarge(self.max_bytes)
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
+        refusal = BodyTooLarge(max_bytes)
         response = problem_response(
             status=413,
             code="payload-too-large",

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from app.core.strict_json import strict_loads
 from app.datasets.cells import TEXT_LIMITS
 from app.datasets.records import RowProblem
+from app.datasets.upload_limits import UploadLimits, UploadTooCostly, check_parquet_metadata
 from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
 
 REQUIRED_COLUMNS = tuple(
@@ -115,12 +116,14 @@ class RowStream:
     warnings: list[RowProblem] = field(default_factory=list)
 
 
-def read_rows(upload_format: UploadFormat, stream: IO[bytes]) -> RowStream:
+def read_rows(
+    upload_format: UploadFormat, stream: IO[bytes], *, limits: UploadLimits | None = None
+) -> RowStream:
     head = stream.read(8)
     stream.seek(0)
     check_content(upload_format, head)
     if upload_format is UploadFormat.PARQUET:
-        return _parquet_rows(stream)
+        return _parquet_rows(stream, limits or UploadLimits())
     if upload_format is UploadFormat.JSONL:
         return RowStream(_jsonl_rows(stream))
     return _csv_rows(stream, has_bom=head.startswith(codecs.BOM_UTF8))
@@ -209,11 +212,15 @@ def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Row]]:
         yield line_number, value
 
 
-def _parquet_rows(stream: IO[bytes]) -> RowStream:
+def _parquet_rows(stream: IO[bytes], limits: UploadLimits) -> RowStream:
     try:
         parquet = pq.ParquetFile(stream)
     except (pa.ArrowInvalid, OSError) as exc:
         raise _file_problem("malformed_parquet", f"the Parquet file cannot be read: {exc}") from exc
+    try:
+        check_parquet_metadata(parquet.metadata, limits)
+    except UploadTooCostly as exc:
+        raise UploadFileError([exc.problem]) from exc
     columns = list(parquet.schema_arrow.names)
 
     def rows() -> Iterator[tuple[int, Row]]:

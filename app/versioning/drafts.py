@@ -23,6 +23,7 @@ from app.datasets.upload_formats import (
     declared_format,
     read_rows,
 )
+from app.datasets.upload_limits import UploadLimits
 from app.exports.writer import looks_like_formula
 from app.factors.models import Factor
 from app.factors.schemas import FactorFields
@@ -157,6 +158,7 @@ def upload_draft(
     stream: IO[bytes],
     actor: str,
     max_rows: int,
+    max_decoded_bytes: int = UploadLimits.max_decoded_bytes,
     now: datetime | None = None,
 ) -> UploadOutcome:
     semver = parse_semver(version)
@@ -190,7 +192,8 @@ def upload_draft(
     report = UploadReport()
     try:
         upload_format = declared_format(file_name)
-        rows = read_rows(upload_format, stream)
+        limits = UploadLimits(max_rows=max_rows, max_decoded_bytes=max_decoded_bytes)
+        rows = read_rows(upload_format, stream, limits=limits)
     except UploadFileError as exc:
         for problem in exc.problems:
             report.error(problem)

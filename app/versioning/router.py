@@ -90,6 +90,7 @@ def upload_version(
         stream=file.file,
         actor=principal.client_id,
         max_rows=request.app.state.settings.max_upload_rows,
+        max_decoded_bytes=request.app.state.settings.max_upload_uncompressed_mb * 1024 * 1024,
         now=clock(),
     )
     draft: DatasetVersion = outcome.version

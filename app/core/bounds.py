@@ -1,0 +1,214 @@
+"""Bounded cost per request: a time budget for its database work, a cap on expensive requests.
+
+Each request is of one kind (read, search, batch, write, export) from its method and path. Its
+statements run under the kind's budget: PostgreSQL's `statement_timeout`, set with `SET LOCAL`
+when the request's transaction begins; on SQLite a progress handler that interrupts a statement
+past its deadline. A statement cancelled so answers 503 problem+json with `Retry-After`.
+
+Expensive requests (search, resolve and estimate batches, uploads, snapshot creation) are also
+counted per worker; past `EFDB_MAX_EXPENSIVE_REQUESTS` at once the next one answers 503 at
+once instead of queueing. The count is per worker process by design (contract §13: it decides
+nothing that workers must agree on; it only keeps one worker from taking more than its share).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from enum import StrEnum
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.core.config import Settings
+from app.core.errors import problem_response
+
+# Session.info key holding the request's statement budget in milliseconds.
+BUDGET_KEY = "efdb_statement_budget_ms"
+# Connection-record info key of the SQLite deadline holder.
+_DEADLINE_KEY = "efdb_deadline"
+# SQLite calls the progress handler every this many virtual-machine instructions.
+_PROGRESS_STEPS = 1000
+
+
+class RequestKind(StrEnum):
+    READ = "read"
+    SEARCH = "search"
+    BATCH = "batch"
+    WRITE = "write"
+    # Building an export file or a snapshot: one long statement per release, done once.
+    EXPORT = "export"
+
+
+_SEARCH_PATHS = frozenset({"/v1/factors", "/", "/.json", "/.csv"})
+_BATCH_POSTS = frozenset({"/v1/factors:resolve", "/v1/estimate", "/v1/estimate:batch"})
+_BATCH_PAGES = re.compile(r"^/(resolve|compare)(/estimate)?(\.json|\.csv)?$")
+_UPLOAD = re.compile(r"^/v1/datasets/[^/]+/[^/]+/versions/?$")
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_EXPORT_FILES = re.compile(
+    r"^/v1/(datasets/[^/]+/[^/]+/versions/[^/]+/export|snapshots/[^/]+/factors)\.[a-z.]+$"
+)
+
+
+def request_kind(method: str, path: str) -> RequestKind:
+    if _EXPORT_FILES.match(path) or (method == "POST" and path == "/v1/snapshots"):
+        return RequestKind.EXPORT
+    if path in _BATCH_POSTS or _BATCH_PAGES.match(path):
+        return RequestKind.BATCH
+    if method not in _READ_METHODS:
+        return RequestKind.WRITE
+    if path in _SEARCH_PATHS:
+        return RequestKind.SEARCH
+    return RequestKind.READ
+
+
+def is_expensive(method: str, path: str) -> bool:
+    """Text search, resolve and estimate batches, uploads and snapshot creation."""
+    kind = request_kind(method, path)
+    if kind in (RequestKind.SEARCH, RequestKind.BATCH):
+        return True
+    return method == "POST" and (path == "/v1/snapshots" or _UPLOAD.match(path) is not None)
+
+
+def statement_budget_ms(settings: Settings, kind: RequestKind) -> int:
+    return {
+        RequestKind.READ: settings.db_timeout_read_ms,
+        RequestKind.SEARCH: settings.db_timeout_search_ms,
+        RequestKind.BATCH: settings.db_timeout_batch_ms,
+        RequestKind.WRITE: settings.db_timeout_write_ms,
+        RequestKind.EXPORT: settings.db_timeout_export_ms,
+    }[kind]
+
+
+def budget_for_request(request: Request) -> int:
+    settings: Settings = request.app.state.settings
+    return statement_budget_ms(settings, request_kind(request.method, request.url.path))
+
+
+# --- applying the budget -------------------------------------------------------------------
+
+
+class _Deadline:
+    """The SQLite connection's current statement deadline (monotonic seconds), if any."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def __call__(self) -> int:
+        if self.at is not None and time.monotonic() > self.at:
+            # Fire once: the rollback that follows must not be interrupted in turn.
+            self.at = None
+            return 1
+        return 0
+
+
+def install_sqlite_deadline(engine: Engine) -> None:
+    """Every SQLite connection gets a progress handler; a statement with a budget gets a
+    deadline when it starts, and the handler interrupts it past that deadline."""
+
+    @event.listens_for(engine, "connect")
+    def _handler(dbapi_connection: sqlite3.Connection, record: Any) -> None:
+        deadline = _Deadline()
+        record.info[_DEADLINE_KEY] = deadline
+        dbapi_connection.set_progress_handler(deadline, _PROGRESS_STEPS)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _start(connection: Connection, *_args: Any) -> None:
+        deadline: _Deadline | None = connection.info.get(_DEADLINE_KEY)
+        budget: int | None = connection.info.get(BUDGET_KEY)
+        if deadline is not None:
+            deadline.at = None if budget is None else time.monotonic() + budget / 1000
+
+    @event.listens_for(engine, "checkin")
+    def _clear(_dbapi_connection: Any, record: Any) -> None:
+        record.info.pop(BUDGET_KEY, None)
+        deadline: _Deadline | None = record.info.get(_DEADLINE_KEY)
+        if deadline is not None:
+            deadline.at = None
+
+
+def install_statement_budget(factory: sessionmaker[Session]) -> None:
+    """When a session with a budget begins its transaction, bound that transaction's statements."""
+
+    @event.listens_for(factory, "after_begin")
+    def _bound(session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
+        budget: int | None = session.info.get(BUDGET_KEY)
+        if budget is None:
+            return
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(budget)}")
+        else:
+            connection.info[BUDGET_KEY] = int(budget)
+
+
+def is_cancelled_statement(exc: DBAPIError) -> bool:
+    """The driver's own word for a statement stopped by its budget."""
+    original = exc.orig
+    if type(original).__name__ == "QueryCanceled":  # psycopg.errors.QueryCanceled (57014)
+        return True
+    return isinstance(original, sqlite3.OperationalError) and str(original) == "interrupted"
+
+
+def install_budget_errors(app: FastAPI, settings: Settings) -> None:
+    retry_after = str(settings.retry_after_seconds)
+
+    @app.exception_handler(DBAPIError)
+    async def _cancelled(request: Request, exc: DBAPIError) -> Response:
+        if not is_cancelled_statement(exc):
+            raise exc  # not a budget: the generic handler's logged 500, as before
+        kind = request_kind(request.method, request.url.path)
+        budget = statement_budget_ms(settings, kind)
+        return problem_response(
+            status=503,
+            code="query-time-exceeded",
+            title="Query took too long",
+            detail=f"The database work of this {kind} request took longer than its "
+            f"{budget} ms budget and was stopped; nothing was written. Narrow the request "
+            "(more filters, a smaller batch) or retry later.",
+            instance=request.url.path,
+            headers={"Retry-After": retry_after},
+        )
+
+
+# --- load shedding -------------------------------------------------------------------------
+
+
+class LoadShedder:
+    """At most `limit` expensive requests at once in this worker; the next answers 503."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, retry_after: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.retry_after = retry_after
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_expensive(scope["method"], scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            response = problem_response(
+                status=503,
+                code="overloaded",
+                title="Service busy",
+                detail=f"This worker is already answering {self.limit} expensive requests "
+                "(searches, batches, uploads, snapshots); retry after the delay given.",
+                instance=scope.get("path"),
+                headers={"Retry-After": str(self.retry_after)},
+            )
+            await response(scope, receive, send)
+            return
+        # No await between the check and the increment: the event loop cannot interleave.
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
