@@ -23,7 +23,7 @@ from app.core.text import content_disposition, safe_file_name
 from app.datasets.records import RowProblem, parse_record
 from app.exports.writer import looks_like_formula
 from tests.auth_fixtures import TokenKit
-from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS
+from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS, publish
 from tests.test_upload_validation import good_rows, snapshot
 from tests.upload_files import csv_bytes, jsonl_bytes, synthetic_row
 
@@ -444,7 +444,7 @@ def test_formula_text_is_neutralised_in_every_csv_the_service_writes(
     assert second.status_code == 201, second.text
     for version in ("1.0.0", "1.0.1"):
         assert client.post(f"{VERSIONS}/{version}/submit", headers=writer).status_code == 200
-        published = client.post(f"{VERSIONS}/{version}/publish", headers=tokens.reviewer())
+        published = publish(client, tokens.reviewer(), version)
         assert published.status_code == 200, published.text
     factor = f"{PUBLISHER}/steel-products/synthetic-00000"
     urls = [

@@ -62,7 +62,11 @@ def test_every_acknowledged_write_survives_a_kill_right_after_its_answer(
         base = killed_and_restarted(server)
         assert version_status(db, version) == ("submitted", len(rows))
 
-        published = httpx.post(f"{base}{VERSIONS}/{version}/publish", headers=reviewer)
+        # The reviewer names the content hash read (it is fixed at submit).
+        reviewed = {"content_sha256": submitted.json()["content_sha256"]}
+        published = httpx.post(
+            f"{base}{VERSIONS}/{version}/publish", headers=reviewer, json=reviewed
+        )
         assert published.status_code == 200, published.text
         base = killed_and_restarted(server)
         assert version_status(db, version) == ("published", len(rows))
