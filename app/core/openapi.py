@@ -4,8 +4,9 @@ FastAPI documents a 422 body of its own (`HTTPValidationError`) that this servic
 leaves other error answers and binary files without a schema, so a client generated from the
 document crashes on a 422 and drops the export downloads. Here, once per app:
 
-- every error answer (the statuses a route declares, and the `4XX` / `5XX` ranges) is an RFC 9457
-  `application/problem+json` body of the `Problem` schema, as `app.core.errors` writes it;
+- every error answer (the statuses a route declares without a body of its own, FastAPI's 422,
+  and the `4XX` / `5XX` ranges) is an RFC 9457 `application/problem+json` body of the `Problem`
+  schema, as `app.core.errors` writes it; the token endpoints keep their RFC 6749 error body;
 - every file download (Parquet, Arrow, CSV, …) is declared `type: string, format: binary` under
   its own media type.
 """
@@ -65,11 +66,22 @@ def _is_json(media_type: str) -> bool:
     return base == "application/json" or base.endswith("+json")
 
 
+def _declares_own_body(response: dict[str, Any]) -> bool:
+    schemas = [entry.get("schema") for entry in response.get("content", {}).values()]
+    return any(
+        schema and schema.get("$ref", "").rsplit("/", 1)[-1] not in _UNUSED_DEFAULTS
+        for schema in schemas
+    )
+
+
 def _describe_answers(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     for status, response in responses.items():
         if status[0] in "45":
-            response["content"] = dict(_PROBLEM_CONTENT)
+            # A route's own error body stays (the token endpoints answer RFC 6749 errors);
+            # FastAPI's default 422 body, and an error declared without a body, are problems.
+            if not _declares_own_body(response):
+                response["content"] = dict(_PROBLEM_CONTENT)
             continue
         for media_type, entry in response.get("content", {}).items():
             if not _is_json(media_type) and not entry.get("schema"):
