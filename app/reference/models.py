@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     CheckConstraint,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -32,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base
+from app.core.db import Base, UTCDateTime
 
 LOCATION_KINDS = ("global", "country", "subdivision", "grouping")
 GWP_SET_NAMES = ("AR4", "AR5", "AR6")
@@ -134,7 +133,7 @@ class ReferenceVersion(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     row_count: Mapped[int] = mapped_column(Integer)
     files: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 # Tables only the reference loader writes: shared test databases keep them between tests.

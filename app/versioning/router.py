@@ -225,15 +225,19 @@ def delete_draft(
     )
 
 
+class TemplateCSV(PlainTextResponse):
+    media_type = "text/csv; charset=utf-8"
+
+
 @template_router.get(
     "/v1/upload-template.csv",
-    response_class=PlainTextResponse,
+    response_class=TemplateCSV,
     summary="The upload format: every column, with one documented example row",
+    responses={200: {"description": "CSV: the header row and one documented example row"}},
 )
-def upload_template() -> PlainTextResponse:
-    return PlainTextResponse(
+def upload_template() -> TemplateCSV:
+    return TemplateCSV(
         template_csv(),
-        media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="efdb-upload-template.csv"'},
     )
 
