@@ -1,9 +1,10 @@
-# One task runner: `make serve`, `make lint` and `make test` are the README's commands.
+# One task runner: `make serve` and `make test` are the README's two commands; `.ci/run` runs
+# `make test` too.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint lint-checks pytest ci bench install install-test openapi
+.PHONY: serve test lint lint-checks pytest bench install install-test openapi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +23,10 @@ serve: install
 lint: install-test
 	$(MAKE) --no-print-directory lint-checks
 
-# Every test on SQLite and on PostgreSQL (127.0.0.1:5432; skipped with the reason if absent),
-# on one pytest-xdist worker per CPU.
+# Installs the test tools, then runs the linters and type checker and every test (on SQLite
+# and on PostgreSQL at 127.0.0.1:5432, skipped with the reason if absent; one pytest-xdist
+# worker per CPU) side by side; each one's output is printed whole when it ends.
 test: install-test
-	$(MAKE) --no-print-directory pytest
-
-# CI (.ci/run): install once, then lint and the tests side by side; each one's output is
-# printed whole when it ends.
-ci: install-test
 	$(MAKE) --no-print-directory -j2 --output-sync=target lint-checks pytest
 
 lint-checks:
