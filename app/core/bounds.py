@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.config import Settings
 from app.core.errors import problem_response
+from app.core.limits import BATCH_PATHS, UPLOAD_PATH
 
 # Session.info key holding the request's statement budget in milliseconds.
 BUDGET_KEY = "efdb_statement_budget_ms"
@@ -47,9 +48,8 @@ class RequestKind(StrEnum):
 
 
 _SEARCH_PATHS = frozenset({"/v1/factors", "/", "/.json", "/.csv"})
-_BATCH_POSTS = frozenset({"/v1/factors:resolve", "/v1/estimate", "/v1/estimate:batch"})
+_BATCH_POSTS = BATCH_PATHS | {"/v1/estimate"}
 _BATCH_PAGES = re.compile(r"^/(resolve|compare)(/estimate)?(\.json|\.csv)?$")
-_UPLOAD = re.compile(r"^/v1/datasets/[^/]+/[^/]+/versions/?$")
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _EXPORT_FILES = re.compile(
     r"^/v1/(datasets/[^/]+/[^/]+/versions/[^/]+/export|snapshots/[^/]+/factors)\.[a-z.]+$"
@@ -73,7 +73,7 @@ def is_expensive(method: str, path: str) -> bool:
     kind = request_kind(method, path)
     if kind in (RequestKind.SEARCH, RequestKind.BATCH):
         return True
-    return method == "POST" and (path == "/v1/snapshots" or _UPLOAD.match(path) is not None)
+    return method == "POST" and (path == "/v1/snapshots" or UPLOAD_PATH.match(path) is not None)
 
 
 def statement_budget_ms(settings: Settings, kind: RequestKind) -> int:

@@ -29,8 +29,9 @@ class BodyTooLarge(HTTPException):
         )
 
 
-_UPLOAD_PATH = re.compile(r"^/v1/datasets/[^/]+/[^/]+/versions/?$")
-_BATCH_PATHS = frozenset({"/v1/factors:resolve", "/v1/estimate:batch"})
+# The routes whose bodies are not small JSON (also what `app.core.bounds` counts as expensive).
+UPLOAD_PATH = re.compile(r"^/v1/datasets/[^/]+/[^/]+/versions/?$")
+BATCH_PATHS = frozenset({"/v1/factors:resolve", "/v1/estimate:batch"})
 
 
 def route_body_cap(
@@ -39,9 +40,9 @@ def route_body_cap(
     """The body cap of a request, from its method and path."""
 
     def cap(method: str, path: str) -> int:
-        if method == "POST" and _UPLOAD_PATH.match(path):
+        if method == "POST" and UPLOAD_PATH.match(path):
             return upload_bytes
-        if path in _BATCH_PATHS:
+        if path in BATCH_PATHS:
             return batch_bytes
         return json_bytes
 

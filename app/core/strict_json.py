@@ -23,18 +23,15 @@ class StrictJSONError(ValueError):
     """Valid to Python's json module, not to JSON (or nested beyond MAX_DEPTH)."""
 
 
-_Refused = StrictJSONError
-
-
 def _refuse_constant(name: str) -> Any:
-    raise _Refused(f"{name} is not valid JSON")
+    raise StrictJSONError(f"{name} is not valid JSON")
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise _Refused(f"key '{key}' appears twice in one object")
+            raise StrictJSONError(f"key '{key}' appears twice in one object")
         result[key] = value
     return result
 
@@ -48,9 +45,9 @@ def strict_loads(data: bytes | str) -> Any:
             data, parse_constant=_refuse_constant, object_pairs_hook=_no_duplicate_keys
         )
     except RecursionError as exc:
-        raise _Refused(f"arrays or objects nested more than {MAX_DEPTH} deep") from exc
+        raise StrictJSONError(f"arrays or objects nested more than {MAX_DEPTH} deep") from exc
     if _depth(value) > MAX_DEPTH:
-        raise _Refused(f"arrays or objects nested more than {MAX_DEPTH} deep")
+        raise StrictJSONError(f"arrays or objects nested more than {MAX_DEPTH} deep")
     return value
 
 
@@ -95,7 +92,7 @@ def check_strict_json(body: bytes) -> str | None:
     """None if the body is strict JSON (or not JSON at all: the app reports that), else why."""
     try:
         value = strict_loads(body)
-    except _Refused as exc:
+    except StrictJSONError as exc:
         return str(exc)
     except ValueError:
         return None
