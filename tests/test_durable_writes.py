@@ -6,6 +6,7 @@ commit that runs after the response). Data is synthetic.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ class Live:
     app: FastAPI
     writer: dict[str, str]
     reviewer: dict[str, str]
+    admin: dict[str, str]
 
 
 def _token(url: str, issued: auth_service.IssuedClient) -> dict[str, str]:
@@ -60,10 +62,13 @@ def live(db: Engine, settings: Settings) -> Iterator[Live]:
         reviewer = auth_service.create_client(
             session, publisher=None, scopes=["datasets:review"], name="r", actor="test"
         )
+        admin = auth_service.create_client(
+            session, publisher=None, scopes=["admin"], name="a", actor="test"
+        )
     app = create_app(settings)
     try:
         with serve_in_thread(app) as url:
-            yield Live(url, app, _token(url, writer), _token(url, reviewer))
+            yield Live(url, app, _token(url, writer), _token(url, reviewer), _token(url, admin))
     finally:
         app.state.engine.dispose()
 
@@ -161,3 +166,32 @@ def test_back_to_back_write_sequences_never_see_a_missing_write(live: Live, db: 
                 failures.append((index, answers))
     assert failures == []
     assert len(_stored_versions(db)) == SEQUENCES
+
+
+def test_review_publish_and_snapshot_answers_are_already_stored(live: Live) -> None:
+    """Each answer is followed at once by the request that depends on it, with every commit
+    slowed: the review queue lists what submit acknowledged, publish takes the hash the queue
+    showed, and a snapshot's files download as soon as its creation is answered."""
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        assert http.post("/v1/datasets", json=DATASET_BODY, headers=live.writer).status_code == 201
+        _slow_commits(live.app, 0.3)
+        assert _upload(http, live, "1.0.0").status_code == 201
+        submitted = http.post(f"{VERSIONS}/1.0.0/submit", headers=live.writer)
+        assert submitted.status_code == 200, submitted.text
+        queue = http.get("/v1/review", headers=live.reviewer)
+        assert queue.status_code == 200, queue.text
+        (waiting,) = queue.json()["items"]
+        assert waiting["content_sha256"] == submitted.json()["content_sha256"]
+        published = http.post(
+            f"{VERSIONS}/1.0.0/publish",
+            headers=live.reviewer,
+            json={"content_sha256": waiting["content_sha256"]},
+        )
+        assert published.status_code == 200, published.text
+        assert http.get("/v1/review", headers=live.reviewer).json()["items"] == []
+        snapshot = http.post("/v1/snapshots", headers=live.admin)
+        assert snapshot.status_code == 201, snapshot.text
+        for entry in snapshot.json()["files"]:
+            download = http.get(f"/v1/snapshots/{snapshot.json()['id']}/{entry['name']}")
+            assert download.status_code == 200, (entry["name"], download.text[:300])
+            assert hashlib.sha256(download.content).hexdigest() == entry["sha256"]
