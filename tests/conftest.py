@@ -69,6 +69,10 @@ def _postgres_database(prefix: str) -> Iterator[str]:
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
+            # A commit waits for its WAL flush only to survive a crash of PostgreSQL itself,
+            # which no test causes (the kill tests kill efdb, not the database); not waiting
+            # makes each commit ~10 ms cheaper on this disk.
+            connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     except OperationalError as exc:
         admin.dispose()
         reason = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc.orig}"
