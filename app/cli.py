@@ -124,7 +124,7 @@ def cmd_openapi(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> None:
-    from app.provenance.audit import verify_chain
+    from app.core.audit import verify_chain
 
     engine, factory = _session_factory(settings)
     try:

@@ -2,10 +2,11 @@
 
 from app.auth.models import Client
 from app.core.db import Base
+from app.core.models import AuditEvent
 from app.datasets.models import Dataset, Publisher
 from app.exports.models import DatabaseInstance, ExportFile, Snapshot, snapshot_version
 from app.factors.models import Factor
-from app.provenance.models import AuditEvent, Source
+from app.provenance.models import Source
 from app.reference.models import (
     Activity,
     ConversionProperty,

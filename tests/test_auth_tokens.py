@@ -40,14 +40,14 @@ from app.auth.dependencies import AdminDep, PrincipalDep, ReviewerDep, WriterDep
 from app.auth.hashing import generate_client_id, generate_secret, hash_secret, verify_secret
 from app.auth.keys import SigningKeyError, SigningKeys, generate_pem
 from app.auth.models import Client
-from app.auth.principal import Principal
 from app.auth.scopes import Scope
 from app.auth.validator import BearerValidator
+from app.core.audit import verify_chain
 from app.core.config import Settings, TrustedIssuer
+from app.core.models import AuditEvent
+from app.core.principal import Principal
 from app.datasets.models import Publisher
 from app.main import create_app
-from app.provenance.audit import verify_chain
-from app.provenance.models import AuditEvent
 from tests.auth_fixtures import (
     Credentials,
     TokenKit,

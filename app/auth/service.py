@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from app.auth.hashing import PRODUCTION_COST, generate_client_id, generate_secret, hash_secret
 from app.auth.models import Client
 from app.auth.scopes import NATIONAL_SCOPES, PUBLISHER_SCOPES, Scope
+from app.core.audit import append_event
 from app.core.db import utcnow
 from app.core.params import SLUG_PATTERN
 from app.datasets.models import Publisher
-from app.provenance.audit import append_event
 
 _SLUG = re.compile(SLUG_PATTERN)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import ReviewerDep, WriterDep
-from app.auth.viewer import Viewer, ViewerDep
+from app.auth.viewer import ViewerDep
+from app.core.clock import ClockDep
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
 from app.core.http_cache import (
@@ -30,12 +31,12 @@ from app.core.params import (
     PublisherSlug,
     only_query_params,
 )
+from app.core.principal import Viewer
 from app.core.schemas import Page
 from app.datasets import service
 from app.datasets.schemas import DatasetCreate, DatasetRead, DeprecateBody, VersionRead
 from app.factors import service as factor_service
 from app.factors.schemas import FactorRead
-from app.versioning.clock import ClockDep
 from app.versioning.diff import diff_etag, released_pair, stream_diff_json
 from app.versioning.models import RELEASED_STATUSES
 

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from app.auth.viewer import Viewer
+from app.core.audit import append_event
 from app.core.db import AnySelect, utcnow
 from app.core.errors import Conflict, NotFound
+from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
-from app.provenance.audit import append_event
 from app.versioning.models import RELEASED_STATUSES, VERSION_STATUSES, DatasetVersion
 from app.versioning.publish import compute_content_sha256
 from app.versioning.service import newest_first, parse_semver, visible_version_ids

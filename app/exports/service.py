@@ -26,9 +26,10 @@ from sqlalchemy import Row, and_, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.auth.viewer import Viewer
+from app.core.audit import append_event
 from app.core.db import AnySelect, utcnow
 from app.core.errors import Conflict, NotFound
+from app.core.principal import Viewer
 from app.datasets import service as datasets_service
 from app.datasets.models import Dataset, Publisher
 from app.exports import store
@@ -50,7 +51,6 @@ from app.exports.writer import (
     write_csv,
     write_parquet,
 )
-from app.provenance.audit import append_event
 from app.versioning.models import DatasetVersion
 from app.versioning.service import visible_version_ids
 

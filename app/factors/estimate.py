@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import case, tuple_
 from sqlalchemy.orm import Session
 
-from app.auth.viewer import Viewer
 from app.core.errors import ProblemError
+from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
 from app.factors.gwp import GwpTable, apply_gwp, gwp_table_for
 from app.factors.models import Factor

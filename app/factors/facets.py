@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, cast, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from app.auth.viewer import Viewer
 from app.core.db import AnySelect
+from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
 from app.factors import service
 from app.factors.models import Factor

@@ -72,8 +72,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.types import TypeEngine
 
-from app.auth.viewer import Viewer
 from app.core.errors import ProblemError
+from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
 from app.factors.gwp import GwpTable, apply_gwp, gwp_table_for
 from app.factors.models import Factor

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import Row, and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from app.auth.viewer import Viewer
 from app.core.db import AnySelect
 from app.core.errors import InvalidParameter, NotFound
+from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
 from app.factors.models import Factor
 from app.factors.schemas import UPLOADABLE_FIELDS

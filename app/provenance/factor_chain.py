@@ -8,12 +8,13 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import Client
-from app.auth.viewer import Viewer
 from app.core.errors import NotFound
+from app.core.models import AuditEvent
+from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
 from app.factors.models import Factor
 from app.factors.service import restrict_to_viewer
-from app.provenance.models import AuditEvent, Source
+from app.provenance.models import Source
 from app.versioning.history import factor_history
 from app.versioning.models import RELEASED_STATUSES, DatasetVersion
 from app.versioning.service import parse_semver, visible_version_ids

@@ -9,12 +9,12 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from app.auth.dependencies import AdminDep
+from app.core.audit import verify_chain
 from app.core.db import SessionDep
 from app.core.http_cache import PRIVATE
+from app.core.models import AuditEvent
 from app.core.pagination import after_id_from_cursor, id_cursor, page_response
 from app.core.params import DEFAULT_PAGE, Cursor, Limit
-from app.provenance.audit import verify_chain
-from app.provenance.models import AuditEvent
 
 router = APIRouter(tags=["audit"])
 

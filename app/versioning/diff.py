@@ -15,9 +15,9 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from app.auth.viewer import Viewer
 from app.core.errors import NotFound
 from app.core.http_cache import json_bytes
+from app.core.principal import Viewer
 from app.datasets.service import get_version
 from app.factors.models import Factor
 from app.factors.schemas import UPLOADABLE_FIELDS

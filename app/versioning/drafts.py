@@ -11,8 +11,10 @@ from typing import IO, Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from app.core.audit import append_event
 from app.core.db import utcnow
 from app.core.errors import Conflict, ProblemError
+from app.core.formula import looks_like_formula
 from app.core.text import escaped, forbidden_character, nfc, safe_file_name
 from app.datasets.models import Dataset
 from app.datasets.records import RowProblem, parse_record
@@ -24,11 +26,9 @@ from app.datasets.upload_formats import (
     read_rows,
 )
 from app.datasets.upload_limits import UploadLimits
-from app.exports.writer import looks_like_formula
 from app.factors.models import Factor
 from app.factors.schemas import FactorFields
 from app.factors.validation import RecordReference, load_record_reference, unlabelled_activity
-from app.provenance.audit import append_event
 from app.versioning.diff import bump_between, diff_summary
 from app.versioning.models import DatasetVersion
 from app.versioning.publish import store_factors

@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.viewer import Viewer
 from app.core.errors import NotFound
+from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
 from app.factors.models import Factor
 from app.factors.service import restrict_to_viewer

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from app.core.audit import append_event
 from app.core.db import utcnow
 from app.core.errors import Conflict
 from app.factors.models import Factor
@@ -17,7 +18,6 @@ from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
 from app.factors.search import index_released_factors
 from app.factors.service import factor_select
 from app.factors.validation import data_quality_rating
-from app.provenance.audit import append_event
 from app.provenance.sources import SourceCache
 from app.versioning.content_hash import content_sha256
 from app.versioning.models import DatasetVersion

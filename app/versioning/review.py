@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.viewer import Viewer
+from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
 from app.versioning.diff import diff_summary
 from app.versioning.models import DatasetVersion

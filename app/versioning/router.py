@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFil
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from app.auth.dependencies import Principal, ReviewerDep, WriterDep
+from app.core.clock import ClockDep
 from app.core.db import SessionDep
 from app.core.errors import NotFound
 from app.core.http_cache import PRIVATE, cached_json
@@ -22,7 +23,6 @@ from app.datasets.schemas import (
     VersionRead,
 )
 from app.versioning import workflow
-from app.versioning.clock import ClockDep
 from app.versioning.drafts import upload_draft
 from app.versioning.models import DatasetVersion
 from app.versioning.review import review_queue

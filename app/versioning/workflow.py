@@ -11,10 +11,10 @@ from datetime import datetime
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from app.core.audit import append_event
 from app.core.db import utcnow
 from app.core.errors import Conflict, ProblemError
 from app.factors.models import Factor
-from app.provenance.audit import append_event
 from app.versioning.models import RESOLVABLE_STATUSES, DatasetVersion
 from app.versioning.publish import compute_content_sha256, publish
 from app.versioning.service import latest_released, latest_resolvable

@@ -36,18 +36,18 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.principal import ANONYMOUS
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
+from app.core.formula import neutralise
 from app.core.http_cache import IMMUTABLE, SHORT_LIVED, etag_matches
 from app.core.pagination import next_link
 from app.core.params import DEFAULT_PAGE, Cursor, DatasetSlug, Limit, PublisherSlug
+from app.core.principal import ANONYMOUS
 from app.core.text import content_disposition
 from app.datasets import router as dataset_api
 from app.datasets import service as datasets
 from app.datasets.models import Dataset, Publisher
 from app.exports.models import Snapshot, snapshot_version
-from app.exports.writer import neutralise
 from app.factors.models import Factor
 from app.versioning.diff import release_diff, released_pair, version_diff
 from app.versioning.models import RELEASED_STATUSES, DatasetVersion

@@ -31,11 +31,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.params import Path
 from sqlalchemy.orm import Session
 
-from app.auth.principal import ANONYMOUS
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter, NotFound
 from app.core.http_cache import IMMUTABLE, SHORT_LIVED
 from app.core.params import DatasetSlug, PublisherSlug, only_query_params
+from app.core.principal import ANONYMOUS
 from app.datasets.service import get_dataset, publisher_by_slug
 from app.factors import router as factor_api
 from app.factors import service

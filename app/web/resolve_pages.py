@@ -29,11 +29,11 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.principal import ANONYMOUS
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter, ProblemError
 from app.core.http_cache import SHORT_LIVED, cached_json
 from app.core.params import only_query_params
+from app.core.principal import ANONYMOUS
 from app.factors import batch_router
 from app.factors import router as factor_api
 from app.factors.gwp import GWP_SETS

@@ -19,9 +19,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.orm import Session
 
-from app.auth.principal import ANONYMOUS
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
+from app.core.formula import neutralise
 from app.core.http_cache import SHORT_LIVED, cached_json, etag_matches
 from app.core.pagination import (
     after_id_from_cursor,
@@ -31,8 +31,8 @@ from app.core.pagination import (
     set_link_header,
 )
 from app.core.params import DATASET_REF_PATTERN, SLUG_PATTERN, only_query_params
+from app.core.principal import ANONYMOUS
 from app.core.text import content_disposition
-from app.exports.writer import neutralise
 from app.factors import service
 from app.factors.facets import FACETS, Facets, activity_totals, facet_counts
 from app.factors.router import canonical_unit_filter, ranked_after
