@@ -47,9 +47,9 @@ from app.core.config import PROJECT_ROOT
 from app.core.db import make_engine, make_sessionmaker
 from app.core.migrations import upgrade_to_head
 from app.datasets.models import Dataset, Publisher
-from app.factors.gwp import co2e_from_gases
 from app.factors.models import Factor
 from app.factors.schemas import Boundary, FactorFields, GwpSetName
+from app.reference.gwp import co2e_from_gases
 from app.versioning.publish import release_directly
 
 HOST = "127.0.0.1"

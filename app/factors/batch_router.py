@@ -11,7 +11,6 @@ from app.auth.viewer import ViewerDep
 from app.core.db import SessionDep
 from app.core.params import only_query_params
 from app.factors.estimate import estimate_items, estimate_one
-from app.factors.gwp import GwpTable, gwp_table_for, shipped_gwp_table
 from app.factors.resolve import RANKING, LineError, resolve_items, resolved_item_payload
 from app.factors.router import GwpParam
 from app.factors.schemas import (
@@ -22,7 +21,8 @@ from app.factors.schemas import (
     ResolveRequest,
     ResolveResponse,
 )
-from app.factors.units import clean_float
+from app.reference.gwp import GwpTable, gwp_table_for, shipped_gwp_table
+from app.reference.units import clean_float
 
 router = APIRouter(tags=["factors"])
 

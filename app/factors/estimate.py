@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 from app.core.errors import ProblemError
 from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
-from app.factors.gwp import GwpTable, apply_gwp, gwp_table_for
 from app.factors.models import Factor
 from app.factors.resolve import (
     Line,
@@ -37,14 +36,15 @@ from app.factors.resolve import (
 )
 from app.factors.schemas import FACTOR_CODE_PATTERN, EstimateItem
 from app.factors.service import factor_payload, factor_select, restrict_to_viewer
-from app.factors.units import (
+from app.reference.conversions import PropertyIndex, convert_for_activity, load_properties
+from app.reference.gwp import GwpTable, apply_gwp, gwp_table_for
+from app.reference.units import (
     AmountUnit,
     UnitError,
     clean_float,
     conversion_multiplier,
     parse_amount_unit,
 )
-from app.reference.conversions import PropertyIndex, convert_for_activity, load_properties
 from app.versioning.models import RELEASED_STATUSES, DatasetVersion
 from app.versioning.service import parse_semver, visible_version_ids
 

@@ -30,9 +30,7 @@ from app.core.params import (
 )
 from app.core.schemas import Page
 from app.factors import service
-from app.factors.gwp import apply_gwp, gwp_table_for
 from app.factors.schemas import (
-    ACTIVITY_ID_PATTERN,
     FACTOR_CODE_PATTERN,
     MAX_YEAR,
     MIN_YEAR,
@@ -41,9 +39,11 @@ from app.factors.schemas import (
     FactorWithGwp,
     GwpSetName,
 )
-from app.factors.units import UnitError, parse_declared_unit
 from app.provenance.factor_chain import factor_provenance
 from app.provenance.prov import prov_document
+from app.reference.gwp import apply_gwp, gwp_table_for
+from app.reference.schemas import ACTIVITY_ID_PATTERN
+from app.reference.units import UnitError, parse_declared_unit
 from app.versioning.history import factor_history
 from app.versioning.service import AsOf as AsOfMoment
 from app.versioning.service import parse_as_of

@@ -39,9 +39,9 @@ from app.core.principal import ANONYMOUS
 from app.datasets.service import get_dataset, publisher_by_slug
 from app.factors import router as factor_api
 from app.factors import service
-from app.factors.gwp import gwp_source, gwp_values
 from app.factors.schemas import FACTOR_CODE_PATTERN, PEDIGREE_FIELDS
 from app.provenance.factor_chain import factor_provenance
+from app.reference.gwp import gwp_source, gwp_values
 from app.versioning.history import factor_history
 from app.versioning.service import parse_semver
 from app.web.citation import (

@@ -36,7 +36,6 @@ from app.core.params import only_query_params
 from app.core.principal import ANONYMOUS
 from app.factors import batch_router
 from app.factors import router as factor_api
-from app.factors.gwp import GWP_SETS
 from app.factors.models import Factor
 from app.factors.schemas import (
     FACTOR_CODE_PATTERN,
@@ -45,8 +44,9 @@ from app.factors.schemas import (
     ResolveItem,
     ResolveRequest,
 )
-from app.factors.units import UnitError, parse_amount_unit
+from app.reference.gwp import GWP_SETS
 from app.reference.models import Location
+from app.reference.units import UnitError, parse_amount_unit
 from app.versioning.service import visible_version_ids
 from app.web.dataset_pages import csv_response
 from app.web.i18n import Translator, negotiate

@@ -36,7 +36,8 @@ from app.core.text import content_disposition
 from app.factors import service
 from app.factors.facets import FACETS, Facets, activity_totals, facet_counts
 from app.factors.router import canonical_unit_filter, ranked_after
-from app.factors.schemas import ACTIVITY_ID_PATTERN, MAX_YEAR, MIN_YEAR, REGION_PATTERN, Boundary
+from app.factors.schemas import MAX_YEAR, MIN_YEAR, REGION_PATTERN, Boundary
+from app.reference.schemas import ACTIVITY_ID_PATTERN
 from app.web.i18n import Lang, Translator, negotiate
 from app.web.templating import PageMeta, Twin, query_string, render_page
 
