@@ -53,8 +53,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
 from app.core.config import PROJECT_ROOT
-from app.datasets.records import parse_record
 from app.factors.models import Factor
+from app.publishing.records import parse_record
 from app.reference.gwp import co2e_from_gases
 from bench.read_api import (
     ACTIVITIES,

@@ -49,8 +49,8 @@ from app.core.migrations import upgrade_to_head
 from app.datasets.models import Dataset, Publisher
 from app.factors.models import Factor
 from app.factors.schemas import Boundary, FactorFields, GwpSetName
+from app.publishing.publish import release_directly
 from app.reference.gwp import co2e_from_gases
-from app.versioning.publish import release_directly
 
 HOST = "127.0.0.1"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"

@@ -34,9 +34,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.core.db import utcnow
-from app.datasets.models import Dataset, Publisher
+from app.datasets.models import Dataset, DatasetVersion, Publisher
 from app.exports.models import DatabaseInstance, ExportFile, Snapshot
-from app.versioning.models import DatasetVersion
 
 log = logging.getLogger("efdb.exports")
 

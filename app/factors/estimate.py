@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from app.core.errors import ProblemError
 from app.core.principal import Viewer
-from app.datasets.models import Dataset, Publisher
+from app.datasets.models import RELEASED_STATUSES, Dataset, DatasetVersion, Publisher
+from app.datasets.visibility import parse_semver, visible_version_ids
 from app.factors.models import Factor
 from app.factors.resolve import (
     Line,
@@ -45,8 +46,6 @@ from app.reference.units import (
     conversion_multiplier,
     parse_amount_unit,
 )
-from app.versioning.models import RELEASED_STATUSES, DatasetVersion
-from app.versioning.service import parse_semver, visible_version_ids
 
 _SLUG = r"[a-z0-9][a-z0-9-]{0,63}"
 _FACTOR_ID = re.compile(

@@ -74,7 +74,8 @@ from sqlalchemy.types import TypeEngine
 
 from app.core.errors import ProblemError
 from app.core.principal import Viewer
-from app.datasets.models import Dataset, Publisher
+from app.datasets.models import RELEASED_STATUSES, Dataset, DatasetVersion, Publisher
+from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
 from app.factors.models import Factor
 from app.factors.schemas import BOUNDARIES, MAX_YEAR, MIN_YEAR, REGION_PATTERN, ResolveItem
 from app.factors.service import factor_payload, factor_select
@@ -90,8 +91,6 @@ from app.reference.units import (
     parse_amount_unit,
     units_of_dimension,
 )
-from app.versioning.models import RELEASED_STATUSES, DatasetVersion
-from app.versioning.service import AsOf, parse_semver, visible_version_ids
 
 RANKING = [
     "unit: only factors per a unit of the requested unit's dimension answer (when one is given; "

@@ -35,7 +35,6 @@ from app.core.principal import ANONYMOUS
 from app.core.text import content_disposition
 from app.factors import service
 from app.factors.facets import FACETS, Facets, activity_totals, facet_counts
-from app.factors.router import canonical_unit_filter, ranked_after
 from app.factors.schemas import MAX_YEAR, MIN_YEAR, REGION_PATTERN, Boundary
 from app.reference.schemas import ACTIVITY_ID_PATTERN
 from app.web.i18n import Lang, Translator, negotiate
@@ -160,7 +159,7 @@ def to_filters(params: SearchParams) -> service.FactorFilters:
         activity_id=params.activity_id,
         region=params.region,
         year=params.year,
-        unit=canonical_unit_filter(params.unit),
+        unit=service.canonical_unit_filter(params.unit),
         category=params.category,
         boundary=params.boundary,
         publisher=publisher,
@@ -189,7 +188,7 @@ def run_search(session: Session, params: SearchParams) -> SearchResult:
             session,
             viewer=ANONYMOUS,
             filters=filters,
-            after=ranked_after(params.cursor, scope),
+            after=service.ranked_after(params.cursor, scope),
             limit=params.limit,
         )
         next_cursor = encode_cursor(list(position), scope) if position else None
