@@ -27,8 +27,8 @@ from app.publishing.router import dataset_router as dataset_writes_router
 from app.publishing.router import review_router, template_router
 from app.publishing.router import router as publishing_router
 from app.reference.router import router as reference_router
-from app.versioning.router import diff_router, version_router
-from app.versioning.router import factor_router as factor_history_router
+from app.versioning.read_router import diff_router, version_router
+from app.versioning.read_router import factor_router as factor_history_router
 from app.web.router import install_web
 
 API_DESCRIPTION = """\

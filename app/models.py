@@ -3,7 +3,8 @@
 from app.auth.models import Client
 from app.core.db import Base
 from app.core.models import AuditEvent
-from app.datasets.models import Dataset, DatasetVersion, Publisher
+from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import DatasetVersion
 from app.exports.models import DatabaseInstance, ExportFile, Snapshot, snapshot_version
 from app.factors.models import Factor, Source
 from app.reference.models import (

@@ -18,7 +18,8 @@ from unittest import mock
 from sqlalchemy.orm import Session
 
 from app.core.db import utcnow
-from app.datasets.models import Dataset, DatasetVersion, Publisher
+from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import parse_semver
 from app.factors.schemas import FactorFields
 from app.publishing.publish import publish, store_factors

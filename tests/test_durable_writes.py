@@ -25,7 +25,7 @@ from app.auth import service as auth_service
 from app.core.config import Settings
 from app.core.db import make_sessionmaker
 from app.datasets import publishers
-from app.datasets.models import DatasetVersion
+from app.datasets.version_models import DatasetVersion
 from app.main import create_app
 from tests.live_server import serve_in_thread
 from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.viewer import get_viewer
 from app.core.principal import Viewer
-from app.datasets.models import DatasetVersion
+from app.datasets.version_models import DatasetVersion
 from app.factors.schemas import UPLOADABLE_FIELDS
 from app.publishing.workflow import withdraw
 from tests.factories import (

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from app.auth.hashing import hash_secret
 from app.auth.models import Client
-from app.datasets.models import DatasetVersion, Publisher
+from app.datasets.models import Publisher
+from app.datasets.version_models import DatasetVersion
 from app.factors.models import Factor
 from app.versioning.content_hash import content_sha256
 from tests.auth_fixtures import Credentials, TokenKit, bearer

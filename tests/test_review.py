@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from app.datasets.models import DatasetVersion
+from app.datasets.version_models import DatasetVersion
 from app.versioning.content_hash import content_sha256
 from tests.auth_fixtures import TokenKit
 from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS, create_dataset, publish, upload

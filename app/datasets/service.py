@@ -13,13 +13,8 @@ from app.core.db import AnySelect, utcnow
 from app.core.errors import Conflict, NotFound
 from app.core.pagination import after_id_from_cursor, id_cursor
 from app.core.principal import Viewer
-from app.datasets.models import (
-    RELEASED_STATUSES,
-    VERSION_STATUSES,
-    Dataset,
-    DatasetVersion,
-    Publisher,
-)
+from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import RELEASED_STATUSES, VERSION_STATUSES, DatasetVersion
 from app.datasets.visibility import newest_first, parse_semver, visible_version_ids
 
 # Where a deprecation's time, reviewer and reason live on the dataset row (its `extra` JSON):

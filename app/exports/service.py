@@ -32,7 +32,8 @@ from app.core.errors import Conflict, InvalidParameter, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core.principal import Viewer
 from app.datasets import service as datasets_service
-from app.datasets.models import Dataset, DatasetVersion, Publisher
+from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import visible_version_ids
 from app.exports import store
 from app.exports.models import ExportFile, Snapshot, snapshot_version

@@ -34,7 +34,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.core.db import utcnow
-from app.datasets.models import Dataset, DatasetVersion, Publisher
+from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import DatasetVersion
 from app.exports.models import DatabaseInstance, ExportFile, Snapshot
 
 log = logging.getLogger("efdb.exports")

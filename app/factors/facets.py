@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from app.core.db import AnySelect
 from app.core.principal import Viewer
-from app.datasets.models import Dataset, DatasetVersion, Publisher
+from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import DatasetVersion
 from app.factors import service
 from app.factors.models import Factor
 from app.reference.models import Activity

@@ -74,7 +74,8 @@ from sqlalchemy.types import TypeEngine
 
 from app.core.errors import ProblemError
 from app.core.principal import Viewer
-from app.datasets.models import RELEASED_STATUSES, Dataset, DatasetVersion, Publisher
+from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
 from app.factors.models import Factor
 from app.factors.schemas import BOUNDARIES, MAX_YEAR, MIN_YEAR, REGION_PATTERN, ResolveItem

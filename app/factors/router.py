@@ -29,7 +29,7 @@ from app.core.params import (
 )
 from app.core.schemas import Page
 from app.datasets import service as dataset_service
-from app.datasets.models import RELEASED_STATUSES
+from app.datasets.version_models import RELEASED_STATUSES
 from app.datasets.visibility import AsOf as AsOfMoment
 from app.datasets.visibility import parse_as_of
 from app.factors import service

@@ -13,7 +13,8 @@ from app.core.db import AnySelect
 from app.core.errors import InvalidParameter, NotFound
 from app.core.pagination import after_id_from_cursor, decode_cursor, id_cursor
 from app.core.principal import Viewer
-from app.datasets.models import RELEASED_STATUSES, Dataset, DatasetVersion, Publisher
+from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
 from app.factors.models import Factor, Source
 from app.factors.schemas import UPLOADABLE_FIELDS

@@ -11,7 +11,8 @@ from app.auth.models import Client
 from app.core.errors import NotFound
 from app.core.models import AuditEvent
 from app.core.principal import Viewer
-from app.datasets.models import RELEASED_STATUSES, Dataset, DatasetVersion, Publisher
+from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import parse_semver, visible_version_ids
 from app.factors.models import Factor, Source
 from app.factors.service import restrict_to_viewer

@@ -16,7 +16,8 @@ from app.core.db import utcnow
 from app.core.errors import Conflict, ProblemError
 from app.core.formula import looks_like_formula
 from app.core.text import escaped, forbidden_character, nfc, safe_file_name
-from app.datasets.models import Dataset, DatasetVersion
+from app.datasets.models import Dataset
+from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import latest_released, latest_resolvable, parse_semver
 from app.factors.models import Factor
 from app.factors.schemas import FactorFields

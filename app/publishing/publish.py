@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.core.audit import append_event
 from app.core.db import utcnow
 from app.core.errors import Conflict
-from app.datasets.models import DatasetVersion
+from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import latest_resolvable, parse_semver
 from app.factors.models import Factor
 from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.principal import Viewer
-from app.datasets.models import Dataset, DatasetVersion, Publisher
+from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import latest_resolvable
 from app.versioning.content_hash import compute_content_sha256
 from app.versioning.diff import diff_summary

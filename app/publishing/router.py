@@ -14,8 +14,9 @@ from app.core.errors import InvalidParameter, NotFound
 from app.core.http_cache import PRIVATE, cached_json
 from app.core.params import DatasetSlug, PublisherSlug, only_query_params
 from app.datasets import service as dataset_service
-from app.datasets.models import Dataset, DatasetVersion
+from app.datasets.models import Dataset
 from app.datasets.schemas import DatasetCreate, DatasetRead, DeprecateBody, VersionRead
+from app.datasets.version_models import DatasetVersion
 from app.publishing import workflow
 from app.publishing.drafts import upload_draft
 from app.publishing.review import review_queue

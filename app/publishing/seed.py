@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.audit import append_event
-from app.datasets.models import Dataset, DatasetVersion, Publisher
+from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import DatasetVersion
 from app.factors.models import Factor
 from app.factors.schemas import FactorFields
 from app.factors.validation import RecordReference, load_record_reference

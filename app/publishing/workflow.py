@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.core.audit import append_event
 from app.core.db import utcnow
 from app.core.errors import Conflict, ProblemError
-from app.datasets.models import RESOLVABLE_STATUSES, DatasetVersion
+from app.datasets.version_models import RESOLVABLE_STATUSES, DatasetVersion
 from app.datasets.visibility import latest_released, latest_resolvable
 from app.factors.models import Factor
 from app.publishing.publish import publish

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, aliased
 from app.core.errors import NotFound
 from app.core.http_cache import IMMUTABLE, PRIVATE, etag_matches, json_bytes
 from app.core.principal import Viewer
-from app.datasets.models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.service import get_version
+from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.factors.models import Factor, Source
 from app.factors.schemas import UPLOADABLE_FIELDS
 

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from app.core.errors import NotFound
 from app.core.principal import Viewer
-from app.datasets.models import RELEASED_STATUSES, Dataset, DatasetVersion, Publisher
+from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import newest_first
 from app.factors.models import Factor
 from app.factors.service import restrict_to_viewer

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.core.principal import Viewer
 from app.datasets import service as dataset_service
-from app.datasets.models import DatasetVersion
+from app.datasets.version_models import DatasetVersion
 from app.versioning.content_hash import compute_content_sha256
 
 

@@ -52,7 +52,8 @@ from app.core.params import DEFAULT_PAGE, Cursor, DatasetSlug, Limit, PublisherS
 from app.core.principal import ANONYMOUS
 from app.core.text import content_disposition
 from app.datasets import service as datasets
-from app.datasets.models import RELEASED_STATUSES, Dataset, DatasetVersion, Publisher
+from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.exports.models import Snapshot, snapshot_version
 from app.factors import service as factor_service
 from app.factors.models import Factor

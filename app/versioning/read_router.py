@@ -19,8 +19,8 @@ from app.core.http_cache import (
     cached_json,
 )
 from app.core.params import DatasetSlug, PublisherSlug, only_query_params
-from app.datasets.models import RELEASED_STATUSES
 from app.datasets.schemas import VersionRead
+from app.datasets.version_models import RELEASED_STATUSES
 from app.factors.router import FactorCode
 from app.versioning import versions
 from app.versioning.diff import diff_response
