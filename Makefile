@@ -35,6 +35,7 @@ lint-checks:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 pytest:
 	$(BIN)/pytest -n auto

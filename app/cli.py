@@ -49,7 +49,7 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
-    from app.datasets.seed import SeedError, load_seed
+    from app.publishing.seed import SeedError, load_seed
 
     engine, factory = _session_factory(settings)
     try:
@@ -65,8 +65,8 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
 def prepare_database(settings: Settings) -> None:
     """Migrate to head and, on an empty database, load the seed data."""
     from app.core.migrations import upgrade_to_head
-    from app.datasets.seed import database_is_empty, load_seed
     from app.exports.store import store_problem
+    from app.publishing.seed import database_is_empty, load_seed
     from app.reference.loader import load_reference_data
 
     engine, factory = _session_factory(settings)
@@ -124,7 +124,7 @@ def cmd_openapi(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> None:
-    from app.provenance.audit import verify_chain
+    from app.core.audit import verify_chain
 
     engine, factory = _session_factory(settings)
     try:
@@ -148,7 +148,8 @@ def _cli_actor() -> str:
 
 
 def cmd_publisher_create(args: argparse.Namespace, settings: Settings) -> None:
-    from app.auth.service import AdminError, create_publisher
+    from app.auth.service import AdminError
+    from app.datasets.publishers import create_publisher
 
     engine, factory = _session_factory(settings)
     try:

@@ -19,11 +19,16 @@ from app.datasets.router import router as datasets_router
 from app.exports.router import router as exports_router
 from app.factors.batch_router import router as factor_queries_router
 from app.factors.router import router as factors_router
+from app.factors.router import version_router as version_factors_router
 from app.ops.router import router as ops_router
+from app.provenance.router import factor_router as factor_provenance_router
 from app.provenance.router import router as audit_router
+from app.publishing.router import dataset_router as dataset_writes_router
+from app.publishing.router import review_router, template_router
+from app.publishing.router import router as publishing_router
 from app.reference.router import router as reference_router
-from app.versioning.router import review_router, template_router
-from app.versioning.router import router as publishing_router
+from app.versioning.read_router import diff_router, version_router
+from app.versioning.read_router import factor_router as factor_history_router
 from app.web.router import install_web
 
 API_DESCRIPTION = """\
@@ -50,9 +55,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.token_throttle = TokenThrottle(settings)
     app.include_router(ops_router)
     app.include_router(auth_router)
+    # Routes live with their domain; they are included in the order in which requests are
+    # matched and the OpenAPI document lists paths (a URL prefix spans several domains).
     app.include_router(factors_router)
+    app.include_router(factor_history_router)
+    app.include_router(factor_provenance_router)
     app.include_router(factor_queries_router)
     app.include_router(datasets_router)
+    app.include_router(version_router)
+    app.include_router(version_factors_router)
+    app.include_router(dataset_writes_router)
+    app.include_router(diff_router)
     app.include_router(publishing_router)
     app.include_router(template_router)
     app.include_router(review_router)

@@ -2,10 +2,11 @@
 
 from app.auth.models import Client
 from app.core.db import Base
+from app.core.models import AuditEvent
 from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import DatasetVersion
 from app.exports.models import DatabaseInstance, ExportFile, Snapshot, snapshot_version
-from app.factors.models import Factor
-from app.provenance.models import AuditEvent, Source
+from app.factors.models import Factor, Source
 from app.reference.models import (
     Activity,
     ConversionProperty,
@@ -14,7 +15,6 @@ from app.reference.models import (
     LocationMember,
     ReferenceVersion,
 )
-from app.versioning.models import DatasetVersion
 
 __all__ = [
     "Activity",

@@ -53,9 +53,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
 from app.core.config import PROJECT_ROOT
-from app.datasets.records import parse_record
-from app.factors.gwp import co2e_from_gases
 from app.factors.models import Factor
+from app.publishing.records import parse_record
+from app.reference.gwp import co2e_from_gases
 from bench.read_api import (
     ACTIVITIES,
     BOUNDARIES,

@@ -42,15 +42,15 @@ from typing import Any, get_args
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from app.core.audit import append_event
 from app.core.config import PROJECT_ROOT
 from app.core.db import make_engine, make_sessionmaker
 from app.core.migrations import upgrade_to_head
 from app.datasets.models import Dataset, Publisher
-from app.factors.gwp import co2e_from_gases
 from app.factors.models import Factor
 from app.factors.schemas import Boundary, FactorFields, GwpSetName
-from app.provenance.audit import append_event
-from app.versioning.publish import release_directly
+from app.publishing.publish import release_directly
+from app.reference.gwp import co2e_from_gases
 
 HOST = "127.0.0.1"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"

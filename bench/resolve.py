@@ -48,10 +48,10 @@ from sqlalchemy import text
 from app.core.db import make_engine, make_sessionmaker
 from app.core.migrations import upgrade_to_head
 from app.datasets.models import Dataset, Publisher
-from app.factors.gwp import co2e_from_gases
 from app.factors.schemas import FactorFields
+from app.publishing.publish import release_directly
+from app.reference.gwp import co2e_from_gases
 from app.reference.locations import load_locations
-from app.versioning.publish import release_directly
 from bench.read_api import (
     CN_SUBDIVISIONS,
     HOST,

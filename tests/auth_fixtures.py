@@ -31,6 +31,7 @@ from app.auth import service
 from app.auth.keys import generate_pem
 from app.core.config import Settings
 from app.core.db import make_sessionmaker
+from app.datasets import publishers
 
 with warnings.catch_warnings():
     # Authlib 1.9 prefers the `httpx2` fork and warns when it falls back to httpx, which is
@@ -100,8 +101,8 @@ class TokenKit:
 
     def ensure_publisher(self, slug: str) -> None:
         with self.sessionmaker.begin() as session:
-            if service.get_publisher(session, slug) is None:
-                service.create_publisher(
+            if publishers.get_publisher(session, slug) is None:
+                publishers.create_publisher(
                     session,
                     slug=slug,
                     name_zh=f"合成测试发布机构 {slug}",

@@ -43,9 +43,9 @@ from app.cli import main as cli_main
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.migrations import upgrade_to_head
-from app.datasets.seed import load_seed
 from app.main import create_app
 from app.models import Base
+from app.publishing.seed import load_seed
 from app.reference.loader import load_reference_data
 from app.reference.models import REFERENCE_TABLES
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.versioning.service import parse_as_of
+from app.datasets.visibility import parse_as_of
 from tests.auth_fixtures import TokenKit
 from tests.test_publishing import PUBLISHER, VERSIONS, create_dataset, publish, upload
 from tests.test_version_scenario import Clock, clock  # noqa: F401 (fixture)

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from app.auth.hashing import verify_secret
 from app.auth.models import Client
+from app.core.audit import verify_chain
+from app.core.models import AuditEvent
 from app.datasets.models import Publisher
-from app.provenance.audit import verify_chain
-from app.provenance.models import AuditEvent
 from tests.conftest import run_efdb_in_process
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

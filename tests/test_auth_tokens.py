@@ -40,14 +40,15 @@ from app.auth.dependencies import AdminDep, PrincipalDep, ReviewerDep, WriterDep
 from app.auth.hashing import generate_client_id, generate_secret, hash_secret, verify_secret
 from app.auth.keys import SigningKeyError, SigningKeys, generate_pem
 from app.auth.models import Client
-from app.auth.principal import Principal
 from app.auth.scopes import Scope
 from app.auth.validator import BearerValidator
+from app.core.audit import verify_chain
 from app.core.config import Settings, TrustedIssuer
+from app.core.models import AuditEvent
+from app.core.principal import Principal
+from app.datasets import publishers
 from app.datasets.models import Publisher
 from app.main import create_app
-from app.provenance.audit import verify_chain
-from app.provenance.models import AuditEvent
 from tests.auth_fixtures import (
     Credentials,
     TokenKit,
@@ -327,7 +328,7 @@ def test_suspended_publishers_clients_are_refused(
     client: TestClient, tokens: TokenKit, writer: Credentials, session: Session
 ) -> None:
     token = tokens.fetch(writer)["access_token"]
-    publisher = service.get_publisher(session, "cisa")
+    publisher = publishers.get_publisher(session, "cisa")
     assert publisher is not None
     publisher.status = "suspended"
     session.commit()
@@ -967,14 +968,14 @@ def test_client_scopes_follow_the_publisher_rule(session: Session, tokens: Token
 def test_publisher_validation(session: Session) -> None:
     for slug in ("Bad", "-x", "a_b", "", "x" * 65):
         with pytest.raises(service.AdminError, match="slug"):
-            service.create_publisher(session, slug=slug, name_zh="名", name_en="n", actor="t")
+            publishers.create_publisher(session, slug=slug, name_zh="名", name_en="n", actor="t")
     with pytest.raises(service.AdminError, match="email"):
-        service.create_publisher(
+        publishers.create_publisher(
             session, slug="ok", name_zh="名", name_en="n", contact_email="nope", actor="t"
         )
-    service.create_publisher(session, slug="ok", name_zh="名", name_en="n", actor="t")
+    publishers.create_publisher(session, slug="ok", name_zh="名", name_en="n", actor="t")
     with pytest.raises(service.AdminError, match="already exists"):
-        service.create_publisher(session, slug="ok", name_zh="名", name_en="n", actor="t")
+        publishers.create_publisher(session, slug="ok", name_zh="名", name_en="n", actor="t")
     assert session.execute(select(Publisher.slug)).scalars().all() == ["ok"]
 
 

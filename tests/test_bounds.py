@@ -190,7 +190,7 @@ def test_expensive_requests_past_the_bound_are_shed_and_cheap_ones_answer(
         release.wait(timeout=60)
         return []
 
-    monkeypatch.setattr("app.factors.batch_router.resolve_items", held_resolve)
+    monkeypatch.setattr("app.factors.answers.resolve_items", held_resolve)
     app = create_app(settings.model_copy(update={"max_expensive_requests": 1}))
     first: dict[str, Any] = {}
     with TestClient(app) as client:

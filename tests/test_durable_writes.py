@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 from app.auth import service as auth_service
 from app.core.config import Settings
 from app.core.db import make_sessionmaker
+from app.datasets import publishers
+from app.datasets.version_models import DatasetVersion
 from app.main import create_app
-from app.versioning.models import DatasetVersion
 from tests.live_server import serve_in_thread
 from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS
 from tests.upload_files import csv_bytes, synthetic_row
@@ -53,7 +54,7 @@ def _token(url: str, issued: auth_service.IssuedClient) -> dict[str, str]:
 def live(db: Engine, settings: Settings) -> Iterator[Live]:
     """A real server with a synthetic publisher's writer client and a national reviewer."""
     with make_sessionmaker(db).begin() as session:
-        auth_service.create_publisher(
+        publishers.create_publisher(
             session, slug=PUBLISHER, name_zh="合成发布机构", name_en="Synthetic", actor="test"
         )
         writer = auth_service.create_client(

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.factors.units import UnitError, conversion_multiplier, parse_amount_unit
+from app.reference.units import UnitError, conversion_multiplier, parse_amount_unit
 from tests.factories import (
     create_dataset,
     create_publisher,

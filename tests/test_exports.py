@@ -30,12 +30,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.audit import verify_chain
 from app.core.config import Settings
+from app.core.models import AuditEvent
 from app.exports import service as export_service
 from app.exports.schema import COLUMN_NAMES, EXPORT_SCHEMA
 from app.exports.source import release_batches
-from app.provenance.audit import verify_chain
-from app.provenance.models import AuditEvent
 from tests.factories import (
     create_dataset,
     create_publisher,

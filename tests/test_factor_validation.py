@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from app.datasets.records import RowProblem, parse_record
 from app.factors.schemas import FactorFields
+from app.publishing.records import RowProblem, parse_record
 
 # Synthetic record (not a real factor); the IPCC natural-gas numbers below are real and cited
 # in seed_data/ipcc-tfi/ipcc-2006-stationary-combustion/1.0.0.csv.

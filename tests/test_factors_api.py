@@ -15,10 +15,11 @@ from httpx import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.viewer import Viewer, get_viewer
+from app.auth.viewer import get_viewer
+from app.core.principal import Viewer
+from app.datasets.version_models import DatasetVersion
 from app.factors.schemas import UPLOADABLE_FIELDS
-from app.versioning.models import DatasetVersion
-from app.versioning.workflow import withdraw
+from app.publishing.workflow import withdraw
 from tests.factories import (
     SYNTHETIC_ATTRIBUTION,
     SYNTHETIC_LICENSE_ID,

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from app.factors.gwp import apply_gwp, gwp_source, recompute_co2e, shipped_gwp_table
+from app.reference.gwp import apply_gwp, gwp_source, recompute_co2e, shipped_gwp_table
 from app.reference.models import GwpValue
 from tests.test_factors_api import assert_problem, lookup, search
 from tests.test_reference_data import reload_reference

@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from app.core.formula import looks_like_formula
 from app.core.text import content_disposition, safe_file_name
-from app.datasets.records import RowProblem, parse_record
-from app.exports.writer import looks_like_formula
+from app.publishing.records import RowProblem, parse_record
 from tests.auth_fixtures import TokenKit
 from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS, publish
 from tests.test_upload_validation import good_rows, snapshot

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from app.auth.hashing import hash_secret
 from app.auth.models import Client
 from app.datasets.models import Publisher
+from app.datasets.version_models import DatasetVersion
 from app.factors.models import Factor
 from app.versioning.content_hash import content_sha256
-from app.versioning.models import DatasetVersion
 from tests.auth_fixtures import Credentials, TokenKit, bearer
 from tests.upload_files import csv_bytes, jsonl_bytes, parquet_bytes, synthetic_row
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from datetime import date
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -16,9 +17,9 @@ from sqlalchemy.engine import Engine
 from app.cli import build_parser
 from app.core.db import make_sessionmaker
 from app.datasets.models import Dataset, Publisher
-from app.datasets.records import parse_record, read_csv_rows
 from app.factors.schemas import FactorFields
 from app.factors.validation import load_record_reference
+from app.publishing.records import parse_record, read_csv_rows
 from tests.factories import create_version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +29,23 @@ MAKEFILE = (ROOT / "Makefile").read_text(encoding="utf-8")
 
 def code_blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
+
+
+def test_layout_lists_every_package_and_draws_the_import_layers() -> None:
+    layout = README.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    packages = {path.parent.name for path in (ROOT / "app").glob("*/__init__.py")}
+    assert set(re.findall(r"`app/(\w+)/`", layout)) == packages
+    # The drawing is the import-linter contract that `make lint` checks, top layer first.
+    drawing = re.findall(r"```text\n(.*?)```", layout, flags=re.DOTALL)[0]
+    drawn = [
+        " | ".join(
+            name.strip().removesuffix(".py").replace("/", ".")
+            for name in re.split(r"\s{2,}", line)[0].split("·")
+        )
+        for line in drawing.splitlines()
+    ]
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert drawn == config["tool"]["importlinter"]["contracts"][0]["layers"]
 
 
 def test_make_targets_exist() -> None:

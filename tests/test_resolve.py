@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from app.auth.viewer import Viewer, get_viewer
+from app.auth.viewer import get_viewer
+from app.core.principal import Viewer
 from tests.factories import (
     SYNTHETIC_LICENSE_ID,
     create_dataset,

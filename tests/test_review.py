@@ -10,8 +10,8 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from app.datasets.version_models import DatasetVersion
 from app.versioning.content_hash import content_sha256
-from app.versioning.models import DatasetVersion
 from tests.auth_fixtures import TokenKit
 from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS, create_dataset, publish, upload
 from tests.test_version_scenario import Clock, clock  # noqa: F401 (fixture)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.factors.units import ACCEPTED_UNITS, UnitError, parse_declared_unit
+from app.reference.units import ACCEPTED_UNITS, UnitError, parse_declared_unit
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from app.core.text import forbidden_character
-from app.datasets.cells import MULTILINE_FIELDS, TEXT_LIMITS
+from app.publishing.cells import MULTILINE_FIELDS, TEXT_LIMITS
 from tests.auth_fixtures import TokenKit
 from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS
 from tests.test_upload_validation import snapshot

@@ -37,9 +37,9 @@ from prov.model import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from app.auth.principal import ANONYMOUS
 from app.core.db import make_sessionmaker
 from app.core.http_cache import json_bytes
+from app.core.principal import ANONYMOUS
 from app.factors.schemas import UPLOADABLE_FIELDS
 from app.versioning.diff import apply_diff, stream_diff_json, version_diff
 from tests.auth_fixtures import TokenKit, decode_unverified

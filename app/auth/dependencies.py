@@ -20,11 +20,11 @@ from fastapi.security import OAuth2, SecurityScopes
 from sqlalchemy.orm import Session
 
 from app.auth.errors import AuthenticationRequired, InsufficientScope, InvalidToken
-from app.auth.principal import Principal
 from app.auth.runtime import get_runtime
 from app.auth.scopes import SCOPE_DESCRIPTIONS, Scope
 from app.auth.validator import ResourceRequest
 from app.core.db import SessionDep
+from app.core.principal import Principal
 
 __all__ = [
     "AdminDep",

@@ -1,30 +1,30 @@
-"""Administering who may publish: publishers, their OAuth2 clients, revocation.
+"""Administering who may publish: OAuth2 clients and their revocation.
 
-Publishers belong to the datasets domain (`app.datasets.models.Publisher`); creating one is an
-administrator's act that goes with creating its clients, so it lives here with them. Every
-change appends an audit event in the caller's transaction; nothing here commits.
+Publishers belong to the catalog (`app/datasets/publishers.py` registers them); auth sits
+below it, so a client's publisher is found through the `publisher` table's id, slug and
+status columns, not the catalog's model. Every change appends an audit event in the caller's
+transaction; nothing here commits.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, String, column, select, table
 from sqlalchemy.orm import Session
 
 from app.auth.hashing import PRODUCTION_COST, generate_client_id, generate_secret, hash_secret
 from app.auth.models import Client
 from app.auth.scopes import NATIONAL_SCOPES, PUBLISHER_SCOPES, Scope
+from app.core.audit import append_event
 from app.core.db import utcnow
-from app.core.params import SLUG_PATTERN
-from app.datasets.models import Publisher
-from app.provenance.audit import append_event
 
-_SLUG = re.compile(SLUG_PATTERN)
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# The catalog's publisher table, seen only by the columns a client needs.
+_PUBLISHER = table(
+    "publisher", column("id", Integer), column("slug", String), column("status", String)
+)
 
 
 class AdminError(Exception):
@@ -51,55 +51,8 @@ class IssuedClient:
         }
 
 
-def get_publisher(session: Session, slug: str) -> Publisher | None:
-    return session.execute(select(Publisher).where(Publisher.slug == slug)).scalar_one_or_none()
-
-
 def get_client(session: Session, client_id: str) -> Client | None:
     return session.execute(select(Client).where(Client.client_id == client_id)).scalar_one_or_none()
-
-
-def create_publisher(
-    session: Session,
-    *,
-    slug: str,
-    name_zh: str | None,
-    name_en: str | None,
-    sectors: Iterable[str] = (),
-    contact_email: str | None = None,
-    actor: str,
-) -> Publisher:
-    if not _SLUG.fullmatch(slug):
-        raise AdminError(
-            f"publisher slug {slug!r} is not valid: lowercase letters, digits and '-', "
-            "starting with a letter or digit, at most 64 characters"
-        )
-    if not (name_zh or "").strip() and not (name_en or "").strip():
-        raise AdminError("a publisher needs a name (name_zh or name_en)")
-    if contact_email is not None and not _EMAIL.fullmatch(contact_email):
-        raise AdminError(f"contact email {contact_email!r} is not an email address")
-    codes = [code.strip() for code in sectors if code.strip()]
-    if get_publisher(session, slug) is not None:
-        raise AdminError(f"publisher {slug!r} already exists")
-    publisher = Publisher(
-        slug=slug,
-        name_zh=name_zh,
-        name_en=name_en,
-        sectors=codes,
-        contact_email=contact_email,
-        status="active",
-    )
-    session.add(publisher)
-    session.flush()
-    append_event(
-        session,
-        actor=actor,
-        action="publisher.created",
-        subject_type="publisher",
-        subject_id=slug,
-        payload={"name_zh": name_zh, "name_en": name_en, "sectors": codes},
-    )
-    return publisher
 
 
 def _checked_scopes(scopes: Iterable[str], *, national: bool) -> list[str]:
@@ -138,7 +91,9 @@ def create_client(
     """
     owner = None
     if publisher is not None:
-        owner = get_publisher(session, publisher)
+        owner = session.execute(
+            select(_PUBLISHER.c.id, _PUBLISHER.c.status).where(_PUBLISHER.c.slug == publisher)
+        ).first()
         if owner is None:
             raise AdminError(f"no publisher {publisher!r}")
         if owner.status != "active":
@@ -215,8 +170,8 @@ def client_state(session: Session, client_id: str) -> ClientState | None:
     """The client with its publisher's slug and whether it may act now (not revoked, publisher
     not suspended); None if there is no such client."""
     row = session.execute(
-        select(Client, Publisher.slug, Publisher.status)
-        .outerjoin(Publisher, Publisher.id == Client.publisher_id)
+        select(Client, _PUBLISHER.c.slug, _PUBLISHER.c.status)
+        .outerjoin(_PUBLISHER, _PUBLISHER.c.id == Client.publisher_id)
         .where(Client.client_id == client_id)
     ).first()
     if row is None:

@@ -32,9 +32,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.models import Client
+from app.core.audit import append_event
 from app.core.config import Settings
 from app.core.errors import problem_response
-from app.provenance.audit import append_event
 
 # Keys remembered per limiter; past it the least recently seen are forgotten.
 _MAX_KEYS = 50_000

@@ -14,9 +14,9 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError,
 from sqlalchemy.orm import Session
 
 from app.auth.errors import REALM, printable
-from app.auth.principal import Principal
 from app.auth.service import client_state
 from app.auth.tokens import TokenRejected, TokenVerifier, VerifiedToken
+from app.core.principal import Principal
 
 
 @dataclass

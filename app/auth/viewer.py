@@ -12,10 +12,10 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from app.auth.dependencies import authenticate
-from app.auth.principal import ANONYMOUS, Viewer
 from app.core.db import SessionDep
+from app.core.principal import ANONYMOUS, Viewer
 
-__all__ = ["ANONYMOUS", "Viewer", "ViewerDep", "get_viewer"]
+__all__ = ["ViewerDep", "get_viewer"]
 
 
 async def get_viewer(request: Request, session: SessionDep) -> Viewer:

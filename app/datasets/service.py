@@ -8,14 +8,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from app.auth.viewer import Viewer
+from app.core.audit import append_event
 from app.core.db import AnySelect, utcnow
 from app.core.errors import Conflict, NotFound
+from app.core.pagination import after_id_from_cursor, id_cursor
+from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
-from app.provenance.audit import append_event
-from app.versioning.models import RELEASED_STATUSES, VERSION_STATUSES, DatasetVersion
-from app.versioning.publish import compute_content_sha256
-from app.versioning.service import newest_first, parse_semver, visible_version_ids
+from app.datasets.version_models import RELEASED_STATUSES, VERSION_STATUSES, DatasetVersion
+from app.datasets.visibility import newest_first, parse_semver, visible_version_ids
 
 # Where a deprecation's time, reviewer and reason live on the dataset row (its `extra` JSON):
 # the successor has a column of its own, `superseded_by_id`.
@@ -90,6 +90,22 @@ def list_datasets(
     more = len(rows) > limit
     rows = rows[:limit]
     return [_dataset_payload(r) for r in rows], (rows[-1].Dataset.id if more else None)
+
+
+def datasets_page(
+    session: Session, *, viewer: Viewer, publisher: str | None, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of datasets (one publisher's, or all) and the cursor of the next page. The
+    API's list and the publisher page both read it, so either's cursor continues the other."""
+    scope = {"publisher": publisher}
+    items, last_id = list_datasets(
+        session,
+        viewer=viewer,
+        publisher=publisher,
+        after_id=after_id_from_cursor(cursor, scope),
+        limit=limit,
+    )
+    return items, id_cursor(last_id, scope)
 
 
 def get_dataset_row(session: Session, *, viewer: Viewer, publisher: str, dataset: str) -> Any:
@@ -202,9 +218,6 @@ def get_version(
     payload = _version_payload(target, row.Dataset, publisher, found.supersedes)
     if target.status not in RELEASED_STATUSES:
         payload["report"] = target.validation_report
-        if target.status == "submitted" and target.content_sha256 is None:
-            # Submitted before submit fixed the hash: the reviewer still needs to read it.
-            payload["content_sha256"] = compute_content_sha256(session, target.id)
     return payload, target
 
 

@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse
-from sqlalchemy.orm import Session
 
 from app.auth.dependencies import AdminDep
 from app.auth.viewer import ViewerDep
 from app.core.config import Settings
 from app.core.db import SessionDep
-from app.core.errors import InvalidParameter
 from app.core.http_cache import IMMUTABLE, PRIVATE, SHORT_LIVED, cached_json, etag_matches
-from app.core.pagination import decode_cursor, encode_cursor, page_response
+from app.core.pagination import page_response
 from app.core.params import (
     DEFAULT_PAGE,
     Cursor,
@@ -190,20 +187,6 @@ def version_csv(
 # --------------------------------------------------------------------------- snapshots
 
 
-def snapshot_after(cursor: str | None) -> tuple[datetime, str] | None:
-    """The (created_at, id) a snapshot cursor continues after."""
-    if cursor is None:
-        return None
-    created_at, snapshot_id = decode_cursor(cursor, {}, 2)
-    try:
-        return datetime.fromisoformat(str(created_at)), str(snapshot_id)
-    except ValueError as exc:
-        raise InvalidParameter(
-            "The cursor is not one this service issued; start again without `cursor`.",
-            errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
-        ) from exc
-
-
 @router.get(
     "/v1/snapshots",
     response_model=Page[SnapshotRead],
@@ -213,18 +196,8 @@ def snapshot_after(cursor: str | None) -> tuple[datetime, str] | None:
 def list_snapshots(
     request: Request, session: SessionDep, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
 ) -> Response:
-    items, next_cursor = snapshots_page(session, cursor=cursor, limit=limit)
+    items, next_cursor = service.snapshots_page(session, cursor=cursor, limit=limit)
     return page_response(request, items, next_cursor, cache_control=SHORT_LIVED)
-
-
-def snapshots_page(
-    session: Session, *, cursor: str | None, limit: int
-) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of snapshots, newest first, and the cursor of the next page. The API's list and
-    the snapshots page both read it, so either's cursor continues the other."""
-    snapshots, position = service.list_snapshots(session, after=snapshot_after(cursor), limit=limit)
-    next_cursor = encode_cursor([position[0].isoformat(), position[1]], {}) if position else None
-    return [service.snapshot_resource(snapshot) for snapshot in snapshots], next_cursor
 
 
 @router.post(

@@ -26,11 +26,15 @@ from sqlalchemy import Row, and_, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.auth.viewer import Viewer
+from app.core.audit import append_event
 from app.core.db import AnySelect, utcnow
-from app.core.errors import Conflict, NotFound
+from app.core.errors import Conflict, InvalidParameter, NotFound
+from app.core.pagination import decode_cursor, encode_cursor
+from app.core.principal import Viewer
 from app.datasets import service as datasets_service
 from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import DatasetVersion
+from app.datasets.visibility import visible_version_ids
 from app.exports import store
 from app.exports.models import ExportFile, Snapshot, snapshot_version
 from app.exports.schema import (
@@ -50,9 +54,6 @@ from app.exports.writer import (
     write_csv,
     write_parquet,
 )
-from app.provenance.audit import append_event
-from app.versioning.models import DatasetVersion
-from app.versioning.service import visible_version_ids
 
 log = logging.getLogger("efdb.exports")
 
@@ -473,3 +474,27 @@ def snapshot_file(
         media_type=_snapshot_media_type(name),
         filename=f"efdb-snapshot-{snapshot.id}-{name}",
     )
+
+
+def snapshot_after(cursor: str | None) -> tuple[datetime, str] | None:
+    """The (created_at, id) a snapshot cursor continues after."""
+    if cursor is None:
+        return None
+    created_at, snapshot_id = decode_cursor(cursor, {}, 2)
+    try:
+        return datetime.fromisoformat(str(created_at)), str(snapshot_id)
+    except ValueError as exc:
+        raise InvalidParameter(
+            "The cursor is not one this service issued; start again without `cursor`.",
+            errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
+        ) from exc
+
+
+def snapshots_page(
+    session: Session, *, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of snapshots, newest first, and the cursor of the next page. The API's list and
+    the snapshots page both read it, so either's cursor continues the other."""
+    snapshots, position = list_snapshots(session, after=snapshot_after(cursor), limit=limit)
+    next_cursor = encode_cursor([position[0].isoformat(), position[1]], {}) if position else None
+    return [snapshot_resource(snapshot) for snapshot in snapshots], next_cursor

@@ -39,8 +39,7 @@ from app.exports.schema import (
     ReleaseInfo,
     storage_type,
 )
-from app.factors.models import Factor
-from app.provenance.models import Source
+from app.factors.models import Factor, Source
 
 DEFAULT_BATCH_ROWS = 16_384
 # Arrow's CSV reader turns each block into one batch; ~16k factor rows per 8 MiB block.

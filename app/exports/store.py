@@ -35,8 +35,8 @@ from sqlalchemy.orm import Session
 
 from app.core.db import utcnow
 from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import DatasetVersion
 from app.exports.models import DatabaseInstance, ExportFile, Snapshot
-from app.versioning.models import DatasetVersion
 
 log = logging.getLogger("efdb.exports")
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from app.core.formula import neutralise
 from app.exports.schema import COLUMN_NAMES, COLUMNS, EXPORT_SCHEMA
 
 
@@ -54,9 +55,6 @@ PARQUET_OPTIONS: dict[str, Any] = {
 ROW_GROUP_ROWS = 65_536
 IPC_BATCH_ROWS = 16_384
 CSV_BATCH_ROWS = 8_192
-# What a spreadsheet would run as a formula (OWASP CSV injection), with the full-width forms
-# that spreadsheets in Chinese and Japanese locales also take; such text cells get a "'".
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 @dataclass(frozen=True)
@@ -179,16 +177,6 @@ def write_arrow_stream(target: Path, source: Path) -> WrittenFile:
         for batch in parquet_batches(source, IPC_BATCH_ROWS):
             writer.write_batch(batch)
     return written(target)
-
-
-def neutralise(text: str) -> str:
-    """Prefix text a spreadsheet would evaluate as a formula with an apostrophe."""
-    return "'" + text if looks_like_formula(text) else text
-
-
-def looks_like_formula(text: str) -> bool:
-    """Starts (after any spaces) like something a spreadsheet would evaluate."""
-    return text.lstrip(" \u3000").startswith(FORMULA_PREFIXES)
 
 
 def _csv_cell(value: Any) -> Any:

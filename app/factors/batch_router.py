@@ -10,9 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from app.auth.viewer import ViewerDep
 from app.core.db import SessionDep
 from app.core.params import only_query_params
-from app.factors.estimate import estimate_items, estimate_one
-from app.factors.gwp import GwpTable, gwp_table_for, shipped_gwp_table
-from app.factors.resolve import RANKING, LineError, resolve_items, resolved_item_payload
+from app.factors.answers import estimate_batch_payload, estimate_payload, resolve_payload
 from app.factors.router import GwpParam
 from app.factors.schemas import (
     EstimateBatchRequest,
@@ -22,25 +20,10 @@ from app.factors.schemas import (
     ResolveRequest,
     ResolveResponse,
 )
-from app.factors.units import clean_float
 
 router = APIRouter(tags=["factors"])
 
 _GWP_ONLY = [Depends(only_query_params(("gwp",)))]
-
-
-def gwp_info(gwp: str | None, table: GwpTable | None = None) -> dict[str, Any] | None:
-    """The GWP100 set asked for, with the values and citations the answer used (`table`: the
-    one the answer was computed with; without it, the table as shipped)."""
-    if gwp is None:
-        return None
-    table = table or shipped_gwp_table()
-    return {
-        "requested": gwp,
-        "source": table.source(gwp),
-        "values": table.values(gwp),
-        "entries": [table.entry(gwp, gas).as_dict() for gas in ("CO2", "CH4", "N2O")],
-    }
 
 
 def json_response(payload: Any, status_code: int = 200) -> Response:
@@ -59,18 +42,7 @@ def json_response(payload: Any, status_code: int = 200) -> Response:
 def resolve(
     body: ResolveRequest, session: SessionDep, viewer: ViewerDep, gwp: GwpParam = None
 ) -> Response:
-    table = gwp_table_for(session, gwp)
-    answers = resolve_items(session, viewer=viewer, items=body.items, gwp=gwp, gwp_table=table)
-    failed = sum(isinstance(answer, LineError) for answer in answers)
-    return json_response(
-        {
-            "items": [resolved_item_payload(answer) for answer in answers],
-            "resolved": len(answers) - failed,
-            "failed": failed,
-            "ranking": RANKING,
-            "gwp": gwp_info(gwp, table),
-        }
-    )
+    return json_response(resolve_payload(session, viewer=viewer, items=body.items, gwp=gwp))
 
 
 @router.post(
@@ -83,10 +55,7 @@ def resolve(
 def estimate(
     body: EstimateItem, session: SessionDep, viewer: ViewerDep, gwp: GwpParam = None
 ) -> Response:
-    table = gwp_table_for(session, gwp)
-    result = estimate_one(session, viewer=viewer, item=body, gwp=gwp, gwp_table=table)
-    result["gwp"] = gwp_info(gwp, table)
-    return json_response(result)
+    return json_response(estimate_payload(session, viewer=viewer, item=body, gwp=gwp))
 
 
 @router.post(
@@ -98,23 +67,4 @@ def estimate(
 def estimate_batch(
     body: EstimateBatchRequest, session: SessionDep, viewer: ViewerDep, gwp: GwpParam = None
 ) -> Response:
-    table = gwp_table_for(session, gwp)
-    answers = estimate_items(session, viewer=viewer, items=body.items, gwp=gwp, gwp_table=table)
-    items: list[dict[str, Any]] = []
-    total = 0.0
-    for answer in answers:
-        if isinstance(answer, LineError):
-            items.append({"error": answer.as_dict()})
-        else:
-            total += answer["co2e_kg"]
-            items.append({"result": answer})
-    failed = sum(isinstance(answer, LineError) for answer in answers)
-    return json_response(
-        {
-            "items": items,
-            "total_co2e_kg": clean_float(total),
-            "resolved": len(answers) - failed,
-            "failed": failed,
-            "gwp": gwp_info(gwp, table),
-        }
-    )
+    return json_response(estimate_batch_payload(session, viewer=viewer, items=body.items, gwp=gwp))

@@ -21,10 +21,11 @@ from typing import Any
 from sqlalchemy import case, tuple_
 from sqlalchemy.orm import Session
 
-from app.auth.viewer import Viewer
 from app.core.errors import ProblemError
+from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
-from app.factors.gwp import GwpTable, apply_gwp, gwp_table_for
+from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
+from app.datasets.visibility import parse_semver, visible_version_ids
 from app.factors.models import Factor
 from app.factors.resolve import (
     Line,
@@ -37,16 +38,15 @@ from app.factors.resolve import (
 )
 from app.factors.schemas import FACTOR_CODE_PATTERN, EstimateItem
 from app.factors.service import factor_payload, factor_select, restrict_to_viewer
-from app.factors.units import (
+from app.reference.conversions import PropertyIndex, convert_for_activity, load_properties
+from app.reference.gwp import GwpTable, apply_gwp, gwp_table_for
+from app.reference.units import (
     AmountUnit,
     UnitError,
     clean_float,
     conversion_multiplier,
     parse_amount_unit,
 )
-from app.reference.conversions import PropertyIndex, convert_for_activity, load_properties
-from app.versioning.models import RELEASED_STATUSES, DatasetVersion
-from app.versioning.service import parse_semver, visible_version_ids
 
 _SLUG = r"[a-z0-9][a-z0-9-]{0,63}"
 _FACTOR_ID = re.compile(

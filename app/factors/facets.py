@@ -18,13 +18,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, cast, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from app.auth.viewer import Viewer
 from app.core.db import AnySelect
+from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import DatasetVersion
 from app.factors import service
 from app.factors.models import Factor
 from app.reference.models import Activity
-from app.versioning.models import DatasetVersion
 
 # Facet name → the columns of the search query it groups by. Dataset slugs are unique per
 # publisher only, so the dataset facet's values are `publisher/dataset` (as the API accepts).

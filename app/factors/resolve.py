@@ -72,21 +72,18 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.types import TypeEngine
 
-from app.auth.viewer import Viewer
 from app.core.errors import ProblemError
+from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
-from app.factors.gwp import GwpTable, apply_gwp, gwp_table_for
+from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
+from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
 from app.factors.models import Factor
-from app.factors.schemas import (
-    ACTIVITY_ID_PATTERN,
-    BOUNDARIES,
-    MAX_YEAR,
-    MIN_YEAR,
-    REGION_PATTERN,
-    ResolveItem,
-)
+from app.factors.schemas import BOUNDARIES, MAX_YEAR, MIN_YEAR, REGION_PATTERN, ResolveItem
 from app.factors.service import factor_payload, factor_select
-from app.factors.units import (
+from app.reference.gwp import GwpTable, apply_gwp, gwp_table_for
+from app.reference.locations import RegionChain, region_chains
+from app.reference.schemas import ACTIVITY_ID_PATTERN
+from app.reference.units import (
     ACCEPTED_UNITS,
     AmountUnit,
     UnitError,
@@ -95,9 +92,6 @@ from app.factors.units import (
     parse_amount_unit,
     units_of_dimension,
 )
-from app.reference.locations import RegionChain, region_chains
-from app.versioning.models import RELEASED_STATUSES, DatasetVersion
-from app.versioning.service import AsOf, parse_semver, visible_version_ids
 
 RANKING = [
     "unit: only factors per a unit of the requested unit's dimension answer (when one is given; "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.params import Path
@@ -10,10 +10,9 @@ from fastapi.params import Path
 from app.auth.viewer import ViewerDep
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
-from app.core.http_cache import PINNED_RELEASE, SHORT_LIVED, cached_json
+from app.core.http_cache import PINNED_RELEASE, PRIVATE, SHORT_LIVED, cached_json
 from app.core.pagination import (
     after_id_from_cursor,
-    decode_cursor,
     encode_cursor,
     id_cursor,
     page_response,
@@ -29,26 +28,27 @@ from app.core.params import (
     only_query_params,
 )
 from app.core.schemas import Page
+from app.datasets import service as dataset_service
+from app.datasets.version_models import RELEASED_STATUSES
+from app.datasets.visibility import AsOf as AsOfMoment
+from app.datasets.visibility import parse_as_of
 from app.factors import service
-from app.factors.gwp import apply_gwp, gwp_table_for
 from app.factors.schemas import (
-    ACTIVITY_ID_PATTERN,
     FACTOR_CODE_PATTERN,
     MAX_YEAR,
     MIN_YEAR,
     REGION_PATTERN,
     Boundary,
+    FactorRead,
     FactorWithGwp,
     GwpSetName,
 )
-from app.factors.units import UnitError, parse_declared_unit
-from app.provenance.factor_chain import factor_provenance
-from app.provenance.prov import prov_document
-from app.versioning.history import factor_history
-from app.versioning.service import AsOf as AsOfMoment
-from app.versioning.service import parse_as_of
+from app.reference.gwp import apply_gwp, gwp_table_for
+from app.reference.schemas import ACTIVITY_ID_PATTERN
 
 router = APIRouter(prefix="/v1/factors", tags=["factors"])
+# A release's factors, under its dataset's URL (app/main.py includes it after the catalog's).
+version_router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 SEARCH_PARAMS = (
     "q",
@@ -112,35 +112,6 @@ GwpParam = Annotated[
 ]
 
 
-def ranked_after(cursor: str | None, scope: dict[str, object]) -> tuple[int, int] | None:
-    """The (rank, id) a text-search cursor continues after."""
-    if cursor is None:
-        return None
-    position = decode_cursor(cursor, scope, 2)
-    if not all(
-        isinstance(part, int) and not isinstance(part, bool) and 0 <= part < 2**63
-        for part in position
-    ):
-        raise InvalidParameter(
-            "The cursor is not one this service issued; start again without `cursor`.",
-            errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
-        )
-    return int(position[0]), int(position[1])
-
-
-def canonical_unit_filter(unit: str | None) -> str | None:
-    """A `unit` filter in the spelling factors are stored with (`kwh` → `kWh`); 422 if unknown."""
-    if unit is None:
-        return None
-    try:
-        return parse_declared_unit(unit).canonical
-    except UnitError as exc:
-        raise InvalidParameter(
-            f"unit: {exc.detail}.",
-            errors=[{"loc": ["query", "unit"], "code": exc.code, "detail": exc.detail}],
-        ) from exc
-
-
 @router.get(
     "",
     response_model=Page[FactorWithGwp],
@@ -199,7 +170,7 @@ def search_factors(
         activity_id=activity_id,
         region=region,
         year=year,
-        unit=canonical_unit_filter(unit),
+        unit=service.canonical_unit_filter(unit),
         category=category,
         boundary=boundary,
         publisher=publisher,
@@ -212,7 +183,11 @@ def search_factors(
     if filters.q:
         # Text search ranks exact activity matches first: the cursor is (rank, id).
         items, position = service.search_factors_ranked(
-            session, viewer=viewer, filters=filters, after=ranked_after(cursor, scope), limit=limit
+            session,
+            viewer=viewer,
+            filters=filters,
+            after=service.ranked_after(cursor, scope),
+            limit=limit,
         )
         next_cursor = encode_cursor(list(position), scope) if position else None
     else:
@@ -270,67 +245,37 @@ def get_factor(
 FactorCode = Annotated[str, Path(pattern=FACTOR_CODE_PATTERN)]
 
 
-@router.get(
-    "/{publisher}/{dataset}/{factor_code}/history",
-    summary="The factor's values in every released version, newest first",
-    dependencies=[Depends(only_query_params(()))],
+@version_router.get(
+    "/{publisher}/{dataset}/versions/{version}/factors",
+    response_model=Page[FactorRead],
+    summary="List the factors of one released version",
+    dependencies=[Depends(only_query_params(("limit", "cursor")))],
 )
-def get_factor_history(
+def list_version_factors(
     request: Request,
     session: SessionDep,
     viewer: ViewerDep,
     publisher: PublisherSlug,
     dataset: DatasetSlug,
-    factor_code: FactorCode,
+    version: str,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
 ) -> Response:
-    items = factor_history(
-        session, viewer=viewer, publisher=publisher, dataset=dataset, factor_code=factor_code
+    # 404 for an unknown or hidden version rather than an empty page.
+    _, found = dataset_service.get_version(
+        session, viewer=viewer, publisher=publisher, dataset=dataset, version=version
     )
-    return cached_json(request, {"items": items}, cache_control=SHORT_LIVED)
-
-
-ProvenanceFormat = Annotated[
-    Literal["json", "prov"],
-    Query(
-        alias="format",
-        description="`json`: the chain in this service's shape; `prov`: W3C PROV-JSON "
-        "(entities, activities, agents and their relations, with times)",
-    ),
-]
-
-
-@router.get(
-    "/{publisher}/{dataset}/{factor_code}/provenance",
-    summary="Where a factor comes from: source, version, upload, review, audit and history",
-    dependencies=[Depends(only_query_params(("version", "format")))],
-    responses={
-        200: {
-            "description": "The provenance chain; with `format=prov`, a W3C PROV-JSON document",
-            "content": {"application/json": {}},
-        }
-    },
-)
-def get_factor_provenance(
-    request: Request,
-    session: SessionDep,
-    viewer: ViewerDep,
-    publisher: PublisherSlug,
-    dataset: DatasetSlug,
-    factor_code: FactorCode,
-    version: VersionPin = None,
-    output: ProvenanceFormat = "json",
-) -> Response:
-    payload = factor_provenance(
+    released = found.status in RELEASED_STATUSES
+    items, next_cursor = service.version_factors_page(
         session,
-        viewer=viewer,
+        viewer=dataset_service.reading_viewer(viewer, publisher),
         publisher=publisher,
         dataset=dataset,
-        factor_code=factor_code,
         version=version,
+        cursor=cursor,
+        limit=limit,
+        unreleased_id=None if released else found.id,
     )
-    if output == "prov":
-        settings = request.app.state.settings
-        base = (settings.public_base_url or settings.issuer).rstrip("/")
-        payload = prov_document(payload, namespace=f"{base}/v1/")
-    # A withdrawal changes a release's provenance, so even a pinned one is not immutable.
-    return cached_json(request, payload, cache_control=SHORT_LIVED)
+    return page_response(
+        request, items, next_cursor, cache_control=PINNED_RELEASE if released else PRIVATE
+    )

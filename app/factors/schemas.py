@@ -9,8 +9,10 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from app.factors.units import UnitError, parse_declared_unit
-from app.versioning.service import AsOfValue
+from app.datasets.schemas import VersionStatus
+from app.datasets.visibility import AsOfValue
+from app.reference.schemas import ACTIVITY_ID_PATTERN
+from app.reference.units import UnitError, parse_declared_unit
 
 Boundary = Literal[
     "cradle-to-gate",
@@ -22,10 +24,8 @@ Boundary = Literal[
 ]
 GwpSetName = Literal["AR4", "AR5", "AR6"]
 UncertaintyDistribution = Literal["lognormal", "normal", "triangular", "uniform"]
-VersionStatus = Literal["draft", "submitted", "published", "deprecated", "withdrawn", "rejected"]
 
 FACTOR_CODE_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
-ACTIVITY_ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 # ISO 3166-1 alpha-2, ISO 3166-2 subdivision, or GLO.
 # ISO 3166-1 alpha-2, ISO 3166-2, GLO, or a grouping such as CN-GRID-NORTH; whether the code
 # exists is checked against the location table (GET /v1/locations).

@@ -9,16 +9,17 @@ from typing import Any
 from sqlalchemy import Row, and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from app.auth.viewer import Viewer
 from app.core.db import AnySelect
 from app.core.errors import InvalidParameter, NotFound
+from app.core.pagination import after_id_from_cursor, decode_cursor, id_cursor
+from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
-from app.factors.models import Factor
+from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
+from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
+from app.factors.models import Factor, Source
 from app.factors.schemas import UPLOADABLE_FIELDS
 from app.factors.search import TextSearch, text_search
-from app.provenance.models import Source
-from app.versioning.models import RELEASED_STATUSES, DatasetVersion
-from app.versioning.service import AsOf, parse_semver, visible_version_ids
+from app.reference.units import UnitError, parse_declared_unit
 
 _SOURCE_COLUMNS = {
     "source_title": Source.title,
@@ -297,3 +298,61 @@ def _missing_factor(
         else ("pinned" if version else "latest")
     )
     return NotFound(f"No factor '{factor_code}' in {name} version {release} ({which}).")
+
+
+def version_factors_page(
+    session: Session,
+    *,
+    viewer: Viewer,
+    publisher: str,
+    dataset: str,
+    version: str,
+    cursor: str | None,
+    limit: int,
+    unreleased_id: int | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of one release's factors and the cursor of the next (the caller has checked
+    that the release exists, or that it may read the unreleased version `unreleased_id`).
+    The API's list and the version page both read it, so either's cursor continues the
+    other."""
+    filters = FactorFilters(
+        publisher=publisher, dataset=dataset, version=version, version_id=unreleased_id
+    )
+    scope = {k: v for k, v in vars(filters).items() if v is not None}
+    items, last_id = search_factors(
+        session,
+        viewer=viewer,
+        filters=filters,
+        after_id=after_id_from_cursor(cursor, scope),
+        limit=limit,
+    )
+    return items, id_cursor(last_id, scope)
+
+
+def ranked_after(cursor: str | None, scope: dict[str, object]) -> tuple[int, int] | None:
+    """The (rank, id) a text-search cursor continues after."""
+    if cursor is None:
+        return None
+    position = decode_cursor(cursor, scope, 2)
+    if not all(
+        isinstance(part, int) and not isinstance(part, bool) and 0 <= part < 2**63
+        for part in position
+    ):
+        raise InvalidParameter(
+            "The cursor is not one this service issued; start again without `cursor`.",
+            errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
+        )
+    return int(position[0]), int(position[1])
+
+
+def canonical_unit_filter(unit: str | None) -> str | None:
+    """A `unit` filter in the spelling factors are stored with (`kwh` → `kWh`); 422 if unknown."""
+    if unit is None:
+        return None
+    try:
+        return parse_declared_unit(unit).canonical
+    except UnitError as exc:
+        raise InvalidParameter(
+            f"unit: {exc.detail}.",
+            errors=[{"loc": ["query", "unit"], "code": exc.code, "detail": exc.detail}],
+        ) from exc

@@ -8,7 +8,8 @@ from functools import lru_cache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.factors.gwp import (
+from app.factors.schemas import PEDIGREE_FIELDS, FactorFields
+from app.reference.gwp import (
     CO2E_TOLERANCE,
     GwpTable,
     GwpUnavailable,
@@ -16,7 +17,6 @@ from app.factors.gwp import (
     load_gwp_table,
     shipped_gwp_table,
 )
-from app.factors.schemas import PEDIGREE_FIELDS, FactorFields
 from app.reference.models import Activity, Location
 
 

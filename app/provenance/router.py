@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from app.auth.dependencies import AdminDep
+from app.auth.viewer import ViewerDep
+from app.core.audit import verify_chain
 from app.core.db import SessionDep
-from app.core.http_cache import PRIVATE
+from app.core.http_cache import PRIVATE, SHORT_LIVED, cached_json
+from app.core.models import AuditEvent
 from app.core.pagination import after_id_from_cursor, id_cursor, page_response
-from app.core.params import DEFAULT_PAGE, Cursor, Limit
-from app.provenance.audit import verify_chain
-from app.provenance.models import AuditEvent
+from app.core.params import (
+    DEFAULT_PAGE,
+    Cursor,
+    DatasetSlug,
+    Limit,
+    PublisherSlug,
+    only_query_params,
+)
+from app.factors.router import FactorCode, VersionPin
+from app.provenance.factor_chain import factor_provenance
+from app.provenance.prov import prov_document
 
 router = APIRouter(tags=["audit"])
+# A factor's provenance, under its URL (app/main.py includes it after the factors' routes).
+factor_router = APIRouter(prefix="/v1/factors", tags=["factors"])
 
 
 class AuditEventRead(BaseModel):
@@ -87,3 +100,50 @@ def verify_audit_chain(session: SessionDep, principal: AdminDep) -> ChainVerdict
         first_bad_event=verdict.first_bad_event,
         reason=verdict.reason,
     )
+
+
+ProvenanceFormat = Annotated[
+    Literal["json", "prov"],
+    Query(
+        alias="format",
+        description="`json`: the chain in this service's shape; `prov`: W3C PROV-JSON "
+        "(entities, activities, agents and their relations, with times)",
+    ),
+]
+
+
+@factor_router.get(
+    "/{publisher}/{dataset}/{factor_code}/provenance",
+    summary="Where a factor comes from: source, version, upload, review, audit and history",
+    dependencies=[Depends(only_query_params(("version", "format")))],
+    responses={
+        200: {
+            "description": "The provenance chain; with `format=prov`, a W3C PROV-JSON document",
+            "content": {"application/json": {}},
+        }
+    },
+)
+def get_factor_provenance(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    factor_code: FactorCode,
+    version: VersionPin = None,
+    output: ProvenanceFormat = "json",
+) -> Response:
+    payload = factor_provenance(
+        session,
+        viewer=viewer,
+        publisher=publisher,
+        dataset=dataset,
+        factor_code=factor_code,
+        version=version,
+    )
+    if output == "prov":
+        settings = request.app.state.settings
+        base = (settings.public_base_url or settings.issuer).rstrip("/")
+        payload = prov_document(payload, namespace=f"{base}/v1/")
+    # A withdrawal changes a release's provenance, so even a pinned one is not immutable.
+    return cached_json(request, payload, cache_control=SHORT_LIVED)

@@ -15,13 +15,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.factors.units import (
+from app.reference.models import ConversionProperty
+from app.reference.units import (
     ACCEPTED_UNITS,
     UnitError,
     convert_with_properties,
     units_of_dimension,
 )
-from app.reference.models import ConversionProperty
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ import pycountry
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from app.core.audit import append_event
 from app.core.db import utcnow
-from app.provenance.audit import append_event
 from app.reference.locations import iso_locations
 from app.reference.models import (
     Activity,

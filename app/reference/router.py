@@ -13,9 +13,9 @@ from app.core.http_cache import SHORT_LIVED, cached_json
 from app.core.pagination import decode_cursor, encode_cursor, page_response
 from app.core.params import DEFAULT_PAGE, Cursor, Limit, only_query_params
 from app.core.schemas import Page
-from app.factors.schemas import ACTIVITY_ID_PATTERN
 from app.reference import service
 from app.reference.schemas import (
+    ACTIVITY_ID_PATTERN,
     ActivityDetail,
     ActivityRead,
     ConversionPropertyList,

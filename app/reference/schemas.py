@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+# An activity of the activity vocabulary (GET /v1/activities): lowercase words joined by "-".
+ACTIVITY_ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 LocationKind = Literal["global", "country", "subdivision", "grouping"]
 
 

@@ -8,16 +8,16 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.errors import NotFound
-from app.factors.gwp import load_gwp_table
-from app.factors.units import (
+from app.reference.conversions import load_properties
+from app.reference.gwp import load_gwp_table
+from app.reference.locations import MAX_DEPTH, region_chains
+from app.reference.models import Activity, Location, LocationMember, ReferenceVersion
+from app.reference.units import (
     ACCEPTED_UNITS,
     conversion_multiplier,
     parse_declared_unit,
     pint_spelling,
 )
-from app.reference.conversions import load_properties
-from app.reference.locations import MAX_DEPTH, region_chains
-from app.reference.models import Activity, Location, LocationMember, ReferenceVersion
 
 _LOCATION_FIELDS = ("code", "kind", "parent_code", "name_zh", "name_en", "source", "locator")
 

@@ -15,7 +15,11 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from app.factors.models import Factor
 from app.factors.schemas import FactorFields
+from app.factors.service import factor_select
 
 # Fields whose values are whole numbers; every other number is written as a float.
 INTEGER_FIELDS = frozenset(
@@ -59,3 +63,9 @@ def content_sha256(factors: Iterable[Mapping[str, Any]]) -> str:
             digest.update(b"\n")
         digest.update(canonical_factor_json(factor).encode("utf-8"))
     return digest.hexdigest()
+
+
+def compute_content_sha256(session: Session, version_id: int) -> str:
+    # The same columns the API returns, so anyone can recompute the hash from them.
+    rows = session.execute(factor_select().where(Factor.version_id == version_id)).mappings()
+    return content_sha256(dict(row) for row in rows)

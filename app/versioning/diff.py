@@ -12,17 +12,18 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Literal
 
+from fastapi import Request, Response
+from fastapi.responses import StreamingResponse
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from app.auth.viewer import Viewer
 from app.core.errors import NotFound
-from app.core.http_cache import json_bytes
+from app.core.http_cache import IMMUTABLE, PRIVATE, etag_matches, json_bytes
+from app.core.principal import Viewer
 from app.datasets.service import get_version
-from app.factors.models import Factor
+from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
+from app.factors.models import Factor, Source
 from app.factors.schemas import UPLOADABLE_FIELDS
-from app.provenance.models import Source
-from app.versioning.models import RELEASED_STATUSES, DatasetVersion
 
 _Old = aliased(Factor)
 _New = aliased(Factor)
@@ -358,3 +359,37 @@ def stream_diff_json(
         summary = {"added": len(added), "removed": len(removed), "changed": changed}
         buffer += b'],"summary":' + json_bytes(summary) + b"}"
         yield bytes(buffer)
+
+
+def diff_response(
+    request: Request,
+    session: Session,
+    *,
+    viewer: Viewer,
+    publisher: str,
+    dataset: str,
+    from_version: str,
+    to_version: str,
+) -> Response:
+    """The diff as the API sends it (and the explorer's JSON twin): streamed, with a strong
+    ETag from the two versions' content hashes; a 304 when the caller has it."""
+    old, new = released_pair(
+        session,
+        viewer=viewer,
+        publisher=publisher,
+        dataset=dataset,
+        from_version=from_version,
+        to_version=to_version,
+        unreleased_to=True,
+    )
+    # A diff to a draft or a submission is only for its publisher and reviewers: never
+    # stored by a shared cache. A submission's frozen content hash still makes a strong ETag.
+    released = new.status in RELEASED_STATUSES
+    headers = {"Cache-Control": IMMUTABLE if released else PRIVATE}
+    if new.content_sha256 is not None:
+        headers["ETag"] = diff_etag(old, new)
+    if "ETag" in headers and etag_matches(request, headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    # Written as it is computed, from a session of its own: the request's has ended by then.
+    body = stream_diff_json(request.app.state.sessionmaker, old=old, new=new)
+    return StreamingResponse(body, media_type="application/json", headers=headers)

@@ -7,13 +7,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.viewer import Viewer
 from app.core.errors import NotFound
+from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
+from app.datasets.visibility import newest_first
 from app.factors.models import Factor
 from app.factors.service import restrict_to_viewer
-from app.versioning.models import RELEASED_STATUSES, DatasetVersion
-from app.versioning.service import newest_first
 
 _FACTOR_FIELDS = (
     "uid",

@@ -36,21 +36,29 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.principal import ANONYMOUS
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
-from app.core.http_cache import IMMUTABLE, SHORT_LIVED, etag_matches
-from app.core.pagination import next_link
+from app.core.formula import neutralise
+from app.core.http_cache import (
+    IMMUTABLE,
+    PINNED_RELEASE,
+    PRIVATE,
+    SHORT_LIVED,
+    cached_json,
+    etag_matches,
+)
+from app.core.pagination import next_link, page_response
 from app.core.params import DEFAULT_PAGE, Cursor, DatasetSlug, Limit, PublisherSlug
+from app.core.principal import ANONYMOUS
 from app.core.text import content_disposition
-from app.datasets import router as dataset_api
 from app.datasets import service as datasets
 from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.exports.models import Snapshot, snapshot_version
-from app.exports.writer import neutralise
+from app.factors import service as factor_service
 from app.factors.models import Factor
-from app.versioning.diff import release_diff, released_pair, version_diff
-from app.versioning.models import RELEASED_STATUSES, DatasetVersion
+from app.versioning import versions
+from app.versioning.diff import diff_response, release_diff, released_pair, version_diff
 from app.web.factor_pages import factor_path
 from app.web.i18n import Translator, negotiate
 from app.web.params import declared_params_only
@@ -215,18 +223,16 @@ def _previous(versions: list[dict[str, Any]]) -> dict[str, str]:
 def dataset_json(
     request: Request, session: SessionDep, publisher: PublisherSlug, dataset: DatasetSlug
 ) -> Response:
-    return dataset_api.get_dataset(
-        request=request, session=session, viewer=VIEWER, publisher=publisher, dataset=dataset
-    )
+    payload = datasets.get_dataset(session, viewer=VIEWER, publisher=publisher, dataset=dataset)
+    return cached_json(request, payload, cache_control=SHORT_LIVED)
 
 
 @router.get("/datasets/{publisher}/{dataset}/versions.json")
 def versions_json(
     request: Request, session: SessionDep, publisher: PublisherSlug, dataset: DatasetSlug
 ) -> Response:
-    return dataset_api.list_versions(
-        request=request, session=session, viewer=VIEWER, publisher=publisher, dataset=dataset
-    )
+    items = datasets.list_versions(session, viewer=VIEWER, publisher=publisher, dataset=dataset)
+    return cached_json(request, {"items": items, "next": None}, cache_control=SHORT_LIVED)
 
 
 VERSION_CSV_COLUMNS = (
@@ -273,14 +279,11 @@ def version_json(
     dataset: DatasetSlug,
     version: str,
 ) -> Response:
-    return dataset_api.get_version(
-        request=request,
-        session=session,
-        viewer=VIEWER,
-        publisher=publisher,
-        dataset=dataset,
-        version=version,
+    payload, found = versions.get_version(
+        session, viewer=VIEWER, publisher=publisher, dataset=dataset, version=version
     )
+    released = found.status in RELEASED_STATUSES
+    return cached_json(request, payload, cache_control=PINNED_RELEASE if released else PRIVATE)
 
 
 @router.get("/datasets/{publisher}/{dataset}/versions/{version}/factors.json")
@@ -293,15 +296,23 @@ def version_factors_json(
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Response:
-    return dataset_api.list_version_factors(
-        request=request,
-        session=session,
-        viewer=VIEWER,
+    # 404 for an unknown or hidden version rather than an empty page.
+    _, found = datasets.get_version(
+        session, viewer=VIEWER, publisher=publisher, dataset=dataset, version=version
+    )
+    released = found.status in RELEASED_STATUSES
+    items, next_cursor = factor_service.version_factors_page(
+        session,
+        viewer=datasets.reading_viewer(VIEWER, publisher),
         publisher=publisher,
         dataset=dataset,
         version=version,
-        limit=limit,
         cursor=cursor,
+        limit=limit,
+        unreleased_id=None if released else found.id,
+    )
+    return page_response(
+        request, items, next_cursor, cache_control=PINNED_RELEASE if released else PRIVATE
     )
 
 
@@ -338,14 +349,14 @@ def diff_json(
 ) -> Response:
     """The API's streamed diff, with its ETag from the two releases' content hashes."""
     older, newer = parse_diff_spec(spec)
-    return dataset_api.diff_versions(
-        request=request,
-        session=session,
+    return diff_response(
+        request,
+        session,
         viewer=VIEWER,
         publisher=publisher,
         dataset=dataset,
-        version=newer,
         from_version=older,
+        to_version=newer,
     )
 
 
@@ -399,14 +410,10 @@ def publisher_json(
     # 404 for an unknown publisher, where the API's list is empty; then the API's list itself
     # (its `next` link continues on this URL: the cursor is the same on both).
     datasets.publisher_by_slug(session, publisher)
-    return dataset_api.list_datasets(
-        request=request,
-        session=session,
-        viewer=VIEWER,
-        publisher=publisher,
-        limit=limit,
-        cursor=cursor,
+    items, next_cursor = datasets.datasets_page(
+        session, viewer=VIEWER, publisher=publisher, cursor=cursor, limit=limit
     )
+    return page_response(request, items, next_cursor, cache_control=SHORT_LIVED)
 
 
 PUBLISHER_CSV_COLUMNS = (
@@ -532,7 +539,7 @@ def version_page(
     )
     previous = _previous(all_versions).get(version)
     # The factors of this release, a page at a time, with the API's own cursors.
-    items, next_cursor = dataset_api.version_factors_page(
+    items, next_cursor = factor_service.version_factors_page(
         session,
         viewer=VIEWER,
         publisher=publisher,
@@ -628,7 +635,7 @@ def publisher_page(
 ) -> Response:
     t = Translator(negotiate(request))
     owner = datasets.publisher_by_slug(session, publisher)
-    items, next_cursor = dataset_api.datasets_page(
+    items, next_cursor = datasets.datasets_page(
         session, viewer=VIEWER, publisher=publisher, cursor=cursor, limit=DATASETS_SHOWN
     )
     meta = PageMeta(

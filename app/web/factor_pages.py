@@ -31,19 +31,18 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.params import Path
 from sqlalchemy.orm import Session
 
-from app.auth.principal import ANONYMOUS
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter, NotFound
-from app.core.http_cache import IMMUTABLE, SHORT_LIVED
+from app.core.http_cache import IMMUTABLE, PINNED_RELEASE, SHORT_LIVED, cached_json
 from app.core.params import DatasetSlug, PublisherSlug, only_query_params
+from app.core.principal import ANONYMOUS
 from app.datasets.service import get_dataset, publisher_by_slug
-from app.factors import router as factor_api
+from app.datasets.visibility import parse_semver
 from app.factors import service
-from app.factors.gwp import gwp_source, gwp_values
 from app.factors.schemas import FACTOR_CODE_PATTERN, PEDIGREE_FIELDS
 from app.provenance.factor_chain import factor_provenance
+from app.reference.gwp import gwp_source, gwp_values
 from app.versioning.history import factor_history
-from app.versioning.service import parse_semver
 from app.web.citation import (
     BIBTEX_MEDIA_TYPE,
     CITATION_STYLES,
@@ -362,18 +361,19 @@ PageRef = Annotated[str, Path(max_length=200)]
 def _factor_json(
     request: Request, session: Session, publisher: str, dataset: str, ref: FactorRef
 ) -> Response:
-    """`GET /v1/factors/{p}/{d}/{code}[?version=]`: the API's route function, called
-    in-process, so the body and headers are the API's."""
-    return factor_api.get_factor(
-        request=request,
-        session=session,
+    """`GET /v1/factors/{p}/{d}/{code}[?version=]`: the same service call and cache policy
+    as the API's route, so the body and headers are the API's."""
+    factor = service.get_factor(
+        session,
         viewer=ANONYMOUS,
         publisher=publisher,
         dataset=dataset,
         factor_code=ref.factor_code,
         version=ref.version,
         as_of=None,
-        gwp=None,
+    )
+    return cached_json(
+        request, factor, cache_control=PINNED_RELEASE if ref.version else SHORT_LIVED
     )
 
 
@@ -465,15 +465,15 @@ def history_json(
     dataset: DatasetSlug,
     ref: PageRef,
 ) -> Response:
-    """`GET /v1/factors/{p}/{d}/{code}/history`: the API's route function, called in-process."""
-    return factor_api.get_factor_history(
-        request=request,
-        session=session,
+    """`GET /v1/factors/{p}/{d}/{code}/history`: the API's service call and cache policy."""
+    items = factor_history(
+        session,
         viewer=ANONYMOUS,
         publisher=publisher,
         dataset=dataset,
         factor_code=parse_ref(ref).factor_code,
     )
+    return cached_json(request, {"items": items}, cache_control=SHORT_LIVED)
 
 
 @router.get(

@@ -29,25 +29,24 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.principal import ANONYMOUS
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter, ProblemError
 from app.core.http_cache import SHORT_LIVED, cached_json
 from app.core.params import only_query_params
-from app.factors import batch_router
-from app.factors import router as factor_api
-from app.factors.gwp import GWP_SETS
+from app.core.principal import ANONYMOUS
+from app.datasets.visibility import visible_version_ids
+from app.factors import service
+from app.factors.answers import estimate_payload, resolve_payload
 from app.factors.models import Factor
 from app.factors.schemas import (
     FACTOR_CODE_PATTERN,
     EstimateItem,
     GwpSetName,
     ResolveItem,
-    ResolveRequest,
 )
-from app.factors.units import UnitError, parse_amount_unit
+from app.reference.gwp import GWP_SETS, apply_gwp, gwp_table_for
 from app.reference.models import Location
-from app.versioning.service import visible_version_ids
+from app.reference.units import UnitError, parse_amount_unit
 from app.web.dataset_pages import csv_response
 from app.web.i18n import Translator, negotiate
 from app.web.params import LANG_PARAM
@@ -177,21 +176,19 @@ def _problem(exc: ProblemError) -> dict[str, Any]:
 
 def resolve_answer(session: Session, item: ResolveItem, gwp: str | None) -> dict[str, Any]:
     """The answer of `POST /v1/factors:resolve` for `{"items": [item]}`, from the API's own
-    handler called in-process: the page shows exactly what the API would send."""
-    response = batch_router.resolve(
-        body=ResolveRequest(items=[item]), session=session, viewer=VIEWER, gwp=_gwp(gwp)
-    )
-    answer: dict[str, Any] = orjson.loads(bytes(response.body))
+    service, as JSON: the page shows exactly what the API would send."""
+    payload = resolve_payload(session, viewer=VIEWER, items=[item], gwp=_gwp(gwp))
+    answer: dict[str, Any] = orjson.loads(orjson.dumps(payload))
     return answer
 
 
 def estimate_answer(session: Session, item: EstimateItem, gwp: str | None) -> dict[str, Any]:
     """What `POST /v1/estimate` answers for this line, or `{"error": …}` for its problem."""
     try:
-        response = batch_router.estimate(body=item, session=session, viewer=VIEWER, gwp=_gwp(gwp))
+        payload = estimate_payload(session, viewer=VIEWER, item=item, gwp=_gwp(gwp))
     except ProblemError as exc:
         return {"error": _problem(exc)}
-    answer: dict[str, Any] = orjson.loads(bytes(response.body))
+    answer: dict[str, Any] = orjson.loads(orjson.dumps(payload))
     return answer
 
 
@@ -317,11 +314,9 @@ def estimate_json(request: Request, session: SessionDep) -> Response:
         form.errors.setdefault("amount", "amount and unit are required")
     if _checked_item(form) is None:
         raise _refuse(form)
-    # The API's handler itself: its answer, or its problem (404 no match, 422 cannot answer).
-    response = batch_router.estimate(
-        body=estimate_item(form), session=session, viewer=VIEWER, gwp=_gwp(form.gwp)
-    )
-    return cached_json(request, orjson.loads(bytes(response.body)), cache_control=SHORT_LIVED)
+    # The API's service itself: its answer, or its problem (404 no match, 422 cannot answer).
+    payload = estimate_payload(session, viewer=VIEWER, item=estimate_item(form), gwp=_gwp(form.gwp))
+    return cached_json(request, orjson.loads(orjson.dumps(payload)), cache_control=SHORT_LIVED)
 
 
 @router.get("/resolve", dependencies=[Depends(only_query_params(RESOLVE_PARAMS))])
@@ -414,19 +409,20 @@ def lookup(session: Session, ref: str, gwp: str | None) -> Compared:
     assert found is not None
     publisher, dataset, code, version = found.groups()
     try:
-        response = factor_api.get_factor(
-            request=_bare_request(),
-            session=session,
+        factor = service.get_factor(
+            session,
             viewer=VIEWER,
             publisher=publisher,
             dataset=dataset,
             factor_code=code,
             version=version,
             as_of=None,
-            gwp=_gwp(gwp),
         )
+        factor = apply_gwp(factor, _gwp(gwp), gwp_table_for(session, _gwp(gwp)))
     except ProblemError as exc:
         return Compared(ref, error=_problem(exc))
+    # As the API sends it (`GET /v1/factors/{p}/{d}/{code}?version=&gwp=`).
+    response = cached_json(_bare_request(), factor, cache_control=SHORT_LIVED)
     return Compared(ref, factor=orjson.loads(bytes(response.body)))
 
 

@@ -19,9 +19,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.orm import Session
 
-from app.auth.principal import ANONYMOUS
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
+from app.core.formula import neutralise
 from app.core.http_cache import SHORT_LIVED, cached_json, etag_matches
 from app.core.pagination import (
     after_id_from_cursor,
@@ -31,12 +31,12 @@ from app.core.pagination import (
     set_link_header,
 )
 from app.core.params import DATASET_REF_PATTERN, SLUG_PATTERN, only_query_params
+from app.core.principal import ANONYMOUS
 from app.core.text import content_disposition
-from app.exports.writer import neutralise
 from app.factors import service
 from app.factors.facets import FACETS, Facets, activity_totals, facet_counts
-from app.factors.router import canonical_unit_filter, ranked_after
-from app.factors.schemas import ACTIVITY_ID_PATTERN, MAX_YEAR, MIN_YEAR, REGION_PATTERN, Boundary
+from app.factors.schemas import MAX_YEAR, MIN_YEAR, REGION_PATTERN, Boundary
+from app.reference.schemas import ACTIVITY_ID_PATTERN
 from app.web.i18n import Lang, Translator, negotiate
 from app.web.templating import PageMeta, Twin, query_string, render_page
 
@@ -159,7 +159,7 @@ def to_filters(params: SearchParams) -> service.FactorFilters:
         activity_id=params.activity_id,
         region=params.region,
         year=params.year,
-        unit=canonical_unit_filter(params.unit),
+        unit=service.canonical_unit_filter(params.unit),
         category=params.category,
         boundary=params.boundary,
         publisher=publisher,
@@ -188,7 +188,7 @@ def run_search(session: Session, params: SearchParams) -> SearchResult:
             session,
             viewer=ANONYMOUS,
             filters=filters,
-            after=ranked_after(params.cursor, scope),
+            after=service.ranked_after(params.cursor, scope),
             limit=params.limit,
         )
         next_cursor = encode_cursor(list(position), scope) if position else None

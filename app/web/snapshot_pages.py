@@ -1,7 +1,7 @@
 """The national snapshots page: each release with its manifest, files, sizes, sha256 and
 attribution list. `/snapshots.json` is `GET /v1/snapshots`, its route function called
 in-process (same items, same cursors, same headers); `/snapshots.csv` has one row per file,
-with its size and sha256. All three read the export API's `snapshots_page`."""
+with its size and sha256. All three read the export service's `snapshots_page`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from app.core.db import SessionDep
 from app.core.http_cache import SHORT_LIVED
-from app.core.pagination import next_link
+from app.core.pagination import next_link, page_response
 from app.core.params import DEFAULT_PAGE, Cursor, Limit
-from app.exports import router as export_api
+from app.exports import service as export_service
 from app.web.dataset_pages import csv_response
 from app.web.i18n import Translator, negotiate
 from app.web.params import declared_params_only
@@ -26,7 +26,8 @@ SNAPSHOTS_SHOWN = 20
 def snapshots_json(
     request: Request, session: SessionDep, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
 ) -> Response:
-    return export_api.list_snapshots(request=request, session=session, limit=limit, cursor=cursor)
+    items, next_cursor = export_service.snapshots_page(session, cursor=cursor, limit=limit)
+    return page_response(request, items, next_cursor, cache_control=SHORT_LIVED)
 
 
 SNAPSHOT_CSV_COLUMNS = ("snapshot_id", "created_at", "row_count", "file", "bytes", "sha256", "url")
@@ -37,7 +38,7 @@ def snapshots_csv(
     request: Request, session: SessionDep, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
 ) -> Response:
     """One row per file of each snapshot: what a download script checks its files against."""
-    items, _ = export_api.snapshots_page(session, cursor=cursor, limit=limit)
+    items, _ = export_service.snapshots_page(session, cursor=cursor, limit=limit)
     rows = (
         (
             item["id"],
@@ -63,7 +64,9 @@ def snapshots_csv(
 @router.get("/snapshots")
 def snapshots_page(request: Request, session: SessionDep, cursor: Cursor = None) -> Response:
     t = Translator(negotiate(request))
-    items, next_cursor = export_api.snapshots_page(session, cursor=cursor, limit=SNAPSHOTS_SHOWN)
+    items, next_cursor = export_service.snapshots_page(
+        session, cursor=cursor, limit=SNAPSHOTS_SHOWN
+    )
     meta = PageMeta(
         title=t("snapshot_title"),
         twins=[

@@ -22,8 +22,8 @@ from sqlalchemy.engine import Engine, make_url
 
 from app.core.config import Settings
 from app.core.db import make_engine, make_sessionmaker
-from app.datasets.seed import load_seed
 from app.main import create_app
+from app.publishing.seed import load_seed
 from tests.conftest import _migrate, _postgres_database
 from tests.live_server import serve_in_thread
 

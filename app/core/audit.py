@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.core.db import utcnow
-from app.provenance.models import AuditEvent
+from app.core.models import AuditEvent
 
 GENESIS_HASH = "0" * 64
 # Any constant: serialises writers of the chain on PostgreSQL (SQLite has one writer anyway).

@@ -8,8 +8,8 @@ import json
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.factors.models import Source
 from app.factors.schemas import FactorFields
-from app.provenance.models import Source
 
 
 def source_key(record: FactorFields) -> str:

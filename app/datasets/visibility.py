@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, func, or_, 
 from sqlalchemy.orm import Session
 
 from app.core.errors import InvalidParameter
-from app.versioning.models import RELEASED_STATUSES, RESOLVABLE_STATUSES, DatasetVersion
+from app.datasets.version_models import RELEASED_STATUSES, RESOLVABLE_STATUSES, DatasetVersion
 
 SEMVER_PATTERN = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
 

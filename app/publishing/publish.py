@@ -10,18 +10,17 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from app.core.audit import append_event
 from app.core.db import utcnow
 from app.core.errors import Conflict
+from app.datasets.version_models import DatasetVersion
+from app.datasets.visibility import latest_resolvable, parse_semver
 from app.factors.models import Factor
 from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
 from app.factors.search import index_released_factors
-from app.factors.service import factor_select
 from app.factors.validation import data_quality_rating
-from app.provenance.audit import append_event
-from app.provenance.sources import SourceCache
-from app.versioning.content_hash import content_sha256
-from app.versioning.models import DatasetVersion
-from app.versioning.service import latest_resolvable, parse_semver
+from app.publishing.sources import SourceCache
+from app.versioning.content_hash import compute_content_sha256
 
 _SOURCE_FIELDS = {"source_title", "source_publisher", "source_year", "source_url", "source_doi"}
 _STORED_FIELDS = [name for name in UPLOADABLE_FIELDS if name not in _SOURCE_FIELDS]
@@ -84,12 +83,6 @@ def store_factors(
         count += len(batch)
     version.row_count = count
     return count
-
-
-def compute_content_sha256(session: Session, version_id: int) -> str:
-    # The same columns the API returns, so anyone can recompute the hash from them.
-    rows = session.execute(factor_select().where(Factor.version_id == version_id)).mappings()
-    return content_sha256(dict(row) for row in rows)
 
 
 class ReviewedContentDiffers(Conflict):

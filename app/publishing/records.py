@@ -9,9 +9,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from app.datasets.cells import check_cells
 from app.factors.schemas import FactorFields
 from app.factors.validation import RecordReference, record_problems
+from app.publishing.cells import check_cells
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from typing import Any, Literal, get_args
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.factors.units import clean_float
 from app.reference.models import GwpValue
+from app.reference.units import clean_float
 
 GwpSet = Literal["AR4", "AR5", "AR6"]
 GWP_SETS: tuple[str, ...] = get_args(GwpSet)

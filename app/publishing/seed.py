@@ -11,15 +11,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.core.audit import append_event
 from app.datasets.models import Dataset, Publisher
-from app.datasets.records import RowProblem, parse_record, read_csv_rows
+from app.datasets.version_models import DatasetVersion
 from app.factors.models import Factor
 from app.factors.schemas import FactorFields
 from app.factors.validation import RecordReference, load_record_reference
-from app.provenance.audit import append_event
+from app.publishing.publish import release_directly
+from app.publishing.records import RowProblem, parse_record, read_csv_rows
 from app.reference.loader import load_reference_data
-from app.versioning.models import DatasetVersion
-from app.versioning.publish import release_directly
 
 SEED_ACTOR = "efdb-seed"
 

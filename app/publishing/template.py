@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
-from app.datasets.cells import TEXT_LIMITS
 from app.factors.schemas import UPLOADABLE_FIELDS
+from app.publishing.cells import TEXT_LIMITS
 
 # The documented maximum of every text field, as the template's example row states it.
 LIMITS_NOTE = (

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
-from app.datasets.records import RowProblem
+from app.publishing.records import RowProblem
 
 # A factor's row decodes to well under 4 KB; 64 KB on average is a file built to inflate.
 MAX_BYTES_PER_ROW = 64 * 1024

@@ -11,28 +11,28 @@ from typing import IO, Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from app.core.audit import append_event
 from app.core.db import utcnow
 from app.core.errors import Conflict, ProblemError
+from app.core.formula import looks_like_formula
 from app.core.text import escaped, forbidden_character, nfc, safe_file_name
 from app.datasets.models import Dataset
-from app.datasets.records import RowProblem, parse_record
-from app.datasets.upload_formats import (
+from app.datasets.version_models import DatasetVersion
+from app.datasets.visibility import latest_released, latest_resolvable, parse_semver
+from app.factors.models import Factor
+from app.factors.schemas import FactorFields
+from app.factors.validation import RecordReference, load_record_reference, unlabelled_activity
+from app.publishing.publish import store_factors
+from app.publishing.records import RowProblem, parse_record
+from app.publishing.upload_formats import (
     RowStream,
     UploadFileError,
     UploadFormat,
     declared_format,
     read_rows,
 )
-from app.datasets.upload_limits import UploadLimits
-from app.exports.writer import looks_like_formula
-from app.factors.models import Factor
-from app.factors.schemas import FactorFields
-from app.factors.validation import RecordReference, load_record_reference, unlabelled_activity
-from app.provenance.audit import append_event
+from app.publishing.upload_limits import UploadLimits
 from app.versioning.diff import bump_between, diff_summary
-from app.versioning.models import DatasetVersion
-from app.versioning.publish import store_factors
-from app.versioning.service import latest_released, latest_resolvable, parse_semver
 
 # A report lists at most this many problems of each kind; the counts say how many there were.
 MAX_LISTED = 1000

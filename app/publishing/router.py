@@ -8,29 +8,27 @@ from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFil
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from app.auth.dependencies import Principal, ReviewerDep, WriterDep
+from app.core.clock import ClockDep
 from app.core.db import SessionDep
-from app.core.errors import NotFound
+from app.core.errors import InvalidParameter, NotFound
 from app.core.http_cache import PRIVATE, cached_json
 from app.core.params import DatasetSlug, PublisherSlug, only_query_params
 from app.datasets import service as dataset_service
 from app.datasets.models import Dataset
-from app.datasets.schemas import (
-    PublishBody,
-    ReasonBody,
-    ReviewQueue,
-    UploadResult,
-    VersionRead,
-)
-from app.versioning import workflow
-from app.versioning.clock import ClockDep
-from app.versioning.drafts import upload_draft
-from app.versioning.models import DatasetVersion
-from app.versioning.review import review_queue
-from app.versioning.template import template_csv
+from app.datasets.schemas import DatasetCreate, DatasetRead, DeprecateBody, VersionRead
+from app.datasets.version_models import DatasetVersion
+from app.publishing import workflow
+from app.publishing.drafts import upload_draft
+from app.publishing.review import review_queue
+from app.publishing.schemas import PublishBody, ReasonBody, ReviewQueue, UploadResult
+from app.publishing.template import template_csv
+from app.versioning import versions
 
 router = APIRouter(prefix="/v1/datasets/{publisher}/{dataset}/versions", tags=["publishing"])
 template_router = APIRouter(tags=["publishing"])
 review_router = APIRouter(tags=["publishing"])
+# Writes to the catalog, under its URLs (app/main.py includes it after the catalog's reads).
+dataset_router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 VersionForm = Annotated[str, Form(max_length=32, description="MAJOR.MINOR.PATCH, e.g. 1.0.0")]
 
@@ -47,7 +45,7 @@ def _own_dataset(
 def _version_response(
     session: SessionDep, principal: Principal, publisher: str, dataset: str, version: str
 ) -> JSONResponse:
-    payload, _ = dataset_service.get_version(
+    payload, _ = versions.get_version(
         session,
         viewer=principal.as_viewer(),
         publisher=publisher,
@@ -251,3 +249,57 @@ def upload_template() -> TemplateCSV:
 def list_review_queue(request: Request, session: SessionDep, principal: ReviewerDep) -> Response:
     items = review_queue(session, viewer=principal.as_viewer())
     return cached_json(request, {"items": items, "next": None}, cache_control=PRIVATE)
+
+
+@dataset_router.post(
+    "",
+    status_code=201,
+    response_model=DatasetRead,
+    summary="Create a dataset of the caller's own publisher",
+)
+def create_dataset(
+    session: SessionDep, principal: WriterDep, clock: ClockDep, body: DatasetCreate
+) -> JSONResponse:
+    if principal.publisher is None:
+        raise InvalidParameter(
+            "Only a publisher's client creates datasets; this client belongs to no publisher."
+        )
+    publisher = dataset_service.publisher_by_slug(session, principal.publisher)
+    created = dataset_service.create_dataset(
+        session,
+        publisher=publisher,
+        fields=body.model_dump(),
+        actor=principal.client_id,
+        now=clock(),
+    )
+    return JSONResponse(
+        DatasetRead.model_validate(created).model_dump(mode="json"),
+        status_code=201,
+        headers={"Location": f"/v1/datasets/{created['id']}"},
+    )
+
+
+@dataset_router.post(
+    "/{publisher}/{dataset}/deprecate",
+    response_model=DatasetRead,
+    summary="Deprecate a dataset and name the dataset that supersedes it (national reviewer)",
+    responses={409: {"description": "Already deprecated, or the successor chain would loop"}},
+)
+def deprecate_dataset(
+    session: SessionDep,
+    principal: ReviewerDep,
+    clock: ClockDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    body: DeprecateBody,
+) -> JSONResponse:
+    deprecated = dataset_service.deprecate_dataset(
+        session,
+        publisher=publisher,
+        dataset=dataset,
+        superseded_by=body.superseded_by,
+        reason=body.reason,
+        actor=principal.client_id,
+        now=clock(),
+    )
+    return JSONResponse(DatasetRead.model_validate(deprecated).model_dump(mode="json"))

@@ -1,27 +1,15 @@
-"""Cited source documents and the append-only, hash-chained audit log."""
+"""The one table the shared kernel writes: the append-only, hash-chained audit log
+(app/core/audit.py appends to it; every domain records its events there)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Text
+from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, BigId, UTCDateTime, utcnow
-
-
-class Source(Base):
-    __tablename__ = "source"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # sha256 over (title, publisher, year, url): NULLs would defeat a plain unique constraint.
-    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    title: Mapped[str] = mapped_column(Text)
-    publisher: Mapped[str | None] = mapped_column(Text)
-    year: Mapped[int | None] = mapped_column(Integer)
-    url: Mapped[str | None] = mapped_column(Text)
-    doi: Mapped[str | None] = mapped_column(String(255))
 
 
 class AuditEvent(Base):

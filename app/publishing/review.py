@@ -7,12 +7,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.viewer import Viewer
+from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
+from app.datasets.version_models import DatasetVersion
+from app.datasets.visibility import latest_resolvable
+from app.versioning.content_hash import compute_content_sha256
 from app.versioning.diff import diff_summary
-from app.versioning.models import DatasetVersion
-from app.versioning.publish import compute_content_sha256
-from app.versioning.service import latest_resolvable
 
 
 def review_queue(session: Session, *, viewer: Viewer) -> list[dict[str, Any]]:

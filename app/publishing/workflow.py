@@ -11,13 +11,14 @@ from datetime import datetime
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from app.core.audit import append_event
 from app.core.db import utcnow
 from app.core.errors import Conflict, ProblemError
+from app.datasets.version_models import RESOLVABLE_STATUSES, DatasetVersion
+from app.datasets.visibility import latest_released, latest_resolvable
 from app.factors.models import Factor
-from app.provenance.audit import append_event
-from app.versioning.models import RESOLVABLE_STATUSES, DatasetVersion
-from app.versioning.publish import compute_content_sha256, publish
-from app.versioning.service import latest_released, latest_resolvable
+from app.publishing.publish import publish
+from app.versioning.content_hash import compute_content_sha256
 
 
 class Forbidden(ProblemError):

@@ -17,10 +17,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from app.core.strict_json import strict_loads
-from app.datasets.cells import TEXT_LIMITS
-from app.datasets.records import RowProblem
-from app.datasets.upload_limits import UploadLimits, UploadTooCostly, check_parquet_metadata
 from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
+from app.publishing.cells import TEXT_LIMITS
+from app.publishing.records import RowProblem
+from app.publishing.upload_limits import UploadLimits, UploadTooCostly, check_parquet_metadata
 
 REQUIRED_COLUMNS = tuple(
     name for name, info in FactorFields.model_fields.items() if info.is_required()

@@ -1,0 +1,77 @@
+"""The answers of `POST /v1/factors:resolve`, `/v1/estimate` and `/v1/estimate:batch` as
+payloads: the API sends them, and the web explorer shows them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.core.principal import Viewer
+from app.factors.estimate import estimate_items, estimate_one
+from app.factors.resolve import RANKING, LineError, resolve_items, resolved_item_payload
+from app.factors.schemas import EstimateItem, ResolveItem
+from app.reference.gwp import GwpTable, gwp_table_for, shipped_gwp_table
+from app.reference.units import clean_float
+
+
+def gwp_info(gwp: str | None, table: GwpTable | None = None) -> dict[str, Any] | None:
+    """The GWP100 set asked for, with the values and citations the answer used (`table`: the
+    one the answer was computed with; without it, the table as shipped)."""
+    if gwp is None:
+        return None
+    table = table or shipped_gwp_table()
+    return {
+        "requested": gwp,
+        "source": table.source(gwp),
+        "values": table.values(gwp),
+        "entries": [table.entry(gwp, gas).as_dict() for gas in ("CO2", "CH4", "N2O")],
+    }
+
+
+def resolve_payload(
+    session: Session, *, viewer: Viewer, items: Sequence[ResolveItem], gwp: str | None
+) -> dict[str, Any]:
+    table = gwp_table_for(session, gwp)
+    answers = resolve_items(session, viewer=viewer, items=items, gwp=gwp, gwp_table=table)
+    failed = sum(isinstance(answer, LineError) for answer in answers)
+    return {
+        "items": [resolved_item_payload(answer) for answer in answers],
+        "resolved": len(answers) - failed,
+        "failed": failed,
+        "ranking": RANKING,
+        "gwp": gwp_info(gwp, table),
+    }
+
+
+def estimate_payload(
+    session: Session, *, viewer: Viewer, item: EstimateItem, gwp: str | None
+) -> dict[str, Any]:
+    table = gwp_table_for(session, gwp)
+    result = estimate_one(session, viewer=viewer, item=item, gwp=gwp, gwp_table=table)
+    result["gwp"] = gwp_info(gwp, table)
+    return result
+
+
+def estimate_batch_payload(
+    session: Session, *, viewer: Viewer, items: Sequence[EstimateItem], gwp: str | None
+) -> dict[str, Any]:
+    table = gwp_table_for(session, gwp)
+    answers = estimate_items(session, viewer=viewer, items=items, gwp=gwp, gwp_table=table)
+    lines: list[dict[str, Any]] = []
+    total = 0.0
+    for answer in answers:
+        if isinstance(answer, LineError):
+            lines.append({"error": answer.as_dict()})
+        else:
+            total += answer["co2e_kg"]
+            lines.append({"result": answer})
+    failed = sum(isinstance(answer, LineError) for answer in answers)
+    return {
+        "items": lines,
+        "total_co2e_kg": clean_float(total),
+        "resolved": len(answers) - failed,
+        "failed": failed,
+        "gwp": gwp_info(gwp, table),
+    }
