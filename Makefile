@@ -10,12 +10,14 @@ BIN := $(VENV)/bin
 # against 38 s for the test tools on a fresh clone); pip only installs uv itself.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+
+$(BIN)/uv: $(BIN)/python
 	$(BIN)/python -m pip install --quiet uv
 
-install: $(BIN)/python
+install: $(BIN)/uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e .
 
-install-test: $(BIN)/python
+install-test: $(BIN)/uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test]'
 
 # Migrates ./var/efdb.sqlite3 (or EFDB_DATABASE_URL), seeds it if empty, serves on :8000.
