@@ -116,6 +116,8 @@ YEARS = tuple(range(2013, 2025))
 BOUNDARIES = ("cradle-to-gate", "combustion", "well-to-tank")
 BATCH = 1000
 LARGE_DATASET = "synthetic-large"
+# `--hot N`: N factors of one activity, region and year (many candidates for one line).
+HOT_CELL = ("synthetic-electricity-01", "CN", 2020)
 
 BATCH_VS_SINGLE_TARGET = 20.0
 BATCH_P99_TARGET = 10.0
@@ -218,16 +220,22 @@ class Built:
     codes: list[tuple[str, str]] = field(default_factory=list)
 
 
-def large_records(factors: int, rng: random.Random) -> Iterator[tuple[int, FactorFields]]:
+def large_records(
+    factors: int, rng: random.Random, hot: int = 0
+) -> Iterator[tuple[int, FactorFields]]:
     """`--layout one`: `factors` rows spread at random over every activity, region (CN, its
     subdivisions, GLO), year and boundary, several per cell, some per another unit of the
-    activity's dimension."""
+    activity's dimension; the first `hot` of them all in one cell (HOT_CELL: one activity, CN,
+    one year), so that lines of that activity have that many candidates."""
     activities = list(ACTIVITIES)
     regions = ["CN", *CN_SUBDIVISIONS, "GLO"]
     for index in range(factors):
-        activity = rng.choice(activities)
-        region = rng.choice(regions)
-        year = rng.choice(YEARS)
+        if index < hot:
+            activity, region, year = HOT_CELL
+        else:
+            activity = rng.choice(activities)
+            region = rng.choice(regions)
+            year = rng.choice(YEARS)
         boundary = rng.choice(BOUNDARIES)
         record = _record(f"synthetic-{index:07d}", activity, region, year, boundary, rng)
         unit = ACTIVITIES[activity]
@@ -257,7 +265,7 @@ def existing_codes(url: str) -> list[tuple[str, str]] | None:
     return [(str(slug), str(code)) for slug, code in rows] or None
 
 
-def build_database(url: str, factors: int, seed: int, layout: str = "four") -> Built:
+def build_database(url: str, factors: int, seed: int, layout: str = "four", hot: int = 0) -> Built:
     """Migrate, load locations, publish the synthetic datasets; returns their codes."""
     started = time.perf_counter()
     rng = random.Random(seed)
@@ -297,7 +305,7 @@ def build_database(url: str, factors: int, seed: int, layout: str = "four") -> B
                 records: Iterator[tuple[int, FactorFields]] = (
                     dataset_records(scope, chance, scale, rng)
                     if layout == "four"
-                    else large_records(factors, rng)
+                    else large_records(factors, rng, hot)
                 )
 
                 def kept(
@@ -325,12 +333,13 @@ def build_database(url: str, factors: int, seed: int, layout: str = "four") -> B
     return Built(total, time.perf_counter() - started, codes)
 
 
-def mixed_lines(rng: random.Random, count: int) -> list[dict[str, Any]]:
-    """Lines as an accounting tool sends them: mostly resolvable, some not, in every way."""
+def mixed_lines(rng: random.Random, count: int, hot: float = 0.0) -> list[dict[str, Any]]:
+    """Lines as an accounting tool sends them: mostly resolvable, some not, in every way
+    (`hot`: the share of them asking for HOT_CELL's activity)."""
     activities = list(ACTIVITIES)
     lines: list[dict[str, Any]] = []
     for _ in range(count):
-        activity = rng.choice(activities)
+        activity = HOT_CELL[0] if rng.random() < hot else rng.choice(activities)
         roll = rng.random()
         region = (
             rng.choice(CN_SUBDIVISIONS)
@@ -485,7 +494,7 @@ def measure(backend: str, url: str, args: argparse.Namespace, workdir: Path) -> 
         print(f"[{backend}] reusing {built.factors:,} synthetic factors", flush=True)
     else:
         print(f"[{backend}] building {args.factors:,} synthetic factors ...", flush=True)
-        built = build_database(url, args.factors, args.seed, args.layout)
+        built = build_database(url, args.factors, args.seed, args.layout, args.hot)
         print(f"[{backend}] built {built.factors:,} factors in {built.seconds:.0f} s", flush=True)
     version = backend_version(url)
     rng = random.Random(args.seed + 1)
@@ -507,7 +516,7 @@ def measure(backend: str, url: str, args: argparse.Namespace, workdir: Path) -> 
 
             def run_batch(record: bool) -> None:
                 nonlocal size
-                body = json.dumps({"items": mixed_lines(rng, lines)}).encode()
+                body = json.dumps({"items": mixed_lines(rng, lines, args.hot_lines)}).encode()
                 memory.reset()
                 elapsed, payload = _timed(client, "POST", "/v1/factors:resolve", body)
                 if record:
@@ -517,7 +526,7 @@ def measure(backend: str, url: str, args: argparse.Namespace, workdir: Path) -> 
                     size = len(payload)
 
             def run_single(record: bool) -> None:
-                body = json.dumps({"items": mixed_lines(rng, 1)}).encode()
+                body = json.dumps({"items": mixed_lines(rng, 1, args.hot_lines)}).encode()
                 memory.reset()
                 elapsed, _ = _timed(client, "POST", "/v1/factors:resolve", body)
                 if record:
@@ -644,6 +653,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="four datasets with holes (default) or every factor in one dataset",
     )
     parser.add_argument("--lines", type=int, default=BATCH, help="lines per batch call")
+    parser.add_argument(
+        "--hot",
+        type=int,
+        default=0,
+        help="--layout one: this many of the factors in one activity, region and year",
+    )
+    parser.add_argument(
+        "--hot-lines",
+        type=float,
+        default=0.0,
+        help="share of the lines asking for that activity (besides their random share)",
+    )
     parser.add_argument("--timeout", type=float, default=120, help="seconds per request")
     parser.add_argument(
         "--database-url",
