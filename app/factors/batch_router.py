@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -12,7 +13,13 @@ from app.core.db import SessionDep
 from app.core.params import only_query_params
 from app.factors.estimate import estimate_items, estimate_one
 from app.factors.gwp import GwpTable, gwp_table_for, shipped_gwp_table
-from app.factors.resolve import RANKING, LineError, resolve_items, resolved_item_payload
+from app.factors.resolve import (
+    RANKING,
+    LineError,
+    LineProblem,
+    resolve_items,
+    resolved_item_payload,
+)
 from app.factors.router import GwpParam
 from app.factors.schemas import (
     EstimateBatchRequest,
@@ -22,7 +29,7 @@ from app.factors.schemas import (
     ResolveRequest,
     ResolveResponse,
 )
-from app.factors.units import clean_float
+from app.factors.units import clean_float, not_finite_detail
 
 router = APIRouter(tags=["factors"])
 
@@ -109,6 +116,16 @@ def estimate_batch(
             total += answer["co2e_kg"]
             items.append({"result": answer})
     failed = sum(isinstance(answer, LineError) for answer in answers)
+    if not math.isfinite(total):
+        # Every line is finite but their sum is not: the batch has no total to give.
+        raise LineProblem(
+            LineError(
+                "not_finite",
+                not_finite_detail("total_co2e_kg", "the sum of the lines' co2e_kg"),
+                ("items",),
+            ),
+            422,
+        )
     return json_response(
         {
             "items": items,

@@ -43,6 +43,7 @@ match's `deprecated` says when one was passed over, or used for lack of anything
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -92,6 +93,7 @@ from app.factors.units import (
     UnitError,
     clean_float,
     conversion_multiplier,
+    not_finite_detail,
     parse_amount_unit,
     units_of_dimension,
 )
@@ -936,7 +938,29 @@ def resolve_items(
     checked = [check_line(index, item) for index, item in enumerate(items)]
     lines = [line for line in checked if isinstance(line, Line)]
     answers = resolve_lines(session, viewer=viewer, lines=lines, gwp=gwp, gwp_table=gwp_table)
-    return [answers[entry.index] if isinstance(entry, Line) else entry for entry in checked]
+    return [
+        _finite(answers[entry.index]) if isinstance(entry, Line) else entry for entry in checked
+    ]
+
+
+def _finite(answer: Resolved | LineError) -> Resolved | LineError:
+    """A resolved line whose factor, converted to the requested unit, overflows is an error
+    with its reason (JSON has no infinity: it would have been a null)."""
+    if isinstance(answer, LineError):
+        return answer
+    unit = answer.match["unit"]
+    per_unit = unit.get("co2e_per_requested_unit")
+    if per_unit is not None and not math.isfinite(per_unit):
+        return LineError(
+            "not_finite",
+            not_finite_detail(
+                "co2e_per_requested_unit",
+                f"{answer.factor['co2e']:g} kg CO2e/{unit['factor_unit']} × "
+                f"{unit['multiplier']:g} {unit['factor_unit']}/{unit['requested']}",
+            ),
+            ("unit",),
+        )
+    return answer
 
 
 def resolved_item_payload(answer: Resolved | LineError) -> dict[str, Any]:
