@@ -116,8 +116,11 @@ YEARS = tuple(range(2013, 2025))
 BOUNDARIES = ("cradle-to-gate", "combustion", "well-to-tank")
 BATCH = 1000
 LARGE_DATASET = "synthetic-large"
-# `--hot N`: N factors of one activity, region and year (many candidates for one line).
-HOT_CELL = ("synthetic-electricity-01", "CN", 2020)
+# `--hot N`: N factors of an activity of their own, all in one region and year: every line
+# of that activity whose region falls back to CN (CN's subdivisions, CN) and whose year is at
+# least 2020 has all N as candidates.
+HOT_CELL = ("synthetic-hot-electricity", "CN", 2020)
+UNITS = {**ACTIVITIES, HOT_CELL[0]: "kWh"}
 
 BATCH_VS_SINGLE_TARGET = 20.0
 BATCH_P99_TARGET = 10.0
@@ -158,7 +161,7 @@ def _record(
             "category": f"synthetic/{activity.split('-')[1]}",
             "region": region,
             "reference_year": year,
-            "unit": ACTIVITIES[activity],
+            "unit": UNITS[activity],
             "co2e": co2e,
             "co2": co2,
             "ch4": ch4,
@@ -238,7 +241,7 @@ def large_records(
             year = rng.choice(YEARS)
         boundary = rng.choice(BOUNDARIES)
         record = _record(f"synthetic-{index:07d}", activity, region, year, boundary, rng)
-        unit = ACTIVITIES[activity]
+        unit = UNITS[activity]
         if rng.random() < 0.3 and unit in ALTERNATIVE_UNITS:
             record = record.model_copy(update={"unit": ALTERNATIVE_UNITS[unit]})
         yield index + 1, record
@@ -353,7 +356,7 @@ def mixed_lines(rng: random.Random, count: int, hot: float = 0.0) -> list[dict[s
             "region": region,
             "year": rng.choice((*YEARS, 2025, 2026, 2012)),
         }
-        unit = ACTIVITIES[activity]
+        unit = UNITS[activity]
         roll = rng.random()
         if roll < 0.3 and unit in ALTERNATIVE_UNITS:
             line["unit"] = ALTERNATIVE_UNITS[unit]
