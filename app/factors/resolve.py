@@ -8,8 +8,11 @@ A call costs four queries whatever its size:
 3. the probes: for each distinct (activity, region of a chain, year, unit dimension,
    boundary, releases) the nearest reference year that has a factor, found by walking the
    (activity_id, region, reference_year) index backwards (`ORDER BY … DESC LIMIT 1`), and
-   the factors of that year; plus, when a unit is given, the nearest factor in any unit, to
-   explain an incompatible unit;
+   the factors of that year grouped by release and unit (the lowest id and the count of
+   each: a row per release and unit however many factors match, so that a line with 10^6
+   candidates costs their count, not their transfer, and memory does not grow with them);
+   plus, when a unit is given, the nearest factor in any unit, to explain an incompatible
+   unit;
 4. the full records of the chosen factors.
 
 The lines travel as one JSON parameter (a table there: `jsonb_to_recordset` on PostgreSQL,
@@ -215,10 +218,15 @@ class _Release:
 
 
 class _Candidate(NamedTuple):
+    """The factors of one release and one unit at a probe's nearest year: the lowest id of
+    them and how many there are (a probe answers one row per release and unit, however many
+    factors match: resolve's memory does not grow with the candidates)."""
+
     factor_id: int
     reference_year: int
     unit: str
     version_id: int
+    matches: int = 1
 
 
 @dataclass
@@ -572,13 +580,17 @@ def _probe_statement(dialect: str) -> Any:
         _units_filter(dialect, tops),
         _version_filter(dialect, tops),
     )
+    # One row per probe, release and unit: the lowest factor id and the count. The ranking
+    # needs no more (the best of a release and unit is its lowest id; `alternatives` is the
+    # count), so the answer is a few rows per probe however many factors match.
     query = (
         select(
             tops.c.n,
-            Factor.id,
-            Factor.reference_year,
+            func.min(Factor.id),
+            tops.c.top_year,
             Factor.unit,
             Factor.version_id,
+            func.count(Factor.id),
             any_factor.reference_year,
             any_factor.unit,
         )
@@ -586,6 +598,14 @@ def _probe_statement(dialect: str) -> Any:
         .outerjoin(Factor, found)
         .outerjoin(any_factor, any_factor.id == tops.c.any_id)
         .where(or_(tops.c.top_year.is_not(None), tops.c.any_id.is_not(None)))
+        .group_by(
+            tops.c.n,
+            tops.c.top_year,
+            Factor.version_id,
+            Factor.unit,
+            any_factor.reference_year,
+            any_factor.unit,
+        )
     )
     return query
 
@@ -615,12 +635,12 @@ def _probe(
     with result:
         rows = result.cursor.fetchall() if result.cursor is not None else []
     found: dict[int, _Probe] = {}
-    for number, factor_id, year, unit, version_id, any_year, any_unit in rows:
+    for number, factor_id, year, unit, version_id, count, any_year, any_unit in rows:
         probe = found.setdefault(number, _Probe())
         if any_year is not None:
             probe.nearest_any = (any_year, any_unit)
         if factor_id is not None:
-            probe.candidates.append(_Candidate(factor_id, year, unit, version_id))
+            probe.candidates.append(_Candidate(factor_id, year, unit, version_id, count))
     return found
 
 
@@ -635,10 +655,18 @@ def _visibility_class(line: Line, as_of_class: dict[AsOf, int]) -> int:
     return _CURRENT
 
 
-def _decided_by(ranked: Sequence[_Candidate], releases: dict[int, _Release]) -> str:
+def _decided_by(
+    ranked: Sequence[_Candidate], releases: dict[int, _Release], requested: str | None
+) -> str:
     """What set the chosen factor above the others of its region and year."""
     if len(ranked) < 2:
-        return "only_candidate"
+        return "factor_id" if ranked[0].matches > 1 else "only_candidate"
+    if ranked[0].matches > 1 and (
+        releases[ranked[1].version_id].preference() != releases[ranked[0].version_id].preference()
+        or (ranked[1].unit == requested) != (ranked[0].unit == requested)
+    ):
+        # The runner-up is another factor of the same release and unit.
+        return "factor_id"
     first, second = releases[ranked[0].version_id], releases[ranked[1].version_id]
     if (first.priority is None, first.priority) != (second.priority is None, second.priority):
         return "dataset_priority"
@@ -796,8 +824,8 @@ def resolve_lines(
             depth=depth,
             factor=factor,
             release=by_version[ranked[0].version_id],
-            alternatives=len(ranked) - 1,
-            decided_by=_decided_by(ranked, by_version),
+            alternatives=sum(candidate.matches for candidate in ranked) - 1,
+            decided_by=_decided_by(ranked, by_version, line.unit.canonical if line.unit else None),
             passed_over=passed_over,
             other_units={d for d, _ in nearest_any if d < depth},
             deprecated=deprecation.get(line.index),
