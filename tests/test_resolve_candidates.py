@@ -64,7 +64,8 @@ def resolve(client: TestClient, **line: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     (item,) = response.json()["items"]
     assert "factor" in item, item
-    return item
+    answer: dict[str, Any] = item
+    return answer
 
 
 def test_the_lowest_id_of_the_best_dataset_answers_and_all_are_counted(
