@@ -75,6 +75,8 @@ def test_the_lowest_id_of_the_best_dataset_answers_and_all_are_counted(
     assert item["factor"]["factor_code"] == "f00000"
     assert item["match"]["dataset"] == "synthetic-crowd/crowd"
     assert item["match"]["alternatives"] == MANY  # the other MANY - 1 and the other dataset's
+    # No unit was asked for, so no unit decided (kWh and MWh tie): the lowest id did.
+    assert item["match"]["decided_by"] == "factor_id"
 
 
 def test_the_requested_unit_ranks_first_within_a_dataset(client: TestClient, crowded: None) -> None:

@@ -68,6 +68,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     tuple_,
     type_coerce,
     union_all,
@@ -583,29 +584,51 @@ def _probe_statement(dialect: str) -> Any:
     # One row per probe, release and unit: the lowest factor id and the count. The ranking
     # needs no more (the best of a release and unit is its lowest id; `alternatives` is the
     # count), so the answer is a few rows per probe however many factors match.
+    # ix_factor_resolve (activity_id, region, reference_year, version_id, unit, …) hands a probe's
+    # factors over in release and unit order, from the index alone: no sort, no table reads.
+    grouped: FromClause
+    if postgresql:
+        # Per probe (LATERAL), so that each group is a run of the index: no sort at all.
+        grouped = (
+            select(
+                func.min(Factor.id).label("factor_id"),
+                Factor.unit.label("unit"),
+                Factor.version_id.label("version_id"),
+                func.count().label("matches"),
+            )
+            .where(found)
+            .group_by(Factor.version_id, Factor.unit)
+            .lateral("resolve_found")
+        )
+    else:
+        grouped = (
+            select(
+                tops.c.n.label("n"),
+                func.min(Factor.id).label("factor_id"),
+                Factor.unit.label("unit"),
+                Factor.version_id.label("version_id"),
+                func.count().label("matches"),
+            )
+            .select_from(tops)
+            .join(Factor, found)
+            .group_by(tops.c.n, Factor.version_id, Factor.unit)
+            .subquery("resolve_found")
+        )
     query = (
         select(
             tops.c.n,
-            func.min(Factor.id),
+            grouped.c.factor_id,
             tops.c.top_year,
-            Factor.unit,
-            Factor.version_id,
-            func.count(Factor.id),
+            grouped.c.unit,
+            grouped.c.version_id,
+            grouped.c.matches,
             any_factor.reference_year,
             any_factor.unit,
         )
         .select_from(tops)
-        .outerjoin(Factor, found)
+        .outerjoin(grouped, true() if postgresql else grouped.c.n == tops.c.n)
         .outerjoin(any_factor, any_factor.id == tops.c.any_id)
         .where(or_(tops.c.top_year.is_not(None), tops.c.any_id.is_not(None)))
-        .group_by(
-            tops.c.n,
-            tops.c.top_year,
-            Factor.version_id,
-            Factor.unit,
-            any_factor.reference_year,
-            any_factor.unit,
-        )
     )
     return query
 
@@ -658,21 +681,21 @@ def _visibility_class(line: Line, as_of_class: dict[AsOf, int]) -> int:
 def _decided_by(
     ranked: Sequence[_Candidate], releases: dict[int, _Release], requested: str | None
 ) -> str:
-    """What set the chosen factor above the others of its region and year."""
-    if len(ranked) < 2:
-        return "factor_id" if ranked[0].matches > 1 else "only_candidate"
-    if ranked[0].matches > 1 and (
-        releases[ranked[1].version_id].preference() != releases[ranked[0].version_id].preference()
-        or (ranked[1].unit == requested) != (ranked[0].unit == requested)
-    ):
-        # The runner-up is another factor of the same release and unit.
+    """What set the chosen factor above the runner-up of its region and year."""
+    if ranked[0].matches > 1:
+        # The runner-up ties with it on everything but the id: another factor of the same
+        # release and unit, or (as good) one of another unit that is no nearer the request.
         return "factor_id"
+    if len(ranked) < 2:
+        return "only_candidate"
     first, second = releases[ranked[0].version_id], releases[ranked[1].version_id]
     if (first.priority is None, first.priority) != (second.priority is None, second.priority):
         return "dataset_priority"
     if first.published_at != second.published_at:
         return "newest_published"
-    if ranked[0].unit != ranked[1].unit:
+    # Only a factor per exactly the requested unit wins by its unit (two other units of the
+    # same dimension tie: the id decides).
+    if (ranked[0].unit == requested) != (ranked[1].unit == requested):
         return "exact_unit"
     return "factor_id"
 
