@@ -18,6 +18,19 @@ uvicorn in a subprocess and, from this process, over one keep-alive loopback con
 
     python -m bench.resolve [--backend postgresql|sqlite|both] [--factors 100000]
                             [--batches 30] [--singles 1000] [--rounds 3]
+                            [--layout four|one] [--lines 1000] [--database-url URL]
+
+`--layout one` puts all the factors in one dataset ("synthetic-large", as many rows per
+activity, region, year and boundary as the size asks: ~16 at 10^6), to show that resolve's
+cost follows the lines and their candidates, not the dataset's size:
+
+    python -m bench.resolve --layout one --factors 1000000 --batches 5 --singles 100 --rounds 1
+
+Before each measured request the server's peak resident set (VmHWM) is reset through
+/proc/PID/clear_refs and read after it: the report gives each series' largest peak over the
+resident set before it, and the batch's as a ratio to the lookups' (Linux only).
+`--database-url` reuses a database this benchmark built (it is built when empty), so that a
+10^6-row load is paid once for several runs.
 
 Targets (ratios within one run, so the machine's speed cancels out):
 - per line, one 1000-line call is >= 20x faster than single-line resolve calls, and than
@@ -44,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from app.core.db import make_engine, make_sessionmaker
 from app.core.migrations import upgrade_to_head
@@ -101,6 +115,12 @@ INCOMPATIBLE_UNIT = {"kWh": "kg", "GJ": "t", "TJ": "m3", "t": "kWh", "kg": "L", 
 YEARS = tuple(range(2013, 2025))
 BOUNDARIES = ("cradle-to-gate", "combustion", "well-to-tank")
 BATCH = 1000
+LARGE_DATASET = "synthetic-large"
+# `--hot N`: N factors of an activity of their own, all in one region and year: every line
+# of that activity whose region falls back to CN (CN's subdivisions, CN) and whose year is at
+# least 2020 has all N as candidates.
+HOT_CELL = ("synthetic-hot-electricity", "CN", 2020)
+UNITS = {**ACTIVITIES, HOT_CELL[0]: "kWh"}
 
 BATCH_VS_SINGLE_TARGET = 20.0
 BATCH_P99_TARGET = 10.0
@@ -141,7 +161,7 @@ def _record(
             "category": f"synthetic/{activity.split('-')[1]}",
             "region": region,
             "reference_year": year,
-            "unit": ACTIVITIES[activity],
+            "unit": UNITS[activity],
             "co2e": co2e,
             "co2": co2,
             "ch4": ch4,
@@ -203,11 +223,57 @@ class Built:
     codes: list[tuple[str, str]] = field(default_factory=list)
 
 
-def build_database(url: str, factors: int, seed: int) -> Built:
-    """Migrate, load locations, publish the four synthetic datasets; returns their codes."""
+def large_records(
+    factors: int, rng: random.Random, hot: int = 0
+) -> Iterator[tuple[int, FactorFields]]:
+    """`--layout one`: `factors` rows spread at random over every activity, region (CN, its
+    subdivisions, GLO), year and boundary, several per cell, some per another unit of the
+    activity's dimension; the first `hot` of them all in one cell (HOT_CELL: one activity, CN,
+    one year), so that lines of that activity have that many candidates."""
+    activities = list(ACTIVITIES)
+    regions = ["CN", *CN_SUBDIVISIONS, "GLO"]
+    for index in range(factors):
+        if index < hot:
+            activity, region, year = HOT_CELL
+        else:
+            activity = rng.choice(activities)
+            region = rng.choice(regions)
+            year = rng.choice(YEARS)
+        boundary = rng.choice(BOUNDARIES)
+        record = _record(f"synthetic-{index:07d}", activity, region, year, boundary, rng)
+        unit = UNITS[activity]
+        if rng.random() < 0.3 and unit in ALTERNATIVE_UNITS:
+            record = record.model_copy(update={"unit": ALTERNATIVE_UNITS[unit]})
+        yield index + 1, record
+
+
+def existing_codes(url: str) -> list[tuple[str, str]] | None:
+    """The (dataset, code) pairs of a database this benchmark built, or None when it is empty."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            try:
+                rows = connection.execute(
+                    text(
+                        "SELECT d.slug, f.factor_code FROM factor f "
+                        "JOIN dataset d ON d.id = f.dataset_id "
+                        "JOIN publisher p ON p.id = d.publisher_id WHERE p.slug = :slug"
+                    ),
+                    {"slug": PUBLISHER_SLUG},
+                ).all()
+            except DBAPIError:  # no schema yet: build it
+                return None
+    finally:
+        engine.dispose()
+    return [(str(slug), str(code)) for slug, code in rows] or None
+
+
+def build_database(url: str, factors: int, seed: int, layout: str = "four", hot: int = 0) -> Built:
+    """Migrate, load locations, publish the synthetic datasets; returns their codes."""
     started = time.perf_counter()
     rng = random.Random(seed)
-    scale = _scale_for(factors)
+    scale = _scale_for(factors) if layout == "four" else 1.0
+    datasets = DATASETS if layout == "four" else ((LARGE_DATASET, 10, "all", 1.0),)
     engine = make_engine(url)
     codes: list[tuple[str, str]] = []
     total = 0
@@ -223,7 +289,7 @@ def build_database(url: str, factors: int, seed: int) -> Built:
             )
             session.add(publisher)
             session.flush()
-            for slug, priority, scope, chance in DATASETS:
+            for slug, priority, scope, chance in datasets:
                 dataset = Dataset(
                     publisher_id=publisher.id,
                     slug=slug,
@@ -239,13 +305,24 @@ def build_database(url: str, factors: int, seed: int) -> Built:
                 )
                 session.add(dataset)
                 session.flush()
-                records = list(dataset_records(scope, chance, scale, rng))
-                codes.extend((slug, record.factor_code) for _, record in records)
+                records: Iterator[tuple[int, FactorFields]] = (
+                    dataset_records(scope, chance, scale, rng)
+                    if layout == "four"
+                    else large_records(factors, rng, hot)
+                )
+
+                def kept(
+                    rows: Iterator[tuple[int, FactorFields]], slug: str = slug
+                ) -> Iterator[tuple[int, FactorFields]]:
+                    for row in rows:
+                        codes.append((slug, row[1].factor_code))
+                        yield row
+
                 released = release_directly(
                     session,
                     dataset_id=dataset.id,
                     version="1.0.0",
-                    records=records,
+                    records=kept(records),
                     actor=ACTOR,
                     release_notes=SYNTHETIC_TITLE,
                 )
@@ -259,12 +336,13 @@ def build_database(url: str, factors: int, seed: int) -> Built:
     return Built(total, time.perf_counter() - started, codes)
 
 
-def mixed_lines(rng: random.Random, count: int) -> list[dict[str, Any]]:
-    """Lines as an accounting tool sends them: mostly resolvable, some not, in every way."""
+def mixed_lines(rng: random.Random, count: int, hot: float = 0.0) -> list[dict[str, Any]]:
+    """Lines as an accounting tool sends them: mostly resolvable, some not, in every way
+    (`hot`: the share of them asking for HOT_CELL's activity)."""
     activities = list(ACTIVITIES)
     lines: list[dict[str, Any]] = []
     for _ in range(count):
-        activity = rng.choice(activities)
+        activity = HOT_CELL[0] if rng.random() < hot else rng.choice(activities)
         roll = rng.random()
         region = (
             rng.choice(CN_SUBDIVISIONS)
@@ -278,7 +356,7 @@ def mixed_lines(rng: random.Random, count: int) -> list[dict[str, Any]]:
             "region": region,
             "year": rng.choice((*YEARS, 2025, 2026, 2012)),
         }
-        unit = ACTIVITIES[activity]
+        unit = UNITS[activity]
         roll = rng.random()
         if roll < 0.3 and unit in ALTERNATIVE_UNITS:
             line["unit"] = ALTERNATIVE_UNITS[unit]
@@ -300,8 +378,8 @@ def mixed_lines(rng: random.Random, count: int) -> list[dict[str, Any]]:
 class Client:
     """One keep-alive HTTP/1.1 connection, one request at a time."""
 
-    def __init__(self, port: int) -> None:
-        self.connection = http.client.HTTPConnection(HOST, port, timeout=120)
+    def __init__(self, port: int, timeout: float = 120) -> None:
+        self.connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         headers = {"Accept": "application/json"}
@@ -319,6 +397,10 @@ class Client:
 class Series:
     label: str
     latencies: list[float] = field(default_factory=list)
+    # The server's largest peak resident set over its resident set before a request, in KB.
+    peak_kb: int = 0
+    # The server's resident set before the request that peaked most, in KB.
+    rss_kb: int = 0
 
     def percentile_ms(self, fraction: float) -> float:
         ordered = sorted(self.latencies)
@@ -331,6 +413,34 @@ class Series:
         return sum(self.latencies) / len(self.latencies) * 1000 if self.latencies else math.nan
 
 
+def _status_kb(pid: int, key: str) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, rest = line.partition(":")
+            if name == key:
+                return int(rest.split()[0])
+    return 0
+
+
+class Memory:
+    """The server process's peak resident set during one request (Linux: VmHWM, reset through
+    /proc/PID/clear_refs before it); zeros where /proc is not there."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.before = 0
+
+    def reset(self) -> None:
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+        self.before = _status_kb(self.pid, "VmRSS")
+
+    def record(self, series: Series) -> None:
+        peak = _status_kb(self.pid, "VmHWM") - self.before
+        if peak >= series.peak_kb:
+            series.peak_kb, series.rss_kb = max(peak, 0), self.before
+
+
 def _timed(
     client: Client, method: str, path: str, body: bytes | None = None
 ) -> tuple[float, bytes]:
@@ -338,7 +448,9 @@ def _timed(
     status, payload = client.request(method, path, body)
     elapsed = time.perf_counter() - started
     if status != 200:
-        raise RuntimeError(f"{method} {path} answered {status}: {payload[:300]!r}")
+        raise RuntimeError(
+            f"{method} {path} answered {status} after {elapsed:.1f} s: {payload[:300]!r}"
+        )
     return elapsed, payload
 
 
@@ -352,10 +464,12 @@ class Outcome:
     by_code: Series
     batch_lines: dict[str, int]
     batch_bytes: int
+    lines: int = BATCH
+    layout: str = "four"
 
     @property
     def batch_per_line_ms(self) -> float:
-        return self.batch.mean_ms / BATCH
+        return self.batch.mean_ms / self.lines
 
     @property
     def ratio_single(self) -> float:
@@ -377,13 +491,19 @@ def _outcomes(payload: bytes, counts: dict[str, int]) -> None:
 
 
 def measure(backend: str, url: str, args: argparse.Namespace, workdir: Path) -> Outcome:
-    print(f"[{backend}] building {args.factors:,} synthetic factors ...", flush=True)
-    built = build_database(url, args.factors, args.seed)
-    print(f"[{backend}] built {built.factors:,} factors in {built.seconds:.0f} s", flush=True)
+    codes = existing_codes(url)
+    if codes is not None:
+        built = Built(len(codes), 0.0, codes)
+        print(f"[{backend}] reusing {built.factors:,} synthetic factors", flush=True)
+    else:
+        print(f"[{backend}] building {args.factors:,} synthetic factors ...", flush=True)
+        built = build_database(url, args.factors, args.seed, args.layout, args.hot)
+        print(f"[{backend}] built {built.factors:,} factors in {built.seconds:.0f} s", flush=True)
     version = backend_version(url)
     rng = random.Random(args.seed + 1)
+    lines = args.lines
     batch, single, by_code = (
-        Series("1000-line resolve call"),
+        Series(f"{lines}-line resolve call"),
         Series("1-line resolve call"),
         Series("factor by code"),
     )
@@ -393,29 +513,36 @@ def measure(backend: str, url: str, args: argparse.Namespace, workdir: Path) -> 
     with uvicorn_server(
         "efdb", "app.main:create_app", "/readyz", env, workdir / f"{backend}-efdb.log"
     ) as server:
-        client = Client(server.port)
+        client = Client(server.port, args.timeout)
+        memory = Memory(server.process.pid)
         try:
 
             def run_batch(record: bool) -> None:
                 nonlocal size
-                body = json.dumps({"items": mixed_lines(rng, BATCH)}).encode()
+                body = json.dumps({"items": mixed_lines(rng, lines, args.hot_lines)}).encode()
+                memory.reset()
                 elapsed, payload = _timed(client, "POST", "/v1/factors:resolve", body)
                 if record:
+                    memory.record(batch)
                     batch.latencies.append(elapsed)
                     _outcomes(payload, counts)
                     size = len(payload)
 
             def run_single(record: bool) -> None:
-                body = json.dumps({"items": mixed_lines(rng, 1)}).encode()
+                body = json.dumps({"items": mixed_lines(rng, 1, args.hot_lines)}).encode()
+                memory.reset()
                 elapsed, _ = _timed(client, "POST", "/v1/factors:resolve", body)
                 if record:
+                    memory.record(single)
                     single.latencies.append(elapsed)
 
             def run_by_code(record: bool) -> None:
                 dataset, code = rng.choice(built.codes)
                 path = f"/v1/factors/{PUBLISHER_SLUG}/{dataset}/{code}"
+                memory.reset()
                 elapsed, _ = _timed(client, "GET", path)
                 if record:
+                    memory.record(by_code)
                     by_code.latencies.append(elapsed)
 
             for _ in range(args.warmup):
@@ -438,40 +565,66 @@ def measure(backend: str, url: str, args: argparse.Namespace, workdir: Path) -> 
                 print(f"[{backend}] round {round_index + 1}/{args.rounds} done", flush=True)
         finally:
             client.close()
-    return Outcome(backend, version, built, batch, single, by_code, counts, size)
+    return Outcome(
+        backend, version, built, batch, single, by_code, counts, size, lines, args.layout
+    )
 
 
 def report(outcome: Outcome) -> list[tuple[str, float, float, bool]]:
     print()
+    datasets = "4 datasets" if outcome.layout == "four" else "1 dataset"
     print(
         f"== {outcome.backend}: {outcome.version}; {outcome.built.factors:,} synthetic factors "
-        f"(4 datasets, {len(ACTIVITIES)} activities, {len(CN_SUBDIVISIONS) + 2} regions) =="
+        f"({datasets}, {len(ACTIVITIES)} activities, {len(CN_SUBDIVISIONS) + 2} regions) =="
     )
     print(
         f"   {'series':<26}{'calls':>7}{'mean ms':>10}{'p50 ms':>9}{'p99 ms':>9}{'per line ms':>13}"
+        f"{'peak MB':>9}{'RSS MB':>8}"
     )
-    for series, lines in ((outcome.batch, BATCH), (outcome.single, 1), (outcome.by_code, 1)):
+    for series, lines in (
+        (outcome.batch, outcome.lines),
+        (outcome.single, 1),
+        (outcome.by_code, 1),
+    ):
         print(
             f"   {series.label:<26}{len(series.latencies):>7}{series.mean_ms:>10.2f}"
             f"{series.percentile_ms(0.5):>9.2f}{series.percentile_ms(0.99):>9.2f}"
-            f"{series.mean_ms / lines:>13.3f}"
+            f"{series.mean_ms / lines:>13.3f}{series.peak_kb / 1024:>9.1f}"
+            f"{series.rss_kb / 1024:>8.1f}"
         )
     answered = ", ".join(f"{key} {count}" for key, count in sorted(outcome.batch_lines.items()))
-    print(f"   1000-line calls answered: {answered}; last response {outcome.batch_bytes:,} bytes")
+    print(
+        f"   {outcome.lines}-line calls answered: {answered}; "
+        f"last response {outcome.batch_bytes:,} bytes"
+    )
+    # Server memory: the largest peak a call added over the resident set before it, as a
+    # ratio to the lookups' (at least 1 MB each, so that a lookup's ~0 does not divide).
+    memory_ratio = max(outcome.batch.peak_kb, 1024) / max(outcome.by_code.peak_kb, 1024)
+    single_memory_ratio = max(outcome.single.peak_kb, 1024) / max(outcome.by_code.peak_kb, 1024)
+    print(
+        f"   server memory: peak over RSS of a {outcome.lines}-line call / of a lookup "
+        f"{memory_ratio:.1f}x, of a 1-line call / of a lookup {single_memory_ratio:.1f}x "
+        "(each at least 1 MB)"
+    )
     checks = [
         (
-            "per line: 1-line resolve calls / 1000-line call",
+            f"per line: 1-line resolve calls / {outcome.lines}-line call",
             outcome.ratio_single,
             BATCH_VS_SINGLE_TARGET,
             True,
         ),
         (
-            "per line: factor-by-code GETs / 1000-line call",
+            f"per line: factor-by-code GETs / {outcome.lines}-line call",
             outcome.ratio_by_code,
             BATCH_VS_SINGLE_TARGET,
             True,
         ),
-        ("p99 1000-line call / p99 factor by code", outcome.p99_ratio, BATCH_P99_TARGET, False),
+        (
+            f"p99 {outcome.lines}-line call / p99 factor by code",
+            outcome.p99_ratio,
+            BATCH_P99_TARGET,
+            False,
+        ),
     ]
     results = []
     for label, value, target, higher in checks:
@@ -496,10 +649,38 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured 1000-line calls")
     parser.add_argument("--seed", type=int, default=20261125)
+    parser.add_argument(
+        "--layout",
+        choices=["four", "one"],
+        default="four",
+        help="four datasets with holes (default) or every factor in one dataset",
+    )
+    parser.add_argument("--lines", type=int, default=BATCH, help="lines per batch call")
+    parser.add_argument(
+        "--hot",
+        type=int,
+        default=0,
+        help="--layout one: this many of the factors in one activity, region and year",
+    )
+    parser.add_argument(
+        "--hot-lines",
+        type=float,
+        default=0.0,
+        help="share of the lines asking for that activity (besides their random share)",
+    )
+    parser.add_argument("--timeout", type=float, default=120, help="seconds per request")
+    parser.add_argument(
+        "--database-url",
+        help="use this database (one backend only); built when empty, reused when built",
+    )
     add_common_arguments(parser)
     args = parser.parse_args(argv)
-    if min(args.factors, args.batches, args.singles, args.rounds) < 1 or args.warmup < 0:
+    if min(args.factors, args.batches, args.singles, args.rounds, args.lines) < 1:
         parser.error("counts must be positive")
+    if args.warmup < 0:
+        parser.error("counts must be positive")
+    if args.database_url and args.backend == "both":
+        parser.error("--database-url takes one backend")
     return args
 
 
@@ -516,7 +697,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="efdb-bench-logs-") as logs:
         for backend in backends:
             database: contextlib.AbstractContextManager[str] = (
-                sqlite_database() if backend == "sqlite" else postgres_database(args.postgres_url)
+                contextlib.nullcontext(args.database_url)
+                if args.database_url
+                else sqlite_database()
+                if backend == "sqlite"
+                else postgres_database(args.postgres_url)
             )
             with database as url:
                 outcome = measure(backend, url, args, Path(logs))
@@ -539,6 +724,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "batch_p99_ms": round(outcome.batch.percentile_ms(0.99), 2),
                     "single_resolve_mean_ms": round(outcome.single.mean_ms, 3),
                     "by_code_p99_ms": round(outcome.by_code.percentile_ms(0.99), 3),
+                    "lines_per_batch": outcome.lines,
+                    "batch_peak_mb": round(outcome.batch.peak_kb / 1024, 1),
+                    "single_peak_mb": round(outcome.single.peak_kb / 1024, 1),
+                    "by_code_peak_mb": round(outcome.by_code.peak_kb / 1024, 1),
                     "lines": outcome.batch_lines,
                 }
             )

@@ -147,7 +147,7 @@ def test_dataset_page_shows_the_apis_dataset_and_versions(
     assert f'href="{SYNTH_PATH}/diff/1.0.0...1.1.0?lang=en"' in html
     # Machine twins: link rel=alternate, and the snippets call the same API path.
     assert f'<link rel="alternate" type="application/json" href="{SYNTH_PATH}.json">' in html
-    assert f"curl -s http://testserver/v1/datasets/{SYNTH}/{SYNTH_DATASET}" in html
+    assert f"curl -s http://127.0.0.1:8000/v1/datasets/{SYNTH}/{SYNTH_DATASET}" in html
 
 
 TWIN_HEADERS = ("etag", "cache-control", "content-type")

@@ -199,7 +199,9 @@ def test_the_json_twins_are_the_apis_answers(client: TestClient, grid_history: N
     html = client.get(f"/factors/{SYNTH}/grid-2022@1.0.0").text
     twin = f"/factors/{SYNTH}/grid-2022@1.0.0.json"
     assert f'<link rel="alternate" type="application/json" href="{twin}">' in html
-    assert f"curl -s &#39;http://testserver/v1/factors/{SYNTH}/grid-2022?version=1.0.0&#39;" in html
+    # Absolute URLs come from the configured public URL (the issuer), not the Host header.
+    api = f"http://127.0.0.1:8000/v1/factors/{SYNTH}/grid-2022?version=1.0.0"
+    assert f"curl -s &#39;{api}&#39;" in html
 
 
 def test_pinned_pages_answer_conditional_gets(client: TestClient, grid_history: None) -> None:
@@ -330,7 +332,7 @@ def test_cite_page_pins_the_version_and_names_the_hash(
     )
     assert text is not None
     shown = text.group(1)
-    assert f"http://testserver/factors/{MEE_2022}@1.0.0" in shown
+    assert f"http://127.0.0.1:8000/factors/{MEE_2022}@1.0.0" in shown
     assert version["content_sha256"] in shown
     assert "1.0.0" in shown
     assert 'aria-current="page"' in page.text
@@ -344,7 +346,7 @@ def test_gb7714_in_chinese_and_the_machine_citations(client: TestClient, seeded:
     (item,) = json.loads(csl.text)
     assert item["type"] == "dataset"
     assert item["version"] == "1.0.0"
-    assert item["URL"] == f"http://testserver/factors/{MEE_2022}@1.0.0"
+    assert item["URL"] == f"http://127.0.0.1:8000/factors/{MEE_2022}@1.0.0"
     bib = client.get(f"/factors/{MEE_2022}@1.0.0/cite.bib")
     assert bib.text.startswith("@misc{mee-cn_cn-electricity-co2_national-average-2022_1-0-0,")
     assert client.get(f"/factors/{MEE_2022}/cite", params={"style": "mla"}).status_code == 422
@@ -362,7 +364,7 @@ def test_the_hash_command_recomputes_the_content_hash_from_the_parquet_export(
     curl = shlex.split(download)
     assert curl[:2] == ["curl", "-sfo"]
     name, url = curl[2], curl[3]
-    exported = client.get(url.removeprefix("http://testserver"))
+    exported = client.get(url.removeprefix("http://127.0.0.1:8000"))
     assert exported.status_code == 200
     (tmp_path / name).write_bytes(exported.content)
     python = shlex.split(program)

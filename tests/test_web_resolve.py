@@ -97,7 +97,7 @@ def test_estimate_on_the_resolve_page_equals_the_estimate_api(
     twin = client.get("/resolve/estimate.json?" + urlencode(query))
     assert twin.json() == api
     # The snippets post the same line to the API.
-    assert "curl -s -X POST http://testserver/v1/estimate" in html
+    assert "curl -s -X POST http://127.0.0.1:8000/v1/estimate" in html
 
 
 def test_a_line_without_a_factor_says_why(client: TestClient, seeded: None) -> None:

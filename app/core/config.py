@@ -112,6 +112,13 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def public_url(self) -> str:
+        """The service's public origin (no trailing slash) for every absolute URL it writes in
+        pages, snippets and documents: `EFDB_PUBLIC_BASE_URL`, or else the issuer. Never the
+        request's `Host`, which any client sets (and a cache would repeat to the next)."""
+        return (self.public_base_url or self.issuer).rstrip("/")
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

@@ -7,7 +7,7 @@ import binascii
 import hashlib
 import json
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import Request, Response
 
@@ -61,7 +61,8 @@ def next_link(request: Request, cursor: str | None) -> str | None:
         return None
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
     params.append(("cursor", cursor))
-    return f"{request.url.path}?{urlencode(params)}"
+    # Quoted: the header that carries it is ASCII and ends at `>`.
+    return f"{quote(request.url.path)}?{urlencode(params)}"
 
 
 def set_link_header(response: Response, next_url: str | None) -> None:

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.core.urls import HttpUrlText
+
 VersionStatus = Literal["draft", "submitted", "published", "deprecated", "withdrawn", "rejected"]
 
 
@@ -83,12 +85,12 @@ class DatasetCreate(BaseModel):
     sector_code: Annotated[str, Field(max_length=64)] | None = None
     access: Literal["public", "registered"] = "public"
     license_id: Annotated[str, Field(pattern=SPDX_OR_REF, max_length=128)]
-    license_url: Annotated[str, Field(max_length=512)] | None = None
+    license_url: Annotated[HttpUrlText, Field(max_length=512)] | None = None
     attribution: Annotated[str, Field(min_length=1)]
     redistribution: bool
     commercial_use: bool
     contact: Annotated[str, Field(max_length=255)] | None = None
-    methodology_url: Annotated[str, Field(max_length=512)] | None = None
+    methodology_url: Annotated[HttpUrlText, Field(max_length=512)] | None = None
 
     @model_validator(mode="after")
     def _a_title(self) -> DatasetCreate:

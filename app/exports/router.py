@@ -31,6 +31,7 @@ from app.core.params import (
     only_query_params,
 )
 from app.core.schemas import Page
+from app.core.urls import header_url
 from app.exports import service
 from app.exports.schemas import SnapshotRead
 
@@ -61,8 +62,11 @@ def serve_file(
 ) -> Response:
     """A finished file: strong ETag (its sha256), 304, ranges and HEAD (by FileResponse)."""
     common = {"ETag": served.etag, "Cache-Control": cache_control, **(headers or {})}
-    if served.license_url:
-        common["Link"] = f'<{served.license_url}>; rel="license"'
+    # Only a URL that passes the metadata check, ASCII-encoded: a stored value that does not
+    # is left out rather than written into (and breaking) the header.
+    license_link = header_url(served.license_url)
+    if license_link is not None:
+        common["Link"] = f'<{license_link}>; rel="license"'
     if etag_matches(request, served.etag):
         return Response(status_code=304, headers=common)
     stat = os.stat(served.path)

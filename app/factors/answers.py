@@ -3,6 +3,7 @@ payloads: the API sends them, and the web explorer shows them."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,10 +11,16 @@ from sqlalchemy.orm import Session
 
 from app.core.principal import Viewer
 from app.factors.estimate import estimate_items, estimate_one
-from app.factors.resolve import RANKING, LineError, resolve_items, resolved_item_payload
+from app.factors.resolve import (
+    RANKING,
+    LineError,
+    LineProblem,
+    resolve_items,
+    resolved_item_payload,
+)
 from app.factors.schemas import EstimateItem, ResolveItem
 from app.reference.gwp import GwpTable, gwp_table_for, shipped_gwp_table
-from app.reference.units import clean_float
+from app.reference.units import clean_float, not_finite_detail
 
 
 def gwp_info(gwp: str | None, table: GwpTable | None = None) -> dict[str, Any] | None:
@@ -68,6 +75,16 @@ def estimate_batch_payload(
             total += answer["co2e_kg"]
             lines.append({"result": answer})
     failed = sum(isinstance(answer, LineError) for answer in answers)
+    if not math.isfinite(total):
+        # Every line is finite but their sum is not: the batch has no total to give.
+        raise LineProblem(
+            LineError(
+                "not_finite",
+                not_finite_detail("total_co2e_kg", "the sum of the lines' co2e_kg"),
+                ("items",),
+            ),
+            422,
+        )
     return {
         "items": lines,
         "total_co2e_kg": clean_float(total),

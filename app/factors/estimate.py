@@ -45,6 +45,7 @@ from app.reference.units import (
     UnitError,
     clean_float,
     conversion_multiplier,
+    not_finite_detail,
     parse_amount_unit,
 )
 
@@ -197,8 +198,35 @@ def _result(
     interval = None
     if low is not None and high is not None:
         interval = sorted([clean_float(low * in_factor_unit), clean_float(high * in_factor_unit)])
+    co2e_kg = clean_float(factor["co2e"] * in_factor_unit)
+    gases = {
+        name: None if factor[name] is None else clean_float(factor[name] * in_factor_unit)
+        for name in GAS_FIELDS
+    }
+    # An overflow is an error with its reason, never a null (JSON has no infinity).
+    checked = [
+        ("the amount in the factor's unit", in_factor_unit, f"{amount:g} × {multiplier:g}"),
+        (
+            "co2e_kg",
+            co2e_kg,
+            f"{amount:g} {unit.canonical} × {multiplier:g} × "
+            f"{factor['co2e']:g} kg CO2e/{factor['unit']}",
+        ),
+        *(
+            (f"gases_kg.{name}", value, f"{factor[name]:g} × {in_factor_unit:g}")
+            for name, value in gases.items()
+            if value is not None
+        ),
+        *(
+            ("uncertainty_kg", bound, f"the factor's uncertainty bound × {in_factor_unit:g}")
+            for bound in interval or ()
+        ),
+    ]
+    for what, value, calculation in checked:
+        if not math.isfinite(value):
+            return LineError("not_finite", not_finite_detail(what, calculation), ("amount",))
     return {
-        "co2e_kg": clean_float(factor["co2e"] * in_factor_unit),
+        "co2e_kg": co2e_kg,
         "factor": factor,
         "match": match,
         "conversion": {
@@ -210,10 +238,7 @@ def _result(
             "property": used[0]["code"] if used else None,
             "properties": used,
         },
-        "gases_kg": {
-            name: None if factor[name] is None else clean_float(factor[name] * in_factor_unit)
-            for name in GAS_FIELDS
-        },
+        "gases_kg": gases,
         "uncertainty_kg": interval,
     }
 

@@ -40,8 +40,18 @@ class Factor(Base):
         UniqueConstraint("version_id", "factor_code"),
         # Exact lookup and history of one factor_code across versions.
         Index("ix_factor_dataset_code", "dataset_id", "factor_code"),
-        # Resolution: activity + region + year, newest year first.
-        Index("ix_factor_activity_region_year", "activity_id", "region", "reference_year"),
+        # Resolution: activity + region + year, newest year first; then what a probe groups
+        # and filters its candidates by, so that it reads them from the index alone, in order.
+        Index(
+            "ix_factor_resolve",
+            "activity_id",
+            "region",
+            "reference_year",
+            "version_id",
+            "unit",
+            "boundary",
+            "id",
+        ),
         Index("ix_factor_region_year", "region", "reference_year"),
         Index("ix_factor_version_id", "version_id", "id"),
     )

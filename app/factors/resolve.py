@@ -8,8 +8,11 @@ A call costs four queries whatever its size:
 3. the probes: for each distinct (activity, region of a chain, year, unit dimension,
    boundary, releases) the nearest reference year that has a factor, found by walking the
    (activity_id, region, reference_year) index backwards (`ORDER BY … DESC LIMIT 1`), and
-   the factors of that year; plus, when a unit is given, the nearest factor in any unit, to
-   explain an incompatible unit;
+   the factors of that year grouped by release and unit (the lowest id and the count of
+   each: a row per release and unit however many factors match, so that a line with 10^6
+   candidates costs their count, not their transfer, and memory does not grow with them);
+   plus, when a unit is given, the nearest factor in any unit, to explain an incompatible
+   unit;
 4. the full records of the chosen factors.
 
 The lines travel as one JSON parameter (a table there: `jsonb_to_recordset` on PostgreSQL,
@@ -43,6 +46,7 @@ match's `deprecated` says when one was passed over, or used for lack of anything
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +68,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     tuple_,
     type_coerce,
     union_all,
@@ -89,6 +94,7 @@ from app.reference.units import (
     UnitError,
     clean_float,
     conversion_multiplier,
+    not_finite_detail,
     parse_amount_unit,
     units_of_dimension,
 )
@@ -207,10 +213,15 @@ class _Release:
 
 
 class _Candidate(NamedTuple):
+    """The factors of one release and one unit at a probe's nearest year: the lowest id of
+    them and how many there are (a probe answers one row per release and unit, however many
+    factors match: resolve's memory does not grow with the candidates)."""
+
     factor_id: int
     reference_year: int
     unit: str
     version_id: int
+    matches: int = 1
 
 
 @dataclass
@@ -564,18 +575,52 @@ def _probe_statement(dialect: str) -> Any:
         _units_filter(dialect, tops),
         _version_filter(dialect, tops),
     )
+    # One row per probe, release and unit: the lowest factor id and the count. The ranking
+    # needs no more (the best of a release and unit is its lowest id; `alternatives` is the
+    # count), so the answer is a few rows per probe however many factors match.
+    # ix_factor_resolve (activity_id, region, reference_year, version_id, unit, …) hands a probe's
+    # factors over in release and unit order, from the index alone: no sort, no table reads.
+    grouped: FromClause
+    if postgresql:
+        # Per probe (LATERAL), so that each group is a run of the index: no sort at all.
+        grouped = (
+            select(
+                func.min(Factor.id).label("factor_id"),
+                Factor.unit.label("unit"),
+                Factor.version_id.label("version_id"),
+                func.count().label("matches"),
+            )
+            .where(found)
+            .group_by(Factor.version_id, Factor.unit)
+            .lateral("resolve_found")
+        )
+    else:
+        grouped = (
+            select(
+                tops.c.n.label("n"),
+                func.min(Factor.id).label("factor_id"),
+                Factor.unit.label("unit"),
+                Factor.version_id.label("version_id"),
+                func.count().label("matches"),
+            )
+            .select_from(tops)
+            .join(Factor, found)
+            .group_by(tops.c.n, Factor.version_id, Factor.unit)
+            .subquery("resolve_found")
+        )
     query = (
         select(
             tops.c.n,
-            Factor.id,
-            Factor.reference_year,
-            Factor.unit,
-            Factor.version_id,
+            grouped.c.factor_id,
+            tops.c.top_year,
+            grouped.c.unit,
+            grouped.c.version_id,
+            grouped.c.matches,
             any_factor.reference_year,
             any_factor.unit,
         )
         .select_from(tops)
-        .outerjoin(Factor, found)
+        .outerjoin(grouped, true() if postgresql else grouped.c.n == tops.c.n)
         .outerjoin(any_factor, any_factor.id == tops.c.any_id)
         .where(or_(tops.c.top_year.is_not(None), tops.c.any_id.is_not(None)))
     )
@@ -607,12 +652,12 @@ def _probe(
     with result:
         rows = result.cursor.fetchall() if result.cursor is not None else []
     found: dict[int, _Probe] = {}
-    for number, factor_id, year, unit, version_id, any_year, any_unit in rows:
+    for number, factor_id, year, unit, version_id, count, any_year, any_unit in rows:
         probe = found.setdefault(number, _Probe())
         if any_year is not None:
             probe.nearest_any = (any_year, any_unit)
         if factor_id is not None:
-            probe.candidates.append(_Candidate(factor_id, year, unit, version_id))
+            probe.candidates.append(_Candidate(factor_id, year, unit, version_id, count))
     return found
 
 
@@ -627,8 +672,14 @@ def _visibility_class(line: Line, as_of_class: dict[AsOf, int]) -> int:
     return _CURRENT
 
 
-def _decided_by(ranked: Sequence[_Candidate], releases: dict[int, _Release]) -> str:
-    """What set the chosen factor above the others of its region and year."""
+def _decided_by(
+    ranked: Sequence[_Candidate], releases: dict[int, _Release], requested: str | None
+) -> str:
+    """What set the chosen factor above the runner-up of its region and year."""
+    if ranked[0].matches > 1:
+        # The runner-up ties with it on everything but the id: another factor of the same
+        # release and unit, or (as good) one of another unit that is no nearer the request.
+        return "factor_id"
     if len(ranked) < 2:
         return "only_candidate"
     first, second = releases[ranked[0].version_id], releases[ranked[1].version_id]
@@ -636,7 +687,9 @@ def _decided_by(ranked: Sequence[_Candidate], releases: dict[int, _Release]) -> 
         return "dataset_priority"
     if first.published_at != second.published_at:
         return "newest_published"
-    if ranked[0].unit != ranked[1].unit:
+    # Only a factor per exactly the requested unit wins by its unit (two other units of the
+    # same dimension tie: the id decides).
+    if (ranked[0].unit == requested) != (ranked[1].unit == requested):
         return "exact_unit"
     return "factor_id"
 
@@ -788,8 +841,8 @@ def resolve_lines(
             depth=depth,
             factor=factor,
             release=by_version[ranked[0].version_id],
-            alternatives=len(ranked) - 1,
-            decided_by=_decided_by(ranked, by_version),
+            alternatives=sum(candidate.matches for candidate in ranked) - 1,
+            decided_by=_decided_by(ranked, by_version, line.unit.canonical if line.unit else None),
             passed_over=passed_over,
             other_units={d for d, _ in nearest_any if d < depth},
             deprecated=deprecation.get(line.index),
@@ -930,7 +983,29 @@ def resolve_items(
     checked = [check_line(index, item) for index, item in enumerate(items)]
     lines = [line for line in checked if isinstance(line, Line)]
     answers = resolve_lines(session, viewer=viewer, lines=lines, gwp=gwp, gwp_table=gwp_table)
-    return [answers[entry.index] if isinstance(entry, Line) else entry for entry in checked]
+    return [
+        _finite(answers[entry.index]) if isinstance(entry, Line) else entry for entry in checked
+    ]
+
+
+def _finite(answer: Resolved | LineError) -> Resolved | LineError:
+    """A resolved line whose factor, converted to the requested unit, overflows is an error
+    with its reason (JSON has no infinity: it would have been a null)."""
+    if isinstance(answer, LineError):
+        return answer
+    unit = answer.match["unit"]
+    per_unit = unit.get("co2e_per_requested_unit")
+    if per_unit is not None and not math.isfinite(per_unit):
+        return LineError(
+            "not_finite",
+            not_finite_detail(
+                "co2e_per_requested_unit",
+                f"{answer.factor['co2e']:g} kg CO2e/{unit['factor_unit']} × "
+                f"{unit['multiplier']:g} {unit['factor_unit']}/{unit['requested']}",
+            ),
+            ("unit",),
+        )
+    return answer
 
 
 def resolved_item_payload(answer: Resolved | LineError) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from app.core.urls import HttpUrlText
 from app.datasets.schemas import VersionStatus
 from app.datasets.visibility import AsOfValue
 from app.reference.schemas import ACTIVITY_ID_PATTERN
@@ -93,7 +94,7 @@ class FactorFields(BaseModel):
     source_title: Annotated[str, Field(min_length=1)]
     source_publisher: str | None = None
     source_year: Year | None = None
-    source_url: str | None = None
+    source_url: HttpUrlText | None = None
     source_doi: str | None = None
     source_locator: str | None = None
     notes: str | None = None

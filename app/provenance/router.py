@@ -142,8 +142,7 @@ def get_factor_provenance(
         version=version,
     )
     if output == "prov":
-        settings = request.app.state.settings
-        base = (settings.public_base_url or settings.issuer).rstrip("/")
+        base = request.app.state.settings.public_url
         payload = prov_document(payload, namespace=f"{base}/v1/")
     # A withdrawal changes a release's provenance, so even a pinned one is not immutable.
     return cached_json(request, payload, cache_control=SHORT_LIVED)

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.audit import append_event
+from app.core.urls import url_problem
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import DatasetVersion
 from app.factors.models import Factor
@@ -128,6 +129,13 @@ def _dataset(session: Session, publisher: Publisher, spec: dict[str, Any]) -> Da
         select(Dataset).where(Dataset.publisher_id == publisher.id, Dataset.slug == spec["slug"])
     ).scalar_one_or_none()
     if dataset is None:
+        for name in ("license_url", "methodology_url"):
+            value = spec.get(name)
+            problem = url_problem(value) if isinstance(value, str) else None
+            if value is not None and not isinstance(value, str):
+                problem = "must be text"
+            if problem is not None:
+                raise SeedError(f"dataset {publisher.slug}/{spec['slug']}: {name} {problem}")
         dataset = Dataset(
             publisher_id=publisher.id,
             slug=spec["slug"],

@@ -10,8 +10,10 @@ in this module; callers pass a `GwpTable` read from the database once per reques
 from __future__ import annotations
 
 import csv
+import math
+import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -238,6 +240,14 @@ def recompute_co2e(
     recomputed = clean_float(
         co2e_from_gases(requested, co2=co2, ch4=ch4, n2o=n2o, other=other_ghg_co2e, table=gwp)
     )
+    if not math.isfinite(recomputed):
+        return result(
+            "not_possible",
+            f"co2e in {requested} (co2 + {values['CH4']:g}·ch4 + {values['N2O']:g}·n2o) is not "
+            f"a finite number (beyond ±{sys.float_info.max:.3g}), so co2e is kept as published "
+            f"({gwp_set or 'GWP set not stated'})",
+            co2e,
+        )
     detail = f"co2e = co2 + {values['CH4']:g}·ch4 + {values['N2O']:g}·n2o"
     if other_ghg_co2e is not None:
         detail += f" + other_ghg_co2e (kept as given in {gwp_set}: its gases are not itemised)"
@@ -276,6 +286,19 @@ def apply_gwp(
         other_ghg_co2e=factor["other_ghg_co2e"],
         table=table,
     )
+    bounds = {
+        bound: clean_float(factor[bound] * conversion.ratio)
+        for bound in ("uncertainty_low", "uncertainty_high")
+        if factor[bound] is not None
+    }
+    if conversion.status == "recomputed" and not all(map(math.isfinite, bounds.values())):
+        conversion = replace(
+            conversion,
+            status="not_possible",
+            detail=f"the uncertainty bounds scaled to {requested} are not finite numbers "
+            f"(beyond ±{sys.float_info.max:.3g}), so the factor is kept as published",
+            co2e=conversion.original_co2e,
+        )
     if conversion.status == "recomputed":
         ratio = conversion.ratio
         factor["co2e"] = conversion.co2e

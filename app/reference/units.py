@@ -8,6 +8,7 @@ background database needs, each compared to the input by pint (not by spelling).
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -92,6 +93,19 @@ def parse_declared_unit(text: str) -> DeclaredUnit:
 
 # 12 significant digits: pint's float arithmetic leaves 1000.0000000000001 for TJ -> GJ.
 SIGNIFICANT_DIGITS = 12
+
+
+# The largest magnitude a result can have: an IEEE 754 double (JSON numbers beyond it would be
+# written as null, or not at all).
+LARGEST_NUMBER = sys.float_info.max
+
+
+def not_finite_detail(what: str, calculation: str) -> str:
+    """Why a result is refused: it overflows (or is NaN), said with the calculation."""
+    return (
+        f"{what} is not a finite number: {calculation} is beyond ±{LARGEST_NUMBER:.3g}, the "
+        "largest number a result can hold; give the amount in a larger unit or split it"
+    )
 
 
 def clean_float(value: float) -> float:

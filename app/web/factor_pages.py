@@ -55,7 +55,7 @@ from app.web.citation import (
 )
 from app.web.i18n import Lang, Translator, catalog, negotiate
 from app.web.search import csv_response
-from app.web.templating import PageMeta, Twin, render_page
+from app.web.templating import PageMeta, Twin, public_url, render_page
 
 router = APIRouter()
 
@@ -322,7 +322,8 @@ def hash_command(base_url: str, publisher: str, dataset: str, version: str) -> s
 
 
 def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    """The configured public origin, never the request's `Host` (see Settings.public_url)."""
+    return public_url(request)
 
 
 def cited_factor(request: Request, view: FactorView, lang: Lang) -> CitedFactor:

@@ -23,12 +23,16 @@ from fastapi.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
 from app.core.http_cache import SHORT_LIVED, etag_matches
+from app.core.urls import safe_href
 from app.web.i18n import LANGUAGES, Lang, Translator, negotiate
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
+# A metadata URL as an `href` only when it passes the metadata URL check (a stored
+# `javascript:` or relative value is shown as text by the `{% if … | http_href %}` guard).
+templates.env.filters["http_href"] = safe_href
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,17 @@ def with_lang(request: Request, lang: Lang) -> str:
     return f"{request.url.path}?{urlencode(params)}"
 
 
+def public_url(request: Request) -> str:
+    """The service's configured public origin (`EFDB_PUBLIC_BASE_URL` or the issuer), for
+    absolute URLs in pages: a page may be cached and served to others, so nothing in it comes
+    from the request's `Host` header."""
+    base: str = request.app.state.settings.public_url
+    return base
+
+
 def api_snippets(request: Request, api_path: str, body: Any = None) -> dict[str, str]:
     """Copyable commands that fetch this page's data from the API, pinned like the page."""
-    url = str(request.base_url).rstrip("/") + api_path
+    url = public_url(request) + api_path
     if body is not None:
         document = json.dumps(body, ensure_ascii=False)
         return {
