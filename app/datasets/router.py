@@ -230,7 +230,10 @@ def create_dataset(
     "/{publisher}/{dataset}/deprecate",
     response_model=DatasetRead,
     summary="Deprecate a dataset and name the dataset that supersedes it (national reviewer)",
-    responses={409: {"description": "Already deprecated, or the successor chain would loop"}},
+    responses={
+        403: {"description": "The reviewer is of the dataset's publisher"},
+        409: {"description": "Already deprecated, or the successor chain would loop"},
+    },
 )
 def deprecate_dataset(
     session: SessionDep,
@@ -247,6 +250,7 @@ def deprecate_dataset(
         superseded_by=body.superseded_by,
         reason=body.reason,
         actor=principal.client_id,
+        actor_publisher=principal.publisher,
         now=clock(),
     )
     return JSONResponse(DatasetRead.model_validate(deprecated).model_dump(mode="json"))
