@@ -25,7 +25,8 @@ import httpx
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from fastapi import FastAPI
-from sqlalchemy import select
+from fastapi.testclient import TestClient
+from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -37,8 +38,9 @@ from app.factors.models import Factor
 from app.main import create_app
 from app.provenance.models import AuditEvent
 from app.versioning.models import DatasetVersion
+from tests.auth_fixtures import TokenKit
 from tests.live_server import serve_in_thread
-from tests.test_publishing import DATASET_BODY, PUBLISHER
+from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS, create_dataset, upload
 from tests.upload_files import csv_bytes, synthetic_row
 
 REPEATS = int(os.environ.get("EFDB_RACE_REPEATS", "10"))
@@ -207,6 +209,15 @@ def _answers_broken(answers: list[httpx.Response]) -> list[str]:
 
 
 Answers = list[httpx.Response]
+
+
+def _said(answer: httpx.Response) -> str:
+    """ "201", or "409 conflict" with the problem's type: which check stopped it."""
+    if answer.status_code != 409:
+        return str(answer.status_code)
+    return f"409 {str(answer.json().get('type', '')).rsplit('/', 1)[-1]}"
+
+
 Race = Callable[["RaceDataset"], tuple[list[str], Answers]]
 
 
@@ -219,7 +230,7 @@ def _race(racers: Racers, one_race: Race) -> tuple[int, Counter[str]]:
     with httpx.Client(base_url=racers.url, timeout=60) as http:
         for index in range(REPEATS):
             broken, answers = one_race(RaceDataset(racers, http, index))
-            answered[" ".join(str(a.status_code) for a in answers)] += 1
+            answered[", ".join(_said(a) for a in answers)] += 1
             if broken:
                 broke += 1
                 ways.update(broken)
@@ -328,6 +339,34 @@ def _withdraw_racing_publish(dataset: RaceDataset) -> tuple[list[str], Answers]:
     return broken, answers
 
 
+def _one_dataset_created_twice_at_once(dataset: RaceDataset) -> tuple[list[str], Answers]:
+    """Both find the slug free; the database's unique key stops the second: a 409."""
+    slug = f"{dataset.slug}-twin"
+    body = {**DATASET_BODY, "slug": slug}
+    answers = _at_once(
+        dataset.racers.url,
+        [
+            partial(_post_json, path="/v1/datasets", body=body, headers=dataset.racers.writer)
+            for _ in range(2)
+        ],
+    )
+    broken = _answers_broken(answers)
+    codes = sorted(a.status_code for a in answers)
+    if codes != [201, 409]:
+        broken.append(f"answers {codes}, not one 201 and one 409")
+    with Session(dataset.racers.db) as session:
+        stored = list(session.scalars(select(Dataset.id).where(Dataset.slug == slug)))
+    if len(stored) != 1:
+        broken.append(f"{len(stored)} datasets {slug}")
+    return broken, answers
+
+
+def _post_json(
+    http: httpx.Client, *, path: str, body: dict[str, Any], headers: dict[str, str]
+) -> httpx.Response:
+    return http.post(path, json=body, headers=headers)
+
+
 @pytest.mark.parametrize(
     "one_race",
     [
@@ -335,6 +374,7 @@ def _withdraw_racing_publish(dataset: RaceDataset) -> tuple[list[str], Answers]:
         _one_submission_published_twice_at_once,
         _uploads_of_one_version_at_once,
         _withdraw_racing_publish,
+        _one_dataset_created_twice_at_once,
     ],
     ids=lambda race: race.__name__.strip("_"),
 )
@@ -343,3 +383,36 @@ def test_racing_writes_leave_one_current_release_and_answer_2xx_or_409(
 ) -> None:
     broke, ways = _race(racers, one_race)
     assert broke == 0, f"{broke} of {REPEATS} repeats broke: {dict(ways)}"
+
+
+def test_a_write_that_cannot_get_the_datasets_lock_answers_503_and_writes_nothing(
+    client: TestClient, tokens: TokenKit, db: Engine, settings: Settings
+) -> None:
+    """Another transaction holds the dataset (an operator's session, a stuck request): the
+    publish waits as long as it may, then answers 503 with Retry-After, never 500; once the
+    lock is gone the same request succeeds."""
+    # PostgreSQL: a write waits for a lock as long as its statement budget lets it.
+    app_settings = client.app.state.settings  # type: ignore[attr-defined]
+    client.app.state.settings = app_settings.model_copy(  # type: ignore[attr-defined]
+        update={"db_timeout_write_ms": 1000}
+    )
+    writer, reviewer = tokens.writer(PUBLISHER), tokens.reviewer()
+    create_dataset(client, writer)
+    assert upload(client, writer, csv_bytes([synthetic_row(1)])).status_code == 201
+    submitted = client.post(f"{VERSIONS}/1.0.0/submit", headers=writer)
+    body = {"content_sha256": submitted.json()["content_sha256"]}
+    with db.connect() as holder:
+        if db.dialect.name == "sqlite":
+            holder.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            holder.execute(text("SELECT id FROM dataset FOR UPDATE"))
+        refused = client.post(f"{VERSIONS}/1.0.0/publish", headers=reviewer, json=body)
+        holder.rollback()
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.headers["retry-after"] == str(settings.retry_after_seconds)
+    assert "nothing was written" in refused.json()["detail"]
+    with Session(db) as session:
+        assert session.execute(select(DatasetVersion.status)).scalar_one() == "submitted"
+    published = client.post(f"{VERSIONS}/1.0.0/publish", headers=reviewer, json=body)
+    assert published.status_code == 200, published.text

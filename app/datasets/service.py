@@ -269,7 +269,9 @@ def dataset_for_write(
         .where(Publisher.slug == publisher, Dataset.slug == dataset)
     )
     if lock:
-        query = query.with_for_update(of=Dataset).execution_options(populate_existing=True)
+        query = query.with_for_update(of=Dataset, key_share=True).execution_options(
+            populate_existing=True
+        )
     found = session.execute(query).scalar_one_or_none()
     if found is None:
         raise NotFound(f"No dataset {publisher}/{dataset}.")
@@ -281,14 +283,15 @@ def lock_dataset(session: Session, dataset: Dataset) -> None:
     upload and delete all take this lock first and check their rules after it, so that two
     of them at once run one after the other and the second sees what the first did.
 
-    PostgreSQL: a row lock on the dataset (`SELECT ... FOR UPDATE`), held to the end of the
-    transaction. SQLite: the database's write lock (`BEGIN IMMEDIATE`).
+    PostgreSQL: a row lock on the dataset (`SELECT ... FOR NO KEY UPDATE`: rows that merely
+    refer to the dataset are not held up), held to the end of the transaction. SQLite: the
+    database's write lock (`BEGIN IMMEDIATE`).
     """
     take_write_lock(session)
     session.execute(
         select(Dataset)
         .where(Dataset.id == dataset.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
 
