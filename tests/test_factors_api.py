@@ -800,6 +800,8 @@ def test_a_withdrawal_changes_the_etag_of_a_pinned_lookup(
         version=release,
         label="synth-a/grid@1.1.0",
         reviewer="synthetic-reviewer",
+        reviewer_publisher=None,
+        owner_publisher="synth-a",
         reason="Synthetic withdrawal: wrong unit.",
     )
     session.commit()

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app.publishing.seed import SeedError, load_seed
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from app.core.config import Settings
 from app.core.db import make_sessionmaker
 from app.core.urls import header_url, safe_href, url_problem
+from app.publishing.seed import SeedError, load_seed
 from tests.auth_fixtures import TokenKit
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
 from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS

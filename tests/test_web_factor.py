@@ -282,6 +282,7 @@ def test_a_deprecated_datasets_factor_names_the_successor_dataset(
         superseded_by="synthetic-next/synthetic-grid-next",
         reason="Synthetic: replaced by a new series.",
         actor="synthetic-reviewer",
+        actor_publisher=None,
         now=_at("2025-01-01T00:00"),
     )
     session.commit()

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.core.config import Settings
 from app.core.errors import problem_response
 from app.core.limits import BATCH_PATHS, UPLOAD_PATH
+from app.core.write_conflicts import write_conflict_response
 
 # Session.info key holding the request's statement budget in milliseconds.
 BUDGET_KEY = "efdb_statement_budget_ms"
@@ -163,7 +164,12 @@ def install_budget_errors(app: FastAPI, settings: Settings) -> None:
     @app.exception_handler(DBAPIError)
     async def _cancelled(request: Request, exc: DBAPIError) -> Response:
         if not is_cancelled_statement(exc):
-            raise exc  # not a budget: the generic handler's logged 500, as before
+            conflict = write_conflict_response(
+                exc, instance=request.url.path, retry_after=retry_after
+            )
+            if conflict is not None:
+                return conflict
+            raise exc  # neither a budget nor a concurrent write: the generic logged 500
         kind = request_kind(request.method, request.url.path)
         budget = statement_budget_ms(settings, kind)
         return problem_response(

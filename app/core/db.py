@@ -88,6 +88,26 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def take_write_lock(session: Session) -> None:
+    """SQLite: make the session's transaction a write transaction now (`BEGIN IMMEDIATE`).
+
+    SQLite has one writer at a time. The driver opens a transaction only at the first write,
+    so the reads before it run each on its own snapshot; `BEGIN IMMEDIATE` waits (up to the
+    busy timeout) for the other writer to finish and then holds the write lock, so every read
+    that follows sees the latest commit and nothing else writes until this transaction ends.
+    Already in a transaction means one that has written, which holds that lock already.
+
+    PostgreSQL: nothing here; callers lock the rows they are about to change
+    (`SELECT ... FOR UPDATE`), which is finer than the whole database.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.driver_connection
+    if raw is not None and not raw.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     factory = sessionmaker(engine, expire_on_commit=False, autoflush=False)
     install_statement_budget(factory)

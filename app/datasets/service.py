@@ -9,13 +9,30 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from app.core.audit import append_event
-from app.core.db import AnySelect, utcnow
-from app.core.errors import Conflict, NotFound
+from app.core.db import AnySelect, take_write_lock, utcnow
+from app.core.errors import Conflict, NotFound, ProblemError
 from app.core.pagination import after_id_from_cursor, id_cursor
 from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, VERSION_STATUSES, DatasetVersion
 from app.datasets.visibility import newest_first, parse_semver, visible_version_ids
+
+
+class Forbidden(ProblemError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+def check_four_eyes(
+    reviewer_publisher: str | None, owner_publisher: str, label: str, action: str = "review"
+) -> None:
+    """Four eyes on every state change of a release or a dataset: the actor is a reviewer
+    who is not of the dataset's publisher."""
+    if reviewer_publisher is not None and reviewer_publisher == owner_publisher:
+        raise Forbidden(
+            f"a reviewer of publisher '{owner_publisher}' cannot review {label} (to {action} "
+            "it): a reviewer of another publisher, or a national one, must"
+        )
+
 
 # Where a deprecation's time, reviewer and reason live on the dataset row (its `extra` JSON):
 # the successor has a column of its own, `superseded_by_id`.
@@ -265,16 +282,47 @@ def create_dataset(
     )
 
 
-def dataset_for_write(session: Session, *, publisher: str, dataset: str) -> Dataset:
-    """The dataset row itself, for publishers writing to it (access checks are the caller's)."""
-    found = session.execute(
+def dataset_for_write(
+    session: Session, *, publisher: str, dataset: str, lock: bool = False
+) -> Dataset:
+    """The dataset row itself, for publishers writing to it (access checks are the caller's).
+
+    `lock`: hold the dataset until the transaction ends (see `lock_dataset`); read after the
+    lock, so that the row and everything read after it are the latest committed state.
+    """
+    if lock:
+        take_write_lock(session)
+    query = (
         select(Dataset)
         .join(Publisher, Publisher.id == Dataset.publisher_id)
         .where(Publisher.slug == publisher, Dataset.slug == dataset)
-    ).scalar_one_or_none()
+    )
+    if lock:
+        query = query.with_for_update(of=Dataset, key_share=True).execution_options(
+            populate_existing=True
+        )
+    found = session.execute(query).scalar_one_or_none()
     if found is None:
         raise NotFound(f"No dataset {publisher}/{dataset}.")
     return found
+
+
+def lock_dataset(session: Session, dataset: Dataset) -> None:
+    """Serialise the writes to one dataset's versions: publish, reject, withdraw, submit,
+    upload and delete all take this lock first and check their rules after it, so that two
+    of them at once run one after the other and the second sees what the first did.
+
+    PostgreSQL: a row lock on the dataset (`SELECT ... FOR NO KEY UPDATE`: rows that merely
+    refer to the dataset are not held up), held to the end of the transaction. SQLite: the
+    database's write lock (`BEGIN IMMEDIATE`).
+    """
+    take_write_lock(session)
+    session.execute(
+        select(Dataset)
+        .where(Dataset.id == dataset.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
 
 
 def version_for_write(
@@ -282,9 +330,10 @@ def version_for_write(
 ) -> DatasetVersion:
     parse_semver(version)
     found = session.execute(
-        select(DatasetVersion).where(
-            DatasetVersion.dataset_id == dataset.id, DatasetVersion.version == version
-        )
+        select(DatasetVersion)
+        .where(DatasetVersion.dataset_id == dataset.id, DatasetVersion.version == version)
+        # Read afresh: under the dataset's lock, this is the state the change is checked on.
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if found is None:
         raise NotFound(f"No version {version} of {label}.")
@@ -312,6 +361,7 @@ def deprecate_dataset(
     superseded_by: str | None,
     reason: str,
     actor: str,
+    actor_publisher: str | None,
     now: datetime,
 ) -> dict[str, Any]:
     """Mark a dataset deprecated, naming its successor; one audit event, same transaction.
@@ -319,10 +369,15 @@ def deprecate_dataset(
     Its releases stay as they are (readable, resolvable): deprecation tells readers to move
     on, withdrawal of a version is what takes numbers out of "latest".
     """
-    target = dataset_for_write(session, publisher=publisher, dataset=dataset)
     label = f"{publisher}/{dataset}"
+    check_four_eyes(actor_publisher, publisher, f"dataset {label}", "deprecate")
+    target = dataset_for_write(session, publisher=publisher, dataset=dataset, lock=True)
     if target.status == "deprecated":
-        raise Conflict(f"Dataset {label} is already deprecated.")
+        done = (target.extra or {}).get(DEPRECATION_KEY) or {}
+        raise Conflict(
+            f"Dataset {label} is already deprecated"
+            + (f" (by {done['by']} at {done['at']})." if done.get("by") else ".")
+        )
     successor: Dataset | None = None
     if superseded_by is not None:
         successor_publisher, successor_slug = superseded_by.split("/", 1)

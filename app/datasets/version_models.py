@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -35,6 +36,14 @@ class DatasetVersion(Base):
             name="status",
         ),
         Index("ix_dataset_version_dataset_status", "dataset_id", "status"),
+        # At most one current release per dataset (migration 20261204_0201).
+        Index(
+            "uq_dataset_version_one_current",
+            "dataset_id",
+            unique=True,
+            postgresql_where=text("status = 'published'"),
+            sqlite_where=text("status = 'published'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

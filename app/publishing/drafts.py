@@ -17,6 +17,7 @@ from app.core.errors import Conflict, ProblemError
 from app.core.formula import looks_like_formula
 from app.core.text import escaped, forbidden_character, nfc, safe_file_name
 from app.datasets.models import Dataset
+from app.datasets.service import lock_dataset
 from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import latest_released, latest_resolvable, parse_semver
 from app.factors.models import Factor
@@ -177,11 +178,18 @@ def upload_draft(
             ],
         )
     sha256 = file_sha256(stream)
-    existing = session.execute(
-        select(DatasetVersion).where(
-            DatasetVersion.dataset_id == dataset.id, DatasetVersion.version == version
+    # What this upload found when it came in; checked again under the dataset's lock.
+    found = _draft_state(_existing_version(session, dataset, version))
+    lock_dataset(session, dataset)
+    existing = _existing_version(session, dataset, version)
+    if _draft_state(existing) != found:
+        raise _changed_meanwhile(dataset_label, version, existing)
+    latest = latest_released(session, dataset_id=dataset.id)
+    if latest is not None and semver <= (latest.major, latest.minor, latest.patch):
+        raise Conflict(
+            f"{dataset_label} {latest.version} was released meanwhile; {version} is not newer",
+            extra={"latest_release": latest.version},
         )
-    ).scalar_one_or_none()
     if existing is not None and existing.status != "draft":
         raise Conflict(
             f"{dataset_label} {version} is {existing.status}; only a draft can be replaced"
@@ -282,6 +290,42 @@ def upload_draft(
         occurred_at=now,
     )
     return UploadOutcome(draft, report, created=True)
+
+
+def _existing_version(session: Session, dataset: Dataset, version: str) -> DatasetVersion | None:
+    return session.execute(
+        select(DatasetVersion)
+        .where(DatasetVersion.dataset_id == dataset.id, DatasetVersion.version == version)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def _draft_state(version: DatasetVersion | None) -> tuple[object, ...] | None:
+    if version is None:
+        return None
+    return (version.id, version.status, version.upload_file_sha256)
+
+
+class ChangedMeanwhile(Conflict):
+    code, title = "changed-meanwhile", "Changed by another request meanwhile"
+
+
+def _changed_meanwhile(
+    label: str, version: str, now_there: DatasetVersion | None
+) -> ChangedMeanwhile:
+    """Another upload (or a submit, or a delete) of this version finished while this one
+    waited for the dataset: replacing what it did unseen would lose it."""
+    if now_there is None:
+        happened = "was deleted"
+    elif now_there.status != "draft":
+        happened = f"was {now_there.status}"
+    else:
+        happened = f"was uploaded by another request (file sha256 {now_there.upload_file_sha256})"
+    return ChangedMeanwhile(
+        f"{label} {version} {happened} while this upload waited for the dataset; read it, "
+        "then upload again if this file should replace it",
+        extra={"version": version, "status": now_there.status if now_there else None},
+    )
 
 
 def _checked_release_notes(notes: str | None) -> str | None:

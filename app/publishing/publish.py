@@ -99,6 +99,9 @@ def publish(
 ) -> DatasetVersion:
     """Freeze a version: content hash, timestamps, supersession, audit event (at `now`).
 
+    The caller holds the dataset's lock (`app.datasets.service.lock_dataset`) and has checked
+    that the version is newer than every release, so the release it supersedes is current.
+
     `reviewed_sha256`: the content hash the reviewer read; when the version's factors hash to
     anything else, nothing changes and the publish is refused (409).
     """
@@ -110,15 +113,20 @@ def publish(
             extra={"content_sha256": content, "reviewed_sha256": reviewed_sha256},
         )
     previous = latest_resolvable(session, dataset_id=version.dataset_id)
+    published_at = now or utcnow()
+    if previous is not None:
+        previous.status = "deprecated"
+        previous.deprecated_at = published_at
+        # Written first: at no moment are two releases of a dataset "published" (the
+        # database refuses that, see migration 20261204_0201).
+        session.flush()
     version.content_sha256 = content
     index_released_factors(session, version_id=version.id)
     version.status = "published"
-    version.published_at = now or utcnow()
+    version.published_at = published_at
     version.published_by = reviewer
     if previous is not None:
         version.supersedes_id = previous.id
-        previous.status = "deprecated"
-        previous.deprecated_at = version.published_at
     session.flush()
     append_event(
         session,

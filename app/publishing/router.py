@@ -106,7 +106,10 @@ def upload_version(
 def _transition_target(
     session: SessionDep, publisher: str, dataset: str, version: str
 ) -> tuple[DatasetVersion, str]:
-    target = dataset_service.dataset_for_write(session, publisher=publisher, dataset=dataset)
+    # Locked: a change of a version's status is checked and made one at a time per dataset.
+    target = dataset_service.dataset_for_write(
+        session, publisher=publisher, dataset=dataset, lock=True
+    )
     label = f"{publisher}/{dataset} {version}"
     return dataset_service.version_for_write(
         session, dataset=target, label=label, version=version
@@ -132,7 +135,13 @@ def submit_version(
     "/{version}/publish",
     response_model=VersionRead,
     summary="Publish a submitted version (national reviewer; not of the same publisher)",
-    responses={409: {"description": "Not submitted, not newer, or not the content reviewed"}},
+    responses={
+        403: {"description": "The reviewer is of the dataset's publisher"},
+        409: {
+            "description": "Not submitted (published or rejected meanwhile), not newer than "
+            "the latest release, or not the content reviewed"
+        },
+    },
 )
 def publish_version(
     session: SessionDep,
@@ -184,7 +193,12 @@ def reject_version(
 @router.post(
     "/{version}/withdraw",
     response_model=VersionRead,
-    summary="Withdraw a published version (it stays readable by exact version, flagged)",
+    summary="Withdraw a published version (it stays readable by exact version, flagged; "
+    "national reviewer, not of the same publisher)",
+    responses={
+        403: {"description": "The reviewer is of the dataset's publisher"},
+        409: {"description": "Not a current or deprecated release (withdrawn meanwhile)"},
+    },
 )
 def withdraw_version(
     session: SessionDep,
@@ -201,6 +215,8 @@ def withdraw_version(
         version=target,
         label=label,
         reviewer=principal.client_id,
+        reviewer_publisher=principal.publisher,
+        owner_publisher=publisher,
         reason=body.reason,
         now=clock(),
     )
@@ -283,7 +299,10 @@ def create_dataset(
     "/{publisher}/{dataset}/deprecate",
     response_model=DatasetRead,
     summary="Deprecate a dataset and name the dataset that supersedes it (national reviewer)",
-    responses={409: {"description": "Already deprecated, or the successor chain would loop"}},
+    responses={
+        403: {"description": "The reviewer is of the dataset's publisher"},
+        409: {"description": "Already deprecated, or the successor chain would loop"},
+    },
 )
 def deprecate_dataset(
     session: SessionDep,
@@ -300,6 +319,7 @@ def deprecate_dataset(
         superseded_by=body.superseded_by,
         reason=body.reason,
         actor=principal.client_id,
+        actor_publisher=principal.publisher,
         now=clock(),
     )
     return JSONResponse(DatasetRead.model_validate(deprecated).model_dump(mode="json"))

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from app.core.audit import append_event
 from app.core.db import utcnow
-from app.core.errors import Conflict, ProblemError
+from app.core.errors import Conflict
+from app.datasets.service import check_four_eyes
 from app.datasets.version_models import RESOLVABLE_STATUSES, DatasetVersion
 from app.datasets.visibility import latest_released, latest_resolvable
 from app.factors.models import Factor
@@ -21,13 +22,31 @@ from app.publishing.publish import publish
 from app.versioning.content_hash import compute_content_sha256
 
 
-class Forbidden(ProblemError):
-    status, code, title = 403, "forbidden", "Forbidden"
+def _what_happened(version: DatasetVersion) -> str:
+    """ "published by r-1 at 2026-12-04T02:00:00+00:00", for a conflict's detail."""
+    by, at = {
+        "submitted": (version.submitted_by, version.submitted_at),
+        "published": (version.published_by, version.published_at),
+        "rejected": (version.rejected_by, version.rejected_at),
+        "withdrawn": (version.withdrawn_by, version.withdrawn_at),
+        "deprecated": (None, version.deprecated_at),
+    }.get(version.status, (None, None))
+    said = version.status
+    if by is not None:
+        said += f" by {by}"
+    if at is not None:
+        said += f" at {at.isoformat()}"
+    return said
 
 
 def _expect(version: DatasetVersion, label: str, *statuses: str) -> None:
+    """Checked under the dataset's lock: when another request changed the version first, the
+    conflict says what it did, by whom and when."""
     if version.status not in statuses:
-        raise Conflict(f"{label} is {version.status}; this needs it to be {' or '.join(statuses)}")
+        raise Conflict(
+            f"{label} is {_what_happened(version)}; this needs it to be {' or '.join(statuses)}",
+            extra={"status": version.status},
+        )
 
 
 def _audit(
@@ -66,11 +85,6 @@ def submit(
     _audit(session, version, actor, "version.submitted", version.submitted_at)
 
 
-def _check_reviewer(reviewer_publisher: str | None, owner_publisher: str, label: str) -> None:
-    if reviewer_publisher is not None and reviewer_publisher == owner_publisher:
-        raise Forbidden(f"a reviewer of publisher '{owner_publisher}' cannot review {label}")
-
-
 def approve(
     session: Session,
     *,
@@ -83,14 +97,18 @@ def approve(
     now: datetime | None = None,
 ) -> None:
     _expect(version, label, "submitted")
-    _check_reviewer(reviewer_publisher, owner_publisher, label)
+    check_four_eyes(reviewer_publisher, owner_publisher, label, "publish")
     latest = latest_released(session, dataset_id=version.dataset_id)
     if latest is not None and (version.major, version.minor, version.patch) <= (
         latest.major,
         latest.minor,
         latest.patch,
     ):
-        raise Conflict(f"{label} is not newer than the latest release {latest.version}")
+        raise Conflict(
+            f"{label} is not newer than the latest release: {latest.version} is "
+            f"{_what_happened(latest)}",
+            extra={"latest_release": latest.version},
+        )
     publish(session, version=version, reviewer=reviewer, now=now, reviewed_sha256=reviewed_sha256)
 
 
@@ -106,7 +124,7 @@ def reject(
     now: datetime | None = None,
 ) -> None:
     _expect(version, label, "submitted")
-    _check_reviewer(reviewer_publisher, owner_publisher, label)
+    check_four_eyes(reviewer_publisher, owner_publisher, label, "reject")
     version.status = "rejected"
     version.rejected_at = now or utcnow()
     version.rejected_by = reviewer
@@ -120,10 +138,13 @@ def withdraw(
     version: DatasetVersion,
     label: str,
     reviewer: str,
+    reviewer_publisher: str | None,
+    owner_publisher: str,
     reason: str,
     now: datetime | None = None,
 ) -> None:
     _expect(version, label, *RESOLVABLE_STATUSES)
+    check_four_eyes(reviewer_publisher, owner_publisher, label, "withdraw")
     was_current = version.status == "published"
     version.status = "withdrawn"
     version.withdrawn_at = now or utcnow()

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "20261204_0202"
-down_revision: str | None = "20261203_0105"
+down_revision: str | None = "20261204_0201"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
