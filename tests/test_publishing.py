@@ -252,6 +252,9 @@ def test_publishers_cannot_touch_each_others_datasets(client: TestClient, tokens
     upload(client, owner, csv_bytes([synthetic_row(1)]))
     assert upload(client, other, csv_bytes([synthetic_row(1)]), version="2.0.0").status_code == 404
     assert client.post(f"{VERSIONS}/1.0.0/submit", headers=other).status_code == 404
+    missing = client.post(f"{VERSIONS}/9.9.9/submit", headers=owner)
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == f"No version {PUBLISHER}/steel-products 9.9.9."
     assert client.delete(f"{VERSIONS}/1.0.0", headers=other).status_code == 404
     assert (
         client.post(f"{VERSIONS}/1.0.0/withdraw", headers=other, json={"reason": "x"}).status_code

@@ -336,7 +336,7 @@ def version_for_write(
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if found is None:
-        raise NotFound(f"No version {version} of {label}.")
+        raise NotFound(f"No version {label}.")
     return found
 
 
