@@ -4,7 +4,7 @@ from app.auth.models import Client
 from app.core.db import Base
 from app.datasets.models import Dataset, Publisher
 from app.exports.models import DatabaseInstance, ExportFile, Snapshot, snapshot_version
-from app.factors.models import Factor
+from app.factors.models import Factor, ReleaseFacetCount
 from app.provenance.models import AuditEvent, Source
 from app.reference.models import (
     Activity,
@@ -32,6 +32,7 @@ __all__ = [
     "LocationMember",
     "Publisher",
     "ReferenceVersion",
+    "ReleaseFacetCount",
     "Snapshot",
     "Source",
     "snapshot_version",

@@ -73,3 +73,21 @@ class Factor(Base):
     dqr: Mapped[float | None] = mapped_column(Double)
     source_locator: Mapped[str | None] = mapped_column(Text)
     notes: Mapped[str | None] = mapped_column(Text)
+
+
+class ReleaseFacetCount(Base):
+    """How many factors of a released version hold each value of a factor-level facet.
+
+    Written once at publish (released rows never change), so that facet counts over whole
+    releases (the explorer's home page, a publisher's or a dataset's page) add up a few rows per
+    release instead of grouping a million factors. `facet` is a factor column's facet name
+    (`region`, `year`, `category`, `unit`, `boundary`, `activity_id`) or `_total` (value
+    `""`: the version's row count).
+    """
+
+    __tablename__ = "release_facet_count"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("dataset_version.id"), primary_key=True)
+    facet: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)

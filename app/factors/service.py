@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select
+from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.auth.viewer import Viewer
 from app.core.db import AnySelect
-from app.core.errors import InvalidParameter, NotFound
+from app.core.errors import InvalidParameter, NotFound, ProblemError
 from app.datasets.models import Dataset, Publisher
 from app.factors.models import Factor
 from app.factors.schemas import UPLOADABLE_FIELDS
@@ -182,6 +182,70 @@ def search_factors(
     return [factor_payload(row) for row in rows], last_id
 
 
+# A text search ranks all it finds before the first page: it runs only where what it may find
+# is bounded. Past this many candidates it is refused (422) with what to add instead.
+TEXT_SEARCH_CANDIDATE_CAP = 20_000
+
+
+class SearchTooBroad(ProblemError):
+    status, code, title = 422, "search-too-broad", "Search too broad"
+
+
+def _candidate_select() -> AnySelect:
+    return (
+        select(Factor.id)
+        .join(DatasetVersion, DatasetVersion.id == Factor.version_id)
+        .join(Dataset, Dataset.id == Factor.dataset_id)
+        .join(Publisher, Publisher.id == Dataset.publisher_id)
+    )
+
+
+def check_text_search_bounded(
+    session: Session, *, viewer: Viewer, filters: FactorFilters, text: TextSearch
+) -> None:
+    """Refuse a text search whose candidates, as the indexes see them, exceed the cap.
+
+    The candidates are the factors the other filters and the indexable terms leave (terms of
+    fewer than three word characters have no index, so they narrow nothing here). They are
+    counted up to the cap and no further, through the same indexes the search uses, so the
+    check costs at most the cap's worth of index entries.
+    """
+    query = restrict_to_viewer(
+        _apply_filters(session, _candidate_select(), replace(filters, q=None)), viewer
+    )
+    indexed = text.indexed_condition()
+    if indexed is not None:
+        query = query.where(indexed)
+    bounded = query.limit(TEXT_SEARCH_CANDIDATE_CAP + 1).subquery()
+    candidates = session.execute(select(func.count()).select_from(bounded)).scalar_one()
+    if candidates <= TEXT_SEARCH_CANDIDATE_CAP:
+        return
+    short = text.short_terms()
+    reasons = []
+    if short:
+        listed = ", ".join(f"'{term}'" for term in short)
+        reasons.append(
+            f"{listed} {'is' if len(short) == 1 else 'are'} shorter than three characters, "
+            "which no text index can look up"
+        )
+    if indexed is not None:
+        reasons.append("its longer terms are common")
+    raise SearchTooBroad(
+        f"The text search q='{filters.q}' would have to rank more than "
+        f"{TEXT_SEARCH_CANDIDATE_CAP:,} factors"
+        + (f" ({'; '.join(reasons)})" if reasons else "")
+        + ". Add a filter that narrows it (activity_id, region with year, dataset, category, "
+        "unit) or a longer, more specific term.",
+        errors=[
+            {
+                "loc": ["query", "q"],
+                "code": "too_broad",
+                "detail": f"more than {TEXT_SEARCH_CANDIDATE_CAP} candidate factors",
+            }
+        ],
+    )
+
+
 def search_factors_ranked(
     session: Session,
     *,
@@ -197,6 +261,7 @@ def search_factors_ranked(
     """
     assert filters.q
     text = text_search(session, filters.q)
+    check_text_search_bounded(session, viewer=viewer, filters=filters, text=text)
     rank = text.rank()
     query = restrict_to_viewer(
         _apply_filters(

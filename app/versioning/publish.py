@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.core.db import utcnow
 from app.core.errors import Conflict
+from app.factors.facets import record_release_facets
 from app.factors.models import Factor
 from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
 from app.factors.search import index_released_factors
@@ -119,6 +120,7 @@ def publish(
     previous = latest_resolvable(session, dataset_id=version.dataset_id)
     version.content_sha256 = content
     index_released_factors(session, version_id=version.id)
+    record_release_facets(session, version_id=version.id)
     version.status = "published"
     version.published_at = now or utcnow()
     version.published_by = reviewer
