@@ -170,13 +170,23 @@ class TextSearch:
     def indexed_condition(self) -> ColumnElement[bool] | None:
         """The part of `condition()` that text and activity indexes answer: the conditions of
         the indexable terms (each widened by its activity labels), or None if none is."""
-        parts = [
-            or_(_own_term(term, self.dialect), Factor.activity_id.in_(sorted(ids)))
-            if ids
-            else _own_term(term, self.dialect)
+        pairs = [
+            (term, ids)
             for term, ids in zip(self.terms, self.labelled, strict=True)
             if indexable(term)
         ]
+        plain = [term for term, ids in pairs if not ids]
+        parts = [
+            or_(_own_term(term, self.dialect), Factor.activity_id.in_(sorted(ids)))
+            for term, ids in pairs
+            if ids
+        ]
+        if plain and self.dialect == "sqlite":
+            # One FTS5 query for all of them: the index intersects the terms itself, instead
+            # of listing every row that holds a common one.
+            parts.append(_fts_match(plain))
+        else:
+            parts.extend(_own_term(term, self.dialect) for term in plain)
         return and_(*parts) if parts else None
 
     def rank(self) -> ColumnElement[Any]:

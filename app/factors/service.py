@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select
+from sqlalchemy import Integer, Row, and_, func, literal_column, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.auth.viewer import Viewer
@@ -101,6 +101,9 @@ class FactorFilters:
     version_id: int | None = None
 
 
+_SQLITE_UNINDEXED_VERSION = literal_column("+factor.version_id", Integer)
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -131,7 +134,15 @@ def _apply_filters(
             DatasetVersion.status.in_(RELEASED_STATUSES),
         )
     else:
-        query = query.where(Factor.version_id.in_(visible_version_ids(as_of=filters.as_of)))
+        visible = visible_version_ids(as_of=filters.as_of)
+        if session.get_bind().dialect.name == "sqlite":
+            # `+version_id`: SQLite must not answer "which releases are current" through the
+            # version index, which holds a whole release in version order and makes it sort
+            # the release by id for every page (1.6 s at 1M factors); other filters' indexes,
+            # or the table in id order up to the page's LIMIT, bound the work instead.
+            query = query.where(_SQLITE_UNINDEXED_VERSION.in_(visible))
+        else:
+            query = query.where(Factor.version_id.in_(visible))
     if filters.q:
         if text is None:
             text = text_search(session, filters.q)
