@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.config import Settings
-from app.core.errors import problem_response
+from app.core.errors import log, problem_response
 from app.core.limits import BATCH_PATHS, UPLOAD_PATH
 from app.core.metrics import Metrics
 
@@ -310,11 +310,14 @@ def watches_disconnect(request: Request) -> bool:
 
 async def cancel_on_disconnect(request: Request, guard: StatementGuard) -> None:
     """Wait for the client to go away, then cancel the request's statement."""
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            break
-    await anyio.to_thread.run_sync(guard.cancel)
+    try:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                break
+        await anyio.to_thread.run_sync(guard.cancel)
+    except Exception:  # the watch must never fail the request it watches
+        log.exception("could not stop the statement of a request whose client went away")
 
 
 def start_disconnect_watch(request: Request, guard: StatementGuard) -> asyncio.Task[None]:

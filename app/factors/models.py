@@ -30,6 +30,8 @@ class Factor(Base):
         Index("ix_factor_activity_region_year", "activity_id", "region", "reference_year"),
         Index("ix_factor_region_year", "region", "reference_year"),
         Index("ix_factor_version_id", "version_id", "id"),
+        # A dataset's factors in id order: its search pages without a sort of the dataset.
+        Index("ix_factor_dataset_id_id", "dataset_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

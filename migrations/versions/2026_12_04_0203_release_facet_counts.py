@@ -7,6 +7,10 @@ this migration fills them for the versions already released. The explorer's home
 search without text or a factor-column filter add up these rows instead of grouping every
 factor (11.5 s at 1M factors on PostgreSQL before; see bench/search_scale.py).
 
+`ix_factor_dataset_id_id`: a dataset's factors in id order, so that a search page filtered by
+dataset (or pinned to a version) reads its LIMIT instead of sorting the dataset (SQLite, 1M
+factors in one dataset: 1.4 s -> 30 ms).
+
 Revision ID: 20261204_0203
 Revises: 20261203_0105
 Create Date: 2026-12-04 02:03:00
@@ -49,6 +53,7 @@ def upgrade() -> None:
             "version_id", "facet", "value", name=op.f("pk_release_facet_count")
         ),
     )
+    op.create_index("ix_factor_dataset_id_id", "factor", ["dataset_id", "id"])
     released = f"SELECT id FROM dataset_version WHERE status IN {RELEASED}"
     op.execute(
         "INSERT INTO release_facet_count (version_id, facet, value, count) "
@@ -66,3 +71,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("release_facet_count")
+    op.drop_index("ix_factor_dataset_id_id", table_name="factor")
