@@ -167,6 +167,17 @@ class TextSearch:
         """Terms no text index can serve (fewer than three word characters)."""
         return [term for term in self.terms if not indexable(term)]
 
+    def short_condition(self) -> ColumnElement[bool] | None:
+        """The part of `condition()` no text index serves: the short terms' conditions."""
+        parts = [
+            or_(_own_term(term, self.dialect), Factor.activity_id.in_(sorted(ids)))
+            if ids
+            else _own_term(term, self.dialect)
+            for term, ids in zip(self.terms, self.labelled, strict=True)
+            if not indexable(term)
+        ]
+        return and_(*parts) if parts else None
+
     def indexed_condition(self) -> ColumnElement[bool] | None:
         """The part of `condition()` that text and activity indexes answer: the conditions of
         the indexable terms (each widened by its activity labels), or None if none is."""

@@ -211,26 +211,22 @@ def _candidate_select() -> AnySelect:
     )
 
 
-def check_text_search_bounded(
+def text_candidates(
     session: Session, *, viewer: Viewer, filters: FactorFilters, text: TextSearch
-) -> None:
-    """Refuse a text search whose candidates, as the indexes see them, exceed the cap.
-
-    The candidates are the factors the other filters and the indexable terms leave (terms of
-    fewer than three word characters have no index, so they narrow nothing here). They are
-    counted up to the cap and no further, through the same indexes the search uses, so the
-    check costs at most the cap's worth of index entries.
-    """
+) -> AnySelect:
+    """The ids of at most TEXT_SEARCH_CANDIDATE_CAP + 1 factors a text search may find: those
+    the other filters and the indexable terms leave (terms of fewer than three word characters
+    have no index, so they narrow nothing here), read through the indexes and no further."""
     query = restrict_to_viewer(
         _apply_filters(session, _candidate_select(), replace(filters, q=None)), viewer
     )
     indexed = text.indexed_condition()
     if indexed is not None:
         query = query.where(indexed)
-    bounded = query.limit(TEXT_SEARCH_CANDIDATE_CAP + 1).subquery()
-    candidates = session.execute(select(func.count()).select_from(bounded)).scalar_one()
-    if candidates <= TEXT_SEARCH_CANDIDATE_CAP:
-        return
+    return query.limit(TEXT_SEARCH_CANDIDATE_CAP + 1)
+
+
+def too_broad(filters: FactorFilters, text: TextSearch) -> SearchTooBroad:
     short = text.short_terms()
     reasons = []
     if short:
@@ -239,9 +235,9 @@ def check_text_search_bounded(
             f"{listed} {'is' if len(short) == 1 else 'are'} shorter than three characters, "
             "which no text index can look up"
         )
-    if indexed is not None:
+    if text.indexed_condition() is not None:
         reasons.append("its longer terms are common")
-    raise SearchTooBroad(
+    return SearchTooBroad(
         f"The text search q='{filters.q}' would have to rank more than "
         f"{TEXT_SEARCH_CANDIDATE_CAP:,} factors"
         + (f" ({'; '.join(reasons)})" if reasons else "")
@@ -272,18 +268,35 @@ def search_factors_ranked(
     """
     assert filters.q
     text = text_search(session, filters.q)
-    check_text_search_bounded(session, viewer=viewer, filters=filters, text=text)
     rank = text.rank()
-    query = restrict_to_viewer(
-        _apply_filters(
-            session, factor_select().add_columns(rank.label("text_rank")), filters, text
-        ),
-        viewer,
+    # Bounded by construction: the page is ranked among at most CAP + 1 candidates, read once
+    # through the indexes (MATERIALIZED), and their number comes back with every row.
+    candidates = (
+        text_candidates(session, viewer=viewer, filters=filters, text=text)
+        .cte("candidates")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+        .prefix_with("MATERIALIZED", dialect="sqlite")
     )
+    found = select(func.count()).select_from(candidates).scalar_subquery()
+    query = (
+        factor_select()
+        .add_columns(rank.label("text_rank"), found.label("candidate_count"))
+        .where(Factor.id.in_(select(candidates.c.id)))
+    )
+    short = text.short_condition()
+    if short is not None:
+        query = query.where(short)
     if after is not None:
         after_rank, after_id = after
         query = query.where(or_(rank > after_rank, and_(rank == after_rank, Factor.id > after_id)))
     rows = session.execute(query.order_by(rank, Factor.id).limit(limit + 1)).all()
+    counted = (
+        rows[0].candidate_count
+        if rows
+        else session.execute(select(func.count()).select_from(candidates)).scalar_one()
+    )
+    if counted > TEXT_SEARCH_CANDIDATE_CAP:
+        raise too_broad(filters, text)
     more = len(rows) > limit
     rows = rows[:limit]
     position = (int(rows[-1].text_rank), int(rows[-1].row_id)) if more else None
@@ -291,6 +304,7 @@ def search_factors_ranked(
     for row in rows:
         payload = factor_payload(row)
         payload.pop("text_rank")
+        payload.pop("candidate_count")
         items.append(payload)
     return items, position
 
