@@ -11,7 +11,8 @@ from app.core.bounds import LoadShedder, install_budget_errors
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import install_error_handlers
-from app.core.limits import BodySizeLimit, route_body_cap
+from app.core.limits import BodySizeLimit, body_cap_name, route_body_cap
+from app.core.metrics import Metrics, RequestMetrics
 from app.core.openapi import install_openapi
 from app.core.security_headers import SecurityHeaders
 from app.core.strict_json import StrictJSON
@@ -49,8 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    metrics = app.state.metrics = Metrics()
     install_error_handlers(app)
-    install_budget_errors(app, settings)
+    install_budget_errors(app, settings, metrics)
     install_auth(app, settings)
     app.state.token_throttle = TokenThrottle(settings)
     app.include_router(ops_router)
@@ -85,12 +87,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             batch_bytes=settings.max_batch_json_kb * 1024,
             json_bytes=settings.max_json_kb * 1024,
         ),
+        on_refuse=lambda method, path: metrics.body_too_large.labels(
+            cap=body_cap_name(method, path)
+        ).inc(),
     )
     app.add_middleware(
         LoadShedder,
         limit=settings.max_expensive_requests,
         retry_after=settings.retry_after_seconds,
+        metrics=metrics,
     )
     # Outermost: every answer carries them, refusals by the middlewares above included.
     app.add_middleware(SecurityHeaders)
+    # Counts every answer, by route template and status class, whoever gave it.
+    app.add_middleware(RequestMetrics, metrics=metrics)
     return app

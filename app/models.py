@@ -6,7 +6,7 @@ from app.core.models import AuditEvent
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import DatasetVersion
 from app.exports.models import DatabaseInstance, ExportFile, Snapshot, snapshot_version
-from app.factors.models import Factor, Source
+from app.factors.models import Factor, ReleaseFacetCount, Source
 from app.reference.models import (
     Activity,
     ConversionProperty,
@@ -32,6 +32,7 @@ __all__ = [
     "LocationMember",
     "Publisher",
     "ReferenceVersion",
+    "ReleaseFacetCount",
     "Snapshot",
     "Source",
     "snapshot_version",

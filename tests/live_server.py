@@ -31,9 +31,10 @@ class _ThreadedServer(uvicorn.Server):
 
 
 @contextmanager
-def serve_in_thread(app: FastAPI, *, timeout: float = 30) -> Iterator[str]:
-    """Serve `app` on a free loopback port; yields its base URL, stops the server on exit."""
-    port = free_port()
+def serve_in_thread(app: FastAPI, *, timeout: float = 30, port: int | None = None) -> Iterator[str]:
+    """Serve `app` on `port` (default: a free loopback port); yields its base URL, stops the
+    server on exit."""
+    port = port or free_port()
     server = _ThreadedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

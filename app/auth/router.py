@@ -26,6 +26,7 @@ from app.auth.throttle import (
 )
 from app.core.db import SessionDep, utcnow
 from app.core.http_cache import cached_json
+from app.core.metrics import Metrics
 
 router = APIRouter(tags=["auth"])
 
@@ -95,7 +96,9 @@ def issue_token(
     client_id = presented_client_id(request.headers, form)
     ip = request.client.host if request.client else "unknown"
     wait = throttle.refuse(ip=ip, client_id=client_id)
+    metrics: Metrics = request.app.state.metrics
     if wait is not None:
+        metrics.token_refusals.labels(reason="rate").inc()
         return too_many(
             "Too many token requests from this address or for this client; retry later.",
             wait,
@@ -104,6 +107,7 @@ def issue_token(
     now = utcnow()
     locked = locked_for(session, client_id, now) if client_id else None
     if locked is not None:
+        metrics.token_refusals.labels(reason="locked").inc()
         return too_many(
             "This client is locked after repeated failed authentications; retry later.",
             locked,
@@ -119,7 +123,7 @@ def issue_token(
     server = TokenServer(session=session, generator=runtime.generator)
     response: Response = server.create_token_response(oauth_request)
     if client_id and response.status_code in (200, 401):
-        record_outcome(
+        locked_now = record_outcome(
             session,
             settings=runtime.settings,
             client_id=client_id,
@@ -127,6 +131,8 @@ def issue_token(
             ip=ip,
             now=now,
         )
+        if locked_now:
+            metrics.token_lockouts.inc()
     return response
 
 

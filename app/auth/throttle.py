@@ -123,25 +123,26 @@ def record_outcome(
     succeeded: bool,
     ip: str,
     now: datetime,
-) -> None:
+) -> bool:
     """Count a failed authentication of a known client (locking it past the threshold), or
-    forget its failures after a success. Unknown client ids have nothing to count."""
+    forget its failures after a success. Unknown client ids have nothing to count.
+    True when this failure locked the client."""
     client = session.execute(
         select(Client).where(Client.client_id == client_id)
     ).scalar_one_or_none()
     if client is None:
-        return
+        return False
     if succeeded:
         if client.failed_attempts or client.locked_until is not None:
             client.failed_attempts, client.failed_since, client.locked_until = 0, None, None
-        return
+        return False
     window = timedelta(seconds=settings.token_lockout_window_seconds)
     if client.failed_since is None or now - client.failed_since > window:
         client.failed_attempts, client.failed_since = 1, now
     else:
         client.failed_attempts += 1
     if client.failed_attempts < settings.token_lockout_failures:
-        return
+        return False
     failures = client.failed_attempts
     client.locked_until = now + timedelta(seconds=settings.token_lockout_seconds)
     client.failed_attempts, client.failed_since = 0, None
@@ -160,3 +161,4 @@ def record_outcome(
         },
         occurred_at=now,
     )
+    return True

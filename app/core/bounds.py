@@ -9,16 +9,25 @@ Expensive requests (search, resolve and estimate batches, uploads, snapshot crea
 counted per worker; past `EFDB_MAX_EXPENSIVE_REQUESTS` at once the next one answers 503 at
 once instead of queueing. The count is per worker process by design (contract §13: it decides
 nothing that workers must agree on; it only keeps one worker from taking more than its share).
+
+A search or batch whose client goes away stops its query: while the request's database work
+runs, a task waits for the ASGI `http.disconnect` message; when it comes, the statement running
+on the request's connection is cancelled (PostgreSQL: psycopg's `cancel_safe()`, a cancel
+request for that backend only; SQLite: `Connection.interrupt()`), no further statement starts,
+and the transaction is rolled back before the connection goes back to the pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
+import threading
 import time
 from enum import StrEnum
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
@@ -27,8 +36,9 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.config import Settings
-from app.core.errors import problem_response
+from app.core.errors import log, problem_response
 from app.core.limits import BATCH_PATHS, UPLOAD_PATH
+from app.core.metrics import Metrics
 from app.core.write_conflicts import write_conflict_response
 
 # Session.info key holding the request's statement budget in milliseconds.
@@ -141,6 +151,10 @@ def install_statement_budget(factory: sessionmaker[Session]) -> None:
 
     @event.listens_for(factory, "after_begin")
     def _bound(session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
+        guard: StatementGuard | None = session.info.get(GUARD_KEY)
+        if guard is not None:
+            connection.info[GUARD_KEY] = guard
+            guard.attach(connection.connection.dbapi_connection, connection.dialect.name)
         budget: int | None = session.info.get(BUDGET_KEY)
         if budget is None:
             return
@@ -158,8 +172,24 @@ def is_cancelled_statement(exc: DBAPIError) -> bool:
     return isinstance(original, sqlite3.OperationalError) and str(original) == "interrupted"
 
 
-def install_budget_errors(app: FastAPI, settings: Settings) -> None:
+def install_budget_errors(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
     retry_after = str(settings.retry_after_seconds)
+
+    def _client_gone(request: Request) -> Response:
+        kind = request_kind(request.method, request.url.path)
+        metrics.client_disconnects.labels(kind=str(kind)).inc()
+        # Nobody reads it: 499 (a front server's "client closed request") for the logs.
+        return problem_response(
+            status=499,
+            code="client-closed-request",
+            title="Client closed the request",
+            detail="The client went away; its database work was stopped.",
+            instance=request.url.path,
+        )
+
+    @app.exception_handler(ClientGone)
+    async def _gone(request: Request, _exc: ClientGone) -> Response:
+        return _client_gone(request)
 
     @app.exception_handler(DBAPIError)
     async def _cancelled(request: Request, exc: DBAPIError) -> Response:
@@ -170,8 +200,12 @@ def install_budget_errors(app: FastAPI, settings: Settings) -> None:
             if conflict is not None:
                 return conflict
             raise exc  # neither a budget nor a concurrent write: the generic logged 500
+        guard: StatementGuard | None = getattr(request.state, "statement_guard", None)
+        if guard is not None and guard.gone:
+            return _client_gone(request)
         kind = request_kind(request.method, request.url.path)
         budget = statement_budget_ms(settings, kind)
+        metrics.statement_timeouts.labels(kind=str(kind)).inc()
         return problem_response(
             status=503,
             code="query-time-exceeded",
@@ -184,16 +218,131 @@ def install_budget_errors(app: FastAPI, settings: Settings) -> None:
         )
 
 
+# --- a client that goes away stops its query ------------------------------------------------
+
+# Session.info and connection-record info key of the request's StatementGuard.
+GUARD_KEY = "efdb_statement_guard"
+
+
+class ClientGone(Exception):
+    """The client closed the connection: the request's next statement is not started."""
+
+
+class StatementGuard:
+    """Cancels the statement a request runs, from another thread, once its client is gone.
+
+    The lock makes "is a statement running on this connection?" and "cancel it" one step, so
+    a cancel is only ever sent while this request's own statement runs: it can never reach a
+    statement of the next request that uses the same pooled connection.
+    """
+
+    __slots__ = ("_lock", "backend", "dbapi", "gone", "running")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.gone = False
+        self.running = False
+        self.dbapi: Any = None
+        self.backend = ""
+
+    def attach(self, dbapi: Any, backend: str) -> None:
+        with self._lock:
+            self.dbapi, self.backend = dbapi, backend
+
+    def detach(self) -> None:
+        with self._lock:
+            self.dbapi, self.running = None, False
+
+    def starting(self) -> None:
+        with self._lock:
+            if self.gone:
+                raise ClientGone()
+            self.running = True
+
+    def finished(self) -> None:
+        with self._lock:
+            self.running = False
+
+    def cancel(self) -> None:
+        """The client is gone: stop the running statement (if any) and start no other."""
+        with self._lock:
+            self.gone = True
+            if not self.running or self.dbapi is None:
+                return
+            if self.backend == "postgresql":
+                # Blocks until the server took the request; a cancel reaching the backend
+                # after the statement ended finds it idle and is discarded.
+                self.dbapi.cancel_safe(timeout=5)
+            else:
+                self.dbapi.interrupt()
+
+
+def install_statement_guard(engine: Engine) -> None:
+    """Statements on a connection lent to a guarded request tell the guard when they run."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _starting(connection: Connection, *_args: Any) -> None:
+        guard: StatementGuard | None = connection.info.get(GUARD_KEY)
+        if guard is not None:
+            guard.starting()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _finished(connection: Connection, *_args: Any) -> None:
+        guard: StatementGuard | None = connection.info.get(GUARD_KEY)
+        if guard is not None:
+            guard.finished()
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(context: Any) -> None:
+        connection = context.connection
+        guard = connection.info.get(GUARD_KEY) if connection is not None else None
+        if guard is not None:
+            guard.finished()
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        guard: StatementGuard | None = record.info.pop(GUARD_KEY, None)
+        if guard is not None:
+            guard.detach()
+
+
+def watches_disconnect(request: Request) -> bool:
+    """Searches and batches: long enough to be worth stopping, and their body (if any) is
+    read before their database work starts, so waiting for `http.disconnect` takes nothing
+    the endpoint needs."""
+    kind = request_kind(request.method, request.url.path)
+    return kind in (RequestKind.SEARCH, RequestKind.BATCH)
+
+
+async def cancel_on_disconnect(request: Request, guard: StatementGuard) -> None:
+    """Wait for the client to go away, then cancel the request's statement."""
+    try:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                break
+        await anyio.to_thread.run_sync(guard.cancel)
+    except Exception:  # the watch must never fail the request it watches
+        log.exception("could not stop the statement of a request whose client went away")
+
+
+def start_disconnect_watch(request: Request, guard: StatementGuard) -> asyncio.Task[None]:
+    return asyncio.create_task(cancel_on_disconnect(request, guard))
+
+
 # --- load shedding -------------------------------------------------------------------------
 
 
 class LoadShedder:
     """At most `limit` expensive requests at once in this worker; the next answers 503."""
 
-    def __init__(self, app: ASGIApp, *, limit: int, retry_after: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, limit: int, retry_after: int, metrics: Metrics | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
         self.retry_after = retry_after
+        self.metrics = metrics
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -201,6 +350,9 @@ class LoadShedder:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
+            if self.metrics is not None:
+                kind = request_kind(scope["method"], scope["path"])
+                self.metrics.load_shed.labels(kind=str(kind)).inc()
             response = problem_response(
                 status=503,
                 code="overloaded",

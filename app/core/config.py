@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -14,6 +15,11 @@ VAR_DIR = Path("var")
 # scrypt's N for client secrets in production (app/auth/hashing.py keeps the same figure).
 PRODUCTION_SECRET_HASH_COST = 2**14
 
+
+LOOPBACK: tuple[IPv4Network | IPv6Network, ...] = (
+    IPv4Network("127.0.0.1/32"),
+    IPv6Network("::1/128"),
+)
 
 ExternalAlgorithm = Literal[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"
@@ -85,6 +91,8 @@ class Settings(BaseSettings):
     # Expensive requests (search, batches, uploads, snapshots) at once per worker.
     max_expensive_requests: int = Field(default=8, ge=1)
     retry_after_seconds: int = Field(default=5, ge=1)
+    # Who may read /metrics without an `admin` token (app/core/metrics.py).
+    metrics_networks: list[IPvAnyNetwork] = Field(default_factory=lambda: list(LOOPBACK))
     # Token endpoint (app/auth/throttle.py): attempts a minute per worker, and the lockout.
     token_attempts_per_ip: int = Field(default=30, ge=1)
     token_attempts_per_client: int = Field(default=10, ge=1)

@@ -16,9 +16,14 @@ from sqlalchemy.types import TypeDecorator
 
 from app.core.bounds import (
     BUDGET_KEY,
+    GUARD_KEY,
+    StatementGuard,
     budget_for_request,
     install_sqlite_deadline,
     install_statement_budget,
+    install_statement_guard,
+    start_disconnect_watch,
+    watches_disconnect,
 )
 
 NAMING_CONVENTION = {
@@ -79,13 +84,16 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         install_sqlite_deadline(engine)
+        install_statement_guard(engine)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     # No pre-ping (a round trip per request); stale connections are recycled instead, and a
     # connection the server dropped fails one request, which the client may retry.
     kwargs.setdefault("pool_recycle", 1800)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    install_statement_guard(engine)
+    return engine
 
 
 def take_write_lock(session: Session) -> None:
@@ -139,11 +147,20 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     session = factory()
     # The request's database time budget, applied when its transaction begins (app/core/bounds.py).
     session.info[BUDGET_KEY] = budget_for_request(request)
+    # A search or batch whose client goes away stops its statement (app/core/bounds.py).
+    watch = None
+    if watches_disconnect(request):
+        guard = session.info[GUARD_KEY] = request.state.statement_guard = StatementGuard()
+        watch = start_disconnect_watch(request, guard)
     try:
         yield session
     except BaseException:
+        if watch is not None:
+            watch.cancel()
         await run_in_threadpool(_finish, session, commit=False)
         raise
+    if watch is not None:
+        watch.cancel()
     await run_in_threadpool(_finish, session, commit=True)
 
 

@@ -34,6 +34,13 @@ UPLOAD_PATH = re.compile(r"^/v1/datasets/[^/]+/[^/]+/versions/?$")
 BATCH_PATHS = frozenset({"/v1/factors:resolve", "/v1/estimate:batch"})
 
 
+def body_cap_name(method: str, path: str) -> str:
+    """Which cap a request's body falls under: `upload`, `batch` or `json`."""
+    if method == "POST" and UPLOAD_PATH.match(path):
+        return "upload"
+    return "batch" if path in BATCH_PATHS else "json"
+
+
 def route_body_cap(
     *, upload_bytes: int, batch_bytes: int, json_bytes: int
 ) -> Callable[[str, str], int]:
@@ -58,10 +65,13 @@ class BodySizeLimit:
         *,
         max_bytes: int,
         cap_for: Callable[[str, str], int] | None = None,
+        on_refuse: Callable[[str, str], None] | None = None,
     ) -> None:
         self.app = app
         self.default_max_bytes = max_bytes
         self.cap_for = cap_for
+        # Told (method, path) of each refusal: the metrics count them.
+        self.on_refuse = on_refuse
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,6 +111,8 @@ class BodySizeLimit:
                 await self._refuse(scope, receive, send, max_bytes)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
+        if self.on_refuse is not None:
+            self.on_refuse(scope["method"], scope["path"])
         refusal = BodyTooLarge(max_bytes)
         response = problem_response(
             status=413,

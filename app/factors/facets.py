@@ -15,15 +15,16 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, func, literal, select, union_all
+from sqlalchemy import ColumnElement, String, cast, func, insert, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from app.core.db import AnySelect
 from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
-from app.datasets.version_models import DatasetVersion
+from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
+from app.datasets.visibility import parse_semver, visible_version_ids
 from app.factors import service
-from app.factors.models import Factor
+from app.factors.models import Factor, ReleaseFacetCount
 from app.reference.models import Activity
 
 # Facet name → the columns of the search query it groups by. Dataset slugs are unique per
@@ -41,6 +42,106 @@ FACET_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 FACETS: tuple[str, ...] = tuple(FACET_COLUMNS)
 TOTAL = "_total"
+# The facets that are columns of the factor itself: counted per release at publish. The
+# others (publisher, dataset, license) are the same for every factor of a release.
+FACTOR_FACETS: dict[str, Any] = {
+    "region": Factor.region,
+    "year": Factor.reference_year,
+    "category": Factor.category,
+    "unit": Factor.unit,
+    "boundary": Factor.boundary,
+    "activity_id": Factor.activity_id,
+}
+# Filters on factor columns: with any of them (or text), counts come from the factors.
+_FACTOR_FILTERS = ("q", "activity_id", "region", "year", "unit", "category", "boundary")
+
+
+def record_release_facets(session: Session, *, version_id: int) -> None:
+    """Count a version's factors per value of each factor facet, once, as it is released."""
+    groups = [
+        select(literal(version_id), literal(TOTAL), literal(""), func.count()).where(
+            Factor.version_id == version_id
+        )
+    ]
+    for name, column in FACTOR_FACETS.items():
+        groups.append(
+            select(literal(version_id), literal(name), cast(column, String), func.count())
+            .where(Factor.version_id == version_id, column.is_not(None))
+            .group_by(column)
+        )
+    session.execute(
+        insert(ReleaseFacetCount).from_select(
+            ["version_id", "facet", "value", "count"], union_all(*groups)
+        )
+    )
+
+
+def _whole_releases(filters: service.FactorFilters) -> bool:
+    """True when the filters select whole released versions (no text, no factor column)."""
+    return filters.version_id is None and all(
+        getattr(filters, name) is None for name in _FACTOR_FILTERS
+    )
+
+
+def _release_select(viewer: Viewer, filters: service.FactorFilters) -> AnySelect:
+    """The released versions the filters select, with their publisher, dataset and license."""
+    query = (
+        select(
+            DatasetVersion.id.label("version_id"),
+            Publisher.slug.label("publisher"),
+            Dataset.slug.label("dataset"),
+            Dataset.license_id,
+        )
+        .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+        .join(Publisher, Publisher.id == Dataset.publisher_id)
+    )
+    if filters.version is not None:
+        parse_semver(filters.version)
+        query = query.where(
+            DatasetVersion.version == filters.version,
+            DatasetVersion.status.in_(RELEASED_STATUSES),
+        )
+    else:
+        query = query.where(DatasetVersion.id.in_(visible_version_ids(as_of=filters.as_of)))
+    if filters.publisher is not None:
+        query = query.where(Publisher.slug == filters.publisher)
+    if filters.dataset is not None:
+        query = query.where(Dataset.slug == filters.dataset)
+    if filters.license_id is not None:
+        query = query.where(Dataset.license_id == filters.license_id)
+    return service.restrict_to_viewer(query, viewer)
+
+
+def _release_grouped(
+    session: Session, *, viewer: Viewer, filters: service.FactorFilters
+) -> dict[str, dict[str, int]]:
+    """Per facet, the count of each value, added up from the releases' stored counts."""
+    releases = _release_select(viewer, filters).subquery("releases")
+    counts = ReleaseFacetCount
+    by_factor = (
+        select(counts.facet, counts.value, func.sum(counts.count))
+        .join(releases, releases.c.version_id == counts.version_id)
+        .group_by(counts.facet, counts.value)
+    )
+    grouped: dict[str, dict[str, int]] = {name: {} for name in (TOTAL, *FACET_COLUMNS)}
+    for facet, value, count in session.execute(by_factor):
+        if facet in grouped:
+            grouped[facet][str(value)] = int(count)
+    grouped[TOTAL].setdefault("", 0)
+    totals = session.execute(
+        select(releases.c.publisher, releases.c.dataset, releases.c.license_id, counts.count).join(
+            counts, (counts.version_id == releases.c.version_id) & (counts.facet == TOTAL)
+        )
+    ).all()
+    for publisher, dataset, license_id, count in totals:
+        for name, value in (
+            ("publisher", publisher),
+            ("dataset", f"{publisher}/{dataset}"),
+            ("license", license_id),
+        ):
+            if value is not None:
+                grouped[name][value] = grouped[name].get(value, 0) + int(count)
+    return grouped
 
 
 def _facet_select() -> AnySelect:
@@ -130,7 +231,21 @@ def facet_counts(
     limit: int = 50,
 ) -> Facets:
     """The number of results, and every facet's values with their result counts, most results
-    first (at most `limit` values per facet)."""
+    first (at most `limit` values per facet).
+
+    Whole releases (no text, no filter on a factor column) add up the counts stored at
+    publish; any other search groups its own rows, which its filters bound."""
+    if _whole_releases(filters):
+        grouped = _release_grouped(session, viewer=viewer, filters=filters)
+    else:
+        grouped = _grouped_rows(session, viewer=viewer, filters=filters)
+    return _facets(session, grouped, filters, limit)
+
+
+def _grouped_rows(
+    session: Session, *, viewer: Viewer, filters: service.FactorFilters
+) -> dict[str, dict[str, int]]:
+    """Per facet, the count of each value, grouped over the search's own rows."""
     # The search's rows once (MATERIALIZED: the filters, text search included, run once),
     # then one GROUP BY per facet over them, all answered in one round trip.
     searched = (
@@ -154,6 +269,12 @@ def facet_counts(
     grouped: dict[str, dict[str, int]] = {name: {} for name in (TOTAL, *FACET_COLUMNS)}
     for facet, text, count in session.execute(union_all(*groups)).all():
         grouped[facet][str(text)] = int(count)
+    return grouped
+
+
+def _facets(
+    session: Session, grouped: dict[str, dict[str, int]], filters: service.FactorFilters, limit: int
+) -> Facets:
     total = grouped[TOTAL].get("", 0)
     facets: dict[str, list[FacetValue]] = {}
     for name in FACET_COLUMNS:
@@ -236,6 +357,10 @@ def activity_totals(
     """
     if not activity_ids:
         return {}
+    others = replace(filters, q=None)
+    if _whole_releases(others):
+        grouped = _release_grouped(session, viewer=viewer, filters=others)["activity_id"]
+        return {name: grouped[name] for name in activity_ids if name in grouped}
     searched = searched_rows(session, viewer=viewer, filters=replace(filters, q=None)).subquery(
         "searched"
     )

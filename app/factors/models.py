@@ -54,6 +54,8 @@ class Factor(Base):
         ),
         Index("ix_factor_region_year", "region", "reference_year"),
         Index("ix_factor_version_id", "version_id", "id"),
+        # A dataset's factors in id order: its search pages without a sort of the dataset.
+        Index("ix_factor_dataset_id_id", "dataset_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -97,3 +99,21 @@ class Factor(Base):
     dqr: Mapped[float | None] = mapped_column(Double)
     source_locator: Mapped[str | None] = mapped_column(Text)
     notes: Mapped[str | None] = mapped_column(Text)
+
+
+class ReleaseFacetCount(Base):
+    """How many factors of a released version hold each value of a factor-level facet.
+
+    Written once at publish (released rows never change), so that facet counts over whole
+    releases (the explorer's home page, a publisher's or a dataset's page) add up a few rows per
+    release instead of grouping a million factors. `facet` is a factor column's facet name
+    (`region`, `year`, `category`, `unit`, `boundary`, `activity_id`) or `_total` (value
+    `""`: the version's row count).
+    """
+
+    __tablename__ = "release_facet_count"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("dataset_version.id"), primary_key=True)
+    facet: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)

@@ -53,6 +53,14 @@ from app.reference.models import Activity
 
 MAX_TERMS = 8
 TRIGRAM = 3
+# A term the text indexes can serve: three word characters in a row (pg_trgm ignores the
+# rest; FTS5's trigram tokenizer needs three characters too).
+_INDEXABLE = re.compile(r"\w{3}")
+
+
+def indexable(term: str) -> bool:
+    return _INDEXABLE.search(term) is not None
+
 
 # Not in the models' metadata: the FTS5 table is created by the migration on SQLite only.
 factor_fts = Table("factor_fts", MetaData(), Column("rowid", Integer), Column("factor_fts", Text))
@@ -154,6 +162,43 @@ class TextSearch:
                 for term, ids in zip(self.terms, self.labelled, strict=True)
             )
         )
+
+    def short_terms(self) -> list[str]:
+        """Terms no text index can serve (fewer than three word characters)."""
+        return [term for term in self.terms if not indexable(term)]
+
+    def short_condition(self) -> ColumnElement[bool] | None:
+        """The part of `condition()` no text index serves: the short terms' conditions."""
+        parts = [
+            or_(_own_term(term, self.dialect), Factor.activity_id.in_(sorted(ids)))
+            if ids
+            else _own_term(term, self.dialect)
+            for term, ids in zip(self.terms, self.labelled, strict=True)
+            if not indexable(term)
+        ]
+        return and_(*parts) if parts else None
+
+    def indexed_condition(self) -> ColumnElement[bool] | None:
+        """The part of `condition()` that text and activity indexes answer: the conditions of
+        the indexable terms (each widened by its activity labels), or None if none is."""
+        pairs = [
+            (term, ids)
+            for term, ids in zip(self.terms, self.labelled, strict=True)
+            if indexable(term)
+        ]
+        plain = [term for term, ids in pairs if not ids]
+        parts = [
+            or_(_own_term(term, self.dialect), Factor.activity_id.in_(sorted(ids)))
+            for term, ids in pairs
+            if ids
+        ]
+        if plain and self.dialect == "sqlite":
+            # One FTS5 query for all of them: the index intersects the terms itself, instead
+            # of listing every row that holds a common one.
+            parts.append(_fts_match(plain))
+        else:
+            parts.extend(_own_term(term, self.dialect) for term in plain)
+        return and_(*parts) if parts else None
 
     def rank(self) -> ColumnElement[Any]:
         """0: the activity id is `q` (spaces read as hyphens); 1: a name is exactly `q`;

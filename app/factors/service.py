@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select
+from sqlalchemy import Integer, Row, and_, func, literal_column, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.core.db import AnySelect
-from app.core.errors import InvalidParameter, NotFound
+from app.core.errors import InvalidParameter, NotFound, ProblemError
 from app.core.pagination import after_id_from_cursor, decode_cursor, id_cursor
 from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
@@ -102,6 +102,9 @@ class FactorFilters:
     version_id: int | None = None
 
 
+_SQLITE_UNINDEXED_VERSION = literal_column("+factor.version_id", Integer)
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -132,7 +135,15 @@ def _apply_filters(
             DatasetVersion.status.in_(RELEASED_STATUSES),
         )
     else:
-        query = query.where(Factor.version_id.in_(visible_version_ids(as_of=filters.as_of)))
+        visible = visible_version_ids(as_of=filters.as_of)
+        if session.get_bind().dialect.name == "sqlite":
+            # `+version_id`: SQLite must not answer "which releases are current" through the
+            # version index, which holds a whole release in version order and makes it sort
+            # the release by id for every page (1.6 s at 1M factors); other filters' indexes,
+            # or the table in id order up to the page's LIMIT, bound the work instead.
+            query = query.where(_SQLITE_UNINDEXED_VERSION.in_(visible))
+        else:
+            query = query.where(Factor.version_id.in_(visible))
     if filters.q:
         if text is None:
             text = text_search(session, filters.q)
@@ -183,6 +194,66 @@ def search_factors(
     return [factor_payload(row) for row in rows], last_id
 
 
+# A text search ranks all it finds before the first page: it runs only where what it may find
+# is bounded. Past this many candidates it is refused (422) with what to add instead.
+TEXT_SEARCH_CANDIDATE_CAP = 20_000
+
+
+class SearchTooBroad(ProblemError):
+    status, code, title = 422, "search-too-broad", "Search too broad"
+
+
+def _candidate_select() -> AnySelect:
+    return (
+        select(Factor.id)
+        .join(DatasetVersion, DatasetVersion.id == Factor.version_id)
+        .join(Dataset, Dataset.id == Factor.dataset_id)
+        .join(Publisher, Publisher.id == Dataset.publisher_id)
+    )
+
+
+def text_candidates(
+    session: Session, *, viewer: Viewer, filters: FactorFilters, text: TextSearch
+) -> AnySelect:
+    """The ids of at most TEXT_SEARCH_CANDIDATE_CAP + 1 factors a text search may find: those
+    the other filters and the indexable terms leave (terms of fewer than three word characters
+    have no index, so they narrow nothing here), read through the indexes and no further."""
+    query = restrict_to_viewer(
+        _apply_filters(session, _candidate_select(), replace(filters, q=None)), viewer
+    )
+    indexed = text.indexed_condition()
+    if indexed is not None:
+        query = query.where(indexed)
+    return query.limit(TEXT_SEARCH_CANDIDATE_CAP + 1)
+
+
+def too_broad(filters: FactorFilters, text: TextSearch) -> SearchTooBroad:
+    short = text.short_terms()
+    reasons = []
+    if short:
+        listed = ", ".join(f"'{term}'" for term in short)
+        reasons.append(
+            f"{listed} {'is' if len(short) == 1 else 'are'} shorter than three characters, "
+            "which no text index can look up"
+        )
+    if text.indexed_condition() is not None:
+        reasons.append("its longer terms are common")
+    return SearchTooBroad(
+        f"The text search q='{filters.q}' would have to rank more than "
+        f"{TEXT_SEARCH_CANDIDATE_CAP:,} factors"
+        + (f" ({'; '.join(reasons)})" if reasons else "")
+        + ". Add a filter that narrows it (activity_id, region with year, dataset, category, "
+        "unit) or a longer, more specific term.",
+        errors=[
+            {
+                "loc": ["query", "q"],
+                "code": "too_broad",
+                "detail": f"more than {TEXT_SEARCH_CANDIDATE_CAP} candidate factors",
+            }
+        ],
+    )
+
+
 def search_factors_ranked(
     session: Session,
     *,
@@ -199,16 +270,34 @@ def search_factors_ranked(
     assert filters.q
     text = text_search(session, filters.q)
     rank = text.rank()
-    query = restrict_to_viewer(
-        _apply_filters(
-            session, factor_select().add_columns(rank.label("text_rank")), filters, text
-        ),
-        viewer,
+    # Bounded by construction: the page is ranked among at most CAP + 1 candidates, read once
+    # through the indexes (MATERIALIZED), and their number comes back with every row.
+    candidates = (
+        text_candidates(session, viewer=viewer, filters=filters, text=text)
+        .cte("candidates")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+        .prefix_with("MATERIALIZED", dialect="sqlite")
     )
+    found = select(func.count()).select_from(candidates).scalar_subquery()
+    query = (
+        factor_select()
+        .add_columns(rank.label("text_rank"), found.label("candidate_count"))
+        .where(Factor.id.in_(select(candidates.c.id)))
+    )
+    short = text.short_condition()
+    if short is not None:
+        query = query.where(short)
     if after is not None:
         after_rank, after_id = after
         query = query.where(or_(rank > after_rank, and_(rank == after_rank, Factor.id > after_id)))
     rows = session.execute(query.order_by(rank, Factor.id).limit(limit + 1)).all()
+    counted = (
+        rows[0].candidate_count
+        if rows
+        else session.execute(select(func.count()).select_from(candidates)).scalar_one()
+    )
+    if counted > TEXT_SEARCH_CANDIDATE_CAP:
+        raise too_broad(filters, text)
     more = len(rows) > limit
     rows = rows[:limit]
     position = (int(rows[-1].text_rank), int(rows[-1].row_id)) if more else None
@@ -216,6 +305,7 @@ def search_factors_ranked(
     for row in rows:
         payload = factor_payload(row)
         payload.pop("text_rank")
+        payload.pop("candidate_count")
         items.append(payload)
     return items, position
 

@@ -1,17 +1,20 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes, and the Prometheus metrics."""
 
 from __future__ import annotations
 
+from ipaddress import ip_address
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.auth.dependencies import authenticate
 from app.core.config import Settings
-from app.core.db import make_sessionmaker
+from app.core.db import SessionDep, make_sessionmaker
 from app.core.errors import problem_response
+from app.core.metrics import Metrics
 from app.core.migrations import current_revision, head_revision
 from app.exports.store import store_problem
 
@@ -72,3 +75,33 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse(
         {"status": "ok", "database": "ok", "migration": current, "head": head, "export_dir": "ok"}
     )
+
+
+def _from_metrics_network(request: Request, settings: Settings) -> bool:
+    try:
+        address = ip_address(request.client.host if request.client else "")
+    except ValueError:
+        return False
+    return any(address in network for network in settings.metrics_networks)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics: requests by route and status, and what the bounds refused",
+    description="The Prometheus text format. Open to the addresses in `EFDB_METRICS_NETWORKS` "
+    "(default loopback); from anywhere else it needs a bearer token with the `admin` scope.",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        401: {"description": "Not from a metrics network, and no token"},
+        403: {"description": "The token lacks the `admin` scope"},
+    },
+    openapi_extra={"security": [{}, {"OAuth2": ["admin"]}]},
+)
+def metrics(request: Request, session: SessionDep) -> Response:
+    settings: Settings = request.app.state.settings
+    if not _from_metrics_network(request, settings):
+        authenticate(request, session, frozenset({"admin"}))
+    registry: Metrics = request.app.state.metrics
+    body, media_type = registry.exposition()
+    return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})

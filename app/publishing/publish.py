@@ -15,6 +15,7 @@ from app.core.db import utcnow
 from app.core.errors import Conflict
 from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import latest_resolvable, parse_semver
+from app.factors.facets import record_release_facets
 from app.factors.models import Factor
 from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
 from app.factors.search import index_released_factors
@@ -122,6 +123,7 @@ def publish(
         session.flush()
     version.content_sha256 = content
     index_released_factors(session, version_id=version.id)
+    record_release_facets(session, version_id=version.id)
     version.status = "published"
     version.published_at = published_at
     version.published_by = reviewer

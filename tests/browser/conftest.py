@@ -25,7 +25,7 @@ from app.core.db import make_engine, make_sessionmaker
 from app.main import create_app
 from app.publishing.seed import load_seed
 from tests.conftest import _migrate, _postgres_database
-from tests.live_server import serve_in_thread
+from tests.live_server import free_port, serve_in_thread
 
 CHROMIUM = Path(os.environ.get("EFDB_CHROMIUM", "/usr/bin/chromium"))
 REQUIRE_BROWSER = os.environ.get("EFDB_REQUIRE_BROWSER") == "1"
@@ -90,8 +90,12 @@ def site(
         database = _postgres_database("efdb_site")
         database_url = next(database)
         _migrate(database_url)
+    port = free_port()
     settings = Settings(
         environment="test",
+        # As an operator would: the pages' absolute links (citations, snippets) name the URL
+        # the browser reaches, not the default issuer.
+        public_base_url=f"http://127.0.0.1:{port}",
         database_url=database_url,
         export_dir=workdir / "exports",
         signing_key=signing_key_file,
@@ -102,7 +106,7 @@ def site(
         load_seed(session, settings.seed_dir)
     app = create_app(settings)
     try:
-        with serve_in_thread(app) as url:
+        with serve_in_thread(app, port=port) as url:
             yield Site(url=url, engine=engine, settings=settings)
     finally:
         app.state.engine.dispose()

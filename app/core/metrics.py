@@ -1,0 +1,176 @@
+"""Prometheus metrics at `GET /metrics`: requests by route template, and what the bounds refuse.
+
+Metrics (all names start with `efdb_`):
+
+- `http_requests_total{method, route, status}` and `http_request_duration_seconds{method,
+  route, status}`: `route` is the route's template (`/v1/factors/{publisher}/{dataset}/
+  {factor_code}`), never the raw path, and `status` is the class (`2xx` … `5xx`), so the number
+  of series stays bounded whatever clients send. A path no route matches is `<unmatched>`; a
+  request refused before routing (shed, body too large) keeps its expensive route's path, or
+  is `<refused before routing>`.
+- `statement_timeouts_total{kind}`: statements stopped by their request kind's budget.
+- `client_disconnects_total{kind}`: statements stopped because the client went away.
+- `load_shed_total{kind}`: expensive requests refused with 503 by the per-worker bound.
+- `body_too_large_total{cap}`: bodies refused with 413 (`upload`, `batch` or `json` cap).
+- `token_refusals_total{reason}`: `/oauth/token` attempts refused with 429 (`rate`: the
+  per-address or per-client rate; `locked`: the client is locked); `token_lockouts_total`:
+  clients locked after repeated failures.
+
+One worker keeps its metrics in its own registry. With several worker processes
+(`efdb serve --workers N`), set `PROMETHEUS_MULTIPROC_DIR` to an empty directory writable by
+the service (emptied before each start): each process then writes its values there and
+`/metrics` answers the sum over all workers (prometheus-client's multiprocess mode).
+
+Who may read it: the numbers describe the service's internals (its routes' load, its refusals),
+so `/metrics` answers without a token only to addresses in `EFDB_METRICS_NETWORKS` (default
+loopback: a scraper on the same host, or behind the front server); anyone else needs a bearer
+token with the `admin` scope.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.limits import BATCH_PATHS, UPLOAD_PATH
+
+UNMATCHED = "<unmatched>"
+UNROUTED = "<refused before routing>"
+_EXPENSIVE_FIXED_PATHS = frozenset(
+    {"/v1/factors", "/", "/.json", "/.csv", "/v1/estimate", "/v1/snapshots"} | BATCH_PATHS
+)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Request latency buckets (seconds): cheap lookups in milliseconds, searches and batches up
+# to their budgets.
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    """The service's metric objects, and the registry `/metrics` reads."""
+
+    def __init__(self) -> None:
+        shared = multiprocess_dir() is not None
+        # Multiprocess mode: values live in the directory's files, read back by a collector
+        # at each scrape; the metric objects belong to no registry. Otherwise one registry per
+        # app, so that several apps in one process (tests) do not share counts.
+        self._own = None if shared else CollectorRegistry(auto_describe=True)
+        registry = self._own
+        self.requests = Counter(
+            "efdb_http_requests",
+            "HTTP requests answered, by route template and status class",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "efdb_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template and status class",
+            ["method", "route", "status"],
+            buckets=_BUCKETS,
+            registry=registry,
+        )
+        self.statement_timeouts = Counter(
+            "efdb_statement_timeouts",
+            "Database statements stopped by their request kind's time budget",
+            ["kind"],
+            registry=registry,
+        )
+        self.client_disconnects = Counter(
+            "efdb_client_disconnects",
+            "Database statements stopped because the client closed the connection",
+            ["kind"],
+            registry=registry,
+        )
+        self.load_shed = Counter(
+            "efdb_load_shed",
+            "Expensive requests refused (503) because this worker already runs its bound",
+            ["kind"],
+            registry=registry,
+        )
+        self.body_too_large = Counter(
+            "efdb_body_too_large",
+            "Request bodies refused (413) past their route's cap",
+            ["cap"],
+            registry=registry,
+        )
+        self.token_refusals = Counter(
+            "efdb_token_refusals",
+            "Token requests refused (429) before any secret was hashed",
+            ["reason"],
+            registry=registry,
+        )
+        self.token_lockouts = Counter(
+            "efdb_token_lockouts",
+            "Clients locked after repeated failed authentications",
+            registry=registry,
+        )
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text format of every metric (summed over workers in multiprocess mode)."""
+        if self._own is not None:
+            return generate_latest(self._own), CONTENT_TYPE_LATEST
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that answered (or would answer) the request."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if isinstance(path, str):
+        return path
+    # Refused before routing (a shed request, an oversized body): the fixed paths of the
+    # expensive routes are their own templates; anything else is one bounded label.
+    raw = scope.get("path", "")
+    if raw in _EXPENSIVE_FIXED_PATHS:
+        return str(raw)
+    if UPLOAD_PATH.match(raw):
+        return "/v1/datasets/{publisher}/{dataset}/versions"
+    return UNROUTED
+
+
+class RequestMetrics:
+    """Counts every HTTP request and its latency by route template and status class."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            labels: dict[str, Any] = {
+                "method": scope["method"] if scope["method"] in _METHODS else "other",
+                "route": route_template(scope),
+                "status": f"{status // 100}xx",
+            }
+            self.metrics.requests.labels(**labels).inc()
+            self.metrics.latency.labels(**labels).observe(time.perf_counter() - started)

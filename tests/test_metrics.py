@@ -1,0 +1,140 @@
+"""`GET /metrics`: Prometheus text, read with Prometheus's own parser (issues 20 and 22).
+
+Each bound is made to refuse something (a statement past its budget, a shed request, an
+oversized body, token guessing and a lockout), then the counters are read back through
+`/metrics`. Requests are counted by route template, never by raw path.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import Engine
+
+from app.core.config import Settings
+from tests.auth_fixtures import TokenKit
+from tests.test_bounds import RESOLVE_LINE, bounded_app
+from tests.test_token_throttle import attempt
+
+
+def samples(client: TestClient, headers: dict[str, str]) -> dict[tuple[str, frozenset[Any]], float]:
+    """Every sample of `/metrics`, keyed by name and labels."""
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    found: dict[tuple[str, frozenset[Any]], float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def value(found: dict[tuple[str, frozenset[Any]], float], name: str, **labels: str) -> float:
+    return found.get((name, frozenset(labels.items())), 0.0)
+
+
+@pytest.fixture
+def metered(db: Engine, settings: Settings, backend: str) -> Iterator[TestClient]:
+    app = bounded_app(
+        settings,
+        backend,
+        db_timeout_read_ms=200,
+        db_timeout_search_ms=200,
+        max_expensive_requests=1,
+        token_attempts_per_client=3,
+        token_lockout_failures=2,
+    )
+    with TestClient(app) as client:
+        yield client
+    app.state.engine.dispose()
+
+
+def test_each_bound_is_counted_and_read_back_with_the_prometheus_parser(
+    metered: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kit = TokenKit(metered, metered.app.state.engine)  # type: ignore[attr-defined]
+    admin = kit.admin()
+    before = samples(metered, admin)
+
+    # A statement past its read budget.
+    assert metered.get("/test-only/slow").status_code == 503
+    # Two lookups of different factors: one series for their route template.
+    for code in ("no-such-code-1", "no-such-code-2"):
+        assert metered.get(f"/v1/factors/synthetic/none/{code}").status_code == 404
+    # A body past the batch cap.
+    huge = b'{"items": [' + b" " * (2 * 1024 * 1024) + b"]}"
+    refused = metered.post(
+        "/v1/factors:resolve", content=huge, headers={"content-type": "application/json"}
+    )
+    assert refused.status_code == 413
+    # Guessing: a known client's secret fails twice (locked), then the rate refuses.
+    victim = kit.credentials(publisher="synthetic-pub", scopes=["datasets:write"])
+    assert attempt(metered, victim.client_id, "wrong").status_code == 401
+    assert attempt(metered, victim.client_id, "wrong").status_code == 401
+    assert attempt(metered, victim.client_id, victim.client_secret).status_code == 429
+    # A second expensive request while one is held: shed.
+    entered, release = threading.Event(), threading.Event()
+
+    def held(*_args: Any, **_kwargs: Any) -> list[Any]:
+        entered.set()
+        release.wait(timeout=60)
+        return []
+
+    monkeypatch.setattr("app.factors.answers.resolve_items", held)
+    first: dict[str, Any] = {}
+    worker = threading.Thread(
+        target=lambda: first.update(
+            r=metered.post("/v1/factors:resolve", json={"items": [RESOLVE_LINE]})
+        )
+    )
+    worker.start()
+    try:
+        assert entered.wait(timeout=60)
+        assert metered.get("/v1/factors", params={"q": "电网"}).status_code == 503
+    finally:
+        release.set()
+        worker.join(timeout=60)
+    assert first["r"].status_code == 200
+
+    after = samples(metered, admin)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("efdb_statement_timeouts_total", kind="read") == 1
+    assert grew("efdb_load_shed_total", kind="search") == 1
+    assert grew("efdb_body_too_large_total", cap="batch") == 1
+    assert grew("efdb_token_lockouts_total") == 1
+    assert grew("efdb_token_refusals_total", reason="locked") == 1
+    lookup = {"method": "GET", "route": "/v1/factors/{publisher}/{dataset}/{factor_code}"}
+    assert grew("efdb_http_requests_total", status="4xx", **lookup) == 2
+    assert grew("efdb_http_request_duration_seconds_count", status="4xx", **lookup) == 2
+    assert grew("efdb_http_requests_total", method="GET", route="/test-only/slow", status="5xx")
+    # Refused before routing, still counted under the route they were for.
+    shed = {"method": "GET", "route": "/v1/factors", "status": "5xx"}
+    assert grew("efdb_http_requests_total", **shed) == 1
+    routes = {dict(labels).get("route") for _name, labels in after}
+    assert not any(route and "no-such-code" in route for route in routes)
+
+    # The per-client rate: a fourth guess for one client id within the minute.
+    for _ in range(3):
+        assert attempt(metered, "unknown-client", "guess").status_code == 401
+    assert attempt(metered, "unknown-client", "guess").status_code == 429
+    assert value(samples(metered, admin), "efdb_token_refusals_total", reason="rate") >= 1
+
+
+def test_metrics_need_an_admin_token_outside_the_metrics_networks(
+    client: TestClient, tokens: TokenKit
+) -> None:
+    # The test client's address is not loopback: no token, no metrics.
+    anonymous = client.get("/metrics")
+    assert anonymous.status_code == 401, anonymous.text
+    assert anonymous.headers["content-type"] == "application/problem+json"
+    reader = client.get("/metrics", headers=tokens.reader())
+    assert reader.status_code == 403, reader.text
+    assert client.get("/metrics", headers=tokens.admin()).status_code == 200
