@@ -106,6 +106,4 @@ def test_every_request_body_and_answer_is_described() -> None:
                 file = not (media_type.startswith("application/json") or "+json" in media_type)
                 if (error or file) and not _is_described(entry.get("schema", {})):
                     missing.append(f"{name} {status} {media_type} body")
-    assert not missing, "request bodies and answers without a description:\n" + "\n".join(
-        missing
-    )
+    assert not missing, "request bodies and answers without a description:\n" + "\n".join(missing)
