@@ -306,9 +306,10 @@ def list_version_factors(
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Response:
-    """A page of the factors of one release, in upload order. Published, deprecated and
-    withdrawn releases are readable as their dataset's access allows; a submitted one only by
-    reviewers and its publisher's clients. 404 for an unknown version or one you cannot see."""
+    """A page of the factors of one version, in a stable order. Published, deprecated and
+    withdrawn releases are readable as their dataset's access allows; drafts and submissions
+    only by its publisher's writing clients and reviewers. 404 for an unknown version or one
+    you cannot see."""
     # 404 for an unknown or hidden version rather than an empty page.
     _, found = dataset_service.get_version(
         session, viewer=viewer, publisher=publisher, dataset=dataset, version=version
