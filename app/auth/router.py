@@ -39,9 +39,14 @@ _TOKEN_REQUEST_BODY: dict[str, Any] = {
             "application/x-www-form-urlencoded": {
                 "schema": {
                     "type": "object",
+                    "description": "A client credentials token request (RFC 6749 §4.4.2).",
                     "required": ["grant_type"],
                     "properties": {
-                        "grant_type": {"type": "string", "enum": GRANT_TYPES},
+                        "grant_type": {
+                            "type": "string",
+                            "enum": GRANT_TYPES,
+                            "description": "Always `client_credentials` (RFC 6749 §4.4).",
+                        },
                         "scope": {
                             "type": "string",
                             "description": "Space-separated subset of the client's scopes; "
@@ -181,6 +186,8 @@ def server_metadata(request: Request) -> dict[str, Any]:
 
 @router.get("/.well-known/jwks.json", response_model=Jwks, summary="Token signing keys (JWKS)")
 def jwks(request: Request) -> Response:
+    """The public keys that verify this service's access tokens (RS256), as a JWK Set; no token
+    needed; cacheable for 5 minutes."""
     return cached_json(
         request, get_runtime(request).keys.public_jwks(), cache_control=DISCOVERY_CACHE
     )
@@ -193,6 +200,8 @@ def jwks(request: Request) -> Response:
     summary="Authorization server metadata (RFC 8414)",
 )
 def oauth_metadata(request: Request) -> Response:
+    """Where to get a token and the keys that verify it, which grant and client authentication
+    methods are accepted and which scopes exist (RFC 8414); no token needed."""
     return cached_json(request, server_metadata(request), cache_control=DISCOVERY_CACHE)
 
 

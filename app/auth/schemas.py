@@ -8,8 +8,13 @@ from pydantic import BaseModel, Field
 
 
 class TokenResponse(BaseModel):
+    """An access token issued by the client credentials grant (RFC 6749 §5.1)."""
+
     access_token: str = Field(description="RFC 9068 JWT access token, RS256")
-    token_type: str = Field(examples=["Bearer"])
+    token_type: str = Field(
+        description="How to present the token: `Authorization: Bearer <access_token>`",
+        examples=["Bearer"],
+    )
     expires_in: int = Field(description="Seconds until the token expires")
     scope: str = Field(description="Space-separated scopes granted")
 
@@ -18,23 +23,39 @@ class OAuthErrorBody(BaseModel):
     """RFC 6749 §5.2 error object (the token endpoint does not use problem+json)."""
 
     error: str = Field(
-        examples=["invalid_client", "invalid_scope", "invalid_request", "unsupported_grant_type"]
+        description="RFC 6749 error code",
+        examples=["invalid_client", "invalid_scope", "invalid_request", "unsupported_grant_type"],
     )
-    error_description: str | None = None
+    error_description: str | None = Field(None, description="What was wrong, for a person")
 
 
 class Jwks(BaseModel):
-    keys: list[dict[str, Any]]
+    """JSON Web Key Set (RFC 7517): the public keys that verify this service's access tokens."""
+
+    keys: list[dict[str, Any]] = Field(
+        description="Public RSA keys (JWK: `kty`, `kid`, `use`: `sig`, `alg`: `RS256`, `n`, `e`); "
+        "pick the one whose `kid` is in the token's header"
+    )
 
 
 class ServerMetadata(BaseModel):
     """RFC 8414 authorization server metadata (also served as an OpenID-style discovery doc)."""
 
-    issuer: str
-    token_endpoint: str
-    jwks_uri: str
-    grant_types_supported: list[str]
-    token_endpoint_auth_methods_supported: list[str]
-    scopes_supported: list[str]
-    response_types_supported: list[str]
-    service_documentation: str | None = None
+    issuer: str = Field(description="Issuer identifier: the `iss` claim of every token issued")
+    token_endpoint: str = Field(description="Absolute URL of the token endpoint")
+    jwks_uri: str = Field(description="Absolute URL of the JWKS that verifies the tokens")
+    grant_types_supported: list[str] = Field(
+        description="OAuth2 grant types accepted: `client_credentials` only"
+    )
+    token_endpoint_auth_methods_supported: list[str] = Field(
+        description="Client authentication methods: `client_secret_basic`, `client_secret_post`"
+    )
+    scopes_supported: list[str] = Field(
+        description="Scopes a client can be granted, e.g. `factors:read`, `datasets:write`"
+    )
+    response_types_supported: list[str] = Field(
+        description="Empty: there is no authorization endpoint, so no response types"
+    )
+    service_documentation: str | None = Field(
+        None, description="URL of the human-readable API documentation"
+    )

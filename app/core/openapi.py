@@ -8,7 +8,9 @@ document crashes on a 422 and drops the export downloads. Here, once per app:
   and the `4XX` / `5XX` ranges) is an RFC 9457 `application/problem+json` body of the `Problem`
   schema, as `app.core.errors` writes it; the token endpoints keep their RFC 6749 error body;
 - every file download (Parquet, Arrow, CSV, …) is declared `type: string, format: binary` under
-  its own media type.
+  its own media type, and its schema says what the file is;
+- a request refused by validation (422) says what the problem details list, and a form body
+  FastAPI names after its route (`Body_…`) says whose form it is.
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ class Problem(BaseModel):
 _PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": _REF.format(model="Problem")}}}
 _BINARY_SCHEMA = {"type": "string", "format": "binary"}
 _UNUSED_DEFAULTS = ("HTTPValidationError", "ValidationError")
+_FASTAPI_DEFAULT_422 = "Validation Error"
+_INVALID_REQUEST = (
+    "The request is invalid (problem details, RFC 9457): `errors` names each invalid "
+    "parameter or field by its `loc`"
+)
+_GENERIC_SUCCESS = "Successful Response"
 
 
 def _is_json(media_type: str) -> bool:
@@ -82,16 +90,43 @@ def _describe_answers(operation: dict[str, Any]) -> None:
             # FastAPI's default 422 body, and an error declared without a body, are problems.
             if not _declares_own_body(response):
                 response["content"] = dict(_PROBLEM_CONTENT)
+            if response.get("description") == _FASTAPI_DEFAULT_422:
+                response["description"] = _INVALID_REQUEST
             continue
         for media_type, entry in response.get("content", {}).items():
-            if not _is_json(media_type) and not entry.get("schema"):
-                entry["schema"] = dict(_BINARY_SCHEMA)
+            if _is_json(media_type):
+                continue
+            schema = entry.setdefault("schema", dict(_BINARY_SCHEMA))
+            if not schema:
+                schema.update(_BINARY_SCHEMA)
+            if not schema.get("description"):
+                what = response.get("description")
+                base = media_type.split(";")[0].strip()
+                schema["description"] = (
+                    f"The file (`{base}`): {what}"
+                    if what and what != _GENERIC_SUCCESS
+                    else f"The file (`{base}`)"
+                )
     responses.setdefault(
         "4XX", {"description": "The request was refused (problem details, RFC 9457)"}
     )
     responses.setdefault("5XX", {"description": "The service failed (problem details, RFC 9457)"})
     for status in ("4XX", "5XX"):
         responses[status]["content"] = dict(_PROBLEM_CONTENT)
+
+
+def _describe_form_bodies(spec: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """FastAPI names the schema of a route's form fields `Body_<operation id>` and gives it no
+    description: it is the form of that operation."""
+    for path_item in spec.get("paths", {}).values():
+        for operation in path_item.values():
+            content = operation.get("requestBody", {}).get("content", {})
+            for entry in content.values():
+                name = entry.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+                if name.startswith("Body_") and not schemas[name].get("description"):
+                    schemas[name]["description"] = (
+                        f"The form fields of the request: {operation.get('summary', name)}."
+                    )
 
 
 def document(app: FastAPI) -> dict[str, Any]:
@@ -113,6 +148,7 @@ def document(app: FastAPI) -> dict[str, Any]:
     schemas: dict[str, Any] = spec.setdefault("components", {}).setdefault("schemas", {})
     for name in _UNUSED_DEFAULTS:
         schemas.pop(name, None)
+    _describe_form_bodies(spec, schemas)
     for model in (Problem, ProblemItem):
         schema = model.model_json_schema(ref_template=_REF)
         schema.pop("$defs", None)

@@ -14,8 +14,16 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 # A dataset named by its slug, or as publisher/dataset.
 DATASET_REF_PATTERN = r"^(?:[a-z0-9][a-z0-9-]{0,63}/)?[a-z0-9][a-z0-9-]{0,63}$"
 
-PublisherSlug = Annotated[str, Path(pattern=SLUG_PATTERN, description="Publisher slug")]
-DatasetSlug = Annotated[str, Path(pattern=SLUG_PATTERN, description="Dataset slug")]
+PublisherSlug = Annotated[
+    str, Path(pattern=SLUG_PATTERN, description="Publisher slug, e.g. `mee-cn`")
+]
+DatasetSlug = Annotated[
+    str, Path(pattern=SLUG_PATTERN, description="Dataset slug, unique within its publisher")
+]
+VersionPath = Annotated[
+    str,
+    Path(description="A release of the dataset: semantic version MAJOR.MINOR.PATCH, e.g. 1.0.0"),
+]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}")]
 Cursor = Annotated[
     str | None, Query(max_length=512, description="Opaque cursor from the previous page's `next`")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
@@ -16,5 +16,18 @@ class ApiModel(BaseModel):
 
 
 class Page(BaseModel, Generic[T]):
-    items: list[T]
-    next: str | None
+    """One page of a list, in a stable order; follow `next` for the rest."""
+
+    # A parametrised model (Page[FactorRead]) has no docstring of its own: the schema's
+    # description comes from the configuration, which it inherits.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": "One page of a list, in a stable order; follow `next` for the rest."
+        }
+    )
+
+    items: list[T] = Field(description="The items of this page (at most `limit`)")
+    next: str | None = Field(
+        description="Root-relative URL of the next page (same filters, opaque `cursor`), also "
+        'sent as `Link: <…>; rel="next"`; null on the last page'
+    )

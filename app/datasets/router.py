@@ -36,10 +36,14 @@ def list_datasets(
     request: Request,
     session: SessionDep,
     viewer: ViewerDep,
-    publisher: Annotated[str | None, Query(pattern=SLUG_PATTERN)] = None,
+    publisher: Annotated[
+        str | None, Query(pattern=SLUG_PATTERN, description="Only this publisher's datasets (slug)")
+    ] = None,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Response:
+    """A page of the datasets you may see, in creation order: public ones without a token, and
+    `registered` ones too with `factors:read`. Each says its licence and latest release."""
     items, next_cursor = service.datasets_page(
         session, viewer=viewer, publisher=publisher, cursor=cursor, limit=limit
     )
@@ -59,6 +63,9 @@ def get_dataset(
     publisher: PublisherSlug,
     dataset: DatasetSlug,
 ) -> Response:
+    """One dataset: titles, sector, access, licence, status (and successor when deprecated) and
+    its latest release. 404 when there is no such dataset or it is `registered` and the caller
+    lacks `factors:read`."""
     payload = service.get_dataset(session, viewer=viewer, publisher=publisher, dataset=dataset)
     return cached_json(request, payload, cache_control=SHORT_LIVED)
 
@@ -76,5 +83,8 @@ def list_versions(
     publisher: PublisherSlug,
     dataset: DatasetSlug,
 ) -> Response:
+    """Every version of the dataset, newest first, in one page: released ones (published,
+    deprecated, withdrawn) for every reader; drafts, submissions and rejections too for its
+    publisher's writing clients and for reviewers. 404 for an unknown or unreadable dataset."""
     items = service.list_versions(session, viewer=viewer, publisher=publisher, dataset=dataset)
     return cached_json(request, {"items": items, "next": None}, cache_control=SHORT_LIVED)

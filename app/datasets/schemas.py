@@ -9,59 +9,86 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.urls import HttpUrlText
 
+TIMESTAMP = "RFC 3339 timestamp in UTC, e.g. 2026-12-03T14:05:00+00:00"
 VersionStatus = Literal["draft", "submitted", "published", "deprecated", "withdrawn", "rejected"]
 
 
 class LicenseFields(BaseModel):
-    license_id: str
-    license_url: str | None
-    attribution: str
-    redistribution: bool
-    commercial_use: bool
+    license_id: str = Field(
+        description="SPDX licence id (e.g. `CC-BY-4.0`, `CC0-1.0`) or `LicenseRef-<name>`"
+    )
+    license_url: str | None = Field(description="URL of the licence text")
+    attribution: str = Field(description="Attribution text to show wherever the data is used")
+    redistribution: bool = Field(
+        description="Whether the data may be redistributed: only such datasets go into "
+        "national snapshots"
+    )
+    commercial_use: bool = Field(description="Whether commercial use is allowed")
 
 
 class DatasetRead(LicenseFields):
-    id: str
-    publisher: str
-    slug: str
-    title_zh: str | None
-    title_en: str | None
-    description: str | None
-    sector_scheme: str | None
-    sector_code: str | None
-    access: Literal["public", "registered"]
-    contact: str | None
-    methodology_url: str | None
-    status: Literal["active", "deprecated"]
+    """A publisher's named collection of factors, released as versions."""
+
+    id: str = Field(description="publisher/dataset, e.g. `mee-cn/cn-electricity-co2`")
+    publisher: str = Field(description="Publisher slug")
+    slug: str = Field(description="Dataset slug, unique within its publisher")
+    title_zh: str | None = Field(description="Title in Chinese")
+    title_en: str | None = Field(description="Title in English")
+    description: str | None = Field(description="What the dataset covers")
+    sector_scheme: str | None = Field(
+        description="Sector classification of `sector_code`, e.g. `GB/T 4754-2017`, `ISIC4`"
+    )
+    sector_code: str | None = Field(description="Sector code in `sector_scheme`, e.g. `C31`")
+    access: Literal["public", "registered"] = Field(
+        description="public: readable without a token; registered: needs `factors:read`"
+    )
+    contact: str | None = Field(description="Who to contact about the data")
+    methodology_url: str | None = Field(description="URL of the methodology document")
+    status: Literal["active", "deprecated"] = Field(
+        description="deprecated: its publisher retired it; its releases stay readable"
+    )
     superseded_by: str | None = Field(
         description="For a deprecated dataset: the publisher/dataset that replaces it"
     )
-    deprecated_at: datetime | None = None
-    deprecation_reason: str | None = None
-    latest_version: str | None
-    created_at: datetime
+    deprecated_at: datetime | None = Field(
+        None, description=f"When it was deprecated (null: active); {TIMESTAMP}"
+    )
+    deprecation_reason: str | None = Field(None, description="Why it was deprecated")
+    latest_version: str | None = Field(
+        description="Its latest published release, MAJOR.MINOR.PATCH (null: none yet)"
+    )
+    created_at: datetime = Field(description=f"When the dataset was created; {TIMESTAMP}")
 
 
 class VersionRead(BaseModel):
-    dataset: str
-    version: str
-    status: VersionStatus
-    release_notes: str | None
-    row_count: int
-    content_sha256: str | None
-    file_name: str | None
-    file_sha256: str | None
-    created_by: str
-    created_at: datetime
-    submitted_by: str | None
-    submitted_at: datetime | None
-    published_by: str | None
-    published_at: datetime | None
-    supersedes: str | None
-    withdrawn_at: datetime | None
-    withdrawn_reason: str | None
-    license_id: str
-    attribution: str
+    """One version (release) of a dataset and where it is in its life cycle:
+    draft → submitted → published → deprecated or withdrawn (or rejected)."""
+
+    dataset: str = Field(description="publisher/dataset")
+    version: str = Field(description="Semantic version MAJOR.MINOR.PATCH, e.g. 1.2.0")
+    status: VersionStatus = Field(
+        description="draft, submitted, published, deprecated (a newer release replaced it), "
+        "withdrawn (readable by exact version, flagged) or rejected"
+    )
+    release_notes: str | None = Field(description="The publisher's notes on this release")
+    row_count: int = Field(description="Number of factors")
+    content_sha256: str | None = Field(
+        description="sha256 (64 hex digits) over the canonical serialization of its factors "
+        "(README, content hash); set at submission and fixed at publication"
+    )
+    file_name: str | None = Field(description="Name of the uploaded file")
+    file_sha256: str | None = Field(description="sha256 of the uploaded file's bytes")
+    created_by: str = Field(description="client_id of the client that uploaded it")
+    created_at: datetime = Field(description=f"When it was uploaded; {TIMESTAMP}")
+    submitted_by: str | None = Field(description="client_id that submitted it for review")
+    submitted_at: datetime | None = Field(description=f"When it was submitted; {TIMESTAMP}")
+    published_by: str | None = Field(description="client_id of the reviewer who published it")
+    published_at: datetime | None = Field(description=f"When it was published; {TIMESTAMP}")
+    supersedes: str | None = Field(description="The previous release it replaces, if any")
+    withdrawn_at: datetime | None = Field(description=f"When it was withdrawn; {TIMESTAMP}")
+    withdrawn_reason: str | None = Field(description="Why it was withdrawn")
+    license_id: str = Field(description="The dataset's licence: SPDX id or `LicenseRef-<name>`")
+    attribution: str = Field(description="Attribution text to show wherever the data is used")
     report: dict[str, Any] | None = Field(
         default=None,
         description="The upload's validation report (draft and submitted versions, to their "
@@ -77,20 +104,53 @@ class DatasetCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    slug: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
-    title_zh: Annotated[str, Field(max_length=255)] | None = None
-    title_en: Annotated[str, Field(max_length=255)] | None = None
-    description: str | None = None
-    sector_scheme: Annotated[str, Field(max_length=64)] | None = None
-    sector_code: Annotated[str, Field(max_length=64)] | None = None
-    access: Literal["public", "registered"] = "public"
-    license_id: Annotated[str, Field(pattern=SPDX_OR_REF, max_length=128)]
-    license_url: Annotated[HttpUrlText, Field(max_length=512)] | None = None
-    attribution: Annotated[str, Field(min_length=1)]
-    redistribution: bool
-    commercial_use: bool
-    contact: Annotated[str, Field(max_length=255)] | None = None
-    methodology_url: Annotated[HttpUrlText, Field(max_length=512)] | None = None
+    slug: Annotated[
+        str,
+        Field(
+            pattern=r"^[a-z0-9][a-z0-9-]{0,63}$",
+            description="Dataset slug, unique within the publisher: lowercase letters, digits "
+            "and `-`, e.g. `steel-products`",
+        ),
+    ]
+    title_zh: Annotated[str, Field(max_length=255)] | None = Field(
+        None, description="Title in Chinese (this or title_en is required)"
+    )
+    title_en: Annotated[str, Field(max_length=255)] | None = Field(
+        None, description="Title in English (this or title_zh is required)"
+    )
+    description: str | None = Field(None, description="What the dataset covers")
+    sector_scheme: Annotated[str, Field(max_length=64)] | None = Field(
+        None, description="Sector classification, e.g. `GB/T 4754-2017`, `ISIC4`"
+    )
+    sector_code: Annotated[str, Field(max_length=64)] | None = Field(
+        None, description="Sector code in `sector_scheme`, e.g. `C31`"
+    )
+    access: Literal["public", "registered"] = Field(
+        "public",
+        description="public: readable without a token; registered: needs `factors:read`",
+    )
+    license_id: Annotated[
+        str,
+        Field(
+            pattern=SPDX_OR_REF,
+            max_length=128,
+            description="SPDX licence id (e.g. `CC-BY-4.0`) or `LicenseRef-<name>`",
+        ),
+    ]
+    license_url: Annotated[HttpUrlText, Field(max_length=512)] | None = Field(
+        None, description="http(s) URL of the licence text"
+    )
+    attribution: Annotated[str, Field(min_length=1, description="Attribution text users must show")]
+    redistribution: bool = Field(
+        description="Whether the data may be redistributed (in national snapshots)"
+    )
+    commercial_use: bool = Field(description="Whether commercial use is allowed")
+    contact: Annotated[str, Field(max_length=255)] | None = Field(
+        None, description="Who to contact about the data"
+    )
+    methodology_url: Annotated[HttpUrlText, Field(max_length=512)] | None = Field(
+        None, description="http(s) URL of the methodology document"
+    )
 
     @model_validator(mode="after")
     def _a_title(self) -> DatasetCreate:
@@ -111,4 +171,6 @@ class DeprecateBody(BaseModel):
         str | None,
         Field(pattern=DATASET_ID_PATTERN, description="publisher/dataset that replaces it"),
     ] = None
-    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+    reason: Annotated[
+        str, Field(min_length=1, max_length=4000, description="Why, for its users (1–4000 chars)")
+    ]

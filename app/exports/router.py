@@ -8,6 +8,7 @@ thread pool, never on the event loop.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -28,6 +29,7 @@ from app.core.params import (
     DatasetSlug,
     Limit,
     PublisherSlug,
+    VersionPath,
     only_query_params,
 )
 from app.core.schemas import Page
@@ -105,7 +107,14 @@ def file_route(
             "response_class": Response,
             "dependencies": NO_QUERY,
         }
-        router.head(path, summary=f"{summary} (headers only)", **common)(endpoint)
+        what = inspect.cleandoc(endpoint.__doc__ or "")
+        router.head(
+            path,
+            summary=f"{summary} (headers only)",
+            description="The headers a GET would send (`Content-Length`, `ETag`, "
+            f"`Accept-Ranges`), without the body. The GET: {what}",
+            **common,
+        )(endpoint)
         return router.get(path, summary=summary, responses=responses, **common)(endpoint)
 
     return register
@@ -149,8 +158,12 @@ def version_parquet(
     viewer: ViewerDep,
     publisher: PublisherSlug,
     dataset: DatasetSlug,
-    version: str,
+    version: VersionPath,
 ) -> Response:
+    """One version's factors as a Parquet file (zstd) in the export schema, with the licence and
+    content hash in its key-value metadata; readable as the version is (404 otherwise). Sent
+    with its sha256 as a strong ETag (304 on `If-None-Match`), byte ranges, and cached as
+    immutable (`private` for a `registered` dataset)."""
     return _version_export(request, session, viewer, publisher, dataset, version, "parquet")
 
 
@@ -165,8 +178,12 @@ def version_arrow(
     viewer: ViewerDep,
     publisher: PublisherSlug,
     dataset: DatasetSlug,
-    version: str,
+    version: VersionPath,
 ) -> Response:
+    """One version's factors as an Arrow IPC stream (zstd buffers) in the export schema;
+    readable as the version is (404 otherwise). Sent with its sha256 as a strong ETag (304 on
+    `If-None-Match`), byte ranges, and cached as immutable (`private` for a `registered`
+    dataset)."""
     return _version_export(request, session, viewer, publisher, dataset, version, "arrow")
 
 
@@ -183,8 +200,12 @@ def version_csv(
     viewer: ViewerDep,
     publisher: PublisherSlug,
     dataset: DatasetSlug,
-    version: str,
+    version: VersionPath,
 ) -> Response:
+    """One version's factors as UTF-8 CSV with a header row (text starting with = + - @ is
+    prefixed with ' so spreadsheets do not run it); readable as the version is (404 otherwise).
+    Sent with its sha256 as a strong ETag (304 on `If-None-Match`), byte ranges, and cached as
+    immutable (`private` for a `registered` dataset)."""
     return _version_export(request, session, viewer, publisher, dataset, version, "csv")
 
 
@@ -200,6 +221,8 @@ def version_csv(
 def list_snapshots(
     request: Request, session: SessionDep, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
 ) -> Response:
+    """National snapshots, newest first, a page of at most `limit`; no token needed. Each
+    lists the dataset versions it holds, their licences and its files with sha256 and size."""
     items, next_cursor = service.snapshots_page(session, cursor=cursor, limit=limit)
     return page_response(request, items, next_cursor, cache_control=SHORT_LIVED)
 
@@ -212,6 +235,9 @@ def list_snapshots(
     dependencies=NO_QUERY,
 )
 def create_snapshot(request: Request, session: SessionDep, principal: AdminDep) -> Response:
+    """Write a national snapshot (`admin`): the latest published release of every public,
+    redistributable dataset, as Parquet, Arrow and a manifest, recorded in the audit log; 201
+    with the snapshot and its `Location`. 409 when there is no such dataset to include."""
     snapshot = service.create_snapshot(
         session, export_dir=_settings(request).export_dir, actor=principal.client_id
     )
@@ -229,6 +255,9 @@ def create_snapshot(request: Request, session: SessionDep, principal: AdminDep) 
     dependencies=NO_QUERY,
 )
 def get_snapshot(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
+    """One snapshot by id, or `latest` for the newest (then `Content-Location` names its id):
+    the dataset versions included, licences, row count and files. No token needed; 404 for
+    an unknown id. A snapshot never changes, so its own URL is cached as immutable."""
     snapshot = service.get_snapshot(session, snapshot_id)
     latest = snapshot_id == service.LATEST
     return cached_json(
@@ -262,6 +291,9 @@ def _snapshot_file(
     responses=_file_responses(service.MEDIA_TYPES["parquet"], "Parquet (zstd), export schema"),
 )
 def snapshot_parquet(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
+    """A snapshot's factors as one Parquet file (zstd, export schema) with the attribution list
+    in its key-value metadata. No token needed; sha256 as a strong ETag, byte ranges; immutable
+    under the snapshot's id, short-lived under `latest`."""
     return _snapshot_file(request, session, snapshot_id, "factors.parquet")
 
 
@@ -271,6 +303,9 @@ def snapshot_parquet(request: Request, session: SessionDep, snapshot_id: Snapsho
     responses=_file_responses(service.MEDIA_TYPES["arrow"], "Arrow IPC stream, zstd buffers"),
 )
 def snapshot_arrow(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
+    """A snapshot's factors as an Arrow IPC stream (zstd buffers, export schema). No token
+    needed; sha256 as a strong ETag, byte ranges; immutable under the snapshot's id, short-lived
+    under `latest`."""
     return _snapshot_file(request, session, snapshot_id, "factors.arrow")
 
 
@@ -280,4 +315,8 @@ def snapshot_arrow(request: Request, session: SessionDep, snapshot_id: SnapshotI
     responses=_file_responses(service.MEDIA_TYPES["json"], "The manifest"),
 )
 def snapshot_manifest(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
+    """A snapshot's manifest as written with its files: the dataset versions with their content
+    hashes and row counts, the attribution list, the export schema's columns, and each data
+    file's sha256 and size. No token needed; sha256 as a strong ETag, byte ranges; immutable
+    under the snapshot's id, short-lived under `latest`."""
     return _snapshot_file(request, session, snapshot_id, "manifest.json")

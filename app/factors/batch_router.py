@@ -42,6 +42,11 @@ def json_response(payload: Any, status_code: int = 200) -> Response:
 def resolve(
     body: ResolveRequest, session: SessionDep, viewer: ViewerDep, gwp: GwpParam = None
 ) -> Response:
+    """For each line (activity, region, year, and optionally unit, dataset, version, `as_of`),
+    the best factor you may read and why it was chosen: region fallback up the location
+    hierarchy to `GLO`, the nearest earlier reference year, unit conversion when compatible.
+    A line that cannot be answered gets its own `error`; the batch is 422 only when the body
+    itself is invalid (not 1 to 1000 lines, unknown fields)."""
     return json_response(resolve_payload(session, viewer=viewer, items=body.items, gwp=gwp))
 
 
@@ -55,6 +60,10 @@ def resolve(
 def estimate(
     body: EstimateItem, session: SessionDep, viewer: ViewerDep, gwp: GwpParam = None
 ) -> Response:
+    """kg CO2e for an amount of an activity (resolved like a resolve line) or of a factor named
+    by id, with the factor used, the unit conversion (through a cited conversion property when
+    the dimensions differ) and the gas breakdown. 404 problem details when no factor matches,
+    422 when the line cannot be answered (e.g. the units cannot be converted)."""
     return json_response(estimate_payload(session, viewer=viewer, item=body, gwp=gwp))
 
 
@@ -67,4 +76,6 @@ def estimate(
 def estimate_batch(
     body: EstimateBatchRequest, session: SessionDep, viewer: ViewerDep, gwp: GwpParam = None
 ) -> Response:
+    """Estimates for up to 1000 lines, each as `POST /v1/estimate` would answer it, and their
+    total in kg CO2e; a line that cannot be answered gets its own `error` in its place."""
     return json_response(estimate_batch_payload(session, viewer=viewer, items=body.items, gwp=gwp))

@@ -25,6 +25,7 @@ from app.core.params import (
     DatasetSlug,
     Limit,
     PublisherSlug,
+    VersionPath,
     only_query_params,
 )
 from app.core.schemas import Page
@@ -103,6 +104,14 @@ def _refuse_nul(**texts: str | None) -> None:
             )
 
 
+FactorCode = Annotated[
+    str,
+    Path(
+        pattern=FACTOR_CODE_PATTERN,
+        description="The publisher's key for the factor within the dataset, e.g. "
+        "`national-average-2021`",
+    ),
+]
 GwpParam = Annotated[
     GwpSetName | None,
     Query(
@@ -131,13 +140,45 @@ def search_factors(
             "keywords of its activity (`GET /v1/activities`), e.g. 电网 or grid",
         ),
     ] = None,
-    activity_id: Annotated[str | None, Query(pattern=ACTIVITY_ID_PATTERN)] = None,
-    region: Annotated[str | None, Query(pattern=REGION_PATTERN)] = None,
-    year: Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR)] = None,
-    unit: Annotated[str | None, Query(max_length=32)] = None,
-    category: Annotated[str | None, Query(max_length=255)] = None,
-    boundary: Boundary | None = None,
-    publisher: Annotated[str | None, Query(pattern=SLUG_PATTERN)] = None,
+    activity_id: Annotated[
+        str | None,
+        Query(
+            pattern=ACTIVITY_ID_PATTERN,
+            description="Only this activity (shared slug, e.g. `electricity-grid-mix`)",
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        Query(
+            pattern=REGION_PATTERN,
+            description="Only factors for exactly this region (no fallback), e.g. `CN`, "
+            "`CN-GD`, `GLO`",
+        ),
+    ] = None,
+    year: Annotated[
+        int | None,
+        Query(ge=MIN_YEAR, le=MAX_YEAR, description="Only this reference year, e.g. 2022"),
+    ] = None,
+    unit: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            description="Only factors per this unit, in any accepted spelling (`kwh` finds "
+            "`kWh`); 422 if it is not a unit",
+        ),
+    ] = None,
+    category: Annotated[
+        str | None,
+        Query(
+            max_length=255,
+            description="Only this category and its subcategories, e.g. `energy` finds "
+            "`energy/electricity`",
+        ),
+    ] = None,
+    boundary: Annotated[Boundary | None, Query(description="Only this life-cycle boundary")] = None,
+    publisher: Annotated[
+        str | None, Query(pattern=SLUG_PATTERN, description="Only this publisher (slug)")
+    ] = None,
     dataset: Annotated[
         str | None,
         Query(
@@ -151,6 +192,10 @@ def search_factors(
     cursor: Cursor = None,
     gwp: GwpParam = None,
 ) -> Response:
+    """Search the released factors you may read (public datasets without a token, `registered`
+    ones with `factors:read`): current releases, or one pinned `version`, or those published
+    `as_of` a moment. A page of at most `limit` factors with a `next` link (also in the `Link`
+    header); 422 names an unknown or invalid parameter."""
     _refuse_nul(q=q, category=category)
     if dataset is not None and "/" in dataset:
         owner, dataset = dataset.split("/", 1)
@@ -219,11 +264,14 @@ def get_factor(
     viewer: ViewerDep,
     publisher: PublisherSlug,
     dataset: DatasetSlug,
-    factor_code: Annotated[str, Path(pattern=FACTOR_CODE_PATTERN)],
+    factor_code: FactorCode,
     version: VersionPin = None,
     as_of: AsOf = None,
     gwp: GwpParam = None,
 ) -> Response:
+    """One factor by its id: its latest published release, the release pinned by `version`
+    (withdrawn ones too, flagged), or the one published `as_of` a moment. Registered datasets
+    need `factors:read`; 404 says whether the dataset, the release or the factor is missing."""
     if version is not None and as_of is not None:
         raise InvalidParameter(
             "Give `version` or `as_of`, not both: a pinned version is the same at every date.",
@@ -242,9 +290,6 @@ def get_factor(
     return cached_json(request, factor, cache_control=PINNED_RELEASE if version else SHORT_LIVED)
 
 
-FactorCode = Annotated[str, Path(pattern=FACTOR_CODE_PATTERN)]
-
-
 @version_router.get(
     "/{publisher}/{dataset}/versions/{version}/factors",
     response_model=Page[FactorRead],
@@ -257,10 +302,14 @@ def list_version_factors(
     viewer: ViewerDep,
     publisher: PublisherSlug,
     dataset: DatasetSlug,
-    version: str,
+    version: VersionPath,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Response:
+    """A page of the factors of one version, in a stable order. Published, deprecated and
+    withdrawn releases are readable as their dataset's access allows; drafts and submissions
+    only by its publisher's writing clients and reviewers. 404 for an unknown version or one
+    you cannot see."""
     # 404 for an unknown or hidden version rather than an empty page.
     _, found = dataset_service.get_version(
         session, viewer=viewer, publisher=publisher, dataset=dataset, version=version

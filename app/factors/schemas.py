@@ -61,43 +61,114 @@ class FactorFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", from_attributes=True, str_strip_whitespace=True)
 
-    factor_code: Annotated[str, Field(pattern=FACTOR_CODE_PATTERN)]
-    activity_id: Annotated[str, Field(pattern=ACTIVITY_ID_PATTERN, max_length=128)]
-    name_zh: str | None = None
-    name_en: str | None = None
-    description: str | None = None
-    category: Annotated[str, Field(max_length=255)] | None = None
-    product_code_scheme: Annotated[str, Field(max_length=64)] | None = None
-    product_code: Annotated[str, Field(max_length=64)] | None = None
-    region: Annotated[str, Field(pattern=REGION_PATTERN)]
-    reference_year: Year
-    valid_from: date | None = None
-    valid_to: date | None = None
-    unit: Annotated[str, AfterValidator(_canonical_unit)]
-    co2e: Finite
-    co2: Finite | None = None
-    ch4: Finite | None = None
-    n2o: Finite | None = None
-    other_ghg_co2e: Finite | None = None
-    biogenic_co2: Finite | None = None
-    gwp_set: GwpSetName | None = None
-    boundary: Boundary
-    method: Annotated[str, Field(max_length=255)] | None = None
-    uncertainty_low: Finite | None = None
-    uncertainty_high: Finite | None = None
-    uncertainty_distribution: UncertaintyDistribution | None = None
-    dq_reliability: Pedigree | None = None
-    dq_completeness: Pedigree | None = None
-    dq_temporal: Pedigree | None = None
-    dq_geographical: Pedigree | None = None
-    dq_technological: Pedigree | None = None
-    source_title: Annotated[str, Field(min_length=1)]
-    source_publisher: str | None = None
-    source_year: Year | None = None
-    source_url: HttpUrlText | None = None
-    source_doi: str | None = None
-    source_locator: str | None = None
-    notes: str | None = None
+    factor_code: Annotated[
+        str,
+        Field(
+            pattern=FACTOR_CODE_PATTERN,
+            description="The publisher's stable key for the factor within the dataset (≤ 128 of "
+            "`A-Za-z0-9._:-`); identity across versions is dataset + factor_code",
+        ),
+    ]
+    activity_id: Annotated[
+        str,
+        Field(
+            pattern=ACTIVITY_ID_PATTERN,
+            max_length=128,
+            description="Shared activity vocabulary slug (GET /v1/activities), e.g. "
+            "`electricity-grid-mix`",
+        ),
+    ]
+    name_zh: str | None = Field(None, description="Name in Chinese (this or name_en is required)")
+    name_en: str | None = Field(None, description="Name in English (this or name_zh is required)")
+    description: str | None = Field(None, description="Free-text description of the factor")
+    category: Annotated[str, Field(max_length=255)] | None = Field(
+        None, description="Hierarchical category path, `/`-separated, e.g. `energy/electricity`"
+    )
+    product_code_scheme: Annotated[str, Field(max_length=64)] | None = Field(
+        None, description="Product classification of `product_code`, e.g. `HS2022`, `CPC2.1`"
+    )
+    product_code: Annotated[str, Field(max_length=64)] | None = Field(
+        None, description="Product code in `product_code_scheme`, e.g. `7208`"
+    )
+    region: Annotated[
+        str,
+        Field(
+            pattern=REGION_PATTERN,
+            description="Where the factor applies: ISO 3166-1 alpha-2 (`CN`), ISO 3166-2 "
+            "(`CN-GD`), `GLO`, or a grouping such as `CN-GRID-NORTH` (GET /v1/locations)",
+        ),
+    ]
+    reference_year: Annotated[
+        Year, Field(description=f"Year the data represents ({MIN_YEAR}–{MAX_YEAR})")
+    ]
+    valid_from: date | None = Field(
+        None, description="Start of the validity window, YYYY-MM-DD, if narrower than the year"
+    )
+    valid_to: date | None = Field(
+        None, description="End of the validity window, YYYY-MM-DD, if narrower than the year"
+    )
+    unit: Annotated[
+        str,
+        AfterValidator(_canonical_unit),
+        Field(
+            description="The declared unit the factor is per, in its canonical spelling "
+            "(GET /v1/units), e.g. `kWh`, `t`, `t*km`, `m3`"
+        ),
+    ]
+    co2e: Annotated[Finite, Field(description="kg CO2e per declared `unit` (≥ 0)")]
+    co2: Finite | None = Field(None, description="kg CO2 per declared `unit`")
+    ch4: Finite | None = Field(None, description="kg CH4 per declared `unit`")
+    n2o: Finite | None = Field(None, description="kg N2O per declared `unit`")
+    other_ghg_co2e: Finite | None = Field(
+        None, description="HFCs, PFCs, SF6 and NF3, already in kg CO2e per declared `unit`"
+    )
+    biogenic_co2: Finite | None = Field(
+        None, description="kg biogenic CO2 per declared `unit`, reported apart (not in co2e)"
+    )
+    gwp_set: GwpSetName | None = Field(
+        None,
+        description="GWP100 set used to compute co2e from the gases (required when co2, ch4 or "
+        "n2o is given)",
+    )
+    boundary: Annotated[Boundary, Field(description="Life-cycle boundary of the factor")]
+    method: Annotated[str, Field(max_length=255)] | None = Field(
+        None, description="Accounting standard, e.g. `ISO 14067:2018`, `IPCC 2006`"
+    )
+    uncertainty_low: Finite | None = Field(
+        None, description="Lower bound of the 95 % interval, kg CO2e per declared `unit`"
+    )
+    uncertainty_high: Finite | None = Field(
+        None, description="Upper bound of the 95 % interval, kg CO2e per declared `unit`"
+    )
+    uncertainty_distribution: UncertaintyDistribution | None = Field(
+        None, description="Shape of the uncertainty distribution"
+    )
+    dq_reliability: Pedigree | None = Field(
+        None, description="Pedigree score for reliability, 1 (best) to 5"
+    )
+    dq_completeness: Pedigree | None = Field(
+        None, description="Pedigree score for completeness, 1 (best) to 5"
+    )
+    dq_temporal: Pedigree | None = Field(
+        None, description="Pedigree score for temporal correlation, 1 (best) to 5"
+    )
+    dq_geographical: Pedigree | None = Field(
+        None, description="Pedigree score for geographical correlation, 1 (best) to 5"
+    )
+    dq_technological: Pedigree | None = Field(
+        None, description="Pedigree score for technological correlation, 1 (best) to 5"
+    )
+    source_title: Annotated[
+        str, Field(min_length=1, description="Title of the document the number comes from")
+    ]
+    source_publisher: str | None = Field(None, description="Who published the source document")
+    source_year: Year | None = Field(None, description="Year the source document was published")
+    source_url: HttpUrlText | None = Field(None, description="http(s) URL of the source document")
+    source_doi: str | None = Field(None, description="DOI of the source document, e.g. `10.…`")
+    source_locator: str | None = Field(
+        None, description="Where in the source: table, page or sheet"
+    )
+    notes: str | None = Field(None, description="Free-text notes")
 
     @field_validator("co2e")
     @classmethod
@@ -123,41 +194,60 @@ class FactorRead(FactorFields):
     model_config = ConfigDict(extra="ignore", from_attributes=True)
 
     id: str = Field(description="Public id: {publisher}/{dataset}/{factor_code}@{version}")
-    uid: str
-    publisher: str
-    dataset: str
-    version: str
-    version_status: VersionStatus
+    uid: str = Field(description="Opaque id of this row (32 hex digits), unique per version")
+    publisher: str = Field(description="Publisher slug")
+    dataset: str = Field(description="Dataset slug")
+    version: str = Field(description="The release the row belongs to, MAJOR.MINOR.PATCH")
+    version_status: VersionStatus = Field(
+        description="Status of that release; `withdrawn` rows stay readable, flagged"
+    )
     withdrawn_at: datetime | None = Field(
         None, description="When the version was withdrawn (withdrawn versions only)"
     )
     withdrawn_reason: str | None = Field(
         None, description="Why the version was withdrawn (withdrawn versions only)"
     )
-    dataset_status: Literal["active", "deprecated"] = "active"
+    dataset_status: Literal["active", "deprecated"] = Field(
+        "active", description="Whether the dataset is current or deprecated by its publisher"
+    )
     superseded_by: str | None = Field(
         None, description="For a deprecated dataset: the publisher/dataset that replaces it"
     )
-    license_id: str
-    license_url: str | None
-    attribution: str
-    dqr: float | None
+    license_id: str = Field(
+        description="The dataset's licence: SPDX id (e.g. `CC-BY-4.0`) or `LicenseRef-<name>`"
+    )
+    license_url: str | None = Field(description="URL of the licence text")
+    attribution: str = Field(description="Attribution text to show wherever the factor is used")
+    dqr: float | None = Field(
+        description="Data quality rating: mean of the pedigree scores given (1 best, 5 worst); "
+        "null when none is given"
+    )
 
 
 class GwpConversionRead(BaseModel):
-    requested: GwpSetName
-    status: Literal["recomputed", "unchanged", "not_possible"]
-    detail: str
-    gwp_source: str
-    original_gwp_set: GwpSetName | None
-    original_co2e: float
+    """What asking for the factor's co2e in another GWP100 set (`?gwp=`) did to it."""
+
+    requested: GwpSetName = Field(description="The GWP100 set asked for")
+    status: Literal["recomputed", "unchanged", "not_possible"] = Field(
+        description="recomputed: co2e (and its uncertainty bounds) recomputed from the gases; "
+        "unchanged: already in that set, or CO2 only; not_possible: no gas breakdown to "
+        "recompute from, so co2e is as published"
+    )
+    detail: str = Field(description="How co2e was computed, or why it could not be, for a person")
+    gwp_source: str = Field(description="Citation of the requested set's GWP100 values")
+    original_gwp_set: GwpSetName | None = Field(
+        description="The set the factor was published in (null: not stated)"
+    )
+    original_co2e: float = Field(description="co2e as published, kg CO2e per declared unit")
 
 
 class FactorWithGwp(FactorRead):
     """A factor as search, lookup, resolve and estimate return it: with `?gwp=`, co2e is in the
     requested set where the gases allow, and `gwp_conversion` says what was done."""
 
-    gwp_conversion: GwpConversionRead | None = None
+    gwp_conversion: GwpConversionRead | None = Field(
+        None, description="Only with `?gwp=`: how co2e was put into the requested set"
+    )
 
 
 # --- Batch resolution and estimates (contract §3, §10) ----------------------------------------
@@ -208,9 +298,14 @@ class ResolveItem(BaseModel):
 
 
 class ResolveRequest(BaseModel):
+    """Lines to resolve to their best factor, answered in the same order."""
+
     model_config = ConfigDict(extra="forbid")
 
-    items: Annotated[list[ResolveItem], Field(min_length=1, max_length=MAX_BATCH)]
+    items: Annotated[
+        list[ResolveItem],
+        Field(min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} lines"),
+    ]
 
 
 class EstimateItem(BaseModel):
@@ -218,7 +313,10 @@ class EstimateItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    activity_id: Annotated[str | None, Field(max_length=128)] = None
+    activity_id: Annotated[
+        str | None,
+        Field(max_length=128, description="Shared activity slug, resolved like a resolve line"),
+    ] = None
     factor: Annotated[
         str | None,
         Field(
@@ -227,46 +325,89 @@ class EstimateItem(BaseModel):
             "activity_id/region/year",
         ),
     ] = None
-    region: Annotated[str | None, Field(max_length=32)] = None
-    year: int | None = None
+    region: Annotated[
+        str | None,
+        Field(
+            max_length=32,
+            description="With activity_id: ISO 3166-1 alpha-2, ISO 3166-2 or GLO; falls back up",
+        ),
+    ] = None
+    year: int | None = Field(
+        None, description="With activity_id: year of the activity; earlier years fall back"
+    )
     amount: Annotated[float, Field(description="Activity amount, in `unit`")]
     unit: Annotated[str, Field(max_length=64, description="Unit of the amount, e.g. MWh, t, L")]
-    dataset: Annotated[str | None, Field(max_length=129)] = None
-    publisher: Annotated[str | None, Field(max_length=64)] = None
-    version: Annotated[str | None, Field(max_length=32)] = None
-    as_of: AsOfValue | None = None
+    dataset: Annotated[
+        str | None,
+        Field(max_length=129, description="Only this dataset: slug or publisher/slug"),
+    ] = None
+    publisher: Annotated[str | None, Field(max_length=64, description="Only this publisher")] = None
+    version: Annotated[
+        str | None, Field(max_length=32, description="Pin a release (needs the dataset)")
+    ] = None
+    as_of: AsOfValue | None = Field(
+        None,
+        description="Answer as published at the end of this date (UTC), or at this RFC 3339 "
+        "timestamp (with its offset)",
+    )
     boundary: Annotated[
-        str | None, Field(max_length=32, json_schema_extra={"enum": list(BOUNDARIES)})
+        str | None,
+        Field(
+            max_length=32,
+            description="Only this boundary",
+            json_schema_extra={"enum": list(BOUNDARIES)},
+        ),
     ] = None
 
 
 class EstimateBatchRequest(BaseModel):
+    """Activity amounts to estimate, answered in the same order."""
+
     model_config = ConfigDict(extra="forbid")
 
-    items: Annotated[list[EstimateItem], Field(min_length=1, max_length=MAX_BATCH)]
+    items: Annotated[
+        list[EstimateItem],
+        Field(min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} lines"),
+    ]
 
 
 class ItemError(BaseModel):
-    code: str
-    detail: str
-    loc: list[str] | None = None
+    """Why one line of a batch got no answer; the other lines are answered."""
+
+    code: str = Field(description="Machine-readable reason, e.g. `no_match`, `unknown_unit`")
+    detail: str = Field(description="What was wrong, for a person")
+    loc: list[str] | None = Field(None, description='The line\'s field at fault, e.g. `["unit"]`')
 
 
 class PassedOver(BaseModel):
-    region: str
-    year: int
-    unit: str
+    """The nearer factor skipped because its unit has another dimension."""
+
+    region: str = Field(description="Its region")
+    year: int = Field(description="Its reference year")
+    unit: str = Field(description="Its declared unit")
 
 
 class UnitMatch(BaseModel):
-    requested: str | None
-    factor_unit: str
-    dimension: str | None = None
-    converted: bool = False
+    """How the requested unit relates to the factor's unit."""
+
+    requested: str | None = Field(
+        description="The requested unit, canonical spelling (null: none was asked for)"
+    )
+    factor_unit: str = Field(description="The unit the factor is per")
+    dimension: str | None = Field(
+        None, description="Dimension of the requested unit, e.g. `energy`, `mass`"
+    )
+    converted: bool = Field(
+        False, description="True when the factor is per another unit than the one requested"
+    )
     multiplier: float | None = Field(
         None, description="Factor units per requested unit (MWh requested, kWh factor: 1000)"
     )
-    co2e_per_requested_unit: float | None = None
+    co2e_per_requested_unit: float | None = Field(
+        None,
+        description="kg CO2e per requested unit (co2e × multiplier); null when no unit was "
+        "requested or the units have different dimensions",
+    )
     passed_over: PassedOver | None = Field(
         None,
         description="A nearer factor (region or year) that was skipped because its unit has "
@@ -275,7 +416,9 @@ class UnitMatch(BaseModel):
 
 
 class RegionStep(BaseModel):
-    region: str
+    """One step of the region fallback chain that was tried."""
+
+    region: str = Field(description="The location code tried")
     kind: Literal["global", "country", "subdivision", "grouping"] | None = Field(
         description="The location's kind; null when the region is not in the location table"
     )
@@ -283,7 +426,7 @@ class RegionStep(BaseModel):
         description="requested: the line's region; member_of: a grouping (e.g. a regional "
         "grid) that `of` belongs to; parent: the parent of `of`"
     )
-    of: str | None
+    of: str | None = Field(description="The region this step was reached from (null: the first)")
     outcome: Literal["matched", "no_factor", "other_unit_only"] = Field(
         description="What this step found: the answer, nothing, or factors only in a unit of "
         "another dimension"
@@ -291,19 +434,29 @@ class RegionStep(BaseModel):
 
 
 class DeprecatedMatch(BaseModel):
-    outcome: Literal["passed_over", "used"]
+    """A deprecated dataset that had a factor for the line."""
+
+    outcome: Literal["passed_over", "used"] = Field(
+        description="passed_over: a current dataset's factor answered instead; used: no "
+        "other dataset had one"
+    )
     dataset: str = Field(description="The deprecated dataset, publisher/dataset")
-    version: str
+    version: str = Field(description="The release of it that had the factor")
     superseded_by: str | None = Field(description="Its successor, if it names one")
     region_distance: int = Field(description="Where in the region chain its factor was")
     year: int = Field(description="Its factor's reference year")
 
 
 class Match(BaseModel):
-    type: Literal["exact", "fallback"]
-    region: str
-    requested_region: str
-    region_fallback: bool
+    """Why this factor answered the line: the region and year fallbacks taken, the ranking
+    decision and the unit conversion."""
+
+    type: Literal["exact", "fallback"] = Field(
+        description="exact: the requested region and year; fallback: another region or year"
+    )
+    region: str = Field(description="The factor's region")
+    requested_region: str = Field(description="The line's region")
+    region_fallback: bool = Field(description="True when the factor's region is not the line's")
     region_distance: int = Field(description="Steps up the region chain (0: the region itself)")
     region_chain: list[str] = Field(description="The fallback chain, from the location table")
     region_known: bool = Field(description="False: the region is not in the location table")
@@ -312,12 +465,14 @@ class Match(BaseModel):
         description="Each step of the chain tried, up to the one that answered, with how it "
         "was reached (GET /v1/locations/{code} shows the same hierarchy)",
     )
-    year: int
-    requested_year: int
-    year_fallback: bool
+    year: int = Field(description="The factor's reference year")
+    requested_year: int = Field(description="The line's year")
+    year_fallback: bool = Field(description="True when the reference year is an earlier one")
     year_distance: int = Field(description="Years between the requested and reference year")
-    dataset: str
-    dataset_priority: int | None
+    dataset: str = Field(description="The answering dataset, publisher/dataset")
+    dataset_priority: int | None = Field(
+        description="The dataset's priority in ranking (lower first; null: unset, ranks last)"
+    )
     alternatives: int = Field(
         description="Other factors of the same region and year that could have answered"
     )
@@ -333,59 +488,77 @@ class Match(BaseModel):
 
 
 class ResolvedItem(BaseModel):
+    """One line's answer: `factor` and `match`, or `error`."""
+
     factor: FactorWithGwp | None = None
     match: Match | None = None
     error: ItemError | None = None
 
 
 class GwpEntryRead(BaseModel):
-    gwp_set: GwpSetName
-    gas: str
-    value: float
-    source: str
-    locator: str
-    note: str | None = None
+    """One GWP100 value with its citation."""
+
+    gwp_set: GwpSetName = Field(description="IPCC assessment report the value is from")
+    gas: str = Field(description="The gas, e.g. `CO2`, `CH4`, `N2O`")
+    value: float = Field(description="GWP100: kg CO2e per kg of the gas")
+    source: str = Field(description="The document the value comes from")
+    locator: str = Field(description="Where in the source: table or page")
+    note: str | None = Field(None, description="Remarks on the value, if any")
 
 
 class GwpInfo(BaseModel):
-    requested: GwpSetName
-    source: str
-    values: dict[str, float]
+    """Only with `?gwp=`: the GWP100 set the answers' co2e is in, with its values."""
+
+    requested: GwpSetName = Field(description="The GWP100 set asked for")
+    source: str = Field(description="Citation of the set's values")
+    values: dict[str, float] = Field(
+        description='GWP100 of each gas in the set, kg CO2e per kg, e.g. `{"CH4": 27.9}`'
+    )
     entries: list[GwpEntryRead] = Field(
         default_factory=list, description="The GWP100 values used, each with its citation"
     )
 
 
 class ResolveResponse(BaseModel):
-    items: list[ResolvedItem]
-    resolved: int
-    failed: int
-    ranking: list[str]
+    """The batch's answers, in request order, with how factors were ranked."""
+
+    items: list[ResolvedItem] = Field(description="One answer per line, in request order")
+    resolved: int = Field(description="How many lines got a factor")
+    failed: int = Field(description="How many lines got an error")
+    ranking: list[str] = Field(
+        description="The rules that pick one factor among candidates, in the order applied"
+    )
     gwp: GwpInfo | None = None
 
 
 class PropertyApplied(BaseModel):
-    code: str
-    material: str
-    name_en: str | None = None
-    name_zh: str | None = None
-    quantity: str
-    value: float
-    unit: str
-    low: float | None = None
-    high: float | None = None
-    activity_ids: list[str]
-    source: str
-    locator: str
-    applied: Literal["multiplied", "divided"]
+    """A cited conversion property used to cross dimensions, e.g. a net calorific value."""
+
+    code: str = Field(description="The property's code, e.g. `ncv/other-bituminous-coal`")
+    material: str = Field(description="The material it is a property of")
+    name_en: str | None = Field(None, description="Name in English")
+    name_zh: str | None = Field(None, description="Name in Chinese")
+    quantity: str = Field(description="The quantity, e.g. `net_calorific_value`")
+    value: float = Field(description="Its value, in `unit`")
+    unit: str = Field(description="Unit of `value`, e.g. `TJ/Gg`")
+    low: float | None = Field(None, description="Lower bound of the cited range, in `unit`")
+    high: float | None = Field(None, description="Upper bound of the cited range, in `unit`")
+    activity_ids: list[str] = Field(description="The activities it applies to")
+    source: str = Field(description="The document the value comes from")
+    locator: str = Field(description="Where in the source: table or page")
+    applied: Literal["multiplied", "divided"] = Field(
+        description="Whether the amount was multiplied or divided by the value"
+    )
 
 
 class Conversion(BaseModel):
-    amount: float
-    unit: str
-    factor_unit: str
-    multiplier: float
-    amount_in_factor_unit: float
+    """How the amount was converted to the factor's unit."""
+
+    amount: float = Field(description="The amount given")
+    unit: str = Field(description="Its unit, canonical spelling")
+    factor_unit: str = Field(description="The unit the factor is per")
+    multiplier: float = Field(description="Factor units per given unit")
+    amount_in_factor_unit: float = Field(description="amount × multiplier, in `factor_unit`")
     property: str | None = Field(
         None,
         description="Code of the cited conversion property used to cross dimensions (e.g. "
@@ -398,22 +571,36 @@ class Conversion(BaseModel):
 
 
 class EstimateResult(BaseModel):
-    co2e_kg: float
+    """An activity amount's emissions, with the factor used and how it was applied."""
+
+    co2e_kg: float = Field(description="Emissions in kg CO2e: amount in factor unit × co2e")
     factor: FactorWithGwp
-    match: Match | None = None
+    match: Match | None = Field(
+        None, description="How the factor was resolved (null when given by factor id)"
+    )
     conversion: Conversion
-    gases_kg: dict[str, float | None]
-    uncertainty_kg: list[float] | None
+    gases_kg: dict[str, float | None] = Field(
+        description="kg of each gas (`co2`, `ch4`, `n2o`, `other_ghg_co2e` in kg CO2e, "
+        "`biogenic_co2`) for the amount; null where the factor gives none"
+    )
+    uncertainty_kg: list[float] | None = Field(
+        description="[low, high] 95 % interval in kg CO2e for the amount; null when the "
+        "factor has none"
+    )
 
 
 class EstimateBatchItem(BaseModel):
+    """One line's answer: `result`, or `error`."""
+
     result: EstimateResult | None = None
     error: ItemError | None = None
 
 
 class EstimateBatchResponse(BaseModel):
-    items: list[EstimateBatchItem]
-    total_co2e_kg: float
-    resolved: int
-    failed: int
+    """The batch's estimates, in request order, with their total."""
+
+    items: list[EstimateBatchItem] = Field(description="One answer per line, in request order")
+    total_co2e_kg: float = Field(description="Sum of the answered lines' co2e_kg, kg CO2e")
+    resolved: int = Field(description="How many lines got an estimate")
+    failed: int = Field(description="How many lines got an error")
     gwp: GwpInfo | None = None

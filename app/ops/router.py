@@ -23,6 +23,8 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/healthz", summary="The process is up")
 def healthz() -> dict[str, str]:
+    """Liveness probe: answers `{"status": "ok"}` while the process serves requests, without
+    touching the database; no token needed."""
     return {"status": "ok"}
 
 
@@ -42,6 +44,9 @@ def _unavailable(detail: str, **extra: Any) -> JSONResponse:
     summary="The database is reachable and migrated to head, and the export directory is its own",
 )
 def readyz(request: Request) -> JSONResponse:
+    """Readiness probe: `{"status": "ok", "database", "migration", "head", "export_dir"}` when the
+    database answers, its schema is at the head migration and the export directory belongs to this
+    database; otherwise 503 problem details saying which check failed. No token needed."""
     engine = request.app.state.engine
     settings: Settings = request.app.state.settings
     head = head_revision()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from app.auth.dependencies import AdminDep
@@ -33,27 +33,44 @@ factor_router = APIRouter(prefix="/v1/factors", tags=["factors"])
 
 
 class AuditEventRead(BaseModel):
-    id: int
-    occurred_at: str
-    actor: str
-    action: str
-    subject_type: str
-    subject_id: str
-    payload: dict[str, Any]
-    prev_hash: str
-    hash: str
+    """One state change in the append-only audit log, chained to the one before by its hash."""
+
+    id: int = Field(description="Position in the log (increasing)")
+    occurred_at: str = Field(
+        description="When it happened: RFC 3339 timestamp in UTC, e.g. 2026-12-03T14:05:00+00:00"
+    )
+    actor: str = Field(
+        description="Who did it: a client_id, or `cli:<login>` for an operator's command"
+    )
+    action: str = Field(description="What happened, e.g. `version.published`, `client.created`")
+    subject_type: str = Field(description="Kind of thing changed, e.g. `dataset_version`")
+    subject_id: str = Field(description="Which one: its identifier within `subject_type`")
+    payload: dict[str, Any] = Field(description="Details of the change, by action")
+    prev_hash: str = Field(
+        description="`hash` of the event before (64 zeros for the first), hex sha256"
+    )
+    hash: str = Field(
+        description="sha256(prev_hash ‖ canonical JSON of the event), hex: recomputable by "
+        "anyone holding the log"
+    )
 
 
 class AuditPage(BaseModel):
-    items: list[AuditEventRead]
-    next: str | None
+    """One page of the audit log, oldest first."""
+
+    items: list[AuditEventRead] = Field(description="The events of this page (at most `limit`)")
+    next: str | None = Field(
+        description="Root-relative URL of the next page; null on the last page"
+    )
 
 
 class ChainVerdictRead(BaseModel):
-    ok: bool
-    events: int
-    first_bad_event: int | None
-    reason: str | None
+    """Whether every event's hash still matches its content and the event before it."""
+
+    ok: bool = Field(description="True when the whole chain verifies")
+    events: int = Field(description="Events checked (up to the first bad one)")
+    first_bad_event: int | None = Field(description="id of the first event that fails")
+    reason: str | None = Field(description="Why that event fails, for a person")
 
 
 @router.get("/v1/audit", response_model=AuditPage, summary="Audit events, oldest first")
@@ -64,6 +81,9 @@ def list_audit_events(
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Response:
+    """The audit log (client created, upload, submit, publish, withdraw, snapshot, …), oldest
+    first, a page of at most `limit` events with each event's hash-chain links. Needs the
+    `admin` scope: 401 without a valid token, 403 without the scope."""
     query = select(AuditEvent).order_by(AuditEvent.id)
     after_id = after_id_from_cursor(cursor, {})
     if after_id is not None:
@@ -93,6 +113,8 @@ def list_audit_events(
     "/v1/audit/verify", response_model=ChainVerdictRead, summary="Verify the audit hash chain"
 )
 def verify_audit_chain(session: SessionDep, principal: AdminDep) -> ChainVerdictRead:
+    """Recompute every audit event's hash from its content and the event before it, and say
+    whether the chain is intact or which event first breaks it. Needs the `admin` scope."""
     verdict = verify_chain(session)
     return ChainVerdictRead(
         ok=verdict.ok,
@@ -133,6 +155,10 @@ def get_factor_provenance(
     version: VersionPin = None,
     output: ProvenanceFormat = "json",
 ) -> Response:
+    """Where a factor comes from: its cited source (with locator), the dataset version, the
+    upload (file, sha256, row, client, time), who submitted, reviewed and published it and when,
+    the version's content hash, and the factor's values across versions. Latest release, or the
+    one pinned by `version`; readable as the factor is (404 otherwise)."""
     payload = factor_provenance(
         session,
         viewer=viewer,

@@ -12,7 +12,7 @@ from app.core.clock import ClockDep
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter, NotFound
 from app.core.http_cache import PRIVATE, cached_json
-from app.core.params import DatasetSlug, PublisherSlug, only_query_params
+from app.core.params import DatasetSlug, PublisherSlug, VersionPath, only_query_params
 from app.datasets import service as dataset_service
 from app.datasets.models import Dataset
 from app.datasets.schemas import DatasetCreate, DatasetRead, DeprecateBody, VersionRead
@@ -75,8 +75,18 @@ def upload_version(
     version: VersionForm,
     file: Annotated[UploadFile, File(description="The factors, in the upload format")],
     clock: ClockDep,
-    release_notes: Annotated[str | None, Form(max_length=20000)] = None,
+    release_notes: Annotated[
+        str | None,
+        Form(max_length=20000, description="The publisher's notes on this release"),
+    ] = None,
 ) -> JSONResponse:
+    """Upload one file (CSV, Parquet or JSON Lines, by its extension) as the draft `version`
+    of one of your publisher's datasets (`datasets:write`); it creates the draft, or replaces
+    a draft of that version. 201 with the draft and its validation report (warnings only);
+    200 when the same file (same sha256) already is that draft. A file with any error stores
+    nothing: 422 problem details whose `errors` give row, column, code and detail (also when
+    `version` is not newer than the latest release); 413 over the size cap; 409 when that
+    version exists and is no longer a draft."""
     target = _own_dataset(session, principal, publisher, dataset)
     outcome = upload_draft(
         session,
@@ -122,9 +132,12 @@ def submit_version(
     principal: WriterDep,
     publisher: PublisherSlug,
     dataset: DatasetSlug,
-    version: str,
+    version: VersionPath,
     clock: ClockDep,
 ) -> JSONResponse:
+    """Submit a draft of your publisher's dataset for review (`datasets:write`): it is frozen
+    and its `content_sha256` fixed, which the reviewer's publish must name. 409 when it is not
+    a draft."""
     _own_dataset(session, principal, publisher, dataset)
     target, label = _transition_target(session, publisher, dataset, version)
     workflow.submit(session, version=target, label=label, actor=principal.client_id, now=clock())
@@ -148,10 +161,14 @@ def publish_version(
     principal: ReviewerDep,
     publisher: PublisherSlug,
     dataset: DatasetSlug,
-    version: str,
+    version: VersionPath,
     body: PublishBody,
     clock: ClockDep,
 ) -> JSONResponse:
+    """Publish a submitted version (`datasets:review`), naming the `content_sha256` you
+    reviewed: it becomes immutable, the dataset's latest release, and the release it replaces
+    becomes `deprecated`. 403 for a reviewer of the same publisher; 409 when it is not
+    submitted, not newer than the latest release, or not the content reviewed."""
     target, label = _transition_target(session, publisher, dataset, version)
     workflow.approve(
         session,
@@ -172,10 +189,13 @@ def reject_version(
     principal: ReviewerDep,
     publisher: PublisherSlug,
     dataset: DatasetSlug,
-    version: str,
+    version: VersionPath,
     body: ReasonBody,
     clock: ClockDep,
 ) -> JSONResponse:
+    """Reject a submitted version with a reason (`datasets:review`); it stays readable by its
+    publisher as `rejected`. 403 for a reviewer of the same publisher; 409 when it is not
+    submitted."""
     target, label = _transition_target(session, publisher, dataset, version)
     workflow.reject(
         session,
@@ -205,10 +225,13 @@ def withdraw_version(
     principal: ReviewerDep,
     publisher: PublisherSlug,
     dataset: DatasetSlug,
-    version: str,
+    version: VersionPath,
     body: ReasonBody,
     clock: ClockDep,
 ) -> JSONResponse:
+    """Withdraw a published or deprecated version with a reason (`datasets:review`): it stays
+    readable by exact version, flagged, and no longer answers "latest"; withdrawing the
+    current release makes the previous one current again. 409 for any other status."""
     target, label = _transition_target(session, publisher, dataset, version)
     workflow.withdraw(
         session,
@@ -229,9 +252,11 @@ def delete_draft(
     principal: WriterDep,
     publisher: PublisherSlug,
     dataset: DatasetSlug,
-    version: str,
+    version: VersionPath,
     clock: ClockDep,
 ) -> None:
+    """Delete a draft of your publisher's dataset (`datasets:write`) and its factors; 204 with
+    no body. 409 when the version is not a draft."""
     _own_dataset(session, principal, publisher, dataset)
     target, label = _transition_target(session, publisher, dataset, version)
     workflow.delete_draft(
@@ -250,6 +275,8 @@ class TemplateCSV(PlainTextResponse):
     responses={200: {"description": "CSV: the header row and one documented example row"}},
 )
 def upload_template() -> TemplateCSV:
+    """A CSV file with the header row of every upload column and one documented example row,
+    to fill in and upload as a draft; no token needed."""
     return TemplateCSV(
         template_csv(),
         headers={"Content-Disposition": 'attachment; filename="efdb-upload-template.csv"'},
@@ -263,6 +290,9 @@ def upload_template() -> TemplateCSV:
     dependencies=[Depends(only_query_params(()))],
 )
 def list_review_queue(request: Request, session: SessionDep, principal: ReviewerDep) -> Response:
+    """Every submitted version waiting for review, oldest submission first (`datasets:review`):
+    its counts against the current release, its report's counts, the `content_sha256` a
+    publish must name, whether you may review it, and links to read it."""
     items = review_queue(session, viewer=principal.as_viewer())
     return cached_json(request, {"items": items, "next": None}, cache_control=PRIVATE)
 
@@ -276,6 +306,9 @@ def list_review_queue(request: Request, session: SessionDep, principal: Reviewer
 def create_dataset(
     session: SessionDep, principal: WriterDep, clock: ClockDep, body: DatasetCreate
 ) -> JSONResponse:
+    """Create a dataset of your client's own publisher (`datasets:write`), with its licence
+    terms; 201 with the dataset and its `Location`. 409 when the slug is taken; 422 for a
+    client that belongs to no publisher, or an invalid body."""
     if principal.publisher is None:
         raise InvalidParameter(
             "Only a publisher's client creates datasets; this client belongs to no publisher."
@@ -312,6 +345,11 @@ def deprecate_dataset(
     dataset: DatasetSlug,
     body: DeprecateBody,
 ) -> JSONResponse:
+    """Deprecate a dataset (`datasets:review`), with a reason and optionally the dataset that
+    replaces it: its releases stay readable, and resolution prefers other datasets. 404 for an
+    unknown dataset or successor; 409 when already deprecated, when a public dataset would
+    point to a successor anonymous readers cannot see, or when the successor chain would
+    loop."""
     deprecated = dataset_service.deprecate_dataset(
         session,
         publisher=publisher,

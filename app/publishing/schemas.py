@@ -7,13 +7,18 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.datasets.schemas import VersionStatus
+from app.datasets.schemas import TIMESTAMP, VersionStatus
 
 
 class ReasonBody(BaseModel):
+    """Why a reviewer rejects or withdraws a version; it is kept with the version and in the
+    audit log."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+    reason: Annotated[
+        str, Field(min_length=1, max_length=4000, description="The reason, 1–4000 characters")
+    ]
 
 
 class PublishBody(BaseModel):
@@ -31,38 +36,55 @@ class PublishBody(BaseModel):
 
 
 class UploadResult(BaseModel):
-    version: str
-    status: VersionStatus
-    row_count: int
-    file_name: str | None
-    file_sha256: str
-    report: dict[str, object]
+    """The draft an upload created (or replaced), with its validation report."""
+
+    version: str = Field(description="The draft's version, MAJOR.MINOR.PATCH")
+    status: VersionStatus = Field(description="Always `draft`")
+    row_count: int = Field(description="Number of factors stored")
+    file_name: str | None = Field(description="The uploaded file's name, made safe")
+    file_sha256: str = Field(description="sha256 of the uploaded file's bytes, hex")
+    report: dict[str, object] = Field(
+        description="Validation report: `errors` (empty on success) and `warnings`, each with "
+        "`row` (1-based, the CSV header is row 1), `column`, `code` and `detail`, and "
+        "`error_count`, `warning_count`"
+    )
 
 
 class ReviewChanges(BaseModel):
-    added: int
-    removed: int
-    changed: int
+    """What the submission changes against the current release (counts of factors)."""
+
+    added: int = Field(description="Factors only in the submission")
+    removed: int = Field(description="Factors only in the current release")
+    changed: int = Field(description="Factors in both whose values differ")
 
 
 class ReviewItem(BaseModel):
     """One submitted version in the reviewer's queue."""
 
-    dataset: str
-    version: str
-    status: VersionStatus
-    submitted_at: datetime | None
-    submitted_by: str | None
-    row_count: int
+    dataset: str = Field(description="publisher/dataset")
+    version: str = Field(description="The submitted version, MAJOR.MINOR.PATCH")
+    status: VersionStatus = Field(description="Always `submitted`")
+    submitted_at: datetime | None = Field(description=f"When it was submitted; {TIMESTAMP}")
+    submitted_by: str | None = Field(description="client_id that submitted it")
+    row_count: int = Field(description="Number of factors")
     content_sha256: str = Field(description="What `POST …/publish` must name")
     current_release: str | None = Field(description="The release it would supersede")
     changes: ReviewChanges | None = Field(description="Against `current_release`")
-    error_count: int | None
-    warning_count: int | None
+    error_count: int | None = Field(
+        description="Errors in its upload's validation report (null: no report kept)"
+    )
+    warning_count: int | None = Field(
+        description="Warnings in its upload's validation report (null: no report kept)"
+    )
     can_review: bool = Field(description="False for a reviewer of the same publisher")
-    links: dict[str, str | None]
+    links: dict[str, str | None] = Field(
+        description="Root-relative URLs: `version`, `factors`, `diff` (against the current "
+        "release; null without one), `publish`, `reject`"
+    )
 
 
 class ReviewQueue(BaseModel):
-    items: list[ReviewItem]
-    next: str | None
+    """Every submitted version waiting for a reviewer, oldest submission first, in one page."""
+
+    items: list[ReviewItem] = Field(description="The submissions, oldest first")
+    next: str | None = Field(description="Always null: the queue is one page")

@@ -56,14 +56,25 @@ def _after_code(cursor: str | None, scope: dict[str, object]) -> str | None:
 def list_locations(
     request: Request,
     session: SessionDep,
-    kind: LocationKind | None = None,
-    parent: Annotated[str | None, Query(pattern=LOCATION_CODE)] = None,
+    kind: Annotated[
+        LocationKind | None,
+        Query(description="Only this kind: global, country, subdivision or grouping"),
+    ] = None,
+    parent: Annotated[
+        str | None,
+        Query(
+            pattern=LOCATION_CODE,
+            description="Only the locations directly under this one, e.g. `CN`",
+        ),
+    ] = None,
     q: Annotated[
         str | None, Query(min_length=1, max_length=64, description="Text in the code or names")
     ] = None,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Response:
+    """Locations in code order, a page of at most `limit`: the region codes factors and
+    resolution use, with names and where each comes from. No token needed."""
     scope: dict[str, object] = {"kind": kind, "parent": parent, "q": q}
     items, last = service.list_locations(
         session,
@@ -84,6 +95,9 @@ def list_locations(
     dependencies=[Depends(only_query_params(()))],
 )
 def get_location(request: Request, session: SessionDep, code: LocationCode) -> Response:
+    """One location: its ancestors up to GLO, the groupings it belongs to (or a grouping's
+    members), its number of children and the region fallback chain `POST /v1/factors:resolve`
+    walks from it. No token needed; 404 for an unknown code."""
     payload = service.get_location(session, code=code)
     return cached_json(request, payload, cache_control=SHORT_LIVED)
 
@@ -97,9 +111,20 @@ def get_location(request: Request, session: SessionDep, code: LocationCode) -> R
 def list_gwp(
     request: Request,
     session: SessionDep,
-    gwp_set: Annotated[str | None, Query(pattern=r"^AR[456]$")] = None,
-    gas: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9()-]{1,32}$")] = None,
+    gwp_set: Annotated[
+        str | None,
+        Query(pattern=r"^AR[456]$", description="Only this set: `AR4`, `AR5` or `AR6`"),
+    ] = None,
+    gas: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z0-9()-]{1,32}$",
+            description="Only this gas, any letter case, e.g. `CH4`",
+        ),
+    ] = None,
 ) -> Response:
+    """The GWP100 values the service computes and checks co2e with, per IPCC assessment
+    report and gas, each with its citation, and the sets loaded. No token needed."""
     payload = service.list_gwp(session, gwp_set=gwp_set, gas=gas)
     return cached_json(request, payload, cache_control=SHORT_LIVED)
 
@@ -111,6 +136,8 @@ def list_gwp(
     dependencies=[Depends(only_query_params(()))],
 )
 def list_units(request: Request) -> Response:
+    """Every unit a factor may be declared per, with its canonical spelling, its dimension,
+    how the unit library reads it, and its size in the first unit of its dimension."""
     return cached_json(request, service.list_units(), cache_control=SHORT_LIVED)
 
 
@@ -123,9 +150,24 @@ def list_units(request: Request) -> Response:
 def list_conversion_properties(
     request: Request,
     session: SessionDep,
-    activity_id: Annotated[str | None, Query(pattern=ACTIVITY_ID_PATTERN, max_length=128)] = None,
-    material: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")] = None,
+    activity_id: Annotated[
+        str | None,
+        Query(
+            pattern=ACTIVITY_ID_PATTERN,
+            max_length=128,
+            description="Only the properties that apply to this activity",
+        ),
+    ] = None,
+    material: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[a-z0-9][a-z0-9-]{0,63}$",
+            description="Only the properties of this material, e.g. `natural-gas`",
+        ),
+    ] = None,
 ) -> Response:
+    """The cited conversion properties (e.g. net calorific values) that let an estimate cross
+    dimensions, e.g. from tonnes of coal to the TJ a factor is per. No token needed."""
     payload = service.list_conversion_properties(
         session, activity_id=activity_id, material=material
     )
@@ -170,6 +212,8 @@ def list_activities(
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Response:
+    """The activity vocabulary in id order, a page of at most `limit`: each activity_id with
+    its names, descriptions, synonyms and where the wording comes from. No token needed."""
     q = q.replace("\x00", "") if q else None
     scope: dict[str, object] = {"q": q}
     items, last = service.list_activities(
@@ -186,6 +230,8 @@ def list_activities(
     dependencies=[Depends(only_query_params(()))],
 )
 def get_activity(request: Request, session: SessionDep, activity_id: ActivityId) -> Response:
+    """One activity of the vocabulary with its names, synonyms and their source. No token
+    needed; 404 for an unknown activity_id."""
     payload = service.get_activity(session, activity_id=activity_id)
     return cached_json(request, payload, cache_control=SHORT_LIVED)
 
@@ -197,5 +243,8 @@ def get_activity(request: Request, session: SessionDep, activity_id: ActivityId)
     dependencies=[Depends(only_query_params(()))],
 )
 def list_reference_versions(request: Request, session: SessionDep) -> Response:
+    """Which version of each reference table (locations, GWP100, conversion properties,
+    activities) is loaded: the sha256 of its source files, its row count and when it was
+    loaded. No token needed."""
     items = service.list_reference_versions(session)
     return cached_json(request, {"items": items, "next": None}, cache_control=SHORT_LIVED)

@@ -18,7 +18,7 @@ from app.core.http_cache import (
     SHORT_LIVED,
     cached_json,
 )
-from app.core.params import DatasetSlug, PublisherSlug, only_query_params
+from app.core.params import DatasetSlug, PublisherSlug, VersionPath, only_query_params
 from app.datasets.schemas import VersionRead
 from app.datasets.version_models import RELEASED_STATUSES
 from app.factors.router import FactorCode
@@ -43,8 +43,12 @@ def get_version(
     viewer: ViewerDep,
     publisher: PublisherSlug,
     dataset: DatasetSlug,
-    version: str,
+    version: VersionPath,
 ) -> Response:
+    """One version of a dataset: status, release notes, row count, content hash, upload file,
+    who uploaded, submitted and published it and when, and the release it supersedes. Released
+    versions are readable as their dataset is; drafts and submissions (with their validation
+    report) only by their publisher's writing clients and reviewers: 404 for anyone else."""
     payload, found = versions.get_version(
         session, viewer=viewer, publisher=publisher, dataset=dataset, version=version
     )
@@ -64,11 +68,15 @@ def diff_versions(
     viewer: ViewerDep,
     publisher: PublisherSlug,
     dataset: DatasetSlug,
-    version: str,
+    version: VersionPath,
     from_version: Annotated[
         str, Query(alias="from", max_length=32, description="The older version, e.g. 1.0.0")
     ],
 ) -> Response:
+    """Factors added, removed and changed (field by field, before → after) from the release
+    `from` to this version, with counts in `summary`. Both must be releases, or this one a
+    submission seen by its publisher or a reviewer; 404 otherwise. Between two releases the
+    answer never changes and is cached as immutable."""
     return diff_response(
         request,
         session,
@@ -93,6 +101,9 @@ def get_factor_history(
     dataset: DatasetSlug,
     factor_code: FactorCode,
 ) -> Response:
+    """The factor in every released version of its dataset, newest first: its values, each
+    version's status and publication date, and whether (and why) it was withdrawn. 404 when no
+    release you may read has the factor."""
     items = factor_history(
         session, viewer=viewer, publisher=publisher, dataset=dataset, factor_code=factor_code
     )
