@@ -62,6 +62,33 @@ TEST_SECRET_HASH_COST = 16
 pytest_plugins = ["tests.auth_fixtures"]
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Within each backend's run of tests (pytest groups them so that each backend's session
+    database is set up once), the slow tests go first: on pytest-xdist workers a 30-second
+    test that comes last keeps one worker busy while the other has nothing left to do."""
+    backends = {backend: rank for rank, backend in enumerate(BACKENDS)}
+
+    def backend_rank(item: pytest.Item) -> int:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("migrated_database") if callspec is not None else None
+        return backends.get(backend, -1) if isinstance(backend, str) else -1
+
+    positions = {id(item): position for position, item in enumerate(items)}
+    # Backends stay in pytest's order (the grouping is already contiguous); only the slow
+    # tests of each group move to its front.
+    first: dict[int, int] = {}
+    for item in items:
+        first.setdefault(backend_rank(item), positions[id(item)])
+    items.sort(
+        key=lambda item: (
+            first[backend_rank(item)],
+            item.get_closest_marker("slow") is None,
+            positions[id(item)],
+        )
+    )
+
+
 def _postgres_database(prefix: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")

@@ -192,6 +192,7 @@ def _ingest_in_progress(db: Engine) -> bool:
     return wal.exists() and wal.stat().st_size > 4 << 20
 
 
+@pytest.mark.slow
 def test_a_killed_server_leaves_no_partial_upload(
     server: ServerProcess,
     association: dict[str, dict[str, str]],

@@ -368,6 +368,7 @@ def _post_json(
     return http.post(path, json=body, headers=headers)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "one_race",
     [
