@@ -108,12 +108,18 @@ def budget_for_request(request: Request) -> int:
 class _Deadline:
     """The SQLite connection's current statement deadline (monotonic seconds), if any."""
 
-    __slots__ = ("at",)
+    __slots__ = ("at", "cancelled")
 
     def __init__(self) -> None:
         self.at: float | None = None
+        # Set by a StatementGuard whose client went away. `interrupt()` alone is lost when it
+        # lands between the statement's start and its first step; this flag is not.
+        self.cancelled = False
 
     def __call__(self) -> int:
+        if self.cancelled:
+            self.cancelled = False
+            return 1
         if self.at is not None and time.monotonic() > self.at:
             # Fire once: the rollback that follows must not be interrupted in turn.
             self.at = None
@@ -144,6 +150,7 @@ def install_sqlite_deadline(engine: Engine) -> None:
         deadline: _Deadline | None = record.info.get(_DEADLINE_KEY)
         if deadline is not None:
             deadline.at = None
+            deadline.cancelled = False
 
 
 def install_statement_budget(factory: sessionmaker[Session]) -> None:
@@ -154,7 +161,11 @@ def install_statement_budget(factory: sessionmaker[Session]) -> None:
         guard: StatementGuard | None = session.info.get(GUARD_KEY)
         if guard is not None:
             connection.info[GUARD_KEY] = guard
-            guard.attach(connection.connection.dbapi_connection, connection.dialect.name)
+            guard.attach(
+                connection.connection.dbapi_connection,
+                connection.dialect.name,
+                connection.info.get(_DEADLINE_KEY),
+            )
         budget: int | None = session.info.get(BUDGET_KEY)
         if budget is None:
             return
@@ -236,7 +247,7 @@ class StatementGuard:
     statement of the next request that uses the same pooled connection.
     """
 
-    __slots__ = ("_lock", "backend", "dbapi", "gone", "running")
+    __slots__ = ("_lock", "backend", "dbapi", "deadline", "gone", "running")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -244,14 +255,15 @@ class StatementGuard:
         self.running = False
         self.dbapi: Any = None
         self.backend = ""
+        self.deadline: _Deadline | None = None
 
-    def attach(self, dbapi: Any, backend: str) -> None:
+    def attach(self, dbapi: Any, backend: str, deadline: _Deadline | None = None) -> None:
         with self._lock:
-            self.dbapi, self.backend = dbapi, backend
+            self.dbapi, self.backend, self.deadline = dbapi, backend, deadline
 
     def detach(self) -> None:
         with self._lock:
-            self.dbapi, self.running = None, False
+            self.dbapi, self.running, self.deadline = None, False, None
 
     def starting(self) -> None:
         with self._lock:
@@ -274,6 +286,8 @@ class StatementGuard:
                 # after the statement ended finds it idle and is discarded.
                 self.dbapi.cancel_safe(timeout=5)
             else:
+                if self.deadline is not None:
+                    self.deadline.cancelled = True  # seen at the statement's next step
                 self.dbapi.interrupt()
 
 
