@@ -95,6 +95,13 @@ COLUMNS: tuple[Column, ...] = (
         "Biogenic CO2, reported separately and not in co2e.",
         "kg CO2 per declared `unit`",
     ),
+    Column(
+        "ch4_origin",
+        DICT,
+        True,
+        "factor",
+        "Origin of the CH4 as declared: fossil or non_fossil (null: not declared).",
+    ),
     Column("gwp_set", DICT, True, "factor", "GWP100 set used for co2e: AR4, AR5 or AR6."),
     Column("boundary", DICT, False, "factor", "Life-cycle boundary."),
     Column("method", DICT, True, "factor", "Accounting standard or method."),

@@ -19,7 +19,7 @@ from app.factors.resolve import (
     resolved_item_payload,
 )
 from app.factors.schemas import EstimateItem, ResolveItem
-from app.reference.gwp import GwpTable, gwp_table_for, shipped_gwp_table
+from app.reference.gwp import CH4_ORIGIN_GAS, GwpTable, gwp_table_for, shipped_gwp_table
 from app.reference.units import clean_float, not_finite_detail
 
 
@@ -33,7 +33,11 @@ def gwp_info(gwp: str | None, table: GwpTable | None = None) -> dict[str, Any] |
         "requested": gwp,
         "source": table.source(gwp),
         "values": table.values(gwp),
-        "entries": [table.entry(gwp, gas).as_dict() for gas in ("CO2", "CH4", "N2O")],
+        "entries": [
+            entry.as_dict()
+            for entry in table.entries
+            if entry.gwp_set == gwp and entry.gas in {"CO2", "CH4", "N2O", *CH4_ORIGIN_GAS.values()}
+        ],
     }
 
 
