@@ -18,7 +18,7 @@ from tests.test_publishing import PUBLISHER, VERSIONS, create_dataset, publish, 
 from tests.upload_files import csv_bytes, jsonl_bytes, parquet_bytes, synthetic_row
 
 # Synthetic factor (not real): 100 kg CO2 + 1 kg CH4 + 0.1 kg N2O, published in AR5.
-SYNTHETIC = {"co2": 100.0, "ch4": 1.0, "n2o": 0.1, "other_ghg_co2e": None}
+SYNTHETIC: dict[str, Any] = {"co2": 100.0, "ch4": 1.0, "n2o": 0.1, "other_ghg_co2e": None}
 PUBLISHED_AR5 = 154.5  # 100 + 28*1 + 265*0.1
 # (set, origin, co2e by hand)
 HAND_COMPUTED = [
