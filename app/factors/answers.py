@@ -89,9 +89,12 @@ def estimate_batch_payload(
             ),
             422,
         )
+    # The total is the batch's only when every line answered: a sum that silently leaves out
+    # failed lines reads as the whole. The sum of the answered lines is given apart.
     return {
         "items": lines,
-        "total_co2e_kg": clean_float(total),
+        "total_co2e_kg": None if failed else clean_float(total),
+        "total_co2e_kg_of_resolved": clean_float(total),
         "resolved": len(answers) - failed,
         "failed": failed,
         "gwp": gwp_info(gwp, table),

@@ -367,7 +367,14 @@ class EstimateItem(BaseModel):
     year: int | None = Field(
         None, description="With activity_id: year of the activity; earlier years fall back"
     )
-    amount: Annotated[float, Field(description="Activity amount, in `unit`")]
+    amount: Annotated[
+        float,
+        Field(
+            description="Activity amount, in `unit`: a positive finite number. Zero and negative "
+            "amounts are a line error (`invalid_amount`): an estimate is of an activity that "
+            "took place, and a sign would turn emissions into removals the factor does not state"
+        ),
+    ]
     unit: Annotated[str, Field(max_length=64, description="Unit of the amount, e.g. MWh, t, L")]
     dataset: Annotated[
         str | None,
@@ -409,6 +416,11 @@ class ItemError(BaseModel):
     code: str = Field(description="Machine-readable reason, e.g. `no_match`, `unknown_unit`")
     detail: str = Field(description="What was wrong, for a person")
     loc: list[str] | None = Field(None, description='The line\'s field at fault, e.g. `["unit"]`')
+    suggestions: list[str] | None = Field(
+        None,
+        description="Known values close to a refused unit or region code (case-insensitive match "
+        "first, e.g. `kwh` → `kWh`, `cn` → `CN`); also named in `detail`",
+    )
 
 
 class PassedOver(BaseModel):
@@ -635,7 +647,14 @@ class EstimateBatchResponse(BaseModel):
     """The batch's estimates, in request order, with their total."""
 
     items: list[EstimateBatchItem] = Field(description="One answer per line, in request order")
-    total_co2e_kg: float = Field(description="Sum of the answered lines' co2e_kg, kg CO2e")
+    total_co2e_kg: float | None = Field(
+        description="Sum of every line's co2e_kg, kg CO2e; null when any line failed (`failed` "
+        "> 0): a total that leaves lines out is not the batch's total"
+    )
+    total_co2e_kg_of_resolved: float = Field(
+        description="Sum of the co2e_kg of the lines that got an estimate (`resolved` of them), "
+        "kg CO2e; equal to `total_co2e_kg` when no line failed"
+    )
     resolved: int = Field(description="How many lines got an estimate")
     failed: int = Field(description="How many lines got an error")
     gwp: GwpInfo | None = None
