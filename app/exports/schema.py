@@ -26,7 +26,8 @@ from app.factors.schemas import UPLOADABLE_FIELDS
 
 # Bumped when a column is added, removed or retyped; cached per-version files of an older
 # schema version are written again on their next request.
-SCHEMA_VERSION = 1
+# 2: `ch4_origin` added; `.arrow` files are the Arrow IPC file format (1: an IPC stream).
+SCHEMA_VERSION = 2
 
 DICT = pa.dictionary(pa.int32(), pa.string())
 TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
