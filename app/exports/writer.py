@@ -174,7 +174,8 @@ def write_arrow_file(target: Path, source: Path) -> WrittenFile:
 
     An IPC file holds one dictionary per dictionary-encoded column for all its batches (no
     replacement), so two passes over the Parquet file: the first gathers each such column's
-    values (low-cardinality columns: small), the second writes every batch against them.
+    dictionary values (low-cardinality columns: small), the second remaps every batch's
+    indices onto them.
     Memory holds one batch and the dictionaries, whatever the size of the export.
     """
     schema = pq.read_schema(source)
@@ -182,8 +183,7 @@ def write_arrow_file(target: Path, source: Path) -> WrittenFile:
     seen: dict[int, dict[str, None]] = {index: {} for index in encoded}
     for batch in parquet_batches(source, IPC_BATCH_ROWS):
         for index in encoded:
-            values = batch.column(index).dictionary_decode().drop_null().unique()
-            seen[index].update(dict.fromkeys(values.to_pylist()))
+            seen[index].update(dict.fromkeys(batch.column(index).dictionary.to_pylist()))
     dictionaries = {
         index: pa.array(list(values), type=schema.field(index).type.value_type)
         for index, values in seen.items()
@@ -196,10 +196,12 @@ def write_arrow_file(target: Path, source: Path) -> WrittenFile:
         for batch in parquet_batches(source, IPC_BATCH_ROWS):
             columns = list(batch.columns)
             for index in encoded:
-                index_type = schema.field(index).type.index_type
-                positions = pc.index_in(
-                    columns[index].dictionary_decode(), value_set=dictionaries[index]
-                ).cast(index_type)
+                # The batch's own (small) dictionary mapped onto the file's, then its indices.
+                column = columns[index]
+                mapping = pc.index_in(column.dictionary, value_set=dictionaries[index]).cast(
+                    schema.field(index).type.index_type
+                )
+                positions = mapping.take(column.indices)
                 columns[index] = pa.DictionaryArray.from_arrays(positions, dictionaries[index])
             writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=schema))
     return written(target)
