@@ -145,6 +145,7 @@ def test_each_kind_of_request_has_its_own_budget(
         ("POST", "/v1/snapshots", RequestKind.EXPORT, True),
         ("GET", "/v1/datasets/p/d/versions/1.0.0/export.parquet", RequestKind.EXPORT, False),
         ("GET", "/v1/snapshots/7/factors.arrow", RequestKind.EXPORT, False),
+        ("GET", "/v1/snapshots/7/factors.arrows", RequestKind.EXPORT, False),
         ("GET", "/v1/snapshots/7/manifest.json", RequestKind.READ, False),
         ("POST", "/v1/datasets", RequestKind.WRITE, False),
         ("POST", "/oauth/token", RequestKind.WRITE, False),

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from app.core.config import Settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.migrations import upgrade_to_head
-from app.exports.models import DatabaseInstance
+from app.exports.models import DatabaseInstance, Snapshot
 from app.main import create_app
 from app.reference.loader import load_reference_data
 from tests.auth_fixtures import TokenKit
@@ -37,8 +37,8 @@ from tests.factories import create_dataset, create_publisher, create_version, fa
 Headers = Callable[[], dict[str, str]]
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_VERSION = "/v1/datasets/synth-shared/shared/versions/1.0.0"
-FORMATS = ("parquet", "arrow", "csv")
-SNAPSHOT_FILES = ("factors.parquet", "factors.arrow", "manifest.json")
+FORMATS = ("parquet", "arrow", "arrows", "csv")
+SNAPSHOT_FILES = ("factors.parquet", "factors.arrow", "factors.arrows", "manifest.json")
 
 
 def sha256(data: bytes) -> str:
@@ -76,6 +76,8 @@ def assert_version_exports_are_its_own(client: TestClient, co2e: float) -> None:
         if fmt == "parquet":
             values = pq.read_table(io.BytesIO(response.content)).column("co2e").to_pylist()
         elif fmt == "arrow":
+            values = ipc.open_file(response.content).read_all().column("co2e").to_pylist()
+        elif fmt == "arrows":
             values = ipc.open_stream(response.content).read_all().column("co2e").to_pylist()
         else:
             rows = csv.DictReader(io.StringIO(response.content.decode("utf-8")))
@@ -246,7 +248,7 @@ def test_exports_verify_names_missing_and_altered_files(
 
     clean = run_efdb("exports", "verify", env=env, cwd=tmp_path)
     assert clean.returncode == 0, clean.stderr
-    assert json.loads(clean.stdout) == {"ok": True, "files": 6}
+    assert json.loads(clean.stdout) == {"ok": True, "files": 8}
 
     # One byte changed (same size), and one file gone.
     altered = settings.export_dir / "sha256" / f"{csv_etag}.csv"
@@ -262,7 +264,7 @@ def test_exports_verify_names_missing_and_altered_files(
     assert len(lines) == 2, broken.stdout
     assert lines[0].startswith("differs: mee-cn/cn-electricity-co2@1.0.0 export.csv")
     assert lines[1].startswith(f"missing: snapshot {snapshot['id']} manifest.json")
-    assert "2 of 6 recorded export files are missing or differ" in broken.stderr
+    assert "2 of 8 recorded export files are missing or differ" in broken.stderr
 
 
 def test_a_snapshot_in_the_old_layout_is_served_only_while_its_bytes_match(
@@ -305,3 +307,37 @@ def test_snapshot_create_refuses_an_export_directory_the_database_did_not_record
     assert "not the one this database recorded" in refused.stderr
     assert not (tmp_path / "elsewhere" / "sha256").exists()
     assert client.get("/v1/snapshots").json()["items"] == []
+
+
+def test_a_snapshot_from_before_arrow_files_serves_its_stream_at_arrows(
+    client: TestClient, seeded: None, admin_token: Headers, session: Any, settings: Settings
+) -> None:
+    """Export schema 1 wrote a snapshot's factors.arrow as an Arrow IPC stream. Such a
+    snapshot's record is kept as written: its stream is served at factors.arrows with the
+    stream media type, and factors.arrow says where it went instead of sending a stream
+    under the file media type."""
+    created = client.post("/v1/snapshots", headers=admin_token()).json()
+    snapshot = session.get(Snapshot, created["id"])
+    stream = next(f for f in snapshot.files if f["name"] == "factors.arrows")
+    # The record as schema 1 wrote it: the stream under the name factors.arrow.
+    snapshot.files = [
+        {**f, "name": "factors.arrow"} if f["name"] == "factors.arrows" else f
+        for f in snapshot.files
+        if f["name"] != "factors.arrow"
+    ]
+    session.commit()
+    # Schema 1 kept it in the store under the extension of its name.
+    store = settings.export_dir / "sha256"
+    (store / f"{stream['sha256']}.arrow").write_bytes(
+        (store / f"{stream['sha256']}.arrows").read_bytes()
+    )
+    base = f"/v1/snapshots/{created['id']}"
+
+    moved = client.get(f"{base}/factors.arrow")
+    assert moved.status_code == 404
+    assert f"{base}/factors.arrows" in moved.json()["detail"]
+    served = client.get(f"{base}/factors.arrows")
+    assert served.status_code == 200
+    assert served.headers["content-type"] == "application/vnd.apache.arrow.stream"
+    assert served.headers["etag"] == f'"{stream["sha256"]}"'
+    assert ipc.open_stream(served.content).read_all().num_rows == created["row_count"]

@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.feather as feather
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
@@ -369,24 +370,43 @@ def test_a_half_written_or_altered_file_is_never_served(
     assert "export store" in altered.json()["detail"]
 
 
-def test_arrow_stream_export_reads_in_pyarrow_polars_and_duckdb(
-    client: TestClient, rich_dataset: tuple[str, str, str]
+def test_arrow_file_export_reads_in_every_arrow_file_reader(
+    client: TestClient, rich_dataset: tuple[str, str, str], tmp_path: Path
 ) -> None:
     response = client.get(version_url(*rich_dataset) + "/export.arrow")
     assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == "application/vnd.apache.arrow.stream"
+    assert response.headers["content-type"] == "application/vnd.apache.arrow.file"
     assert response.headers["etag"] == f'"{hashlib.sha256(response.content).hexdigest()}"'
     api = api_factors(client, *rich_dataset)
 
-    table = ipc.open_stream(io.BytesIO(response.content)).read_all()
+    table = ipc.open_file(io.BytesIO(response.content)).read_all()
     assert table.schema.equals(EXPORT_SCHEMA, check_metadata=False)
     assert table.schema.metadata[b"efdb:export"] == b"version"
     assert_rows_match_api(table.to_pylist(), api)
-    assert_rows_match_api(pl.read_ipc_stream(io.BytesIO(response.content)).to_dicts(), api)
+    path = tmp_path / "export.arrow"
+    path.write_bytes(response.content)
+    assert feather.read_table(path).to_pylist() == table.to_pylist()
+    assert_rows_match_api(pl.read_ipc(path).to_dicts(), api)
     connection = duckdb.connect()
     connection.register("arrow_table", table)  # DuckDB scans the Arrow data in place
     result = connection.execute("SELECT count(*), sum(co2e) FROM arrow_table").fetchone()
     assert result == (len(api), sum(item["co2e"] for item in api))
+
+
+def test_arrow_stream_export_stays_at_arrows(
+    client: TestClient, rich_dataset: tuple[str, str, str]
+) -> None:
+    response = client.get(version_url(*rich_dataset) + "/export.arrows")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/vnd.apache.arrow.stream"
+    api = api_factors(client, *rich_dataset)
+    table = ipc.open_stream(io.BytesIO(response.content)).read_all()
+    assert table.schema.equals(EXPORT_SCHEMA, check_metadata=False)
+    assert_rows_match_api(table.to_pylist(), api)
+    assert_rows_match_api(pl.read_ipc_stream(io.BytesIO(response.content)).to_dicts(), api)
+    # The file and the stream hold the same table.
+    arrow_file = client.get(version_url(*rich_dataset) + "/export.arrow").content
+    assert ipc.open_file(io.BytesIO(arrow_file)).read_all().to_pylist() == table.to_pylist()
 
 
 def test_csv_export_opens_in_the_csv_module(
@@ -540,8 +560,12 @@ def test_snapshot_files_agree_with_the_manifest_and_the_api(
     assert manifest["dataset_versions"] == snapshot["dataset_versions"]
     assert manifest["licenses"] == snapshot["licenses"]
     by_name = {f["name"]: f for f in snapshot["files"]}
-    assert set(by_name) == {"factors.parquet", "factors.arrow", "manifest.json"}
-    assert {f["name"] for f in manifest["files"]} == {"factors.parquet", "factors.arrow"}
+    assert set(by_name) == {"factors.parquet", "factors.arrow", "factors.arrows", "manifest.json"}
+    assert {f["name"] for f in manifest["files"]} == {
+        "factors.parquet",
+        "factors.arrow",
+        "factors.arrows",
+    }
     for entry in manifest["files"]:
         assert by_name[entry["name"]]["sha256"] == entry["sha256"]
 
@@ -578,10 +602,18 @@ def test_snapshot_files_agree_with_the_manifest_and_the_api(
     path = tmp_path / "factors.parquet"
     path.write_bytes(parquet)
     table = pq.read_table(path)
-    stream = ipc.open_stream(io.BytesIO(downloads["factors.arrow"])).read_all()
+    stream = ipc.open_stream(io.BytesIO(downloads["factors.arrows"])).read_all()
     assert stream.equals(table)
-    arrow_frame = pl.read_ipc_stream(io.BytesIO(downloads["factors.arrow"]))
+    arrow_frame = pl.read_ipc_stream(io.BytesIO(downloads["factors.arrows"]))
     assert arrow_frame.height == table.num_rows
+    # The Arrow IPC file: every Arrow file reader opens it.
+    # (It holds one dictionary per column for the whole file, so values are compared.)
+    rows = table.to_pylist()
+    assert ipc.open_file(io.BytesIO(downloads["factors.arrow"])).read_all().to_pylist() == rows
+    arrow_path = tmp_path / "factors.arrow"
+    arrow_path.write_bytes(downloads["factors.arrow"])
+    assert feather.read_table(arrow_path).to_pylist() == rows
+    assert pl.read_ipc(arrow_path).height == table.num_rows
     connection = duckdb.connect()
     connection.register("stream", stream)
     assert connection.execute("SELECT count(*), sum(co2e) FROM stream").fetchone() == (

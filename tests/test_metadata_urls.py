@@ -214,7 +214,7 @@ def test_a_stored_bad_url_is_never_a_link(client: TestClient, stored_bad_urls: s
     assert "javascript:alert(1)" in dataset_page  # shown, as text
 
 
-@pytest.mark.parametrize("fmt", ["csv", "parquet", "arrow"])
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "arrow", "arrows"])
 def test_a_stored_bad_licence_url_does_not_break_an_export(
     client: TestClient, stored_bad_urls: str, fmt: str
 ) -> None:

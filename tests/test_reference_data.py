@@ -268,11 +268,18 @@ def test_coal_by_factor_id_in_kg_and_another_gwp_set(client: TestClient, seeded:
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    # 2000 kg = 2 t → 0.0516 TJ; AR6 co2e 94600 + 27.9 + 273 × 1.5 = 95037.4 kg/TJ (Table 7.SM.7).
-    assert body["co2e_kg"] == pytest.approx(0.0516 * 95037.4, rel=1e-12)
+    # 2000 kg = 2 t → 0.0516 TJ; coal combustion's methane is fossil, so AR6 co2e
+    # 94600 + 29.8 + 273 × 1.5 = 95039.3 kg/TJ (CH4-fossil, Table 7.15; N2O, Table 7.SM.7).
+    assert body["co2e_kg"] == pytest.approx(0.0516 * 95039.3, rel=1e-12)
     assert body["conversion"]["property"] == "ncv/other-bituminous-coal"
     assert "7.SM.7" in body["gwp"]["source"]
-    assert {entry["gas"] for entry in body["gwp"]["entries"]} == {"CO2", "CH4", "N2O"}
+    assert {entry["gas"] for entry in body["gwp"]["entries"]} == {
+        "CO2",
+        "CH4",
+        "CH4-fossil",
+        "CH4-non-fossil",
+        "N2O",
+    }
 
 
 def test_no_property_no_conversion(client: TestClient, seeded: None) -> None:

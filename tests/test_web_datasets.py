@@ -334,7 +334,7 @@ def test_downloads_follow_the_license_and_what_the_export_api_does(
     button is disabled and says why."""
     base = "/v1/datasets/ipcc-tfi/ipcc-2006-stationary-combustion/versions/1.0.0/export"
     html = client.get("/datasets/ipcc-tfi/ipcc-2006-stationary-combustion?lang=en").text
-    for fmt in ("parquet", "arrow", "csv"):
+    for fmt in ("parquet", "arrow", "arrows", "csv"):
         assert f'href="{base}.{fmt}"' in html
         assert client.get(f"{base}.{fmt}").status_code == 200
     (disabled,) = elements(html, aria_disabled="true")

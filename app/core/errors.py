@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.suggest import did_you_mean, suggestion_text
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://efdb.example/problems/"
@@ -93,6 +96,19 @@ _STATUS_CODES = {
 }
 
 
+_QUOTED = re.compile(r"'([^']*)'")
+
+
+def _choices_suggested(err: Mapping[str, Any]) -> list[str]:
+    """For a value outside a fixed set (`?gwp=ar6`), the allowed values it may have meant."""
+    if err.get("type") not in {"literal_error", "enum"} or not isinstance(err.get("input"), str):
+        return []
+    expected = (err.get("ctx") or {}).get("expected")
+    if not isinstance(expected, str):
+        return []
+    return did_you_mean(err["input"], _QUOTED.findall(expected))
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
@@ -101,8 +117,18 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
             "code": err.get("type", "invalid"),
             "detail": err.get("msg", "invalid value"),
         }
+        suggestions = _choices_suggested(err)
+        if suggestions:
+            item["detail"] += suggestion_text(suggestions)
+            item["suggestions"] = suggestions
         errors.append(item)
     return errors
+
+
+def _all_suggestions(errors: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The problem's `suggestions` member: every error's "did you mean" values, in order."""
+    found = [value for error in errors for value in error.get("suggestions", ())]
+    return {"suggestions": list(dict.fromkeys(found))} if found else None
 
 
 # Renders a problem as an HTML page for the web explorer's pages; None leaves it as JSON.
@@ -146,6 +172,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 detail=f"The request is not valid ({where}).",
                 instance=request.url.path,
                 errors=errors,
+                extra=_all_suggestions(errors),
             ),
         )
 

@@ -169,8 +169,8 @@ def version_parquet(
 
 @file_route(
     VERSION_EXPORT + ".arrow",
-    summary="A released version as an Arrow IPC stream",
-    responses=_file_responses(service.MEDIA_TYPES["arrow"], "Arrow IPC stream, zstd buffers"),
+    summary="A released version as an Arrow IPC file",
+    responses=_file_responses(service.MEDIA_TYPES["arrow"], "Arrow IPC file, zstd buffers"),
 )
 def version_arrow(
     request: Request,
@@ -180,11 +180,32 @@ def version_arrow(
     dataset: DatasetSlug,
     version: VersionPath,
 ) -> Response:
-    """One version's factors as an Arrow IPC stream (zstd buffers) in the export schema;
+    """One version's factors as an Arrow IPC file (zstd buffers) in the export schema, for
+    random access: `pyarrow.ipc.open_file`, `pyarrow.feather.read_table`, `polars.read_ipc`;
     readable as the version is (404 otherwise). Sent with its sha256 as a strong ETag (304 on
     `If-None-Match`), byte ranges, and cached as immutable (`private` for a `registered`
     dataset)."""
     return _version_export(request, session, viewer, publisher, dataset, version, "arrow")
+
+
+@file_route(
+    VERSION_EXPORT + ".arrows",
+    summary="A released version as an Arrow IPC stream",
+    responses=_file_responses(service.MEDIA_TYPES["arrows"], "Arrow IPC stream, zstd buffers"),
+)
+def version_arrows(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    version: VersionPath,
+) -> Response:
+    """One version's factors as an Arrow IPC stream (zstd buffers) in the export schema, to
+    read batch by batch as it arrives (`pyarrow.ipc.open_stream`); readable as the version is
+    (404 otherwise). Sent with its sha256 as a strong ETag (304 on `If-None-Match`), byte
+    ranges, and cached as immutable (`private` for a `registered` dataset)."""
+    return _version_export(request, session, viewer, publisher, dataset, version, "arrows")
 
 
 @file_route(
@@ -299,14 +320,28 @@ def snapshot_parquet(request: Request, session: SessionDep, snapshot_id: Snapsho
 
 @file_route(
     "/v1/snapshots/{snapshot_id}/factors.arrow",
-    summary="A snapshot's factors as an Arrow IPC stream",
-    responses=_file_responses(service.MEDIA_TYPES["arrow"], "Arrow IPC stream, zstd buffers"),
+    summary="A snapshot's factors as an Arrow IPC file",
+    responses=_file_responses(service.MEDIA_TYPES["arrow"], "Arrow IPC file, zstd buffers"),
 )
 def snapshot_arrow(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
-    """A snapshot's factors as an Arrow IPC stream (zstd buffers, export schema). No token
-    needed; sha256 as a strong ETag, byte ranges; immutable under the snapshot's id, short-lived
-    under `latest`."""
+    """A snapshot's factors as an Arrow IPC file (zstd buffers, export schema), for random
+    access (`pyarrow.ipc.open_file`, `pyarrow.feather.read_table`, `polars.read_ipc`). No token
+    needed; sha256 as a strong ETag, byte ranges; immutable under the snapshot's id,
+    short-lived under `latest`. A snapshot written before export schema 2 has no Arrow file
+    (404 saying so): its stream is at `factors.arrows`."""
     return _snapshot_file(request, session, snapshot_id, "factors.arrow")
+
+
+@file_route(
+    "/v1/snapshots/{snapshot_id}/factors.arrows",
+    summary="A snapshot's factors as an Arrow IPC stream",
+    responses=_file_responses(service.MEDIA_TYPES["arrows"], "Arrow IPC stream, zstd buffers"),
+)
+def snapshot_arrows(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
+    """A snapshot's factors as an Arrow IPC stream (zstd buffers, export schema), to read batch
+    by batch (`pyarrow.ipc.open_stream`). No token needed; sha256 as a strong ETag, byte
+    ranges; immutable under the snapshot's id, short-lived under `latest`."""
+    return _snapshot_file(request, session, snapshot_id, "factors.arrows")
 
 
 @file_route(

@@ -26,7 +26,8 @@ from app.factors.schemas import UPLOADABLE_FIELDS
 
 # Bumped when a column is added, removed or retyped; cached per-version files of an older
 # schema version are written again on their next request.
-SCHEMA_VERSION = 1
+# 2: `ch4_origin` added; `.arrow` files are the Arrow IPC file format (1: an IPC stream).
+SCHEMA_VERSION = 2
 
 DICT = pa.dictionary(pa.int32(), pa.string())
 TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
@@ -94,6 +95,13 @@ COLUMNS: tuple[Column, ...] = (
         "factor",
         "Biogenic CO2, reported separately and not in co2e.",
         "kg CO2 per declared `unit`",
+    ),
+    Column(
+        "ch4_origin",
+        DICT,
+        True,
+        "factor",
+        "Origin of the CH4 as declared: fossil or non_fossil (null: not declared).",
     ),
     Column("gwp_set", DICT, True, "factor", "GWP100 set used for co2e: AR4, AR5 or AR6."),
     Column("boundary", DICT, False, "factor", "Life-cycle boundary."),

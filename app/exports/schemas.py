@@ -12,7 +12,10 @@ from app.datasets.schemas import TIMESTAMP
 class SnapshotFile(BaseModel):
     """One file of a snapshot."""
 
-    name: str = Field(description="factors.parquet, factors.arrow or manifest.json")
+    name: str = Field(
+        description="factors.parquet, factors.arrow (Arrow IPC file), factors.arrows (Arrow IPC "
+        "stream; before export schema 2 a snapshot's factors.arrow is the stream) or manifest.json"
+    )
     sha256: str = Field(description="sha256 of the file's bytes; also its ETag")
     bytes: int = Field(description="Size of the file in bytes")
     url: str = Field(description="Root-relative URL to download it")
@@ -61,5 +64,6 @@ class SnapshotRead(BaseModel):
         description="The attribution list: each licence and the versions under it"
     )
     files: list[SnapshotFile] = Field(
-        description="factors.parquet, factors.arrow and manifest.json, with sha256 and size"
+        description="factors.parquet, factors.arrow, factors.arrows and manifest.json, with "
+        "sha256 and size"
     )

@@ -4,9 +4,10 @@ Files live in the export store (``app.exports.store``): named by their sha256, w
 and never replaced, so no two databases or servers sharing ``settings.export_dir`` can ever
 send different bytes under one name. What a release's or a snapshot's files are is recorded
 in the database:
-- ``export_file``: a released version's ``export.{parquet,arrow,csv}`` (a released version is
+- ``export_file``: a released version's ``export.{parquet,arrow,arrows,csv}`` (a released version is
   immutable, so each is written once, on its first request, and then served as a file);
-- ``snapshot.files``: a snapshot's ``factors.parquet``, ``factors.arrow`` and
+- ``snapshot.files``: a snapshot's ``factors.parquet``, ``factors.arrow`` (IPC file),
+  ``factors.arrows`` (IPC stream) and
   ``manifest.json``, written first and recorded in the same transaction as the audit event,
   so no snapshot is ever listed without its files.
 """
@@ -49,6 +50,7 @@ from app.exports.schema import file_metadata as build_file_metadata
 from app.exports.source import release_batches
 from app.exports.writer import (
     parquet_batches,
+    write_arrow_file,
     write_arrow_stream,
     write_bytes_atomic,
     write_csv,
@@ -57,16 +59,23 @@ from app.exports.writer import (
 
 log = logging.getLogger("efdb.exports")
 
-ExportFormat = Literal["parquet", "arrow", "csv"]
-SnapshotFileName = Literal["factors.parquet", "factors.arrow", "manifest.json"]
+# `arrow`: the Arrow IPC file format (random access); `arrows`: the Arrow IPC stream format.
+ExportFormat = Literal["parquet", "arrow", "arrows", "csv"]
+SnapshotFileName = Literal["factors.parquet", "factors.arrow", "factors.arrows", "manifest.json"]
 
 MEDIA_TYPES: dict[str, str] = {
     "parquet": "application/vnd.apache.parquet",
-    "arrow": "application/vnd.apache.arrow.stream",
+    "arrow": "application/vnd.apache.arrow.file",
+    "arrows": "application/vnd.apache.arrow.stream",
     "csv": "text/csv; charset=utf-8; header=present",
     "json": "application/json",
 }
-SNAPSHOT_FILES: tuple[SnapshotFileName, ...] = ("factors.parquet", "factors.arrow", "manifest.json")
+SNAPSHOT_FILES: tuple[SnapshotFileName, ...] = (
+    "factors.parquet",
+    "factors.arrow",
+    "factors.arrows",
+    "manifest.json",
+)
 SNAPSHOT_ID_PATTERN = r"^\d{4}-\d{2}-\d{2}\.[1-9]\d{0,5}$"
 LATEST = "latest"
 # Any constant: serialises snapshot writers on PostgreSQL (one national release at a time).
@@ -200,8 +209,8 @@ def _ensure_derived(
         raise _lost(release, "parquet")
     private = release.access != "public"
     with store.new_file(export_dir, private=private) as temporary:
-        writer = write_arrow_stream if fmt == "arrow" else write_csv
-        writer(temporary, parquet)
+        writers = {"arrow": write_arrow_file, "arrows": write_arrow_stream, "csv": write_csv}
+        writers[fmt](temporary, parquet)
         stored = store.keep(export_dir, temporary, ext=fmt, private=private)
     return store.record_export_file(
         session,
@@ -310,6 +319,7 @@ def create_snapshot(session: Session, *, export_dir: Path, actor: str) -> Snapsh
     with (
         store.new_file(export_dir, private=False) as parquet_temporary,
         store.new_file(export_dir, private=False) as arrow_temporary,
+        store.new_file(export_dir, private=False) as arrows_temporary,
         store.new_file(export_dir, private=False) as manifest_temporary,
     ):
         written_files = write_parquet(
@@ -318,11 +328,11 @@ def create_snapshot(session: Session, *, export_dir: Path, actor: str) -> Snapsh
             metadata=build_file_metadata(
                 releases, export="snapshot", snapshot_id=snapshot_id, created_at=created_at
             ),
-            arrow_target=arrow_temporary,
+            arrows_target=arrows_temporary,
         )
         rows = written_files.rows
         expected = sum(release.row_count for release in releases)
-        if rows != expected or written_files.arrow is None:
+        if rows != expected or written_files.arrows is None:
             raise RuntimeError(f"snapshot {snapshot_id}: wrote {rows} rows, expected {expected}")
 
         def entry(name: str, done: Any) -> dict[str, Any]:
@@ -330,7 +340,8 @@ def create_snapshot(session: Session, *, export_dir: Path, actor: str) -> Snapsh
 
         data_files = [
             entry("factors.parquet", written_files.parquet),
-            entry("factors.arrow", written_files.arrow),
+            entry("factors.arrow", write_arrow_file(arrow_temporary, parquet_temporary)),
+            entry("factors.arrows", written_files.arrows),
         ]
         manifest: dict[str, Any] = {
             "format": "efdb-snapshot",
@@ -353,6 +364,7 @@ def create_snapshot(session: Session, *, export_dir: Path, actor: str) -> Snapsh
             for temporary, ext in (
                 (parquet_temporary, "parquet"),
                 (arrow_temporary, "arrow"),
+                (arrows_temporary, "arrows"),
                 (manifest_temporary, "json"),
             )
         ]
@@ -360,7 +372,7 @@ def create_snapshot(session: Session, *, export_dir: Path, actor: str) -> Snapsh
         {"name": name, "sha256": done.sha256, "bytes": done.bytes}
         for name, done in zip(SNAPSHOT_FILES, kept, strict=True)
     ]
-    if [f["sha256"] for f in files[:2]] != [f["sha256"] for f in data_files]:
+    if [f["sha256"] for f in files[: len(data_files)]] != [f["sha256"] for f in data_files]:
         raise RuntimeError(f"snapshot {snapshot_id}: a file changed while it was kept")
     snapshot = Snapshot(
         id=snapshot_id,
@@ -459,6 +471,18 @@ def snapshot_file(
 ) -> tuple[Snapshot, ServedFile]:
     snapshot = get_snapshot(session, snapshot_id)
     entry = next((f for f in snapshot.files if f["name"] == name), None)
+    names = {f["name"] for f in snapshot.files}
+    if "factors.arrows" not in names and name in {"factors.arrow", "factors.arrows"}:
+        # Written before export schema 2: its factors.arrow is an Arrow IPC stream. It is
+        # served as what it is, at factors.arrows; there is no Arrow IPC file to serve.
+        if name == "factors.arrow":
+            raise NotFound(
+                f"Snapshot {snapshot.id} predates Arrow IPC files (export schema "
+                f"{snapshot.manifest.get('schema_version', 1)}): its factors.arrow is an Arrow "
+                f"IPC stream, served at /v1/snapshots/{snapshot.id}/factors.arrows; its "
+                "factors.parquet holds the same rows."
+            )
+        entry = next((f for f in snapshot.files if f["name"] == "factors.arrow"), None)
     path = store.snapshot_file_path(export_dir, snapshot.id, entry) if entry else None
     try:
         size = path.stat().st_size if path is not None else -1

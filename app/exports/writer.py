@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
@@ -100,7 +101,7 @@ def written(path: Path) -> WrittenFile:
 
 class ExportFiles(NamedTuple):
     parquet: WrittenFile
-    arrow: WrittenFile | None
+    arrows: WrittenFile | None  # the Arrow IPC stream
     rows: int
 
 
@@ -114,10 +115,12 @@ def write_parquet(
     *,
     metadata: dict[str, str],
     row_group_rows: int = ROW_GROUP_ROWS,
-    arrow_target: Path | None = None,
+    arrows_target: Path | None = None,
 ) -> ExportFiles:
     """Write groups of batches (one group per dataset version) as Parquet, and in the same
-    pass, when `arrow_target` is given, as an Arrow IPC stream.
+    pass, when `arrows_target` is given, as an Arrow IPC stream. (The Arrow IPC file is
+    written afterwards from the Parquet file, `write_arrow_file`: a file holds one dictionary
+    per column, known only once every batch has been seen.)
 
     Batches are gathered into row groups of at most `row_group_rows` rows that never span two
     groups, so memory holds at most one row group, whatever the size of the export.
@@ -127,9 +130,9 @@ def write_parquet(
     with contextlib.ExitStack() as stack:
         temporary = stack.enter_context(atomic_path(target))
         stream: ipc.RecordBatchStreamWriter | None = None
-        if arrow_target is not None:
-            arrow_temporary = stack.enter_context(atomic_path(arrow_target))
-            sink = stack.enter_context(pa.OSFile(str(arrow_temporary), "wb"))
+        if arrows_target is not None:
+            arrows_temporary = stack.enter_context(atomic_path(arrows_target))
+            sink = stack.enter_context(pa.OSFile(str(arrows_temporary), "wb"))
             stream = stack.enter_context(ipc.new_stream(sink, schema, options=_ipc_options()))
         writer = stack.enter_context(pq.ParquetWriter(temporary, schema, **PARQUET_OPTIONS))
 
@@ -156,7 +159,7 @@ def write_parquet(
             if pending_rows:
                 rows += flush(pending)
     return ExportFiles(
-        written(target), written(arrow_target) if arrow_target is not None else None, rows
+        written(target), written(arrows_target) if arrows_target is not None else None, rows
     )
 
 
@@ -164,6 +167,44 @@ def parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
     """A Parquet export's batches, read through a small buffer (never a whole row group)."""
     with pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False) as parquet:
         yield from parquet.iter_batches(batch_size=batch_rows, use_threads=False)
+
+
+def write_arrow_file(target: Path, source: Path) -> WrittenFile:
+    """The Arrow IPC file of a Parquet export (same schema and metadata), zstd buffers.
+
+    An IPC file holds one dictionary per dictionary-encoded column for all its batches (no
+    replacement), so two passes over the Parquet file: the first gathers each such column's
+    dictionary values (low-cardinality columns: small), the second remaps every batch's
+    indices onto them.
+    Memory holds one batch and the dictionaries, whatever the size of the export.
+    """
+    schema = pq.read_schema(source)
+    encoded = [index for index, item in enumerate(schema) if pa.types.is_dictionary(item.type)]
+    seen: dict[int, dict[str, None]] = {index: {} for index in encoded}
+    for batch in parquet_batches(source, IPC_BATCH_ROWS):
+        for index in encoded:
+            seen[index].update(dict.fromkeys(batch.column(index).dictionary.to_pylist()))
+    dictionaries = {
+        index: pa.array(list(values), type=schema.field(index).type.value_type)
+        for index, values in seen.items()
+    }
+    with (
+        atomic_path(target) as temporary,
+        pa.OSFile(str(temporary), "wb") as sink,
+        ipc.new_file(sink, schema, options=_ipc_options()) as writer,
+    ):
+        for batch in parquet_batches(source, IPC_BATCH_ROWS):
+            columns = list(batch.columns)
+            for index in encoded:
+                # The batch's own (small) dictionary mapped onto the file's, then its indices.
+                column = columns[index]
+                mapping = pc.index_in(column.dictionary, value_set=dictionaries[index]).cast(
+                    schema.field(index).type.index_type
+                )
+                positions = mapping.take(column.indices)
+                columns[index] = pa.DictionaryArray.from_arrays(positions, dictionaries[index])
+            writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=schema))
+    return written(target)
 
 
 def write_arrow_stream(target: Path, source: Path) -> WrittenFile:

@@ -19,7 +19,7 @@ from app.factors.resolve import (
     resolved_item_payload,
 )
 from app.factors.schemas import EstimateItem, ResolveItem
-from app.reference.gwp import GwpTable, gwp_table_for, shipped_gwp_table
+from app.reference.gwp import CH4_ORIGIN_GAS, GwpTable, gwp_table_for, shipped_gwp_table
 from app.reference.units import clean_float, not_finite_detail
 
 
@@ -33,7 +33,11 @@ def gwp_info(gwp: str | None, table: GwpTable | None = None) -> dict[str, Any] |
         "requested": gwp,
         "source": table.source(gwp),
         "values": table.values(gwp),
-        "entries": [table.entry(gwp, gas).as_dict() for gas in ("CO2", "CH4", "N2O")],
+        "entries": [
+            entry.as_dict()
+            for entry in table.entries
+            if entry.gwp_set == gwp and entry.gas in {"CO2", "CH4", "N2O", *CH4_ORIGIN_GAS.values()}
+        ],
     }
 
 
@@ -85,9 +89,12 @@ def estimate_batch_payload(
             ),
             422,
         )
+    # The total is the batch's only when every line answered: a sum that silently leaves out
+    # failed lines reads as the whole. The sum of the answered lines is given apart.
     return {
         "items": lines,
-        "total_co2e_kg": clean_float(total),
+        "total_co2e_kg": None if failed else clean_float(total),
+        "total_co2e_kg_of_resolved": clean_float(total),
         "resolved": len(answers) - failed,
         "failed": failed,
         "gwp": gwp_info(gwp, table),

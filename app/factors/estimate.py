@@ -35,6 +35,8 @@ from app.factors.resolve import (
     check_activity,
     check_line_values,
     resolve_lines,
+    suggest_regions,
+    unit_error,
 )
 from app.factors.schemas import FACTOR_CODE_PATTERN, EstimateItem
 from app.factors.service import factor_payload, factor_select, restrict_to_viewer
@@ -77,8 +79,12 @@ class ActivityLine:
 
 
 def check_estimate(index: int, item: EstimateItem) -> ActivityLine | FactorRef | LineError:
-    if not math.isfinite(item.amount):
-        return LineError("invalid_amount", "amount must be a finite number", ("amount",))
+    if not math.isfinite(item.amount) or item.amount <= 0:
+        return LineError(
+            "invalid_amount",
+            f"amount must be a positive finite number, not {item.amount:g}",
+            ("amount",),
+        )
     if (item.activity_id is None) == (item.factor is None):
         return LineError(
             "activity_or_factor",
@@ -143,7 +149,7 @@ def _check_factor_ref(index: int, item: EstimateItem) -> FactorRef | LineError:
     try:
         unit = parse_amount_unit(item.unit)
     except UnitError as exc:
-        return LineError(exc.code, exc.detail, ("unit",))
+        return unit_error(exc, item.unit)
     return FactorRef(index, publisher, dataset, code, version, item.amount, unit)
 
 
@@ -252,7 +258,9 @@ def estimate_items(
     gwp_table: GwpTable | None = None,
 ) -> list[dict[str, Any] | LineError]:
     """Estimate every line in request order: a result or an error in each place."""
-    checked = [check_estimate(index, item) for index, item in enumerate(items)]
+    checked = suggest_regions(
+        session, [check_estimate(index, item) for index, item in enumerate(items)]
+    )
     if gwp_table is None:
         gwp_table = gwp_table_for(session, gwp)
     properties = PropertyIndex(

@@ -85,6 +85,8 @@ class Factor(Base):
     n2o: Mapped[float | None] = mapped_column(Double)
     other_ghg_co2e: Mapped[float | None] = mapped_column(Double)
     biogenic_co2: Mapped[float | None] = mapped_column(Double)
+    # Declared by the publisher only (null: the default rule of app/reference/gwp.py).
+    ch4_origin: Mapped[str | None] = mapped_column(String(16))
     gwp_set: Mapped[str | None] = mapped_column(String(8))
     boundary: Mapped[str] = mapped_column(String(32), index=True)
     method: Mapped[str | None] = mapped_column(String(255))

@@ -49,7 +49,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -79,6 +79,7 @@ from sqlalchemy.types import TypeEngine
 
 from app.core.errors import ProblemError
 from app.core.principal import Viewer
+from app.core.suggest import did_you_mean, suggestion_text
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
@@ -87,6 +88,7 @@ from app.factors.schemas import BOUNDARIES, MAX_YEAR, MIN_YEAR, REGION_PATTERN, 
 from app.factors.service import factor_payload, factor_select
 from app.reference.gwp import GwpTable, apply_gwp, gwp_table_for
 from app.reference.locations import RegionChain, region_chains
+from app.reference.models import Location
 from app.reference.schemas import ACTIVITY_ID_PATTERN
 from app.reference.units import (
     ACCEPTED_UNITS,
@@ -138,19 +140,65 @@ class LineError:
     code: str
     detail: str
     loc: tuple[str, ...] = ()
+    # Known values close to the refused one, from the reference tables ("did you mean").
+    suggestions: tuple[str, ...] = ()
+    # The value refused, where suggestions may be looked up for it later.
+    refused: str | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "detail": self.detail}
         if self.loc:
             body["loc"] = list(self.loc)
+        if self.suggestions:
+            body["suggestions"] = list(self.suggestions)
         return body
+
+    def suggesting(self, suggestions: Sequence[str]) -> LineError:
+        """The same error naming the known values it may have meant, in detail too."""
+        if not suggestions:
+            return self
+        return replace(
+            self,
+            detail=self.detail + suggestion_text(suggestions),
+            suggestions=tuple(suggestions),
+        )
+
+
+def unit_error(exc: UnitError, text: str) -> LineError:
+    """An amount's or requested unit that was refused, with the known units it may have meant
+    (the units factors are declared in, GET /v1/units)."""
+    error = LineError(exc.code, exc.detail, ("unit",))
+    if exc.code != "unknown_unit":
+        return error
+    return error.suggesting(did_you_mean(text, ACCEPTED_UNITS))
+
+
+def suggest_regions(session: Session, answers: list[Any]) -> list[Any]:
+    """Region codes that are not codes (`cn`) get the location table's closest codes (`CN`).
+
+    One query, only when a line has such an error."""
+    if not any(
+        isinstance(answer, LineError) and answer.code == "invalid_region" for answer in answers
+    ):
+        return answers
+    codes = list(session.scalars(select(Location.code)))
+    return [
+        answer.suggesting(did_you_mean(answer.refused or "", codes))
+        if isinstance(answer, LineError) and answer.code == "invalid_region"
+        else answer
+        for answer in answers
+    ]
 
 
 class LineProblem(ProblemError):
     """A single-line request (`POST /v1/estimate`) that failed the way a batch line would."""
 
     def __init__(self, error: LineError, status: int) -> None:
-        super().__init__(error.detail, errors=[error.as_dict()])
+        super().__init__(
+            error.detail,
+            errors=[error.as_dict()],
+            extra={"suggestions": list(error.suggestions)} if error.suggestions else None,
+        )
         self.status = status
         self.code = error.code.replace("_", "-")
         self.title = {404: "No matching factor", 422: "Cannot answer"}.get(status, "Bad request")
@@ -280,6 +328,7 @@ def check_line_values(
             "invalid_region",
             f"'{region}' is not an ISO 3166-1 alpha-2 or ISO 3166-2 code, nor GLO",
             ("region",),
+            refused=region,
         )
     if not MIN_YEAR <= year <= MAX_YEAR:
         return LineError("invalid_year", f"year must be {MIN_YEAR}–{MAX_YEAR}", ("year",))
@@ -288,7 +337,7 @@ def check_line_values(
         try:
             parsed_unit = parse_amount_unit(unit)
         except UnitError as exc:
-            return LineError(exc.code, exc.detail, ("unit",))
+            return unit_error(exc, unit)
     if dataset is not None and "/" in dataset:
         owner, dataset = dataset.split("/", 1)
         if publisher is not None and publisher != owner:
@@ -980,7 +1029,9 @@ def resolve_items(
     gwp_table: GwpTable | None = None,
 ) -> list[Resolved | LineError]:
     """Resolve a batch in request order; bad lines get errors, the rest their factor."""
-    checked = [check_line(index, item) for index, item in enumerate(items)]
+    checked = suggest_regions(
+        session, [check_line(index, item) for index, item in enumerate(items)]
+    )
     lines = [line for line in checked if isinstance(line, Line)]
     answers = resolve_lines(session, viewer=viewer, lines=lines, gwp=gwp, gwp_table=gwp_table)
     return [

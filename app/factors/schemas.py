@@ -25,6 +25,7 @@ Boundary = Literal[
 ]
 GwpSetName = Literal["AR4", "AR5", "AR6"]
 UncertaintyDistribution = Literal["lognormal", "normal", "triangular", "uniform"]
+Ch4Origin = Literal["fossil", "non_fossil"]
 
 FACTOR_CODE_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 # ISO 3166-1 alpha-2, ISO 3166-2 subdivision, or GLO.
@@ -125,6 +126,13 @@ class FactorFields(BaseModel):
     biogenic_co2: Finite | None = Field(
         None, description="kg biogenic CO2 per declared `unit`, reported apart (not in co2e)"
     )
+    ch4_origin: Ch4Origin | None = Field(
+        None,
+        description="Origin of the factor's CH4: `fossil` or `non_fossil`, as the publisher "
+        "declares it. Used when co2e is recomputed in AR6, whose GWP100 differs by origin "
+        "(IPCC AR6 WG1 Ch. 7 Table 7.15); AR4 and AR5 have one CH4 value. Empty: the default "
+        "rule applies (fuel combustion categories are fossil; see `gwp_conversion`)",
+    )
     gwp_set: GwpSetName | None = Field(
         None,
         description="GWP100 set used to compute co2e from the gases (required when co2, ch4 or "
@@ -224,6 +232,25 @@ class FactorRead(FactorFields):
     )
 
 
+class GwpValueApplied(BaseModel):
+    """One gas's GWP100 value as a recomputation applied it."""
+
+    gas: Literal["CH4", "N2O"] = Field(description="The gas of the factor's breakdown")
+    gwp100: float = Field(description="The GWP100 value applied, from the reference table")
+    gwp_table_gas: str = Field(
+        description="The row of the reference table (GET /v1/gwp): `CH4-fossil` or "
+        "`CH4-non-fossil` where the set distinguishes them (AR6), else the gas itself"
+    )
+    ch4_origin: Ch4Origin | None = Field(
+        description="For CH4: the origin used (null: not declared and no default)"
+    )
+    ch4_origin_basis: str | None = Field(
+        description="For CH4: `declared by the publisher`, or the default rule that gave it"
+    )
+    source: str = Field(description="Citation of the value")
+    why: str = Field(description="Why this value, for a person")
+
+
 class GwpConversionRead(BaseModel):
     """What asking for the factor's co2e in another GWP100 set (`?gwp=`) did to it."""
 
@@ -239,6 +266,11 @@ class GwpConversionRead(BaseModel):
         description="The set the factor was published in (null: not stated)"
     )
     original_co2e: float = Field(description="co2e as published, kg CO2e per declared unit")
+    values_applied: list[GwpValueApplied] = Field(
+        default_factory=list,
+        description="When recomputed: the GWP100 value applied to each gas the factor itemises "
+        "(CH4, N2O) and why that one",
+    )
 
 
 class FactorWithGwp(FactorRead):
@@ -335,7 +367,14 @@ class EstimateItem(BaseModel):
     year: int | None = Field(
         None, description="With activity_id: year of the activity; earlier years fall back"
     )
-    amount: Annotated[float, Field(description="Activity amount, in `unit`")]
+    amount: Annotated[
+        float,
+        Field(
+            description="Activity amount, in `unit`: a positive finite number. Zero and negative "
+            "amounts are a line error (`invalid_amount`): an estimate is of an activity that "
+            "took place, and a sign would turn emissions into removals the factor does not state"
+        ),
+    ]
     unit: Annotated[str, Field(max_length=64, description="Unit of the amount, e.g. MWh, t, L")]
     dataset: Annotated[
         str | None,
@@ -377,6 +416,11 @@ class ItemError(BaseModel):
     code: str = Field(description="Machine-readable reason, e.g. `no_match`, `unknown_unit`")
     detail: str = Field(description="What was wrong, for a person")
     loc: list[str] | None = Field(None, description='The line\'s field at fault, e.g. `["unit"]`')
+    suggestions: list[str] | None = Field(
+        None,
+        description="Known values close to a refused unit or region code (case-insensitive match "
+        "first, e.g. `kwh` → `kWh`, `cn` → `CN`); also named in `detail`",
+    )
 
 
 class PassedOver(BaseModel):
@@ -515,7 +559,10 @@ class GwpInfo(BaseModel):
         description='GWP100 of each gas in the set, kg CO2e per kg, e.g. `{"CH4": 27.9}`'
     )
     entries: list[GwpEntryRead] = Field(
-        default_factory=list, description="The GWP100 values used, each with its citation"
+        default_factory=list,
+        description="The set's GWP100 values for CO2, CH4 and N2O, each with its citation; in "
+        "AR6 also `CH4-fossil` and `CH4-non-fossil` (Table 7.15), applied by each factor's CH4 "
+        "origin (its `gwp_conversion.values_applied` says which)",
     )
 
 
@@ -600,7 +647,14 @@ class EstimateBatchResponse(BaseModel):
     """The batch's estimates, in request order, with their total."""
 
     items: list[EstimateBatchItem] = Field(description="One answer per line, in request order")
-    total_co2e_kg: float = Field(description="Sum of the answered lines' co2e_kg, kg CO2e")
+    total_co2e_kg: float | None = Field(
+        description="Sum of every line's co2e_kg, kg CO2e; null when any line failed (`failed` "
+        "> 0): a total that leaves lines out is not the batch's total"
+    )
+    total_co2e_kg_of_resolved: float = Field(
+        description="Sum of the co2e_kg of the lines that got an estimate (`resolved` of them), "
+        "kg CO2e; equal to `total_co2e_kg` when no line failed"
+    )
     resolved: int = Field(description="How many lines got an estimate")
     failed: int = Field(description="How many lines got an error")
     gwp: GwpInfo | None = None

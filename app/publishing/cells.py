@@ -40,6 +40,7 @@ TEXT_LIMITS: dict[str, int] = {
     "product_code": 64,
     "region": 32,
     "unit": 32,
+    "ch4_origin": 16,
     "gwp_set": 8,
     "boundary": 32,
     "method": 255,

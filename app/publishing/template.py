@@ -27,7 +27,8 @@ EXAMPLE_ROW: dict[str, str] = {
     "description": "Example row: kg of each gas per TJ (net calorific basis). Empty cell = null. "
     "Required columns: factor_code, activity_id, name_zh or name_en, region, reference_year, "
     "unit, co2e, boundary, source_title; gwp_set is required when ch4/n2o are given. "
-    + LIMITS_NOTE,
+    "ch4_origin (fossil or non_fossil) is optional: empty means fuel combustion is fossil, "
+    "other categories unstated. " + LIMITS_NOTE,
     "category": "energy/stationary-combustion/energy-industries",
     "region": "GLO",
     "reference_year": "2006",

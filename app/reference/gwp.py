@@ -35,6 +35,32 @@ CO2E_TOLERANCE = 0.005
 GWP_FILE = Path(__file__).resolve().parents[2] / "seed_data" / "reference" / "gwp100.csv"
 
 
+# The origin of a factor's CH4, where a set distinguishes it: AR6 WG1 Ch. 7 Table 7.15 gives
+# fossil and non-fossil methane their own GWP100 (rows `CH4-fossil` and `CH4-non-fossil` of
+# the gwp_value table); AR4 and AR5 have one CH4 value, used for either origin.
+CH4_ORIGIN_GAS = {"fossil": "CH4-fossil", "non_fossil": "CH4-non-fossil"}
+# The default when the publisher declared no origin: the CH4 of fuel combustion is fossil (a
+# category path of `energy/` with a segment ending in `combustion`, e.g.
+# `energy/stationary-combustion/energy-industries`). Fuel combustion's CH4 comes from burning
+# the fuel itself (IPCC 2006 Guidelines Vol. 2 Ch. 2 counts it per fossil fuel type, Table
+# 2.2); a publisher of biomass fuels declares `non_fossil`. Any other category has no default:
+# the set's single CH4 value applies (AR6: 27.9, Table 7.SM.7) and the answer says so.
+CH4_ORIGIN_RULE = (
+    "default for fuel combustion (category energy/…combustion…): fossil, unless the "
+    "publisher declares ch4_origin"
+)
+
+
+def default_ch4_origin(category: str | None) -> str | None:
+    """The CH4 origin the default rule gives a factor of this category (None: no default)."""
+    if not category:
+        return None
+    segments = category.split("/")
+    if segments[0] == "energy" and any(part.endswith("combustion") for part in segments[1:]):
+        return "fossil"
+    return None
+
+
 class GwpUnavailable(LookupError):
     """The table has no value for a gas the computation needs."""
 
@@ -87,13 +113,22 @@ class GwpTable:
     def value(self, gwp_set: str, gas: str) -> float:
         return self.entry(gwp_set, gas).value
 
+    def ch4_entry(self, gwp_set: str, origin: str | None) -> GwpEntry:
+        """The CH4 value of `gwp_set` for methane of this origin: the origin's own row where
+        the set has one (AR6), else the set's single CH4 value (AR4, AR5, or no origin)."""
+        if origin in CH4_ORIGIN_GAS:
+            found = self._index.get((gwp_set, CH4_ORIGIN_GAS[origin]))
+            if found is not None:
+                return found
+        return self.entry(gwp_set, "CH4")
+
     def values(self, gwp_set: str) -> dict[str, float]:
         """The values of the gases a factor itemises (CO2, CH4, N2O) in one set."""
         return {gas: self.value(gwp_set, gas) for gas in BREAKDOWN_GASES}
 
-    def source(self, gwp_set: str) -> str:
+    def source(self, gwp_set: str, ch4_origin: str | None = None) -> str:
         """The citation of the values a recomputation in `gwp_set` uses (CH4 and N2O)."""
-        used = [self.entry(gwp_set, gas) for gas in ("CH4", "N2O")]
+        used = [self.ch4_entry(gwp_set, ch4_origin), self.entry(gwp_set, "N2O")]
         sources = "; ".join(dict.fromkeys(entry.source for entry in used))
         numbers = ", ".join(f"{entry.gas} {entry.value:g}" for entry in used)
         return f"{sources} (GWP100: {numbers}; efdb reference table gwp_value)"
@@ -140,8 +175,8 @@ def gwp_values(gwp_set: str, table: GwpTable | None = None) -> dict[str, float]:
     return (table or shipped_gwp_table()).values(gwp_set)
 
 
-def gwp_source(gwp_set: str, table: GwpTable | None = None) -> str:
-    return (table or shipped_gwp_table()).source(gwp_set)
+def gwp_source(gwp_set: str, ch4_origin: str | None = None, table: GwpTable | None = None) -> str:
+    return (table or shipped_gwp_table()).source(gwp_set, ch4_origin)
 
 
 def co2e_from_gases(
@@ -152,11 +187,13 @@ def co2e_from_gases(
     n2o: float | None,
     other: float | None,
     table: GwpTable | None = None,
+    ch4_origin: str | None = None,
 ) -> float:
-    values = gwp_values(gwp_set, table)
+    gwp = table or shipped_gwp_table()
+    values = gwp.values(gwp_set)
     return (
         values["CO2"] * (co2 or 0.0)
-        + values["CH4"] * (ch4 or 0.0)
+        + gwp.ch4_entry(gwp_set, ch4_origin).value * (ch4 or 0.0)
         + values["N2O"] * (n2o or 0.0)
         + (other or 0.0)
     )
@@ -173,6 +210,7 @@ class GwpConversion:
     original_co2e: float
     original_gwp_set: str | None
     source: str
+    values_applied: tuple[dict[str, Any], ...] = ()
 
     @property
     def ratio(self) -> float:
@@ -186,6 +224,7 @@ class GwpConversion:
             "gwp_source": self.source,
             "original_gwp_set": self.original_gwp_set,
             "original_co2e": self.original_co2e,
+            "values_applied": [dict(value) for value in self.values_applied],
         }
 
 
@@ -199,11 +238,18 @@ def recompute_co2e(
     n2o: float | None,
     other_ghg_co2e: float | None,
     table: GwpTable | None = None,
+    ch4_origin: str | None = None,
+    category: str | None = None,
 ) -> GwpConversion:
-    """co2e in the `requested` GWP100 set, from the factor's gas breakdown where it has one."""
+    """co2e in the `requested` GWP100 set, from the factor's gas breakdown where it has one.
+
+    `ch4_origin` is the origin the publisher declared; without one, the default rule of
+    `default_ch4_origin` applies to the factor's `category`.
+    """
     gwp = table or shipped_gwp_table()
+    origin, basis = _ch4_origin(ch4_origin, category)
     try:
-        source = gwp.source(requested)
+        source = gwp.source(requested, origin)
     except GwpUnavailable as exc:
         # Only a database whose reference data was never loaded (`efdb db upgrade` loads it).
         return GwpConversion(
@@ -217,9 +263,12 @@ def recompute_co2e(
         )
 
     def result(
-        status: Literal["recomputed", "unchanged", "not_possible"], detail: str, value: float
+        status: Literal["recomputed", "unchanged", "not_possible"],
+        detail: str,
+        value: float,
+        applied: tuple[dict[str, Any], ...] = (),
     ) -> GwpConversion:
-        return GwpConversion(requested, status, detail, value, co2e, gwp_set, source)
+        return GwpConversion(requested, status, detail, value, co2e, gwp_set, source, applied)
 
     has_other_gases = ch4 is not None or n2o is not None
     if not has_other_gases:
@@ -237,8 +286,18 @@ def recompute_co2e(
     if gwp_set == requested:
         return result("unchanged", f"already in {requested}", co2e)
     values = gwp.values(requested)
+    ch4_used = gwp.ch4_entry(requested, origin)
+    values["CH4"] = ch4_used.value
     recomputed = clean_float(
-        co2e_from_gases(requested, co2=co2, ch4=ch4, n2o=n2o, other=other_ghg_co2e, table=gwp)
+        co2e_from_gases(
+            requested,
+            co2=co2,
+            ch4=ch4,
+            n2o=n2o,
+            other=other_ghg_co2e,
+            table=gwp,
+            ch4_origin=origin,
+        )
     )
     if not math.isfinite(recomputed):
         return result(
@@ -251,9 +310,57 @@ def recompute_co2e(
     detail = f"co2e = co2 + {values['CH4']:g}·ch4 + {values['N2O']:g}·n2o"
     if other_ghg_co2e is not None:
         detail += f" + other_ghg_co2e (kept as given in {gwp_set}: its gases are not itemised)"
+    applied: list[dict[str, Any]] = []
+    if ch4 is not None:
+        applied.append(_applied("CH4", ch4_used, origin, basis, requested))
+        detail += f"; CH4: {applied[-1]['why']}"
+    if n2o is not None:
+        applied.append(_applied("N2O", gwp.entry(requested, "N2O"), None, None, requested))
     return result(
-        "recomputed", f"{detail}; was {co2e:g} in {gwp_set or 'an unstated set'}", recomputed
+        "recomputed",
+        f"{detail}; was {co2e:g} in {gwp_set or 'an unstated set'}",
+        recomputed,
+        tuple(applied),
     )
+
+
+def _ch4_origin(declared: str | None, category: str | None) -> tuple[str | None, str | None]:
+    """The CH4 origin used and on what basis: declared, the default rule, or none."""
+    if declared is not None:
+        return declared, "declared by the publisher"
+    default = default_ch4_origin(category)
+    if default is not None:
+        return default, CH4_ORIGIN_RULE
+    return None, None
+
+
+def _applied(
+    gas: str, entry: GwpEntry, origin: str | None, basis: str | None, requested: str
+) -> dict[str, Any]:
+    """One gas's GWP100 as a recomputation applied it, and why that value."""
+    if gas != "CH4":
+        why = f"{entry.value:g}, the {requested} value"
+    elif entry.gas != "CH4":
+        why = f"{entry.value:g}, {requested} {entry.gas} ({origin}: {basis})"
+    elif origin is not None:
+        why = (
+            f"{entry.value:g}, the single CH4 value of {requested} (the set does not "
+            f"distinguish fossil from non-fossil methane; origin {origin}: {basis})"
+        )
+    else:
+        why = (
+            f"{entry.value:g}, the {requested} CH4 value without origin (the factor declares "
+            "no ch4_origin and its category has no default)"
+        )
+    return {
+        "gas": gas,
+        "gwp100": entry.value,
+        "gwp_table_gas": entry.gas,
+        "ch4_origin": origin if gas == "CH4" else None,
+        "ch4_origin_basis": basis if gas == "CH4" else None,
+        "source": entry.source,
+        "why": why,
+    }
 
 
 def _close(a: float, b: float) -> bool:
@@ -285,6 +392,8 @@ def apply_gwp(
         n2o=factor["n2o"],
         other_ghg_co2e=factor["other_ghg_co2e"],
         table=table,
+        ch4_origin=factor.get("ch4_origin"),
+        category=factor.get("category"),
     )
     bounds = {
         bound: clean_float(factor[bound] * conversion.ratio)

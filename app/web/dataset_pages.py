@@ -74,7 +74,8 @@ VERSION_FACTORS_SHOWN = 100
 DATASETS_SHOWN = 100
 EXPORT_FORMATS: tuple[tuple[str, str, str], ...] = (
     ("parquet", "Parquet", "application/vnd.apache.parquet"),
-    ("arrow", "Arrow IPC", "application/vnd.apache.arrow.stream"),
+    ("arrow", "Arrow IPC file", "application/vnd.apache.arrow.file"),
+    ("arrows", "Arrow IPC stream", "application/vnd.apache.arrow.stream"),
     ("csv", "CSV", "text/csv"),
 )
 _CSV_MEDIA_TYPE = "text/csv; charset=utf-8; header=present"

@@ -25,7 +25,7 @@ from app.web.templating import PageMeta, render_page
 STATIC_DIR = Path(__file__).parent / "static"
 # Paths that belong to the machine interfaces: their errors stay problem+json.
 _API_PREFIXES = ("/v1/", "/oauth/", "/auth/", "/.well-known/", "/healthz", "/readyz", "/metrics")
-_MACHINE_SUFFIXES = (".json", ".csv", ".parquet", ".arrow")
+_MACHINE_SUFFIXES = (".json", ".csv", ".parquet", ".arrow", ".arrows")
 
 # One router per page module, each owning its routes, its templates and its labels.
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
