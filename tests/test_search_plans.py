@@ -20,7 +20,6 @@ bound it) is refused with a 422 problem saying what to add.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -36,6 +35,7 @@ from app.datasets.visibility import parse_as_of
 from app.factors import facets, service
 from app.factors.service import FactorFilters
 from app.publishing.publish import publish
+from bench.search_scale import full_scans as bench_full_scans
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
 
 ROWS = 12_000
@@ -131,54 +131,10 @@ def captured(client: TestClient) -> Iterator[list[tuple[str, Any]]]:
     event.remove(engine, "before_cursor_execute", record)
 
 
-# A search of factor by its version id alone: every row of a release, which at national scale
-# is most of the table.
-RELEASE_PASS = re.compile(r"^SEARCH factor USING (COVERING )?INDEX \w+ \(version_id=\?\)$")
-
-
-def sqlite_full_passes(statement: str, details: list[str]) -> list[str]:
-    """SQLite plan lines that read all of `factor` or a whole release of it. A page (ORDER BY
-    id with a LIMIT) that walks the table or a release in id order stops at its LIMIT; one
-    that sorts them first (`USE TEMP B-TREE FOR ORDER BY`) does not."""
-    sorted_first = any("TEMP B-TREE FOR ORDER BY" in d for d in details)
-    if " LIMIT " in statement and not sorted_first:
-        return []
-    passes = [d for d in details if RELEASE_PASS.search(d) or re.match(r"SCAN factor( |$)", d)]
-    if passes and sorted_first:
-        passes.append("USE TEMP B-TREE FOR ORDER BY")
-    return passes
-
-
 def full_scans(engine: Engine, statement: str, parameters: Any) -> list[str]:
-    """The plan lines of `statement` that read the whole `factor` table or index."""
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        if engine.dialect.name == "postgresql":
-            # National scale as the planner sees it: the same rows, their distribution
-            # (ANALYZE), counted NATIONAL_SCALE times over (see the module's docstring).
-            cursor.execute(
-                "UPDATE pg_class SET reltuples = %(rows)s WHERE oid = 'factor'::regclass",
-                {"rows": ROWS * NATIONAL_SCALE},
-            )
-            cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
-            row = cursor.fetchone()
-            assert row is not None
-            plan = row[0]
-            found: list[str] = []
-
-            def walk(node: dict[str, Any]) -> None:
-                if node.get("Node Type") == "Seq Scan" and node.get("Relation Name") == "factor":
-                    found.append(json.dumps({k: node.get(k) for k in ("Node Type", "Filter")}))
-                for child in node.get("Plans", []):
-                    walk(child)
-
-            walk(plan[0]["Plan"])
-            return found
-        cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters)
-        return sqlite_full_passes(statement, [str(row[-1]) for row in cursor.fetchall()])
-    finally:
-        raw.close()
+    """The plan lines of `statement` that read the whole `factor` table or a whole release,
+    planned as if `factor` held NATIONAL_SCALE times its rows (see the module's docstring)."""
+    return bench_full_scans(engine, statement, parameters, planned_rows=ROWS * NATIONAL_SCALE)
 
 
 def test_each_search_shape_reads_factor_through_an_index(
