@@ -392,8 +392,11 @@ def _free_port() -> int:
 class ServerProcess:
     """`efdb serve` in a child process, as an operator runs it; its log goes to a file."""
 
-    def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, cwd: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.cwd = cwd
+        self.args = args
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
@@ -405,7 +408,7 @@ class ServerProcess:
     def start(self, timeout: float = 60) -> str:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port), *self.args],
                 cwd=self.cwd,
                 env=self.env,
                 stdout=log,

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from app.core.config import Settings
 from tests.auth_fixtures import TokenKit
+from tests.conftest import ServerProcess
 from tests.test_bounds import RESOLVE_LINE, bounded_app
 from tests.test_token_throttle import attempt
 
@@ -138,3 +141,38 @@ def test_metrics_need_an_admin_token_outside_the_metrics_networks(
     reader = client.get("/metrics", headers=tokens.reader())
     assert reader.status_code == 403, reader.text
     assert client.get("/metrics", headers=tokens.admin()).status_code == 200
+
+
+@pytest.mark.slow
+def test_several_workers_answer_the_sum_of_their_counts(
+    database_url: str, tmp_path: Path, backend: str
+) -> None:
+    """README: with `PROMETHEUS_MULTIPROC_DIR`, `/metrics` of `efdb serve --workers 2` answers
+    what every worker counted, whichever worker takes the scrape."""
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    server = ServerProcess(
+        tmp_path,
+        {"EFDB_DATABASE_URL": database_url, "PROMETHEUS_MULTIPROC_DIR": str(shared)},
+        args=("--workers", "2"),
+    )
+    server.start()
+    try:
+        asked = 60
+        for _ in range(asked):
+            # A new connection each time, so that the kernel hands them to both workers.
+            assert httpx.get(f"{server.base}/healthz").status_code == 200
+        writers = {path.name.rsplit("_", 1)[-1] for path in shared.glob("counter_*.db")}
+        assert len(writers) == 2, f"one worker took every request: {sorted(writers)}"
+        for _ in range(4):  # each scrape may be taken by either worker: each sums both
+            body = httpx.get(f"{server.base}/metrics").text
+            counted = sum(
+                sample.value
+                for family in text_string_to_metric_families(body)
+                for sample in family.samples
+                if sample.name == "efdb_http_requests_total"
+                and sample.labels.get("route") == "/healthz"
+            )
+            assert counted == asked
+    finally:
+        server.stop()
