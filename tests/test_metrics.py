@@ -145,10 +145,11 @@ def test_metrics_need_an_admin_token_outside_the_metrics_networks(
 
 @pytest.mark.slow
 def test_several_workers_answer_the_sum_of_their_counts(
-    database_url: str, tmp_path: Path, backend: str
+    database_url: str, db: Engine, tmp_path: Path
 ) -> None:
     """README: with `PROMETHEUS_MULTIPROC_DIR`, `/metrics` of `efdb serve --workers 2` answers
-    what every worker counted, whichever worker takes the scrape."""
+    what every worker counted, whichever worker takes the scrape. (`db`: the database is given
+    back empty afterwards, export-directory record included, like every server test's.)"""
     shared = tmp_path / "metrics"
     shared.mkdir()
     server = ServerProcess(
