@@ -4,6 +4,7 @@ the export store."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -102,6 +103,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
+@functools.cache  # the document depends on the code only; tests ask for it several times
 def openapi_document() -> str:
     from app.main import create_app
 

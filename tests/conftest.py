@@ -63,16 +63,29 @@ pytest_plugins = ["tests.auth_fixtures"]
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Within each backend's run of tests (pytest groups them so that each backend's session
     database is set up once), the slow tests go first: on pytest-xdist workers a 30-second
-    test that comes last keeps one worker busy while the other has nothing left to do."""
+    test that comes last keeps one worker busy while the other has nothing left to do.
+
+    A test marked `dialect_neutral` (what it checks happens above the database, as metrics
+    summed across server workers) runs on the first backend only.
+    """
     backends = {backend: rank for rank, backend in enumerate(BACKENDS)}
 
     def backend_rank(item: pytest.Item) -> int:
         callspec = getattr(item, "callspec", None)
         backend = callspec.params.get("migrated_database") if callspec is not None else None
         return backends.get(backend, -1) if isinstance(backend, str) else -1
+
+    repeated = [
+        item
+        for item in items
+        if item.get_closest_marker("dialect_neutral") is not None and backend_rank(item) > 0
+    ]
+    if repeated:
+        config.hook.pytest_deselected(items=repeated)
+        items[:] = [item for item in items if item not in repeated]
 
     positions = {id(item): position for position, item in enumerate(items)}
     # Backends stay in pytest's order (the grouping is already contiguous); only the slow
@@ -405,7 +418,7 @@ class ServerProcess:
         self.log = cwd / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60) -> str:
+    def start(self, timeout: float = 120) -> str:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port), *self.args],
@@ -438,10 +451,22 @@ class ServerProcess:
             self.process.wait(timeout=30)
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
-    """`efdb serve` exactly as the README runs it: no configuration, a fresh directory."""
-    server = ServerProcess(tmp_path)
+@pytest.fixture(scope="session")
+def served_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory `served` runs in: its `var/efdb.sqlite3`, and where the README's CLI
+    commands run to reach the same database."""
+    return tmp_path_factory.mktemp("served")
+
+
+@pytest.fixture(scope="session")
+def served(served_dir: Path) -> Iterator[str]:
+    """`efdb serve` exactly as the README runs it: no configuration, a fresh directory.
+
+    One per test worker: its first start (migrate, load the seed) is the README's Quick start,
+    which every test using it checks from its own angle; none of them needs it fresh. (A
+    snapshot one test creates is only ever read back by its id.)
+    """
+    server = ServerProcess(served_dir)
     try:
         yield server.start()
     finally:
