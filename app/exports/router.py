@@ -35,7 +35,7 @@ from app.core.params import (
 from app.core.schemas import Page
 from app.core.urls import header_url
 from app.exports import service
-from app.exports.schemas import SnapshotRead
+from app.exports.schemas import SnapshotManifest, SnapshotRead
 
 router = APIRouter(tags=["exports"])
 
@@ -347,7 +347,10 @@ def snapshot_arrows(request: Request, session: SessionDep, snapshot_id: Snapshot
 @file_route(
     "/v1/snapshots/{snapshot_id}/manifest.json",
     summary="A snapshot's manifest: versions, hashes, row counts, licenses, files",
-    responses=_file_responses(service.MEDIA_TYPES["json"], "The manifest"),
+    responses={
+        **_file_responses(service.MEDIA_TYPES["json"], "The manifest"),
+        200: {"model": SnapshotManifest, "description": "The manifest"},
+    },
 )
 def snapshot_manifest(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
     """A snapshot's manifest as written with its files: the dataset versions with their content

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.datasets.schemas import TIMESTAMP
 
@@ -67,3 +68,48 @@ class SnapshotRead(BaseModel):
         description="factors.parquet, factors.arrow, factors.arrows and manifest.json, with "
         "sha256 and size"
     )
+
+
+class ManifestFile(BaseModel):
+    """One data file as its snapshot's manifest lists it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="factors.parquet, factors.arrow or factors.arrows")
+    sha256: str = Field(description="sha256 of the file's bytes")
+    bytes: int = Field(description="Size of the file in bytes")
+
+
+class ManifestColumn(BaseModel):
+    """One column of the snapshot's files (export schema)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Column name")
+    type: str = Field(description="Its Arrow type, e.g. `double`, `string`")
+    nullable: bool = Field(description="Whether it may be null")
+    description: str = Field(description="What it holds")
+    unit: str | None = Field(None, description="Its unit, for the numeric value columns")
+
+
+class SnapshotManifest(BaseModel):
+    """`manifest.json`: what a snapshot holds, written with its files and never changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["efdb-snapshot"] = Field(description="Always `efdb-snapshot`")
+    schema_version: int = Field(description="Version of the export schema of its files")
+    id: str = Field(description="The snapshot's id: UTC date and sequence, e.g. 2026-11-25.1")
+    created_at: datetime = Field(description=f"When it was written; {TIMESTAMP}")
+    created_by: str = Field(description="Who wrote it: a client_id, or `cli:<login>`")
+    row_count: int = Field(description="Number of factors in it")
+    dataset_versions: list[SnapshotDatasetVersion] = Field(
+        description="The dataset versions it holds, each with its content hash and licence"
+    )
+    files: list[ManifestFile] = Field(description="Its data files with sha256 and size")
+    licenses: list[SnapshotLicense] = Field(description="The attribution list")
+    content_hash_fields: list[str] = Field(
+        description="The factor fields a version's content_sha256 is computed over, in order"
+    )
+    content_hash_recipe: str = Field(description="How to recompute a version's content_sha256")
+    columns: list[ManifestColumn] = Field(description="The columns of the data files")
