@@ -46,10 +46,10 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.factors.models import Factor
-from app.reference.models import Activity
+from app.reference.models import Activity, ActivityLabel
 
 MAX_TERMS = 8
 TRIGRAM = 3
@@ -229,17 +229,25 @@ class TextSearch:
 
 
 def text_search(session: Session, q: str) -> TextSearch:
-    """Look `q`'s terms up in the activity labels (one query over the small `activity` table)."""
+    """Look `q`'s terms up in the activity labels (one query over each of the small tables:
+    the reference vocabulary `activity` and the publishers' `activity_label`)."""
     dialect = session.get_bind().dialect.name
     terms = tuple(text_terms(q))
     lowered = [term.lower() for term in terms]
     if not terms:
         return TextSearch(q, dialect, terms, (), frozenset())
-    rows = session.execute(
-        select(Activity.id, Activity.search_text).where(
-            or_(*(_activity_term(term) for term in lowered))
-        )
-    ).all()
+    rows = [
+        *session.execute(
+            select(Activity.id, Activity.search_text).where(
+                or_(*(_activity_term(Activity.search_text, term) for term in lowered))
+            )
+        ),
+        *session.execute(
+            select(ActivityLabel.activity_id.label("id"), ActivityLabel.search_text).where(
+                or_(*(_activity_term(ActivityLabel.search_text, term) for term in lowered))
+            )
+        ),
+    ]
     labelled = tuple(
         frozenset(row.id for row in rows if term in row.search_text) for term in lowered
     )
@@ -249,9 +257,9 @@ def text_search(session: Session, q: str) -> TextSearch:
     return TextSearch(q, dialect, terms, labelled, named)
 
 
-def _activity_term(lowered_term: str) -> ColumnElement[bool]:
+def _activity_term(column: InstrumentedAttribute[str], lowered_term: str) -> ColumnElement[bool]:
     # Both sides lowercased in Python: LIKE then agrees with `in` on either database.
-    return Activity.search_text.like(f"%{_escape_like(lowered_term)}%", escape="\\")
+    return column.like(f"%{_escape_like(lowered_term)}%", escape="\\")
 
 
 def index_released_factors(session: Session, *, version_id: int) -> None:
