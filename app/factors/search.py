@@ -132,6 +132,75 @@ def _own_term(term: str, dialect: str) -> ColumnElement[bool]:
     return _like_any(term)
 
 
+# What a term of `q` matches (`GET /v1/factors?match=`): a term (the default) or any substring.
+MATCH_TERM, MATCH_SUBSTRING = "term", "substring"
+MATCH_MODES = (MATCH_TERM, MATCH_SUBSTRING)
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+
+
+def is_cjk(term: str) -> bool:
+    """A term with a Chinese character is matched as a Chinese term, any other at word starts."""
+    return _CJK.search(term) is not None
+
+
+def word_start_pattern(term: str) -> str:
+    """A regular expression that PostgreSQL (ARE, `~`) and Python (SQLite's REGEXP, which
+    SQLAlchemy implements with `re`) read alike: `term` at the start of the text or after a
+    character that is not a letter, digit or underscore, case-insensitively."""
+    return r"(?i)(^|\W)" + re.escape(term)
+
+
+@dataclass(frozen=True)
+class TermRule:
+    """How one term of `q` matches a text when terms are asked for (`match=term`).
+
+    - A term without Chinese characters (English, codes) matches at a word start: `coal`
+      finds "Coal", "brown coal" and "sub-bituminous coal", never "charcoal".
+    - A Chinese term matches where it occurs, except inside a *distinct term*: a longer term
+      of the activity vocabulary (a keyword of the reference or of a publisher's labels) that
+      holds it, of an activity that the term itself does not name. 烟煤 names the bituminous
+      coal activity; 无烟煤 (anthracite) is a keyword of an activity that 烟煤 does not name,
+      so 烟煤 inside 无烟煤 is not the term 烟煤. Only a term that is itself a name or keyword
+      of the vocabulary has distinct terms: of any other, the vocabulary knows nothing, and
+      it matches as a substring.
+    """
+
+    term: str  # lowercased
+    word_start: bool = False
+    distinct: tuple[str, ...] = ()  # lowercased, longest first
+
+    @property
+    def refines(self) -> bool:
+        """Whether it finds fewer texts than the plain substring match."""
+        return self.word_start or bool(self.distinct)
+
+    def matches(self, text: str) -> bool:
+        """Whether `text` holds the term, as the SQL of `condition` decides it."""
+        if self.word_start:
+            return re.search(word_start_pattern(self.term), text) is not None
+        lowered = text.lower()
+        for word in self.distinct:
+            lowered = lowered.replace(word, " ")
+        return self.term in lowered
+
+    def condition(self, text: ColumnElement[str]) -> ColumnElement[bool]:
+        """The refinement in SQL, on a text that already holds the term as a substring."""
+        if self.word_start:
+            return text.regexp_match(word_start_pattern(self.term))
+        lowered: ColumnElement[str] = func.lower(text)
+        for word in self.distinct:
+            lowered = func.replace(lowered, word, " ")
+        return lowered.like(f"%{_escape_like(self.term)}%", escape="\\")
+
+    def explain(self) -> str:
+        if self.word_start:
+            return f"'{self.term}' at the start of a word"
+        if self.distinct:
+            listed = ", ".join(self.distinct)
+            return f"'{self.term}', not inside the distinct terms {listed}"
+        return f"'{self.term}' anywhere"
+
+
 @dataclass(frozen=True)
 class TextSearch:
     """A text query with its activity labels looked up: what `q` finds and how it ranks.
@@ -145,23 +214,58 @@ class TextSearch:
     terms: tuple[str, ...]
     labelled: tuple[frozenset[str], ...]
     named: frozenset[str]
+    # One per term: how it matches as a term. With `match=term` they filter; with
+    # `match=substring` they only rank term matches above the other substrings.
+    rules: tuple[TermRule, ...] = ()
+    match: str = MATCH_TERM
 
     @property
     def widened(self) -> bool:
         return any(self.labelled)
 
+    @property
+    def refined(self) -> bool:
+        """Whether a term matches as a term fewer texts than as a substring."""
+        return any(rule.refines for rule in self.rules)
+
+    @property
+    def filters_terms(self) -> bool:
+        return self.match == MATCH_TERM and self.refined
+
     def condition(self) -> ColumnElement[bool]:
         """Every term in the factor's own text, or in its activity's labels."""
-        if not self.widened:  # the plain text search, statement unchanged
+        if not self.widened and not self.filters_terms:  # the plain search, statement unchanged
             return own_text_condition(self.q, self.dialect)
-        return and_(
-            *(
-                or_(_own_term(term, self.dialect), Factor.activity_id.in_(sorted(ids)))
-                if ids
-                else _own_term(term, self.dialect)
-                for term, ids in zip(self.terms, self.labelled, strict=True)
-            )
-        )
+        parts = [
+            or_(_own_term(term, self.dialect), Factor.activity_id.in_(sorted(ids)))
+            if ids
+            else _own_term(term, self.dialect)
+            for term, ids in zip(self.terms, self.labelled, strict=True)
+        ]
+        refined = self.refine_condition()
+        return and_(*parts, *([refined] if refined is not None else []))
+
+    def refine_condition(self) -> ColumnElement[bool] | None:
+        """What term matching (`match=term`) asks beyond the substring conditions: each term
+        at a word start, or outside its distinct terms, in the factor's own text (or found
+        through its activity's labels, which were matched the same way). Evaluated on the
+        candidates the text indexes found, never to find them."""
+        if self.match != MATCH_TERM:
+            return None
+        parts = [
+            or_(rule.condition(_search_text), Factor.activity_id.in_(sorted(ids)))
+            if ids
+            else rule.condition(_search_text)
+            for rule, ids in zip(self.rules, self.labelled, strict=True)
+            if rule.refines
+        ]
+        return and_(*parts) if parts else None
+
+    def own_condition(self) -> ColumnElement[bool]:
+        """Every term in the factor's own text, matched as a term (word starts, distinct terms)."""
+        plain = own_text_condition(self.q, self.dialect)
+        refined = [rule.condition(_search_text) for rule in self.rules if rule.refines]
+        return and_(plain, *refined) if refined else plain
 
     def short_terms(self) -> list[str]:
         """Terms no text index can serve (fewer than three word characters)."""
@@ -203,8 +307,10 @@ class TextSearch:
     def rank(self) -> ColumnElement[Any]:
         """0: the activity id is `q` (spaces read as hyphens); 1: a name is exactly `q`;
         2: the activity id or a name starts with `q`; 3: any other match in the factor's own
-        text; 4: found through its activity's labels, a name or keyword of which is `q`;
-        5: found through its activity's labels otherwise."""
+        text (with `match=substring`: a match of the terms, as `match=term` reads them); 4:
+        with `match=substring`, a match in its own text that is only a substring (烟煤 in
+        无烟煤); 5: found through its activity's labels, a name or keyword of which is `q`;
+        6: found through its activity's labels otherwise."""
         text = " ".join(self.q.split())
         lowered = text.lower()
         slug = re.sub(r"[\s_]+", "-", lowered)
@@ -220,41 +326,74 @@ class TextSearch:
                 2,
             ),
         ]
-        if not self.widened:
+        if not self.widened and not self.refined:  # the plain text search, ranks unchanged
             return case(*whens, else_=3)
-        whens.append((own_text_condition(self.q, self.dialect), 3))
+        whens.append((self.own_condition(), 3))
+        if self.match == MATCH_SUBSTRING and self.refined:
+            whens.append((own_text_condition(self.q, self.dialect), 4))
+        if not self.widened:
+            return case(*whens, else_=4)
         if self.named:
-            whens.append((Factor.activity_id.in_(sorted(self.named)), 4))
-        return case(*whens, else_=5)
+            whens.append((Factor.activity_id.in_(sorted(self.named)), 5))
+        return case(*whens, else_=6)
 
 
-def text_search(session: Session, q: str) -> TextSearch:
+def text_search(session: Session, q: str, match: str = MATCH_TERM) -> TextSearch:
     """Look `q`'s terms up in the activity labels (one query over each of the small tables:
-    the reference vocabulary `activity` and the publishers' `activity_label`)."""
+    the reference vocabulary `activity` and the publishers' `activity_label`), and build
+    each term's rule from them (`TermRule`)."""
     dialect = session.get_bind().dialect.name
     terms = tuple(text_terms(q))
     lowered = [term.lower() for term in terms]
     if not terms:
-        return TextSearch(q, dialect, terms, (), frozenset())
+        return TextSearch(q, dialect, terms, (), frozenset(), match=match)
     rows = [
         *session.execute(
-            select(Activity.id, Activity.search_text).where(
+            select(Activity.id, Activity.search_text, Activity.keywords_zh).where(
                 or_(*(_activity_term(Activity.search_text, term) for term in lowered))
             )
         ),
         *session.execute(
-            select(ActivityLabel.activity_id.label("id"), ActivityLabel.search_text).where(
-                or_(*(_activity_term(ActivityLabel.search_text, term) for term in lowered))
-            )
+            select(
+                ActivityLabel.activity_id.label("id"),
+                ActivityLabel.search_text,
+                ActivityLabel.keywords_zh,
+            ).where(or_(*(_activity_term(ActivityLabel.search_text, term) for term in lowered)))
         ),
     ]
+    rules = tuple(term_rule(term, rows) for term in lowered)
     labelled = tuple(
-        frozenset(row.id for row in rows if term in row.search_text) for term in lowered
+        frozenset(
+            row.id
+            for row in rows
+            if term in row.search_text and (match != MATCH_TERM or rule.matches(row.search_text))
+        )
+        for term, rule in zip(lowered, rules, strict=True)
     )
     whole = " ".join(q.split()).lower()
     # The first line of `search_text` is the id (rank 0 compares ids): names and keywords follow.
     named = frozenset(row.id for row in rows if whole in row.search_text.split("\n")[1:])
-    return TextSearch(q, dialect, terms, labelled, named)
+    return TextSearch(q, dialect, terms, labelled, named, rules, match)
+
+
+def term_rule(term: str, vocabulary: Any) -> TermRule:
+    """How `term` (lowercased) matches as a term, given the vocabulary rows that hold it
+    (each with `search_text`, whose lines after the id are its names and keywords, and
+    `keywords_zh`)."""
+    if not is_cjk(term):
+        return TermRule(term, word_start=True)
+    rows = list(vocabulary)
+    named_by_term = [row for row in rows if term in row.search_text.split("\n")[1:]]
+    if not named_by_term:
+        return TermRule(term)  # not a term of the vocabulary: nothing known, a substring
+    distinct = {
+        keyword.lower()
+        for row in rows
+        if row not in named_by_term
+        for keyword in row.keywords_zh or ()
+        if term in keyword.lower() and keyword.lower() != term
+    }
+    return TermRule(term, distinct=tuple(sorted(distinct, key=lambda w: (-len(w), w))))
 
 
 def _activity_term(column: InstrumentedAttribute[str], lowered_term: str) -> ColumnElement[bool]:
