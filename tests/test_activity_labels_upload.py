@@ -13,7 +13,14 @@ from fastapi.testclient import TestClient
 
 from tests.auth_fixtures import TokenKit
 from tests.test_factors_api import assert_problem, search
-from tests.test_publishing import PUBLISHER, VERSIONS, create_dataset, publish, upload
+from tests.test_publishing import (
+    DATASET_BODY,
+    PUBLISHER,
+    VERSIONS,
+    create_dataset,
+    publish,
+    upload,
+)
 from tests.upload_files import COLUMNS, csv_bytes, jsonl_bytes, synthetic_row
 
 OWN = f"{PUBLISHER}-rolled-coil"  # in synthetic-pub's namespace
@@ -170,6 +177,44 @@ def test_label_problems_are_row_precise(client: TestClient, tokens: TokenKit) ->
     assert "row 2" in conflict
     assert f"'{PUBLISHER}-'" in body["errors"][1]["detail"]
     assert client.get(VERSIONS, headers=writer).json()["items"] == []
+
+
+def test_a_publisher_never_labels_another_ones_activities(
+    client: TestClient, tokens: TokenKit
+) -> None:
+    """Slugs nest (synthetic-pub, synthetic-pub-east): the longer slug owns its ids; and an
+    activity another publisher's release labelled stays its own."""
+    east = f"{PUBLISHER}-east"
+    east_writer, reviewer = tokens.writer(east), tokens.reviewer()
+    assert client.post(
+        "/v1/datasets", json={**DATASET_BODY, "slug": "east-data"}, headers=east_writer
+    ).status_code in (200, 201)
+    east_versions = f"/v1/datasets/{east}/east-data/versions"
+    east_rows = [labelled_row(0, f"{east}-coil", **LABELS)]
+    response = client.post(
+        east_versions,
+        headers=east_writer,
+        data={"version": "1.0.0"},
+        files={"file": ("east.csv", labelled_csv(east_rows), "text/csv")},
+    )
+    assert response.status_code == 201, response.text
+    assert client.post(f"{east_versions}/1.0.0/submit", headers=east_writer).status_code == 200
+    assert publish(client, reviewer, "1.0.0", versions=east_versions).status_code == 200
+
+    writer = tokens.writer(PUBLISHER)
+    create_dataset(client, writer)
+    body = assert_problem(
+        upload(client, writer, labelled_csv([labelled_row(0, f"{east}-wire", **LABELS)])), 422
+    )
+    assert [(e["row"], e["code"]) for e in body["errors"]] == [
+        (2, "activity_label_outside_namespace")
+    ]
+    assert f"publisher {east}'s" in body["errors"][0]["detail"]
+    body = assert_problem(
+        upload(client, writer, labelled_csv([labelled_row(0, f"{east}-coil", **LABELS)])), 422
+    )
+    assert [e["code"] for e in body["errors"]] == ["activity_label_outside_namespace"]
+    assert client.get(f"/v1/activities/{east}-coil").json()["publisher"] == east
 
 
 def test_labels_in_json_lines_are_text(client: TestClient, tokens: TokenKit) -> None:

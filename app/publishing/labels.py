@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.text import forbidden_character, nfc
+from app.datasets.models import Publisher
 from app.publishing.records import RowProblem
 from app.reference.loader import activity_search_text
 from app.reference.models import Activity, ActivityLabel
@@ -47,9 +48,15 @@ MAX_LABELLED_ACTIVITIES = 10_000
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 
 
-def in_namespace(activity_id: str, publisher: str) -> bool:
-    """Whether `publisher` may label `activity_id`: its id starts with the slug and a hyphen."""
-    return activity_id.startswith(f"{publisher}-") and len(activity_id) > len(publisher) + 1
+def in_namespace(activity_id: str, publisher: str, longer: Iterable[str] = ()) -> bool:
+    """Whether `publisher` may label `activity_id`: its id starts with the slug and a hyphen,
+    and not with the slug and hyphen of a publisher whose slug extends it (`longer`: for
+    `cisa`, `cisa-east` owns `cisa-east-…`)."""
+    return (
+        activity_id.startswith(f"{publisher}-")
+        and len(activity_id) > len(publisher) + 1
+        and not any(activity_id.startswith(f"{other}-") for other in longer)
+    )
 
 
 def split_keywords(keywords: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -87,6 +94,10 @@ class LabelCollector:
     # Activities the vocabulary already labels: reference ones (refused) and publishers' ones.
     reference_ids: frozenset[str]
     labelled_ids: frozenset[str]
+    # Slugs of the publishers whose slug starts with this one's and a hyphen.
+    longer: tuple[str, ...] = ()
+    # Activities that other publishers' releases label.
+    others: dict[str, str] = field(default_factory=dict)
     found: dict[str, tuple[int, Labels]] = field(default_factory=dict)
     # Activity → first row, for those the vocabulary does not label.
     first_rows: dict[str, int] = field(default_factory=dict)
@@ -113,14 +124,28 @@ class LabelCollector:
         first_column = next(name for name in LABEL_COLUMNS if name in given)
         if activity_id is None:
             return problems  # the row's activity_id has its own error
-        if not in_namespace(activity_id, self.publisher):
+        if not in_namespace(activity_id, self.publisher, self.longer):
+            owner = next((o for o in self.longer if activity_id.startswith(f"{o}-")), None)
             problems.append(
                 RowProblem(
                     row,
                     first_column,
                     "activity_label_outside_namespace",
                     f"'{activity_id}' is not in {self.publisher}'s namespace: a publisher labels "
-                    f"only its own activities, whose ids start with '{self.publisher}-'",
+                    f"only its own activities, whose ids start with '{self.publisher}-'"
+                    + (f" (ids starting with '{owner}-' are publisher {owner}'s)" if owner else ""),
+                )
+            )
+            return problems
+        owner = self.others.get(activity_id)
+        if owner is not None:
+            problems.append(
+                RowProblem(
+                    row,
+                    first_column,
+                    "activity_already_labelled",
+                    f"'{activity_id}' is labelled by publisher {owner} "
+                    f"(GET /v1/activities/{activity_id}); leave the label columns empty",
                 )
             )
             return problems
@@ -247,11 +272,21 @@ def _keywords(row: int, text: str) -> tuple[tuple[str, ...], RowProblem | None]:
 def label_collector(session: Session, *, publisher: str) -> LabelCollector:
     """A collector for one upload of `publisher`, with the vocabulary as it is now."""
     reference_ids = frozenset(session.scalars(select(Activity.id)))
-    publisher_ids = frozenset(session.scalars(select(ActivityLabel.activity_id)))
+    labelled = {
+        activity_id: owner
+        for activity_id, owner in session.execute(
+            select(ActivityLabel.activity_id, ActivityLabel.publisher)
+        )
+    }
+    longer = session.scalars(
+        select(Publisher.slug).where(Publisher.slug.startswith(f"{publisher}-", autoescape=True))
+    )
     return LabelCollector(
         publisher=publisher,
         reference_ids=reference_ids,
-        labelled_ids=reference_ids | publisher_ids,
+        labelled_ids=reference_ids | frozenset(labelled),
+        longer=tuple(longer),
+        others={key: owner for key, owner in labelled.items() if owner != publisher},
     )
 
 
@@ -281,8 +316,11 @@ def publish_activity_labels(
     }
     for item in proposed:
         activity_id = item["activity_id"]
+        row = existing.get(activity_id)
         # The upload checked the namespace; a label never crosses publishers.
-        if not in_namespace(activity_id, publisher):
+        if not in_namespace(activity_id, publisher) or (
+            row is not None and row.publisher_id != publisher_id
+        ):
             continue
         values = {
             "publisher_id": publisher_id,
@@ -298,7 +336,6 @@ def publish_activity_labels(
             "published_at": published_at,
             "search_text": activity_search_text({"id": activity_id, **item}),
         }
-        row = existing.get(activity_id)
         if row is None:
             session.add(ActivityLabel(activity_id=activity_id, **values))
         else:
