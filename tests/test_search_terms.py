@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.factors.search import TermRule, word_start_pattern
+from app.reference.terms import TermRule, word_start_pattern
 from tests.auth_fixtures import TokenKit
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
 from tests.test_activity_labels_upload import labelled_csv, labelled_row
@@ -57,6 +57,33 @@ def test_bituminous_coal_is_not_anthracite(client: TestClient, seeded: None) -> 
     assert NGL in ids(search(client, q="天然气", match="substring"))
     # A term the vocabulary does not know matches as a substring: 燃烧 in 固定源燃烧.
     assert {BITUMINOUS, ANTHRACITE} <= set(ids(search(client, q="燃烧")))
+
+
+def test_the_activity_listing_reads_terms_alike(client: TestClient) -> None:
+    def listed(**params: str) -> list[str]:
+        response = client.get("/v1/activities", params={"limit": 1000, **params})
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    bituminous = "other-bituminous-coal-stationary-combustion-energy-industries"
+    assert listed(q="烟煤") == [bituminous]
+    assert set(listed(q="烟煤", match="substring")) == {
+        "anthracite-stationary-combustion-energy-industries",
+        bituminous,
+        "sub-bituminous-coal-stationary-combustion-energy-industries",
+    }
+    assert listed(q="hard coal") == ["anthracite-stationary-combustion-energy-industries"]
+    assert listed(q="ard coal") == []
+    # Pages of a term search follow their cursor; the cursor keeps its match.
+    first = client.get("/v1/activities", params={"q": "烟煤", "match": "substring", "limit": 1})
+    body = first.json()
+    seen = [item["id"] for item in body["items"]]
+    while body["next"] is not None:
+        body = client.get(body["next"]).json()
+        seen += [item["id"] for item in body["items"]]
+    assert seen == sorted(listed(q="烟煤", match="substring"))
+    cursor = first.json()["next"].split("cursor=")[1]
+    assert_problem(client.get("/v1/activities", params={"q": "烟煤", "cursor": cursor}), 422)
 
 
 def test_english_terms_match_at_word_starts(client: TestClient, seeded: None) -> None:

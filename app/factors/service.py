@@ -18,7 +18,8 @@ from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
 from app.factors.models import Factor, Source
 from app.factors.schemas import UPLOADABLE_FIELDS
-from app.factors.search import MATCH_TERM, TextSearch, text_search
+from app.factors.search import TextSearch, text_search
+from app.reference.terms import MATCH_TERM
 from app.reference.units import UnitError, parse_declared_unit
 
 _SOURCE_COLUMNS = {
