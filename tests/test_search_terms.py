@@ -8,6 +8,8 @@ ranking tests use synthetic factors (tests/factories.py labels them synthetic).
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 import pytest
@@ -225,3 +227,20 @@ def test_term_rule_in_python_agrees_with_the_sql_reading() -> None:
     assert english.matches("coal")
     assert not english.matches("charcoal")
     assert word_start_pattern("c++") == r"(?i)(^|\W)c\+\+"
+
+
+def test_the_explorer_matches_terms_and_offers_substrings(client: TestClient, seeded: None) -> None:
+    page = client.get("/", params={"q": "烟煤", "lang": "zh"})
+    assert page.status_code == 200, page.text
+    assert "其他烟煤" in page.text
+    assert "无烟煤固定源燃烧" not in page.text
+    link = re.search(r'<a href="([^"]*match=substring[^"]*)">', page.text)
+    assert link is not None
+    wider = client.get(html.unescape(link.group(1)))
+    assert wider.status_code == 200, wider.text
+    assert "无烟煤固定源燃烧" in wider.text
+    assert "也显示部分匹配" not in wider.text
+    twin = client.get("/.json", params={"q": "烟煤", "match": "substring"}).json()
+    assert {item["id"] for item in twin["items"]} == {BITUMINOUS, SUB_BITUMINOUS, ANTHRACITE}
+    assert twin["total"] == 3
+    assert_problem(client.get("/.json", params={"q": "烟煤", "match": "fuzzy"}), 422)
