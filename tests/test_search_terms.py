@@ -244,3 +244,13 @@ def test_the_explorer_matches_terms_and_offers_substrings(client: TestClient, se
     assert {item["id"] for item in twin["items"]} == {BITUMINOUS, SUB_BITUMINOUS, ANTHRACITE}
     assert twin["total"] == 3
     assert_problem(client.get("/.json", params={"q": "烟煤", "match": "fuzzy"}), 422)
+
+
+def test_related_activities_are_named_not_ids(client: TestClient, seeded: None) -> None:
+    """The text found some of an activity's factors: the link to all of them names the
+    activity from its labels, in the page's language."""
+    english = client.get("/", params={"q": "2022年", "lang": "en"}).text
+    assert "factors of the activity Electricity, grid average" in english
+    chinese = client.get("/", params={"q": "2022年", "lang": "zh"}).text
+    assert "的全部" in chinese
+    assert "查看活动 电力（电网平均） 的全部" in chinese

@@ -277,6 +277,12 @@ def search_page(request: Request, session: SessionDep) -> Response:
     lang = negotiate(request)
     t = Translator(lang)
     next_url = next_link(request, result.next_cursor)
+    # Activities by their names in the page's language (labels: reference or publisher's).
+    labels = {
+        value.value: t.pick(value.label_zh, value.label_en)
+        for value in result.facets.values["activity_id"]
+        if value.label_zh or value.label_en
+    }
     context = {
         "params": params,
         "active": params.active(),
@@ -292,7 +298,7 @@ def search_page(request: Request, session: SessionDep) -> Response:
         if params.q and params.match is None
         else None,
         "related": [
-            (name, total, related_link(params, lang, name))
+            (labels.get(name) or name, total, related_link(params, lang, name))
             for name, total in sorted(result.related.items())
         ],
     }
