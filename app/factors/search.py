@@ -1,8 +1,12 @@
 """Text search over factor names, Chinese and English, on both databases.
 
-`q` is split on whitespace; every term must occur (as a substring, case-insensitively) in
-the Chinese name, the English name or the activity id. Chinese has no spaces, so "substring"
-is the only sensible unit for it, and it serves English well enough for names this short.
+`q` is split on whitespace; every term must occur (case-insensitively) in the Chinese name,
+the English name or the activity id. The indexes below find the factors that hold each term
+as a substring; with `match=term` (the default) each term must then also match as a term
+(`app.reference.terms.TermRule`: Chinese outside the longer, distinct terms of the activity
+vocabulary, so 烟煤 does not find 无烟煤; other text at a word start, so coal does not find
+charcoal), a condition evaluated on the candidates only (`TextSearch.refine_condition`).
+`match=substring` keeps the substrings, ranking the term matches first.
 
 - SQLite: terms of 3+ characters go through the FTS5 table `factor_fts` (trigram tokenizer,
   migration 20261125_0003; filled at publish since 20261125_0004), which answers substring
