@@ -9,6 +9,7 @@ from app.exports.models import DatabaseInstance, ExportFile, Snapshot, snapshot_
 from app.factors.models import Factor, ReleaseFacetCount, Source
 from app.reference.models import (
     Activity,
+    ActivityLabel,
     ConversionProperty,
     GwpValue,
     Location,
@@ -18,6 +19,7 @@ from app.reference.models import (
 
 __all__ = [
     "Activity",
+    "ActivityLabel",
     "AuditEvent",
     "Base",
     "Client",

@@ -7,6 +7,7 @@ import io
 
 from app.factors.schemas import UPLOADABLE_FIELDS
 from app.publishing.cells import TEXT_LIMITS
+from app.publishing.labels import LABEL_COLUMNS
 
 # The documented maximum of every text field, as the template's example row states it.
 LIMITS_NOTE = (
@@ -28,7 +29,14 @@ EXAMPLE_ROW: dict[str, str] = {
     "Required columns: factor_code, activity_id, name_zh or name_en, region, reference_year, "
     "unit, co2e, boundary, source_title; gwp_set is required when ch4/n2o are given. "
     "ch4_origin (fossil or non_fossil) is optional: empty means fuel combustion is fossil, "
-    "other categories unstated. " + LIMITS_NOTE,
+    "other categories unstated. "
+    "activity_name_zh, activity_name_en, activity_keywords (optional, empty here: this "
+    "activity is in the reference vocabulary) name a new activity of your own namespace, "
+    "whose activity_id starts with your publisher slug and a hyphen (cisa-hot-rolled-coil "
+    "for cisa): both names, and keywords separated by ';' (a keyword with Chinese characters "
+    "is a Chinese one). Every row that gives them gives the same for its activity; they are "
+    "reviewed with the version and join the activity vocabulary when it is published. "
+    + LIMITS_NOTE,
     "category": "energy/stationary-combustion/energy-industries",
     "region": "GLO",
     "reference_year": "2006",
@@ -54,7 +62,9 @@ EXAMPLE_ROW: dict[str, str] = {
 
 def template_csv() -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(UPLOADABLE_FIELDS), lineterminator="\n")
+    writer = csv.DictWriter(
+        buffer, fieldnames=[*UPLOADABLE_FIELDS, *LABEL_COLUMNS], lineterminator="\n"
+    )
     writer.writeheader()
     writer.writerow(EXAMPLE_ROW)
     return buffer.getvalue()
