@@ -219,3 +219,80 @@ def test_every_key_used_in_the_code_is_in_the_catalogue() -> None:
 )
 def test_language_from_header(header: str | None, lang: str) -> None:
     assert language_from_header(header) == lang
+
+
+# --- Uploads, estimates, the resolve page -------------------------------------------------
+
+
+def test_upload_report_is_translated(client: TestClient, tokens: Any) -> None:
+    from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS
+    from tests.upload_files import csv_bytes, synthetic_row
+
+    headers = tokens.writer(PUBLISHER)
+    assert client.post("/v1/datasets", json=DATASET_BODY, headers=headers).status_code == 201
+    rows = [
+        synthetic_row(0, unit="kwhh"),
+        synthetic_row(1, region="XK"),
+        synthetic_row(2, co2e=1.0),
+        synthetic_row(3, reference_year="abc"),
+    ]
+    content = csv_bytes(rows)
+    answers = [
+        client.post(
+            VERSIONS,
+            headers={**headers, **lang},
+            data={"version": "1.0.0"},
+            files={"file": ("synthetic.csv", content, "text/csv")},
+        )
+        for lang in (EN, ZH)
+    ]
+    en, zh = assert_bilingual(answers[0], answers[1], 422)
+    assert en["title"] == zh["title"] == "The upload has errors; nothing was stored"
+    assert en["detail"].startswith("synthetic.csv: 4 error(s): row 2, unit: 'kwhh' is not a unit")
+    assert zh["detail"].startswith("synthetic.csv：4 个错误：第 2 行，unit：“kwhh”不是单位")
+    assert zh["detail"].endswith("（另有 1 个）")
+    zh_errors = {(e["row"], e["column"], e["code"]): e["detail"] for e in zh["errors"]}
+    en_errors = {(e["row"], e["column"], e["code"]): e["detail"] for e in en["errors"]}
+    assert zh_errors.keys() == en_errors.keys()  # the same problems, with the same codes
+    assert zh_errors[2, "unit", "unknown_unit"] == "“kwhh”不是单位"
+    assert zh_errors[3, "region", "unknown_region"].startswith("“XK”不在地区表中")
+    assert zh_errors[4, "co2e", "co2e_mismatch"].startswith("co2e 1.0 与按 AR5 GWP100")
+    assert zh_errors[5, "reference_year", "int_parsing"] == "应为整数，无法将文本解析为整数"
+    # The report inside the problem is in the same language.
+    assert zh["report"]["errors"][0]["detail"] == "“kwhh”不是单位"
+    assert en["report"]["errors"][0]["detail"] == "'kwhh' is not a unit"
+
+
+def test_estimate_errors_are_translated(client: TestClient, seeded: None) -> None:
+    line = {"activity_id": "electricity-grid-mix", "region": "CN", "year": 2022}
+    en, zh = assert_bilingual(
+        *both(client, "POST", "/v1/estimate", json={**line, "amount": -1000, "unit": "kWh"}), 422
+    )
+    assert en["detail"] == "amount must be a positive finite number, not -1000"
+    assert zh["detail"] == "amount 须为有限正数，而不是 -1000"
+    assert zh["errors"][0]["detail"] == zh["detail"]
+    en, zh = assert_bilingual(
+        *both(client, "POST", "/v1/estimate", json={**line, "amount": 1, "unit": "kwhh"}), 422
+    )
+    assert zh["detail"].startswith("“kwhh”不是单位；您是否指 'kWh'")
+    assert en["suggestions"] == zh["suggestions"]
+    en, zh = assert_bilingual(
+        *both(
+            client,
+            "POST",
+            "/v1/estimate",
+            json={**line, "activity_id": "no-such-activity", "amount": 1, "unit": "kWh"},
+        ),
+        404,
+    )
+    assert en["title"] == zh["title"] == "No matching factor"
+    assert zh["detail"].startswith("在 CN → GLO 中没有活动“no-such-activity”参考年份 ≤ 2022 的因子")
+
+
+def test_chinese_resolve_page_shows_the_error_in_chinese(client: TestClient, seeded: None) -> None:
+    query = "activity_id=no-such-activity&region=CN&year=2022&amount=1&unit=kWh"
+    zh = client.get(f"/resolve?{query}&lang=zh", headers={"Accept": "text/html"})
+    en = client.get(f"/resolve?{query}&lang=en", headers={"Accept": "text/html"})
+    assert zh.status_code == en.status_code == 200
+    assert "没有活动“no-such-activity”" in zh.text
+    assert "no factor for activity &#39;no-such-activity&#39;" in en.text

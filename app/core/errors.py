@@ -165,10 +165,12 @@ def pydantic_message(err: Mapping[str, Any]) -> str:
     """A pydantic error's message: pydantic's English, and Chinese from the catalogue's
     `pydantic.<type>` (with the error's context), where the catalogue has that type."""
     english = str(err.get("msg", "invalid value"))
+    context = dict(err.get("ctx") or {})
+    if isinstance(context.get("detail"), Localized):  # our own check's message, translated
+        return Localized(english, localize(context["detail"], "zh"))
     texts = catalogue().get(f"pydantic.{err.get('type')}")
     if texts is None:
         return english
-    context = dict(err.get("ctx") or {})
     names = placeholders(texts["zh"])
     if not names <= set(context):
         return english

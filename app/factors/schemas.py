@@ -49,7 +49,8 @@ def _canonical_unit(value: str) -> str:
     try:
         return parse_declared_unit(value).canonical
     except UnitError as exc:
-        raise PydanticCustomError(exc.code, exc.detail) from exc
+        # The detail rides in the context so that it keeps its translation (a Message).
+        raise PydanticCustomError(exc.code, "{detail}", {"detail": exc.detail}) from exc
 
 
 Finite = Annotated[float, AfterValidator(_finite)]
