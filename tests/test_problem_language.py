@@ -296,3 +296,24 @@ def test_chinese_resolve_page_shows_the_error_in_chinese(client: TestClient, see
     assert zh.status_code == en.status_code == 200
     assert "没有活动“no-such-activity”" in zh.text
     assert "no factor for activity &#39;no-such-activity&#39;" in en.text
+
+
+def test_batch_line_errors_follow_accept_language(client: TestClient, seeded: None) -> None:
+    lines = {
+        "items": [
+            {"activity_id": "electricity-grid-mix", "region": "CN", "year": 2022},
+            {"activity_id": "electricity-grid-mix", "region": "cn", "year": 2022},
+        ]
+    }
+    en = client.post("/v1/factors:resolve", json=lines, headers=EN)
+    zh = client.post("/v1/factors:resolve", json=lines, headers=ZH)
+    assert en.status_code == zh.status_code == 200
+    assert zh.headers["content-language"] == "zh-CN"
+    assert "accept-language" in zh.headers["vary"].lower()
+    en_error, zh_error = en.json()["items"][1]["error"], zh.json()["items"][1]["error"]
+    assert en_error["code"] == zh_error["code"] == "invalid_region"
+    assert en_error["detail"].startswith("'cn' is not an ISO 3166-1 alpha-2")
+    assert zh_error["detail"].startswith("“cn”不是 ISO 3166-1 二字母代码")
+    assert "您是否指 'CN'" in zh_error["detail"]
+    # The factors themselves are the same bytes of data in both languages.
+    assert en.json()["items"][0] == zh.json()["items"][0]
