@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -202,7 +202,9 @@ def _result(
     in_factor_unit = clean_float(amount * multiplier)
     low, high = factor["uncertainty_low"], factor["uncertainty_high"]
     interval = None
-    if low is not None and high is not None:
+    declared = factor.get("uncertainty_kind") is not None
+    if low is not None and high is not None and declared:
+        # Scaling by the (exact) amount keeps what the interval is: same kind, same level.
         interval = sorted([clean_float(low * in_factor_unit), clean_float(high * in_factor_unit)])
     co2e_kg = clean_float(factor["co2e"] * in_factor_unit)
     gases = {
@@ -246,6 +248,34 @@ def _result(
         },
         "gases_kg": gases,
         "uncertainty_kg": interval,
+        "uncertainty": _uncertainty(factor, interval),
+    }
+
+
+def _uncertainty(factor: Mapping[str, Any], interval: list[float] | None) -> dict[str, Any]:
+    """What `uncertainty_kg` is, or why there is none: only a declared interval propagates."""
+    kind = factor.get("uncertainty_kind")
+    level = factor.get("uncertainty_confidence_level")
+    if factor["uncertainty_low"] is None or factor["uncertainty_high"] is None:
+        note = "the factor gives no uncertainty interval"
+    elif kind is None:
+        note = (
+            "not propagated: the factor's interval "
+            f"[{factor['uncertainty_low']:g}, {factor['uncertainty_high']:g}] has no declared "
+            "kind or confidence level, so no confidence can be attached to a propagated one"
+        )
+    elif level is not None:
+        note = (
+            f"the factor's declared {kind.replace('_', ' ')} at {level:.4g} "
+            "scaled by the amount in the factor's unit"
+        )
+    else:
+        note = f"the factor's declared {kind.replace('_', ' ')} scaled by the amount"
+    return {
+        "interval_kg": interval,
+        "kind": kind if interval is not None else None,
+        "confidence_level": level if interval is not None else None,
+        "note": note,
     }
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.problem_text import Message
-from app.factors.schemas import PEDIGREE_FIELDS, FactorFields
+from app.factors.schemas import KINDS_WITH_LEVEL, PEDIGREE_FIELDS, FactorFields
 from app.reference.gwp import (
     CO2E_TOLERANCE,
     GwpTable,
@@ -106,8 +106,45 @@ def record_problems(
                 Message("record.high_below", high=record.uncertainty_high, co2e=record.co2e),
             )
         )
+    problems.extend(_uncertainty_declaration_problems(record))
     problems.extend(_gas_problems(record, checked.gwp))
     return problems
+
+
+def _uncertainty_declaration_problems(record: FactorFields) -> list[RecordProblem]:
+    """What an interval is declared to be must fit: a kind needs an interval, a confidence
+    level needs a kind that has one (confidence interval, percentile range), and those kinds
+    need their level: an interval is never labelled with a confidence nobody stated."""
+    has_interval = record.uncertainty_low is not None or record.uncertainty_high is not None
+    kind, level = record.uncertainty_kind, record.uncertainty_confidence_level
+    if (kind is not None or level is not None) and not has_interval:
+        column = "uncertainty_kind" if kind is not None else "uncertainty_confidence_level"
+        return [
+            RecordProblem(column, "uncertainty_without_interval", Message("record.no_interval"))
+        ]
+    if level is not None and kind is None:
+        return [
+            RecordProblem(
+                "uncertainty_kind", "missing_uncertainty_kind", Message("record.level_needs_kind")
+            )
+        ]
+    if kind in KINDS_WITH_LEVEL and level is None:
+        return [
+            RecordProblem(
+                "uncertainty_confidence_level",
+                "missing_confidence_level",
+                Message("record.kind_needs_level", kind=kind),
+            )
+        ]
+    if kind is not None and kind not in KINDS_WITH_LEVEL and level is not None:
+        return [
+            RecordProblem(
+                "uncertainty_confidence_level",
+                "confidence_level_not_applicable",
+                Message("record.level_not_applicable", kind=kind),
+            )
+        ]
+    return []
 
 
 def _gas_problems(record: FactorFields, gwp: GwpTable) -> list[RecordProblem]:

@@ -46,6 +46,7 @@ TEXT_LIMITS: dict[str, int] = {
     "boundary": 32,
     "method": 255,
     "uncertainty_distribution": 16,
+    "uncertainty_kind": 24,
     "source_title": 1000,
     "source_publisher": 500,
     "source_url": 2000,

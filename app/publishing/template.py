@@ -28,7 +28,12 @@ EXAMPLE_ROW: dict[str, str] = {
     "Required columns: factor_code, activity_id, name_zh or name_en, region, reference_year, "
     "unit, co2e, boundary, source_title; gwp_set is required when ch4/n2o are given. "
     "ch4_origin (fossil or non_fossil) is optional: empty means fuel combustion is fossil, "
-    "other categories unstated. " + LIMITS_NOTE,
+    "other categories unstated. uncertainty_low and uncertainty_high (kg CO2e per unit) are "
+    "optional; with them give only what the source declares: uncertainty_kind "
+    "(confidence_interval, percentile_range or min_max) and, for the first two, "
+    "uncertainty_confidence_level as a fraction (0.95). Empty uncertainty_kind: no confidence "
+    "is claimed and estimates do not propagate the interval (this example's source gives per-gas "
+    "ranges, not a CO2e interval, so they are empty). " + LIMITS_NOTE,
     "category": "energy/stationary-combustion/energy-industries",
     "region": "GLO",
     "reference_year": "2006",
