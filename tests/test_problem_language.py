@@ -317,3 +317,19 @@ def test_batch_line_errors_follow_accept_language(client: TestClient, seeded: No
     assert "您是否指 'CN'" in zh_error["detail"]
     # The factors themselves are the same bytes of data in both languages.
     assert en.json()["items"][0] == zh.json()["items"][0]
+
+
+@pytest.mark.parametrize(
+    ("url", "zh_start"),
+    [
+        ("/v1/factors?regoin=CN", "未知的查询参数：regoin。可用参数："),
+        ("/v1/factors?cursor=garbage", "此游标不是本服务签发的"),
+        ("/v1/datasets/mee-cn/cn-electricity-co2/versions/v1", "“v1”不是 MAJOR.MINOR.PATCH"),
+        (f"{GRID}?version=1.0.0&as_of=2024-01-01", "`version` 与 `as_of` 只能给出其一"),
+    ],
+)
+def test_query_problems_are_translated(
+    client: TestClient, seeded: None, url: str, zh_start: str
+) -> None:
+    _, zh = assert_bilingual(*both(client, "GET", url), 422)
+    assert zh["detail"].startswith(zh_start), zh["detail"]

@@ -510,7 +510,7 @@ def snapshot_after(cursor: str | None) -> tuple[datetime, str] | None:
         return datetime.fromisoformat(str(created_at)), str(snapshot_id)
     except ValueError as exc:
         raise InvalidParameter(
-            "The cursor is not one this service issued; start again without `cursor`.",
+            Message("cursor.invalid"),
             errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
         ) from exc
 

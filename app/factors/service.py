@@ -120,8 +120,7 @@ def _apply_filters(
     elif filters.version is not None:
         if filters.dataset is None or filters.publisher is None:
             raise InvalidParameter(
-                "`version` pins one dataset's release: give `publisher` and `dataset` with it "
-                "(or `dataset=publisher/dataset`).",
+                Message("query.version_needs_dataset"),
                 errors=[
                     {
                         "loc": ["query", "version"],
@@ -440,7 +439,7 @@ def ranked_after(cursor: str | None, scope: dict[str, object]) -> tuple[int, int
         for part in position
     ):
         raise InvalidParameter(
-            "The cursor is not one this service issued; start again without `cursor`.",
+            Message("cursor.invalid"),
             errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
         )
     return int(position[0]), int(position[1])
