@@ -333,3 +333,27 @@ def test_query_problems_are_translated(
 ) -> None:
     _, zh = assert_bilingual(*both(client, "GET", url), 422)
     assert zh["detail"].startswith(zh_start), zh["detail"]
+
+
+def test_workflow_conflicts_are_translated(client: TestClient, tokens: Any) -> None:
+    from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS
+    from tests.upload_files import csv_bytes, synthetic_row
+
+    headers = tokens.writer(PUBLISHER)
+    assert client.post("/v1/datasets", json=DATASET_BODY, headers=headers).status_code == 201
+    uploaded = client.post(
+        VERSIONS,
+        headers=headers,
+        data={"version": "1.0.0"},
+        files={"file": ("f.csv", csv_bytes([synthetic_row(0)]), "text/csv")},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    assert client.post(f"{VERSIONS}/1.0.0/submit", headers=headers).status_code == 200
+    en, zh = assert_bilingual(
+        *both(client, "POST", f"{VERSIONS}/1.0.0/submit", headers=headers), 409
+    )
+    assert re.fullmatch(r".* is submitted by \S+ at \S+; this needs it to be draft", en["detail"])
+    assert re.fullmatch(
+        r".* 的状态为 submitted（\S+，\S+）；此操作要求其状态为 draft", zh["detail"]
+    )
+    assert en["status"] == zh["status"] == 409

@@ -207,7 +207,10 @@ def install_budget_errors(app: FastAPI, settings: Settings, metrics: Metrics) ->
     async def _cancelled(request: Request, exc: DBAPIError) -> Response:
         if not is_cancelled_statement(exc):
             conflict = write_conflict_response(
-                exc, instance=request.url.path, retry_after=retry_after
+                exc,
+                instance=request.url.path,
+                retry_after=retry_after,
+                lang=problem_language(request),
             )
             if conflict is not None:
                 return conflict
