@@ -357,3 +357,23 @@ def test_workflow_conflicts_are_translated(client: TestClient, tokens: Any) -> N
         r".* 的状态为 submitted（\S+，\S+）；此操作要求其状态为 draft", zh["detail"]
     )
     assert en["status"] == zh["status"] == 409
+
+
+def test_body_problems_are_translated(client: TestClient, seeded: None) -> None:
+    body = b'{"activity_id": "x", "activity_id": "y"}'
+    headers = {"Content-Type": "application/json"}
+    en, zh = assert_bilingual(
+        *both(client, "POST", "/v1/estimate", content=body, headers=headers), 422
+    )
+    assert en["detail"].startswith("The request body is not strict JSON: ")
+    assert zh["detail"].startswith("请求正文不是严格的 JSON：")
+
+
+def test_body_too_large_is_translated(client: TestClient, seeded: None) -> None:
+    body = b'{"pad": "' + b"x" * (300 * 1024) + b'"}'
+    headers = {"Content-Type": "application/json"}
+    en, zh = assert_bilingual(
+        *both(client, "POST", "/v1/estimate", content=body, headers=headers), 413
+    )
+    assert en["detail"] == "The request body is larger than the 256 KB this service accepts here."
+    assert zh["detail"] == "请求正文超过了此处允许的 256 KB。"
