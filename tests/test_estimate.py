@@ -98,6 +98,9 @@ def catalogue(session: Session) -> None:
                 co2e=2.0,
                 uncertainty_low=1.5,
                 uncertainty_high=2.5,
+                # Declared, so that estimates propagate it (an undeclared one is not).
+                uncertainty_kind="confidence_interval",
+                uncertainty_confidence_level=0.95,
             ),
             factor_fields(
                 "steel",

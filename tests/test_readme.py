@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import tomllib
 from datetime import date
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -167,3 +169,92 @@ def test_diff_example_answers_once_a_newer_release_is_published(
     (change,) = body["changed"]
     assert change["factor_code"] == rows[0].factor_code
     assert change["fields"]["co2e"] == {"before": rows[0].co2e, "after": corrected.co2e}
+
+
+# --- Worked answers (the accounting section): each `http` request's answer contains its `json`
+
+WORKED = re.findall(r"```http\n(.*?)```\s*```json\n(.*?)```", README, flags=re.DOTALL)
+
+
+def _request_of(block: str) -> tuple[str, str, dict[str, str], Any]:
+    head, _, body = block.partition("\n\n")
+    request_line, *header_lines = head.strip().splitlines()
+    method, path = request_line.split(" ", 1)
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return method, path, headers, json.loads(body) if body.strip() else None
+
+
+def _contains(actual: Any, expected: Any, where: str = "$") -> list[str]:
+    """Where `actual` differs from the excerpt `expected` (dict members and list items shown)."""
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return [f"{where}: not an object"]
+        return [
+            problem
+            for name, value in expected.items()
+            for problem in (
+                _contains(actual[name], value, f"{where}.{name}")
+                if name in actual
+                else [f"{where}.{name}: missing"]
+            )
+        ]
+    if isinstance(expected, list):
+        if not isinstance(actual, list) or len(actual) != len(expected):
+            return [f"{where}: {actual!r} is not a list of {len(expected)}"]
+        return [
+            p
+            for i, (a, e) in enumerate(zip(actual, expected, strict=True))
+            for p in _contains(a, e, f"{where}[{i}]")
+        ]
+    return (
+        []
+        if actual == expected and type(actual) is type(expected)
+        else [f"{where}: {actual!r} != {expected!r}"]
+    )
+
+
+def _synthetic_declared_interval(db: Engine) -> None:
+    """The README's synthetic fixture (not a real emission factor), as it describes it."""
+    from tests.factories import create_dataset_with_factors, factor_fields
+
+    with make_sessionmaker(db)() as session:
+        create_dataset_with_factors(
+            session,
+            publisher="synthetic-readme",
+            dataset="declared-uncertainty",
+            factors=[
+                factor_fields(
+                    "heat-ci95",
+                    activity_id="synthetic-heat",
+                    unit="GJ",
+                    co2e=2.0,
+                    uncertainty_low=1.5,
+                    uncertainty_high=2.5,
+                    uncertainty_kind="confidence_interval",
+                    uncertainty_confidence_level=0.95,
+                )
+            ],
+        )
+        session.commit()
+
+
+def test_the_accounting_section_has_its_worked_answers() -> None:
+    shown = " ".join(request for request, _ in WORKED)
+    assert "gwp=AR6" in shown
+    assert "heat-ci95" in shown
+    assert "Accept-Language: zh-CN" in shown
+
+
+@pytest.mark.parametrize(("request_block", "excerpt"), WORKED)
+def test_worked_answers_are_what_the_service_answers(
+    client: TestClient, seeded: None, db: Engine, request_block: str, excerpt: str
+) -> None:
+    _synthetic_declared_interval(db)
+    method, path, headers, body = _request_of(request_block)
+    response = client.request(method, path, headers=headers, json=body)
+    expected = json.loads(excerpt)
+    assert response.status_code == expected.get("status", 200), response.text
+    assert _contains(response.json(), expected) == []
+    if "Accept-Language" in headers:
+        assert response.headers["content-language"] == "zh-CN"
+        assert response.headers["vary"] == "Accept-Language"

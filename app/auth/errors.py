@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from app.core.errors import ProblemError
+from app.core.problem_text import Message
 
 REALM = "efdb"
 
@@ -34,17 +35,36 @@ def bearer_challenge(
 class AuthenticationRequired(ProblemError):
     status, code, title = 401, "unauthorized", "Authentication required"
 
-    def __init__(self, detail: str = "This request needs a bearer access token.") -> None:
+    def __init__(self, detail: str | None = None) -> None:
         # RFC 6750 §3.1: no error code when the request carried no credentials at all.
-        super().__init__(detail, headers={"WWW-Authenticate": bearer_challenge()})
+        super().__init__(
+            detail or Message("auth.token_required"),
+            headers={"WWW-Authenticate": bearer_challenge()},
+        )
+
+
+# The token checks' own reasons, in both languages; any other reason (a library's) is given in
+# English inside a Chinese sentence.
+_KNOWN_REASONS = {
+    "The Authorization header must be `Bearer <access token>`.": "auth.bearer_header",
+    "The token's client is revoked.": "auth.client_revoked",
+    "The client's publisher is suspended.": "auth.publisher_suspended",
+    "The token's publisher is wrong.": "auth.wrong_publisher",
+}
+
+
+def token_reason(description: str) -> Message:
+    key = _KNOWN_REASONS.get(description)
+    return Message(key) if key else Message("auth.invalid_token", reason=description)
 
 
 class InvalidToken(ProblemError):
     status, code, title = 401, "invalid-token", "Invalid access token"
 
     def __init__(self, detail: str, *, error: str = "invalid_token") -> None:
+        # The challenge (ASCII only, RFC 6750 §3) stays English; the body is translated.
         challenge = bearer_challenge(error=error, description=detail)
-        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+        super().__init__(token_reason(detail), headers={"WWW-Authenticate": challenge})
 
 
 class InsufficientScope(ProblemError):
@@ -52,6 +72,6 @@ class InsufficientScope(ProblemError):
 
     def __init__(self, missing: list[str]) -> None:
         scope = " ".join(missing)
-        detail = f"The access token lacks the scope(s) this request needs: {scope}."
+        detail = Message("auth.insufficient_scope", scope=scope)
         challenge = bearer_challenge(error="insufficient_scope", description=detail, scope=scope)
         super().__init__(detail, headers={"WWW-Authenticate": challenge})

@@ -36,9 +36,10 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.config import Settings
-from app.core.errors import log, problem_response
+from app.core.errors import log, problem_language, problem_response, scope_language
 from app.core.limits import BATCH_PATHS, UPLOAD_PATH
 from app.core.metrics import Metrics
+from app.core.problem_text import Message
 from app.core.write_conflicts import write_conflict_response
 
 # Session.info key holding the request's statement budget in milliseconds.
@@ -206,7 +207,10 @@ def install_budget_errors(app: FastAPI, settings: Settings, metrics: Metrics) ->
     async def _cancelled(request: Request, exc: DBAPIError) -> Response:
         if not is_cancelled_statement(exc):
             conflict = write_conflict_response(
-                exc, instance=request.url.path, retry_after=retry_after
+                exc,
+                instance=request.url.path,
+                retry_after=retry_after,
+                lang=problem_language(request),
             )
             if conflict is not None:
                 return conflict
@@ -221,10 +225,9 @@ def install_budget_errors(app: FastAPI, settings: Settings, metrics: Metrics) ->
             status=503,
             code="query-time-exceeded",
             title="Query took too long",
-            detail=f"The database work of this {kind} request took longer than its "
-            f"{budget} ms budget and was stopped; nothing was written. Narrow the request "
-            "(more filters, a smaller batch) or retry later.",
+            detail=Message("bounds.statement_timeout", kind=str(kind), budget=budget),
             instance=request.url.path,
+            lang=problem_language(request),
             headers={"Retry-After": retry_after},
         )
 
@@ -371,9 +374,9 @@ class LoadShedder:
                 status=503,
                 code="overloaded",
                 title="Service busy",
-                detail=f"This worker is already answering {self.limit} expensive requests "
-                "(searches, batches, uploads, snapshots); retry after the delay given.",
+                detail=Message("bounds.overloaded", limit=self.limit),
                 instance=scope.get("path"),
+                lang=scope_language(scope),
                 headers={"Retry-After": str(self.retry_after)},
             )
             await response(scope, receive, send)

@@ -12,7 +12,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.core.suggest import did_you_mean, suggestion_text
+from app.core.problem_text import (
+    Lang,
+    Localized,
+    Message,
+    catalogue,
+    joined,
+    language_from_header,
+    localize,
+    placeholders,
+)
+from app.core.suggest import did_you_mean, suggestion_message
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://efdb.example/problems/"
@@ -29,7 +39,7 @@ class ProblemError(Exception):
 
     def __init__(
         self,
-        detail: str,
+        detail: str | Message,
         *,
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
@@ -65,7 +75,10 @@ def problem_response(
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
+    lang: Lang = "en",
 ) -> JSONResponse:
+    """The problem+json answer, its `detail` and `errors[]` (any `Message` in the body) in
+    `lang`; `type` and `title` are the same in every language."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
         "title": title,
@@ -78,7 +91,41 @@ def problem_response(
         body["errors"] = errors
     for name, value in (extra or {}).items():
         body.setdefault(name, value)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    response = JSONResponse(
+        localize(body, lang), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+    response.headers["Content-Language"] = "zh-CN" if lang == "zh" else "en"
+    vary = response.headers.get("vary")
+    if vary is None:
+        response.headers["Vary"] = "Accept-Language"
+    elif "accept-language" not in vary.lower():
+        response.headers["Vary"] = f"{vary}, Accept-Language"
+    return response
+
+
+def headers_language(headers: Mapping[str, str] | None) -> Lang:
+    """A problem's language from the request's `Accept-Language` (API clients)."""
+    return language_from_header((headers or {}).get("accept-language"))
+
+
+def scope_language(scope: Mapping[str, Any]) -> Lang:
+    """The same, for middleware that holds an ASGI scope rather than a request."""
+    for name, value in scope.get("headers") or ():
+        if name == b"accept-language":
+            return language_from_header(value.decode("latin-1"))
+    return language_from_header(None)
+
+
+# The language of a web explorer page's problem (its `?lang=`, then `Accept-Language`, then
+# Chinese), set by the web package; None for requests that are not pages.
+PageLanguage = Callable[[Request], Lang | None]
+
+
+def problem_language(request: Request) -> Lang:
+    """A page's own language for the explorer's pages; otherwise `Accept-Language`."""
+    page_language: PageLanguage | None = getattr(request.app.state, "page_language", None)
+    lang = page_language(request) if page_language is not None else None
+    return lang if lang is not None else headers_language(request.headers)
 
 
 _STATUS_CODES = {
@@ -109,17 +156,39 @@ def _choices_suggested(err: Mapping[str, Any]) -> list[str]:
     return did_you_mean(err["input"], _QUOTED.findall(expected))
 
 
+def _context_text(value: Any) -> str:
+    text = str(value)
+    return Localized(text, text.replace(" or ", " 或 ")) if " or " in text else text
+
+
+def pydantic_message(err: Mapping[str, Any]) -> str:
+    """A pydantic error's message: pydantic's English, and Chinese from the catalogue's
+    `pydantic.<type>` (with the error's context), where the catalogue has that type."""
+    english = str(err.get("msg", "invalid value"))
+    context = dict(err.get("ctx") or {})
+    if isinstance(context.get("detail"), Localized):  # our own check's message, translated
+        return Localized(english, localize(context["detail"], "zh"))
+    texts = catalogue().get(f"pydantic.{err.get('type')}")
+    if texts is None:
+        return english
+    names = placeholders(texts["zh"])
+    if not names <= set(context):
+        return english
+    params = {name: localize(_context_text(context[name]), "zh") for name in names}
+    return Localized(english, texts["zh"].format(**params))
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
         item: dict[str, Any] = {
             "loc": [str(part) for part in err.get("loc", ())],
             "code": err.get("type", "invalid"),
-            "detail": err.get("msg", "invalid value"),
+            "detail": pydantic_message(err),
         }
         suggestions = _choices_suggested(err)
         if suggestions:
-            item["detail"] += suggestion_text(suggestions)
+            item["detail"] = suggestion_message(item["detail"], suggestions)
             item["suggestions"] = suggestions
         errors.append(item)
     return errors
@@ -145,6 +214,7 @@ def _for_reader(request: Request, problem: JSONResponse) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> Response:
+        lang = problem_language(request)
         return _for_reader(
             request,
             problem_response(
@@ -156,23 +226,30 @@ def install_error_handlers(app: FastAPI) -> None:
                 errors=exc.errors,
                 headers=exc.headers,
                 extra=exc.extra,
+                lang=lang,
             ),
         )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         errors = _validation_errors(exc)
-        where = ", ".join(f"{'.'.join(e['loc'])}: {e['detail']}" for e in errors[:3])
+        where = joined(
+            [
+                Message("request.invalid_at", loc=".".join(e["loc"]), detail=e["detail"])
+                for e in errors[:3]
+            ]
+        )
         return _for_reader(
             request,
             problem_response(
                 status=422,
                 code="invalid-request",
                 title="Invalid request",
-                detail=f"The request is not valid ({where}).",
+                detail=Message("request.invalid", where=where),
                 instance=request.url.path,
                 errors=errors,
                 extra=_all_suggestions(errors),
+                lang=problem_language(request),
             ),
         )
 
@@ -181,7 +258,9 @@ def install_error_handlers(app: FastAPI) -> None:
         code, title = _STATUS_CODES.get(exc.status_code, ("error", "Error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 404 and detail == "Not Found":
-            detail = f"No resource at {request.url.path}."
+            detail = Message("not_found.resource", path=request.url.path)
+        elif exc.status_code == 405 and detail == "Method Not Allowed":
+            detail = Message("method_not_allowed", method=request.method)
         return _for_reader(
             request,
             problem_response(
@@ -191,6 +270,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 detail=detail,
                 instance=request.url.path,
                 headers=dict(exc.headers) if exc.headers else None,
+                lang=problem_language(request),
             ),
         )
 
@@ -201,6 +281,7 @@ def install_error_handlers(app: FastAPI) -> None:
             status=500,
             code="internal-error",
             title="Internal server error",
-            detail="The server failed to answer this request; the failure has been logged.",
+            detail=Message("internal_error"),
             instance=request.url.path,
+            lang=headers_language(request.headers),
         )

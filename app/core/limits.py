@@ -14,7 +14,8 @@ from collections.abc import Callable
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import problem_response
+from app.core.errors import problem_response, scope_language
+from app.core.problem_text import Message as ProblemMessage
 
 
 class BodyTooLarge(HTTPException):
@@ -24,7 +25,7 @@ class BodyTooLarge(HTTPException):
         size = f"{max_bytes / 1048576:g} MB" if max_bytes >= 1048576 else f"{max_bytes / 1024:g} KB"
         super().__init__(
             status_code=413,
-            detail=f"The request body is larger than the {size} this service accepts here.",
+            detail=ProblemMessage("bounds.body_too_large", size=size),
             headers={"Connection": "close"},
         )
 
@@ -120,6 +121,7 @@ class BodySizeLimit:
             title="Payload too large",
             detail=refusal.detail,
             instance=scope.get("path"),
+            lang=scope_language(scope),
             headers=dict(refusal.headers or {}),
         )
         await response(scope, receive, send)

@@ -13,6 +13,7 @@ from fastapi import Request, Response
 
 from app.core.errors import InvalidParameter
 from app.core.http_cache import cached_json
+from app.core.problem_text import Message
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -37,17 +38,17 @@ def decode_cursor(cursor: str, scope: dict[str, Any], arity: int) -> list[Any]:
         fingerprint = payload["s"]
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise InvalidParameter(
-            "The cursor is not one this service issued; start again without `cursor`.",
+            Message("cursor.invalid"),
             errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "unreadable"}],
         ) from exc
     if not isinstance(position, list) or len(position) != arity:
         raise InvalidParameter(
-            "The cursor is not one this service issued; start again without `cursor`.",
+            Message("cursor.invalid"),
             errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
         )
     if fingerprint != _fingerprint(scope):
         raise InvalidParameter(
-            "The cursor belongs to a query with other filters; keep the filters of the first page.",
+            Message("cursor.mismatch"),
             errors=[
                 {"loc": ["query", "cursor"], "code": "cursor_mismatch", "detail": "other filters"}
             ],
@@ -79,7 +80,7 @@ def after_id_from_cursor(cursor: str | None, scope: dict[str, Any]) -> int | Non
     # number would overflow the database's integer type: a 500 instead of a 422).
     if not isinstance(position, int) or isinstance(position, bool) or not 0 <= position < 2**63:
         raise InvalidParameter(
-            "The cursor is not one this service issued; start again without `cursor`.",
+            Message("cursor.invalid"),
             errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
         )
     return position

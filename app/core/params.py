@@ -9,6 +9,7 @@ from fastapi import Path, Query, Request
 
 from app.core.errors import InvalidParameter
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.core.problem_text import Message
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 # A dataset named by its slug, or as publisher/dataset.
@@ -42,8 +43,11 @@ def only_query_params(
         unknown = sorted(set(request.query_params) - allowed_set)
         if unknown:
             raise InvalidParameter(
-                f"Unknown query parameter(s): {', '.join(unknown)}. "
-                f"Accepted: {', '.join(sorted(allowed_set))}.",
+                Message(
+                    "query.unknown_parameters",
+                    unknown=", ".join(unknown),
+                    accepted=", ".join(sorted(allowed_set)),
+                ),
                 errors=[
                     {"loc": ["query", name], "code": "unknown_parameter", "detail": "not accepted"}
                     for name in unknown

@@ -13,7 +13,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import problem_response
+from app.core.errors import problem_response, scope_language
+from app.core.problem_text import Message as ProblemMessage
 
 # Deeper than any request body or upload row needs; refused before it can exhaust the stack.
 MAX_DEPTH = 32
@@ -123,9 +124,10 @@ class StrictJSON:
                 status=422,
                 code="invalid-json",
                 title="Invalid JSON",
-                detail=f"The request body is not strict JSON: {reason}.",
+                detail=ProblemMessage("json.not_strict", reason=reason),
                 instance=scope.get("path"),
                 errors=[{"loc": ["body"], "code": "invalid_json", "detail": reason}],
+                lang=scope_language(scope),
             )
             await response(scope, receive, send)
             return

@@ -9,6 +9,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from app.core.problem_text import Message
+
 MAX_SUGGESTIONS = 3
 CUTOFF = 0.75
 
@@ -36,3 +38,14 @@ def suggestion_text(suggestions: Iterable[str]) -> str:
     if not quoted:
         return ""
     return f"; did you mean {' or '.join(quoted)}?"
+
+
+def suggestion_message(detail: str, suggestions: Iterable[str]) -> str:
+    """`detail` followed by the "did you mean" of `suggestions`, as a problem `Message` (in
+    both languages; its English is `detail + suggestion_text(suggestions)`)."""
+    quoted = [f"'{suggestion}'" for suggestion in suggestions][:MAX_SUGGESTIONS]
+    if not quoted:
+        return detail
+    names = ("one", "two", "three")
+    params = dict(zip(("a", "b", "c"), quoted, strict=False))
+    return Message(f"suggest.{names[len(quoted) - 1]}", detail=detail, **params)

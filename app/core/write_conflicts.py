@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app.core.errors import problem_response
+from app.core.problem_text import Lang, Message
 
 # PostgreSQL SQLSTATEs.
 _SERIALIZATION = {"40001", "40P01"}  # serialization_failure, deadlock_detected
@@ -55,7 +56,7 @@ def _is_lock_timeout(exc: DBAPIError) -> bool:
 
 
 def write_conflict_response(
-    exc: DBAPIError, *, instance: str, retry_after: str
+    exc: DBAPIError, *, instance: str, retry_after: str, lang: Lang = "en"
 ) -> JSONResponse | None:
     """The problem answer for a database error caused by a concurrent write, else None."""
     refused = _trigger_message(exc)
@@ -64,37 +65,36 @@ def write_conflict_response(
             status=409,
             code="refused-by-database",
             title="The database refused the change",
-            detail=f"The database refused this change ({refused}); nothing was written.",
+            detail=Message("write.refused", reason=refused),
             instance=instance,
+            lang=lang,
         )
     if isinstance(exc, IntegrityError):
         return problem_response(
             status=409,
             code="write-conflict",
             title="Conflicting write",
-            detail="This change conflicts with what another request wrote at the same time "
-            "(the database holds one of each, and that one is taken); nothing was written. "
-            "Read the current state, and retry if the change still applies.",
+            detail=Message("write.unique_conflict"),
             instance=instance,
+            lang=lang,
         )
     if _sqlstate(exc) in _SERIALIZATION:
         return problem_response(
             status=409,
             code="write-conflict",
             title="Conflicting write",
-            detail="Another request changed the same data at the same time and this one was "
-            "stopped; nothing was written. Read the current state, and retry if the change "
-            "still applies.",
+            detail=Message("write.serialization"),
             instance=instance,
+            lang=lang,
         )
     if _is_lock_timeout(exc):
         return problem_response(
             status=503,
             code="busy",
             title="Busy writing",
-            detail="Other writes held the data this request changes for longer than it may "
-            "wait; nothing was written. Retry after the delay given.",
+            detail=Message("write.lock_timeout"),
             instance=instance,
+            lang=lang,
             headers={"Retry-After": retry_after},
         )
     return None

@@ -13,6 +13,7 @@ from app.core.db import AnySelect, take_write_lock, utcnow
 from app.core.errors import Conflict, NotFound, ProblemError
 from app.core.pagination import after_id_from_cursor, id_cursor
 from app.core.principal import Viewer
+from app.core.problem_text import Message
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, VERSION_STATUSES, DatasetVersion
 from app.datasets.visibility import newest_first, parse_semver, visible_version_ids
@@ -29,8 +30,7 @@ def check_four_eyes(
     who is not of the dataset's publisher."""
     if reviewer_publisher is not None and reviewer_publisher == owner_publisher:
         raise Forbidden(
-            f"a reviewer of publisher '{owner_publisher}' cannot review {label} (to {action} "
-            "it): a reviewer of another publisher, or a national one, must"
+            Message("auth.four_eyes", publisher=owner_publisher, label=label, action=action)
         )
 
 
@@ -130,7 +130,7 @@ def get_dataset_row(session: Session, *, viewer: Viewer, publisher: str, dataset
         _dataset_select(viewer).where(Publisher.slug == publisher, Dataset.slug == dataset)
     ).first()
     if row is None:
-        raise NotFound(f"No dataset {publisher}/{dataset}.")
+        raise NotFound(Message("not_found.dataset", dataset=f"{publisher}/{dataset}"))
     return row
 
 
@@ -230,7 +230,9 @@ def get_version(
         )
     ).first()
     if found is None:
-        raise NotFound(f"No version {version} of {publisher}/{dataset}.")
+        raise NotFound(
+            Message("not_found.version", version=version, dataset=f"{publisher}/{dataset}")
+        )
     target: DatasetVersion = found.DatasetVersion
     payload = _version_payload(target, row.Dataset, publisher, found.supersedes)
     if target.status not in RELEASED_STATUSES:
@@ -243,7 +245,7 @@ def publisher_by_slug(session: Session, slug: str) -> Publisher:
         select(Publisher).where(Publisher.slug == slug)
     ).scalar_one_or_none()
     if publisher is None:
-        raise NotFound(f"No publisher '{slug}'.")
+        raise NotFound(Message("not_found.publisher", publisher=slug))
     return publisher
 
 
@@ -303,7 +305,7 @@ def dataset_for_write(
         )
     found = session.execute(query).scalar_one_or_none()
     if found is None:
-        raise NotFound(f"No dataset {publisher}/{dataset}.")
+        raise NotFound(Message("not_found.dataset", dataset=f"{publisher}/{dataset}"))
     return found
 
 
@@ -336,7 +338,7 @@ def version_for_write(
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if found is None:
-        raise NotFound(f"No version {label}.")
+        raise NotFound(Message("not_found.version_label", label=label))
     return found
 
 

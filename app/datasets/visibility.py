@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, func, or_, 
 from sqlalchemy.orm import Session
 
 from app.core.errors import InvalidParameter
+from app.core.problem_text import Message
 from app.datasets.version_models import RELEASED_STATUSES, RESOLVABLE_STATUSES, DatasetVersion
 
 SEMVER_PATTERN = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
@@ -23,7 +24,7 @@ def parse_semver(version: str) -> tuple[int, int, int]:
     match = SEMVER_PATTERN.match(version)
     if match is None:
         raise InvalidParameter(
-            f"'{version}' is not a version of the form MAJOR.MINOR.PATCH (e.g. 1.0.0).",
+            Message("version.invalid", version=version),
             errors=[{"loc": ["version"], "code": "invalid_version", "detail": version}],
         )
     major, minor, patch = (int(part) for part in match.groups())

@@ -27,7 +27,9 @@ from app.factors.schemas import UPLOADABLE_FIELDS
 # Bumped when a column is added, removed or retyped; cached per-version files of an older
 # schema version are written again on their next request.
 # 2: `ch4_origin` added; `.arrow` files are the Arrow IPC file format (1: an IPC stream).
-SCHEMA_VERSION = 2
+# 3: `uncertainty_kind` and `uncertainty_confidence_level` added (what the interval is, as
+# declared; the interval is no longer described as a 95 % one).
+SCHEMA_VERSION = 3
 
 DICT = pa.dictionary(pa.int32(), pa.string())
 TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
@@ -107,12 +109,38 @@ COLUMNS: tuple[Column, ...] = (
     Column("boundary", DICT, False, "factor", "Life-cycle boundary."),
     Column("method", DICT, True, "factor", "Accounting standard or method."),
     Column(
-        "uncertainty_low", pa.float64(), True, "factor", "95 % interval, low.", PER_UNIT_KG_CO2E
+        "uncertainty_low",
+        pa.float64(),
+        True,
+        "factor",
+        "Uncertainty interval, low (what it is: uncertainty_kind).",
+        PER_UNIT_KG_CO2E,
     ),
     Column(
-        "uncertainty_high", pa.float64(), True, "factor", "95 % interval, high.", PER_UNIT_KG_CO2E
+        "uncertainty_high",
+        pa.float64(),
+        True,
+        "factor",
+        "Uncertainty interval, high (what it is: uncertainty_kind).",
+        PER_UNIT_KG_CO2E,
     ),
     Column("uncertainty_distribution", DICT, True, "factor", "Distribution of the uncertainty."),
+    Column(
+        "uncertainty_kind",
+        DICT,
+        True,
+        "factor",
+        "What the interval is, as declared: confidence_interval, percentile_range or min_max "
+        "(null: not declared, no confidence claimed).",
+    ),
+    Column(
+        "uncertainty_confidence_level",
+        pa.float64(),
+        True,
+        "factor",
+        "Declared confidence level or coverage of the interval, e.g. 0.95 (null: none declared).",
+        "fraction",
+    ),
     Column("dq_reliability", pa.int8(), True, "factor", "Pedigree: reliability.", PEDIGREE),
     Column("dq_completeness", pa.int8(), True, "factor", "Pedigree: completeness.", PEDIGREE),
     Column("dq_temporal", pa.int8(), True, "factor", "Pedigree: temporal correlation.", PEDIGREE),

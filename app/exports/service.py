@@ -32,6 +32,7 @@ from app.core.db import AnySelect, utcnow
 from app.core.errors import Conflict, InvalidParameter, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core.principal import Viewer
+from app.core.problem_text import Message
 from app.datasets import service as datasets_service
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import DatasetVersion
@@ -458,11 +459,11 @@ def get_snapshot(session: Session, snapshot_id: str) -> Snapshot:
     if snapshot_id == LATEST:
         latest = session.execute(select(Snapshot).order_by(*_newest_first()).limit(1)).scalar()
         if latest is None:
-            raise NotFound("No snapshot has been created yet.")
+            raise NotFound(Message("not_found.no_snapshot_yet"))
         return latest
     snapshot = session.get(Snapshot, snapshot_id)
     if snapshot is None:
-        raise NotFound(f"No snapshot {snapshot_id}.")
+        raise NotFound(Message("not_found.snapshot", snapshot=snapshot_id))
     return snapshot
 
 
@@ -509,7 +510,7 @@ def snapshot_after(cursor: str | None) -> tuple[datetime, str] | None:
         return datetime.fromisoformat(str(created_at)), str(snapshot_id)
     except ValueError as exc:
         raise InvalidParameter(
-            "The cursor is not one this service issued; start again without `cursor`.",
+            Message("cursor.invalid"),
             errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
         ) from exc
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from app.auth.viewer import ViewerDep
 from app.core.db import SessionDep
+from app.core.errors import headers_language
 from app.core.params import only_query_params
+from app.core.problem_text import localize
 from app.factors.answers import estimate_batch_payload, estimate_payload, resolve_payload
 from app.factors.router import GwpParam
 from app.factors.schemas import (
@@ -26,11 +28,16 @@ router = APIRouter(tags=["factors"])
 _GWP_ONLY = [Depends(only_query_params(("gwp",)))]
 
 
-def json_response(payload: Any, status_code: int = 200) -> Response:
+def json_response(payload: Any, request: Request, status_code: int = 200) -> Response:
     """JSON straight from dicts with orjson: a 1000-line answer is ~1.5 MB, which the standard
-    library encodes in ~60 ms and jsonable_encoder in far more; orjson takes a few ms."""
-    body = orjson.dumps(payload)
-    return Response(body, status_code=status_code, media_type="application/json")
+    library encodes in ~60 ms and jsonable_encoder in far more; orjson takes a few ms.
+
+    A line's `error.detail` follows `Accept-Language` as problem details do (English unless
+    Chinese is asked for)."""
+    lang = headers_language(request.headers)
+    body = orjson.dumps(localize(payload, lang) if lang != "en" else payload)
+    headers = {"Content-Language": "zh-CN" if lang == "zh" else "en", "Vary": "Accept-Language"}
+    return Response(body, status_code=status_code, media_type="application/json", headers=headers)
 
 
 @router.post(
@@ -40,14 +47,20 @@ def json_response(payload: Any, status_code: int = 200) -> Response:
     dependencies=_GWP_ONLY,
 )
 def resolve(
-    body: ResolveRequest, session: SessionDep, viewer: ViewerDep, gwp: GwpParam = None
+    body: ResolveRequest,
+    session: SessionDep,
+    viewer: ViewerDep,
+    request: Request,
+    gwp: GwpParam = None,
 ) -> Response:
     """For each line (activity, region, year, and optionally unit, dataset, version, `as_of`),
     the best factor you may read and why it was chosen: region fallback up the location
     hierarchy to `GLO`, the nearest earlier reference year, unit conversion when compatible.
     A line that cannot be answered gets its own `error`; the batch is 422 only when the body
     itself is invalid (not 1 to 1000 lines, unknown fields)."""
-    return json_response(resolve_payload(session, viewer=viewer, items=body.items, gwp=gwp))
+    return json_response(
+        resolve_payload(session, viewer=viewer, items=body.items, gwp=gwp), request
+    )
 
 
 @router.post(
@@ -58,13 +71,17 @@ def resolve(
     responses={404: {"description": "No factor matches"}, 422: {"description": "Cannot answer"}},
 )
 def estimate(
-    body: EstimateItem, session: SessionDep, viewer: ViewerDep, gwp: GwpParam = None
+    body: EstimateItem,
+    session: SessionDep,
+    viewer: ViewerDep,
+    request: Request,
+    gwp: GwpParam = None,
 ) -> Response:
     """kg CO2e for an amount of an activity (resolved like a resolve line) or of a factor named
     by id, with the factor used, the unit conversion (through a cited conversion property when
     the dimensions differ) and the gas breakdown. 404 problem details when no factor matches,
     422 when the line cannot be answered (e.g. the units cannot be converted)."""
-    return json_response(estimate_payload(session, viewer=viewer, item=body, gwp=gwp))
+    return json_response(estimate_payload(session, viewer=viewer, item=body, gwp=gwp), request)
 
 
 @router.post(
@@ -74,8 +91,14 @@ def estimate(
     dependencies=_GWP_ONLY,
 )
 def estimate_batch(
-    body: EstimateBatchRequest, session: SessionDep, viewer: ViewerDep, gwp: GwpParam = None
+    body: EstimateBatchRequest,
+    session: SessionDep,
+    viewer: ViewerDep,
+    request: Request,
+    gwp: GwpParam = None,
 ) -> Response:
     """Estimates for up to 1000 lines, each as `POST /v1/estimate` would answer it, and their
     total in kg CO2e; a line that cannot be answered gets its own `error` in its place."""
-    return json_response(estimate_batch_payload(session, viewer=viewer, items=body.items, gwp=gwp))
+    return json_response(
+        estimate_batch_payload(session, viewer=viewer, items=body.items, gwp=gwp), request
+    )

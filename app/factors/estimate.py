@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.core.errors import ProblemError
 from app.core.principal import Viewer
+from app.core.problem_text import Message
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import parse_semver, visible_version_ids
@@ -82,13 +83,13 @@ def check_estimate(index: int, item: EstimateItem) -> ActivityLine | FactorRef |
     if not math.isfinite(item.amount) or item.amount <= 0:
         return LineError(
             "invalid_amount",
-            f"amount must be a positive finite number, not {item.amount:g}",
+            Message("estimate.invalid_amount", amount=f"{item.amount:g}"),
             ("amount",),
         )
     if (item.activity_id is None) == (item.factor is None):
         return LineError(
             "activity_or_factor",
-            "give activity_id (with region and year) or factor (an id), exactly one of them",
+            Message("estimate.activity_or_factor"),
             ("activity_id",),
         )
     if item.factor is not None:
@@ -98,7 +99,7 @@ def check_estimate(index: int, item: EstimateItem) -> ActivityLine | FactorRef |
     if missing:
         return LineError(
             "missing_field",
-            f"an activity line needs {' and '.join(missing)}",
+            Message("estimate.missing_field", fields=" and ".join(missing)),
             (missing[0],),
         )
     assert item.region is not None
@@ -129,15 +130,14 @@ def _check_factor_ref(index: int, item: EstimateItem) -> FactorRef | LineError:
     if given:
         return LineError(
             "exclusive",
-            f"{', '.join(given)} apply to activity lines; a factor id names its factor "
-            "(pin a release with @version)",
+            Message("estimate.exclusive", fields=", ".join(given)),
             (given[0],),
         )
     found = _FACTOR_ID.match(item.factor)
     if found is None:
         return LineError(
             "invalid_factor_id",
-            f"'{item.factor}' is not a factor id publisher/dataset/factor_code[@version]",
+            Message("estimate.invalid_factor_id", factor=item.factor),
             ("factor",),
         )
     publisher, dataset, code, version = found.groups()
@@ -202,7 +202,9 @@ def _result(
     in_factor_unit = clean_float(amount * multiplier)
     low, high = factor["uncertainty_low"], factor["uncertainty_high"]
     interval = None
-    if low is not None and high is not None:
+    declared = factor.get("uncertainty_kind") is not None
+    if low is not None and high is not None and declared:
+        # Scaling by the (exact) amount keeps what the interval is: same kind, same level.
         interval = sorted([clean_float(low * in_factor_unit), clean_float(high * in_factor_unit)])
     co2e_kg = clean_float(factor["co2e"] * in_factor_unit)
     gases = {
@@ -246,6 +248,34 @@ def _result(
         },
         "gases_kg": gases,
         "uncertainty_kg": interval,
+        "uncertainty": _uncertainty(factor, interval),
+    }
+
+
+def _uncertainty(factor: Mapping[str, Any], interval: list[float] | None) -> dict[str, Any]:
+    """What `uncertainty_kg` is, or why there is none: only a declared interval propagates."""
+    kind = factor.get("uncertainty_kind")
+    level = factor.get("uncertainty_confidence_level")
+    if factor["uncertainty_low"] is None or factor["uncertainty_high"] is None:
+        note = "the factor gives no uncertainty interval"
+    elif kind is None:
+        note = (
+            "not propagated: the factor's interval "
+            f"[{factor['uncertainty_low']:g}, {factor['uncertainty_high']:g}] has no declared "
+            "kind or confidence level, so no confidence can be attached to a propagated one"
+        )
+    elif level is not None:
+        note = (
+            f"the factor's declared {kind.replace('_', ' ')} at {level:.4g} "
+            "scaled by the amount in the factor's unit"
+        )
+    else:
+        note = f"the factor's declared {kind.replace('_', ' ')} scaled by the amount"
+    return {
+        "interval_kg": interval,
+        "kind": kind if interval is not None else None,
+        "confidence_level": level if interval is not None else None,
+        "note": note,
     }
 
 
@@ -313,12 +343,15 @@ def estimate_items(
         else:
             factor = named.get((entry.publisher, entry.dataset, entry.factor_code, entry.version))
             if factor is None:
-                which = f"version {entry.version}" if entry.version else "the current release"
+                factor_id = f"{entry.publisher}/{entry.dataset}/{entry.factor_code}"
                 answers.append(
                     LineError(
                         "no_match",
-                        f"no factor {entry.publisher}/{entry.dataset}/{entry.factor_code} in "
-                        f"{which} of a dataset you may read",
+                        Message(
+                            "estimate.no_factor_in_version", factor=factor_id, version=entry.version
+                        )
+                        if entry.version
+                        else Message("estimate.no_factor_current", factor=factor_id),
                         ("factor",),
                     )
                 )

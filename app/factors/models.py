@@ -93,6 +93,9 @@ class Factor(Base):
     uncertainty_low: Mapped[float | None] = mapped_column(Double)
     uncertainty_high: Mapped[float | None] = mapped_column(Double)
     uncertainty_distribution: Mapped[str | None] = mapped_column(String(16))
+    # What the interval is, as declared by the publisher (null: not declared).
+    uncertainty_kind: Mapped[str | None] = mapped_column(String(24))
+    uncertainty_confidence_level: Mapped[float | None] = mapped_column(Double)
     dq_reliability: Mapped[int | None] = mapped_column(SmallInteger)
     dq_completeness: Mapped[int | None] = mapped_column(SmallInteger)
     dq_temporal: Mapped[int | None] = mapped_column(SmallInteger)

@@ -79,7 +79,8 @@ from sqlalchemy.types import TypeEngine
 
 from app.core.errors import ProblemError
 from app.core.principal import Viewer
-from app.core.suggest import did_you_mean, suggestion_text
+from app.core.problem_text import Message
+from app.core.suggest import did_you_mean, suggestion_message
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
@@ -159,7 +160,7 @@ class LineError:
             return self
         return replace(
             self,
-            detail=self.detail + suggestion_text(suggestions),
+            detail=suggestion_message(self.detail, suggestions),
             suggestions=tuple(suggestions),
         )
 
@@ -286,7 +287,7 @@ def check_activity(activity_id: str) -> LineError | None:
         return None
     return LineError(
         "invalid_activity_id",
-        f"'{activity_id}' is not an activity slug (lowercase, digits and hyphens)",
+        Message("resolve.invalid_activity_id", activity_id=activity_id),
         ("activity_id",),
     )
 
@@ -326,12 +327,14 @@ def check_line_values(
     if not _REGION.match(region):
         return LineError(
             "invalid_region",
-            f"'{region}' is not an ISO 3166-1 alpha-2 or ISO 3166-2 code, nor GLO",
+            Message("resolve.invalid_region", region=region),
             ("region",),
             refused=region,
         )
     if not MIN_YEAR <= year <= MAX_YEAR:
-        return LineError("invalid_year", f"year must be {MIN_YEAR}–{MAX_YEAR}", ("year",))
+        return LineError(
+            "invalid_year", Message("resolve.invalid_year", low=MIN_YEAR, high=MAX_YEAR), ("year",)
+        )
     parsed_unit: AmountUnit | None = None
     if unit is not None:
         try:
@@ -343,29 +346,33 @@ def check_line_values(
         if publisher is not None and publisher != owner:
             return LineError(
                 "conflict",
-                f"dataset names publisher '{owner}' but publisher is '{publisher}'",
+                Message("resolve.publisher_conflict", owner=owner, publisher=publisher),
                 ("publisher",),
             )
         publisher = owner
     for name, slug in (("publisher", publisher), ("dataset", dataset)):
         if slug is not None and not _SLUG.match(slug):
-            return LineError(f"invalid_{name}", f"'{slug}' is not a {name} slug", (name,))
+            return LineError(
+                f"invalid_{name}", Message("resolve.invalid_slug", slug=slug, name=name), (name,)
+            )
     if version is not None:
         if dataset is None or publisher is None:
             return LineError(
                 "version_needs_dataset",
-                "a pinned version needs its dataset: give dataset as publisher/dataset",
+                Message("resolve.version_needs_dataset"),
                 ("version",),
             )
         if as_of is not None:
-            return LineError("exclusive", "give version or as_of, not both", ("as_of",))
+            return LineError("exclusive", Message("resolve.version_or_as_of"), ("as_of",))
         try:
             parse_semver(version)
         except ProblemError as exc:
             return LineError("invalid_version", exc.detail, ("version",))
     if boundary is not None and boundary not in BOUNDARIES:
         return LineError(
-            "invalid_boundary", f"boundary must be one of {', '.join(BOUNDARIES)}", ("boundary",)
+            "invalid_boundary",
+            Message("resolve.invalid_boundary", boundaries=", ".join(BOUNDARIES)),
+            ("boundary",),
         )
     return Line(
         index=index,
@@ -921,12 +928,15 @@ def _incompatible(
     depth, (year, unit) = nearest
     return LineError(
         "incompatible_unit",
-        f"factors match in {chain.codes[depth]} ({year}) but none is per a unit of "
-        f"{line.unit.dimension} like {line.unit.canonical}: the nearest is per {unit} "
-        f"({ACCEPTED_UNITS.get(unit, 'another dimension')}); converting between dimensions "
-        "needs a cited conversion property of the activity (a density, an energy content; "
-        "see GET /v1/conversion-properties), and POST /v1/estimate applies one where the "
-        "activity has it",
+        Message(
+            "resolve.incompatible_unit",
+            region=chain.codes[depth],
+            year=year,
+            dimension=line.unit.dimension,
+            unit=line.unit.canonical,
+            nearest=unit,
+            nearest_kind=ACCEPTED_UNITS.get(unit, "another dimension"),
+        ),
         ("unit",),
     )
 
@@ -943,15 +953,15 @@ def _no_match(line: Line, chain: RegionChain) -> LineError:
         scope.append(f"as published {on} {line.as_of.label}")
     if line.boundary:
         scope.append(f"boundary {line.boundary}")
-    detail = (
-        f"no factor for activity '{line.activity_id}' in {where} with a reference year "
-        f"≤ {line.year}" + (f" ({', '.join(scope)})" if scope else "")
+    detail = Message(
+        "resolve.no_match_scoped" if scope else "resolve.no_match",
+        activity_id=line.activity_id,
+        regions=where,
+        year=line.year,
+        **({"scope": ", ".join(scope)} if scope else {}),
     )
     if not chain.known:
-        detail += (
-            f"; region {line.region} is not in the location table (GET /v1/locations), "
-            "so it has no fallback"
-        )
+        detail = Message("resolve.no_fallback", detail=detail, region=line.region)
     return LineError("no_match", detail)
 
 

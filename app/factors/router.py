@@ -28,6 +28,7 @@ from app.core.params import (
     VersionPath,
     only_query_params,
 )
+from app.core.problem_text import Message
 from app.core.schemas import Page
 from app.datasets import service as dataset_service
 from app.datasets.version_models import RELEASED_STATUSES
@@ -211,13 +212,13 @@ def search_factors(
         owner, dataset = dataset.split("/", 1)
         if publisher is not None and publisher != owner:
             raise InvalidParameter(
-                f"dataset names publisher '{owner}' but publisher is '{publisher}'.",
+                Message("query.publisher_conflict", owner=owner, publisher=publisher),
                 errors=[{"loc": ["query", "publisher"], "code": "conflict", "detail": owner}],
             )
         publisher = owner
     if version is not None and as_of is not None:
         raise InvalidParameter(
-            "Give `version` or `as_of`, not both: a pinned version is the same at every date.",
+            Message("query.version_or_as_of"),
             errors=[{"loc": ["query", "as_of"], "code": "exclusive", "detail": "version given"}],
         )
     filters = service.FactorFilters(
@@ -286,7 +287,7 @@ def get_factor(
     need `factors:read`; 404 says whether the dataset, the release or the factor is missing."""
     if version is not None and as_of is not None:
         raise InvalidParameter(
-            "Give `version` or `as_of`, not both: a pinned version is the same at every date.",
+            Message("query.version_or_as_of"),
             errors=[{"loc": ["query", "as_of"], "code": "exclusive", "detail": "version given"}],
         )
     factor = service.get_factor(

@@ -25,6 +25,11 @@ Boundary = Literal[
 ]
 GwpSetName = Literal["AR4", "AR5", "AR6"]
 UncertaintyDistribution = Literal["lognormal", "normal", "triangular", "uniform"]
+# What an uncertainty interval is, as its publisher declares it: a confidence interval of a
+# stated level, the central range of a distribution between two percentiles (its coverage is
+# the level: 2.5th-97.5th is 0.95), or the lowest and highest values found (no probability).
+UncertaintyKind = Literal["confidence_interval", "percentile_range", "min_max"]
+KINDS_WITH_LEVEL = frozenset({"confidence_interval", "percentile_range"})
 Ch4Origin = Literal["fossil", "non_fossil"]
 
 FACTOR_CODE_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
@@ -49,7 +54,8 @@ def _canonical_unit(value: str) -> str:
     try:
         return parse_declared_unit(value).canonical
     except UnitError as exc:
-        raise PydanticCustomError(exc.code, exc.detail) from exc
+        # The detail rides in the context so that it keeps its translation (a Message).
+        raise PydanticCustomError(exc.code, "{detail}", {"detail": exc.detail}) from exc
 
 
 Finite = Annotated[float, AfterValidator(_finite)]
@@ -143,13 +149,32 @@ class FactorFields(BaseModel):
         None, description="Accounting standard, e.g. `ISO 14067:2018`, `IPCC 2006`"
     )
     uncertainty_low: Finite | None = Field(
-        None, description="Lower bound of the 95 % interval, kg CO2e per declared `unit`"
+        None,
+        description="Lower bound of the uncertainty interval, kg CO2e per declared `unit`; "
+        "what the interval is (and its confidence) is only what `uncertainty_kind` and "
+        "`uncertainty_confidence_level` declare",
     )
     uncertainty_high: Finite | None = Field(
-        None, description="Upper bound of the 95 % interval, kg CO2e per declared `unit`"
+        None,
+        description="Upper bound of the uncertainty interval, kg CO2e per declared `unit` "
+        "(see `uncertainty_low`)",
     )
     uncertainty_distribution: UncertaintyDistribution | None = Field(
         None, description="Shape of the uncertainty distribution"
+    )
+    uncertainty_kind: UncertaintyKind | None = Field(
+        None,
+        description="What the interval is, as the publisher declares it: `confidence_interval` "
+        "(with its `uncertainty_confidence_level`), `percentile_range` (between two "
+        "percentiles; the level is their coverage, 0.95 for 2.5th-97.5th) or `min_max` (lowest "
+        "and highest values, no probability). Null: not declared, and then no confidence is "
+        "claimed and estimates do not propagate the interval",
+    )
+    uncertainty_confidence_level: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        None,
+        description="The interval's declared confidence level or coverage as a fraction, e.g. "
+        "0.95; only with `uncertainty_kind` `confidence_interval` or `percentile_range`. Null: "
+        "none declared",
     )
     dq_reliability: Pedigree | None = Field(
         None, description="Pedigree score for reliability, 1 (best) to 5"
@@ -617,6 +642,22 @@ class Conversion(BaseModel):
     )
 
 
+class EstimateUncertainty(BaseModel):
+    """The propagated interval and what it is: only a declared interval is propagated."""
+
+    interval_kg: list[float] | None = Field(
+        description="The same as `uncertainty_kg`: [low, high] kg CO2e, or null"
+    )
+    kind: UncertaintyKind | None = Field(
+        description="The factor's declared `uncertainty_kind` (null when nothing propagated)"
+    )
+    confidence_level: float | None = Field(
+        description="The factor's declared confidence level, e.g. 0.95 (null: none declared, "
+        "or nothing propagated)"
+    )
+    note: str = Field(description="How the interval was obtained, or why there is none")
+
+
 class EstimateResult(BaseModel):
     """An activity amount's emissions, with the factor used and how it was applied."""
 
@@ -631,8 +672,13 @@ class EstimateResult(BaseModel):
         "`biogenic_co2`) for the amount; null where the factor gives none"
     )
     uncertainty_kg: list[float] | None = Field(
-        description="[low, high] 95 % interval in kg CO2e for the amount; null when the "
-        "factor has none"
+        description="[low, high] in kg CO2e for the amount: the factor's interval scaled by "
+        "the amount, only when its publisher declared what it is (`uncertainty_kind`); null "
+        "when the factor has none or its interval is undeclared (`uncertainty.note` says which)"
+    )
+    uncertainty: EstimateUncertainty = Field(
+        description="What `uncertainty_kg` is (declared kind and confidence level), or why "
+        "there is none"
     )
 
 

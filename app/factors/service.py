@@ -13,6 +13,7 @@ from app.core.db import AnySelect
 from app.core.errors import InvalidParameter, NotFound, ProblemError
 from app.core.pagination import after_id_from_cursor, decode_cursor, id_cursor
 from app.core.principal import Viewer
+from app.core.problem_text import Message
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
@@ -122,8 +123,7 @@ def _apply_filters(
     elif filters.version is not None:
         if filters.dataset is None or filters.publisher is None:
             raise InvalidParameter(
-                "`version` pins one dataset's release: give `publisher` and `dataset` with it "
-                "(or `dataset=publisher/dataset`).",
+                Message("query.version_needs_dataset"),
                 errors=[
                     {
                         "loc": ["query", "version"],
@@ -371,29 +371,39 @@ def _missing_factor(
         )
     ).scalar_one_or_none()
     if dataset_id is None:
-        return NotFound(f"No dataset {name}.")
+        return NotFound(Message("not_found.dataset", dataset=name))
     releases = select(DatasetVersion.version).where(DatasetVersion.dataset_id == dataset_id)
     if version is not None:
         releases = releases.where(
             DatasetVersion.version == version, DatasetVersion.status.in_(RELEASED_STATUSES)
         )
-        no_release = f"No released version {version} of {name}."
+        no_release = Message("not_found.released_version", version=version, dataset=name)
     else:
         releases = releases.where(DatasetVersion.id.in_(visible_version_ids(as_of=as_of)))
         no_release = (
-            f"No release of {name} was current {as_of.phrase}."
+            Message(
+                "not_found.release_as_of",
+                dataset=name,
+                when=Message(
+                    "as_of.end_of_day" if as_of.is_date else "as_of.instant", label=as_of.label
+                ),
+            )
             if as_of
-            else f"{name} has no current release."
+            else Message("not_found.no_current_release", dataset=name)
         )
     release = session.execute(releases).scalar_one_or_none()
     if release is None:
         return NotFound(no_release)
     which = (
-        ("current on " if as_of.is_date else "current at ") + as_of.label
+        Message("as_of.current_on" if as_of.is_date else "as_of.current_at", label=as_of.label)
         if as_of
-        else ("pinned" if version else "latest")
+        else Message("release.pinned" if version else "release.latest")
     )
-    return NotFound(f"No factor '{factor_code}' in {name} version {release} ({which}).")
+    return NotFound(
+        Message(
+            "not_found.factor", factor_code=factor_code, dataset=name, release=release, which=which
+        )
+    )
 
 
 def version_factors_page(
@@ -435,7 +445,7 @@ def ranked_after(cursor: str | None, scope: dict[str, object]) -> tuple[int, int
         for part in position
     ):
         raise InvalidParameter(
-            "The cursor is not one this service issued; start again without `cursor`.",
+            Message("cursor.invalid"),
             errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
         )
     return int(position[0]), int(position[1])

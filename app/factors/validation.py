@@ -8,7 +8,8 @@ from functools import lru_cache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.factors.schemas import PEDIGREE_FIELDS, FactorFields
+from app.core.problem_text import Message
+from app.factors.schemas import KINDS_WITH_LEVEL, PEDIGREE_FIELDS, FactorFields
 from app.reference.gwp import (
     CO2E_TOLERANCE,
     GwpTable,
@@ -65,22 +66,21 @@ def record_problems(
             RecordProblem(
                 "region",
                 "unknown_region",
-                f"'{record.region}' is not in the location table (ISO 3166-1 or 3166-2 codes, "
-                "GLO, or a grouping such as CN-GRID-NORTH: see GET /v1/locations)",
+                Message("record.unknown_region", region=record.region),
             )
         )
     if not record.name_zh and not record.name_en:
-        problems.append(RecordProblem("name_en", "missing_name", "give name_zh or name_en"))
+        problems.append(RecordProblem("name_en", "missing_name", Message("record.missing_name")))
     if record.valid_from and record.valid_to and record.valid_from > record.valid_to:
         problems.append(
-            RecordProblem("valid_to", "invalid_window", "valid_to is before valid_from")
+            RecordProblem("valid_to", "invalid_window", Message("record.invalid_window"))
         )
     if record.uncertainty_low is not None and record.uncertainty_low > record.co2e:
         problems.append(
             RecordProblem(
                 "uncertainty_low",
                 "uncertainty_order",
-                f"uncertainty_low {record.uncertainty_low} is above co2e {record.co2e}",
+                Message("record.low_above", low=record.uncertainty_low, co2e=record.co2e),
             )
         )
     if record.uncertainty_high is not None and record.uncertainty_high < record.co2e:
@@ -88,11 +88,48 @@ def record_problems(
             RecordProblem(
                 "uncertainty_high",
                 "uncertainty_order",
-                f"uncertainty_high {record.uncertainty_high} is below co2e {record.co2e}",
+                Message("record.high_below", high=record.uncertainty_high, co2e=record.co2e),
             )
         )
+    problems.extend(_uncertainty_declaration_problems(record))
     problems.extend(_gas_problems(record, checked.gwp))
     return problems
+
+
+def _uncertainty_declaration_problems(record: FactorFields) -> list[RecordProblem]:
+    """What an interval is declared to be must fit: a kind needs an interval, a confidence
+    level needs a kind that has one (confidence interval, percentile range), and those kinds
+    need their level: an interval is never labelled with a confidence nobody stated."""
+    has_interval = record.uncertainty_low is not None or record.uncertainty_high is not None
+    kind, level = record.uncertainty_kind, record.uncertainty_confidence_level
+    if (kind is not None or level is not None) and not has_interval:
+        column = "uncertainty_kind" if kind is not None else "uncertainty_confidence_level"
+        return [
+            RecordProblem(column, "uncertainty_without_interval", Message("record.no_interval"))
+        ]
+    if level is not None and kind is None:
+        return [
+            RecordProblem(
+                "uncertainty_kind", "missing_uncertainty_kind", Message("record.level_needs_kind")
+            )
+        ]
+    if kind in KINDS_WITH_LEVEL and level is None:
+        return [
+            RecordProblem(
+                "uncertainty_confidence_level",
+                "missing_confidence_level",
+                Message("record.kind_needs_level", kind=kind),
+            )
+        ]
+    if kind is not None and kind not in KINDS_WITH_LEVEL and level is not None:
+        return [
+            RecordProblem(
+                "uncertainty_confidence_level",
+                "confidence_level_not_applicable",
+                Message("record.level_not_applicable", kind=kind),
+            )
+        ]
+    return []
 
 
 def _gas_problems(record: FactorFields, gwp: GwpTable) -> list[RecordProblem]:
@@ -103,7 +140,7 @@ def _gas_problems(record: FactorFields, gwp: GwpTable) -> list[RecordProblem]:
             RecordProblem(
                 "gwp_set",
                 "missing_gwp_set",
-                "gwp_set is required when ch4, n2o or other gases are given",
+                Message("record.missing_gwp_set"),
             )
         ]
     if not needs_gwp:
@@ -112,7 +149,9 @@ def _gas_problems(record: FactorFields, gwp: GwpTable) -> list[RecordProblem]:
         if record.co2 is not None and record.co2 > record.co2e * (1 + CO2E_TOLERANCE):
             return [
                 RecordProblem(
-                    "co2", "co2_exceeds_co2e", f"co2 {record.co2} is above co2e {record.co2e}"
+                    "co2",
+                    "co2_exceeds_co2e",
+                    Message("record.co2_above", co2=record.co2, co2e=record.co2e),
                 )
             ]
         return []
@@ -133,9 +172,14 @@ def _gas_problems(record: FactorFields, gwp: GwpTable) -> list[RecordProblem]:
             RecordProblem(
                 "co2e",
                 "co2e_mismatch",
-                f"co2e {record.co2e} differs from the gases with {record.gwp_set} GWP100 "
-                f"({expected:.6g}) by more than {CO2E_TOLERANCE:.1%} "
-                f"(GWP100 from {gwp.source(record.gwp_set)})",
+                Message(
+                    "record.co2e_mismatch",
+                    co2e=record.co2e,
+                    gwp_set=record.gwp_set,
+                    expected=f"{expected:.6g}",
+                    tolerance=f"{CO2E_TOLERANCE:.1%}",
+                    source=gwp.source(record.gwp_set),
+                ),
             )
         ]
     return []

@@ -11,6 +11,7 @@ from app.auth.models import Client
 from app.core.errors import NotFound
 from app.core.models import AuditEvent
 from app.core.principal import Viewer
+from app.core.problem_text import Message
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import parse_semver, visible_version_ids
@@ -60,8 +61,12 @@ def factor_provenance(
         )
     row = session.execute(restrict_to_viewer(query, viewer)).first()
     if row is None:
-        pinned = f" in version {version}" if version else ""
-        raise NotFound(f"No factor {publisher}/{dataset}/{factor_code}{pinned}.")
+        factor_id = f"{publisher}/{dataset}/{factor_code}"
+        raise NotFound(
+            Message("not_found.factor_in_version", factor=factor_id, version=version)
+            if version
+            else Message("not_found.factor_pinned", factor=factor_id)
+        )
     factor: Factor = row.Factor
     source: Source = row.Source
     release: DatasetVersion = row.DatasetVersion

@@ -16,6 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Union, get_args, get_origin
 
+from app.core.problem_text import Message
 from app.core.text import forbidden_character, nfc
 from app.factors.schemas import FactorFields
 
@@ -45,6 +46,7 @@ TEXT_LIMITS: dict[str, int] = {
     "boundary": 32,
     "method": 255,
     "uncertainty_distribution": 16,
+    "uncertainty_kind": 24,
     "source_title": 1000,
     "source_publisher": 500,
     "source_url": 2000,
@@ -85,13 +87,13 @@ def _type_problem(kind: Kind, value: Any) -> str | None:
     what = "a boolean" if isinstance(value, bool) else f"{type(value).__name__} {value!r:.40}"
     if kind in (Kind.NUMBER, Kind.INTEGER):
         if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-            return f"must be a number, not {what}"
+            return Message("cell.not_number", what=what)
     elif kind is Kind.DATE:
         # A Parquet timestamp at midnight is a date (the schema refuses any other time).
         if not isinstance(value, dt.date | str):
-            return f"must be a date (YYYY-MM-DD), not {what}"
+            return Message("cell.not_date", what=what)
     elif not isinstance(value, str):
-        return f"must be text, not {what}"
+        return Message("cell.not_text", what=what)
     return None
 
 
@@ -119,21 +121,20 @@ def check_cells(
         if isinstance(value, str):
             limit = TEXT_LIMITS.get(column, MAX_DATE_TEXT)
             if len(value) > limit * 4:  # too long whatever its normal form: no need to look
-                problems[column] = ("too_long", f"{len(value)} characters; at most {limit}")
+                problems[column] = (
+                    "too_long",
+                    Message("cell.too_long", length=len(value), limit=limit),
+                )
                 continue
             value = nfc(value)
             found = forbidden_character(value, multiline=column in MULTILINE_FIELDS)
             if found is not None:
-                problems[column] = (
-                    "forbidden_character",
-                    f"contains {found}: control, bidirectional and invisible characters are "
-                    "not allowed",
-                )
+                problems[column] = ("forbidden_character", Message("cell.forbidden", found=found))
                 continue
             if len(value.strip()) > limit:
                 problems[column] = (
                     "too_long",
-                    f"{len(value.strip())} characters; at most {limit}",
+                    Message("cell.too_long", length=len(value.strip()), limit=limit),
                 )
                 continue
         values[column] = value

@@ -15,6 +15,7 @@ from app.core.audit import append_event
 from app.core.db import utcnow
 from app.core.errors import Conflict, ProblemError
 from app.core.formula import looks_like_formula
+from app.core.problem_text import Message, joined
 from app.core.text import escaped, forbidden_character, nfc, safe_file_name
 from app.datasets.models import Dataset, Publisher
 from app.datasets.service import lock_dataset
@@ -111,7 +112,9 @@ def _valid_records(
         count += 1
         if count > max_rows:
             report.error(
-                RowProblem(row_number, None, "too_many_rows", f"more than {max_rows} rows")
+                RowProblem(
+                    row_number, None, "too_many_rows", Message("row.too_many", limit=max_rows)
+                )
             )
             return
         if isinstance(cells, RowProblem):
@@ -142,7 +145,7 @@ def _valid_records(
                     row_number,
                     "factor_code",
                     "duplicate_factor_code",
-                    f"'{parsed.factor_code}' already appears in row {first}",
+                    Message("row.duplicate_code", factor_code=parsed.factor_code, first=first),
                 )
             )
             continue
@@ -161,7 +164,7 @@ def _valid_records(
         if not report.error_count:  # once the upload is doomed, keep checking but stop storing
             yield row_number, parsed
     if count == 0:
-        report.error(RowProblem(None, None, "no_rows", "the file has no factor rows"))
+        report.error(RowProblem(None, None, "no_rows", Message("upload.no_rows")))
     for warning in labels.unlabelled_warnings():
         report.warn(warning)
 
@@ -378,12 +381,26 @@ def _checked_release_notes(notes: str | None) -> str | None:
 
 
 def _rejected(report: UploadReport, file_name: str | None) -> UploadRejected:
-    listed = "; ".join(
-        f"row {p.row}, {p.column}: {p.detail}" if p.row else p.detail for p in report.errors[:3]
+    listed = joined(
+        [
+            Message("upload.row_problem", row=p.row, column=p.column, detail=p.detail)
+            if p.row
+            else p.detail
+            for p in report.errors[:3]
+        ],
+        en="; ",
+        zh="；",
     )
-    more = f" (and {report.error_count - 3} more)" if report.error_count > 3 else ""
+    summary = Message(
+        "upload.rejected",
+        file=file_name or Message("upload.the_file"),
+        count=report.error_count,
+        listed=listed,
+    )
     return UploadRejected(
-        f"{file_name or 'the file'}: {report.error_count} error(s): {listed}{more}",
+        Message("upload.rejected_more", summary=summary, more=report.error_count - 3)
+        if report.error_count > 3
+        else summary,
         errors=[p.as_dict() for p in report.errors],
         extra={"file": file_name, "report": report.as_dict()},
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from app.core.errors import pydantic_message
 from app.factors.schemas import FactorFields
 from app.factors.validation import RecordReference, record_problems
 from app.publishing.cells import check_cells
@@ -79,7 +80,7 @@ def parse_record(
             column = str(err["loc"][0]) if err["loc"] else None
             if column in cell_problems:
                 continue  # refused before the schema saw it: reported once
-            problems.append(RowProblem(row, column, err["type"], err["msg"]))
+            problems.append(RowProblem(row, column, err["type"], pydantic_message(err)))
             if column is not None:
                 failed.add(column)
     if record is None and failed:

@@ -13,6 +13,7 @@ from app.core.db import SessionDep
 from app.core.errors import InvalidParameter, NotFound
 from app.core.http_cache import PRIVATE, cached_json
 from app.core.params import DatasetSlug, PublisherSlug, VersionPath, only_query_params
+from app.core.problem_text import Message
 from app.datasets import service as dataset_service
 from app.datasets.models import Dataset
 from app.datasets.schemas import DatasetCreate, DatasetRead, DeprecateBody, VersionRead
@@ -38,7 +39,7 @@ def _own_dataset(
 ) -> Dataset:
     """A publisher's client writes only its own datasets; others get 404, not a hint."""
     if principal.publisher != publisher:
-        raise NotFound(f"No dataset {publisher}/{dataset} that this client may write.")
+        raise NotFound(Message("not_found.dataset_writable", dataset=f"{publisher}/{dataset}"))
     return dataset_service.dataset_for_write(session, publisher=publisher, dataset=dataset)
 
 
@@ -310,9 +311,7 @@ def create_dataset(
     terms; 201 with the dataset and its `Location`. 409 when the slug is taken; 422 for a
     client that belongs to no publisher, or an invalid body."""
     if principal.publisher is None:
-        raise InvalidParameter(
-            "Only a publisher's client creates datasets; this client belongs to no publisher."
-        )
+        raise InvalidParameter(Message("auth.no_publisher"))
     publisher = dataset_service.publisher_by_slug(session, principal.publisher)
     created = dataset_service.create_dataset(
         session,

@@ -16,6 +16,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from app.core.problem_text import Message
 from app.core.strict_json import strict_loads
 from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
 from app.publishing.cells import TEXT_LIMITS
@@ -95,16 +96,18 @@ def header_problems(columns: list[str]) -> list[RowProblem]:
     seen: set[str] = set()
     for name in columns:
         if name in seen:
-            problems.append(RowProblem(1, name, "duplicate_column", f"column '{name}' repeats"))
+            problems.append(
+                RowProblem(1, name, "duplicate_column", Message("column.duplicate", column=name))
+            )
         seen.add(name)
         if name not in KNOWN_COLUMNS:
             problems.append(
-                RowProblem(1, name, "unknown_column", f"'{name}' is not a factor field")
+                RowProblem(1, name, "unknown_column", Message("column.unknown", column=name))
             )
     for name in REQUIRED_COLUMNS:
         if name not in seen:
             problems.append(
-                RowProblem(1, name, "missing_column", f"required column '{name}' is missing")
+                RowProblem(1, name, "missing_column", Message("column.missing", column=name))
             )
     return problems
 
@@ -174,7 +177,7 @@ def _csv_rows(stream: IO[bytes], *, has_bom: bool) -> RowStream:
                             row_number,
                             None,
                             "wrong_cell_count",
-                            f"{len(cells)} cells where the header has {len(columns)}",
+                            Message("row.cell_count", cells=len(cells), columns=len(columns)),
                         ),
                     )
                     continue

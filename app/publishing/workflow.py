@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.core.audit import append_event
 from app.core.db import utcnow
 from app.core.errors import Conflict
+from app.core.problem_text import Message
 from app.datasets.service import check_four_eyes
 from app.datasets.version_models import RESOLVABLE_STATUSES, DatasetVersion
 from app.datasets.visibility import latest_released, latest_resolvable
@@ -22,7 +23,7 @@ from app.publishing.publish import publish
 from app.versioning.content_hash import compute_content_sha256
 
 
-def _what_happened(version: DatasetVersion) -> str:
+def _what_happened(version: DatasetVersion) -> str | Message:
     """ "published by r-1 at 2026-12-04T02:00:00+00:00", for a conflict's detail."""
     by, at = {
         "submitted": (version.submitted_by, version.submitted_at),
@@ -31,12 +32,14 @@ def _what_happened(version: DatasetVersion) -> str:
         "withdrawn": (version.withdrawn_by, version.withdrawn_at),
         "deprecated": (None, version.deprecated_at),
     }.get(version.status, (None, None))
-    said = version.status
+    status = version.status
+    if by is not None and at is not None:
+        return Message("status.by_at", status=status, by=by, at=at.isoformat())
     if by is not None:
-        said += f" by {by}"
+        return Message("status.by", status=status, by=by)
     if at is not None:
-        said += f" at {at.isoformat()}"
-    return said
+        return Message("status.at", status=status, at=at.isoformat())
+    return status
 
 
 def _expect(version: DatasetVersion, label: str, *statuses: str) -> None:
@@ -44,7 +47,12 @@ def _expect(version: DatasetVersion, label: str, *statuses: str) -> None:
     conflict says what it did, by whom and when."""
     if version.status not in statuses:
         raise Conflict(
-            f"{label} is {_what_happened(version)}; this needs it to be {' or '.join(statuses)}",
+            Message(
+                "workflow.wrong_status",
+                label=label,
+                state=_what_happened(version),
+                needed=" or ".join(statuses),
+            ),
             extra={"status": version.status},
         )
 
@@ -105,8 +113,12 @@ def approve(
         latest.patch,
     ):
         raise Conflict(
-            f"{label} is not newer than the latest release: {latest.version} is "
-            f"{_what_happened(latest)}",
+            Message(
+                "workflow.not_newer",
+                label=label,
+                latest=latest.version,
+                state=_what_happened(latest),
+            ),
             extra={"latest_release": latest.version},
         )
     publish(session, version=version, reviewer=reviewer, now=now, reviewed_sha256=reviewed_sha256)

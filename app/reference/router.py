@@ -12,6 +12,7 @@ from app.core.errors import InvalidParameter
 from app.core.http_cache import SHORT_LIVED, cached_json
 from app.core.pagination import decode_cursor, encode_cursor, page_response
 from app.core.params import DEFAULT_PAGE, Cursor, Limit, only_query_params
+from app.core.problem_text import Message
 from app.core.schemas import Page
 from app.reference import service
 from app.reference.schemas import (
@@ -41,7 +42,7 @@ def _after_code(cursor: str | None, scope: dict[str, object]) -> str | None:
     (position,) = decode_cursor(cursor, scope, 1)
     if not isinstance(position, str) or len(position) > 32:
         raise InvalidParameter(
-            "The cursor is not one this service issued; start again without `cursor`.",
+            Message("cursor.invalid"),
             errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
         )
     return position
@@ -186,7 +187,7 @@ def _after_activity(cursor: str | None, scope: dict[str, object]) -> str | None:
     (position,) = decode_cursor(cursor, scope, 1)
     if not isinstance(position, str) or len(position) > 128:
         raise InvalidParameter(
-            "The cursor is not one this service issued; start again without `cursor`.",
+            Message("cursor.invalid"),
             errors=[{"loc": ["query", "cursor"], "code": "invalid_cursor", "detail": "malformed"}],
         )
     return position

@@ -8,6 +8,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.errors import NotFound
+from app.core.problem_text import Message
 from app.reference.conversions import load_properties
 from app.reference.gwp import load_gwp_table
 from app.reference.locations import MAX_DEPTH, region_chains
@@ -102,10 +103,7 @@ def _memberships(session: Session, *, of_member: str | None, of_grouping: str | 
 def get_location(session: Session, *, code: str) -> dict[str, Any]:
     location = session.get(Location, code)
     if location is None:
-        raise NotFound(
-            f"No location '{code}'. Locations are ISO 3166-1 and 3166-2 codes, GLO, and "
-            "groupings such as CN-GRID-NORTH: see GET /v1/locations."
-        )
+        raise NotFound(Message("not_found.location", code=code))
     ancestors: list[dict[str, Any]] = []
     parent = location.parent_code
     while parent is not None and len(ancestors) < MAX_DEPTH:

@@ -15,6 +15,8 @@ from functools import lru_cache
 
 import pint
 
+from app.core.problem_text import Message
+
 
 def _unit_registry() -> pint.UnitRegistry[float]:
     """pint parses its definition files on every start (about 1 s of CPU, in each server
@@ -72,7 +74,7 @@ def _parse(text: str) -> pint.Unit:
         return _registry.parse_units(text.replace("·", "*"))
     # pint raises a zoo of errors on garbage (tokenize, zero division...): all mean "not a unit".
     except Exception as exc:
-        raise UnitError("unknown_unit", f"'{text}' is not a unit") from exc
+        raise UnitError("unknown_unit", Message("unit.unknown", unit=text)) from exc
 
 
 @lru_cache(maxsize=1)
@@ -91,14 +93,18 @@ def _same_unit(a: pint.Unit, b: pint.Unit) -> bool:
 def parse_declared_unit(text: str) -> DeclaredUnit:
     """Return the canonical spelling of `text`, or raise UnitError saying why not."""
     if not text or not text.strip():
-        raise UnitError("unknown_unit", "the unit is empty")
+        raise UnitError("unknown_unit", Message("unit.empty"))
     unit = _parse(text.strip())
     for accepted, name in _accepted():
         if _same_unit(unit, accepted):
             return DeclaredUnit(canonical=name, dimension=ACCEPTED_UNITS[name])
     same_dimension = [n for a, n in _accepted() if a.dimensionality == unit.dimensionality]
-    hint = f"; use one of {', '.join(same_dimension)}" if same_dimension else ""
-    raise UnitError("unsupported_unit", f"'{text}' is a unit but not one factors may be per{hint}")
+    raise UnitError(
+        "unsupported_unit",
+        Message("unit.unsupported_use", unit=text, units=", ".join(same_dimension))
+        if same_dimension
+        else Message("unit.unsupported", unit=text),
+    )
 
 
 # --- Conversions between an amount's unit and a factor's unit (resolve, estimate) -------------
@@ -114,9 +120,8 @@ LARGEST_NUMBER = sys.float_info.max
 
 def not_finite_detail(what: str, calculation: str) -> str:
     """Why a result is refused: it overflows (or is NaN), said with the calculation."""
-    return (
-        f"{what} is not a finite number: {calculation} is beyond ±{LARGEST_NUMBER:.3g}, the "
-        "largest number a result can hold; give the amount in a larger unit or split it"
+    return Message(
+        "result.not_finite", what=what, calculation=calculation, largest=f"{LARGEST_NUMBER:.3g}"
     )
 
 
@@ -158,7 +163,7 @@ def parse_amount_unit(text: str) -> AmountUnit:
     as some declared unit shares their dimension, because they only get converted.
     """
     if not text or not text.strip():
-        raise UnitError("unknown_unit", "the unit is empty")
+        raise UnitError("unknown_unit", Message("unit.empty"))
     unit = _parse(text.strip())
     try:
         return AmountUnit(text, parse_declared_unit(text).canonical, _dimension_name(unit))
@@ -173,8 +178,12 @@ def _dimension_name(unit: pint.Unit) -> str:
         dimensions = ", ".join(dict.fromkeys(ACCEPTED_UNITS.values()))
         raise UnitError(
             "unsupported_unit",
-            f"'{unit}' measures {unit.dimensionality}, which no factor is per "
-            f"(factors are per {dimensions})",
+            Message(
+                "unit.unsupported_dimension",
+                unit=str(unit),
+                dimensionality=str(unit.dimensionality),
+                dimensions=dimensions,
+            ),
         )
     return name
 
@@ -190,10 +199,13 @@ def conversion_multiplier(from_unit: str, to_unit: str) -> float:
     if source.dimensionality != target.dimensionality:
         raise UnitError(
             "incompatible_unit",
-            f"{from_unit} ({_describe(source)}) cannot be converted to {to_unit} "
-            f"({_describe(target)}): that needs a cited conversion property of the activity, "
-            "such as a density or an energy content (GET /v1/conversion-properties), and none "
-            "of this activity links the two",
+            Message(
+                "unit.incompatible",
+                source=from_unit,
+                source_kind=_describe(source),
+                target=to_unit,
+                target_kind=_describe(target),
+            ),
         )
     return clean_float(float((1 * source).to(target).magnitude))
 

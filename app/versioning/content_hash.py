@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import types
 from collections.abc import Iterable, Mapping
 from datetime import date
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from sqlalchemy.orm import Session
 
@@ -21,11 +22,21 @@ from app.factors.models import Factor
 from app.factors.schemas import FactorFields
 from app.factors.service import factor_select
 
+
+def _is_integer(annotation: Any) -> bool:
+    """An `int` field, Optional and Annotated unwrapped (not a text naming "int", such as the
+    literal `confidence_interval`)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _is_integer(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return any(_is_integer(a) for a in get_args(annotation) if a is not type(None))
+    return annotation is int
+
+
 # Fields whose values are whole numbers; every other number is written as a float.
 INTEGER_FIELDS = frozenset(
-    name
-    for name, info in FactorFields.model_fields.items()
-    if "int" in repr(info.annotation) and "float" not in repr(info.annotation)
+    name for name, info in FactorFields.model_fields.items() if _is_integer(info.annotation)
 )
 UPLOADABLE = tuple(FactorFields.model_fields)
 

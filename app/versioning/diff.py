@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, aliased
 from app.core.errors import NotFound
 from app.core.http_cache import IMMUTABLE, PRIVATE, etag_matches, json_bytes
 from app.core.principal import Viewer
+from app.core.problem_text import Message
 from app.datasets.service import get_version
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.factors.models import Factor, Source
@@ -239,7 +240,9 @@ def _released(
         session, viewer=viewer, publisher=publisher, dataset=dataset, version=version
     )
     if found.status not in RELEASED_STATUSES:
-        raise NotFound(f"No released version {version} of {publisher}/{dataset}.")
+        raise NotFound(
+            Message("not_found.released_version", version=version, dataset=f"{publisher}/{dataset}")
+        )
     return found
 
 
@@ -306,7 +309,11 @@ def released_pair(
         )
         if new.status not in (*RELEASED_STATUSES, "submitted"):
             raise NotFound(
-                f"No released or submitted version {to_version} of {publisher}/{dataset}."
+                Message(
+                    "not_found.released_or_submitted_version",
+                    version=to_version,
+                    dataset=f"{publisher}/{dataset}",
+                )
             )
     else:
         new = _released(

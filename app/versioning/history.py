@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.core.errors import NotFound
 from app.core.principal import Viewer
+from app.core.problem_text import Message
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import newest_first
@@ -55,5 +56,11 @@ def factor_history(
     )
     rows = session.execute(restrict_to_viewer(query, viewer)).all()
     if not rows:
-        raise NotFound(f"No released version of {publisher}/{dataset} has {factor_code}.")
+        raise NotFound(
+            Message(
+                "not_found.factor_history",
+                dataset=f"{publisher}/{dataset}",
+                factor_code=factor_code,
+            )
+        )
     return [{**row._asdict(), "withdrawn": row.version_status == "withdrawn"} for row in rows]

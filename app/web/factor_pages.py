@@ -36,6 +36,7 @@ from app.core.errors import InvalidParameter, NotFound
 from app.core.http_cache import IMMUTABLE, PINNED_RELEASE, SHORT_LIVED, cached_json
 from app.core.params import DatasetSlug, PublisherSlug, only_query_params
 from app.core.principal import ANONYMOUS
+from app.core.problem_text import Message
 from app.datasets.service import get_dataset, publisher_by_slug
 from app.datasets.visibility import parse_semver
 from app.factors import service
@@ -560,7 +561,7 @@ def history_page(
 ) -> Response:
     parsed = parse_ref(ref)
     if parsed.suffix is not None:
-        raise NotFound(f"No page at {request.url.path}.")
+        raise NotFound(Message("not_found.page", path=request.url.path))
     items = _history_items(session, publisher, dataset, parsed)
     # The names the page shows; neither the provenance nor the series a factor page reads.
     shown = shown_factor(
@@ -678,7 +679,7 @@ def cite_page(
 ) -> Response:
     parsed = parse_ref(ref)
     if parsed.suffix is not None:
-        raise NotFound(f"No page at {request.url.path}.")
+        raise NotFound(Message("not_found.page", path=request.url.path))
     view = _cite_view(session, publisher, dataset, parsed)
     lang = negotiate(request)
     t = Translator(lang)

@@ -34,6 +34,7 @@ from app.core.errors import InvalidParameter, ProblemError
 from app.core.http_cache import SHORT_LIVED, cached_json
 from app.core.params import only_query_params
 from app.core.principal import ANONYMOUS
+from app.core.problem_text import localize
 from app.datasets.visibility import visible_version_ids
 from app.factors import service
 from app.factors.answers import estimate_payload, resolve_payload
@@ -48,7 +49,7 @@ from app.reference.gwp import GWP_SETS, apply_gwp, gwp_table_for
 from app.reference.models import Location
 from app.reference.units import UnitError, parse_amount_unit
 from app.web.dataset_pages import csv_response
-from app.web.i18n import Translator, negotiate
+from app.web.i18n import Lang, Translator, negotiate
 from app.web.params import LANG_PARAM
 from app.web.templating import PageMeta, Twin, query_string, render_page
 
@@ -174,21 +175,26 @@ def _problem(exc: ProblemError) -> dict[str, Any]:
     return {"code": first.get("code") or exc.code, "detail": exc.detail}
 
 
-def resolve_answer(session: Session, item: ResolveItem, gwp: str | None) -> dict[str, Any]:
+def resolve_answer(
+    session: Session, item: ResolveItem, gwp: str | None, lang: Lang = "en"
+) -> dict[str, Any]:
     """The answer of `POST /v1/factors:resolve` for `{"items": [item]}`, from the API's own
-    service, as JSON: the page shows exactly what the API would send."""
+    service, as JSON: the page shows exactly what the API would send (a line's error in the
+    reader's language)."""
     payload = resolve_payload(session, viewer=VIEWER, items=[item], gwp=_gwp(gwp))
-    answer: dict[str, Any] = orjson.loads(orjson.dumps(payload))
+    answer: dict[str, Any] = orjson.loads(orjson.dumps(localize(payload, lang)))
     return answer
 
 
-def estimate_answer(session: Session, item: EstimateItem, gwp: str | None) -> dict[str, Any]:
+def estimate_answer(
+    session: Session, item: EstimateItem, gwp: str | None, lang: Lang = "en"
+) -> dict[str, Any]:
     """What `POST /v1/estimate` answers for this line, or `{"error": …}` for its problem."""
     try:
         payload = estimate_payload(session, viewer=VIEWER, item=item, gwp=_gwp(gwp))
     except ProblemError as exc:
-        return {"error": _problem(exc)}
-    answer: dict[str, Any] = orjson.loads(orjson.dumps(payload))
+        return {"error": localize(_problem(exc), lang)}
+    answer: dict[str, Any] = orjson.loads(orjson.dumps(localize(payload, lang)))
     return answer
 
 
@@ -333,13 +339,13 @@ def resolve_page(request: Request, session: SessionDep) -> Response:
     api_body: Any = None
     if item is not None:
         if form.wants_estimate:
-            estimate = estimate_answer(session, estimate_item(form), gwp)
+            estimate = estimate_answer(session, estimate_item(form), gwp, t.lang)
         if estimate is not None and estimate.get("match"):
             # The factor the estimate used: the same resolution, but it may also reach a
             # factor of another dimension through a cited property (t of gas → TJ).
             answer = {"factor": estimate["factor"], "match": estimate["match"]}
         else:
-            answer = resolve_answer(session, item, gwp)["items"][0]
+            answer = resolve_answer(session, item, gwp, t.lang)["items"][0]
         if "match" in answer:
             match = answer["match"]
             codes = [str(c) for c in match.get("region_chain") or []]

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.web.dataset_pages import router as dataset_pages
 from app.web.factor_pages import router as factor_pages
-from app.web.i18n import Translator, negotiate
+from app.web.i18n import Lang, Translator, negotiate
 from app.web.resolve_pages import router as resolve_pages
 from app.web.search import router as search_pages
 from app.web.snapshot_pages import router as snapshot_pages
@@ -66,8 +66,14 @@ def render_error_page(request: Request, problem: JSONResponse) -> Response | Non
     return page
 
 
+def page_language(request: Request) -> Lang | None:
+    """A page's problems are in the page's language (`?lang=`, `Accept-Language`, Chinese)."""
+    return negotiate(request) if is_page_request(request) else None
+
+
 def install_web(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.page_error_renderer = render_error_page
+    app.state.page_language = page_language
     for page_router in PAGE_ROUTERS:
         app.include_router(page_router, include_in_schema=False)

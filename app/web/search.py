@@ -32,6 +32,7 @@ from app.core.pagination import (
 )
 from app.core.params import DATASET_REF_PATTERN, SLUG_PATTERN, only_query_params
 from app.core.principal import ANONYMOUS
+from app.core.problem_text import Message
 from app.core.text import content_disposition
 from app.factors import service
 from app.factors.facets import FACETS, Facets, activity_totals, facet_counts
@@ -153,7 +154,7 @@ def to_filters(params: SearchParams) -> service.FactorFilters:
         owner, dataset = dataset.split("/", 1)
         if publisher is not None and publisher != owner:
             raise InvalidParameter(
-                f"dataset names publisher '{owner}' but publisher is '{publisher}'.",
+                Message("query.publisher_conflict", owner=owner, publisher=publisher),
                 errors=[{"loc": ["query", "publisher"], "code": "conflict", "detail": owner}],
             )
         publisher = owner

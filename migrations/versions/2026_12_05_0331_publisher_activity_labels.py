@@ -8,7 +8,7 @@ same publisher replaces it), naming the publisher and the release that gave them
 facets and `GET /v1/activities` read them beside the reference table `activity`.
 
 Revision ID: 20261205_0331
-Revises: 20261204_0204
+Revises: 20261205_0321
 Create Date: 2026-12-05 03:31:00
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261205_0331"
-down_revision: str | None = "20261204_0204"
+down_revision: str | None = "20261205_0321"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,379 @@
+"""Problem details in Chinese and English: `detail` (and `errors[].detail`) follow
+`Accept-Language` (the web explorer's pages: the page's language); `type` and `title` do not."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.core.problem_text import (
+    CATALOGUE_PATH,
+    CatalogueError,
+    Message,
+    catalogue,
+    check_catalogue,
+    language_from_header,
+    placeholders,
+)
+
+GRID = "/v1/factors/mee-cn/cn-electricity-co2/national-average-2022"
+HAN = re.compile(r"[\u4e00-\u9fff]")
+# Chinese characters or full-width punctuation (a template such as `{loc}：{detail}`).
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+ZH = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}
+EN = {"Accept-Language": "en-GB,en;q=0.9"}
+
+
+def both(client: TestClient, method: str, url: str, **kwargs: Any) -> tuple[Any, Any]:
+    """The same request answered in English and in Chinese."""
+    headers = kwargs.pop("headers", {})
+    en = client.request(method, url, headers={**headers, **EN}, **kwargs)
+    zh = client.request(method, url, headers={**headers, **ZH}, **kwargs)
+    return en, zh
+
+
+def assert_bilingual(en: Any, zh: Any, status: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    assert en.status_code == zh.status_code == status, (en.text, zh.text)
+    for response, lang in ((en, "en"), (zh, "zh-CN")):
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.headers["content-language"] == lang
+        assert "accept-language" in response.headers["vary"].lower()
+    en_body, zh_body = en.json(), zh.json()
+    # Clients branch on type and title: the same in both languages.
+    assert (en_body["type"], en_body["title"], en_body["status"]) == (
+        zh_body["type"],
+        zh_body["title"],
+        zh_body["status"],
+    )
+    assert not HAN.search(en_body["detail"]), en_body["detail"]
+    assert HAN.search(zh_body["detail"]), zh_body["detail"]
+    return en_body, zh_body
+
+
+@pytest.mark.parametrize(
+    ("url", "en_detail", "zh_detail"),
+    [
+        (
+            "/v1/datasets/mee-cn/no-such-dataset",
+            "No dataset mee-cn/no-such-dataset.",
+            "没有数据集 mee-cn/no-such-dataset。",
+        ),
+        (
+            "/v1/datasets/mee-cn/cn-electricity-co2/versions/9.9.9",
+            "No version 9.9.9 of mee-cn/cn-electricity-co2.",
+            "数据集 mee-cn/cn-electricity-co2 没有版本 9.9.9。",
+        ),
+        (
+            "/v1/factors/mee-cn/cn-electricity-co2/national-average-1999",
+            "No factor 'national-average-1999' in mee-cn/cn-electricity-co2 version 1.0.0 "
+            "(latest).",
+            "mee-cn/cn-electricity-co2 的版本 1.0.0（最新版本）中没有因子“national-average-1999”。",
+        ),
+        (
+            f"{GRID}?version=9.9.9",
+            "No released version 9.9.9 of mee-cn/cn-electricity-co2.",
+            "数据集 mee-cn/cn-electricity-co2 没有已发布的版本 9.9.9。",
+        ),
+        ("/publishers/nobody.json", "No publisher 'nobody'.", "没有发布机构“nobody”。"),
+        ("/v1/nowhere", "No resource at /v1/nowhere.", "/v1/nowhere 处没有资源。"),
+    ],
+)
+def test_not_found_in_both_languages(
+    client: TestClient, seeded: None, url: str, en_detail: str, zh_detail: str
+) -> None:
+    en, zh = assert_bilingual(*both(client, "GET", url), 404)
+    assert en["detail"] == en_detail
+    assert zh["detail"] == zh_detail
+
+
+def test_language_negotiation(client: TestClient, seeded: None) -> None:
+    url = "/v1/datasets/mee-cn/no-such-dataset"
+    for header, lang in [
+        ("zh", "zh-CN"),
+        ("zh-CN", "zh-CN"),
+        ("zh-Hans", "zh-CN"),
+        ("zh-Hans-CN, en;q=0.5", "zh-CN"),
+        ("en;q=0.4, zh-cn;q=0.8", "zh-CN"),
+        ("en", "en"),
+        ("fr-FR", "en"),
+        ("zh-CN;q=0, en", "en"),
+        ("", "en"),
+    ]:
+        response = client.get(url, headers={"Accept-Language": header})
+        assert response.headers["content-language"] == lang, header
+    assert client.get(url).headers["content-language"] == "en"  # no header: English
+
+
+def test_request_validation_errors_are_translated(client: TestClient, seeded: None) -> None:
+    en, zh = assert_bilingual(*both(client, "GET", "/v1/factors?limit=0&year=abc"), 422)
+    assert en["title"] == zh["title"] == "Invalid request"
+    by_loc = {tuple(e["loc"]): e for e in zh["errors"]}
+    assert by_loc["query", "limit"]["detail"] == "应大于或等于 1"
+    assert by_loc["query", "year"]["detail"] == "应为整数，无法将文本解析为整数"
+    assert zh["detail"].startswith("请求无效（")
+    en_by_loc = {tuple(e["loc"]): e for e in en["errors"]}
+    assert en_by_loc["query", "limit"]["detail"] == "Input should be greater than or equal to 1"
+    # Codes (what a program reads) do not change.
+    assert [e["code"] for e in en["errors"]] == [e["code"] for e in zh["errors"]]
+
+
+def test_did_you_mean_is_translated(client: TestClient, seeded: None) -> None:
+    en, zh = assert_bilingual(*both(client, "GET", f"{GRID}?gwp=ar6"), 422)
+    assert "did you mean 'AR6'?" in en["errors"][0]["detail"]
+    assert "您是否指 'AR6'？" in zh["errors"][0]["detail"]
+    assert en["suggestions"] == zh["suggestions"] == ["AR6"]
+
+
+def test_auth_errors_are_translated(client: TestClient, seeded: None) -> None:
+    en, zh = assert_bilingual(*both(client, "GET", "/v1/audit"), 401)
+    assert en["detail"] == "This request needs a bearer access token."
+    assert zh["detail"] == "此请求需要 Bearer 访问令牌。"
+    # The challenge header stays ASCII (RFC 6750).
+    assert zh_header_ascii(client)
+    en, zh = assert_bilingual(
+        *both(client, "GET", "/v1/audit", headers={"Authorization": "Bearer not-a-jwt"}), 401
+    )
+    assert zh["detail"].startswith("访问令牌无效")
+
+
+def zh_header_ascii(client: TestClient) -> bool:
+    response = client.get("/v1/audit", headers=ZH)
+    return bool(response.headers["www-authenticate"].isascii())
+
+
+def test_insufficient_scope_is_translated(
+    client: TestClient, seeded: None, reader_token: Any
+) -> None:
+    headers = reader_token()
+    en, zh = assert_bilingual(*both(client, "GET", "/v1/audit", headers=headers), 403)
+    assert en["detail"] == "The access token lacks the scope(s) this request needs: admin."
+    assert zh["detail"] == "访问令牌缺少此请求所需的权限范围：admin。"
+
+
+def test_chinese_page_shows_a_chinese_404(client: TestClient, seeded: None) -> None:
+    """The web explorer's problems are in the page's language, whatever the header says."""
+    page = client.get(
+        "/factors/mee-cn/cn-electricity-co2/no-such-factor?lang=zh",
+        headers={"Accept": "text/html", "Accept-Language": "en"},
+    )
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "mee-cn/cn-electricity-co2 的已发布版本中都没有 no-such-factor。" in page.text
+    assert "No released version" not in page.text
+    english = client.get(
+        "/factors/mee-cn/cn-electricity-co2/no-such-factor?lang=en",
+        headers={"Accept": "text/html"},
+    )
+    assert "No released version of mee-cn/cn-electricity-co2 has no-such-factor." in english.text
+
+
+# --- The catalogue ------------------------------------------------------------------------
+
+
+def test_catalogue_has_both_languages_and_same_placeholders() -> None:
+    entries = catalogue()
+    assert entries
+    for key, texts in entries.items():
+        assert placeholders(texts["en"]) == placeholders(texts["zh"]), key
+        assert CJK.search(texts["zh"]), f"{key}: its Chinese has no Chinese"
+
+
+def test_catalogue_check_refuses_gaps() -> None:
+    with pytest.raises(CatalogueError, match="no 'zh' text"):
+        check_catalogue({"x": {"en": "only English"}})
+    with pytest.raises(CatalogueError, match="placeholders"):
+        check_catalogue({"x": {"en": "No {thing}.", "zh": "没有。"}})
+    with pytest.raises(ValueError, match="takes"):
+        Message("not_found.dataset")
+    with pytest.raises(KeyError):
+        Message("no.such.key")
+
+
+def test_every_key_used_in_the_code_is_in_the_catalogue() -> None:
+    used = set()
+    for path in Path("app").rglob("*.py"):
+        used |= set(re.findall(r"""Message\(\s*"([a-z_.]+)\"""", path.read_text()))
+    assert used, "no Message() found: the scan is broken"
+    missing = used - set(catalogue())
+    assert not missing, f"keys used but not in {CATALOGUE_PATH.name}: {sorted(missing)}"
+
+
+@pytest.mark.parametrize(
+    ("header", "lang"),
+    [
+        ("zh", "zh"),
+        ("zh-CN", "zh"),
+        ("zh-Hans", "zh"),
+        ("ZH-cn", "zh"),
+        ("en-US,zh;q=0.5", "en"),
+        ("fr, zh;q=0.5", "zh"),
+        ("fr", "en"),
+        ("*", "en"),
+        (None, "en"),
+        ("zh;q=bad, en", "en"),
+    ],
+)
+def test_language_from_header(header: str | None, lang: str) -> None:
+    assert language_from_header(header) == lang
+
+
+# --- Uploads, estimates, the resolve page -------------------------------------------------
+
+
+def test_upload_report_is_translated(client: TestClient, tokens: Any) -> None:
+    from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS
+    from tests.upload_files import csv_bytes, synthetic_row
+
+    headers = tokens.writer(PUBLISHER)
+    assert client.post("/v1/datasets", json=DATASET_BODY, headers=headers).status_code == 201
+    rows = [
+        synthetic_row(0, unit="kwhh"),
+        synthetic_row(1, region="XK"),
+        synthetic_row(2, co2e=1.0),
+        synthetic_row(3, reference_year="abc"),
+    ]
+    content = csv_bytes(rows)
+    answers = [
+        client.post(
+            VERSIONS,
+            headers={**headers, **lang},
+            data={"version": "1.0.0"},
+            files={"file": ("synthetic.csv", content, "text/csv")},
+        )
+        for lang in (EN, ZH)
+    ]
+    en, zh = assert_bilingual(answers[0], answers[1], 422)
+    assert en["title"] == zh["title"] == "The upload has errors; nothing was stored"
+    assert en["detail"].startswith("synthetic.csv: 4 error(s): row 2, unit: 'kwhh' is not a unit")
+    assert zh["detail"].startswith("synthetic.csv：4 个错误：第 2 行，unit：“kwhh”不是单位")
+    assert zh["detail"].endswith("（另有 1 个）")
+    zh_errors = {(e["row"], e["column"], e["code"]): e["detail"] for e in zh["errors"]}
+    en_errors = {(e["row"], e["column"], e["code"]): e["detail"] for e in en["errors"]}
+    assert zh_errors.keys() == en_errors.keys()  # the same problems, with the same codes
+    assert zh_errors[2, "unit", "unknown_unit"] == "“kwhh”不是单位"
+    assert zh_errors[3, "region", "unknown_region"].startswith("“XK”不在地区表中")
+    assert zh_errors[4, "co2e", "co2e_mismatch"].startswith("co2e 1.0 与按 AR5 GWP100")
+    assert zh_errors[5, "reference_year", "int_parsing"] == "应为整数，无法将文本解析为整数"
+    # The report inside the problem is in the same language.
+    assert zh["report"]["errors"][0]["detail"] == "“kwhh”不是单位"
+    assert en["report"]["errors"][0]["detail"] == "'kwhh' is not a unit"
+
+
+def test_estimate_errors_are_translated(client: TestClient, seeded: None) -> None:
+    line = {"activity_id": "electricity-grid-mix", "region": "CN", "year": 2022}
+    en, zh = assert_bilingual(
+        *both(client, "POST", "/v1/estimate", json={**line, "amount": -1000, "unit": "kWh"}), 422
+    )
+    assert en["detail"] == "amount must be a positive finite number, not -1000"
+    assert zh["detail"] == "amount 须为有限正数，而不是 -1000"
+    assert zh["errors"][0]["detail"] == zh["detail"]
+    en, zh = assert_bilingual(
+        *both(client, "POST", "/v1/estimate", json={**line, "amount": 1, "unit": "kwhh"}), 422
+    )
+    assert zh["detail"].startswith("“kwhh”不是单位；您是否指 'kWh'")
+    assert en["suggestions"] == zh["suggestions"]
+    en, zh = assert_bilingual(
+        *both(
+            client,
+            "POST",
+            "/v1/estimate",
+            json={**line, "activity_id": "no-such-activity", "amount": 1, "unit": "kWh"},
+        ),
+        404,
+    )
+    assert en["title"] == zh["title"] == "No matching factor"
+    assert zh["detail"].startswith("在 CN → GLO 中没有活动“no-such-activity”参考年份 ≤ 2022 的因子")
+
+
+def test_chinese_resolve_page_shows_the_error_in_chinese(client: TestClient, seeded: None) -> None:
+    query = "activity_id=no-such-activity&region=CN&year=2022&amount=1&unit=kWh"
+    zh = client.get(f"/resolve?{query}&lang=zh", headers={"Accept": "text/html"})
+    en = client.get(f"/resolve?{query}&lang=en", headers={"Accept": "text/html"})
+    assert zh.status_code == en.status_code == 200
+    assert "没有活动“no-such-activity”" in zh.text
+    assert "no factor for activity &#39;no-such-activity&#39;" in en.text
+
+
+def test_batch_line_errors_follow_accept_language(client: TestClient, seeded: None) -> None:
+    lines = {
+        "items": [
+            {"activity_id": "electricity-grid-mix", "region": "CN", "year": 2022},
+            {"activity_id": "electricity-grid-mix", "region": "cn", "year": 2022},
+        ]
+    }
+    en = client.post("/v1/factors:resolve", json=lines, headers=EN)
+    zh = client.post("/v1/factors:resolve", json=lines, headers=ZH)
+    assert en.status_code == zh.status_code == 200
+    assert zh.headers["content-language"] == "zh-CN"
+    assert "accept-language" in zh.headers["vary"].lower()
+    en_error, zh_error = en.json()["items"][1]["error"], zh.json()["items"][1]["error"]
+    assert en_error["code"] == zh_error["code"] == "invalid_region"
+    assert en_error["detail"].startswith("'cn' is not an ISO 3166-1 alpha-2")
+    assert zh_error["detail"].startswith("“cn”不是 ISO 3166-1 二字母代码")
+    assert "您是否指 'CN'" in zh_error["detail"]
+    # The factors themselves are the same bytes of data in both languages.
+    assert en.json()["items"][0] == zh.json()["items"][0]
+
+
+@pytest.mark.parametrize(
+    ("url", "zh_start"),
+    [
+        ("/v1/factors?regoin=CN", "未知的查询参数：regoin。可用参数："),
+        ("/v1/factors?cursor=garbage", "此游标不是本服务签发的"),
+        ("/v1/datasets/mee-cn/cn-electricity-co2/versions/v1", "“v1”不是 MAJOR.MINOR.PATCH"),
+        (f"{GRID}?version=1.0.0&as_of=2024-01-01", "`version` 与 `as_of` 只能给出其一"),
+    ],
+)
+def test_query_problems_are_translated(
+    client: TestClient, seeded: None, url: str, zh_start: str
+) -> None:
+    _, zh = assert_bilingual(*both(client, "GET", url), 422)
+    assert zh["detail"].startswith(zh_start), zh["detail"]
+
+
+def test_workflow_conflicts_are_translated(client: TestClient, tokens: Any) -> None:
+    from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS
+    from tests.upload_files import csv_bytes, synthetic_row
+
+    headers = tokens.writer(PUBLISHER)
+    assert client.post("/v1/datasets", json=DATASET_BODY, headers=headers).status_code == 201
+    uploaded = client.post(
+        VERSIONS,
+        headers=headers,
+        data={"version": "1.0.0"},
+        files={"file": ("f.csv", csv_bytes([synthetic_row(0)]), "text/csv")},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    assert client.post(f"{VERSIONS}/1.0.0/submit", headers=headers).status_code == 200
+    en, zh = assert_bilingual(
+        *both(client, "POST", f"{VERSIONS}/1.0.0/submit", headers=headers), 409
+    )
+    assert re.fullmatch(r".* is submitted by \S+ at \S+; this needs it to be draft", en["detail"])
+    assert re.fullmatch(
+        r".* 的状态为 submitted（\S+，\S+）；此操作要求其状态为 draft", zh["detail"]
+    )
+    assert en["status"] == zh["status"] == 409
+
+
+def test_body_problems_are_translated(client: TestClient, seeded: None) -> None:
+    body = b'{"activity_id": "x", "activity_id": "y"}'
+    headers = {"Content-Type": "application/json"}
+    en, zh = assert_bilingual(
+        *both(client, "POST", "/v1/estimate", content=body, headers=headers), 422
+    )
+    assert en["detail"].startswith("The request body is not strict JSON: ")
+    assert zh["detail"].startswith("请求正文不是严格的 JSON：")
+
+
+def test_body_too_large_is_translated(client: TestClient, seeded: None) -> None:
+    body = b'{"pad": "' + b"x" * (300 * 1024) + b'"}'
+    headers = {"Content-Type": "application/json"}
+    en, zh = assert_bilingual(
+        *both(client, "POST", "/v1/estimate", content=body, headers=headers), 413
+    )
+    assert en["detail"] == "The request body is larger than the 256 KB this service accepts here."
+    assert zh["detail"] == "请求正文超过了此处允许的 256 KB。"
