@@ -67,3 +67,8 @@ class SnapshotRead(BaseModel):
         description="factors.parquet, factors.arrow, factors.arrows and manifest.json, with "
         "sha256 and size"
     )
+    changes_cursor: str | None = Field(
+        description="The change feed's position this snapshot is consistent with: "
+        "`GET /v1/changes?after=` it lists every change made since (null for snapshots "
+        "written before the feed existed)"
+    )
