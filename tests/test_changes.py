@@ -4,7 +4,10 @@ access; and the snapshot manifest's `changes_cursor`. All data here is synthetic
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from fastapi.testclient import TestClient
@@ -292,3 +295,98 @@ def test_following_the_feed_from_a_snapshot_gives_the_next_snapshot(
     assert held[(OTHER, "cement")][0] == "1.0.0"
     # The second snapshot's cursor is where the feed is now.
     assert follow(client, after=after.json()["changes_cursor"])[0] == []
+
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def test_the_changes_page_and_its_atom_and_json_twins(client: TestClient, story: Story) -> None:
+    story.dataset("steel-products")
+    story.dataset("members-only", access="registered", redistribution=False)
+    story.release("steel-products", "1.0.0", [1])
+    story.release("steel-products", "1.1.0", [1, 2])
+    story.release("members-only", "1.0.0", [1])
+    story.withdraw("steel-products", "1.1.0", "synthetic: wrong unit")
+
+    page = client.get("/changes", params={"lang": "en"}, headers={"accept": "text/html"})
+    assert page.status_code == 200, page.text
+    html = page.text
+    # Newest first, in words, with the reason, the current release and the diff link.
+    withdrawn = html.index(f"{PUBLISHER}/steel-products withdrew version 1.1.0")
+    released = html.index(f"{PUBLISHER}/steel-products released version 1.1.0")
+    assert withdrawn < released < html.index("released version 1.0.0")
+    assert "Reason: synthetic: wrong unit" in html
+    assert "Current release after it: 1.0.0" in html
+    assert f"/datasets/{PUBLISHER}/steel-products/diff/1.0.0...1.1.0" in html
+    assert "members-only" not in html  # registered: not on a public page
+    chinese = client.get("/changes", params={"lang": "zh"}).text
+    assert f"{PUBLISHER}/steel-products 撤回了 1.1.0 版" in chinese
+    assert "原因：synthetic: wrong unit" in chinese
+
+    # The JSON twin is the API's page of exactly the changes shown.
+    twin = re.search(r'<link rel="alternate" type="application/json" href="([^"]+)"', html)
+    assert twin is not None
+    href = twin.group(1).replace("&amp;", "&")
+    shown = client.get(href)
+    assert shown.status_code == 200
+    api = client.get(href.replace("/changes.json", "/v1/changes"))
+    assert shown.content == api.content
+    assert shown.headers["etag"] == api.headers["etag"]
+    assert [c["type"] for c in shown.json()["items"]] == [
+        "release.published",
+        "release.published",
+        "release.withdrawn",
+    ]
+
+    atom = client.get("/changes.atom", params={"lang": "en"})
+    assert atom.status_code == 200
+    assert atom.headers["content-type"].startswith("application/atom+xml")
+    root = ElementTree.fromstring(atom.content)
+    assert root.tag == f"{ATOM}feed"
+    # RFC 4287 §4.1.1: a feed has an id, a title, an updated time and (no entry author) an
+    # author; each entry an id, a title and an updated time.
+    for required in ("id", "title", "updated", "author"):
+        assert root.find(f"{ATOM}{required}") is not None, required
+    assert root.find(f"{ATOM}link[@rel='self']") is not None
+    entries = root.findall(f"{ATOM}entry")
+    assert [e.findtext(f"{ATOM}title") for e in entries] == [
+        f"{PUBLISHER}/steel-products withdrew version 1.1.0",
+        f"{PUBLISHER}/steel-products released version 1.1.0",
+        f"{PUBLISHER}/steel-products released version 1.0.0",
+    ]
+    ids = [e.findtext(f"{ATOM}id") for e in entries]
+    assert len(set(ids)) == 3
+    for entry in entries:
+        for required in ("id", "title", "updated"):
+            assert entry.find(f"{ATOM}{required}") is not None, required
+        updated = entry.findtext(f"{ATOM}updated")
+        assert updated is not None
+        assert datetime.fromisoformat(updated).tzinfo is not None
+    assert root.findtext(f"{ATOM}updated") == entries[0].findtext(f"{ATOM}updated")
+    assert "synthetic: wrong unit" in (entries[0].findtext(f"{ATOM}summary") or "")
+    filtered = client.get("/changes.atom", params={"dataset": "nothing-here"})
+    assert ElementTree.fromstring(filtered.content).findall(f"{ATOM}entry") == []
+    assert client.get("/changes.atom", params={"bogus": "1"}).status_code == 422
+
+
+def test_the_changes_page_pages_back_in_time(client: TestClient, story: Story) -> None:
+    story.dataset("steel-products")
+    for minor in range(3):
+        story.release("steel-products", f"1.{minor}.0", [1])
+    from app.web import changes_pages
+
+    shown = changes_pages.CHANGES_SHOWN
+    changes_pages.CHANGES_SHOWN = 2
+    try:
+        first = client.get("/changes", params={"lang": "en"}).text
+        older = re.search(r'<a href="([^"]+)" rel="next">', first)
+        assert older is not None
+        second = client.get(older.group(1).replace("&amp;", "&")).text
+    finally:
+        changes_pages.CHANGES_SHOWN = shown
+    assert "released version 1.2.0" in first
+    assert "released version 1.1.0" in first
+    assert "released version 1.0.0" not in first
+    assert "released version 1.0.0" in second
+    assert "released version 1.1.0" not in second
+    assert 'rel="next"' not in second

@@ -116,11 +116,20 @@ def test_download_parquet_through_its_button(page: Page, explorer: Site) -> None
         f"{SYNTH_PATH}/versions/1.1.0?lang=zh",
         f"/publishers/{SYNTH}?lang=en",
         "/snapshots?lang=zh",
+        "/changes?lang=en",
         "/compare?lang=en&f=ipcc-tfi/ipcc-2006-stationary-combustion/natural-gas"
         "&f=desnz-uk/uk-ghg-conversion-factors-2024/natural-gas-kwh-net-cv&unit=kWh&gwp=AR4",
         "/resolve?lang=en&activity_id=electricity-grid-mix&region=CN-GD&year=last",
     ],
-    ids=["dataset-disabled-download", "version", "publisher", "snapshots", "compare", "form-error"],
+    ids=[
+        "dataset-disabled-download",
+        "version",
+        "publisher",
+        "snapshots",
+        "changes",
+        "compare",
+        "form-error",
+    ],
 )
 def test_every_page_type_passes_axe(page: Page, explorer: Site, path: str) -> None:
     page.goto(f"{explorer.url}{path}")
