@@ -36,15 +36,16 @@ class Story:
         assert created.status_code == 201, created.text
 
     def release(
-        self, slug: str, version: str, rows: list[int], *, publisher: str = PUBLISHER
+        self, slug: str, version: str, rows: list[Any], *, publisher: str = PUBLISHER
     ) -> dict[str, Any]:
+        """Upload, submit and publish `rows` (an int i is `synthetic_row(i)`)."""
         versions = f"/v1/datasets/{publisher}/{slug}/versions"
         writer = self.writers[publisher]
         uploaded = self.client.post(
             versions,
             headers=writer,
             data={"version": version},
-            files={"file": ("f.csv", csv_bytes([synthetic_row(i) for i in rows]), "text/csv")},
+            files={"file": ("f.csv", csv_bytes([_row(r) for r in rows]), "text/csv")},
         )
         assert uploaded.status_code == 201, uploaded.text
         assert self.client.post(f"{versions}/{version}/submit", headers=writer).status_code == 200
@@ -68,6 +69,10 @@ class Story:
             json={"superseded_by": successor, "reason": reason},
         )
         assert answer.status_code == 200, answer.text
+
+
+def _row(row: Any) -> dict[str, Any]:
+    return synthetic_row(row) if isinstance(row, int) else dict(row)
 
 
 @pytest.fixture

@@ -9,8 +9,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from app.auth.viewer import ViewerDep
-from app.changes import feed
-from app.changes.schemas import ChangesPageRead
+from app.changes import citations, feed
+from app.changes.schemas import (
+    ChangesPageRead,
+    CitationsVerifyRequest,
+    CitationsVerifyResponse,
+)
 from app.core.audit import chain_cursor, parse_chain_cursor
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
@@ -24,6 +28,7 @@ from app.core.params import (
     only_query_params,
 )
 from app.core.principal import Viewer
+from app.factors.batch_router import json_response
 
 router = APIRouter(tags=["changes"])
 
@@ -117,3 +122,24 @@ def list_changes(
     response = cached_json(request, body, cache_control=cache_control)
     set_link_header(response, next_url)
     return response
+
+
+@router.post(
+    "/v1/citations:verify",
+    response_model=CitationsVerifyResponse,
+    summary="Check up to 1000 factor citations against the releases' current state",
+    dependencies=[Depends(only_query_params(()))],
+)
+def verify_citations(
+    body: CitationsVerifyRequest, session: SessionDep, viewer: ViewerDep
+) -> Response:
+    """For each citation (`publisher/dataset/factor_code@version`, optionally the release's
+    `content_sha256` and the value used): whether the factor is found, whether the value and
+    the hash are the ones cited, whether its release is published, superseded or withdrawn
+    (with the reason and date), whether its dataset is deprecated and by what, and the
+    current factor that replaces it. Nothing is written. A malformed citation, or more than
+    1000, is a 422 whose `errors` name each bad citation's index; nothing is checked then.
+    Registered datasets answer as not found without `factors:read`."""
+    parsed = citations.parse_citations([c.model_dump() for c in body.citations])
+    items = citations.verify_citations(session, viewer=viewer, citations=parsed)
+    return json_response({"items": items})
