@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.web.changes_pages import router as changes_pages
+from app.web.citation_check_pages import router as citation_check_pages
 from app.web.dataset_pages import router as dataset_pages
 from app.web.factor_pages import router as factor_pages
 from app.web.i18n import Translator, negotiate
@@ -34,6 +35,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     resolve_pages,
     snapshot_pages,
     changes_pages,
+    citation_check_pages,
     search_pages,
     factor_pages,
 )
