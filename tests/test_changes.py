@@ -11,7 +11,11 @@ from xml.etree import ElementTree
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
 
+from app.core.audit import append_event
+from app.core.db import make_sessionmaker
+from app.core.models import ChangeOutbox
 from tests.auth_fixtures import TokenKit
 from tests.test_publishing import DATASET_BODY, PUBLISHER, publish
 from tests.upload_files import csv_bytes, synthetic_row
@@ -395,3 +399,35 @@ def test_the_changes_page_pages_back_in_time(client: TestClient, story: Story) -
     assert "released version 1.0.0" in second
     assert "released version 1.1.0" not in second
     assert 'rel="next"' not in second
+
+
+def test_every_committed_change_has_its_outbox_row_and_a_rolled_back_one_none(
+    client: TestClient, story: Story, db: Engine
+) -> None:
+    story.dataset("steel-products")
+    story.release("steel-products", "1.0.0", [1])
+    story.withdraw("steel-products", "1.0.0", "synthetic: retracted")
+    changes, _ = follow(client)
+    sessions = make_sessionmaker(db)
+    with sessions() as session:
+        outbox = session.execute(
+            select(ChangeOutbox.audit_event_id, ChangeOutbox.change_type).order_by(ChangeOutbox.id)
+        ).all()
+    assert [tuple(row) for row in outbox] == [(c["audit_event_id"], c["type"]) for c in changes]
+    # A change whose transaction rolls back leaves neither its audit event nor its outbox row.
+    with sessions() as session:
+        event = append_event(
+            session,
+            actor="synthetic-test",
+            action="dataset.deprecated",
+            subject_type="dataset",
+            subject_id=f"{PUBLISHER}/steel-products",
+            payload={"superseded_by": None, "reason": "synthetic: rolled back"},
+        )
+        pending = select(ChangeOutbox).where(ChangeOutbox.audit_event_id == event.id)
+        assert session.execute(pending).scalar_one().change_type == "dataset.deprecated"
+        session.rollback()
+    with sessions() as session:
+        count = session.execute(select(func.count()).select_from(ChangeOutbox)).scalar_one()
+    assert count == len(changes)
+    assert follow(client)[0] == changes

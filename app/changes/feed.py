@@ -21,19 +21,13 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from app.core.audit import chain_cursor
+from app.core.audit import PUBLIC_CHANGES, chain_cursor
 from app.core.models import AuditEvent
 from app.core.principal import Viewer
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 
-# Audit action → change type, as the feed (and webhooks) name it.
-CHANGE_TYPES: dict[str, str] = {
-    "version.published": "release.published",
-    "version.withdrawn": "release.withdrawn",
-    "dataset.deprecated": "dataset.deprecated",
-    "reference.loaded": "reference.reloaded",
-}
+CHANGE_TYPES = PUBLIC_CHANGES
 _ACTIONS = tuple(CHANGE_TYPES)
 # Events read per round trip, and at most per page: a page's cost is bounded whatever the
 # filter (a narrow filter over a long chain gives short pages, each with its `next`).

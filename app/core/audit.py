@@ -15,9 +15,17 @@ from sqlalchemy.orm import Session
 
 from app.core.db import utcnow
 from app.core.errors import InvalidParameter
-from app.core.models import AuditEvent
+from app.core.models import AuditEvent, ChangeOutbox
 
 GENESIS_HASH = "0" * 64
+# The audit actions that are public changes, and the change type each is told as (in the
+# change feed, `GET /v1/changes`, and in webhook events).
+PUBLIC_CHANGES: dict[str, str] = {
+    "version.published": "release.published",
+    "version.withdrawn": "release.withdrawn",
+    "dataset.deprecated": "dataset.deprecated",
+    "reference.loaded": "reference.reloaded",
+}
 # Any constant: serialises writers of the chain on PostgreSQL (SQLite has one writer anyway).
 _CHAIN_LOCK_KEY = 0x65666462
 
@@ -89,6 +97,11 @@ def append_event(
     )
     session.add(event)
     session.flush()
+    change_type = PUBLIC_CHANGES.get(action)
+    if change_type is not None:
+        # The outbox row commits or rolls back with the change and its event.
+        session.add(ChangeOutbox(audit_event_id=event.id, change_type=change_type))
+        session.flush()
     return event
 
 
