@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from app.changes.models import WebhookSubscription
 from app.core.audit import append_event
 from app.core.db import make_sessionmaker
 from tests.auth_fixtures import TokenKit
+from tests.conftest import run_efdb_in_process
 from tests.test_changes import Story
 from tests.test_publishing import PUBLISHER
 
@@ -231,3 +233,29 @@ def test_only_https_or_local_http_and_only_the_owner(
     assert hook["secret"] not in json.dumps(
         {c.name: str(getattr(stored, c.name)) for c in WebhookSubscription.__table__.columns}
     )
+
+
+def test_efdb_worker_once_delivers(
+    client: TestClient,
+    tokens: TokenKit,
+    receiver: Receiver,
+    manager: dict[str, str],
+    settings: Any,
+    tmp_path: Path,
+) -> None:
+    story = Story(client, tokens)
+    story.dataset("steel-products")
+    hook = subscribe(client, manager, url=receiver.url)
+    story.release("steel-products", "1.0.0", [1])
+    receiver.up()
+    env = {
+        "EFDB_DATABASE_URL": settings.database_url,
+        "EFDB_ENVIRONMENT": "test",
+        "EFDB_SIGNING_KEY": str(settings.signing_key),
+        "EFDB_GENERATED_SIGNING_KEY": str(settings.generated_signing_key),
+    }
+    done = run_efdb_in_process("worker", "--once", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"attempted": 1}
+    (event,) = receiver.verified(hook["secret"])
+    assert event["data"]["version"] == "1.0.0"
