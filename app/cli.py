@@ -116,20 +116,23 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
 
     import httpx
 
+    from datetime import timedelta
+
     from app.changes.delivery import RetryPolicy, run_once, run_worker
 
+    policy = RetryPolicy(lease=timedelta(seconds=args.lease))
     engine, factory = _session_factory(settings)
     try:
         if args.once:
             with httpx.Client() as http:
-                sent = run_once(factory, settings=settings, policy=RetryPolicy(), http=http)
+                sent = run_once(factory, settings=settings, policy=policy, http=http)
             print(json.dumps({"attempted": sent}))
             return
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         print("efdb worker delivering webhooks", flush=True)
         try:
-            run_worker(factory, settings=settings, stop=stop, poll_seconds=args.poll)
+            run_worker(factory, settings=settings, stop=stop, policy=policy, poll_seconds=args.poll)
         except KeyboardInterrupt:
             stop.set()
     finally:
@@ -392,6 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--once", action="store_true", help="one round, then exit")
     worker.add_argument(
         "--poll", type=float, default=1.0, help="seconds between rounds when idle (default 1)"
+    )
+    worker.add_argument(
+        "--lease",
+        type=float,
+        default=60.0,
+        help="seconds a claimed delivery stays this worker's (default 60): past it, a worker "
+        "that died mid-delivery has its deliveries sent again by another",
     )
     worker.set_defaults(handler=cmd_worker)
 

@@ -5,7 +5,11 @@ with the `standardwebhooks` package. All data here is synthetic."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +39,9 @@ class Receiver:
 
     def __init__(self) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
+        # Set: the first request is kept waiting until `release` is set.
+        self.hang_first = threading.Event()
+        self.release = threading.Event()
         self.server: ThreadingHTTPServer | None = None
         probe = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
         self.port = probe.server_address[1]
@@ -45,12 +52,14 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hooks"
 
     def up(self) -> None:
-        received = self.received
+        received, receiver = self.received, self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers["content-length"])
                 received.append((dict(self.headers.items()), self.rfile.read(length)))
+                if receiver.hang_first.is_set() and len(received) == 1:
+                    receiver.release.wait(30)
                 self.send_response(204)
                 self.end_headers()
 
@@ -62,6 +71,7 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def down(self) -> None:
+        self.release.set()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -259,3 +269,59 @@ def test_efdb_worker_once_delivers(
     assert json.loads(done.stdout) == {"attempted": 1}
     (event,) = receiver.verified(hook["secret"])
     assert event["data"]["version"] == "1.0.0"
+
+
+def test_a_worker_killed_mid_delivery_loses_nothing(
+    client: TestClient,
+    tokens: TokenKit,
+    db: Engine,
+    receiver: Receiver,
+    manager: dict[str, str],
+    settings: Any,
+    tmp_path: Path,
+) -> None:
+    story = Story(client, tokens)
+    story.dataset("steel-products")
+    hook = subscribe(client, manager, url=receiver.url)
+    story.release("steel-products", "1.0.0", [1])
+    receiver.hang_first.set()
+    receiver.up()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
+    env.update(
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+        EFDB_DATABASE_URL=settings.database_url,
+        EFDB_ENVIRONMENT="test",
+        EFDB_SIGNING_KEY=str(settings.signing_key),
+        EFDB_GENERATED_SIGNING_KEY=str(settings.generated_signing_key),
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "worker", "--lease", "6", "--poll", "0.2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not receiver.received and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert receiver.received, "the worker never sent the event"
+    finally:
+        worker.kill()  # SIGKILL mid-delivery: the receiver has not answered yet
+        worker.wait()
+    receiver.release.set()
+    (pending,) = client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=manager).json()[
+        "items"
+    ]
+    assert (pending["status"], pending["attempts"]) == ("pending", [])
+    assert deliver(client, db) == 0  # still leased to the dead worker
+    time.sleep(6.5)
+    assert deliver(client, db) == 1  # the lease ran out: sent again, nothing lost
+    (delivered,) = client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=manager).json()[
+        "items"
+    ]
+    assert delivered["status"] == "delivered"
+    events = receiver.verified(hook["secret"])
+    assert len(events) == 2
+    assert events[0] == events[1]
+    assert {h["webhook-id"] for h, _ in receiver.received} == {delivered["message_id"]}

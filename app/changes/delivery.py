@@ -76,9 +76,11 @@ def event_body(session: Session, *, audit_event_id: int, viewer: Viewer) -> dict
 def fan_out(session: Session, *, batch: int = 500) -> int:
     """Create the deliveries of the changes each active subscription has not seen yet."""
     created = 0
-    subs = session.execute(
-        select(WebhookSubscription).where(WebhookSubscription.deleted_at.is_(None))
-    ).scalars()
+    query = select(WebhookSubscription).where(WebhookSubscription.deleted_at.is_(None))
+    if session.get_bind().dialect.name == "postgresql":
+        # Another worker fanning out the same subscription skips it (no duplicate deliveries).
+        query = query.with_for_update(skip_locked=True)
+    subs = session.execute(query.order_by(WebhookSubscription.id)).scalars().all()
     for sub in subs:
         rows = session.execute(
             select(ChangeOutbox)
