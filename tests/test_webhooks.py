@@ -22,10 +22,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from app.changes.delivery import RetryPolicy, run_once
+from app.changes.delivery import RetryPolicy, claim, fan_out, run_once
 from app.changes.models import WebhookSubscription
 from app.core.audit import append_event
-from app.core.db import make_sessionmaker
+from app.core.db import make_sessionmaker, utcnow
 from tests.auth_fixtures import TokenKit
 from tests.conftest import run_efdb_in_process
 from tests.test_changes import Story
@@ -325,3 +325,39 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
     assert len(events) == 2
     assert events[0] == events[1]
     assert {h["webhook-id"] for h, _ in receiver.received} == {delivered["message_id"]}
+
+
+def test_two_workers_never_claim_the_same_delivery(
+    client: TestClient,
+    tokens: TokenKit,
+    db: Engine,
+    manager: dict[str, str],
+    backend: str,
+) -> None:
+    story = Story(client, tokens)
+    story.dataset("steel-products")
+    subscribe(client, manager, url="https://example.com/hooks")
+    story.release("steel-products", "1.0.0", [1])
+    sessions = make_sessionmaker(db)
+    with sessions.begin() as session:
+        assert fan_out(session) == 1
+    first, second = sessions(), sessions()
+    try:
+        now = utcnow()
+        claimed = claim(first, now=now, policy=NOW)
+        assert len(claimed) == 1
+        if backend == "postgresql":
+            # Claimed but not yet committed: the row is locked, and the other worker skips it
+            # instead of waiting for it.
+            assert claim(second, now=now, policy=NOW) == []
+            second.rollback()
+        first.commit()
+        # Committed: leased to the first worker until its lease runs out.
+        assert claim(second, now=utcnow(), policy=NOW) == []
+        second.rollback()
+        later = utcnow() + NOW.lease + timedelta(seconds=1)
+        assert claim(second, now=later, policy=NOW) == claimed
+        second.rollback()
+    finally:
+        first.close()
+        second.close()
