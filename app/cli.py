@@ -113,10 +113,9 @@ def _start_worker(settings: Settings) -> Callable[[], None]:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     import signal
     import threading
+    from datetime import timedelta
 
     import httpx
-
-    from datetime import timedelta
 
     from app.changes.delivery import RetryPolicy, run_once, run_worker
 
