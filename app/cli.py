@@ -87,11 +87,72 @@ def prepare_database(settings: Settings) -> None:
         print(f"efdb: not ready: {problem}", file=sys.stderr, flush=True)
 
 
+def _start_worker(settings: Settings) -> Callable[[], None]:
+    """The webhook delivery loop on a thread of this process; returns what stops it."""
+    import threading
+
+    from app.changes.delivery import run_worker
+
+    engine, factory = _session_factory(settings)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_worker,
+        kwargs={"sessions": factory, "settings": settings, "stop": stop},
+        name="efdb-webhooks",
+        daemon=True,
+    )
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=15)
+        engine.dispose()
+
+    return halt
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
+    import signal
+    import threading
+    from datetime import timedelta
+
+    import httpx
+
+    from app.changes.delivery import RetryPolicy, run_once, run_worker
+
+    policy = RetryPolicy(lease=timedelta(seconds=args.lease))
+    engine, factory = _session_factory(settings)
+    try:
+        if args.once:
+            with httpx.Client() as http:
+                sent = run_once(factory, settings=settings, policy=policy, http=http)
+            print(json.dumps({"attempted": sent}))
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        print("efdb worker delivering webhooks", flush=True)
+        try:
+            run_worker(factory, settings=settings, stop=stop, policy=policy, poll_seconds=args.poll)
+        except KeyboardInterrupt:
+            stop.set()
+    finally:
+        engine.dispose()
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    prepare_database(settings)
+    halt_worker = None if args.no_worker else _start_worker(settings)
+    print(f"efdb serving on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
+    try:
+        _run_uvicorn(args)
+    finally:
+        if halt_worker is not None:
+            halt_worker()
+
+
+def _run_uvicorn(args: argparse.Namespace) -> None:
     import uvicorn
 
-    prepare_database(settings)
-    print(f"efdb serving on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -324,7 +385,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not deliver webhooks from this process (run `efdb worker` elsewhere)",
+    )
     serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser("worker", help="deliver webhooks until stopped (SIGTERM)")
+    worker.add_argument("--once", action="store_true", help="one round, then exit")
+    worker.add_argument(
+        "--poll", type=float, default=1.0, help="seconds between rounds when idle (default 1)"
+    )
+    worker.add_argument(
+        "--lease",
+        type=float,
+        default=60.0,
+        help="seconds a claimed delivery stays this worker's (default 60): past it, a worker "
+        "that died mid-delivery has its deliveries sent again by another",
+    )
+    worker.set_defaults(handler=cmd_worker)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
     db.add_parser("upgrade", help="migrate the database to head").set_defaults(

@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from app.auth.router import router as auth_router
 from app.auth.runtime import install_auth
 from app.auth.throttle import TokenThrottle
+from app.changes.router import router as changes_router
+from app.changes.webhook_router import router as webhooks_router
 from app.core.bounds import LoadShedder, install_budget_errors
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
@@ -74,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(exports_router)
     app.include_router(reference_router)
+    app.include_router(changes_router)
+    app.include_router(webhooks_router)
     install_web(app)
     install_openapi(app)
     # Added last, runs first: the size cap applies before anything reads the body, and an

@@ -1,8 +1,9 @@
 """Every table, imported in one place so that Alembic sees the whole schema."""
 
 from app.auth.models import Client
+from app.changes.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.core.db import Base
-from app.core.models import AuditEvent
+from app.core.models import AuditEvent, ChangeOutbox
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import DatasetVersion
 from app.exports.models import DatabaseInstance, ExportFile, Snapshot, snapshot_version
@@ -22,6 +23,7 @@ __all__ = [
     "ActivityLabel",
     "AuditEvent",
     "Base",
+    "ChangeOutbox",
     "Client",
     "ConversionProperty",
     "DatabaseInstance",
@@ -37,5 +39,8 @@ __all__ = [
     "ReleaseFacetCount",
     "Snapshot",
     "Source",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "snapshot_version",
 ]

@@ -753,6 +753,7 @@ PUBLIC_WRITES = {
     ("post", "/v1/factors:resolve"): "a read: resolves factors, changes nothing",
     ("post", "/v1/estimate"): "a read: computes an estimate, changes nothing",
     ("post", "/v1/estimate:batch"): "a read: computes estimates, changes nothing",
+    ("post", "/v1/citations:verify"): "a read: checks citations, changes nothing",
 }
 
 

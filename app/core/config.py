@@ -7,7 +7,7 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, IPvAnyNetwork, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
     trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
     export_dir: Path = VAR_DIR / "exports"
+    # Fernet key (urlsafe base64 of 32 bytes) that encrypts webhook signing secrets at rest.
+    # Unset outside production: generated once beside the generated signing key.
+    webhook_key: SecretStr | None = None
     max_upload_mb: int = Field(default=200, ge=1)
     max_upload_rows: int = Field(default=2_000_000, ge=1)
     # JSON (and any non-upload) request bodies, refused with 413 before they are parsed.

@@ -68,6 +68,11 @@ class SnapshotRead(BaseModel):
         description="factors.parquet, factors.arrow, factors.arrows and manifest.json, with "
         "sha256 and size"
     )
+    changes_cursor: str | None = Field(
+        description="The change feed's position this snapshot is consistent with: "
+        "`GET /v1/changes?after=` it lists every change made since (null for snapshots "
+        "written before the feed existed)"
+    )
 
 
 class ManifestFile(BaseModel):
@@ -113,3 +118,8 @@ class SnapshotManifest(BaseModel):
     )
     content_hash_recipe: str = Field(description="How to recompute a version's content_sha256")
     columns: list[ManifestColumn] = Field(description="The columns of the data files")
+    changes_cursor: str | None = Field(
+        None,
+        description="The change feed's position this snapshot is consistent with (absent "
+        "in snapshots written before the feed existed)",
+    )

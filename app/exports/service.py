@@ -27,7 +27,7 @@ from sqlalchemy import Row, and_, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.audit import append_event
+from app.core.audit import append_event, chain_cursor, chain_head_id
 from app.core.db import AnySelect, utcnow
 from app.core.errors import Conflict, InvalidParameter, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
@@ -303,6 +303,21 @@ def _groups(
             yield release_batches(session, release)
 
 
+def _releases_at_one_position(session: Session) -> tuple[list[ReleaseInfo], int]:
+    """The releases to snapshot and the audit event they are consistent with.
+
+    Every change of a release is audited in its own transaction, and events become visible in
+    id order (app/core/audit.py): when the chain's head is the same before and after reading
+    the releases, no change committed in between, so the releases are exactly the state after
+    that event. A change that committed meanwhile makes the reading start again.
+    """
+    while True:
+        head = chain_head_id(session)
+        releases = snapshot_releases(session)
+        if chain_head_id(session) == head:
+            return releases, head
+
+
 def create_snapshot(session: Session, *, export_dir: Path, actor: str) -> Snapshot:
     """Write one national release and record it with its audit event; the caller commits.
 
@@ -312,7 +327,7 @@ def create_snapshot(session: Session, *, export_dir: Path, actor: str) -> Snapsh
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SNAPSHOT_LOCK_KEY})
-    releases = snapshot_releases(session)
+    releases, head = _releases_at_one_position(session)
     if not releases:
         raise Conflict("There is no public, redistributable published dataset to snapshot.")
     created_at = utcnow()
@@ -357,6 +372,7 @@ def create_snapshot(session: Session, *, export_dir: Path, actor: str) -> Snapsh
             "content_hash_fields": list(CONTENT_HASH_FIELDS),
             "content_hash_recipe": CONTENT_HASH_RECIPE,
             "columns": _schema_document(),
+            "changes_cursor": chain_cursor(head),
         }
         body = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
         write_bytes_atomic(manifest_temporary, body)
@@ -417,6 +433,7 @@ def snapshot_resource(snapshot: Snapshot) -> dict[str, Any]:
         "schema_version": manifest.get("schema_version"),
         "dataset_versions": manifest.get("dataset_versions", []),
         "licenses": manifest.get("licenses", []),
+        "changes_cursor": manifest.get("changes_cursor"),
         "files": [
             {
                 **entry,
