@@ -137,6 +137,37 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps({"ok": True, "events": verdict.events}))
 
 
+def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> None:
+    from app.signing.keys import ReleaseKeyError, ReleaseKeys
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory.begin() as session:
+            record = ReleaseKeys(settings).rotate(session, actor=_cli_actor(), new_key=args.key)
+            shown = {"kid": record.kid, "not_before": record.not_before.isoformat()}
+    except ReleaseKeyError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        engine.dispose()
+    print(json.dumps({"active": shown}))
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> None:
+    from app.signing.keys import ReleaseKeyError, ReleaseKeys
+    from app.signing.statements import checkpoint_resource, sign_checkpoint
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory.begin() as session:
+            checkpoint = sign_checkpoint(session, ReleaseKeys(settings), actor=_cli_actor())
+            shown = checkpoint_resource(checkpoint)
+    except ReleaseKeyError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        engine.dispose()
+    print(json.dumps(shown))
+
+
 def _cli_actor() -> str:
     """Audit actor for commands an operator runs: `cli:<login>`."""
     import getpass
@@ -344,6 +375,29 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser("verify", help="exit 1 naming the first bad event").set_defaults(
         handler=cmd_audit_verify
     )
+    audit.add_parser(
+        "checkpoint",
+        help="sign a checkpoint of the audit chain (event count, head hash, time); run it "
+        "periodically, e.g. from cron (prints it as JSON)",
+    ).set_defaults(handler=cmd_audit_checkpoint)
+
+    keys = commands.add_parser("keys", help="the release signing key").add_subparsers(
+        dest="keys", required=True
+    )
+    rotate = keys.add_parser(
+        "rotate",
+        help="make a new release signing key active and retire the current one (it stays in "
+        "the JWKS with the period it signed); audited",
+    )
+    rotate.add_argument(
+        "--key",
+        type=Path,
+        metavar="PEM",
+        help="the new P-256 private key (PEM); required when EFDB_RELEASE_SIGNING_KEY is set "
+        "(then point it at this file). Without it, outside production, a new development key "
+        "replaces the generated one",
+    )
+    rotate.set_defaults(handler=cmd_keys_rotate)
 
     snapshot = commands.add_parser("snapshot", help="national bulk releases").add_subparsers(
         dest="snapshot", required=True

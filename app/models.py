@@ -15,9 +15,16 @@ from app.reference.models import (
     LocationMember,
     ReferenceVersion,
 )
+from app.signing.models import (
+    AuditCheckpoint,
+    ReleaseSigningKey,
+    ReleaseStatement,
+    SnapshotSignature,
+)
 
 __all__ = [
     "Activity",
+    "AuditCheckpoint",
     "AuditEvent",
     "Base",
     "Client",
@@ -33,7 +40,10 @@ __all__ = [
     "Publisher",
     "ReferenceVersion",
     "ReleaseFacetCount",
+    "ReleaseSigningKey",
+    "ReleaseStatement",
     "Snapshot",
+    "SnapshotSignature",
     "Source",
     "snapshot_version",
 ]

@@ -19,6 +19,8 @@ from app.datasets.version_models import RESOLVABLE_STATUSES, DatasetVersion
 from app.datasets.visibility import latest_released, latest_resolvable
 from app.factors.models import Factor
 from app.publishing.publish import publish
+from app.signing.keys import ReleaseKeys
+from app.signing.statements import sign_checkpoint
 from app.versioning.content_hash import compute_content_sha256
 
 
@@ -95,6 +97,7 @@ def approve(
     owner_publisher: str,
     reviewed_sha256: str,
     now: datetime | None = None,
+    keys: ReleaseKeys | None = None,
 ) -> None:
     _expect(version, label, "submitted")
     check_four_eyes(reviewer_publisher, owner_publisher, label, "publish")
@@ -109,7 +112,14 @@ def approve(
             f"{_what_happened(latest)}",
             extra={"latest_release": latest.version},
         )
-    publish(session, version=version, reviewer=reviewer, now=now, reviewed_sha256=reviewed_sha256)
+    publish(
+        session,
+        version=version,
+        reviewer=reviewer,
+        now=now,
+        reviewed_sha256=reviewed_sha256,
+        keys=keys,
+    )
 
 
 def reject(
@@ -142,6 +152,7 @@ def withdraw(
     owner_publisher: str,
     reason: str,
     now: datetime | None = None,
+    keys: ReleaseKeys | None = None,
 ) -> None:
     _expect(version, label, *RESOLVABLE_STATUSES)
     check_four_eyes(reviewer_publisher, owner_publisher, label, "withdraw")
@@ -165,6 +176,8 @@ def withdraw(
         reason=reason,
         current=restored.version if restored is not None else None,
     )
+    if keys is not None:
+        sign_checkpoint(session, keys, actor=reviewer)
 
 
 def delete_draft(
