@@ -168,6 +168,13 @@ def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps(shown))
 
 
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> None:
+    from app.signing.verify import run
+
+    if run(args.path, args.jwks) != 0:
+        raise CliError(f"{args.path} is not what the service signed (see the FAILED lines)")
+
+
 def _cli_actor() -> str:
     """Audit actor for commands an operator runs: `cli:<login>`."""
     import getpass
@@ -327,13 +334,19 @@ def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
 
     from app.core.errors import ProblemError
     from app.exports.service import create_snapshot, snapshot_resource
+    from app.signing.keys import ReleaseKeys
 
     engine, factory = _session_factory(settings)
     try:
         with factory.begin() as session:
             _check_export_store(session, settings)
         with factory.begin() as session:
-            snapshot = create_snapshot(session, export_dir=settings.export_dir, actor=_cli_actor())
+            snapshot = create_snapshot(
+                session,
+                export_dir=settings.export_dir,
+                actor=_cli_actor(),
+                keys=ReleaseKeys(settings),
+            )
             resource = snapshot_resource(snapshot)
     except ProblemError as exc:
         raise CliError(exc.detail) from exc
@@ -414,6 +427,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="check every recorded export and snapshot file against its sha256 and size; "
         "print those missing or differing, exit 1 if any",
     ).set_defaults(handler=cmd_exports_verify)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check a downloaded snapshot, export, release.jws or checkpoint offline against "
+        "the public keys (no database); exit 1 naming what failed",
+    )
+    verify.add_argument(
+        "path",
+        type=Path,
+        help="a snapshot folder or its manifest.json, a Parquet or Arrow export, a release.jws "
+        "or a saved checkpoint",
+    )
+    verify.add_argument(
+        "--jwks", required=True, help="the service's public keys: a file or an http(s) URL"
+    )
+    verify.set_defaults(handler=cmd_verify)
 
     _add_admin_commands(commands)
     return parser

@@ -36,6 +36,11 @@ class SnapshotDatasetVersion(BaseModel):
     attribution: str = Field(description="Attribution text to show wherever the data is used")
     redistribution: bool = Field(description="May be redistributed (always true in a snapshot)")
     commercial_use: bool = Field(description="Whether commercial use is allowed")
+    release_statement: str | None = Field(
+        default=None,
+        description="The version's signed release statement (JWS compact, as served at "
+        "`…/versions/{v}/release.jws`); absent in snapshots written before signing",
+    )
 
 
 class SnapshotLicense(BaseModel):
