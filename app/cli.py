@@ -124,17 +124,55 @@ def cmd_openapi(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> None:
-    from app.core.audit import verify_chain
+    from app.signing.integrity import deep_verify
 
+    saved = [_read_checkpoint(path) for path in args.checkpoint]
     engine, factory = _session_factory(settings)
     try:
         with factory() as session:
-            verdict = verify_chain(session)
+            verdict = deep_verify(session, saved_checkpoints=saved)
     finally:
         engine.dispose()
-    if not verdict.ok:
-        raise CliError(f"audit chain broken at event {verdict.first_bad_event}: {verdict.reason}")
-    print(json.dumps({"ok": True, "events": verdict.events}))
+    for discrepancy in verdict.discrepancies:
+        print(discrepancy)
+    if verdict.chain_broken_at is not None:
+        raise CliError(
+            f"audit chain broken at event {verdict.chain_broken_at}: {verdict.chain_reason}"
+            + (
+                f" (and {len(verdict.discrepancies)} more discrepancies)"
+                if verdict.discrepancies
+                else ""
+            )
+        )
+    if verdict.discrepancies:
+        raise CliError(
+            f"{len(verdict.discrepancies)} discrepancies between the database and its audit "
+            "log, releases or checkpoints (listed above)"
+        )
+    print(
+        json.dumps(
+            {
+                "ok": True,
+                "events": verdict.events,
+                "releases": verdict.releases,
+                "checkpoints": verdict.checkpoints,
+            }
+        )
+    )
+
+
+def _read_checkpoint(path: Path) -> str:
+    """A saved checkpoint: its JWS, or an item of GET /v1/audit/checkpoints (JSON)."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise CliError(f"cannot read checkpoint {path}: {exc.strerror}") from exc
+    if text.startswith("{"):
+        try:
+            return str(json.loads(text)["jws"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CliError(f"{path}: not a checkpoint (no `jws` member)") from exc
+    return text
 
 
 def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> None:
@@ -385,9 +423,22 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="the audit chain").add_subparsers(
         dest="audit", required=True
     )
-    audit.add_parser("verify", help="exit 1 naming the first bad event").set_defaults(
-        handler=cmd_audit_verify
+    audit_verify = audit.add_parser(
+        "verify",
+        help="check the chain, every release's rows against its content hash, every version's "
+        "status against its audit events, and the chain against every signed checkpoint; "
+        "print each discrepancy, exit 1 if any",
     )
+    audit_verify.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a checkpoint saved earlier (its JWS, or an item of GET /v1/audit/checkpoints); "
+        "repeatable",
+    )
+    audit_verify.set_defaults(handler=cmd_audit_verify)
     audit.add_parser(
         "checkpoint",
         help="sign a checkpoint of the audit chain (event count, head hash, time); run it "
