@@ -248,3 +248,62 @@ def test_postgresql_refuses_truncate_of_audit_factor_and_version_tables(db: Engi
     for table in ("audit_event", "factor", "dataset_version"):
         with pytest.raises(Exception, match="may not be truncated"), db.begin() as connection:
             connection.execute(text(f"TRUNCATE {table} CASCADE"))
+
+
+def test_development_rotation_replaces_the_generated_key_and_the_service_follows(
+    client: TestClient, tokens: TokenKit, settings: Settings, tmp_path: Path
+) -> None:
+    """No EFDB_RELEASE_SIGNING_KEY: a development key is generated where the token key's
+    development key lives, and `efdb keys rotate` replaces it (the server reads the new file)."""
+    generated = tmp_path / "var" / "release-signing-key.pem"
+    settings.release_signing_key = None
+    settings.generated_release_signing_key = generated
+    released(client, tokens, "1.0.0")
+    assert generated.exists()
+    assert generated.stat().st_mode & 0o077 == 0
+    first = generated.read_bytes()
+    env = {
+        "EFDB_DATABASE_URL": settings.database_url,
+        "EFDB_ENVIRONMENT": "development",
+        "EFDB_GENERATED_RELEASE_SIGNING_KEY": str(generated),
+    }
+    rotated = run_efdb_in_process("keys", "rotate", env=env, cwd=tmp_path)
+    assert rotated.returncode == 0, rotated.stderr
+    assert generated.read_bytes() != first
+    released(client, tokens, "1.1.0")
+    new_kid = json.loads(rotated.stdout)["active"]["kid"]
+    assert verify(client.get(f"{VERSIONS}/1.1.0/release.jws").text, jwks(client)).kid == new_kid
+    assert verify(client.get(f"{VERSIONS}/1.0.0/release.jws").text, jwks(client)).kid != new_kid
+
+    # A configured key is never replaced by a generated one.
+    configured = run_efdb_in_process(
+        "keys", "rotate", env={**env, "EFDB_RELEASE_SIGNING_KEY": str(generated)}, cwd=tmp_path
+    )
+    assert configured.returncode == 1
+    assert "--key" in configured.stderr
+
+
+def test_production_needs_a_configured_release_key(settings: Settings, db: Engine) -> None:
+    from app.core.db import make_sessionmaker
+    from app.signing.keys import ReleaseKeyError, ReleaseKeys
+
+    production = settings.model_copy(
+        update={"environment": "production", "release_signing_key": None}
+    )
+    with make_sessionmaker(db)() as session, pytest.raises(ReleaseKeyError, match="production"):
+        ReleaseKeys(production).active_key(session, actor="test")
+
+
+def test_efdb_audit_checkpoint_signs_the_chain_as_it_stands(
+    client: TestClient, tokens: TokenKit, settings: Settings, tmp_path: Path
+) -> None:
+    released(client, tokens)
+    admin = tokens.admin()
+    done = cli(settings, tmp_path, "audit", "checkpoint")
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    events = client.get("/v1/audit?limit=200", headers=admin).json()["items"]
+    assert shown["event_count"] == len(events)
+    assert shown["head_hash"] == events[-1]["hash"]
+    assert client.get("/v1/audit/checkpoints").json()["items"][0]["jws"] == shown["jws"]
+    assert verify(shown["jws"], jwks(client)).json()["event_count"] == len(events)
