@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from app.core.config import Settings
 from app.signing.verify import main as verify_main
 from tests.auth_fixtures import TokenKit
 from tests.conftest import run_efdb_in_process
@@ -177,3 +178,30 @@ def test_a_snapshot_written_without_keys_has_no_signature(
     response = client.get(f"/v1/snapshots/{snapshot_id}/manifest.json.jws")
     assert response.status_code == 404
     assert "before snapshots were signed" in response.json()["detail"]
+
+
+def test_web_pages_show_the_signature_and_the_command_that_checks_it(
+    client: TestClient, tokens: TokenKit, seeded: None, db: Engine, settings: Settings
+) -> None:
+    url = first_release(db)
+    page = client.get(url.replace("/v1/datasets/", "/datasets/") + "?lang=en").text
+    assert f'href="{url}/release.jws"' in page
+    assert "<code>efdb verify release.jws --jwks jwks.json</code>" in page
+    assert client.get(f"{url}/release.jws").status_code == 200
+    chinese = client.get(url.replace("/v1/datasets/", "/datasets/") + "?lang=zh").text
+    assert "发布签名密钥" in chinese
+
+    # A snapshot written before signing says so; a signed one links its signature.
+    from app.core.db import make_sessionmaker
+    from app.exports.service import create_snapshot
+
+    with make_sessionmaker(db).begin() as session:
+        old = create_snapshot(session, export_dir=settings.export_dir, actor="test").id
+    assert (
+        "Unsigned (written before snapshots were signed)" in client.get("/snapshots?lang=en").text
+    )
+    signed = client.post("/v1/snapshots", headers=tokens.admin()).json()["id"]
+    html = client.get("/snapshots?lang=en").text
+    assert f'href="/v1/snapshots/{signed}/manifest.json.jws"' in html
+    assert f"<code>efdb verify {signed} --jwks jwks.json</code>" in html
+    assert f'href="/v1/snapshots/{old}/manifest.json.jws"' not in html
