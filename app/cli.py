@@ -209,7 +209,7 @@ def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> None:
     from app.signing.verify import run
 
-    if run(args.path, args.jwks) != 0:
+    if run(args.path, args.jwks, args.audit_log) != 0:
         raise CliError(f"{args.path} is not what the service signed (see the FAILED lines)")
 
 
@@ -492,6 +492,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument(
         "--jwks", required=True, help="the service's public keys: a file or an http(s) URL"
+    )
+    verify.add_argument(
+        "--audit-log",
+        type=Path,
+        metavar="FILE",
+        help="with a saved checkpoint: the audit log now (GET /v1/audit pages as JSON); checks "
+        "that it still extends the checkpoint",
     )
     verify.set_defaults(handler=cmd_verify)
 

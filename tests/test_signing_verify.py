@@ -205,3 +205,48 @@ def test_web_pages_show_the_signature_and_the_command_that_checks_it(
     assert f'href="/v1/snapshots/{signed}/manifest.json.jws"' in html
     assert f"<code>efdb verify {signed} --jwks jwks.json</code>" in html
     assert f'href="/v1/snapshots/{old}/manifest.json.jws"' not in html
+
+
+def test_a_saved_checkpoint_and_the_audit_log_now_offline(
+    client: TestClient, tokens: TokenKit, seeded: None, tmp_path: Path, jwks_file: Path
+) -> None:
+    admin = tokens.admin()
+    assert client.post("/v1/snapshots", headers=admin).status_code == 201
+    saved = tmp_path / "checkpoint.jws"
+    saved.write_text(client.get("/v1/audit/checkpoints").json()["items"][0]["jws"])
+    log = tmp_path / "audit.json"
+    page = client.get("/v1/audit?limit=1000", headers=admin).json()
+    log.write_text(json.dumps(page))
+    save_jwks(client, jwks_file)
+
+    def check(audit_log: Path) -> Any:
+        return run_efdb_in_process(
+            "verify",
+            str(saved),
+            "--jwks",
+            str(jwks_file),
+            "--audit-log",
+            str(audit_log),
+            env={"EFDB_DATABASE_URL": "sqlite://"},
+            cwd=tmp_path,
+        )
+
+    result = check(log)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the audit log extends the checkpoint" in result.stdout
+
+    # The newest event deleted from the log the service shows now.
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps({"items": page["items"][:-1], "next": None}))
+    result = check(short)
+    assert result.returncode == 1
+    assert "events were deleted" in result.stdout
+
+    # An event's content changed (without re-chaining): named by id.
+    edited = json.loads(json.dumps(page))
+    edited["items"][0]["actor"] = "mallory"
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(edited))
+    result = check(changed)
+    assert result.returncode == 1
+    assert f"event {edited['items'][0]['id']} does not hash" in result.stdout

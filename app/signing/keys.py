@@ -24,7 +24,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.core.audit import append_event
@@ -34,6 +34,8 @@ from app.signing.jws import release_jwk
 from app.signing.models import ReleaseSigningKey
 
 log = logging.getLogger("efdb.signing")
+# Any constant: serialises the registration of a first release key on PostgreSQL.
+_REGISTER_LOCK_KEY = 0x65666465
 
 
 class ReleaseKeyError(RuntimeError):
@@ -128,6 +130,13 @@ class ReleaseKeys:
         empty record it is registered (and audited) as the first active key."""
         key = self.private_key()
         record = session.get(ReleaseSigningKey, key.kid)
+        if record is None and session.get_bind().dialect.name == "postgresql":
+            # Two workers signing their first statement at once: one registers, the other
+            # waits here and then finds the key registered (SQLite has one writer anyway).
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _REGISTER_LOCK_KEY})
+            record = session.execute(
+                select(ReleaseSigningKey).where(ReleaseSigningKey.kid == key.kid)
+            ).scalar()
         if record is None:
             active = session.execute(
                 select(ReleaseSigningKey.kid).where(ReleaseSigningKey.status == "active")

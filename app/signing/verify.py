@@ -7,7 +7,9 @@ Needs no database and no settings (also runs as `python -m app.signing.verify`).
   `factors.parquet`, and the audit checkpoint the manifest carries;
 - a Parquet or Arrow export of one version (its statement rides in the key-value metadata) or
   of a snapshot: the signatures, the content hash recomputed from the rows, the row count;
-- a `release.jws`, a saved checkpoint (`.jws`) or a `manifest.json.jws`: the signature.
+- a `release.jws`, a saved checkpoint (`.jws`) or a `manifest.json.jws`: the signature; with
+  `--audit-log` (the log as `GET /v1/audit` gives it), a saved checkpoint is also checked to
+  be extended by the log now: nothing it covered was deleted or rewritten.
 
 Each check prints one line; any failure makes the exit status 1 and says what failed.
 """
@@ -267,7 +269,64 @@ def verify_checkpoint(report: Report, token: str, jwks: dict[str, Any], where: s
     )
 
 
-def verify_jws_file(report: Report, path: Path, jwks: dict[str, Any]) -> None:
+def verify_log_against(
+    report: Report, checkpoint: dict[str, Any], events: list[dict[str, Any]], where: str
+) -> None:
+    """An audit log (events as `GET /v1/audit` gives them, oldest first) against a checkpoint:
+    every event's hash recomputed from its content and the one before, and the checkpoint's
+    head still at its position."""
+    from datetime import datetime
+
+    from app.core.audit import GENESIS_HASH, canonical_event, chain_hash
+    from app.signing.statements import chain_extends
+
+    previous = GENESIS_HASH
+    hashes = []
+    for event in events:
+        expected = chain_hash(
+            previous,
+            canonical_event(
+                occurred_at=datetime.fromisoformat(event["occurred_at"]),
+                actor=event["actor"],
+                action=event["action"],
+                subject_type=event["subject_type"],
+                subject_id=event["subject_id"],
+                payload=event["payload"],
+            ),
+        )
+        if event.get("prev_hash") != previous or event.get("hash") != expected:
+            report.fail(
+                f"audit log: event {event.get('id')} does not hash from its content and the "
+                "event before it"
+            )
+            return
+        hashes.append(expected)
+        previous = expected
+    report.ok(f"audit log: {len(hashes)} events, every hash recomputed")
+    extension = chain_extends(
+        hashes, event_count=int(checkpoint["event_count"]), head_hash=str(checkpoint["head_hash"])
+    )
+    if extension.ok:
+        report.ok(f"{where}: the audit log extends the checkpoint")
+    else:
+        report.fail(f"{where}: {extension.reason}")
+
+
+def load_events(path: Path) -> list[dict[str, Any]]:
+    """Audit events saved from `GET /v1/audit`: a page (`{"items": [...]}`), a list of events,
+    or a list of pages."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(data, dict):
+        data = [data]
+    events: list[dict[str, Any]] = []
+    for item in data:
+        events.extend(item["items"] if isinstance(item, dict) and "items" in item else [item])
+    return events
+
+
+def verify_jws_file(
+    report: Report, path: Path, jwks: dict[str, Any], audit_log: Path | None = None
+) -> None:
     token = path.read_text(encoding="ascii", errors="replace").strip()
     if path.name == "manifest.json.jws" or path.name.endswith(".manifest.json.jws"):
         verify_snapshot(report, path.parent, jwks)
@@ -279,13 +338,15 @@ def verify_jws_file(report: Report, path: Path, jwks: dict[str, Any]) -> None:
         return
     if checked.typ == TYP_CHECKPOINT:
         verify_checkpoint(report, token, jwks, path.name)
+        if audit_log is not None:
+            verify_log_against(report, checked.json(), load_events(audit_log), path.name)
     elif checked.typ == TYP_RELEASE:
         _statement(report, token, jwks, path.name)
     else:
         report.fail(f"{path.name}: typ {checked.typ!r} is not one efdb signs")
 
 
-def verify_path(path: Path, jwks: dict[str, Any]) -> Report:
+def verify_path(path: Path, jwks: dict[str, Any], audit_log: Path | None = None) -> Report:
     report = Report()
     if not path.exists():
         report.fail(f"{path}: no such file or folder")
@@ -294,7 +355,7 @@ def verify_path(path: Path, jwks: dict[str, Any]) -> Report:
     elif path.name == "manifest.json":
         verify_snapshot(report, path.parent, jwks)
     elif path.suffix == ".jws":
-        verify_jws_file(report, path, jwks)
+        verify_jws_file(report, path, jwks, audit_log)
     else:
         verify_export(report, path, jwks)
     return report
@@ -310,15 +371,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jwks", required=True, help="the service's public keys: a file or an http(s) URL"
     )
+    parser.add_argument(
+        "--audit-log",
+        type=Path,
+        metavar="FILE",
+        help="with a saved checkpoint: the audit log now (GET /v1/audit pages as JSON); checks "
+        "that it still extends the checkpoint",
+    )
 
 
-def run(path: Path, jwks_source: str) -> int:
+def run(path: Path, jwks_source: str, audit_log: Path | None = None) -> int:
     try:
         jwks = load_jwks(jwks_source)
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"efdb verify: cannot read the JWKS {jwks_source}: {exc}\n")
         return 1
-    report = verify_path(path, jwks)
+    report = verify_path(path, jwks, audit_log)
     for ok, message in report.lines:
         sys.stdout.write(f"{'ok' if ok else 'FAILED'}: {message}\n")
     if not report.valid:
@@ -332,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.signing.verify", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return run(args.path, args.jwks)
+    return run(args.path, args.jwks, args.audit_log)
 
 
 if __name__ == "__main__":
