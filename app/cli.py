@@ -187,17 +187,93 @@ def cmd_openapi(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> None:
-    from app.core.audit import verify_chain
+    from app.signing.integrity import deep_verify
 
+    saved = [_read_checkpoint(path) for path in args.checkpoint]
     engine, factory = _session_factory(settings)
     try:
         with factory() as session:
-            verdict = verify_chain(session)
+            verdict = deep_verify(session, saved_checkpoints=saved)
     finally:
         engine.dispose()
-    if not verdict.ok:
-        raise CliError(f"audit chain broken at event {verdict.first_bad_event}: {verdict.reason}")
-    print(json.dumps({"ok": True, "events": verdict.events}))
+    for discrepancy in verdict.discrepancies:
+        print(discrepancy)
+    if verdict.chain_broken_at is not None:
+        raise CliError(
+            f"audit chain broken at event {verdict.chain_broken_at}: {verdict.chain_reason}"
+            + (
+                f" (and {len(verdict.discrepancies)} more discrepancies)"
+                if verdict.discrepancies
+                else ""
+            )
+        )
+    if verdict.discrepancies:
+        raise CliError(
+            f"{len(verdict.discrepancies)} discrepancies between the database and its audit "
+            "log, releases or checkpoints (listed above)"
+        )
+    print(
+        json.dumps(
+            {
+                "ok": True,
+                "events": verdict.events,
+                "releases": verdict.releases,
+                "checkpoints": verdict.checkpoints,
+            }
+        )
+    )
+
+
+def _read_checkpoint(path: Path) -> str:
+    """A saved checkpoint: its JWS, or an item of GET /v1/audit/checkpoints (JSON)."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise CliError(f"cannot read checkpoint {path}: {exc.strerror}") from exc
+    if text.startswith("{"):
+        try:
+            return str(json.loads(text)["jws"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CliError(f"{path}: not a checkpoint (no `jws` member)") from exc
+    return text
+
+
+def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> None:
+    from app.signing.keys import ReleaseKeyError, ReleaseKeys
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory.begin() as session:
+            record = ReleaseKeys(settings).rotate(session, actor=_cli_actor(), new_key=args.key)
+            shown = {"kid": record.kid, "not_before": record.not_before.isoformat()}
+    except ReleaseKeyError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        engine.dispose()
+    print(json.dumps({"active": shown}))
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> None:
+    from app.signing.keys import ReleaseKeyError, ReleaseKeys
+    from app.signing.statements import checkpoint_resource, sign_checkpoint
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory.begin() as session:
+            checkpoint = sign_checkpoint(session, ReleaseKeys(settings), actor=_cli_actor())
+            shown = checkpoint_resource(checkpoint)
+    except ReleaseKeyError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        engine.dispose()
+    print(json.dumps(shown))
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> None:
+    from app.signing.verify import run
+
+    if run(args.path, args.jwks, args.audit_log) != 0:
+        raise CliError(f"{args.path} is not what the service signed (see the FAILED lines)")
 
 
 def _cli_actor() -> str:
@@ -359,13 +435,19 @@ def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
 
     from app.core.errors import ProblemError
     from app.exports.service import create_snapshot, snapshot_resource
+    from app.signing.keys import ReleaseKeys
 
     engine, factory = _session_factory(settings)
     try:
         with factory.begin() as session:
             _check_export_store(session, settings)
         with factory.begin() as session:
-            snapshot = create_snapshot(session, export_dir=settings.export_dir, actor=_cli_actor())
+            snapshot = create_snapshot(
+                session,
+                export_dir=settings.export_dir,
+                actor=_cli_actor(),
+                keys=ReleaseKeys(settings),
+            )
             resource = snapshot_resource(snapshot)
     except ProblemError as exc:
         raise CliError(exc.detail) from exc
@@ -423,9 +505,45 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="the audit chain").add_subparsers(
         dest="audit", required=True
     )
-    audit.add_parser("verify", help="exit 1 naming the first bad event").set_defaults(
-        handler=cmd_audit_verify
+    audit_verify = audit.add_parser(
+        "verify",
+        help="check the chain, every release's rows against its content hash, every version's "
+        "status against its audit events, and the chain against every signed checkpoint; "
+        "print each discrepancy, exit 1 if any",
     )
+    audit_verify.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a checkpoint saved earlier (its JWS, or an item of GET /v1/audit/checkpoints); "
+        "repeatable",
+    )
+    audit_verify.set_defaults(handler=cmd_audit_verify)
+    audit.add_parser(
+        "checkpoint",
+        help="sign a checkpoint of the audit chain (event count, head hash, time); run it "
+        "periodically, e.g. from cron (prints it as JSON)",
+    ).set_defaults(handler=cmd_audit_checkpoint)
+
+    keys = commands.add_parser("keys", help="the release signing key").add_subparsers(
+        dest="keys", required=True
+    )
+    rotate = keys.add_parser(
+        "rotate",
+        help="make a new release signing key active and retire the current one (it stays in "
+        "the JWKS with the period it signed); audited",
+    )
+    rotate.add_argument(
+        "--key",
+        type=Path,
+        metavar="PEM",
+        help="the new P-256 private key (PEM); required when EFDB_RELEASE_SIGNING_KEY is set "
+        "(then point it at this file). Without it, outside production, a new development key "
+        "replaces the generated one",
+    )
+    rotate.set_defaults(handler=cmd_keys_rotate)
 
     snapshot = commands.add_parser("snapshot", help="national bulk releases").add_subparsers(
         dest="snapshot", required=True
@@ -442,6 +560,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="check every recorded export and snapshot file against its sha256 and size; "
         "print those missing or differing, exit 1 if any",
     ).set_defaults(handler=cmd_exports_verify)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check a downloaded snapshot, export, release.jws or checkpoint offline against "
+        "the public keys (no database); exit 1 naming what failed",
+    )
+    verify.add_argument(
+        "path",
+        type=Path,
+        help="a snapshot folder or its manifest.json, a Parquet or Arrow export, a release.jws "
+        "or a saved checkpoint",
+    )
+    verify.add_argument(
+        "--jwks", required=True, help="the service's public keys: a file or an http(s) URL"
+    )
+    verify.add_argument(
+        "--audit-log",
+        type=Path,
+        metavar="FILE",
+        help="with a saved checkpoint: the audit log now (GET /v1/audit pages as JSON); checks "
+        "that it still extends the checkpoint",
+    )
+    verify.set_defaults(handler=cmd_verify)
 
     _add_admin_commands(commands)
     return parser

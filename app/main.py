@@ -30,6 +30,8 @@ from app.publishing.router import dataset_router as dataset_writes_router
 from app.publishing.router import review_router, template_router
 from app.publishing.router import router as publishing_router
 from app.reference.router import router as reference_router
+from app.signing.keys import ReleaseKeys, published_keys
+from app.signing.router import router as signing_router
 from app.versioning.read_router import diff_router, version_router
 from app.versioning.read_router import factor_router as factor_history_router
 from app.web.router import install_web
@@ -56,6 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_budget_errors(app, settings, metrics)
     install_auth(app, settings)
+    app.state.release_keys = ReleaseKeys(settings)
+    # The JWKS (an auth route) also publishes the release keys, active and retired.
+    app.state.published_keys = published_keys
     app.state.token_throttle = TokenThrottle(settings)
     app.include_router(ops_router)
     app.include_router(auth_router)
@@ -68,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets_router)
     app.include_router(version_router)
     app.include_router(version_factors_router)
+    app.include_router(signing_router)
     app.include_router(dataset_writes_router)
     app.include_router(diff_router)
     app.include_router(publishing_router)

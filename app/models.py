@@ -17,10 +17,17 @@ from app.reference.models import (
     LocationMember,
     ReferenceVersion,
 )
+from app.signing.models import (
+    AuditCheckpoint,
+    ReleaseSigningKey,
+    ReleaseStatement,
+    SnapshotSignature,
+)
 
 __all__ = [
     "Activity",
     "ActivityLabel",
+    "AuditCheckpoint",
     "AuditEvent",
     "Base",
     "ChangeOutbox",
@@ -37,7 +44,10 @@ __all__ = [
     "Publisher",
     "ReferenceVersion",
     "ReleaseFacetCount",
+    "ReleaseSigningKey",
+    "ReleaseStatement",
     "Snapshot",
+    "SnapshotSignature",
     "Source",
     "WebhookAttempt",
     "WebhookDelivery",

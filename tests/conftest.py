@@ -48,6 +48,8 @@ from app.models import Base
 from app.publishing.seed import load_seed
 from app.reference.loader import load_reference_data
 from app.reference.models import REFERENCE_TABLES
+from app.signing.keys import generate_pem as generate_release_pem
+from app.signing.keys import write_key
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "EFDB_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
@@ -150,6 +152,8 @@ def _migrate(url: str) -> None:
 
 # The tables the tests write (reference tables are loaded once by the migration fixture).
 CLEANED_TABLES = [t.name for t in Base.metadata.sorted_tables if t.name not in REFERENCE_TABLES]
+# PostgreSQL refuses TRUNCATE of these (a statement trigger).
+NO_TRUNCATE_TABLES = ("audit_event", "factor", "dataset_version")
 # PostgreSQL: a copy of the seeded tables, in this schema of the shared test database.
 SEED_SCHEMA = "efdb_test_seed"
 # SQLite: migrated template -> seeded template; and the per-test copies made from the latter.
@@ -257,8 +261,15 @@ def empty_shared_database(engine: Engine) -> None:
         return
     with engine.begin() as connection:
         if not _superuser(connection):  # only a superuser may turn triggers off
+            # The tables' owner may turn their triggers off (TRUNCATE of the factor, version
+            # and audit tables is refused by a trigger, migration 20261205_0301).
             tables = ", ".join(f'"{table}"' for table in CLEANED_TABLES)
+            guarded = [f'"{table}"' for table in NO_TRUNCATE_TABLES]
+            for table in guarded:
+                connection.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            for table in guarded:
+                connection.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
             return
         statements = ["SET LOCAL session_replication_role = replica"]
         statements += [f'DELETE FROM "{table}"' for table in reversed(CLEANED_TABLES)]
@@ -319,13 +330,24 @@ def session(db: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, signing_key_file: Path) -> Settings:
+def release_key_file(tmp_path: Path) -> Path:
+    """This test's release signing key (ES256: generated in a millisecond)."""
+    path = tmp_path / "keys" / "release-signing-key.pem"
+    write_key(path, generate_release_pem(), replace=False)
+    return path
+
+
+@pytest.fixture
+def settings(
+    database_url: str, tmp_path: Path, signing_key_file: Path, release_key_file: Path
+) -> Settings:
     return Settings(
         environment="test",
         database_url=database_url,
         export_dir=tmp_path / "exports",
         signing_key=signing_key_file,
         generated_signing_key=tmp_path / "var" / "signing-key.pem",
+        release_signing_key=release_key_file,
         # A cheap scrypt for the clients the suite creates (production refuses it;
         # tests/test_auth_tokens.py pins the production parameters).
         secret_hash_cost=TEST_SECRET_HASH_COST,

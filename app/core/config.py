@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     signing_key: Path | None = None
     # Outside production, with no EFDB_SIGNING_KEY, a key is generated here on first use.
     generated_signing_key: Path = VAR_DIR / "signing-key.pem"
+    # The release signing key (ES256, P-256), separate from the token key: signs release
+    # statements, snapshot manifests and audit checkpoints. Outside production, unset means a
+    # key generated here on first use (and replaced by `efdb keys rotate`).
+    release_signing_key: Path | None = None
+    generated_release_signing_key: Path = VAR_DIR / "release-signing-key.pem"
     # scrypt's N for new client secrets. Only a test configuration lowers it (to keep a test
     # suite that creates hundreds of clients fast); production refuses anything below 2**14.
     secret_hash_cost: int = Field(default=PRODUCTION_SECRET_HASH_COST, ge=2)

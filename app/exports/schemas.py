@@ -37,6 +37,11 @@ class SnapshotDatasetVersion(BaseModel):
     attribution: str = Field(description="Attribution text to show wherever the data is used")
     redistribution: bool = Field(description="May be redistributed (always true in a snapshot)")
     commercial_use: bool = Field(description="Whether commercial use is allowed")
+    release_statement: str | None = Field(
+        default=None,
+        description="The version's signed release statement (JWS compact, as served at "
+        "`…/versions/{v}/release.jws`); absent in snapshots written before signing",
+    )
 
 
 class SnapshotLicense(BaseModel):
@@ -97,6 +102,31 @@ class ManifestColumn(BaseModel):
     unit: str | None = Field(None, description="Its unit, for the numeric value columns")
 
 
+class ManifestDatasetVersion(SnapshotDatasetVersion):
+    """One dataset version as a snapshot's manifest lists it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    release_statement: str | None = Field(
+        None,
+        description="The release's signed statement (JWS compact, ES256; absent in snapshots "
+        "written before releases were signed): `efdb verify` checks it with the JWKS",
+    )
+
+
+class ManifestCheckpoint(BaseModel):
+    """The audit checkpoint signed just before the snapshot."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int = Field(description="Checkpoint id (GET /v1/audit/checkpoints)")
+    event_count: int = Field(description="Number of audit events in the chain when signed")
+    head_hash: str = Field(description="Hash of the chain's last event then")
+    signed_at: datetime = Field(description=f"When it was signed; {TIMESTAMP}")
+    kid: str = Field(description="The release key that signed it")
+    jws: str = Field(description="The checkpoint as JWS compact (ES256)")
+
+
 class SnapshotManifest(BaseModel):
     """`manifest.json`: what a snapshot holds, written with its files and never changed."""
 
@@ -108,7 +138,7 @@ class SnapshotManifest(BaseModel):
     created_at: datetime = Field(description=f"When it was written; {TIMESTAMP}")
     created_by: str = Field(description="Who wrote it: a client_id, or `cli:<login>`")
     row_count: int = Field(description="Number of factors in it")
-    dataset_versions: list[SnapshotDatasetVersion] = Field(
+    dataset_versions: list[ManifestDatasetVersion] = Field(
         description="The dataset versions it holds, each with its content hash and licence"
     )
     files: list[ManifestFile] = Field(description="Its data files with sha256 and size")
@@ -122,4 +152,9 @@ class SnapshotManifest(BaseModel):
         None,
         description="The change feed's position this snapshot is consistent with (absent "
         "in snapshots written before the feed existed)",
+    )
+    audit_checkpoint: ManifestCheckpoint | None = Field(
+        None,
+        description="The audit checkpoint signed just before the snapshot (absent in snapshots "
+        "written before checkpoints were signed)",
     )

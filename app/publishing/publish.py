@@ -23,6 +23,8 @@ from app.factors.search import index_released_factors
 from app.factors.validation import data_quality_rating
 from app.publishing.labels import publish_activity_labels
 from app.publishing.sources import SourceCache
+from app.signing.keys import ReleaseKeys
+from app.signing.statements import ensure_release_statement, sign_checkpoint
 from app.versioning.content_hash import compute_content_sha256
 
 _SOURCE_FIELDS = {"source_title", "source_publisher", "source_year", "source_url", "source_doi"}
@@ -99,8 +101,12 @@ def publish(
     reviewer: str,
     now: datetime | None = None,
     reviewed_sha256: str | None = None,
+    keys: ReleaseKeys | None = None,
 ) -> DatasetVersion:
-    """Freeze a version: content hash, timestamps, supersession, audit event (at `now`).
+    """Freeze a version: content hash, timestamps, supersession, audit event (at `now`); with
+    the release `keys`, also its signed release statement and an audit checkpoint (signed at
+    the real time, whatever `now` says). Without them (seed loads) the statement is signed on
+    its first request.
 
     The caller holds the dataset's lock (`app.datasets.service.lock_dataset`) and has checked
     that the version is newer than every release, so the release it supersedes is current.
@@ -147,6 +153,9 @@ def publish(
         },
         occurred_at=version.published_at,
     )
+    if keys is not None:
+        ensure_release_statement(session, keys, version=version)
+        sign_checkpoint(session, keys, actor=reviewer)
     return version
 
 

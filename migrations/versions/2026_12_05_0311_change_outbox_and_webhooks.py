@@ -5,7 +5,7 @@ Existing public changes get no outbox rows: webhooks deliver what happens from n
 change feed, `GET /v1/changes`, reads the audit chain and lists the past as well).
 
 Revision ID: 20261205_0311
-Revises: 20261204_0204
+Revises: 20261205_0301
 Create Date: 2026-12-05 03:11:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261205_0311"
-down_revision: str | None = "20261204_0204"
+down_revision: str | None = "20261205_0301"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
