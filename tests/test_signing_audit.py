@@ -147,10 +147,12 @@ def test_deleted_newest_events_are_detected_against_a_saved_checkpoint(
     saved.write_text(json.dumps(client.get("/v1/audit/checkpoints").json()["items"][0]))
     with db.connect() as connection:
         count = connection.execute(text("SELECT count(*) FROM audit_event")).scalar()
-    # The newest events (the second publish) and every checkpoint here are deleted.
+    # The newest events (the second publish, with their change-feed outbox rows, which refer
+    # to them) and every checkpoint here are deleted.
     tamper(
         db,
-        ["audit_event", "audit_checkpoint"],
+        ["audit_event", "audit_checkpoint", "change_outbox"],
+        "DELETE FROM change_outbox WHERE audit_event_id > (SELECT max(id) - 3 FROM audit_event)",
         "DELETE FROM audit_event WHERE id > (SELECT max(id) - 3 FROM audit_event)",
         "DELETE FROM audit_checkpoint",
     )

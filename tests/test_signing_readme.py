@@ -27,8 +27,8 @@ def run(script: str, *, cwd: Path, shell: bool = True) -> subprocess.CompletedPr
 
 
 @pytest.mark.slow
-def test_the_readme_verification_flow(served: str, tmp_path: Path) -> None:
-    snapshot = efdb("snapshot", "create", cwd=tmp_path)
+def test_the_readme_verification_flow(served: str, served_dir: Path, tmp_path: Path) -> None:
+    snapshot = efdb("snapshot", "create", cwd=served_dir)
     work = tmp_path / "researcher"
     work.mkdir()
 
