@@ -7,6 +7,7 @@
 # (mount a volume there to keep them). That is for trying the service out. Production sets:
 #   EFDB_ENVIRONMENT=production
 #   EFDB_SIGNING_KEY=/run/secrets/efdb-signing-key.pem   (a PEM private key, mounted as a secret)
+#   EFDB_RELEASE_SIGNING_KEY=/run/secrets/efdb-release-signing-key.pem   (P-256, signs releases)
 #   EFDB_DATABASE_URL=postgresql+psycopg://USER:PASSWORD@HOST:5432/efdb
 # and usually EFDB_ISSUER and EFDB_PUBLIC_BASE_URL for the public address.
 #

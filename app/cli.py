@@ -4,6 +4,7 @@ the export store."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -86,11 +87,72 @@ def prepare_database(settings: Settings) -> None:
         print(f"efdb: not ready: {problem}", file=sys.stderr, flush=True)
 
 
+def _start_worker(settings: Settings) -> Callable[[], None]:
+    """The webhook delivery loop on a thread of this process; returns what stops it."""
+    import threading
+
+    from app.changes.delivery import run_worker
+
+    engine, factory = _session_factory(settings)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_worker,
+        kwargs={"sessions": factory, "settings": settings, "stop": stop},
+        name="efdb-webhooks",
+        daemon=True,
+    )
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=15)
+        engine.dispose()
+
+    return halt
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
+    import signal
+    import threading
+    from datetime import timedelta
+
+    import httpx
+
+    from app.changes.delivery import RetryPolicy, run_once, run_worker
+
+    policy = RetryPolicy(lease=timedelta(seconds=args.lease))
+    engine, factory = _session_factory(settings)
+    try:
+        if args.once:
+            with httpx.Client() as http:
+                sent = run_once(factory, settings=settings, policy=policy, http=http)
+            print(json.dumps({"attempted": sent}))
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        print("efdb worker delivering webhooks", flush=True)
+        try:
+            run_worker(factory, settings=settings, stop=stop, policy=policy, poll_seconds=args.poll)
+        except KeyboardInterrupt:
+            stop.set()
+    finally:
+        engine.dispose()
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    prepare_database(settings)
+    halt_worker = None if args.no_worker else _start_worker(settings)
+    print(f"efdb serving on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
+    try:
+        _run_uvicorn(args)
+    finally:
+        if halt_worker is not None:
+            halt_worker()
+
+
+def _run_uvicorn(args: argparse.Namespace) -> None:
     import uvicorn
 
-    prepare_database(settings)
-    print(f"efdb serving on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -102,6 +164,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
+@functools.cache  # the document depends on the code only; tests ask for it several times
 def openapi_document() -> str:
     from app.main import create_app
 
@@ -124,17 +187,93 @@ def cmd_openapi(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> None:
-    from app.core.audit import verify_chain
+    from app.signing.integrity import deep_verify
 
+    saved = [_read_checkpoint(path) for path in args.checkpoint]
     engine, factory = _session_factory(settings)
     try:
         with factory() as session:
-            verdict = verify_chain(session)
+            verdict = deep_verify(session, saved_checkpoints=saved)
     finally:
         engine.dispose()
-    if not verdict.ok:
-        raise CliError(f"audit chain broken at event {verdict.first_bad_event}: {verdict.reason}")
-    print(json.dumps({"ok": True, "events": verdict.events}))
+    for discrepancy in verdict.discrepancies:
+        print(discrepancy)
+    if verdict.chain_broken_at is not None:
+        raise CliError(
+            f"audit chain broken at event {verdict.chain_broken_at}: {verdict.chain_reason}"
+            + (
+                f" (and {len(verdict.discrepancies)} more discrepancies)"
+                if verdict.discrepancies
+                else ""
+            )
+        )
+    if verdict.discrepancies:
+        raise CliError(
+            f"{len(verdict.discrepancies)} discrepancies between the database and its audit "
+            "log, releases or checkpoints (listed above)"
+        )
+    print(
+        json.dumps(
+            {
+                "ok": True,
+                "events": verdict.events,
+                "releases": verdict.releases,
+                "checkpoints": verdict.checkpoints,
+            }
+        )
+    )
+
+
+def _read_checkpoint(path: Path) -> str:
+    """A saved checkpoint: its JWS, or an item of GET /v1/audit/checkpoints (JSON)."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise CliError(f"cannot read checkpoint {path}: {exc.strerror}") from exc
+    if text.startswith("{"):
+        try:
+            return str(json.loads(text)["jws"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CliError(f"{path}: not a checkpoint (no `jws` member)") from exc
+    return text
+
+
+def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> None:
+    from app.signing.keys import ReleaseKeyError, ReleaseKeys
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory.begin() as session:
+            record = ReleaseKeys(settings).rotate(session, actor=_cli_actor(), new_key=args.key)
+            shown = {"kid": record.kid, "not_before": record.not_before.isoformat()}
+    except ReleaseKeyError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        engine.dispose()
+    print(json.dumps({"active": shown}))
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> None:
+    from app.signing.keys import ReleaseKeyError, ReleaseKeys
+    from app.signing.statements import checkpoint_resource, sign_checkpoint
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory.begin() as session:
+            checkpoint = sign_checkpoint(session, ReleaseKeys(settings), actor=_cli_actor())
+            shown = checkpoint_resource(checkpoint)
+    except ReleaseKeyError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        engine.dispose()
+    print(json.dumps(shown))
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> None:
+    from app.signing.verify import run
+
+    if run(args.path, args.jwks, args.audit_log) != 0:
+        raise CliError(f"{args.path} is not what the service signed (see the FAILED lines)")
 
 
 def _cli_actor() -> str:
@@ -296,13 +435,19 @@ def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
 
     from app.core.errors import ProblemError
     from app.exports.service import create_snapshot, snapshot_resource
+    from app.signing.keys import ReleaseKeys
 
     engine, factory = _session_factory(settings)
     try:
         with factory.begin() as session:
             _check_export_store(session, settings)
         with factory.begin() as session:
-            snapshot = create_snapshot(session, export_dir=settings.export_dir, actor=_cli_actor())
+            snapshot = create_snapshot(
+                session,
+                export_dir=settings.export_dir,
+                actor=_cli_actor(),
+                keys=ReleaseKeys(settings),
+            )
             resource = snapshot_resource(snapshot)
     except ProblemError as exc:
         raise CliError(exc.detail) from exc
@@ -322,7 +467,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not deliver webhooks from this process (run `efdb worker` elsewhere)",
+    )
     serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser("worker", help="deliver webhooks until stopped (SIGTERM)")
+    worker.add_argument("--once", action="store_true", help="one round, then exit")
+    worker.add_argument(
+        "--poll", type=float, default=1.0, help="seconds between rounds when idle (default 1)"
+    )
+    worker.add_argument(
+        "--lease",
+        type=float,
+        default=60.0,
+        help="seconds a claimed delivery stays this worker's (default 60): past it, a worker "
+        "that died mid-delivery has its deliveries sent again by another",
+    )
+    worker.set_defaults(handler=cmd_worker)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
     db.add_parser("upgrade", help="migrate the database to head").set_defaults(
@@ -341,9 +505,45 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="the audit chain").add_subparsers(
         dest="audit", required=True
     )
-    audit.add_parser("verify", help="exit 1 naming the first bad event").set_defaults(
-        handler=cmd_audit_verify
+    audit_verify = audit.add_parser(
+        "verify",
+        help="check the chain, every release's rows against its content hash, every version's "
+        "status against its audit events, and the chain against every signed checkpoint; "
+        "print each discrepancy, exit 1 if any",
     )
+    audit_verify.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a checkpoint saved earlier (its JWS, or an item of GET /v1/audit/checkpoints); "
+        "repeatable",
+    )
+    audit_verify.set_defaults(handler=cmd_audit_verify)
+    audit.add_parser(
+        "checkpoint",
+        help="sign a checkpoint of the audit chain (event count, head hash, time); run it "
+        "periodically, e.g. from cron (prints it as JSON)",
+    ).set_defaults(handler=cmd_audit_checkpoint)
+
+    keys = commands.add_parser("keys", help="the release signing key").add_subparsers(
+        dest="keys", required=True
+    )
+    rotate = keys.add_parser(
+        "rotate",
+        help="make a new release signing key active and retire the current one (it stays in "
+        "the JWKS with the period it signed); audited",
+    )
+    rotate.add_argument(
+        "--key",
+        type=Path,
+        metavar="PEM",
+        help="the new P-256 private key (PEM); required when EFDB_RELEASE_SIGNING_KEY is set "
+        "(then point it at this file). Without it, outside production, a new development key "
+        "replaces the generated one",
+    )
+    rotate.set_defaults(handler=cmd_keys_rotate)
 
     snapshot = commands.add_parser("snapshot", help="national bulk releases").add_subparsers(
         dest="snapshot", required=True
@@ -360,6 +560,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="check every recorded export and snapshot file against its sha256 and size; "
         "print those missing or differing, exit 1 if any",
     ).set_defaults(handler=cmd_exports_verify)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check a downloaded snapshot, export, release.jws or checkpoint offline against "
+        "the public keys (no database); exit 1 naming what failed",
+    )
+    verify.add_argument(
+        "path",
+        type=Path,
+        help="a snapshot folder or its manifest.json, a Parquet or Arrow export, a release.jws "
+        "or a saved checkpoint",
+    )
+    verify.add_argument(
+        "--jwks", required=True, help="the service's public keys: a file or an http(s) URL"
+    )
+    verify.add_argument(
+        "--audit-log",
+        type=Path,
+        metavar="FILE",
+        help="with a saved checkpoint: the audit log now (GET /v1/audit pages as JSON); checks "
+        "that it still extends the checkpoint",
+    )
+    verify.set_defaults(handler=cmd_verify)
 
     _add_admin_commands(commands)
     return parser

@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from app.auth.router import router as auth_router
 from app.auth.runtime import install_auth
 from app.auth.throttle import TokenThrottle
+from app.changes.router import router as changes_router
+from app.changes.webhook_router import router as webhooks_router
 from app.core.bounds import LoadShedder, install_budget_errors
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
@@ -28,6 +30,8 @@ from app.publishing.router import dataset_router as dataset_writes_router
 from app.publishing.router import review_router, template_router
 from app.publishing.router import router as publishing_router
 from app.reference.router import router as reference_router
+from app.signing.keys import ReleaseKeys, published_keys
+from app.signing.router import router as signing_router
 from app.versioning.read_router import diff_router, version_router
 from app.versioning.read_router import factor_router as factor_history_router
 from app.web.router import install_web
@@ -54,6 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_budget_errors(app, settings, metrics)
     install_auth(app, settings)
+    app.state.release_keys = ReleaseKeys(settings)
+    # The JWKS (an auth route) also publishes the release keys, active and retired.
+    app.state.published_keys = published_keys
     app.state.token_throttle = TokenThrottle(settings)
     app.include_router(ops_router)
     app.include_router(auth_router)
@@ -66,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets_router)
     app.include_router(version_router)
     app.include_router(version_factors_router)
+    app.include_router(signing_router)
     app.include_router(dataset_writes_router)
     app.include_router(diff_router)
     app.include_router(publishing_router)
@@ -74,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(exports_router)
     app.include_router(reference_router)
+    app.include_router(changes_router)
+    app.include_router(webhooks_router)
     install_web(app)
     install_openapi(app)
     # Added last, runs first: the size cap applies before anything reads the body, and an

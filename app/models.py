@@ -1,25 +1,36 @@
 """Every table, imported in one place so that Alembic sees the whole schema."""
 
 from app.auth.models import Client
+from app.changes.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.core.db import Base
-from app.core.models import AuditEvent
+from app.core.models import AuditEvent, ChangeOutbox
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import DatasetVersion
 from app.exports.models import DatabaseInstance, ExportFile, Snapshot, snapshot_version
 from app.factors.models import Factor, ReleaseFacetCount, Source
 from app.reference.models import (
     Activity,
+    ActivityLabel,
     ConversionProperty,
     GwpValue,
     Location,
     LocationMember,
     ReferenceVersion,
 )
+from app.signing.models import (
+    AuditCheckpoint,
+    ReleaseSigningKey,
+    ReleaseStatement,
+    SnapshotSignature,
+)
 
 __all__ = [
     "Activity",
+    "ActivityLabel",
+    "AuditCheckpoint",
     "AuditEvent",
     "Base",
+    "ChangeOutbox",
     "Client",
     "ConversionProperty",
     "DatabaseInstance",
@@ -33,7 +44,13 @@ __all__ = [
     "Publisher",
     "ReferenceVersion",
     "ReleaseFacetCount",
+    "ReleaseSigningKey",
+    "ReleaseStatement",
     "Snapshot",
+    "SnapshotSignature",
     "Source",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "snapshot_version",
 ]

@@ -48,6 +48,8 @@ from app.models import Base
 from app.publishing.seed import load_seed
 from app.reference.loader import load_reference_data
 from app.reference.models import REFERENCE_TABLES
+from app.signing.keys import generate_pem as generate_release_pem
+from app.signing.keys import write_key
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "EFDB_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
@@ -63,16 +65,29 @@ pytest_plugins = ["tests.auth_fixtures"]
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Within each backend's run of tests (pytest groups them so that each backend's session
     database is set up once), the slow tests go first: on pytest-xdist workers a 30-second
-    test that comes last keeps one worker busy while the other has nothing left to do."""
+    test that comes last keeps one worker busy while the other has nothing left to do.
+
+    A test marked `dialect_neutral` (what it checks happens above the database, as metrics
+    summed across server workers) runs on the first backend only.
+    """
     backends = {backend: rank for rank, backend in enumerate(BACKENDS)}
 
     def backend_rank(item: pytest.Item) -> int:
         callspec = getattr(item, "callspec", None)
         backend = callspec.params.get("migrated_database") if callspec is not None else None
         return backends.get(backend, -1) if isinstance(backend, str) else -1
+
+    repeated = [
+        item
+        for item in items
+        if item.get_closest_marker("dialect_neutral") is not None and backend_rank(item) > 0
+    ]
+    if repeated:
+        config.hook.pytest_deselected(items=repeated)
+        items[:] = [item for item in items if item not in repeated]
 
     positions = {id(item): position for position, item in enumerate(items)}
     # Backends stay in pytest's order (the grouping is already contiguous); only the slow
@@ -137,6 +152,8 @@ def _migrate(url: str) -> None:
 
 # The tables the tests write (reference tables are loaded once by the migration fixture).
 CLEANED_TABLES = [t.name for t in Base.metadata.sorted_tables if t.name not in REFERENCE_TABLES]
+# PostgreSQL refuses TRUNCATE of these (a statement trigger).
+NO_TRUNCATE_TABLES = ("audit_event", "factor", "dataset_version")
 # PostgreSQL: a copy of the seeded tables, in this schema of the shared test database.
 SEED_SCHEMA = "efdb_test_seed"
 # SQLite: migrated template -> seeded template; and the per-test copies made from the latter.
@@ -244,8 +261,15 @@ def empty_shared_database(engine: Engine) -> None:
         return
     with engine.begin() as connection:
         if not _superuser(connection):  # only a superuser may turn triggers off
+            # The tables' owner may turn their triggers off (TRUNCATE of the factor, version
+            # and audit tables is refused by a trigger, migration 20261205_0301).
             tables = ", ".join(f'"{table}"' for table in CLEANED_TABLES)
+            guarded = [f'"{table}"' for table in NO_TRUNCATE_TABLES]
+            for table in guarded:
+                connection.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            for table in guarded:
+                connection.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
             return
         statements = ["SET LOCAL session_replication_role = replica"]
         statements += [f'DELETE FROM "{table}"' for table in reversed(CLEANED_TABLES)]
@@ -306,13 +330,24 @@ def session(db: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, signing_key_file: Path) -> Settings:
+def release_key_file(tmp_path: Path) -> Path:
+    """This test's release signing key (ES256: generated in a millisecond)."""
+    path = tmp_path / "keys" / "release-signing-key.pem"
+    write_key(path, generate_release_pem(), replace=False)
+    return path
+
+
+@pytest.fixture
+def settings(
+    database_url: str, tmp_path: Path, signing_key_file: Path, release_key_file: Path
+) -> Settings:
     return Settings(
         environment="test",
         database_url=database_url,
         export_dir=tmp_path / "exports",
         signing_key=signing_key_file,
         generated_signing_key=tmp_path / "var" / "signing-key.pem",
+        release_signing_key=release_key_file,
         # A cheap scrypt for the clients the suite creates (production refuses it;
         # tests/test_auth_tokens.py pins the production parameters).
         secret_hash_cost=TEST_SECRET_HASH_COST,
@@ -405,7 +440,7 @@ class ServerProcess:
         self.log = cwd / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60) -> str:
+    def start(self, timeout: float = 120) -> str:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port), *self.args],
@@ -438,10 +473,22 @@ class ServerProcess:
             self.process.wait(timeout=30)
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
-    """`efdb serve` exactly as the README runs it: no configuration, a fresh directory."""
-    server = ServerProcess(tmp_path)
+@pytest.fixture(scope="session")
+def served_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory `served` runs in: its `var/efdb.sqlite3`, and where the README's CLI
+    commands run to reach the same database."""
+    return tmp_path_factory.mktemp("served")
+
+
+@pytest.fixture(scope="session")
+def served(served_dir: Path) -> Iterator[str]:
+    """`efdb serve` exactly as the README runs it: no configuration, a fresh directory.
+
+    One per test worker: its first start (migrate, load the seed) is the README's Quick start,
+    which every test using it checks from its own angle; none of them needs it fresh. (A
+    snapshot one test creates is only ever read back by its id.)
+    """
+    server = ServerProcess(served_dir)
     try:
         yield server.start()
     finally:

@@ -140,6 +140,7 @@ def test_each_kind_of_request_has_its_own_budget(
         ("GET", "/healthz", RequestKind.READ, False),
         ("POST", "/v1/factors:resolve", RequestKind.BATCH, True),
         ("POST", "/v1/estimate:batch", RequestKind.BATCH, True),
+        ("POST", "/v1/citations:verify", RequestKind.BATCH, True),
         ("GET", "/resolve.json", RequestKind.BATCH, True),
         ("POST", "/v1/datasets/p/d/versions", RequestKind.WRITE, True),
         ("POST", "/v1/snapshots", RequestKind.EXPORT, True),

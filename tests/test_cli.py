@@ -104,8 +104,8 @@ def test_openapi_check_detects_a_stale_document(tmp_path: Path) -> None:
     assert result.returncode == 0
 
 
-def test_serve_on_an_empty_sqlite_answers_with_cited_factors(served: str, tmp_path: Path) -> None:
-    assert (tmp_path / "var" / "efdb.sqlite3").exists()
+def test_serve_on_an_empty_sqlite_answers_with_cited_factors(served: str, served_dir: Path) -> None:
+    assert (served_dir / "var" / "efdb.sqlite3").exists()
     response = httpx.get(f"{served}/v1/factors", params={"region": "CN"})
     assert response.status_code == 200
     items = response.json()["items"]

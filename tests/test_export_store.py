@@ -30,6 +30,7 @@ from app.core.db import make_engine, make_sessionmaker
 from app.core.migrations import upgrade_to_head
 from app.exports.models import DatabaseInstance, Snapshot
 from app.main import create_app
+from app.ops.router import Readiness
 from app.reference.loader import load_reference_data
 from tests.auth_fixtures import TokenKit
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
@@ -182,7 +183,7 @@ def test_readyz_refuses_an_export_directory_the_database_did_not_record(
 ) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json()["export_dir"] == "ok"
+    assert Readiness.model_validate(ready.json()).export_dir == "ok"
     with make_sessionmaker(db)() as session:
         instance_id = session.execute(select(DatabaseInstance.instance_id)).scalar_one()
     marker = settings.export_dir / "instances" / instance_id

@@ -36,6 +36,7 @@ from app.core.config import Settings
 from app.core.models import AuditEvent
 from app.exports import service as export_service
 from app.exports.schema import COLUMN_NAMES, EXPORT_SCHEMA
+from app.exports.schemas import SnapshotManifest
 from app.exports.source import release_batches
 from tests.factories import (
     create_dataset,
@@ -556,6 +557,7 @@ def test_snapshot_files_agree_with_the_manifest_and_the_api(
     manifest_response = client.get(f"/v1/snapshots/{snapshot_id}/manifest.json")
     assert manifest_response.status_code == 200
     manifest = manifest_response.json()
+    SnapshotManifest.model_validate(manifest)  # the schema the OpenAPI document publishes
     assert manifest["id"] == snapshot_id
     assert manifest["dataset_versions"] == snapshot["dataset_versions"]
     assert manifest["licenses"] == snapshot["licenses"]

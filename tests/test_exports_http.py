@@ -53,9 +53,9 @@ def efdb(*args: str, cwd: Path) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_the_readme_researcher_flow(
-    served: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    served: str, served_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    snapshot = efdb("snapshot", "create", cwd=tmp_path)
+    snapshot = efdb("snapshot", "create", cwd=served_dir)
     assert {(v["publisher"], v["dataset"]) for v in snapshot["dataset_versions"]} == {
         ("desnz-uk", "uk-ghg-conversion-factors-2024"),
         ("mee-cn", "cn-electricity-co2"),
@@ -109,8 +109,8 @@ def test_the_readme_researcher_flow(
 
 
 @pytest.mark.slow
-def test_duckdb_reads_exports_over_http_with_ranges(served: str, tmp_path: Path) -> None:
-    snapshot = efdb("snapshot", "create", cwd=tmp_path)
+def test_duckdb_reads_exports_over_http_with_ranges(served: str, served_dir: Path) -> None:
+    snapshot = efdb("snapshot", "create", cwd=served_dir)
     connection = duckdb_with_httpfs()
     pinned = f"{served}/v1/snapshots/{snapshot['id']}/factors.parquet"
     (count,) = connection.execute(f"SELECT count(*) FROM read_parquet('{pinned}')").fetchone() or ()

@@ -144,6 +144,7 @@ def test_metrics_need_an_admin_token_outside_the_metrics_networks(
 
 
 @pytest.mark.slow
+@pytest.mark.dialect_neutral
 def test_several_workers_answer_the_sum_of_their_counts(
     database_url: str, db: Engine, tmp_path: Path
 ) -> None:

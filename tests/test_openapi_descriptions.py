@@ -107,3 +107,25 @@ def test_every_request_body_and_answer_is_described() -> None:
                 if (error or file) and not _is_described(entry.get("schema", {})):
                     missing.append(f"{name} {status} {media_type} body")
     assert not missing, "request bodies and answers without a description:\n" + "\n".join(missing)
+
+
+def _named(schema: dict[str, Any]) -> bool:
+    """A component (`$ref`), a list of them, or a choice between them."""
+    if "$ref" in schema:
+        return True
+    if schema.get("type") == "array":
+        return _named(schema.get("items", {}))
+    choices: list[dict[str, Any]] = schema.get("anyOf") or schema.get("oneOf") or []
+    return bool(choices) and all(_named(choice) for choice in choices)
+
+
+def test_every_json_answer_is_a_named_model() -> None:
+    """A generated client gets a typed object, never a bare dict, from every JSON answer."""
+    untyped = [
+        f"{name} -> {status} {media_type}"
+        for name, operation in _operations()
+        for status, response in operation.get("responses", {}).items()
+        for media_type, content in response.get("content", {}).items()
+        if "json" in media_type and not _named(content.get("schema", {}))
+    ]
+    assert untyped == []

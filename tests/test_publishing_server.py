@@ -42,12 +42,17 @@ def token(base: str, credentials: dict[str, object]) -> dict[str, str]:
 
 
 @pytest.fixture
-def server(database_url: str, db: Engine, tmp_path: Path) -> Iterator[ServerProcess]:
+def server(
+    database_url: str, db: Engine, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[ServerProcess]:
+    """`efdb serve` on this test's database; uploads capped at 1 MB unless the test is marked
+    `max_upload_mb(n)`."""
+    cap = request.node.get_closest_marker("max_upload_mb")
     process = ServerProcess(
         tmp_path,
         {
             "EFDB_DATABASE_URL": database_url,
-            "EFDB_MAX_UPLOAD_MB": "1",
+            "EFDB_MAX_UPLOAD_MB": str(cap.args[0]) if cap is not None else "1",
         },
     )
     process.start()
@@ -193,6 +198,8 @@ def _ingest_in_progress(db: Engine) -> bool:
 
 
 @pytest.mark.slow
+# Just under the usual 1 MB cap an upload would ingest too fast to catch; raise the cap.
+@pytest.mark.max_upload_mb(200)
 def test_a_killed_server_leaves_no_partial_upload(
     server: ServerProcess,
     association: dict[str, dict[str, str]],
@@ -200,10 +207,6 @@ def test_a_killed_server_leaves_no_partial_upload(
 ) -> None:
     base, writer = server.base, association["writer"]
     assert httpx.post(f"{base}/v1/datasets", json=DATASET_BODY, headers=writer).status_code == 201
-    # Just under the 1 MB cap of this server would ingest too fast to catch; raise the cap.
-    server.stop()
-    server.env["EFDB_MAX_UPLOAD_MB"] = "200"
-    server.start()
     content = csv_bytes([synthetic_row(i) for i in range(60_000)])
     outcome: dict[str, object] = {}
 

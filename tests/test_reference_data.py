@@ -370,7 +370,12 @@ def test_efdb_db_upgrade_loads_and_audits_once(tmp_path: Path) -> None:
         "locations"
     )
     assert efdb("db", "upgrade") == "database at head"
-    assert json.loads(efdb("audit", "verify")) == {"ok": True, "events": 1}
+    assert json.loads(efdb("audit", "verify")) == {
+        "ok": True,
+        "events": 1,
+        "releases": 0,
+        "checkpoints": 0,
+    }
 
 
 @pytest.fixture

@@ -73,6 +73,10 @@ SHAPES: list[tuple[str, str, dict[str, str]]] = [
     ("q + category", "/v1/factors", {"q": "glass bulk", "category": "synthetic/plan-3"}),
     ("q + boundary", "/v1/factors", {"q": "glass bulk", "boundary": "cradle-to-grave"}),
     ("q + dataset", "/v1/factors", {"q": "铁路运输沿海", "dataset": "synthetic-plans/plan-data"}),
+    # 烟煤 names an activity of the vocabulary: its distinct terms (无烟煤, 次烟煤…) are
+    # removed from each candidate's text (match=term); substring matching ranks by them.
+    ("q zh term + region + year", "/v1/factors", {"q": "烟煤", "region": "CN-GD", "year": "2020"}),
+    ("q substring", "/v1/factors", {"q": "水泥西部 cement", "match": "substring"}),
     ("facets, unfiltered (home page)", "/.json", {}),
     ("facets, dataset", "/.json", {"dataset": "synthetic-plans/plan-data"}),
     ("facets, region", "/.json", {"region": "CN-GD"}),

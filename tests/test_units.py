@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from app.reference import units
 from app.reference.units import ACCEPTED_UNITS, UnitError, parse_declared_unit
 
 
@@ -49,3 +52,14 @@ def test_units_outside_the_list_say_which_to_use() -> None:
         parse_declared_unit("Btu")
     assert caught.value.code == "unsupported_unit"
     assert "kWh" in caught.value.detail
+
+
+def test_units_parse_where_the_registry_cache_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only home (an unprivileged container user) costs the cache, never the units."""
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked / "cache"))
+    registry = units._unit_registry()
+    assert registry("1 kWh").to("MJ").magnitude == pytest.approx(3.6)

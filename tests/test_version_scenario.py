@@ -34,6 +34,7 @@ from prov.model import (
     ProvInvalidation,
     ProvUsage,
 )
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -41,7 +42,9 @@ from app.core.db import make_sessionmaker
 from app.core.http_cache import json_bytes
 from app.core.principal import ANONYMOUS
 from app.factors.schemas import UPLOADABLE_FIELDS
+from app.provenance.schemas import ProvenanceChain, ProvJsonDocument
 from app.versioning.diff import apply_diff, stream_diff_json, version_diff
+from app.versioning.schemas import FactorHistory, VersionDiff
 from tests.auth_fixtures import TokenKit, decode_unverified
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
 from tests.test_publishing import publish
@@ -565,3 +568,29 @@ def test_a_large_diff_is_streamed_in_chunks_and_says_what_the_in_memory_one_says
         headers={"If-None-Match": over_http.headers["etag"]},
     )
     assert again.status_code == 304
+
+
+def test_the_answers_are_the_documented_models(
+    client: TestClient, scenario: dict[str, Any]
+) -> None:
+    """The diff (streamed), a factor's history and its provenance (cached as built) are not
+    checked by FastAPI's response_model; here real answers, with a withdrawal, a correction
+    and a removal in them, must validate against the models the OpenAPI document publishes
+    (extra keys refused)."""
+    for to, since in (("1.1.0", "1.0.0"), ("2.0.0", "1.1.0"), ("1.0.0", "2.0.0")):
+        VersionDiff.model_validate(
+            get(client, scenario, f"{VERSIONS}/{to}/diff", **{"from": since})
+        )
+    for code in ("A", "B", "C"):
+        answer = get(client, scenario, f"{FACTORS}/{code}/history")
+        history = FactorHistory.model_validate(answer)
+        assert history.items
+        for version in {entry.version for entry in history.items}:
+            chain = get(client, scenario, f"{FACTORS}/{code}/provenance", version=version)
+            assert ProvenanceChain.model_validate(chain).dataset_version.version == version
+            prov = get(
+                client, scenario, f"{FACTORS}/{code}/provenance", version=version, format="prov"
+            )
+            ProvJsonDocument.model_validate(prov)
+            with pytest.raises(ValidationError):  # the union's two members never overlap
+                ProvenanceChain.model_validate(prov)

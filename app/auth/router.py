@@ -184,13 +184,18 @@ def server_metadata(request: Request) -> dict[str, Any]:
     ).model_dump(exclude_none=True)
 
 
-@router.get("/.well-known/jwks.json", response_model=Jwks, summary="Token signing keys (JWKS)")
-def jwks(request: Request) -> Response:
-    """The public keys that verify this service's access tokens (RS256), as a JWK Set; no token
-    needed; cacheable for 5 minutes."""
-    return cached_json(
-        request, get_runtime(request).keys.public_jwks(), cache_control=DISCOVERY_CACHE
-    )
+@router.get("/.well-known/jwks.json", response_model=Jwks, summary="Signing keys (JWKS)")
+def jwks(request: Request, session: SessionDep) -> Response:
+    """The public keys of this service as a JWK Set: the key that verifies its access tokens
+    (RS256), then the release keys (ES256, `efdb:purpose`: `release`) that sign release
+    statements, snapshot manifests and audit checkpoints, retired ones included with the
+    period they signed. No token needed; cacheable for 5 minutes."""
+    keys = list(get_runtime(request).keys.public_jwks()["keys"])
+    # Registered by the composition root (app.main): the release keys live above this layer.
+    published = getattr(request.app.state, "published_keys", None)
+    if published is not None:
+        keys += published(session)
+    return cached_json(request, {"keys": keys}, cache_control=DISCOVERY_CACHE)
 
 
 @router.get(

@@ -30,11 +30,15 @@ class OAuthErrorBody(BaseModel):
 
 
 class Jwks(BaseModel):
-    """JSON Web Key Set (RFC 7517): the public keys that verify this service's access tokens."""
+    """JSON Web Key Set (RFC 7517): the public keys that verify this service's access tokens
+    and its signed releases, snapshot manifests and audit checkpoints."""
 
     keys: list[dict[str, Any]] = Field(
-        description="Public RSA keys (JWK: `kty`, `kid`, `use`: `sig`, `alg`: `RS256`, `n`, `e`); "
-        "pick the one whose `kid` is in the token's header"
+        description="Public keys; pick the one whose `kid` is in the token's or JWS's header. "
+        "The token key: RSA (`kty`, `kid`, `use`: `sig`, `alg`: `RS256`, `n`, `e`). Release "
+        "keys: EC P-256 (`alg`: `ES256`, `x`, `y`) with `efdb:purpose`: `release`, "
+        "`efdb:status` (`active` or `retired`) and the period they sign, `efdb:not_before` "
+        "and, once retired, `efdb:not_after` (ISO 8601)"
     )
 
 

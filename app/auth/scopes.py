@@ -10,6 +10,7 @@ class Scope(StrEnum):
     DATASETS_WRITE = "datasets:write"
     DATASETS_REVIEW = "datasets:review"
     ADMIN = "admin"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 SCOPE_DESCRIPTIONS: dict[str, str] = {
@@ -17,13 +18,16 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
     Scope.DATASETS_WRITE: "Create datasets and upload and submit versions for the own publisher.",
     Scope.DATASETS_REVIEW: "Publish, reject and withdraw versions (national reviewer).",
     Scope.ADMIN: "Create snapshots and read the audit log (national administrator).",
+    Scope.WEBHOOKS_MANAGE: "Register, list, rotate and delete the client's own webhooks.",
 }
 
 # A publisher's client reads and writes for its publisher; reviewing and administering belong to
 # national clients (no publisher), so that no publisher can publish or withdraw on its own.
-PUBLISHER_SCOPES = frozenset({Scope.FACTORS_READ, Scope.DATASETS_WRITE})
+PUBLISHER_SCOPES = frozenset({Scope.FACTORS_READ, Scope.DATASETS_WRITE, Scope.WEBHOOKS_MANAGE})
 # `datasets:write` needs a publisher to write for, so national clients do not get it.
-NATIONAL_SCOPES = frozenset({Scope.FACTORS_READ, Scope.DATASETS_REVIEW, Scope.ADMIN})
+NATIONAL_SCOPES = frozenset(
+    {Scope.FACTORS_READ, Scope.DATASETS_REVIEW, Scope.ADMIN, Scope.WEBHOOKS_MANAGE}
+)
 
 
 def parse_scopes(value: str | None) -> frozenset[str]:

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.core.db import utcnow
-from app.core.models import AuditEvent
+from app.core.errors import InvalidParameter
+from app.core.models import AuditEvent, ChangeOutbox
 
 GENESIS_HASH = "0" * 64
+# The audit actions that are public changes, and the change type each is told as (in the
+# change feed, `GET /v1/changes`, and in webhook events).
+PUBLIC_CHANGES: dict[str, str] = {
+    "version.published": "release.published",
+    "version.withdrawn": "release.withdrawn",
+    "dataset.deprecated": "dataset.deprecated",
+    "reference.loaded": "reference.reloaded",
+}
 # Any constant: serialises writers of the chain on PostgreSQL (SQLite has one writer anyway).
 _CHAIN_LOCK_KEY = 0x65666462
 
@@ -86,6 +97,11 @@ def append_event(
     )
     session.add(event)
     session.flush()
+    change_type = PUBLIC_CHANGES.get(action)
+    if change_type is not None:
+        # The outbox row commits or rolls back with the change and its event.
+        session.add(ChangeOutbox(audit_event_id=event.id, change_type=change_type))
+        session.flush()
     return event
 
 
@@ -119,3 +135,40 @@ def verify_chain(session: Session) -> ChainVerdict:
             return ChainVerdict(False, count, event.id, "hash does not match the event's content")
         prev_hash = event.hash
     return ChainVerdict(True, count)
+
+
+# ----------------------------------------------------------------- positions in the chain
+# The change feed (`GET /v1/changes?after=`) and the snapshot manifest (`changes_cursor`) name
+# a position in the audit chain by an opaque cursor: the id of the last event it covers.
+# Every audited write appends its event under the chain lock (above) and commits holding it,
+# so event ids become visible in increasing order: a reader that saw event N has seen every
+# committed event below N, and a cursor never skips one.
+_CURSOR_PREFIX = "ev1:"
+
+
+def chain_cursor(event_id: int) -> str:
+    """The opaque cursor of the position just after audit event `event_id` (0: the start)."""
+    raw = f"{_CURSOR_PREFIX}{event_id}".encode("ascii")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def parse_chain_cursor(cursor: str, *, loc: tuple[str, ...] = ("query", "after")) -> int:
+    """The audit event id a cursor from `chain_cursor` stands after; 422 for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode("ascii"))
+        text_ = raw.decode("ascii")
+    except (binascii.Error, ValueError, UnicodeError):
+        text_ = ""
+    digits = text_.removeprefix(_CURSOR_PREFIX)
+    if not text_.startswith(_CURSOR_PREFIX) or not digits.isdigit() or len(digits) > 18:
+        raise InvalidParameter(
+            "The cursor is not one this service issued (a change feed's `cursor`, or a "
+            "snapshot manifest's `changes_cursor`); start again without it.",
+            errors=[{"loc": list(loc), "code": "invalid_cursor", "detail": "unreadable"}],
+        )
+    return int(digits)
+
+
+def chain_head_id(session: Session) -> int:
+    """The id of the newest audit event this transaction sees (0 for an empty chain)."""
+    return session.execute(select(func.coalesce(func.max(AuditEvent.id), 0))).scalar_one()

@@ -7,7 +7,7 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, IPvAnyNetwork, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -68,12 +68,20 @@ class Settings(BaseSettings):
     signing_key: Path | None = None
     # Outside production, with no EFDB_SIGNING_KEY, a key is generated here on first use.
     generated_signing_key: Path = VAR_DIR / "signing-key.pem"
+    # The release signing key (ES256, P-256), separate from the token key: signs release
+    # statements, snapshot manifests and audit checkpoints. Outside production, unset means a
+    # key generated here on first use (and replaced by `efdb keys rotate`).
+    release_signing_key: Path | None = None
+    generated_release_signing_key: Path = VAR_DIR / "release-signing-key.pem"
     # scrypt's N for new client secrets. Only a test configuration lowers it (to keep a test
     # suite that creates hundreds of clients fast); production refuses anything below 2**14.
     secret_hash_cost: int = Field(default=PRODUCTION_SECRET_HASH_COST, ge=2)
     token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
     trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
     export_dir: Path = VAR_DIR / "exports"
+    # Fernet key (urlsafe base64 of 32 bytes) that encrypts webhook signing secrets at rest.
+    # Unset outside production: generated once beside the generated signing key.
+    webhook_key: SecretStr | None = None
     max_upload_mb: int = Field(default=200, ge=1)
     max_upload_rows: int = Field(default=2_000_000, ge=1)
     # JSON (and any non-upload) request bodies, refused with 413 before they are parsed.

@@ -32,7 +32,7 @@ class BodyTooLarge(HTTPException):
 
 # The routes whose bodies are not small JSON (also what `app.core.bounds` counts as expensive).
 UPLOAD_PATH = re.compile(r"^/v1/datasets/[^/]+/[^/]+/versions/?$")
-BATCH_PATHS = frozenset({"/v1/factors:resolve", "/v1/estimate:batch"})
+BATCH_PATHS = frozenset({"/v1/factors:resolve", "/v1/estimate:batch", "/v1/citations:verify"})
 
 
 def body_cap_name(method: str, path: str) -> str:

@@ -1,12 +1,13 @@
-"""The one table the shared kernel writes: the append-only, hash-chained audit log
-(app/core/audit.py appends to it; every domain records its events there)."""
+"""The tables the shared kernel writes: the append-only, hash-chained audit log
+(app/core/audit.py appends to it; every domain records its events there), and the outbox of
+public changes that the audit writer fills in the same transaction (webhooks read it)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, BigId, UTCDateTime, utcnow
@@ -24,3 +25,17 @@ class AuditEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ChangeOutbox(Base):
+    """One row per public change (release published or withdrawn, dataset deprecated,
+    reference data reloaded), written by the audit writer in the change's own transaction:
+    a committed change always has its row, a rolled-back one never. Append-only; the webhook
+    worker reads it in id order."""
+
+    __tablename__ = "change_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    audit_event_id: Mapped[int] = mapped_column(ForeignKey("audit_event.id"), unique=True)
+    change_type: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

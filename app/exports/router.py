@@ -35,7 +35,9 @@ from app.core.params import (
 from app.core.schemas import Page
 from app.core.urls import header_url
 from app.exports import service
-from app.exports.schemas import SnapshotRead
+from app.exports.schemas import SnapshotManifest, SnapshotRead
+from app.signing.router import JOSE_RESPONSES, jose_response
+from app.signing.runtime import ReleaseKeysDep
 
 router = APIRouter(tags=["exports"])
 
@@ -133,6 +135,7 @@ def _version_export(
     dataset: str,
     version: str,
     fmt: service.ExportFormat,
+    keys: ReleaseKeysDep,
 ) -> Response:
     served = service.version_export(
         session,
@@ -142,6 +145,7 @@ def _version_export(
         dataset=dataset,
         version=version,
         fmt=fmt,
+        keys=keys,
     )
     # A registered dataset's file must not sit in shared caches.
     return serve_file(request, served, cache_control=PRIVATE if served.private else IMMUTABLE)
@@ -159,12 +163,13 @@ def version_parquet(
     publisher: PublisherSlug,
     dataset: DatasetSlug,
     version: VersionPath,
+    keys: ReleaseKeysDep,
 ) -> Response:
     """One version's factors as a Parquet file (zstd) in the export schema, with the licence and
     content hash in its key-value metadata; readable as the version is (404 otherwise). Sent
     with its sha256 as a strong ETag (304 on `If-None-Match`), byte ranges, and cached as
     immutable (`private` for a `registered` dataset)."""
-    return _version_export(request, session, viewer, publisher, dataset, version, "parquet")
+    return _version_export(request, session, viewer, publisher, dataset, version, "parquet", keys)
 
 
 @file_route(
@@ -179,13 +184,14 @@ def version_arrow(
     publisher: PublisherSlug,
     dataset: DatasetSlug,
     version: VersionPath,
+    keys: ReleaseKeysDep,
 ) -> Response:
     """One version's factors as an Arrow IPC file (zstd buffers) in the export schema, for
     random access: `pyarrow.ipc.open_file`, `pyarrow.feather.read_table`, `polars.read_ipc`;
     readable as the version is (404 otherwise). Sent with its sha256 as a strong ETag (304 on
     `If-None-Match`), byte ranges, and cached as immutable (`private` for a `registered`
     dataset)."""
-    return _version_export(request, session, viewer, publisher, dataset, version, "arrow")
+    return _version_export(request, session, viewer, publisher, dataset, version, "arrow", keys)
 
 
 @file_route(
@@ -200,12 +206,13 @@ def version_arrows(
     publisher: PublisherSlug,
     dataset: DatasetSlug,
     version: VersionPath,
+    keys: ReleaseKeysDep,
 ) -> Response:
     """One version's factors as an Arrow IPC stream (zstd buffers) in the export schema, to
     read batch by batch as it arrives (`pyarrow.ipc.open_stream`); readable as the version is
     (404 otherwise). Sent with its sha256 as a strong ETag (304 on `If-None-Match`), byte
     ranges, and cached as immutable (`private` for a `registered` dataset)."""
-    return _version_export(request, session, viewer, publisher, dataset, version, "arrows")
+    return _version_export(request, session, viewer, publisher, dataset, version, "arrows", keys)
 
 
 @file_route(
@@ -222,12 +229,13 @@ def version_csv(
     publisher: PublisherSlug,
     dataset: DatasetSlug,
     version: VersionPath,
+    keys: ReleaseKeysDep,
 ) -> Response:
     """One version's factors as UTF-8 CSV with a header row (text starting with = + - @ is
     prefixed with ' so spreadsheets do not run it); readable as the version is (404 otherwise).
     Sent with its sha256 as a strong ETag (304 on `If-None-Match`), byte ranges, and cached as
     immutable (`private` for a `registered` dataset)."""
-    return _version_export(request, session, viewer, publisher, dataset, version, "csv")
+    return _version_export(request, session, viewer, publisher, dataset, version, "csv", keys)
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -255,12 +263,14 @@ def list_snapshots(
     summary="Write a national snapshot of every redistributable dataset's latest release",
     dependencies=NO_QUERY,
 )
-def create_snapshot(request: Request, session: SessionDep, principal: AdminDep) -> Response:
+def create_snapshot(
+    request: Request, session: SessionDep, principal: AdminDep, keys: ReleaseKeysDep
+) -> Response:
     """Write a national snapshot (`admin`): the latest published release of every public,
     redistributable dataset, as Parquet, Arrow and a manifest, recorded in the audit log; 201
     with the snapshot and its `Location`. 409 when there is no such dataset to include."""
     snapshot = service.create_snapshot(
-        session, export_dir=_settings(request).export_dir, actor=principal.client_id
+        session, export_dir=_settings(request).export_dir, actor=principal.client_id, keys=keys
     )
     return JSONResponse(
         jsonable_encoder(service.snapshot_resource(snapshot)),
@@ -347,7 +357,10 @@ def snapshot_arrows(request: Request, session: SessionDep, snapshot_id: Snapshot
 @file_route(
     "/v1/snapshots/{snapshot_id}/manifest.json",
     summary="A snapshot's manifest: versions, hashes, row counts, licenses, files",
-    responses=_file_responses(service.MEDIA_TYPES["json"], "The manifest"),
+    responses={
+        **_file_responses(service.MEDIA_TYPES["json"], "The manifest"),
+        200: {"model": SnapshotManifest, "description": "The manifest"},
+    },
 )
 def snapshot_manifest(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
     """A snapshot's manifest as written with its files: the dataset versions with their content
@@ -355,3 +368,26 @@ def snapshot_manifest(request: Request, session: SessionDep, snapshot_id: Snapsh
     file's sha256 and size. No token needed; sha256 as a strong ETag, byte ranges; immutable
     under the snapshot's id, short-lived under `latest`."""
     return _snapshot_file(request, session, snapshot_id, "manifest.json")
+
+
+@router.get(
+    "/v1/snapshots/{snapshot_id}/manifest.json.jws",
+    summary="A snapshot's signed manifest (JWS)",
+    response_class=Response,
+    responses=JOSE_RESPONSES,
+    dependencies=NO_QUERY,
+)
+def snapshot_manifest_signature(
+    request: Request, session: SessionDep, snapshot_id: SnapshotId
+) -> Response:
+    """The snapshot's `manifest.json` signed by the release key: JWS compact whose payload is
+    exactly the manifest's bytes (so it also proves each data file's sha256 and each version's
+    signed statement listed there). No token needed; immutable under the snapshot's id,
+    short-lived under `latest`. 404 for a snapshot written before snapshots were signed.
+    `efdb verify FOLDER --jwks jwks.json` checks a downloaded snapshot offline."""
+    snapshot, token = service.manifest_signature(session, snapshot_id)
+    if snapshot_id == service.LATEST:
+        response = jose_response(request, token, cache_control=SHORT_LIVED)
+        response.headers["Content-Location"] = f"/v1/snapshots/{snapshot.id}/manifest.json.jws"
+        return response
+    return jose_response(request, token, cache_control=IMMUTABLE)

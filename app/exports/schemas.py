@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.datasets.schemas import TIMESTAMP
 
@@ -36,6 +37,11 @@ class SnapshotDatasetVersion(BaseModel):
     attribution: str = Field(description="Attribution text to show wherever the data is used")
     redistribution: bool = Field(description="May be redistributed (always true in a snapshot)")
     commercial_use: bool = Field(description="Whether commercial use is allowed")
+    release_statement: str | None = Field(
+        default=None,
+        description="The version's signed release statement (JWS compact, as served at "
+        "`…/versions/{v}/release.jws`); absent in snapshots written before signing",
+    )
 
 
 class SnapshotLicense(BaseModel):
@@ -66,4 +72,89 @@ class SnapshotRead(BaseModel):
     files: list[SnapshotFile] = Field(
         description="factors.parquet, factors.arrow, factors.arrows and manifest.json, with "
         "sha256 and size"
+    )
+    changes_cursor: str | None = Field(
+        description="The change feed's position this snapshot is consistent with: "
+        "`GET /v1/changes?after=` it lists every change made since (null for snapshots "
+        "written before the feed existed)"
+    )
+
+
+class ManifestFile(BaseModel):
+    """One data file as its snapshot's manifest lists it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="factors.parquet, factors.arrow or factors.arrows")
+    sha256: str = Field(description="sha256 of the file's bytes")
+    bytes: int = Field(description="Size of the file in bytes")
+
+
+class ManifestColumn(BaseModel):
+    """One column of the snapshot's files (export schema)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Column name")
+    type: str = Field(description="Its Arrow type, e.g. `double`, `string`")
+    nullable: bool = Field(description="Whether it may be null")
+    description: str = Field(description="What it holds")
+    unit: str | None = Field(None, description="Its unit, for the numeric value columns")
+
+
+class ManifestDatasetVersion(SnapshotDatasetVersion):
+    """One dataset version as a snapshot's manifest lists it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    release_statement: str | None = Field(
+        None,
+        description="The release's signed statement (JWS compact, ES256; absent in snapshots "
+        "written before releases were signed): `efdb verify` checks it with the JWKS",
+    )
+
+
+class ManifestCheckpoint(BaseModel):
+    """The audit checkpoint signed just before the snapshot."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int = Field(description="Checkpoint id (GET /v1/audit/checkpoints)")
+    event_count: int = Field(description="Number of audit events in the chain when signed")
+    head_hash: str = Field(description="Hash of the chain's last event then")
+    signed_at: datetime = Field(description=f"When it was signed; {TIMESTAMP}")
+    kid: str = Field(description="The release key that signed it")
+    jws: str = Field(description="The checkpoint as JWS compact (ES256)")
+
+
+class SnapshotManifest(BaseModel):
+    """`manifest.json`: what a snapshot holds, written with its files and never changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["efdb-snapshot"] = Field(description="Always `efdb-snapshot`")
+    schema_version: int = Field(description="Version of the export schema of its files")
+    id: str = Field(description="The snapshot's id: UTC date and sequence, e.g. 2026-11-25.1")
+    created_at: datetime = Field(description=f"When it was written; {TIMESTAMP}")
+    created_by: str = Field(description="Who wrote it: a client_id, or `cli:<login>`")
+    row_count: int = Field(description="Number of factors in it")
+    dataset_versions: list[ManifestDatasetVersion] = Field(
+        description="The dataset versions it holds, each with its content hash and licence"
+    )
+    files: list[ManifestFile] = Field(description="Its data files with sha256 and size")
+    licenses: list[SnapshotLicense] = Field(description="The attribution list")
+    content_hash_fields: list[str] = Field(
+        description="The factor fields a version's content_sha256 is computed over, in order"
+    )
+    content_hash_recipe: str = Field(description="How to recompute a version's content_sha256")
+    columns: list[ManifestColumn] = Field(description="The columns of the data files")
+    changes_cursor: str | None = Field(
+        None,
+        description="The change feed's position this snapshot is consistent with (absent "
+        "in snapshots written before the feed existed)",
+    )
+    audit_checkpoint: ManifestCheckpoint | None = Field(
+        None,
+        description="The audit checkpoint signed just before the snapshot (absent in snapshots "
+        "written before checkpoints were signed)",
     )

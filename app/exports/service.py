@@ -27,7 +27,7 @@ from sqlalchemy import Row, and_, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.audit import append_event
+from app.core.audit import append_event, chain_cursor, chain_head_id
 from app.core.db import AnySelect, utcnow
 from app.core.errors import Conflict, InvalidParameter, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
@@ -56,6 +56,14 @@ from app.exports.writer import (
     write_bytes_atomic,
     write_csv,
     write_parquet,
+)
+from app.signing.keys import ReleaseKeys
+from app.signing.models import SnapshotSignature
+from app.signing.statements import (
+    checkpoint_resource,
+    ensure_release_statement,
+    sign_checkpoint,
+    sign_manifest,
 )
 
 log = logging.getLogger("efdb.exports")
@@ -171,18 +179,34 @@ def _intact(export_dir: Path, record: ExportFile) -> Path | None:
         return None
 
 
-def ensure_version_parquet(session: Session, export_dir: Path, release: ReleaseInfo) -> ExportFile:
+RELEASE_STATEMENT_KEY = "efdb:release_statement"
+
+
+def release_statement(session: Session, keys: ReleaseKeys, release: ReleaseInfo) -> str:
+    """The release's signed statement (JWS compact), signed on first need."""
+    version = session.get(DatasetVersion, release.version_id)
+    assert version is not None
+    return ensure_release_statement(session, keys, version=version).jws
+
+
+def ensure_version_parquet(
+    session: Session, export_dir: Path, release: ReleaseInfo, keys: ReleaseKeys
+) -> ExportFile:
     record = recorded_export(session, release, "parquet")
     if record is not None:
         return record
     private = release.access != "public"
+    # The signed statement rides in the key-value metadata (and so in the Arrow files derived
+    # from this one): the file alone proves what was released.
+    metadata = build_file_metadata([release], export="version")
+    metadata[RELEASE_STATEMENT_KEY] = release_statement(session, keys, release)
     with store.new_file(export_dir, private=private) as temporary:
-        # Deterministic for a release (no write time inside), so two workers racing to write
-        # it produce the same bytes, under the same name.
+        # Deterministic for a release (no write time inside; the statement is signed once and
+        # recorded), so two workers racing to write it produce the same bytes, same name.
         files = write_parquet(
             temporary,
             [release_batches(session, release)],
-            metadata=build_file_metadata([release], export="version"),
+            metadata=metadata,
         )
         if files.rows != release.row_count:
             raise RuntimeError(
@@ -199,13 +223,13 @@ def ensure_version_parquet(session: Session, export_dir: Path, release: ReleaseI
 
 
 def _ensure_derived(
-    session: Session, export_dir: Path, release: ReleaseInfo, fmt: ExportFormat
+    session: Session, export_dir: Path, release: ReleaseInfo, fmt: ExportFormat, keys: ReleaseKeys
 ) -> ExportFile:
     """The Arrow or CSV file of a release, derived from its Parquet file."""
     record = recorded_export(session, release, fmt)
     if record is not None:
         return record
-    parquet = _intact(export_dir, ensure_version_parquet(session, export_dir, release))
+    parquet = _intact(export_dir, ensure_version_parquet(session, export_dir, release, keys))
     if parquet is None:
         raise _lost(release, "parquet")
     private = release.access != "public"
@@ -236,6 +260,7 @@ def version_export(
     dataset: str,
     version: str,
     fmt: ExportFormat,
+    keys: ReleaseKeys,
 ) -> ServedFile:
     """The export file of one released version, written on first request."""
     # 404 for an unknown version, and for a registered dataset the viewer may not read.
@@ -246,9 +271,9 @@ def version_export(
         session.execute(_release_select().where(DatasetVersion.id == version_row.id)).one()
     )
     if fmt == "parquet":
-        record = ensure_version_parquet(session, export_dir, release)
+        record = ensure_version_parquet(session, export_dir, release, keys)
     else:
-        record = _ensure_derived(session, export_dir, release, fmt)
+        record = _ensure_derived(session, export_dir, release, fmt, keys)
     path = _intact(export_dir, record)
     if path is None:  # removed or altered since it was recorded: `efdb exports verify` says so
         raise _lost(release, fmt)
@@ -303,8 +328,30 @@ def _groups(
             yield release_batches(session, release)
 
 
-def create_snapshot(session: Session, *, export_dir: Path, actor: str) -> Snapshot:
+def _releases_at_one_position(session: Session) -> tuple[list[ReleaseInfo], int]:
+    """The releases to snapshot and the audit event they are consistent with.
+
+    Every change of a release is audited in its own transaction, and events become visible in
+    id order (app/core/audit.py): when the chain's head is the same before and after reading
+    the releases, no change committed in between, so the releases are exactly the state after
+    that event. A change that committed meanwhile makes the reading start again.
+    """
+    while True:
+        head = chain_head_id(session)
+        releases = snapshot_releases(session)
+        if chain_head_id(session) == head:
+            return releases, head
+
+
+def create_snapshot(
+    session: Session, *, export_dir: Path, actor: str, keys: ReleaseKeys | None = None
+) -> Snapshot:
     """Write one national release and record it with its audit event; the caller commits.
+
+    With the release `keys` (the API and the CLI always pass them): each version's entry in the
+    manifest carries its signed release statement, the manifest carries a checkpoint of the
+    audit chain signed just before it, `manifest.json` itself is signed (served as
+    `manifest.json.jws`), and a checkpoint is signed after the snapshot's audit event.
 
     The files are written under temporary names first and given their sha256 names only when
     all three are complete; a run that fails after that leaves files no record names, which
@@ -312,11 +359,24 @@ def create_snapshot(session: Session, *, export_dir: Path, actor: str) -> Snapsh
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SNAPSHOT_LOCK_KEY})
-    releases = snapshot_releases(session)
+    releases, head = _releases_at_one_position(session)
     if not releases:
         raise Conflict("There is no public, redistributable published dataset to snapshot.")
     created_at = utcnow()
     snapshot_id = next_snapshot_id(session, created_at.date())
+    entries = [release.manifest_entry() for release in releases]
+    checkpoint: dict[str, Any] | None = None
+    if keys is not None:
+        for entry_, release in zip(entries, releases, strict=True):
+            entry_["release_statement"] = release_statement(session, keys, release)
+        checkpoint = checkpoint_resource(sign_checkpoint(session, keys, actor=actor))
+    metadata = build_file_metadata(
+        releases, export="snapshot", snapshot_id=snapshot_id, created_at=created_at
+    )
+    # The same entries as the manifest's, signed statements included.
+    metadata["efdb:dataset_versions"] = json.dumps(
+        entries, ensure_ascii=False, separators=(",", ":")
+    )
     with (
         store.new_file(export_dir, private=False) as parquet_temporary,
         store.new_file(export_dir, private=False) as arrow_temporary,
@@ -326,9 +386,7 @@ def create_snapshot(session: Session, *, export_dir: Path, actor: str) -> Snapsh
         written_files = write_parquet(
             parquet_temporary,
             _groups(session, export_dir, releases),
-            metadata=build_file_metadata(
-                releases, export="snapshot", snapshot_id=snapshot_id, created_at=created_at
-            ),
+            metadata=metadata,
             arrows_target=arrows_temporary,
         )
         rows = written_files.rows
@@ -351,13 +409,16 @@ def create_snapshot(session: Session, *, export_dir: Path, actor: str) -> Snapsh
             "created_at": created_at.isoformat(),
             "created_by": actor,
             "row_count": rows,
-            "dataset_versions": [release.manifest_entry() for release in releases],
+            "dataset_versions": entries,
             "files": data_files,
             "licenses": attribution_list(releases),
             "content_hash_fields": list(CONTENT_HASH_FIELDS),
             "content_hash_recipe": CONTENT_HASH_RECIPE,
             "columns": _schema_document(),
+            "changes_cursor": chain_cursor(head),
         }
+        if checkpoint is not None:
+            manifest["audit_checkpoint"] = checkpoint
         body = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
         write_bytes_atomic(manifest_temporary, body)
         kept = [
@@ -404,7 +465,22 @@ def create_snapshot(session: Session, *, export_dir: Path, actor: str) -> Snapsh
             "files": {f["name"]: f["sha256"] for f in files},
         },
     )
+    if keys is not None:
+        sign_manifest(session, keys, snapshot_id=snapshot_id, manifest=body, actor=actor)
+        sign_checkpoint(session, keys, actor=actor)
     return snapshot
+
+
+def manifest_signature(session: Session, snapshot_id: str) -> tuple[Snapshot, str]:
+    """A snapshot's signed manifest (JWS compact, payload: the manifest.json bytes)."""
+    snapshot = get_snapshot(session, snapshot_id)
+    signature = session.get(SnapshotSignature, snapshot.id)
+    if signature is None:
+        raise NotFound(
+            f"Snapshot {snapshot.id} was written before snapshots were signed: its manifest has "
+            "no signature (its dataset versions' release.jws are signed)."
+        )
+    return snapshot, signature.jws
 
 
 def snapshot_resource(snapshot: Snapshot) -> dict[str, Any]:
@@ -417,6 +493,7 @@ def snapshot_resource(snapshot: Snapshot) -> dict[str, Any]:
         "schema_version": manifest.get("schema_version"),
         "dataset_versions": manifest.get("dataset_versions", []),
         "licenses": manifest.get("licenses", []),
+        "changes_cursor": manifest.get("changes_cursor"),
         "files": [
             {
                 **entry,

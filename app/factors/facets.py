@@ -25,7 +25,7 @@ from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import parse_semver, visible_version_ids
 from app.factors import service
 from app.factors.models import Factor, ReleaseFacetCount
-from app.reference.models import Activity
+from app.reference.models import Activity, ActivityLabel
 
 # Facet name → the columns of the search query it groups by. Dataset slugs are unique per
 # publisher only, so the dataset facet's values are `publisher/dataset` (as the API accepts).
@@ -295,17 +295,27 @@ def _facets(
 
 
 def _label_activities(session: Session, facets: dict[str, list[FacetValue]]) -> None:
-    """Activity values carry their names from the activity labels (reference data): a search
-    for 电网 then shows why the MEE's 电力 factors are there. Unlabelled ones keep the id."""
+    """Activity values carry their names from the activity labels (reference data, and the
+    labels publishers gave their own activities): a search for 电网 then shows why the MEE's
+    电力 factors are there. Unlabelled ones keep the id."""
     wanted = {value.value for value in facets["activity_id"]}
     if not wanted:
         return
     names = {
-        row.id: (row.name_zh, row.name_en)
+        row.activity_id: (row.name_zh, row.name_en)
+        for row in session.execute(
+            select(ActivityLabel.activity_id, ActivityLabel.name_zh, ActivityLabel.name_en).where(
+                ActivityLabel.activity_id.in_(wanted)
+            )
+        )
+    }
+    # The reference vocabulary's names win over a publisher's for the same id.
+    names.update(
+        (row.id, (row.name_zh, row.name_en))
         for row in session.execute(
             select(Activity.id, Activity.name_zh, Activity.name_en).where(Activity.id.in_(wanted))
         )
-    }
+    )
     facets["activity_id"] = [
         FacetValue(v.value, v.count, *names.get(v.value, (None, None)))
         for v in facets["activity_id"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.params import Path
@@ -54,6 +54,7 @@ version_router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 SEARCH_PARAMS = (
     "q",
+    "match",
     "activity_id",
     "region",
     "year",
@@ -141,6 +142,15 @@ def search_factors(
             "keywords of its activity (`GET /v1/activities`), e.g. 电网 or grid",
         ),
     ] = None,
+    match: Annotated[
+        Literal["term", "substring"],
+        Query(
+            description="How each term of `q` matches: `term` (default) a whole term: "
+            "Chinese outside the longer, distinct terms of the activity vocabulary (烟煤 "
+            "does not find 无烟煤, anthracite), others at the start of a word (`coal` does not "
+            "find charcoal); `substring` anywhere, term matches ranked first",
+        ),
+    ] = "term",
     activity_id: Annotated[
         str | None,
         Query(
@@ -213,6 +223,8 @@ def search_factors(
         )
     filters = service.FactorFilters(
         q=q,
+        # Only a substring match is named: the default leaves cursors as they were.
+        match="substring" if q and match == "substring" else None,
         activity_id=activity_id,
         region=region,
         year=year,

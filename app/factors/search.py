@@ -1,8 +1,12 @@
 """Text search over factor names, Chinese and English, on both databases.
 
-`q` is split on whitespace; every term must occur (as a substring, case-insensitively) in
-the Chinese name, the English name or the activity id. Chinese has no spaces, so "substring"
-is the only sensible unit for it, and it serves English well enough for names this short.
+`q` is split on whitespace; every term must occur (case-insensitively) in the Chinese name,
+the English name or the activity id. The indexes below find the factors that hold each term
+as a substring; with `match=term` (the default) each term must then also match as a term
+(`app.reference.terms.TermRule`: Chinese outside the longer, distinct terms of the activity
+vocabulary, so 烟煤 does not find 无烟煤; other text at a word start, so coal does not find
+charcoal), a condition evaluated on the candidates only (`TextSearch.refine_condition`).
+`match=substring` keeps the substrings, ranking the term matches first.
 
 - SQLite: terms of 3+ characters go through the FTS5 table `factor_fts` (trigram tokenizer,
   migration 20261125_0003; filled at publish since 20261125_0004), which answers substring
@@ -46,10 +50,11 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.factors.models import Factor
-from app.reference.models import Activity
+from app.reference.models import Activity, ActivityLabel
+from app.reference.terms import MATCH_SUBSTRING, MATCH_TERM, TermRule, term_rule
 
 MAX_TERMS = 8
 TRIGRAM = 3
@@ -145,23 +150,58 @@ class TextSearch:
     terms: tuple[str, ...]
     labelled: tuple[frozenset[str], ...]
     named: frozenset[str]
+    # One per term: how it matches as a term. With `match=term` they filter; with
+    # `match=substring` they only rank term matches above the other substrings.
+    rules: tuple[TermRule, ...] = ()
+    match: str = MATCH_TERM
 
     @property
     def widened(self) -> bool:
         return any(self.labelled)
 
+    @property
+    def refined(self) -> bool:
+        """Whether a term matches as a term fewer texts than as a substring."""
+        return any(rule.refines for rule in self.rules)
+
+    @property
+    def filters_terms(self) -> bool:
+        return self.match == MATCH_TERM and self.refined
+
     def condition(self) -> ColumnElement[bool]:
         """Every term in the factor's own text, or in its activity's labels."""
-        if not self.widened:  # the plain text search, statement unchanged
+        if not self.widened and not self.filters_terms:  # the plain search, statement unchanged
             return own_text_condition(self.q, self.dialect)
-        return and_(
-            *(
-                or_(_own_term(term, self.dialect), Factor.activity_id.in_(sorted(ids)))
-                if ids
-                else _own_term(term, self.dialect)
-                for term, ids in zip(self.terms, self.labelled, strict=True)
-            )
-        )
+        parts = [
+            or_(_own_term(term, self.dialect), Factor.activity_id.in_(sorted(ids)))
+            if ids
+            else _own_term(term, self.dialect)
+            for term, ids in zip(self.terms, self.labelled, strict=True)
+        ]
+        refined = self.refine_condition()
+        return and_(*parts, *([refined] if refined is not None else []))
+
+    def refine_condition(self) -> ColumnElement[bool] | None:
+        """What term matching (`match=term`) asks beyond the substring conditions: each term
+        at a word start, or outside its distinct terms, in the factor's own text (or found
+        through its activity's labels, which were matched the same way). Evaluated on the
+        candidates the text indexes found, never to find them."""
+        if self.match != MATCH_TERM:
+            return None
+        parts = [
+            or_(rule.condition(_search_text), Factor.activity_id.in_(sorted(ids)))
+            if ids
+            else rule.condition(_search_text)
+            for rule, ids in zip(self.rules, self.labelled, strict=True)
+            if rule.refines
+        ]
+        return and_(*parts) if parts else None
+
+    def own_condition(self) -> ColumnElement[bool]:
+        """Every term in the factor's own text, matched as a term (word starts, distinct terms)."""
+        plain = own_text_condition(self.q, self.dialect)
+        refined = [rule.condition(_search_text) for rule in self.rules if rule.refines]
+        return and_(plain, *refined) if refined else plain
 
     def short_terms(self) -> list[str]:
         """Terms no text index can serve (fewer than three word characters)."""
@@ -203,8 +243,10 @@ class TextSearch:
     def rank(self) -> ColumnElement[Any]:
         """0: the activity id is `q` (spaces read as hyphens); 1: a name is exactly `q`;
         2: the activity id or a name starts with `q`; 3: any other match in the factor's own
-        text; 4: found through its activity's labels, a name or keyword of which is `q`;
-        5: found through its activity's labels otherwise."""
+        text (with `match=substring`: a match of the terms, as `match=term` reads them); 4:
+        with `match=substring`, a match in its own text that is only a substring (烟煤 in
+        无烟煤); 5: found through its activity's labels, a name or keyword of which is `q`;
+        6: found through its activity's labels otherwise."""
         text = " ".join(self.q.split())
         lowered = text.lower()
         slug = re.sub(r"[\s_]+", "-", lowered)
@@ -220,38 +262,59 @@ class TextSearch:
                 2,
             ),
         ]
-        if not self.widened:
+        if not self.widened and not self.refined:  # the plain text search, ranks unchanged
             return case(*whens, else_=3)
-        whens.append((own_text_condition(self.q, self.dialect), 3))
+        whens.append((self.own_condition(), 3))
+        if self.match == MATCH_SUBSTRING and self.refined:
+            whens.append((own_text_condition(self.q, self.dialect), 4))
+        if not self.widened:
+            return case(*whens, else_=4)
         if self.named:
-            whens.append((Factor.activity_id.in_(sorted(self.named)), 4))
-        return case(*whens, else_=5)
+            whens.append((Factor.activity_id.in_(sorted(self.named)), 5))
+        return case(*whens, else_=6)
 
 
-def text_search(session: Session, q: str) -> TextSearch:
-    """Look `q`'s terms up in the activity labels (one query over the small `activity` table)."""
+def text_search(session: Session, q: str, match: str = MATCH_TERM) -> TextSearch:
+    """Look `q`'s terms up in the activity labels (one query over each of the small tables:
+    the reference vocabulary `activity` and the publishers' `activity_label`), and build
+    each term's rule from them (`TermRule`)."""
     dialect = session.get_bind().dialect.name
     terms = tuple(text_terms(q))
     lowered = [term.lower() for term in terms]
     if not terms:
-        return TextSearch(q, dialect, terms, (), frozenset())
-    rows = session.execute(
-        select(Activity.id, Activity.search_text).where(
-            or_(*(_activity_term(term) for term in lowered))
-        )
-    ).all()
+        return TextSearch(q, dialect, terms, (), frozenset(), match=match)
+    rows = [
+        *session.execute(
+            select(Activity.id, Activity.search_text, Activity.keywords_zh).where(
+                or_(*(_activity_term(Activity.search_text, term) for term in lowered))
+            )
+        ),
+        *session.execute(
+            select(
+                ActivityLabel.activity_id.label("id"),
+                ActivityLabel.search_text,
+                ActivityLabel.keywords_zh,
+            ).where(or_(*(_activity_term(ActivityLabel.search_text, term) for term in lowered)))
+        ),
+    ]
+    rules = tuple(term_rule(term, rows) for term in lowered)
     labelled = tuple(
-        frozenset(row.id for row in rows if term in row.search_text) for term in lowered
+        frozenset(
+            row.id
+            for row in rows
+            if term in row.search_text and (match != MATCH_TERM or rule.matches(row.search_text))
+        )
+        for term, rule in zip(lowered, rules, strict=True)
     )
     whole = " ".join(q.split()).lower()
     # The first line of `search_text` is the id (rank 0 compares ids): names and keywords follow.
     named = frozenset(row.id for row in rows if whole in row.search_text.split("\n")[1:])
-    return TextSearch(q, dialect, terms, labelled, named)
+    return TextSearch(q, dialect, terms, labelled, named, rules, match)
 
 
-def _activity_term(lowered_term: str) -> ColumnElement[bool]:
+def _activity_term(column: InstrumentedAttribute[str], lowered_term: str) -> ColumnElement[bool]:
     # Both sides lowercased in Python: LIKE then agrees with `in` on either database.
-    return Activity.search_text.like(f"%{_escape_like(lowered_term)}%", escape="\\")
+    return column.like(f"%{_escape_like(lowered_term)}%", escape="\\")
 
 
 def index_released_factors(session: Session, *, version_id: int) -> None:

@@ -20,6 +20,7 @@ from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
 from app.factors.models import Factor, Source
 from app.factors.schemas import UPLOADABLE_FIELDS
 from app.factors.search import TextSearch, text_search
+from app.reference.terms import MATCH_TERM
 from app.reference.units import UnitError, parse_declared_unit
 
 _SOURCE_COLUMNS = {
@@ -86,6 +87,8 @@ def restrict_to_viewer(query: AnySelect, viewer: Viewer) -> AnySelect:
 @dataclass(frozen=True)
 class FactorFilters:
     q: str | None = None
+    # How `q`'s terms match (app.factors.search.MATCH_MODES); None: as terms.
+    match: str | None = None
     activity_id: str | None = None
     region: str | None = None
     year: int | None = None
@@ -146,7 +149,7 @@ def _apply_filters(
             query = query.where(Factor.version_id.in_(visible))
     if filters.q:
         if text is None:
-            text = text_search(session, filters.q)
+            text = text_search(session, filters.q, filters.match or MATCH_TERM)
         query = query.where(text.condition())
     if filters.activity_id is not None:
         query = query.where(Factor.activity_id == filters.activity_id)
@@ -268,7 +271,7 @@ def search_factors_ranked(
     Keyset pagination on (rank, id): the position to continue after, or None at the end.
     """
     assert filters.q
-    text = text_search(session, filters.q)
+    text = text_search(session, filters.q, filters.match or MATCH_TERM)
     rank = text.rank()
     # Bounded by construction: the page is ranked among at most CAP + 1 candidates, read once
     # through the indexes (MATERIALIZED), and their number comes back with every row.
@@ -287,6 +290,9 @@ def search_factors_ranked(
     short = text.short_condition()
     if short is not None:
         query = query.where(short)
+    refined = text.refine_condition()
+    if refined is not None:
+        query = query.where(refined)
     if after is not None:
         after_rank, after_id = after
         query = query.where(or_(rank > after_rank, and_(rank == after_rank, Factor.id > after_id)))

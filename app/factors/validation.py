@@ -18,24 +18,23 @@ from app.reference.gwp import (
     load_gwp_table,
     shipped_gwp_table,
 )
-from app.reference.models import Activity, Location
+from app.reference.models import Location
 
 
 @dataclass(frozen=True)
 class RecordReference:
-    """The reference data a record is checked against: GWP100 values, known regions and
-    labelled activities (an unlabelled activity is accepted: the upload report warns)."""
+    """The reference data a record is checked against: GWP100 values and known regions (an
+    activity without labels is accepted: the upload report warns, see
+    app.publishing.labels)."""
 
     gwp: GwpTable
     regions: frozenset[str]
-    activities: frozenset[str] = frozenset()
 
 
 def load_record_reference(session: Session) -> RecordReference:
-    """The database's reference data (three queries), for checking an upload or a seed file."""
+    """The database's reference data (two queries), for checking an upload or a seed file."""
     regions = frozenset(session.scalars(select(Location.code)))
-    activities = frozenset(session.scalars(select(Activity.id)))
-    return RecordReference(gwp=load_gwp_table(session), regions=regions, activities=activities)
+    return RecordReference(gwp=load_gwp_table(session), regions=regions)
 
 
 @lru_cache(maxsize=1)
@@ -47,20 +46,6 @@ def shipped_record_reference() -> RecordReference:
     return RecordReference(
         gwp=shipped_gwp_table(),
         regions=frozenset(row["code"] for row in rows.locations),
-        activities=frozenset(row["id"] for row in rows.activities),
-    )
-
-
-def unlabelled_activity(activity_id: str, reference: RecordReference) -> RecordProblem | None:
-    """A warning, not an error: publishers may introduce activities before they are labelled."""
-    if activity_id in reference.activities:
-        return None
-    return RecordProblem(
-        "activity_id",
-        "unlabelled_activity",
-        f"'{activity_id}' is not in the activity labels (GET /v1/activities); accepted as a "
-        "new activity, which a text search finds by its id and the factors' names only "
-        "(later rows with it are not listed)",
     )
 
 

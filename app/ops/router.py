@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from ipaddress import ip_address
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,11 +22,17 @@ from app.exports.store import store_problem
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="The process is up")
-def healthz() -> dict[str, str]:
+class Liveness(BaseModel):
+    """The process serves requests."""
+
+    status: Literal["ok"] = Field(description="Always `ok`")
+
+
+@router.get("/healthz", response_model=Liveness, summary="The process is up")
+def healthz() -> Liveness:
     """Liveness probe: answers `{"status": "ok"}` while the process serves requests, without
     touching the database; no token needed."""
-    return {"status": "ok"}
+    return Liveness(status="ok")
 
 
 def _unavailable(detail: str, **extra: Any) -> JSONResponse:
@@ -39,8 +46,19 @@ def _unavailable(detail: str, **extra: Any) -> JSONResponse:
     )
 
 
+class Readiness(BaseModel):
+    """All of the readiness checks passed."""
+
+    status: Literal["ok"] = Field(description="Always `ok` (a failed check answers 503)")
+    database: Literal["ok"] = Field(description="The database answers")
+    migration: str = Field(description="The database's migration revision")
+    head: str = Field(description="The code's head migration (equal to `migration`)")
+    export_dir: Literal["ok"] = Field(description="The export directory is this database's")
+
+
 @router.get(
     "/readyz",
+    response_model=Readiness,
     summary="The database is reachable and migrated to head, and the export directory is its own",
 )
 def readyz(request: Request) -> JSONResponse:

@@ -26,6 +26,7 @@ from app.core.params import (
 from app.factors.router import FactorCode, VersionPin
 from app.provenance.factor_chain import factor_provenance
 from app.provenance.prov import prov_document
+from app.provenance.schemas import ProvenanceChain, ProvJsonDocument
 
 router = APIRouter(tags=["audit"])
 # A factor's provenance, under its URL (app/main.py includes it after the factors' routes).
@@ -138,11 +139,9 @@ ProvenanceFormat = Annotated[
     "/{publisher}/{dataset}/{factor_code}/provenance",
     summary="Where a factor comes from: source, version, upload, review, audit and history",
     dependencies=[Depends(only_query_params(("version", "format")))],
+    response_model=ProvenanceChain | ProvJsonDocument,
     responses={
-        200: {
-            "description": "The provenance chain; with `format=prov`, a W3C PROV-JSON document",
-            "content": {"application/json": {}},
-        }
+        200: {"description": "The provenance chain; with `format=prov`, a W3C PROV-JSON document"}
     },
 )
 def get_factor_provenance(

@@ -17,13 +17,14 @@ from app.core.errors import Conflict, ProblemError
 from app.core.formula import looks_like_formula
 from app.core.problem_text import Message, joined
 from app.core.text import escaped, forbidden_character, nfc, safe_file_name
-from app.datasets.models import Dataset
+from app.datasets.models import Dataset, Publisher
 from app.datasets.service import lock_dataset
 from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import latest_released, latest_resolvable, parse_semver
 from app.factors.models import Factor
 from app.factors.schemas import FactorFields
-from app.factors.validation import RecordReference, load_record_reference, unlabelled_activity
+from app.factors.validation import RecordReference, load_record_reference
+from app.publishing.labels import LABEL_COLUMNS, LabelCollector, label_collector
 from app.publishing.publish import store_factors
 from app.publishing.records import RowProblem, parse_record
 from app.publishing.upload_formats import (
@@ -38,6 +39,9 @@ from app.versioning.diff import bump_between, diff_summary
 
 # A report lists at most this many problems of each kind; the counts say how many there were.
 MAX_LISTED = 1000
+_COLUMN_ORDER = {
+    name: index for index, name in enumerate([*FactorFields.model_fields, *LABEL_COLUMNS])
+}
 _TEXT_FIELDS = ("name_zh", "name_en", "description", "notes", "source_title", "source_locator")
 
 
@@ -51,6 +55,8 @@ class UploadReport:
     warnings: list[RowProblem] = field(default_factory=list)
     error_count: int = 0
     warning_count: int = 0
+    # The labels the upload gives its publisher's new activities (app.publishing.labels).
+    activity_labels: list[dict[str, Any]] = field(default_factory=list)
 
     def error(self, problem: RowProblem) -> None:
         self.error_count += 1
@@ -68,6 +74,7 @@ class UploadReport:
             "warnings": [p.as_dict() for p in self.warnings],
             "error_count": self.error_count,
             "warning_count": self.warning_count,
+            "activity_labels": self.activity_labels,
         }
 
 
@@ -91,14 +98,15 @@ def _valid_records(
     report: UploadReport,
     max_rows: int,
     reference: RecordReference,
+    labels: LabelCollector,
     *,
     text_cells: bool,
 ) -> Iterator[tuple[int, FactorFields]]:
-    """Yield the rows that pass; record every problem of the others in the report.
+    """Yield the rows that pass; record every problem of the others in the report, and the
+    activity labels in `labels` (its warnings are added at the end, once the file is read).
 
     `text_cells`: the format's cells are all text (CSV); otherwise numbers must be numbers."""
     seen_codes: dict[str, int] = {}
-    unlabelled: set[str] = set()
     count = 0
     for row_number, cells in rows.rows:
         count += 1
@@ -112,9 +120,22 @@ def _valid_records(
         if isinstance(cells, RowProblem):
             report.error(cells)
             continue
+        label_cells = labels.pop_cells(cells)
         parsed = parse_record(row_number, cells, reference, text_cells=text_cells)
-        if isinstance(parsed, list):
-            for problem in parsed:
+        raw_activity = cells.get("activity_id")
+        activity_id = (
+            parsed.activity_id
+            if not isinstance(parsed, list)
+            else raw_activity
+            if isinstance(raw_activity, str) and raw_activity
+            else None
+        )
+        label_problems = labels.row(row_number, activity_id, label_cells)
+        if isinstance(parsed, list) or label_problems:
+            for problem in sorted(
+                [*(parsed if isinstance(parsed, list) else []), *label_problems],
+                key=_column_order,
+            ):
                 report.error(problem)
             continue
         first = seen_codes.setdefault(parsed.factor_code, row_number)
@@ -128,11 +149,6 @@ def _valid_records(
                 )
             )
             continue
-        if parsed.activity_id not in unlabelled:
-            warning = unlabelled_activity(parsed.activity_id, reference)
-            if warning is not None:
-                unlabelled.add(parsed.activity_id)
-                report.warn(RowProblem(row_number, warning.column, warning.code, warning.detail))
         for name in _TEXT_FIELDS:
             value = getattr(parsed, name)
             if isinstance(value, str) and looks_like_formula(value):
@@ -149,6 +165,13 @@ def _valid_records(
             yield row_number, parsed
     if count == 0:
         report.error(RowProblem(None, None, "no_rows", Message("upload.no_rows")))
+    for warning in labels.unlabelled_warnings():
+        report.warn(warning)
+
+
+def _column_order(problem: RowProblem) -> int:
+    """A row's problems in the order of the factor fields, the label columns last."""
+    return _COLUMN_ORDER.get(problem.column or "", len(_COLUMN_ORDER))
 
 
 def upload_draft(
@@ -236,6 +259,10 @@ def upload_draft(
     draft.upload_file_sha256 = sha256
     draft.upload_format = upload_format.value
     session.flush()
+    publisher = session.execute(
+        select(Publisher.slug).where(Publisher.id == dataset.publisher_id)
+    ).scalar_one()
+    labels = label_collector(session, publisher=publisher)
     try:
         store_factors(
             session,
@@ -245,6 +272,7 @@ def upload_draft(
                 report,
                 max_rows,
                 load_record_reference(session),
+                labels,
                 text_cells=upload_format is UploadFormat.CSV,
             ),
         )
@@ -270,6 +298,7 @@ def upload_draft(
                     f"calls for a {summary.required_bump.name} release, not {given.name}",
                 )
             )
+    report.activity_labels = labels.report()
     draft.validation_report = report.as_dict()
     append_event(
         session,

@@ -7,12 +7,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from app.core.audit import append_event
 from app.core.db import utcnow
 from app.core.errors import Conflict
+from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import latest_resolvable, parse_semver
 from app.factors.facets import record_release_facets
@@ -20,7 +21,10 @@ from app.factors.models import Factor
 from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
 from app.factors.search import index_released_factors
 from app.factors.validation import data_quality_rating
+from app.publishing.labels import publish_activity_labels
 from app.publishing.sources import SourceCache
+from app.signing.keys import ReleaseKeys
+from app.signing.statements import ensure_release_statement, sign_checkpoint
 from app.versioning.content_hash import compute_content_sha256
 
 _SOURCE_FIELDS = {"source_title", "source_publisher", "source_year", "source_url", "source_doi"}
@@ -97,8 +101,12 @@ def publish(
     reviewer: str,
     now: datetime | None = None,
     reviewed_sha256: str | None = None,
+    keys: ReleaseKeys | None = None,
 ) -> DatasetVersion:
-    """Freeze a version: content hash, timestamps, supersession, audit event (at `now`).
+    """Freeze a version: content hash, timestamps, supersession, audit event (at `now`); with
+    the release `keys`, also its signed release statement and an audit checkpoint (signed at
+    the real time, whatever `now` says). Without them (seed loads) the statement is signed on
+    its first request.
 
     The caller holds the dataset's lock (`app.datasets.service.lock_dataset`) and has checked
     that the version is newer than every release, so the release it supersedes is current.
@@ -130,6 +138,7 @@ def publish(
     if previous is not None:
         version.supersedes_id = previous.id
     session.flush()
+    labelled = _publish_labels(session, version=version, published_at=published_at)
     append_event(
         session,
         actor=reviewer,
@@ -140,10 +149,35 @@ def publish(
             "version": version.version,
             "content_sha256": version.content_sha256,
             "row_count": version.row_count,
+            **({"activity_labels": labelled} if labelled else {}),
         },
         occurred_at=version.published_at,
     )
+    if keys is not None:
+        ensure_release_statement(session, keys, version=version)
+        sign_checkpoint(session, keys, actor=reviewer)
     return version
+
+
+def _publish_labels(session: Session, *, version: DatasetVersion, published_at: datetime) -> int:
+    """The activity labels the version's upload gave, into the vocabulary (same transaction)."""
+    if not (version.validation_report or {}).get("activity_labels"):
+        return 0
+    publisher_id, publisher, dataset = session.execute(
+        select(Publisher.id, Publisher.slug, Dataset.slug)
+        .join(Dataset, Dataset.publisher_id == Publisher.id)
+        .where(Dataset.id == version.dataset_id)
+    ).one()
+    return publish_activity_labels(
+        session,
+        version_id=version.id,
+        report=version.validation_report,
+        publisher_id=publisher_id,
+        publisher=publisher,
+        labelled_in=f"{publisher}/{dataset}@{version.version}",
+        upload_file_name=version.upload_file_name,
+        published_at=published_at,
+    )
 
 
 def release_directly(

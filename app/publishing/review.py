@@ -51,6 +51,7 @@ def _queue_item(session: Session, row: Any, viewer: Viewer) -> dict[str, Any]:
         "changes": changes,
         "error_count": report.get("error_count"),
         "warning_count": report.get("warning_count"),
+        "activity_labels": [item["activity_id"] for item in report.get("activity_labels") or []],
         # A reviewer of the same publisher reads it but cannot publish or reject it.
         "can_review": viewer.publisher != row.publisher,
         "links": {

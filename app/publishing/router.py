@@ -23,6 +23,7 @@ from app.publishing.drafts import upload_draft
 from app.publishing.review import review_queue
 from app.publishing.schemas import PublishBody, ReasonBody, ReviewQueue, UploadResult
 from app.publishing.template import template_csv
+from app.signing.runtime import ReleaseKeysDep
 from app.versioning import versions
 
 router = APIRouter(prefix="/v1/datasets/{publisher}/{dataset}/versions", tags=["publishing"])
@@ -165,6 +166,7 @@ def publish_version(
     version: VersionPath,
     body: PublishBody,
     clock: ClockDep,
+    keys: ReleaseKeysDep,
 ) -> JSONResponse:
     """Publish a submitted version (`datasets:review`), naming the `content_sha256` you
     reviewed: it becomes immutable, the dataset's latest release, and the release it replaces
@@ -180,6 +182,7 @@ def publish_version(
         owner_publisher=publisher,
         reviewed_sha256=body.content_sha256,
         now=clock(),
+        keys=keys,
     )
     return _version_response(session, principal, publisher, dataset, version)
 
@@ -229,6 +232,7 @@ def withdraw_version(
     version: VersionPath,
     body: ReasonBody,
     clock: ClockDep,
+    keys: ReleaseKeysDep,
 ) -> JSONResponse:
     """Withdraw a published or deprecated version with a reason (`datasets:review`): it stays
     readable by exact version, flagged, and no longer answers "latest"; withdrawing the
@@ -243,6 +247,7 @@ def withdraw_version(
         owner_publisher=publisher,
         reason=body.reason,
         now=clock(),
+        keys=keys,
     )
     return _version_response(session, principal, publisher, dataset, version)
 

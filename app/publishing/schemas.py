@@ -76,6 +76,12 @@ class ReviewItem(BaseModel):
     warning_count: int | None = Field(
         description="Warnings in its upload's validation report (null: no report kept)"
     )
+    activity_labels: list[str] = Field(
+        default_factory=list,
+        description="The activities its upload names (`activity_name_zh`, `activity_name_en`, "
+        "`activity_keywords`): publishing adds their labels, listed in the version's "
+        "`report.activity_labels`, to the activity vocabulary",
+    )
     can_review: bool = Field(description="False for a reviewer of the same publisher")
     links: dict[str, str | None] = Field(
         description="Root-relative URLs: `version`, `factors`, `diff` (against the current "

@@ -7,6 +7,7 @@ import io
 
 from app.factors.schemas import UPLOADABLE_FIELDS
 from app.publishing.cells import TEXT_LIMITS
+from app.publishing.labels import LABEL_COLUMNS
 
 # The documented maximum of every text field, as the template's example row states it.
 LIMITS_NOTE = (
@@ -33,7 +34,14 @@ EXAMPLE_ROW: dict[str, str] = {
     "(confidence_interval, percentile_range or min_max) and, for the first two, "
     "uncertainty_confidence_level as a fraction (0.95). Empty uncertainty_kind: no confidence "
     "is claimed and estimates do not propagate the interval (this example's source gives per-gas "
-    "ranges, not a CO2e interval, so they are empty). " + LIMITS_NOTE,
+    "ranges, not a CO2e interval, so they are empty). "
+    "activity_name_zh, activity_name_en, activity_keywords (optional, empty here: this "
+    "activity is in the reference vocabulary) name a new activity of your own namespace, "
+    "whose activity_id starts with your publisher slug and a hyphen (cisa-hot-rolled-coil "
+    "for cisa): both names, and keywords separated by ';' (a keyword with Chinese characters "
+    "is a Chinese one). Every row that gives them gives the same for its activity; they are "
+    "reviewed with the version and join the activity vocabulary when it is published. "
+    + LIMITS_NOTE,
     "category": "energy/stationary-combustion/energy-industries",
     "region": "GLO",
     "reference_year": "2006",
@@ -59,7 +67,9 @@ EXAMPLE_ROW: dict[str, str] = {
 
 def template_csv() -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(UPLOADABLE_FIELDS), lineterminator="\n")
+    writer = csv.DictWriter(
+        buffer, fieldnames=[*UPLOADABLE_FIELDS, *LABEL_COLUMNS], lineterminator="\n"
+    )
     writer.writeheader()
     writer.writerow(EXAMPLE_ROW)
     return buffer.getvalue()

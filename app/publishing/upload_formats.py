@@ -20,13 +20,15 @@ from app.core.problem_text import Message
 from app.core.strict_json import strict_loads
 from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
 from app.publishing.cells import TEXT_LIMITS
+from app.publishing.labels import LABEL_COLUMNS
 from app.publishing.records import RowProblem
 from app.publishing.upload_limits import UploadLimits, UploadTooCostly, check_parquet_metadata
 
 REQUIRED_COLUMNS = tuple(
     name for name, info in FactorFields.model_fields.items() if info.is_required()
 )
-KNOWN_COLUMNS = frozenset(UPLOADABLE_FIELDS)
+# The factor fields, and the optional activity labels (app.publishing.labels).
+KNOWN_COLUMNS = frozenset(UPLOADABLE_FIELDS) | frozenset(LABEL_COLUMNS)
 PARQUET_MAGIC = b"PAR1"
 _BATCH_ROWS = 4096
 

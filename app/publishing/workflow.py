@@ -20,6 +20,8 @@ from app.datasets.version_models import RESOLVABLE_STATUSES, DatasetVersion
 from app.datasets.visibility import latest_released, latest_resolvable
 from app.factors.models import Factor
 from app.publishing.publish import publish
+from app.signing.keys import ReleaseKeys
+from app.signing.statements import sign_checkpoint
 from app.versioning.content_hash import compute_content_sha256
 
 
@@ -103,6 +105,7 @@ def approve(
     owner_publisher: str,
     reviewed_sha256: str,
     now: datetime | None = None,
+    keys: ReleaseKeys | None = None,
 ) -> None:
     _expect(version, label, "submitted")
     check_four_eyes(reviewer_publisher, owner_publisher, label, "publish")
@@ -121,7 +124,14 @@ def approve(
             ),
             extra={"latest_release": latest.version},
         )
-    publish(session, version=version, reviewer=reviewer, now=now, reviewed_sha256=reviewed_sha256)
+    publish(
+        session,
+        version=version,
+        reviewer=reviewer,
+        now=now,
+        reviewed_sha256=reviewed_sha256,
+        keys=keys,
+    )
 
 
 def reject(
@@ -154,6 +164,7 @@ def withdraw(
     owner_publisher: str,
     reason: str,
     now: datetime | None = None,
+    keys: ReleaseKeys | None = None,
 ) -> None:
     _expect(version, label, *RESOLVABLE_STATUSES)
     check_four_eyes(reviewer_publisher, owner_publisher, label, "withdraw")
@@ -177,6 +188,8 @@ def withdraw(
         reason=reason,
         current=restored.version if restored is not None else None,
     )
+    if keys is not None:
+        sign_checkpoint(session, keys, actor=reviewer)
 
 
 def delete_draft(

@@ -11,7 +11,9 @@
 - `reference_version`: which version (sha256 of the shipped files) of each table is loaded.
 
 Rows are written only by `app.reference.loader.load_reference_data` (from `seed_data/reference/`),
-which records an audit event whenever it changes a table.
+which records an audit event whenever it changes a table. The one exception is
+`activity_label`: the labels publishers give their own activities in an upload (names,
+keywords), written when the version that carries them is published.
 """
 
 from __future__ import annotations
@@ -121,6 +123,35 @@ class Activity(Base):
     locator: Mapped[str | None] = mapped_column(String(500))
     # Derived by the loader: the id, names and keywords, lowercased, one per line. `q` matches
     # a substring of it (a search term holds no whitespace, so it never spans two lines).
+    search_text: Mapped[str] = mapped_column(Text)
+
+
+class ActivityLabel(Base):
+    """A publisher's own labels of an activity in its namespace (`{publisher}-…`).
+
+    Given in upload columns (`activity_name_zh`, `activity_name_en`, `activity_keywords`),
+    shown in the draft's validation report for review, and written here in the transaction
+    that publishes the version; a later published version of the same publisher replaces them.
+    Terms, not figures: `labelled_in` says which release gave them.
+    """
+
+    __tablename__ = "activity_label"
+
+    activity_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    publisher_id: Mapped[int] = mapped_column(ForeignKey("publisher.id"), index=True)
+    # The publisher's slug, as the namespace rule and the API name it.
+    publisher: Mapped[str] = mapped_column(String(64))
+    name_zh: Mapped[str] = mapped_column(String(255))
+    name_en: Mapped[str] = mapped_column(String(255))
+    keywords_zh: Mapped[list[str]] = mapped_column(JSON, default=list)
+    keywords_en: Mapped[list[str]] = mapped_column(JSON, default=list)
+    version_id: Mapped[int] = mapped_column(ForeignKey("dataset_version.id"))
+    # `publisher/dataset@version` of the release that gave these labels, and its upload row.
+    labelled_in: Mapped[str] = mapped_column(String(300))
+    upload_file_name: Mapped[str | None] = mapped_column(String(255))
+    row_number: Mapped[int] = mapped_column(Integer)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # As `activity.search_text`: the id, names and keywords, lowercased, one a line.
     search_text: Mapped[str] = mapped_column(Text)
 
 

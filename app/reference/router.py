@@ -3,7 +3,7 @@ activity labels the service reasons with, each with where it comes from."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
@@ -197,7 +197,7 @@ def _after_activity(cursor: str | None, scope: dict[str, object]) -> str | None:
     "/activities",
     response_model=Page[ActivityRead],
     summary="List activities: the activity_id vocabulary with names, synonyms and sources",
-    dependencies=[Depends(only_query_params(("q", "limit", "cursor")))],
+    dependencies=[Depends(only_query_params(("q", "match", "limit", "cursor")))],
 )
 def list_activities(
     request: Request,
@@ -210,15 +210,22 @@ def list_activities(
             description="Every term (whitespace-separated) in the id, a name or a keyword",
         ),
     ] = None,
+    match: Annotated[
+        Literal["term", "substring"],
+        Query(
+            description="How each term of `q` matches, as in `GET /v1/factors`: `term` "
+            "(default; 烟煤 does not find 无烟煤) or `substring`",
+        ),
+    ] = "term",
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Response:
     """The activity vocabulary in id order, a page of at most `limit`: each activity_id with
     its names, descriptions, synonyms and where the wording comes from. No token needed."""
     q = q.replace("\x00", "") if q else None
-    scope: dict[str, object] = {"q": q}
+    scope: dict[str, object] = {"q": q, **({"match": match} if match != "term" else {})}
     items, last = service.list_activities(
-        session, q=q, after=_after_activity(cursor, scope), limit=limit
+        session, q=q, after=_after_activity(cursor, scope), limit=limit, match=match
     )
     next_cursor = encode_cursor([last], scope) if last is not None else None
     return page_response(request, items, next_cursor, cache_control=SHORT_LIVED)

@@ -165,9 +165,21 @@ class ActivityRead(BaseModel):
         "efdb coined it"
     )
     locator: str | None = Field(description=_LOCATOR)
+    publisher: str | None = Field(
+        default=None,
+        description="The publisher whose upload gave these labels to an activity of its own "
+        "namespace (`{publisher}-…`); null for efdb's reference vocabulary",
+    )
+    labelled_in: str | None = Field(
+        default=None,
+        description="The release (`publisher/dataset@version`) whose upload gave the "
+        "publisher's labels; null for the reference vocabulary",
+    )
 
 
 class ActivityDetail(ActivityRead):
     """One activity of the shared vocabulary, with the version of the labels loaded."""
 
-    reference_version: str | None = Field(description="sha256 of the loaded activity labels")
+    reference_version: str | None = Field(
+        description="sha256 of the loaded activity labels (null for a publisher's labels)"
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.errors import NotFound
@@ -12,7 +12,8 @@ from app.core.problem_text import Message
 from app.reference.conversions import load_properties
 from app.reference.gwp import load_gwp_table
 from app.reference.locations import MAX_DEPTH, region_chains
-from app.reference.models import Activity, Location, LocationMember, ReferenceVersion
+from app.reference.models import Activity, ActivityLabel, Location, LocationMember, ReferenceVersion
+from app.reference.terms import MATCH_TERM, term_rule
 from app.reference.units import (
     ACCEPTED_UNITS,
     conversion_multiplier,
@@ -198,33 +199,105 @@ _ACTIVITY_FIELDS = (
 
 
 def _activity(row: Activity) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in _ACTIVITY_FIELDS}
+    return {
+        **{name: getattr(row, name) for name in _ACTIVITY_FIELDS},
+        "publisher": None,
+        "labelled_in": None,
+    }
+
+
+def _publisher_activity(row: ActivityLabel) -> dict[str, Any]:
+    """A publisher's labels, in the vocabulary's shape: the source is the release."""
+    return {
+        "id": row.activity_id,
+        "name_zh": row.name_zh,
+        "name_en": row.name_en,
+        "description_zh": None,
+        "description_en": None,
+        "keywords_zh": row.keywords_zh,
+        "keywords_en": row.keywords_en,
+        "source": f"{row.publisher}'s own labels, given with the upload of {row.labelled_in}",
+        "locator": f"upload file {row.upload_file_name or '(unnamed)'}, row {row.row_number}",
+        "publisher": row.publisher,
+        "labelled_in": row.labelled_in,
+    }
 
 
 def list_activities(
-    session: Session, *, q: str | None, after: str | None, limit: int
+    session: Session,
+    *,
+    q: str | None,
+    after: str | None,
+    limit: int,
+    match: str = MATCH_TERM,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of activities ordered by id, and the last id when more follow.
+    """One page of activities ordered by id, and the last id when more follow: the reference
+    vocabulary and the labels publishers gave their own activities, merged by id.
 
-    `q`: every whitespace-separated term in the id, a name or a keyword (as factor search
-    reads activity labels)."""
-    query = select(Activity).order_by(Activity.id).limit(limit + 1)
-    if q:
-        terms = [term.lower() for term in dict.fromkeys(q.split())]
-        query = query.where(
-            and_(*(Activity.search_text.contains(term, autoescape=True) for term in terms))
-        )
+    `q`: every whitespace-separated term in the id, a name or a keyword, matched as factor
+    search matches them (`match`: as terms, see app.reference.terms, or as substrings)."""
+    terms = [term.lower() for term in dict.fromkeys(q.split())] if q else []
+    if terms:
+        return _matching_activities(session, terms, after=after, limit=limit, match=match)
+    reference = select(Activity).order_by(Activity.id).limit(limit + 1)
+    published = select(ActivityLabel).order_by(ActivityLabel.activity_id).limit(limit + 1)
     if after is not None:
-        query = query.where(Activity.id > after)
-    rows = list(session.scalars(query))
+        reference = reference.where(Activity.id > after)
+        published = published.where(ActivityLabel.activity_id > after)
+    merged = {row.id: _activity(row) for row in session.scalars(reference)}
+    for label in session.scalars(published):
+        merged.setdefault(label.activity_id, _publisher_activity(label))  # reference first
+    rows = [merged[key] for key in sorted(merged)][: limit + 1]
     more = len(rows) > limit
     rows = rows[:limit]
-    return [_activity(row) for row in rows], rows[-1].id if more and rows else None
+    return rows, rows[-1]["id"] if more and rows else None
+
+
+def _matching_activities(
+    session: Session, terms: list[str], *, after: str | None, limit: int, match: str
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The vocabulary rows that hold any term (the tables are small: read whole), each term's
+    rule built from them, and the rows every term matches, in id order."""
+    reference = list(
+        session.scalars(
+            select(Activity).where(
+                or_(*(Activity.search_text.contains(term, autoescape=True) for term in terms))
+            )
+        )
+    )
+    published = list(
+        session.scalars(
+            select(ActivityLabel).where(
+                or_(*(ActivityLabel.search_text.contains(term, autoescape=True) for term in terms))
+            )
+        )
+    )
+    vocabulary: list[Activity | ActivityLabel] = [*reference, *published]
+    rules = [term_rule(term, vocabulary) for term in terms]
+
+    def found(text: str) -> bool:
+        if match == MATCH_TERM:
+            return all(rule.term in text and rule.matches(text) for rule in rules)
+        return all(term in text for term in terms)
+
+    merged: dict[str, dict[str, Any]] = {}
+    for row in reference:
+        if found(row.search_text):
+            merged[row.id] = _activity(row)
+    for label in published:
+        if found(label.search_text):
+            merged.setdefault(label.activity_id, _publisher_activity(label))
+    ids = [key for key in sorted(merged) if after is None or key > after]
+    page = ids[:limit]
+    return [merged[key] for key in page], page[-1] if len(ids) > limit else None
 
 
 def get_activity(session: Session, *, activity_id: str) -> dict[str, Any]:
     activity = session.get(Activity, activity_id)
     if activity is None:
+        label = session.get(ActivityLabel, activity_id)
+        if label is not None:
+            return {**_publisher_activity(label), "reference_version": None}
         raise NotFound(
             f"No activity '{activity_id}' in the activity labels: see GET /v1/activities. "
             "Factors may still use it (publishers may introduce activities): "

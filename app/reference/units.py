@@ -17,7 +17,19 @@ import pint
 
 from app.core.problem_text import Message
 
-_registry: pint.UnitRegistry[float] = pint.UnitRegistry()
+
+def _unit_registry() -> pint.UnitRegistry[float]:
+    """pint parses its definition files on every start (about 1 s of CPU, in each server
+    process, worker and CLI run); ":auto:" caches the parsed registry in the user's cache
+    directory, keyed by the files' content. Where that directory cannot be written (a
+    read-only home in a container) pint parses the files as it does without a cache."""
+    try:
+        return pint.UnitRegistry(cache_folder=":auto:")
+    except OSError:
+        return pint.UnitRegistry()
+
+
+_registry = _unit_registry()
 # Spellings common in emission-factor tables that pint does not know.
 _registry.define("m3 = meter ** 3")
 _registry.define("m2 = meter ** 2")

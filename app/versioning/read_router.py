@@ -25,6 +25,7 @@ from app.factors.router import FactorCode
 from app.versioning import versions
 from app.versioning.diff import diff_response
 from app.versioning.history import factor_history
+from app.versioning.schemas import FactorHistory, VersionDiff
 
 version_router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 diff_router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -58,6 +59,7 @@ def get_version(
 
 @diff_router.get(
     "/{publisher}/{dataset}/versions/{version}/diff",
+    response_model=VersionDiff,
     summary="What changed from one released version to another (or to a submitted version, "
     "for its publisher and reviewers), field by field",
     dependencies=[Depends(only_query_params(("from",)))],
@@ -90,6 +92,7 @@ def diff_versions(
 
 @factor_router.get(
     "/{publisher}/{dataset}/{factor_code}/history",
+    response_model=FactorHistory,
     summary="The factor's values in every released version, newest first",
     dependencies=[Depends(only_query_params(()))],
 )

@@ -14,6 +14,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from app.web.changes_pages import router as changes_pages
+from app.web.citation_check_pages import router as citation_check_pages
 from app.web.dataset_pages import router as dataset_pages
 from app.web.factor_pages import router as factor_pages
 from app.web.i18n import Lang, Translator, negotiate
@@ -25,13 +27,15 @@ from app.web.templating import PageMeta, render_page
 STATIC_DIR = Path(__file__).parent / "static"
 # Paths that belong to the machine interfaces: their errors stay problem+json.
 _API_PREFIXES = ("/v1/", "/oauth/", "/auth/", "/.well-known/", "/healthz", "/readyz", "/metrics")
-_MACHINE_SUFFIXES = (".json", ".csv", ".parquet", ".arrow", ".arrows")
+_MACHINE_SUFFIXES = (".json", ".csv", ".parquet", ".arrow", ".arrows", ".atom")
 
 # One router per page module, each owning its routes, its templates and its labels.
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
     dataset_pages,
     resolve_pages,
     snapshot_pages,
+    changes_pages,
+    citation_check_pages,
     search_pages,
     factor_pages,
 )

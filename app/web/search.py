@@ -13,7 +13,7 @@ import csv
 import hashlib
 import io
 from dataclasses import dataclass, fields
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -57,6 +57,8 @@ FILTER_PARAMS: tuple[str, ...] = (
     "publisher",
     "dataset",
     "license",
+    # Not a facet: how q's terms match (the API's `match`; unset: as terms).
+    "match",
 )
 ACCEPTED = (*FILTER_PARAMS, "cursor", "limit", "lang")
 # The columns of the CSV twin: the factor as the API gives it, most useful first.
@@ -102,6 +104,7 @@ class SearchParams(BaseModel):
     publisher: Annotated[str, Field(pattern=SLUG_PATTERN)] | None = None
     dataset: Annotated[str, Field(pattern=DATASET_REF_PATTERN)] | None = None
     license: Annotated[str, Field(max_length=128)] | None = None
+    match: Literal["substring"] | None = None
     cursor: Annotated[str, Field(max_length=512)] | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = PAGE_SIZE
 
@@ -157,6 +160,7 @@ def to_filters(params: SearchParams) -> service.FactorFilters:
         publisher = owner
     return service.FactorFilters(
         q=params.q,
+        match=params.match if params.q else None,
         activity_id=params.activity_id,
         region=params.region,
         year=params.year,
@@ -274,6 +278,12 @@ def search_page(request: Request, session: SessionDep) -> Response:
     lang = negotiate(request)
     t = Translator(lang)
     next_url = next_link(request, result.next_cursor)
+    # Activities by their names in the page's language (labels: reference or publisher's).
+    labels = {
+        value.value: t.pick(value.label_zh, value.label_en)
+        for value in result.facets.values["activity_id"]
+        if value.label_zh or value.label_en
+    }
     context = {
         "params": params,
         "active": params.active(),
@@ -285,8 +295,11 @@ def search_page(request: Request, session: SessionDep) -> Response:
         "links": facet_links(params, lang),
         "set_link": lambda name, value: set_link(params, lang, name, value),
         "facet_names": FACETS,
+        "substring_link": set_link(params, lang, "match", "substring")
+        if params.q and params.match is None
+        else None,
         "related": [
-            (name, total, related_link(params, lang, name))
+            (labels.get(name) or name, total, related_link(params, lang, name))
             for name, total in sorted(result.related.items())
         ],
     }

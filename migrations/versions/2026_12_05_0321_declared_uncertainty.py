@@ -7,7 +7,7 @@ said. Two nullable columns hold what the publisher declared: `uncertainty_kind`
 released content hash changes and no interval is claimed to be more than a range.
 
 Revision ID: 20261205_0321
-Revises: 20261204_0204
+Revises: 20261205_0311
 Create Date: 2026-12-05 03:21:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261205_0321"
-down_revision: str | None = "20261204_0204"
+down_revision: str | None = "20261205_0311"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -116,17 +116,41 @@ def test_download_parquet_through_its_button(page: Page, explorer: Site) -> None
         f"{SYNTH_PATH}/versions/1.1.0?lang=zh",
         f"/publishers/{SYNTH}?lang=en",
         "/snapshots?lang=zh",
+        "/changes?lang=en",
+        "/citations?lang=zh",
         "/compare?lang=en&f=ipcc-tfi/ipcc-2006-stationary-combustion/natural-gas"
         "&f=desnz-uk/uk-ghg-conversion-factors-2024/natural-gas-kwh-net-cv&unit=kWh&gwp=AR4",
         "/resolve?lang=en&activity_id=electricity-grid-mix&region=CN-GD&year=last",
     ],
-    ids=["dataset-disabled-download", "version", "publisher", "snapshots", "compare", "form-error"],
+    ids=[
+        "dataset-disabled-download",
+        "version",
+        "publisher",
+        "snapshots",
+        "changes",
+        "citations",
+        "compare",
+        "form-error",
+    ],
 )
 def test_every_page_type_passes_axe(page: Page, explorer: Site, path: str) -> None:
     page.goto(f"{explorer.url}{path}")
     assert_accessible(page)
     name = path.split("?")[0].strip("/").replace("/", "-")
     screenshot(page, f"axe-{name}-{explorer.engine.dialect.name}")
+
+
+def test_pasted_citations_are_checked_in_the_browser(page: Page, explorer: Site) -> None:
+    page.goto(f"{explorer.url}/citations?lang=en")
+    page.get_by_label("Citations (CSV)").fill(
+        "id,value\n"
+        "mee-cn/cn-electricity-co2/national-average-2022@1.0.0,\n"
+        "mee-cn/cn-electricity-co2/no-such-factor@1.0.0,\n"
+    )
+    page.get_by_role("button", name="Check").click()
+    expect(page.get_by_role("status")).to_have_text("2 citations checked; 1 need attention.")
+    expect(page.get_by_test_id("citation-1")).to_contain_text("No such factor in that release")
+    assert_accessible(page)
 
 
 def test_the_disabled_download_says_why(page: Page, explorer: Site) -> None:

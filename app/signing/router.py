@@ -1,0 +1,129 @@
+"""Signed release statements and signed audit checkpoints, public (no token for public data)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from app.auth.viewer import ViewerDep
+from app.core.db import SessionDep
+from app.core.errors import NotFound
+from app.core.http_cache import IMMUTABLE, PRIVATE, SHORT_LIVED, etag_matches
+from app.core.pagination import after_id_from_cursor, id_cursor, page_response
+from app.core.params import (
+    DEFAULT_PAGE,
+    Cursor,
+    DatasetSlug,
+    Limit,
+    PublisherSlug,
+    VersionPath,
+    only_query_params,
+)
+from app.core.schemas import Page
+from app.datasets import service as datasets_service
+from app.datasets.models import Dataset
+from app.datasets.version_models import RELEASED_STATUSES
+from app.signing.jws import MEDIA_TYPE
+from app.signing.models import AuditCheckpoint
+from app.signing.runtime import ReleaseKeysDep
+from app.signing.statements import checkpoint_resource, ensure_release_statement
+
+router = APIRouter()
+
+
+def jose_response(request: Request, token: str, *, cache_control: str) -> Response:
+    """A JWS in compact form as `application/jose`, with a strong ETag."""
+    etag = '"' + hashlib.sha256(token.encode("ascii")).hexdigest() + '"'
+    headers = {"ETag": etag, "Cache-Control": cache_control}
+    if etag_matches(request, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(token, media_type=MEDIA_TYPE, headers=headers)
+
+
+JOSE_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {
+        "content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
+        "description": "JWS compact serialization (RFC 7515), ES256, `kid` and `iat` in the "
+        "protected header; verify with the release keys of /.well-known/jwks.json",
+    },
+    304: {"description": "Not modified (`If-None-Match` matched the ETag)"},
+}
+
+
+@router.get(
+    "/v1/datasets/{publisher}/{dataset}/versions/{version}/release.jws",
+    tags=["versions"],
+    summary="A release's signed statement (JWS)",
+    response_class=Response,
+    responses=JOSE_RESPONSES,
+    dependencies=[Depends(only_query_params(()))],
+)
+def release_statement(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    keys: ReleaseKeysDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    version: VersionPath,
+) -> Response:
+    """The release statement of a published (or since deprecated or withdrawn) version,
+    signed by the service's release key: publisher, dataset, version, `content_sha256`, row
+    count, licence, publication time and the hash of its `version.published` audit event.
+    Signed at publish; a version released before signing existed is signed on this first
+    request. 404 for an unknown or unreleased version (and a registered dataset the caller may
+    not read). `efdb verify release.jws --jwks jwks.json` checks it offline."""
+    _, row = datasets_service.get_version(
+        session, viewer=viewer, publisher=publisher, dataset=dataset, version=version
+    )
+    if row.status not in RELEASED_STATUSES:
+        raise NotFound(f"{publisher}/{dataset}@{version} is not released: it has no statement.")
+    statement = ensure_release_statement(session, keys, version=row)
+    # A registered dataset's statement must not sit in shared caches.
+    owner = session.get(Dataset, row.dataset_id)
+    private = owner is None or owner.access != "public"
+    return jose_response(request, statement.jws, cache_control=PRIVATE if private else IMMUTABLE)
+
+
+class CheckpointRead(BaseModel):
+    """A signed audit checkpoint: the chain's length and head hash when it was signed."""
+
+    id: int = Field(description="Checkpoint id (ascending with time)")
+    event_count: int = Field(description="Number of audit events in the chain when signed")
+    head_hash: str = Field(description="Hash of the chain's last event then (64 hex digits)")
+    signed_at: str = Field(description="When it was signed (ISO 8601, UTC)")
+    kid: str = Field(description="The release key that signed it (in /.well-known/jwks.json)")
+    jws: str = Field(
+        description="The checkpoint as JWS compact (ES256): its payload is "
+        "{type, issuer, event_count, head_hash, signed_at}; save it to check later that the "
+        "chain still extends it (`efdb audit verify --checkpoint FILE`)"
+    )
+
+
+@router.get(
+    "/v1/audit/checkpoints",
+    tags=["audit"],
+    response_model=Page[CheckpointRead],
+    summary="Signed audit checkpoints, newest first",
+    dependencies=[Depends(only_query_params(("limit", "cursor")))],
+)
+def list_checkpoints(
+    request: Request, session: SessionDep, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
+) -> Response:
+    """Signed checkpoints of the audit chain (event count, head hash, time), newest first; no
+    token needed. One is signed at every publish, withdraw and snapshot, and by
+    `efdb audit checkpoint`. Whoever saves one can later detect deleted or rewritten events."""
+    query = select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc())
+    before = after_id_from_cursor(cursor, {})
+    if before is not None:
+        query = query.where(AuditCheckpoint.id < before)
+    rows = list(session.execute(query.limit(limit + 1)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = id_cursor(rows[-1].id if more else None, {})
+    return page_response(
+        request, [checkpoint_resource(row) for row in rows], next_cursor, cache_control=SHORT_LIVED
+    )
