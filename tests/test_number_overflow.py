@@ -49,6 +49,8 @@ def huge(session: Session) -> None:
                 co2e=1e300,
                 uncertainty_low=0.5e300,
                 uncertainty_high=1e305,
+                # Declared, so that an estimate propagates it (an undeclared one is not).
+                uncertainty_kind="min_max",
             ),
             factor_fields("small", activity_id="small", unit="kWh", co2e=0.5),
             factor_fields(

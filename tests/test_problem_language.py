@@ -377,3 +377,18 @@ def test_body_too_large_is_translated(client: TestClient, seeded: None) -> None:
     )
     assert en["detail"] == "The request body is larger than the 256 KB this service accepts here."
     assert zh["detail"] == "请求正文超过了此处允许的 256 KB。"
+
+
+def test_search_too_broad_is_translated(
+    client: TestClient, seeded: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.factors import service
+
+    monkeypatch.setattr(service, "TEXT_SEARCH_CANDIDATE_CAP", 2)  # the seed has more factors
+    # A term of two characters has no text index, so it cannot narrow the search.
+    en, zh = assert_bilingual(*both(client, "GET", "/v1/factors?q=xy"), 422)
+    assert en["title"] == zh["title"] == "Search too broad"
+    assert "'xy' is shorter than three characters" in en["detail"]
+    assert "Add a filter" in en["detail"]
+    assert zh["detail"].startswith("文本检索 q='xy' 需要排序的因子超过 2 个（'xy' 短于三个字符")
+    assert zh["errors"][0]["detail"] == "候选因子超过 2 个"

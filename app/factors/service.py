@@ -13,7 +13,7 @@ from app.core.db import AnySelect
 from app.core.errors import InvalidParameter, NotFound, ProblemError
 from app.core.pagination import after_id_from_cursor, decode_cursor, id_cursor
 from app.core.principal import Viewer
-from app.core.problem_text import Message
+from app.core.problem_text import Message, joined
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
@@ -232,26 +232,29 @@ def text_candidates(
 
 def too_broad(filters: FactorFilters, text: TextSearch) -> SearchTooBroad:
     short = text.short_terms()
-    reasons = []
+    reasons: list[Message] = []
     if short:
         listed = ", ".join(f"'{term}'" for term in short)
         reasons.append(
-            f"{listed} {'is' if len(short) == 1 else 'are'} shorter than three characters, "
-            "which no text index can look up"
+            Message("search.short_term" if len(short) == 1 else "search.short_terms", terms=listed)
         )
     if text.indexed_condition() is not None:
-        reasons.append("its longer terms are common")
+        reasons.append(Message("search.common_terms"))
+    cap = f"{TEXT_SEARCH_CANDIDATE_CAP:,}"
     return SearchTooBroad(
-        f"The text search q='{filters.q}' would have to rank more than "
-        f"{TEXT_SEARCH_CANDIDATE_CAP:,} factors"
-        + (f" ({'; '.join(reasons)})" if reasons else "")
-        + ". Add a filter that narrows it (activity_id, region with year, dataset, category, "
-        "unit) or a longer, more specific term.",
+        Message(
+            "search.too_broad_because",
+            q=filters.q,
+            cap=cap,
+            reasons=joined(reasons, en="; ", zh="；"),
+        )
+        if reasons
+        else Message("search.too_broad", q=filters.q, cap=cap),
         errors=[
             {
                 "loc": ["query", "q"],
                 "code": "too_broad",
-                "detail": f"more than {TEXT_SEARCH_CANDIDATE_CAP} candidate factors",
+                "detail": Message("search.too_many_candidates", cap=TEXT_SEARCH_CANDIDATE_CAP),
             }
         ],
     )
