@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.config import PROJECT_ROOT, Settings, get_settings
+from app.signing.verify_arguments import add_arguments as add_verify_arguments
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -566,22 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a downloaded snapshot, export, release.jws or checkpoint offline against "
         "the public keys (no database); exit 1 naming what failed",
     )
-    verify.add_argument(
-        "path",
-        type=Path,
-        help="a snapshot folder or its manifest.json, a Parquet or Arrow export, a release.jws "
-        "or a saved checkpoint",
-    )
-    verify.add_argument(
-        "--jwks", required=True, help="the service's public keys: a file or an http(s) URL"
-    )
-    verify.add_argument(
-        "--audit-log",
-        type=Path,
-        metavar="FILE",
-        help="with a saved checkpoint: the audit log now (GET /v1/audit pages as JSON); checks "
-        "that it still extends the checkpoint",
-    )
+    add_verify_arguments(verify)
     verify.set_defaults(handler=cmd_verify)
 
     _add_admin_commands(commands)

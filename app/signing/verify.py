@@ -39,6 +39,7 @@ from app.signing.jws import (
     SignatureProblem,
     verify,
 )
+from app.signing.verify_arguments import add_arguments
 
 RELEASE_STATEMENT_KEY = b"efdb:release_statement"
 
@@ -359,25 +360,6 @@ def verify_path(path: Path, jwks: dict[str, Any], audit_log: Path | None = None)
     else:
         verify_export(report, path, jwks)
     return report
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "path",
-        type=Path,
-        help="a snapshot folder or its manifest.json, a Parquet or Arrow export, a release.jws "
-        "or a saved checkpoint",
-    )
-    parser.add_argument(
-        "--jwks", required=True, help="the service's public keys: a file or an http(s) URL"
-    )
-    parser.add_argument(
-        "--audit-log",
-        type=Path,
-        metavar="FILE",
-        help="with a saved checkpoint: the audit log now (GET /v1/audit pages as JSON); checks "
-        "that it still extends the checkpoint",
-    )
 
 
 def run(path: Path, jwks_source: str, audit_log: Path | None = None) -> int:
