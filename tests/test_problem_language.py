@@ -562,3 +562,30 @@ def test_no_activity_is_translated(client: TestClient, seeded: None) -> None:
         "活动标签中没有活动“graphene-production”：见 GET /v1/activities。因子仍可能使用该活动"
         "（发布机构可自行引入活动）：GET /v1/factors?activity_id=graphene-production。"
     )
+
+
+def test_snapshot_conflicts_and_lost_files_are_translated(
+    client: TestClient, tokens: Any, settings: Any
+) -> None:
+    admin = tokens.admin()
+    # Nothing published yet: nothing to snapshot.
+    en, zh = assert_bilingual(*both(client, "POST", "/v1/snapshots", headers=admin), 409)
+    assert en["detail"] == "There is no public, redistributable published dataset to snapshot."
+    assert zh["detail"] == "没有可纳入数据快照的公开、可再分发的已发布数据集。"
+
+    from tests.test_dataset_deprecation import OLD, _publish
+    from tests.test_publishing import DATASET_BODY, PUBLISHER
+
+    writer, reviewer = tokens.writer(PUBLISHER), tokens.reviewer()
+    assert client.post("/v1/datasets", json=DATASET_BODY, headers=writer).status_code == 201
+    _publish(client, writer, reviewer, OLD)
+    snapshot = client.post("/v1/snapshots", headers=admin)
+    assert snapshot.status_code == 201, snapshot.text
+    body = snapshot.json()
+    manifest = next(f for f in body["files"] if f["name"] == "manifest.json")
+    (settings.export_dir / "sha256" / f"{manifest['sha256']}.json").unlink()
+    en, zh = assert_bilingual(
+        *both(client, "GET", f"/v1/snapshots/{body['id']}/manifest.json"), 404
+    )
+    assert en["detail"] == f"Snapshot {body['id']} has no file manifest.json in the export store."
+    assert zh["detail"] == f"导出存储中没有数据快照 {body['id']} 的文件 manifest.json。"
