@@ -589,3 +589,71 @@ def test_snapshot_conflicts_and_lost_files_are_translated(
     )
     assert en["detail"] == f"Snapshot {body['id']} has no file manifest.json in the export store."
     assert zh["detail"] == f"导出存储中没有数据快照 {body['id']} 的文件 manifest.json。"
+
+
+def test_web_pages_own_problems_follow_the_page_language(client: TestClient, seeded: None) -> None:
+    """A page's own 422s (and 404s) are in the page's language, whatever the header says; their
+    machine twins (`.json`) follow `Accept-Language` as the API does."""
+    html_en = {"Accept": "text/html", "Accept-Language": "en"}
+    cases = [
+        (
+            "/factors/mee-cn/cn-electricity-co2/bad%20code",
+            422,
+            "“bad code”不是因子代码。",
+            "&#39;bad code&#39; is not a factor code.",
+        ),
+        (
+            "/datasets/mee-cn/cn-electricity-co2/diff/1.0.0",
+            422,
+            "“1.0.0”不是版本范围：请写作 旧版本...新版本，例如 1.0.0...1.1.0。",
+            "&#39;1.0.0&#39; is not a version range",
+        ),
+        (
+            "/?year=abc",
+            422,
+            "检索条件无效（year：应为整数，无法将文本解析为整数）。",
+            "The search is not valid (year: Input should be a valid integer",
+        ),
+    ]
+    for url, status, zh_text, en_text in cases:
+        joiner = "&" if "?" in url else "?"
+        zh_page = client.get(f"{url}{joiner}lang=zh", headers=html_en)
+        assert zh_page.status_code == status, zh_page.text
+        assert zh_page.headers["content-type"].startswith("text/html")
+        assert zh_text in zh_page.text, zh_page.text
+        en_page = client.get(f"{url}{joiner}lang=en", headers=html_en)
+        assert en_page.status_code == status
+        assert en_text in en_page.text, en_page.text
+        assert zh_text not in en_page.text
+
+    en, zh = assert_bilingual(*both(client, "GET", "/.json?year=abc"), 422)
+    assert en["detail"].startswith("The search is not valid (year: Input should be a valid")
+    assert zh["detail"] == "检索条件无效（year：应为整数，无法将文本解析为整数）。"
+    assert zh["errors"][0]["detail"] == "应为整数，无法将文本解析为整数"
+
+    en, zh = assert_bilingual(
+        *both(client, "GET", "/factors/mee-cn/cn-electricity-co2/national-average-2022.csv"), 404
+    )
+    assert (en["detail"], zh["detail"]) == (
+        "No .csv form of a factor; try .json.",
+        "因子没有 .csv 格式；请使用 .json。",
+    )
+
+    en, zh = assert_bilingual(*both(client, "GET", "/resolve.json"), 422)
+    assert (en["detail"], zh["detail"]) == (
+        "The resolve line is incomplete or malformed.",
+        "待匹配的条目不完整或格式有误。",
+    )
+
+    one = "/compare.json?f=mee-cn/cn-electricity-co2/national-average-2022"
+    en, zh = assert_bilingual(*both(client, "GET", one), 422)
+    assert (en["detail"], zh["detail"]) == (
+        "Give 2 to 5 factors (there are 1).",
+        "请给出 2 至 5 个因子（现有 1 个）。",
+    )
+    two = f"{one}&f=mee-cn/cn-electricity-co2/national-average-2021&gwp=AR9"
+    en, zh = assert_bilingual(*both(client, "GET", two), 422)
+    assert (en["detail"], zh["detail"]) == (
+        "The GWP set must be AR4, AR5 or AR6.",
+        "GWP 须为 AR4、AR5 或 AR6。",
+    )
