@@ -392,3 +392,268 @@ def test_search_too_broad_is_translated(
     assert "Add a filter" in en["detail"]
     assert zh["detail"].startswith("文本检索 q='xy' 需要排序的因子超过 2 个（'xy' 短于三个字符")
     assert zh["errors"][0]["detail"] == "候选因子超过 2 个"
+
+
+def test_dataset_create_and_deprecate_conflicts_are_translated(
+    client: TestClient, tokens: Any
+) -> None:
+    from tests.test_dataset_deprecation import NEW, OLD, _publish
+    from tests.test_publishing import DATASET_BODY, PUBLISHER
+
+    writer, reviewer = tokens.writer(PUBLISHER), tokens.reviewer()
+    for slug in (OLD, NEW):
+        body = {**DATASET_BODY, "slug": slug}
+        assert client.post("/v1/datasets", json=body, headers=writer).status_code == 201
+        _publish(client, writer, reviewer, slug)
+    en, zh = assert_bilingual(
+        *both(client, "POST", "/v1/datasets", json=DATASET_BODY, headers=writer), 409
+    )
+    assert en["detail"] == f"Dataset {PUBLISHER}/{OLD} already exists."
+    assert zh["detail"] == f"数据集 {PUBLISHER}/{OLD} 已存在。"
+
+    hidden = {**DATASET_BODY, "slug": "members-only", "access": "registered"}
+    assert client.post("/v1/datasets", json=hidden, headers=writer).status_code == 201
+    deprecate = f"/v1/datasets/{PUBLISHER}/{OLD}/deprecate"
+    to_hidden = {"superseded_by": f"{PUBLISHER}/members-only", "reason": "synthetic"}
+    en, zh = assert_bilingual(
+        *both(client, "POST", deprecate, json=to_hidden, headers=reviewer), 409
+    )
+    assert en["detail"].endswith("which anonymous readers cannot see.")
+    assert zh["detail"] == (
+        f"{PUBLISHER}/members-only 不能取代 {PUBLISHER}/{OLD}：{PUBLISHER}/{OLD} 为公开数据集，"
+        "而其后继数据集的访问级别为“registered”，匿名读者无法查看。"
+    )
+
+    # NEW superseded by OLD, then OLD by NEW: a loop.
+    to_old = {"superseded_by": f"{PUBLISHER}/{OLD}", "reason": "synthetic"}
+    new_deprecate = f"/v1/datasets/{PUBLISHER}/{NEW}/deprecate"
+    assert client.post(new_deprecate, json=to_old, headers=reviewer).status_code == 200
+    to_new = {"superseded_by": f"{PUBLISHER}/{NEW}", "reason": "synthetic"}
+    en, zh = assert_bilingual(*both(client, "POST", deprecate, json=to_new, headers=reviewer), 409)
+    assert en["detail"].endswith(f"its own chain of successors leads back to {PUBLISHER}/{OLD}.")
+    assert zh["detail"] == (
+        f"{PUBLISHER}/{NEW} 不能取代 {PUBLISHER}/{OLD}：其自身的后继链最终指回 {PUBLISHER}/{OLD}。"
+    )
+
+    en, zh = assert_bilingual(
+        *both(client, "POST", new_deprecate, json=to_old, headers=reviewer), 409
+    )
+    match = re.fullmatch(
+        rf"Dataset {PUBLISHER}/{NEW} is already deprecated \(by (\S+) at (\S+)\)\.", en["detail"]
+    )
+    assert match is not None, en["detail"]
+    by, at = match.groups()
+    assert zh["detail"] == f"数据集 {PUBLISHER}/{NEW} 已被弃用（由 {by} 于 {at} 弃用）。"
+
+
+def test_draft_upload_conflicts_are_translated(
+    client: TestClient, tokens: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.publishing import drafts
+    from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS, publish
+    from tests.upload_files import csv_bytes, synthetic_row
+
+    writer, reviewer = tokens.writer(PUBLISHER), tokens.reviewer()
+    assert client.post("/v1/datasets", json=DATASET_BODY, headers=writer).status_code == 201
+
+    def upload(version: str, row: int, *, notes: str | None = None) -> tuple[Any, Any]:
+        data = {"version": version, **({"release_notes": notes} if notes is not None else {})}
+        file = ("f.csv", csv_bytes([synthetic_row(row)]), "text/csv")
+        return both(client, "POST", VERSIONS, headers=writer, data=data, files={"file": file})
+
+    en, zh = assert_bilingual(*upload("1.0.0", 0, notes="synthetic \u202e notes"), 422)
+    assert en["detail"] == "release_notes contains U+202E RIGHT-TO-LEFT OVERRIDE at character 11"
+    assert zh["detail"] == "release_notes 含有 U+202E RIGHT-TO-LEFT OVERRIDE at character 11"
+    assert zh["errors"][0]["detail"] == (
+        "含有 U+202E RIGHT-TO-LEFT OVERRIDE at character 11："
+        "不允许控制字符、双向控制字符和不可见字符"
+    )
+
+    first = client.post(
+        VERSIONS,
+        headers=writer,
+        data={"version": "1.0.0"},
+        files={"file": ("f.csv", csv_bytes([synthetic_row(0)]), "text/csv")},
+    )
+    assert first.status_code == 201, first.text
+
+    # Another request's upload lands while this one waits for the dataset's lock: the second
+    # look (under the lock) finds another file than the first.
+    real_existing = drafts._existing_version
+    looks: list[int] = []
+
+    def existing_after_another_upload(session: Any, dataset: Any, version: str) -> Any:
+        found = real_existing(session, dataset, version)
+        looks.append(1)
+        if len(looks) == 2 and found is not None:
+            found.upload_file_sha256 = "f" * 64
+        return found
+
+    monkeypatch.setattr(drafts, "_existing_version", existing_after_another_upload)
+    en = client.post(
+        VERSIONS,
+        headers={**writer, **EN},
+        data={"version": "1.0.0"},
+        files={"file": ("f.csv", csv_bytes([synthetic_row(1)]), "text/csv")},
+    )
+    looks.clear()
+    zh = client.post(
+        VERSIONS,
+        headers={**writer, **ZH},
+        data={"version": "1.0.0"},
+        files={"file": ("f.csv", csv_bytes([synthetic_row(1)]), "text/csv")},
+    )
+    monkeypatch.setattr(drafts, "_existing_version", real_existing)
+    en, zh = assert_bilingual(en, zh, 409)
+    assert en["type"].endswith("/changed-meanwhile")
+    assert en["detail"] == (
+        f"{PUBLISHER}/steel-products 1.0.0 was uploaded by another request (file sha256 "
+        f"{'f' * 64}) while this upload waited for the dataset; read it, then upload again if "
+        "this file should replace it"
+    )
+    assert zh["detail"] == (
+        f"在此上传等待数据集期间，{PUBLISHER}/steel-products 1.0.0 已由另一个请求上传（文件 sha256 "
+        f"{'f' * 64}）；请先读取该版本，如仍应以此文件替换，再重新上传"
+    )
+
+    assert client.post(f"{VERSIONS}/1.0.0/submit", headers=writer).status_code == 200
+    en, zh = assert_bilingual(*upload("1.0.0", 1), 409)
+    assert en["detail"] == (
+        f"{PUBLISHER}/steel-products 1.0.0 is submitted; only a draft can be replaced"
+    )
+    assert zh["detail"] == (
+        f"{PUBLISHER}/steel-products 1.0.0 的状态为 submitted；只有草稿可以被替换"
+    )
+
+    en, zh = assert_bilingual(
+        *both(
+            client,
+            "POST",
+            f"{VERSIONS}/1.0.0/publish",
+            headers=reviewer,
+            json={"content_sha256": "0" * 64},
+        ),
+        409,
+    )
+    assert en["title"] == zh["title"] == "Not the content that was reviewed"
+    content = en["content_sha256"]
+    assert en["detail"] == (
+        f"version 1.0.0's content_sha256 is {content}, not the {'0' * 64} that was reviewed; "
+        "read it again before publishing"
+    )
+    assert zh["detail"] == (
+        f"版本 1.0.0 的 content_sha256 为 {content}，而非审核时的 {'0' * 64}；请重新读取后再发布"
+    )
+
+    assert publish(client, reviewer, "1.0.0").status_code == 200
+    en, zh = assert_bilingual(*upload("1.0.0", 1), 422)
+    assert en["detail"] == "version 1.0.0 is not newer than the latest release 1.0.0"
+    assert zh["detail"] == "版本 1.0.0 不比最新发布版本 1.0.0 新"
+    assert (en["errors"][0]["detail"], zh["errors"][0]["detail"]) == (
+        "must be above 1.0.0",
+        "须高于 1.0.0",
+    )
+
+
+def test_no_activity_is_translated(client: TestClient, seeded: None) -> None:
+    en, zh = assert_bilingual(*both(client, "GET", "/v1/activities/graphene-production"), 404)
+    assert en["detail"].startswith("No activity 'graphene-production' in the activity labels")
+    assert zh["detail"] == (
+        "活动标签中没有活动“graphene-production”：见 GET /v1/activities。因子仍可能使用该活动"
+        "（发布机构可自行引入活动）：GET /v1/factors?activity_id=graphene-production。"
+    )
+
+
+def test_snapshot_conflicts_and_lost_files_are_translated(
+    client: TestClient, tokens: Any, settings: Any
+) -> None:
+    admin = tokens.admin()
+    # Nothing published yet: nothing to snapshot.
+    en, zh = assert_bilingual(*both(client, "POST", "/v1/snapshots", headers=admin), 409)
+    assert en["detail"] == "There is no public, redistributable published dataset to snapshot."
+    assert zh["detail"] == "没有可纳入数据快照的公开、可再分发的已发布数据集。"
+
+    from tests.test_dataset_deprecation import OLD, _publish
+    from tests.test_publishing import DATASET_BODY, PUBLISHER
+
+    writer, reviewer = tokens.writer(PUBLISHER), tokens.reviewer()
+    assert client.post("/v1/datasets", json=DATASET_BODY, headers=writer).status_code == 201
+    _publish(client, writer, reviewer, OLD)
+    snapshot = client.post("/v1/snapshots", headers=admin)
+    assert snapshot.status_code == 201, snapshot.text
+    body = snapshot.json()
+    manifest = next(f for f in body["files"] if f["name"] == "manifest.json")
+    (settings.export_dir / "sha256" / f"{manifest['sha256']}.json").unlink()
+    en, zh = assert_bilingual(
+        *both(client, "GET", f"/v1/snapshots/{body['id']}/manifest.json"), 404
+    )
+    assert en["detail"] == f"Snapshot {body['id']} has no file manifest.json in the export store."
+    assert zh["detail"] == f"导出存储中没有数据快照 {body['id']} 的文件 manifest.json。"
+
+
+def test_web_pages_own_problems_follow_the_page_language(client: TestClient, seeded: None) -> None:
+    """A page's own 422s (and 404s) are in the page's language, whatever the header says; their
+    machine twins (`.json`) follow `Accept-Language` as the API does."""
+    html_en = {"Accept": "text/html", "Accept-Language": "en"}
+    cases = [
+        (
+            "/factors/mee-cn/cn-electricity-co2/bad%20code",
+            422,
+            "“bad code”不是因子代码。",
+            "&#39;bad code&#39; is not a factor code.",
+        ),
+        (
+            "/datasets/mee-cn/cn-electricity-co2/diff/1.0.0",
+            422,
+            "“1.0.0”不是版本范围：请写作 旧版本...新版本，例如 1.0.0...1.1.0。",
+            "&#39;1.0.0&#39; is not a version range",
+        ),
+        (
+            "/?year=abc",
+            422,
+            "检索条件无效（year：应为整数，无法将文本解析为整数）。",
+            "The search is not valid (year: Input should be a valid integer",
+        ),
+    ]
+    for url, status, zh_text, en_text in cases:
+        joiner = "&" if "?" in url else "?"
+        zh_page = client.get(f"{url}{joiner}lang=zh", headers=html_en)
+        assert zh_page.status_code == status, zh_page.text
+        assert zh_page.headers["content-type"].startswith("text/html")
+        assert zh_text in zh_page.text, zh_page.text
+        en_page = client.get(f"{url}{joiner}lang=en", headers=html_en)
+        assert en_page.status_code == status
+        assert en_text in en_page.text, en_page.text
+        assert zh_text not in en_page.text
+
+    en, zh = assert_bilingual(*both(client, "GET", "/.json?year=abc"), 422)
+    assert en["detail"].startswith("The search is not valid (year: Input should be a valid")
+    assert zh["detail"] == "检索条件无效（year：应为整数，无法将文本解析为整数）。"
+    assert zh["errors"][0]["detail"] == "应为整数，无法将文本解析为整数"
+
+    en, zh = assert_bilingual(
+        *both(client, "GET", "/factors/mee-cn/cn-electricity-co2/national-average-2022.csv"), 404
+    )
+    assert (en["detail"], zh["detail"]) == (
+        "No .csv form of a factor; try .json.",
+        "因子没有 .csv 格式；请使用 .json。",
+    )
+
+    en, zh = assert_bilingual(*both(client, "GET", "/resolve.json"), 422)
+    assert (en["detail"], zh["detail"]) == (
+        "The resolve line is incomplete or malformed.",
+        "待匹配的条目不完整或格式有误。",
+    )
+
+    one = "/compare.json?f=mee-cn/cn-electricity-co2/national-average-2022"
+    en, zh = assert_bilingual(*both(client, "GET", one), 422)
+    assert (en["detail"], zh["detail"]) == (
+        "Give 2 to 5 factors (there are 1).",
+        "请给出 2 至 5 个因子（现有 1 个）。",
+    )
+    two = f"{one}&f=mee-cn/cn-electricity-co2/national-average-2021&gwp=AR9"
+    en, zh = assert_bilingual(*both(client, "GET", two), 422)
+    assert (en["detail"], zh["detail"]) == (
+        "The GWP set must be AR4, AR5 or AR6.",
+        "GWP 须为 AR4、AR5 或 AR6。",
+    )

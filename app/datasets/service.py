@@ -263,7 +263,7 @@ def create_dataset(
         )
     ).scalar_one_or_none()
     if exists is not None:
-        raise Conflict(f"Dataset {publisher.slug}/{fields['slug']} already exists.")
+        raise Conflict(Message("dataset.exists", dataset=f"{publisher.slug}/{fields['slug']}"))
     dataset = Dataset(publisher_id=publisher.id, created_at=now or utcnow(), **fields)
     session.add(dataset)
     session.flush()
@@ -377,8 +377,9 @@ def deprecate_dataset(
     if target.status == "deprecated":
         done = (target.extra or {}).get(DEPRECATION_KEY) or {}
         raise Conflict(
-            f"Dataset {label} is already deprecated"
-            + (f" (by {done['by']} at {done['at']})." if done.get("by") else ".")
+            Message("dataset.already_deprecated_by", dataset=label, by=done["by"], at=done["at"])
+            if done.get("by")
+            else Message("dataset.already_deprecated", dataset=label)
         )
     successor: Dataset | None = None
     if superseded_by is not None:
@@ -390,13 +391,16 @@ def deprecate_dataset(
             # Anonymous readers of the old dataset would be pointed at one they cannot see
             # (and told that it exists, which `registered` access keeps from them).
             raise Conflict(
-                f"{superseded_by} cannot supersede {label}: {label} is public and its "
-                f"successor is '{successor.access}', which anonymous readers cannot see."
+                Message(
+                    "dataset.successor_not_public",
+                    successor=superseded_by,
+                    dataset=label,
+                    access=successor.access,
+                )
             )
         if _successor_chain_reaches(session, successor, target.id):
             raise Conflict(
-                f"{superseded_by} cannot supersede {label}: its own chain of successors "
-                f"leads back to {label}."
+                Message("dataset.successor_cycle", successor=superseded_by, dataset=label)
             )
     target.status = "deprecated"
     target.superseded_by_id = successor.id if successor is not None else None

@@ -248,7 +248,7 @@ def _ensure_derived(
 
 def _lost(release: ReleaseInfo, fmt: str) -> NotFound:
     log.error("%s: its recorded %s export is missing from the export store", release.key, fmt)
-    return NotFound(f"The {fmt} export of {release.key} is not in the export store.")
+    return NotFound(Message("not_found.export_lost", format=fmt, release=release.key))
 
 
 def version_export(
@@ -361,7 +361,7 @@ def create_snapshot(
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SNAPSHOT_LOCK_KEY})
     releases, head = _releases_at_one_position(session)
     if not releases:
-        raise Conflict("There is no public, redistributable published dataset to snapshot.")
+        raise Conflict(Message("snapshot.nothing_to_snapshot"))
     created_at = utcnow()
     snapshot_id = next_snapshot_id(session, created_at.date())
     entries = [release.manifest_entry() for release in releases]
@@ -448,7 +448,7 @@ def create_snapshot(
     try:
         session.flush()
     except IntegrityError as exc:  # SQLite: another writer took this id first
-        raise Conflict("Another snapshot is being written; try again in a moment.") from exc
+        raise Conflict(Message("snapshot.being_written")) from exc
     session.execute(
         insert(snapshot_version),
         [{"snapshot_id": snapshot_id, "version_id": r.version_id} for r in releases],
@@ -476,10 +476,7 @@ def manifest_signature(session: Session, snapshot_id: str) -> tuple[Snapshot, st
     snapshot = get_snapshot(session, snapshot_id)
     signature = session.get(SnapshotSignature, snapshot.id)
     if signature is None:
-        raise NotFound(
-            f"Snapshot {snapshot.id} was written before snapshots were signed: its manifest has "
-            "no signature (its dataset versions' release.jws are signed)."
-        )
+        raise NotFound(Message("not_found.snapshot_unsigned", snapshot=snapshot.id))
     return snapshot, signature.jws
 
 
@@ -555,10 +552,11 @@ def snapshot_file(
         # served as what it is, at factors.arrows; there is no Arrow IPC file to serve.
         if name == "factors.arrow":
             raise NotFound(
-                f"Snapshot {snapshot.id} predates Arrow IPC files (export schema "
-                f"{snapshot.manifest.get('schema_version', 1)}): its factors.arrow is an Arrow "
-                f"IPC stream, served at /v1/snapshots/{snapshot.id}/factors.arrows; its "
-                "factors.parquet holds the same rows."
+                Message(
+                    "not_found.snapshot_no_arrow_file",
+                    snapshot=snapshot.id,
+                    schema_version=snapshot.manifest.get("schema_version", 1),
+                )
             )
         entry = next((f for f in snapshot.files if f["name"] == "factors.arrow"), None)
     path = store.snapshot_file_path(export_dir, snapshot.id, entry) if entry else None
@@ -568,7 +566,7 @@ def snapshot_file(
         size = -1
     if path is None or entry is None or size != entry["bytes"]:
         log.error("snapshot %s: %s is missing from the export store or altered", snapshot.id, name)
-        raise NotFound(f"Snapshot {snapshot.id} has no file {name} in the export store.")
+        raise NotFound(Message("not_found.snapshot_file", snapshot=snapshot.id, name=name))
     return snapshot, ServedFile(
         path=path,
         sha256=entry["sha256"],

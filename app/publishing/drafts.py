@@ -194,12 +194,12 @@ def upload_draft(
     latest = latest_released(session, dataset_id=dataset.id)
     if latest is not None and semver <= (latest.major, latest.minor, latest.patch):
         raise UploadRejected(
-            f"version {version} is not newer than the latest release {latest.version}",
+            Message("upload.version_not_newer", version=version, latest=latest.version),
             errors=[
                 {
                     "loc": ["version"],
                     "code": "version_not_newer",
-                    "detail": f"must be above {latest.version}",
+                    "detail": Message("upload.version_must_be_above", latest=latest.version),
                 }
             ],
         )
@@ -213,12 +213,22 @@ def upload_draft(
     latest = latest_released(session, dataset_id=dataset.id)
     if latest is not None and semver <= (latest.major, latest.minor, latest.patch):
         raise Conflict(
-            f"{dataset_label} {latest.version} was released meanwhile; {version} is not newer",
+            Message(
+                "upload.released_meanwhile",
+                dataset=dataset_label,
+                latest=latest.version,
+                version=version,
+            ),
             extra={"latest_release": latest.version},
         )
     if existing is not None and existing.status != "draft":
         raise Conflict(
-            f"{dataset_label} {version} is {existing.status}; only a draft can be replaced"
+            Message(
+                "upload.not_a_draft",
+                dataset=dataset_label,
+                version=version,
+                status=existing.status,
+            )
         )
     if existing is not None and existing.upload_file_sha256 == sha256:
         return UploadOutcome(existing, UploadReport(), created=False)
@@ -348,14 +358,13 @@ def _changed_meanwhile(
     """Another upload (or a submit, or a delete) of this version finished while this one
     waited for the dataset: replacing what it did unseen would lose it."""
     if now_there is None:
-        happened = "was deleted"
+        happened = Message("upload.meanwhile_deleted")
     elif now_there.status != "draft":
-        happened = f"was {now_there.status}"
+        happened = Message("upload.meanwhile_status", status=now_there.status)
     else:
-        happened = f"was uploaded by another request (file sha256 {now_there.upload_file_sha256})"
+        happened = Message("upload.meanwhile_uploaded", sha256=now_there.upload_file_sha256)
     return ChangedMeanwhile(
-        f"{label} {version} {happened} while this upload waited for the dataset; read it, "
-        "then upload again if this file should replace it",
+        Message("upload.changed_meanwhile", dataset=label, version=version, happened=happened),
         extra={"version": version, "status": now_there.status if now_there else None},
     )
 
@@ -367,13 +376,12 @@ def _checked_release_notes(notes: str | None) -> str | None:
     found = forbidden_character(notes, multiline=True)
     if found is not None:
         raise UploadRejected(
-            f"release_notes contains {found}",
+            Message("upload.release_notes_forbidden", found=found),
             errors=[
                 {
                     "loc": ["release_notes"],
                     "code": "forbidden_character",
-                    "detail": f"contains {found}: control, bidirectional and invisible "
-                    "characters are not allowed",
+                    "detail": Message("cell.forbidden", found=found),
                 }
             ],
         )

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.core.audit import append_event
 from app.core.db import utcnow
 from app.core.errors import Conflict
+from app.core.problem_text import Message
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import latest_resolvable, parse_semver
@@ -117,8 +118,12 @@ def publish(
     content = compute_content_sha256(session, version.id)
     if reviewed_sha256 is not None and reviewed_sha256 != content:
         raise ReviewedContentDiffers(
-            f"version {version.version}'s content_sha256 is {content}, not the "
-            f"{reviewed_sha256} that was reviewed; read it again before publishing",
+            Message(
+                "publish.reviewed_content_differs",
+                version=version.version,
+                content=content,
+                reviewed=reviewed_sha256,
+            ),
             extra={"content_sha256": content, "reviewed_sha256": reviewed_sha256},
         )
     previous = latest_resolvable(session, dataset_id=version.dataset_id)

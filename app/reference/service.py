@@ -298,11 +298,7 @@ def get_activity(session: Session, *, activity_id: str) -> dict[str, Any]:
         label = session.get(ActivityLabel, activity_id)
         if label is not None:
             return {**_publisher_activity(label), "reference_version": None}
-        raise NotFound(
-            f"No activity '{activity_id}' in the activity labels: see GET /v1/activities. "
-            "Factors may still use it (publishers may introduce activities): "
-            f"GET /v1/factors?activity_id={activity_id}."
-        )
+        raise NotFound(Message("not_found.activity", activity_id=activity_id))
     return {
         **_activity(activity),
         "reference_version": reference_version(session, "activities"),

@@ -50,6 +50,7 @@ from app.core.http_cache import (
 from app.core.pagination import next_link, page_response
 from app.core.params import DEFAULT_PAGE, Cursor, DatasetSlug, Limit, PublisherSlug
 from app.core.principal import ANONYMOUS
+from app.core.problem_text import Message
 from app.core.text import content_disposition
 from app.datasets import service as datasets
 from app.datasets.models import Dataset, Publisher
@@ -322,7 +323,7 @@ def parse_diff_spec(spec: str) -> tuple[str, str]:
     older, dots, newer = spec.partition("...")
     if not dots or not older or not newer or len(spec) > 80:
         raise InvalidParameter(
-            f"'{spec}' is not a version range: write it as OLDER...NEWER, e.g. 1.0.0...1.1.0.",
+            Message("web.not_a_version_range", spec=spec),
             errors=[{"loc": ["path", "range"], "code": "invalid_range", "detail": spec}],
         )
     return older, newer

@@ -102,7 +102,7 @@ def parse_ref(ref: str) -> FactorRef:
     code, at, version = body.partition("@")
     if not FACTOR_CODE_RE.match(code):
         raise InvalidParameter(
-            f"'{code}' is not a factor code.",
+            Message("web.not_a_factor_code", code=code),
             errors=[
                 {"loc": ["path", "factor_code"], "code": "invalid_factor_code", "detail": code}
             ],
@@ -394,7 +394,7 @@ def factor_page(
     if parsed.suffix == ".json":
         return _factor_json(request, session, publisher, dataset, parsed)
     if parsed.suffix is not None:
-        raise NotFound(f"No {parsed.suffix} form of a factor; try .json.")
+        raise NotFound(Message("web.no_factor_form", suffix=parsed.suffix))
     view = load_factor_view(
         session,
         publisher=publisher,

@@ -34,7 +34,7 @@ from app.core.errors import InvalidParameter, ProblemError
 from app.core.http_cache import SHORT_LIVED, cached_json
 from app.core.params import only_query_params
 from app.core.principal import ANONYMOUS
-from app.core.problem_text import localize
+from app.core.problem_text import Localized, Message, localize
 from app.datasets.visibility import visible_version_ids
 from app.factors import service
 from app.factors.answers import estimate_payload, resolve_payload
@@ -292,7 +292,7 @@ def _checked_item(form: ResolveForm) -> ResolveItem | None:
 
 def _refuse(form: ResolveForm) -> InvalidParameter:
     return InvalidParameter(
-        "The resolve line is incomplete or malformed.",
+        Message("web.resolve_invalid"),
         errors=[
             {"loc": ["query", name], "code": "invalid", "detail": detail}
             for name, detail in form.errors.items()
@@ -547,11 +547,20 @@ COMPARE_CSV_COLUMNS = (
 )
 
 
+def _compare_refused(session: Session, request: Request, problem: str) -> InvalidParameter:
+    """The comparison's problem (worded by the English labels) in both languages: the Chinese
+    labels word it again, and the client's `Accept-Language` picks one."""
+    in_chinese = compare(session, request, Translator("zh")).problem
+    return InvalidParameter(
+        Localized(str(problem), localize(in_chinese if in_chinese is not None else problem, "zh"))
+    )
+
+
 @router.get("/compare.json", dependencies=[Depends(only_query_params(COMPARE_PARAMS))])
 def compare_json(request: Request, session: SessionDep) -> Response:
     comparison = compare(session, request, Translator("en"))
     if comparison.problem is not None:
-        raise InvalidParameter(comparison.problem)
+        raise _compare_refused(session, request, comparison.problem)
     return cached_json(request, comparison.payload(), cache_control=SHORT_LIVED)
 
 
@@ -559,7 +568,7 @@ def compare_json(request: Request, session: SessionDep) -> Response:
 def compare_csv(request: Request, session: SessionDep) -> Response:
     comparison = compare(session, request, Translator("en"))
     if comparison.problem is not None:
-        raise InvalidParameter(comparison.problem)
+        raise _compare_refused(session, request, comparison.problem)
 
     def row(c: Compared) -> list[Any]:
         f = c.factor or {}

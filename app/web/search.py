@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.orm import Session
 
 from app.core.db import SessionDep
-from app.core.errors import InvalidParameter
+from app.core.errors import InvalidParameter, pydantic_message
 from app.core.formula import neutralise
 from app.core.http_cache import SHORT_LIVED, cached_json, etag_matches
 from app.core.pagination import (
@@ -32,7 +32,7 @@ from app.core.pagination import (
 )
 from app.core.params import DATASET_REF_PATTERN, SLUG_PATTERN, only_query_params
 from app.core.principal import ANONYMOUS
-from app.core.problem_text import Message
+from app.core.problem_text import Message, joined
 from app.core.text import content_disposition
 from app.factors import service
 from app.factors.facets import FACETS, Facets, activity_totals, facet_counts
@@ -138,12 +138,17 @@ def parse_params(request: Request) -> SearchParams:
             {
                 "loc": ["query", *(str(part) for part in error["loc"])],
                 "code": error["type"],
-                "detail": error["msg"],
+                "detail": pydantic_message(error),
             }
             for error in exc.errors()
         ]
-        where = ", ".join(f"{e['loc'][-1]}: {e['detail']}" for e in errors[:3])
-        raise InvalidParameter(f"The search is not valid ({where}).", errors=errors) from exc
+        where = joined(
+            [
+                Message("request.invalid_at", loc=e["loc"][-1], detail=e["detail"])
+                for e in errors[:3]
+            ]
+        )
+        raise InvalidParameter(Message("web.search_invalid", where=where), errors=errors) from exc
     return params
 
 
