@@ -1,11 +1,12 @@
 """Webhooks delivered by `efdb serve` itself, run as an operator runs it: the delivery worker on
 a thread of the server process (or not, with `--no-worker`), a real receiver verifying the
-signatures with the `standardwebhooks` package. Every client,
+signatures with the `standardwebhooks` package, and a clean stop on SIGTERM. Every client,
 subscription and change goes over HTTP; all data is synthetic."""
 
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
+from app.changes.models import WebhookDelivery
 from app.core.db import make_sessionmaker
 from app.core.models import ChangeOutbox
 from tests.conftest import ServerProcess, run_efdb_in_process
@@ -183,3 +185,38 @@ def test_efdb_serve_no_worker_delivers_nothing_until_efdb_worker_runs(
     assert event["data"]["version"] == "1.0.0"
     (delivery,) = operator.deliveries(hook)
     assert delivery["status"] == "delivered"
+
+
+def test_sigterm_lets_the_worker_thread_finish_its_delivery_and_stop(
+    serve: Callable[..., ServerProcess],
+    receiver: Receiver,
+    database_url: str,
+    db: Engine,
+    tmp_path: Path,
+) -> None:
+    receiver.hang_first.set()  # the first request waits until `receiver.release`
+    server = serve()
+    operator = Operator(server.base, database_url, tmp_path)
+    hook = operator.subscribe(receiver.url)
+    operator.publish("1.0.0")
+    assert wait_for(lambda: bool(receiver.received)), server.log.read_text(errors="replace")
+
+    assert server.process is not None
+    server.process.send_signal(signal.SIGTERM)  # mid-delivery: the receiver has not answered
+    time.sleep(1)
+    receiver.release.set()
+    # Killed by SIGTERM once stopped, as uvicorn leaves it (what a supervisor expects).
+    assert server.process.wait(timeout=30) == -signal.SIGTERM
+
+    # The thread finished the request it had started and wrote its outcome before the process
+    # ended: nothing is left leased to a dead worker.
+    with make_sessionmaker(db)() as session:
+        (delivery,) = session.execute(select(WebhookDelivery)).scalars().all()
+        assert (delivery.status, delivery.attempts, delivery.locked_until) == (
+            "delivered",
+            1,
+            None,
+        )
+    assert len(receiver.verified(hook["secret"])) == 1
+    log = server.log.read_text(errors="replace")
+    assert "Traceback" not in log, log
