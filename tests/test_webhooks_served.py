@@ -16,8 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
-from app.changes.models import WebhookDelivery
-from app.core.db import make_sessionmaker
+from app.changes.models import WebhookAttempt, WebhookDelivery
+from app.core.db import make_sessionmaker, utcnow
 from app.core.models import ChangeOutbox
 from tests.conftest import ServerProcess, run_efdb_in_process
 from tests.test_publishing import DATASET_BODY, PUBLISHER
@@ -220,3 +220,47 @@ def test_sigterm_lets_the_worker_thread_finish_its_delivery_and_stop(
     assert len(receiver.verified(hook["secret"])) == 1
     log = server.log.read_text(errors="replace")
     assert "Traceback" not in log, log
+
+
+def test_sigterm_with_a_receiver_that_never_answers_leaves_the_delivery_to_another_worker(
+    serve: Callable[..., ServerProcess],
+    receiver: Receiver,
+    database_url: str,
+    db: Engine,
+    tmp_path: Path,
+) -> None:
+    receiver.hang_first.set()  # the first request is never answered in time
+    server = serve()
+    operator = Operator(server.base, database_url, tmp_path)
+    hook = operator.subscribe(receiver.url)
+    operator.publish("1.0.0")
+    assert wait_for(lambda: bool(receiver.received)), server.log.read_text(errors="replace")
+
+    assert server.process is not None
+    server.process.send_signal(signal.SIGTERM)
+    # The thread waits for its request's timeout (10 s), records the failure, then stops.
+    assert server.process.wait(timeout=30) == -signal.SIGTERM
+    with make_sessionmaker(db)() as session:
+        (delivery,) = session.execute(select(WebhookDelivery)).scalars().all()
+    assert (delivery.status, delivery.attempts, delivery.locked_until) == ("pending", 1, None)
+    assert "Timeout" in (delivery.last_error or "")
+
+    # Not leased to the stopped server: another worker sends it once its back-off is over.
+    time.sleep(max(0.0, (delivery.next_attempt_at - utcnow()).total_seconds()) + 0.5)
+    done = run_efdb_in_process(
+        "worker", "--once", env={"EFDB_DATABASE_URL": database_url}, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"attempted": 1}
+    events = receiver.verified(hook["secret"])
+    assert len(events) == 2
+    assert events[0] == events[1]
+    assert {h["webhook-id"] for h, _ in receiver.received} == {delivery.message_id}
+    with make_sessionmaker(db)() as session:
+        attempts = session.execute(
+            select(WebhookAttempt.status_code).order_by(WebhookAttempt.id)
+        ).scalars()
+        assert list(attempts) == [None, 204]
+        delivered = session.get(WebhookDelivery, delivery.id)
+        assert delivered is not None
+        assert delivered.status == "delivered"
