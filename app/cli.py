@@ -166,6 +166,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         _run_uvicorn(args)
     except _Terminated:
         terminated = True
+        # A second SIGTERM while the thread finishes ends the process at once (its delivery
+        # is sent again by a worker once the lease runs out).
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     finally:
         if halt_worker is not None:
             halt_worker()

@@ -9,6 +9,7 @@ import json
 import signal
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
+from app.changes.delivery import RetryPolicy, claim
 from app.changes.models import WebhookAttempt, WebhookDelivery
 from app.core.db import make_sessionmaker, utcnow
 from app.core.models import ChangeOutbox
@@ -264,3 +266,43 @@ def test_sigterm_with_a_receiver_that_never_answers_leaves_the_delivery_to_anoth
         delivered = session.get(WebhookDelivery, delivery.id)
         assert delivered is not None
         assert delivered.status == "delivered"
+
+
+def test_a_second_sigterm_ends_at_once_and_the_lease_runs_out(
+    serve: Callable[..., ServerProcess],
+    receiver: Receiver,
+    database_url: str,
+    db: Engine,
+    tmp_path: Path,
+) -> None:
+    receiver.hang_first.set()
+    server = serve()
+    operator = Operator(server.base, database_url, tmp_path)
+    operator.subscribe(receiver.url)
+    operator.publish("1.0.0")
+    assert wait_for(lambda: bool(receiver.received)), server.log.read_text(errors="replace")
+
+    assert server.process is not None
+    server.process.send_signal(signal.SIGTERM)
+    # uvicorn has shut down; the thread is still waiting for the receiver.
+    assert wait_for(lambda: "Finished server process" in server.log.read_text(errors="replace"))
+    time.sleep(0.5)
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=30) == -signal.SIGTERM
+    assert time.monotonic() - started < 5  # not the 10 s the request could still take
+
+    sessions = make_sessionmaker(db)
+    with sessions() as session:
+        (delivery,) = session.execute(select(WebhookDelivery)).scalars().all()
+        assert (delivery.status, delivery.attempts) == ("pending", 0)
+        lease = delivery.locked_until
+        assert lease is not None
+        policy = RetryPolicy()
+        assert lease <= utcnow() + policy.lease  # leased to the dead thread, for a while only
+        assert claim(session, now=utcnow(), policy=policy) == []
+        session.rollback()
+        # Once the lease has run out, another worker claims it (tests/test_webhooks.py sends
+        # it again after a killed `efdb worker`).
+        assert claim(session, now=lease + timedelta(seconds=1), policy=policy) == [delivery.id]
+        session.rollback()
