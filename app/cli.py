@@ -140,15 +140,43 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
         engine.dispose()
 
 
+class _Terminated(BaseException):
+    """SIGTERM reached `efdb serve` outside uvicorn's own handling of it."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    import signal
+
     prepare_database(settings)
     halt_worker = None if args.no_worker else _start_worker(settings)
     print(f"efdb serving on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
+    terminated = False
+    previous = signal.getsignal(signal.SIGTERM)
     try:
+        # uvicorn handles SIGTERM (a graceful shutdown), then raises it again with the handler
+        # it found. Left at the default, that ended the process at once: the webhook thread
+        # died mid-delivery, its delivery still leased to it until the lease (60 s) ran out.
+        # This handler lets the thread finish the request it has started, record its outcome
+        # and stop (`halt_worker`) before the process ends.
+        signal.signal(signal.SIGTERM, _on_sigterm)
         _run_uvicorn(args)
+    except _Terminated:
+        terminated = True
+        # A second SIGTERM while the thread finishes ends the process at once (its delivery
+        # is sent again by a worker once the lease runs out).
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     finally:
         if halt_worker is not None:
             halt_worker()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if terminated:  # end as uvicorn meant to: killed by SIGTERM, as a supervisor expects
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
 
 
 def _run_uvicorn(args: argparse.Namespace) -> None:
