@@ -657,3 +657,65 @@ def test_web_pages_own_problems_follow_the_page_language(client: TestClient, see
         "The GWP set must be AR4, AR5 or AR6.",
         "GWP 须为 AR4、AR5 或 AR6。",
     )
+
+
+def test_a_successful_upload_reports_its_warnings_in_the_clients_language(
+    client: TestClient, tokens: Any
+) -> None:
+    from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS, publish
+    from tests.upload_files import csv_bytes, synthetic_row
+
+    writer, reviewer = tokens.writer(PUBLISHER), tokens.reviewer()
+    assert client.post("/v1/datasets", json=DATASET_BODY, headers=writer).status_code == 201
+
+    def upload(version: str, content: bytes, lang: dict[str, str]) -> Any:
+        return client.post(
+            VERSIONS,
+            headers={**writer, **lang},
+            data={"version": version},
+            files={"file": ("synthetic.csv", content, "text/csv")},
+        )
+
+    rows = [synthetic_row(0, name_en="=1+1"), synthetic_row(1)]
+    content = b"\xef\xbb\xbf" + csv_bytes(rows)
+    zh = upload("1.0.0", content, ZH)
+    assert zh.status_code == 201, zh.text
+    assert zh.headers["content-language"] == "zh-CN"
+    assert "accept-language" in zh.headers["vary"].lower()
+    warnings = {
+        w["code"]: (w["row"], w["column"], w["detail"]) for w in zh.json()["report"]["warnings"]
+    }
+    assert warnings["utf8_bom"] == (1, None, "文件以 UTF-8 字节顺序标记（BOM）开头；已忽略")
+    assert warnings["formula_like_cell"] == (
+        2,
+        "name_en",
+        "以电子表格公式的形式开头；按文本存储，并在 CSV 导出中作无害化处理",
+    )
+    assert warnings["unlabelled_activity"] == (
+        2,
+        "activity_id",
+        "“synthetic-activity”不在活动标签中（GET /v1/activities）；已作为新活动接受，文本检索只能"
+        "通过其标识和因子名称找到它（含该活动的后续行不再列出）。如属于贵机构的命名空间"
+        f"（“{PUBLISHER}-…”），请在 activity_name_zh、activity_name_en 和 activity_keywords "
+        "列中为其命名",
+    )
+    # The draft replaced by the same rows in English: the same codes, English text.
+    en = upload("1.0.0", content + b"\n", EN)
+    assert en.status_code == 201, en.text
+    assert en.headers["content-language"] == "en"
+    english = {w["code"]: w["detail"] for w in en.json()["report"]["warnings"]}
+    assert english.keys() == warnings.keys()
+    assert english["utf8_bom"] == "the file starts with a UTF-8 byte-order mark; ignored"
+    assert not any(HAN.search(detail) for detail in english.values())
+
+    assert client.post(f"{VERSIONS}/1.0.0/submit", headers=writer).status_code == 200
+    assert publish(client, reviewer, "1.0.0").status_code == 200
+    # Two factors added in a patch release: a minor one is called for.
+    more = csv_bytes([synthetic_row(i) for i in range(4)])
+    zh = upload("1.0.1", more, ZH)
+    assert zh.status_code == 201, zh.text
+    bump = [w for w in zh.json()["report"]["warnings"] if w["code"] == "version_bump_too_small"]
+    assert [w["detail"] for w in bump] == [
+        "与 1.0.0 相比：新增 2 个、删除 0 个、修改 1 个（其中 0 个改变了单位或活动），"
+        "应发布 MINOR 版本，而非 PATCH 版本"
+    ]
