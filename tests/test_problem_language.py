@@ -719,3 +719,34 @@ def test_a_successful_upload_reports_its_warnings_in_the_clients_language(
         "与 1.0.0 相比：新增 2 个、删除 0 个、修改 1 个（其中 0 个改变了单位或活动），"
         "应发布 MINOR 版本，而非 PATCH 版本"
     ]
+
+
+def test_more_validation_types_are_translated(client: TestClient, tokens: Any) -> None:
+    """Error types the request models produce beyond the common ones: a body that is not an
+    object, an integer too long to read, a metadata URL refused (with the reason translated)."""
+    from tests.test_publishing import DATASET_BODY, PUBLISHER
+
+    writer = tokens.writer(PUBLISHER)
+    body = {**DATASET_BODY, "license_url": "ftp://example.org/licence"}
+    en, zh = assert_bilingual(*both(client, "POST", "/v1/datasets", json=body, headers=writer), 422)
+    en_error, zh_error = en["errors"][0], zh["errors"][0]
+    assert (en_error["loc"], en_error["code"]) == (["body", "license_url"], "invalid_url")
+    assert en_error["detail"] == (
+        "'ftp://example.org/licence' must be an absolute http:// or https:// URL (not 'ftp:')"
+    )
+    assert zh_error["detail"] == (
+        "“ftp://example.org/licence”：须为以 http:// 或 https:// 开头的绝对 URL（而非“ftp:”）"
+    )
+    body = {**DATASET_BODY, "license_url": "https://user:secret@example.org/"}
+    en, zh = assert_bilingual(*both(client, "POST", "/v1/datasets", json=body, headers=writer), 422)
+    assert zh["errors"][0]["detail"] == (
+        "“https://user:secret@example.org/”：主机名前不得含有用户名或密码"
+    )
+
+    en, zh = assert_bilingual(*both(client, "GET", "/v1/factors", params={"year": "9" * 5000}), 422)
+    assert en["errors"][0]["code"] == zh["errors"][0]["code"] == "int_parsing_size"
+    assert zh["errors"][0]["detail"] == "无法将文本解析为整数：超出允许的最大位数"
+
+    en, zh = assert_bilingual(*both(client, "POST", "/v1/factors:resolve", json=[1, 2]), 422)
+    assert en["errors"][0]["code"] == zh["errors"][0]["code"]
+    assert zh["errors"][0]["detail"].startswith("应为 JSON 对象"), zh["errors"][0]
