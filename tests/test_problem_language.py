@@ -750,3 +750,40 @@ def test_more_validation_types_are_translated(client: TestClient, tokens: Any) -
     en, zh = assert_bilingual(*both(client, "POST", "/v1/factors:resolve", json=[1, 2]), 422)
     assert en["errors"][0]["code"] == zh["errors"][0]["code"]
     assert zh["errors"][0]["detail"].startswith("应为 JSON 对象"), zh["errors"][0]
+
+
+def test_a_release_made_meanwhile_is_translated(
+    client: TestClient, tokens: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload that found no newer release, but finds one once it holds the dataset's lock."""
+    from app.publishing import drafts
+    from tests.test_dataset_deprecation import OLD, _publish
+    from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS
+    from tests.upload_files import csv_bytes, synthetic_row
+
+    writer, reviewer = tokens.writer(PUBLISHER), tokens.reviewer()
+    assert client.post("/v1/datasets", json=DATASET_BODY, headers=writer).status_code == 201
+    _publish(client, writer, reviewer, OLD)  # 1.0.0
+    real_latest = drafts.latest_released
+    looks: list[int] = []
+
+    def released_after_the_first_look(session: Any, *, dataset_id: int) -> Any:
+        looks.append(1)
+        return None if len(looks) == 1 else real_latest(session, dataset_id=dataset_id)
+
+    monkeypatch.setattr(drafts, "latest_released", released_after_the_first_look)
+    answers = []
+    for lang in (EN, ZH):
+        looks.clear()
+        answers.append(
+            client.post(
+                VERSIONS,
+                headers={**writer, **lang},
+                data={"version": "0.9.0"},
+                files={"file": ("f.csv", csv_bytes([synthetic_row(3)]), "text/csv")},
+            )
+        )
+    en, zh = assert_bilingual(answers[0], answers[1], 409)
+    assert en["detail"] == f"{PUBLISHER}/{OLD} 1.0.0 was released meanwhile; 0.9.0 is not newer"
+    assert zh["detail"] == f"在此期间 {PUBLISHER}/{OLD} 1.0.0 已发布；0.9.0 不比它新"
+    assert en["latest_release"] == zh["latest_release"] == "1.0.0"
