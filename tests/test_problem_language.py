@@ -756,6 +756,7 @@ def test_a_release_made_meanwhile_is_translated(
     client: TestClient, tokens: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An upload that found no newer release, but finds one once it holds the dataset's lock."""
+    from app.datasets.visibility import latest_released as real_latest
     from app.publishing import drafts
     from tests.test_dataset_deprecation import OLD, _publish
     from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS
@@ -764,7 +765,6 @@ def test_a_release_made_meanwhile_is_translated(
     writer, reviewer = tokens.writer(PUBLISHER), tokens.reviewer()
     assert client.post("/v1/datasets", json=DATASET_BODY, headers=writer).status_code == 201
     _publish(client, writer, reviewer, OLD)  # 1.0.0
-    real_latest = drafts.latest_released
     looks: list[int] = []
 
     def released_after_the_first_look(session: Any, *, dataset_id: int) -> Any:
