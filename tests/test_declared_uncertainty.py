@@ -351,3 +351,40 @@ def test_the_upload_template_documents_the_columns(client: TestClient) -> None:
     assert response.status_code == 200, response.text
     assert "uncertainty_kind" in response.text
     assert "uncertainty_confidence_level" in response.text
+
+
+def test_the_uncertainty_note_follows_accept_language(client: TestClient, declared: None) -> None:
+    """`uncertainty.note` is in the client's language (`kind` and the numbers are not)."""
+    expected = {
+        "heat": (
+            "GJ",
+            "the factor's declared confidence interval at 0.95 scaled by the amount in the "
+            "factor's unit",
+            "该因子声明的置信区间（置信水平 0.95），按以因子单位计的数量缩放",
+        ),
+        "power": (
+            "kWh",
+            "the factor's declared min max scaled by the amount",
+            "该因子声明的最小值–最大值区间，按数量缩放",
+        ),
+        "steam": (
+            "t",
+            "not propagated: the factor's interval [2, 4] has no declared kind or confidence "
+            "level, so no confidence can be attached to a propagated one",
+            "未传递：该因子的区间 [2, 4] 未声明类型或置信水平，因此无法为传递后的区间赋予置信度",
+        ),
+        "water": ("m3", "the factor gives no uncertainty interval", "该因子未给出不确定性区间"),
+    }
+    for activity, (unit, english, chinese) in expected.items():
+        line = {"activity_id": activity, "region": "CN", "year": 2022, "amount": 1, "unit": unit}
+        answers = {
+            lang: client.post("/v1/estimate", json=line, headers={"Accept-Language": lang})
+            for lang in ("en", "zh-CN")
+        }
+        for lang, response in answers.items():
+            assert response.status_code == 200, response.text
+            assert response.headers["content-language"] == lang
+        en, zh = answers["en"].json(), answers["zh-CN"].json()
+        assert en["uncertainty"]["note"] == english
+        assert zh["uncertainty"]["note"] == chinese
+        assert en["uncertainty"]["kind"] == zh["uncertainty"]["kind"]

@@ -657,3 +657,133 @@ def test_web_pages_own_problems_follow_the_page_language(client: TestClient, see
         "The GWP set must be AR4, AR5 or AR6.",
         "GWP 须为 AR4、AR5 或 AR6。",
     )
+
+
+def test_a_successful_upload_reports_its_warnings_in_the_clients_language(
+    client: TestClient, tokens: Any
+) -> None:
+    from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS, publish
+    from tests.upload_files import csv_bytes, synthetic_row
+
+    writer, reviewer = tokens.writer(PUBLISHER), tokens.reviewer()
+    assert client.post("/v1/datasets", json=DATASET_BODY, headers=writer).status_code == 201
+
+    def upload(version: str, content: bytes, lang: dict[str, str]) -> Any:
+        return client.post(
+            VERSIONS,
+            headers={**writer, **lang},
+            data={"version": version},
+            files={"file": ("synthetic.csv", content, "text/csv")},
+        )
+
+    rows = [synthetic_row(0, name_en="=1+1"), synthetic_row(1)]
+    content = b"\xef\xbb\xbf" + csv_bytes(rows)
+    zh = upload("1.0.0", content, ZH)
+    assert zh.status_code == 201, zh.text
+    assert zh.headers["content-language"] == "zh-CN"
+    assert "accept-language" in zh.headers["vary"].lower()
+    warnings = {
+        w["code"]: (w["row"], w["column"], w["detail"]) for w in zh.json()["report"]["warnings"]
+    }
+    assert warnings["utf8_bom"] == (1, None, "文件以 UTF-8 字节顺序标记（BOM）开头；已忽略")
+    assert warnings["formula_like_cell"] == (
+        2,
+        "name_en",
+        "以电子表格公式的形式开头；按文本存储，并在 CSV 导出中作无害化处理",
+    )
+    assert warnings["unlabelled_activity"] == (
+        2,
+        "activity_id",
+        "“synthetic-activity”不在活动标签中（GET /v1/activities）；已作为新活动接受，文本检索只能"
+        "通过其标识和因子名称找到它（含该活动的后续行不再列出）。如属于贵机构的命名空间"
+        f"（“{PUBLISHER}-…”），请在 activity_name_zh、activity_name_en 和 activity_keywords "
+        "列中为其命名",
+    )
+    # The draft replaced by the same rows in English: the same codes, English text.
+    en = upload("1.0.0", content + b"\n", EN)
+    assert en.status_code == 201, en.text
+    assert en.headers["content-language"] == "en"
+    english = {w["code"]: w["detail"] for w in en.json()["report"]["warnings"]}
+    assert english.keys() == warnings.keys()
+    assert english["utf8_bom"] == "the file starts with a UTF-8 byte-order mark; ignored"
+    assert not any(HAN.search(detail) for detail in english.values())
+
+    assert client.post(f"{VERSIONS}/1.0.0/submit", headers=writer).status_code == 200
+    assert publish(client, reviewer, "1.0.0").status_code == 200
+    # Two factors added in a patch release: a minor one is called for.
+    more = csv_bytes([synthetic_row(i) for i in range(4)])
+    zh = upload("1.0.1", more, ZH)
+    assert zh.status_code == 201, zh.text
+    bump = [w for w in zh.json()["report"]["warnings"] if w["code"] == "version_bump_too_small"]
+    assert [w["detail"] for w in bump] == [
+        "与 1.0.0 相比：新增 2 个、删除 0 个、修改 1 个（其中 0 个改变了单位或活动），"
+        "应发布 MINOR 版本，而非 PATCH 版本"
+    ]
+
+
+def test_more_validation_types_are_translated(client: TestClient, tokens: Any) -> None:
+    """Error types the request models produce beyond the common ones: a body that is not an
+    object, an integer too long to read, a metadata URL refused (with the reason translated)."""
+    from tests.test_publishing import DATASET_BODY, PUBLISHER
+
+    writer = tokens.writer(PUBLISHER)
+    body = {**DATASET_BODY, "license_url": "ftp://example.org/licence"}
+    en, zh = assert_bilingual(*both(client, "POST", "/v1/datasets", json=body, headers=writer), 422)
+    en_error, zh_error = en["errors"][0], zh["errors"][0]
+    assert (en_error["loc"], en_error["code"]) == (["body", "license_url"], "invalid_url")
+    assert en_error["detail"] == (
+        "'ftp://example.org/licence' must be an absolute http:// or https:// URL (not 'ftp:')"
+    )
+    assert zh_error["detail"] == (
+        "“ftp://example.org/licence”：须为以 http:// 或 https:// 开头的绝对 URL（而非“ftp:”）"
+    )
+    body = {**DATASET_BODY, "license_url": "https://user:secret@example.org/"}
+    en, zh = assert_bilingual(*both(client, "POST", "/v1/datasets", json=body, headers=writer), 422)
+    assert zh["errors"][0]["detail"] == (
+        "“https://user:secret@example.org/”：主机名前不得含有用户名或密码"
+    )
+
+    en, zh = assert_bilingual(*both(client, "GET", "/v1/factors", params={"year": "9" * 5000}), 422)
+    assert en["errors"][0]["code"] == zh["errors"][0]["code"] == "int_parsing_size"
+    assert zh["errors"][0]["detail"] == "无法将文本解析为整数：超出允许的最大位数"
+
+    en, zh = assert_bilingual(*both(client, "POST", "/v1/factors:resolve", json=[1, 2]), 422)
+    assert en["errors"][0]["code"] == zh["errors"][0]["code"]
+    assert zh["errors"][0]["detail"].startswith("应为 JSON 对象"), zh["errors"][0]
+
+
+def test_a_release_made_meanwhile_is_translated(
+    client: TestClient, tokens: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload that found no newer release, but finds one once it holds the dataset's lock."""
+    from app.datasets.visibility import latest_released as real_latest
+    from app.publishing import drafts
+    from tests.test_dataset_deprecation import OLD, _publish
+    from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS
+    from tests.upload_files import csv_bytes, synthetic_row
+
+    writer, reviewer = tokens.writer(PUBLISHER), tokens.reviewer()
+    assert client.post("/v1/datasets", json=DATASET_BODY, headers=writer).status_code == 201
+    _publish(client, writer, reviewer, OLD)  # 1.0.0
+    looks: list[int] = []
+
+    def released_after_the_first_look(session: Any, *, dataset_id: int) -> Any:
+        looks.append(1)
+        return None if len(looks) == 1 else real_latest(session, dataset_id=dataset_id)
+
+    monkeypatch.setattr(drafts, "latest_released", released_after_the_first_look)
+    answers = []
+    for lang in (EN, ZH):
+        looks.clear()
+        answers.append(
+            client.post(
+                VERSIONS,
+                headers={**writer, **lang},
+                data={"version": "0.9.0"},
+                files={"file": ("f.csv", csv_bytes([synthetic_row(3)]), "text/csv")},
+            )
+        )
+    en, zh = assert_bilingual(answers[0], answers[1], 409)
+    assert en["detail"] == f"{PUBLISHER}/{OLD} 1.0.0 was released meanwhile; 0.9.0 is not newer"
+    assert zh["detail"] == f"在此期间 {PUBLISHER}/{OLD} 1.0.0 已发布；0.9.0 不比它新"
+    assert en["latest_release"] == zh["latest_release"] == "1.0.0"

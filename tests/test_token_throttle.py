@@ -136,3 +136,39 @@ def guess(client: TestClient, db: Engine, hashes: list[str]) -> None:
             ).scalar_one()
             == 0
         )
+
+
+def attempt_in(client: TestClient, client_id: str, secret: str, language: str) -> Any:
+    return client.post(
+        TOKEN_URL,
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        headers={"Accept-Language": language},
+    )
+
+
+def test_the_429s_answer_in_the_clients_language(db: Engine, settings: Settings) -> None:
+    """Both refusals (too many attempts; a locked client) are in Chinese when asked, with the
+    same type and title as in English."""
+    with throttled_client(settings, token_attempts_per_client=2) as client:
+        for _ in range(2):
+            assert attempt(client, "no-such-client", "guess").status_code == 401
+        en = attempt_in(client, "no-such-client", "guess", "en")
+        zh = attempt_in(client, "no-such-client", "guess", "zh-CN")
+        for response in (en, zh):
+            assert_too_many(response)
+        assert zh.headers["content-language"] == "zh-CN"
+        assert (en.json()["type"], en.json()["title"]) == (zh.json()["type"], zh.json()["title"])
+        assert en.json()["detail"] == (
+            "Too many token requests from this address or for this client; retry later."
+        )
+        assert zh.json()["detail"] == "来自此地址或针对此客户端的令牌请求过多；请稍后重试。"
+
+    with throttled_client(settings, token_lockout_failures=2) as client:
+        victim = TokenKit(client, db).credentials(
+            publisher="synthetic-pub", scopes=["datasets:write"]
+        )
+        for _ in range(2):
+            assert attempt(client, victim.client_id, "wrong-secret").status_code == 401
+        locked = attempt_in(client, victim.client_id, victim.client_secret, "zh-CN")
+        assert_too_many(locked)
+        assert locked.json()["detail"] == "此客户端因多次认证失败已被锁定；请稍后重试。"

@@ -25,8 +25,10 @@ from app.auth.throttle import (
     too_many,
 )
 from app.core.db import SessionDep, utcnow
+from app.core.errors import headers_language
 from app.core.http_cache import cached_json
 from app.core.metrics import Metrics
+from app.core.problem_text import Message
 
 router = APIRouter(tags=["auth"])
 
@@ -105,18 +107,20 @@ def issue_token(
     if wait is not None:
         metrics.token_refusals.labels(reason="rate").inc()
         return too_many(
-            "Too many token requests from this address or for this client; retry later.",
+            Message("bounds.token_rate"),
             wait,
             request.url.path,
+            headers_language(request.headers),
         )
     now = utcnow()
     locked = locked_for(session, client_id, now) if client_id else None
     if locked is not None:
         metrics.token_refusals.labels(reason="locked").inc()
         return too_many(
-            "This client is locked after repeated failed authentications; retry later.",
+            Message("bounds.client_locked"),
             locked,
             request.url.path,
+            headers_language(request.headers),
         )
     # The request's public URL is the issuer's (TLS may end at a proxy in front of us);
     # Authlib refuses client credentials over plain http except to a loopback address.

@@ -35,6 +35,7 @@ from app.auth.models import Client
 from app.core.audit import append_event
 from app.core.config import Settings
 from app.core.errors import problem_response
+from app.core.problem_text import Lang
 
 # Keys remembered per limiter; past it the least recently seen are forgotten.
 _MAX_KEYS = 50_000
@@ -94,7 +95,8 @@ def presented_client_id(
     return values[0][:255] if values else None
 
 
-def too_many(detail: str, wait_seconds: float, instance: str) -> JSONResponse:
+def too_many(detail: str, wait_seconds: float, instance: str, lang: Lang = "en") -> JSONResponse:
+    """429 problem details with `Retry-After`, the detail in the client's language."""
     return problem_response(
         status=429,
         code="too-many-requests",
@@ -102,6 +104,7 @@ def too_many(detail: str, wait_seconds: float, instance: str) -> JSONResponse:
         detail=detail,
         instance=instance,
         headers={"Retry-After": str(max(1, math.ceil(wait_seconds)))},
+        lang=lang,
     )
 
 

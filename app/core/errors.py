@@ -157,6 +157,8 @@ def _choices_suggested(err: Mapping[str, Any]) -> list[str]:
 
 
 def _context_text(value: Any) -> str:
+    if isinstance(value, Localized):  # our own words (e.g. a URL's problem), already bilingual
+        return value
     text = str(value)
     return Localized(text, text.replace(" or ", " 或 ")) if " or " in text else text
 

@@ -22,6 +22,8 @@ from urllib.parse import quote, urlsplit
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
+from app.core.problem_text import Message
+
 MAX_URL_LENGTH = 2000
 SCHEMES = frozenset({"http", "https"})
 _UNSAFE = frozenset('<>"\\`')
@@ -30,30 +32,35 @@ _UNSAFE = frozenset('<>"\\`')
 def url_problem(value: str) -> str | None:
     """Why `value` is not an acceptable metadata URL, or None when it is."""
     if len(value) > MAX_URL_LENGTH:
-        return f"{len(value)} characters; a URL has at most {MAX_URL_LENGTH}"
+        return Message("url.too_long", length=len(value), limit=MAX_URL_LENGTH)
     for char in value:
         if char.isspace() or unicodedata.category(char)[0] in "CZ":
-            return (
-                f"contains U+{ord(char):04X} ({unicodedata.name(char, 'a control character')}): "
-                "a URL has no whitespace, control or invisible characters"
+            return Message(
+                "url.bad_character",
+                code=f"{ord(char):04X}",
+                name=unicodedata.name(char, "a control character"),
             )
         if char in _UNSAFE:
-            return f"contains {char!r}, which a URL must percent-encode"
+            return Message("url.must_encode", char=repr(char))
     try:
         parts = urlsplit(value)
         port = parts.port
     except ValueError as exc:
-        return f"is not a URL ({exc})"
+        return Message("url.not_a_url", error=str(exc))
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
-        shown = f"not '{parts.scheme}:'" if parts.scheme else "this one has no scheme"
-        return f"must be an absolute http:// or https:// URL ({shown})"
+        shown = (
+            Message("url.scheme_not", scheme=parts.scheme)
+            if parts.scheme
+            else Message("url.no_scheme")
+        )
+        return Message("url.scheme", shown=shown)
     if not value[len(scheme) + 1 :].startswith("//") or not parts.hostname:
-        return f"must be an absolute {scheme}:// URL with a host"
+        return Message("url.no_host", scheme=scheme)
     if "@" in parts.netloc:
-        return "must not carry a user name or password before the host"
+        return Message("url.credentials")
     if port == 0:
-        return "has port 0"
+        return Message("url.port_zero")
     return None
 
 

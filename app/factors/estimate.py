@@ -256,21 +256,23 @@ def _uncertainty(factor: Mapping[str, Any], interval: list[float] | None) -> dic
     """What `uncertainty_kg` is, or why there is none: only a declared interval propagates."""
     kind = factor.get("uncertainty_kind")
     level = factor.get("uncertainty_confidence_level")
+    note: Message
     if factor["uncertainty_low"] is None or factor["uncertainty_high"] is None:
-        note = "the factor gives no uncertainty interval"
+        note = Message("estimate.note_no_interval")
     elif kind is None:
-        note = (
-            "not propagated: the factor's interval "
-            f"[{factor['uncertainty_low']:g}, {factor['uncertainty_high']:g}] has no declared "
-            "kind or confidence level, so no confidence can be attached to a propagated one"
+        note = Message(
+            "estimate.note_undeclared",
+            low=f"{factor['uncertainty_low']:g}",
+            high=f"{factor['uncertainty_high']:g}",
         )
     elif level is not None:
-        note = (
-            f"the factor's declared {kind.replace('_', ' ')} at {level:.4g} "
-            "scaled by the amount in the factor's unit"
+        note = Message(
+            "estimate.note_declared_level",
+            kind=Message(f"estimate.kind.{kind}"),
+            level=f"{level:.4g}",
         )
     else:
-        note = f"the factor's declared {kind.replace('_', ' ')} scaled by the amount"
+        note = Message("estimate.note_declared", kind=Message(f"estimate.kind.{kind}"))
     return {
         "interval_kg": interval,
         "kind": kind if interval is not None else None,

@@ -157,8 +157,7 @@ def _valid_records(
                         row_number,
                         name,
                         "formula_like_cell",
-                        "starts like a spreadsheet formula; stored as text and neutralised "
-                        "in CSV exports",
+                        Message("warning.formula_like_cell"),
                     )
                 )
         if not report.error_count:  # once the upload is doomed, keep checking but stop storing
@@ -302,10 +301,16 @@ def upload_draft(
                     None,
                     None,
                     "version_bump_too_small",
-                    f"against {previous.version}: {summary.added} added, "
-                    f"{summary.removed} removed, "
-                    f"{summary.changed} changed ({summary.identity_changed} in unit or activity) "
-                    f"calls for a {summary.required_bump.name} release, not {given.name}",
+                    Message(
+                        "warning.version_bump_too_small",
+                        previous=previous.version,
+                        added=summary.added,
+                        removed=summary.removed,
+                        changed=summary.changed,
+                        identity_changed=summary.identity_changed,
+                        required=summary.required_bump.name,
+                        given=given.name,
+                    ),
                 )
             )
     report.activity_labels = labels.report()

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.problem_text import Message
 from app.core.text import forbidden_character, nfc
 from app.datasets.models import Publisher
 from app.publishing.records import RowProblem
@@ -215,10 +216,14 @@ class LabelCollector:
                 row,
                 "activity_id",
                 "unlabelled_activity",
-                f"'{activity_id}' is not in the activity labels (GET /v1/activities); accepted "
-                "as a new activity, which a text search finds by its id and the factors' names "
-                f"only (later rows with it are not listed). Name it in the columns {NAME_ZH}, "
-                f"{NAME_EN} and {KEYWORDS} if it is in your namespace ('{self.publisher}-…')",
+                Message(
+                    "warning.unlabelled_activity",
+                    activity_id=activity_id,
+                    name_zh=NAME_ZH,
+                    name_en=NAME_EN,
+                    keywords=KEYWORDS,
+                    publisher=self.publisher,
+                ),
             )
             for activity_id, row in sorted(self.first_rows.items(), key=lambda item: item[1])
             if activity_id not in self.found and activity_id not in self.reference_ids

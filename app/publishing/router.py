@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from app.auth.dependencies import Principal, ReviewerDep, WriterDep
 from app.core.clock import ClockDep
 from app.core.db import SessionDep
-from app.core.errors import InvalidParameter, NotFound
+from app.core.errors import InvalidParameter, NotFound, headers_language
 from app.core.http_cache import PRIVATE, cached_json
 from app.core.params import DatasetSlug, PublisherSlug, VersionPath, only_query_params
-from app.core.problem_text import Message
+from app.core.problem_text import Message, localize
 from app.datasets import service as dataset_service
 from app.datasets.models import Dataset
 from app.datasets.schemas import DatasetCreate, DatasetRead, DeprecateBody, VersionRead
@@ -104,15 +104,21 @@ def upload_version(
         now=clock(),
     )
     draft: DatasetVersion = outcome.version
+    # The report's warnings in the client's language, as problem details are.
+    lang = headers_language(request.headers)
     body = UploadResult(
         version=draft.version,
         status="draft",
         row_count=draft.row_count,
         file_name=draft.upload_file_name,
         file_sha256=draft.upload_file_sha256 or "",
-        report=outcome.report.as_dict(),
+        report=localize(outcome.report.as_dict(), lang),
     )
-    return JSONResponse(body.model_dump(mode="json"), status_code=201 if outcome.created else 200)
+    return JSONResponse(
+        body.model_dump(mode="json"),
+        status_code=201 if outcome.created else 200,
+        headers={"Content-Language": "zh-CN" if lang == "zh" else "en", "Vary": "Accept-Language"},
+    )
 
 
 def _transition_target(

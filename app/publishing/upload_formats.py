@@ -160,9 +160,7 @@ def _csv_rows(stream: IO[bytes], *, has_bom: bool) -> RowStream:
     columns = [name.strip() for name in header]
     warnings = []
     if has_bom:
-        warnings.append(
-            RowProblem(1, None, "utf8_bom", "the file starts with a UTF-8 byte-order mark; ignored")
-        )
+        warnings.append(RowProblem(1, None, "utf8_bom", Message("warning.utf8_bom")))
 
     def rows() -> Iterator[tuple[int, Row]]:
         row_number = 1
