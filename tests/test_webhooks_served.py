@@ -21,6 +21,7 @@ from app.changes.delivery import RetryPolicy, claim
 from app.changes.models import WebhookAttempt, WebhookDelivery
 from app.core.db import make_sessionmaker, utcnow
 from app.core.models import ChangeOutbox
+from app.signing.jws import verify
 from tests.conftest import ServerProcess, run_efdb_in_process
 from tests.test_publishing import DATASET_BODY, PUBLISHER
 from tests.test_publishing_server import efdb, token
@@ -140,6 +141,18 @@ def test_efdb_serve_delivers_signed_events_from_its_own_thread(
     operator = Operator(server.base, database_url, tmp_path)
     hook = operator.subscribe(receiver.url)
     published = operator.publish("1.0.0")
+
+    # Read back at once from the real server, as a tool does after the publish answer: the
+    # change is in the feed and the release's statement is signed, both with its hash.
+    feed = httpx.get(f"{server.base}/v1/changes", params={"publisher": PUBLISHER})
+    assert feed.status_code == 200, feed.text
+    (change,) = feed.json()["items"]
+    assert (change["type"], change["version"]) == ("release.published", "1.0.0")
+    assert change["content_sha256"] == published["content_sha256"]
+    statement = httpx.get(f"{server.base}{VERSIONS}/1.0.0/release.jws")
+    assert statement.status_code == 200, statement.text
+    signed = verify(statement.text, httpx.get(f"{server.base}/.well-known/jwks.json").json())
+    assert signed.json()["content_sha256"] == published["content_sha256"]
 
     # No `efdb worker` runs anywhere: only the server's thread can send it.
     assert wait_for(lambda: bool(receiver.received)), server.log.read_text(errors="replace")
