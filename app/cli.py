@@ -56,7 +56,7 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
     engine, factory = _session_factory(settings)
     try:
         with factory.begin() as session:
-            result = load_seed(session, settings.seed_dir)
+            result = load_seed(session, settings.seed_dir, scope=settings.seed_scope)
     except SeedError as exc:
         raise CliError(str(exc)) from exc
     finally:
@@ -77,7 +77,7 @@ def prepare_database(settings: Settings) -> None:
         with factory.begin() as session:
             load_reference_data(session, settings.seed_dir / "reference")
             if database_is_empty(session):
-                load_seed(session, settings.seed_dir)
+                load_seed(session, settings.seed_dir, scope=settings.seed_scope)
         # First start: name the database and mark the export directory as its own. A
         # directory that is not its own is reported by /readyz (and here), not fatal.
         with factory.begin() as session:

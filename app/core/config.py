@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     token_lockout_window_seconds: int = Field(default=900, ge=1)
     token_lockout_seconds: int = Field(default=900, ge=1)
     seed_dir: Path = PROJECT_ROOT / "seed_data"
+    # Which seed datasets `efdb seed` (and `efdb serve` on an empty database) loads: `core`, the
+    # curated datasets; `full`, also those imported from the publishers' own files
+    # (dataset.json `"scope": "full"`: DESNZ 2022-2025, MEE electricity by announcement).
+    seed_scope: Literal["core", "full"] = "full"
     # Public base URL used in `next` links when the service sits behind a proxy; relative otherwise.
     public_base_url: str | None = None
 
