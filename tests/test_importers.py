@@ -242,3 +242,48 @@ def test_rows_without_a_unit_the_registry_holds_are_left_out_with_the_reason() -
     assert skipped
     assert all("per FTE Working Hour" in s.detail for s in skipped)
     assert all(s.cell.sheet == SHEET and s.cell.column == "UOM" for s in skipped)
+
+
+def test_the_rows_left_out_are_said_in_the_readers_language(
+    client: TestClient, tokens: TokenKit, seeded: None
+) -> None:
+    content, _ = small_desnz(
+        DESNZ_2025, lambda r: level(r, "Fuels", "SECR kWh pass & delivery vehs")
+    )
+    writer = tokens.writer("desnz-uk")
+    versions = _dataset(client, writer, "flat-file-zh")
+    response = client.post(
+        versions,
+        headers={**writer, "Accept-Language": "zh-CN"},
+        data={"version": "1.0.0", "source_format": "desnz-flat"},
+        files={"file": ("flat.xlsx", content, "application/octet-stream")},
+    )
+    assert response.status_code == 201, response.text
+    (first, *_) = [
+        w for w in response.json()["report"]["warnings"] if w["code"] == "not_an_emission_factor"
+    ]
+    assert first["detail"].endswith("未导入")
+    assert "SECR kWh pass & delivery vehs" in first["detail"]
+
+
+@pytest.mark.dialect_neutral
+@pytest.mark.parametrize(
+    ("written", "canonical", "dimension"),
+    [
+        ("passenger.km", "passenger*km", "passenger transport"),
+        ("room_night", "room_night", "accommodation"),
+        ("miles", "mi", "distance"),
+        ("megalitre", "ML", "volume"),
+    ],
+)
+def test_the_units_desnz_uses_are_declared_units(
+    written: str, canonical: str, dimension: str
+) -> None:
+    from app.reference.units import UnitError, conversion_multiplier, parse_declared_unit
+
+    declared = parse_declared_unit(written)
+    assert (declared.canonical, declared.dimension) == (canonical, dimension)
+    # A passenger-km or a room night is its own kind: never converted into another.
+    if dimension in ("passenger transport", "accommodation"):
+        with pytest.raises(UnitError):
+            conversion_multiplier(canonical, "km")

@@ -45,6 +45,7 @@ from typing import Any
 import pycountry
 from python_calamine import CalamineError, CalamineWorkbook
 
+from app.core.problem_text import Message
 from app.importers.base import ImportedRow, ImportFileError, SkippedRow, SourceCell, slug
 
 SHEET = "Factors by Category"
@@ -189,7 +190,8 @@ class DesnzFlatImporter:
     ) -> Iterator[ImportedRow | SkippedRow]:
         if through_year is not None:
             raise ImportFileError(
-                "not_applicable", "a DESNZ flat file holds one edition: through_year does not apply"
+                "not_applicable",
+                Message("importer.through_year_not_applicable", source_format=self.name),
             )
         try:
             workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
@@ -197,15 +199,13 @@ class DesnzFlatImporter:
         except (CalamineError, ValueError, KeyError, OSError) as exc:
             raise ImportFileError(
                 "unreadable_workbook",
-                f"not a DESNZ flat file: no sheet '{SHEET}' could be read ({exc})",
+                Message("importer.unreadable_workbook", sheet=SHEET, reason=str(exc)),
             ) from exc
         header_index = next(
             (i for i, r in enumerate(rows[:20]) if "UOM" in [_text(c) for c in r]), None
         )
         if header_index is None:
-            raise ImportFileError(
-                "no_header", f"sheet '{SHEET}' has no header row with a 'UOM' column"
-            )
+            raise ImportFileError("no_header", Message("importer.no_header", sheet=SHEET))
         header = [_text(c) for c in rows[header_index]]
         columns = {name: i for i, name in enumerate(header) if name}
         value_columns = [(n, m) for n in header if (m := _VALUE_COLUMN.match(n))]
@@ -213,8 +213,12 @@ class DesnzFlatImporter:
         if missing or len(value_columns) != 1:
             raise ImportFileError(
                 "missing_column",
-                f"sheet '{SHEET}' lacks the column(s) "
-                + ", ".join([*missing, *([] if value_columns else ["GHG Conversion Factor YYYY"])]),
+                Message(
+                    "importer.missing_columns",
+                    columns=", ".join(
+                        [*missing, *([] if value_columns else ["GHG Conversion Factor YYYY"])]
+                    ),
+                ),
                 SourceCell(SHEET, header_index + 1, None),
             )
         value_column, match = value_columns[0]
@@ -243,15 +247,14 @@ class DesnzFlatImporter:
             yield SkippedRow(
                 where,
                 "not_an_emission_factor",
-                f"'{level1}' gives kWh per unit (an energy conversion for SECR reporting), "
-                "not kg CO2e: not imported",
+                Message("importer.secr_kwh", level1=level1),
             )
             return
         if uom not in _UNITS:
             yield SkippedRow(
                 SourceCell(sheet, first_row, "UOM"),
                 "unit_not_representable",
-                f"the unit '{uom}' has no counterpart in the unit registry: not imported",
+                Message("importer.unit_not_representable", unit=uom),
             )
             return
         boundary = "well-to-tank" if level1.startswith("WTT") else _BOUNDARIES.get(level1)
@@ -259,7 +262,7 @@ class DesnzFlatImporter:
             yield SkippedRow(
                 SourceCell(sheet, first_row, "Level 1"),
                 "unknown_category",
-                f"Level 1 '{level1}' is not one this importer knows the boundary of: not imported",
+                Message("importer.unknown_category", level1=level1),
             )
             return
         values: dict[str, tuple[int, Any]] = {}
@@ -269,7 +272,7 @@ class DesnzFlatImporter:
                 yield SkippedRow(
                     SourceCell(sheet, row, "GHG/Unit"),
                     "unknown_ghg_unit",
-                    f"GHG/Unit '{ghg_unit}' is not kg CO2e or kg CO2e of one gas: not imported",
+                    Message("importer.unknown_ghg_unit", ghg_unit=ghg_unit),
                 )
                 continue
             if isinstance(raw, bool) or not isinstance(raw, int | float):
@@ -277,7 +280,7 @@ class DesnzFlatImporter:
                     yield SkippedRow(
                         SourceCell(sheet, row, value_column),
                         "not_a_number",
-                        f"'{_text(raw)}' is not a number: not imported",
+                        Message("importer.not_a_number", value=_text(raw)),
                     )
                 continue  # DESNZ leaves a cell empty where it gives no factor
             values[gas] = (row, float(raw))
@@ -288,7 +291,7 @@ class DesnzFlatImporter:
                 yield SkippedRow(
                     SourceCell(sheet, first_row, "Level 3"),
                     "unknown_country",
-                    f"the country '{level3}' is not an ISO 3166 country name: not imported",
+                    Message("importer.unknown_country", country=level3),
                 )
                 return
             region = country
@@ -360,7 +363,7 @@ class DesnzFlatImporter:
                 yield SkippedRow(
                     where,
                     "no_total",
-                    "no kg CO2e value in this group of rows (the cell is empty): not imported",
+                    Message("importer.no_total"),
                 )
             return
         record["notes"] = " ".join(notes)

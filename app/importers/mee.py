@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from app.core.problem_text import Message
 from app.importers.base import ImportedRow, ImportFileError, SkippedRow, SourceCell
 
 _COLUMNS = ("data_year", "factor_type", "level", "region_zh", "value", "unit", "announcement")
@@ -120,13 +121,15 @@ class MeeElectricityImporter:
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise ImportFileError("not_utf8", f"the table is not UTF-8 ({exc.reason})") from exc
+            raise ImportFileError(
+                "not_utf8", Message("importer.not_utf8", reason=exc.reason)
+            ) from exc
         reader = csv.DictReader(io.StringIO(text))
         missing = [name for name in _COLUMNS if name not in (reader.fieldnames or [])]
         if missing:
             raise ImportFileError(
                 "missing_column",
-                "not the MEE electricity factor table: it lacks " + ", ".join(missing),
+                Message("importer.missing_columns", columns=", ".join(missing)),
                 SourceCell(None, 1, missing[0]),
             )
         for row_number, cells in enumerate(reader, start=2):
@@ -145,7 +148,7 @@ class MeeElectricityImporter:
             return SkippedRow(
                 SourceCell(None, row, "factor_type"),
                 "unknown_factor_type",
-                f"factor_type '{factor_type}' is not one this importer maps: not imported",
+                Message("importer.unknown_factor_type", factor_type=factor_type),
             )
         prefix, activity, name_zh, name_en = kind
         year: Any = int(get("data_year")) if get("data_year").isdigit() else get("data_year")
@@ -157,8 +160,7 @@ class MeeElectricityImporter:
                 return SkippedRow(
                     SourceCell(None, row, "region_zh"),
                     "unknown_footprint_part",
-                    f"'{place}' is not a generation type or grid part this importer maps: "
-                    "not imported",
+                    Message("importer.unknown_footprint_part", part=place),
                 )
             key, name_zh, name_en = part
             code = f"footprint-{key}-CN-{year}"
