@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -421,8 +422,12 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> None:
     if not path.is_file():
         raise CliError(f"{path}: no such file")
     if args.to:
+        # The secret from the environment rather than the command line, where `ps` shows it.
+        args.client_secret = args.client_secret or os.environ.get("EFDB_IMPORT_CLIENT_SECRET")
         if not (args.client_id and args.client_secret):
-            raise CliError("--to needs --client-id and --client-secret")
+            raise CliError(
+                "--to needs --client-id and --client-secret (or EFDB_IMPORT_CLIENT_SECRET)"
+            )
         result = _import_over_http(args, source_format, path)
     else:
         result = _import_locally(args, settings, source_format, path)
@@ -563,7 +568,11 @@ def _add_import_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
             )
         sub.add_argument("--to", metavar="URL", help="a running efdb service instead")
         sub.add_argument("--client-id", help="the publisher's OAuth client (with --to)")
-        sub.add_argument("--client-secret", help="its secret (with --to)")
+        sub.add_argument(
+            "--client-secret",
+            help="its secret (with --to); default: the environment variable "
+            "EFDB_IMPORT_CLIENT_SECRET, which `ps` does not show",
+        )
         sub.add_argument(
             "--timeout", type=float, default=300, help="seconds per HTTP request (with --to)"
         )
