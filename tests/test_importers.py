@@ -8,6 +8,8 @@ from their real rows (tests/importer_files.py)."""
 from __future__ import annotations
 
 import hashlib
+import io
+import zipfile
 from typing import Any
 
 import pytest
@@ -287,3 +289,20 @@ def test_the_units_desnz_uses_are_declared_units(
     if dimension in ("passenger transport", "accommodation"):
         with pytest.raises(UnitError):
             conversion_multiplier(canonical, "km")
+
+
+def test_a_workbook_that_would_unpack_past_the_decoded_size_cap_is_refused_unread(
+    client: TestClient, tokens: TokenKit, seeded: None, settings: Any
+) -> None:
+    """An .xlsx is a zip: its directory says how much it unpacks to, before anything is."""
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b"0" * (3 * 1024 * 1024))
+    client.app.state.settings = settings.model_copy(  # type: ignore[attr-defined]
+        update={"max_upload_uncompressed_mb": 2}
+    )
+    writer = tokens.writer("desnz-uk")
+    versions = _dataset(client, writer, "flat-file-bomb")
+    response = _upload(client, writer, versions, packed.getvalue(), "flat.xlsx", "desnz-flat")
+    assert response.status_code == 422, response.text
+    assert [e["code"] for e in response.json()["errors"]] == ["uncompressed_too_large"]

@@ -283,7 +283,13 @@ def upload_draft(
         if importer is not None:
             stored_format = importer.name
             text_cells = False  # an importer gives numbers as numbers
-            rows = read_source_rows(importer, file_name, stream, through_year=through_year)
+            rows = read_source_rows(
+                importer,
+                file_name,
+                stream,
+                through_year=through_year,
+                limits=UploadLimits(max_rows=max_rows, max_decoded_bytes=max_decoded_bytes),
+            )
         else:
             upload_format = declared_format(file_name)
             stored_format, text_cells = upload_format.value, upload_format is UploadFormat.CSV

@@ -6,6 +6,8 @@ read from (`RowStream.locate`), and the rows the importer left out are warnings.
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Iterator
 from typing import IO
 
@@ -13,6 +15,7 @@ from app.core.problem_text import Message
 from app.importers import IMPORTERS, ImportedRow, Importer, ImportFileError, SourceCell
 from app.publishing.records import RowProblem
 from app.publishing.upload_formats import Row, RowStream, UploadFileError
+from app.publishing.upload_limits import UploadLimits
 
 
 def source_importer(source_format: str) -> Importer | None:
@@ -29,15 +32,41 @@ def _problem(cell: SourceCell | None, code: str, detail: str) -> RowProblem:
     return RowProblem(cell.row, cell.column, code, detail, sheet=cell.sheet)
 
 
+def _check_unpacked_size(data: bytes, limits: UploadLimits) -> None:
+    if not data.startswith(b"PK\x03\x04"):
+        return
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except zipfile.BadZipFile:
+        return  # the importer says what is wrong with it
+    if unpacked > limits.max_decoded_bytes:
+        mib = 1024 * 1024
+        raise UploadFileError(
+            [
+                RowProblem(
+                    None,
+                    None,
+                    "uncompressed_too_large",
+                    f"the workbook unpacks to about {unpacked / mib:.0f} MB; an upload may "
+                    f"decode to at most {limits.max_decoded_bytes / mib:.0f} MB",
+                )
+            ]
+        )
+
+
 def read_source_rows(
     importer: Importer,
     file_name: str | None,
     stream: IO[bytes],
     *,
     through_year: int | None = None,
+    limits: UploadLimits | None = None,
 ) -> RowStream:
     """The importer's rows, numbered by the publisher's own rows; raises UploadFileError when
-    the file is not of this source format."""
+    the file is not of this source format, or when a workbook (.xlsx, a zip) would unpack to
+    more than `limits.max_decoded_bytes` (judged from its directory before anything is
+    unpacked)."""
     name = (file_name or "").lower()
     if not name.endswith(importer.extensions):
         raise UploadFileError(
@@ -57,6 +86,7 @@ def read_source_rows(
         )
     data = stream.read()
     stream.seek(0)
+    _check_unpacked_size(data, limits or UploadLimits())
     try:
         items = list(importer.read(data, through_year=through_year))
     except ImportFileError as exc:
