@@ -386,7 +386,11 @@ def cmd_client_revoke(args: argparse.Namespace, settings: Settings) -> None:
 
 
 # `efdb import NAME`: the importer (app.importers) each name runs.
-IMPORT_SOURCE_FORMATS = {"desnz": "desnz-flat", "mee-electricity": "mee-electricity"}
+IMPORT_SOURCE_FORMATS = {
+    "desnz": "desnz-flat",
+    "mee-electricity": "mee-electricity",
+    "epa-supply-chain": "epa-supply-chain",
+}
 IMPORT_ACTOR = "efdb-import"
 
 
@@ -538,11 +542,14 @@ def _import_over_http(
 def _add_import_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     importer = commands.add_parser(
         "import",
-        help="import a publisher's own file (DESNZ flat file, MEE electricity table)",
+        help="import a publisher's own file (DESNZ flat file, MEE electricity table, EPA supply "
+        "chain factors)",
     ).add_subparsers(dest="source", required=True)
     helps = {
         "desnz": "a UK DESNZ GHG conversion factors flat file (.xls or .xlsx)",
         "mee-electricity": "the China MEE electricity factor table (.csv)",
+        "epa-supply-chain": "a US EPA Supply Chain GHG Emission Factors CO2e file by NAICS-6 "
+        "(.csv; v1.2 or v1.3.0)",
     }
     for name, text in helps.items():
         sub = importer.add_parser(

@@ -56,3 +56,19 @@ def small_desnz(
 def level(row: Sequence[Any], *names: str) -> bool:
     """A 2023+ flat-file row whose Level 1 is one of `names`."""
     return len(row) > 2 and row[2] in names
+
+
+EPA_SUPPLY_CHAIN_DIR = SEED / "epa-us" / "supply-chain-ghg-emission-factors"
+EPA_SC_V12 = EPA_SUPPLY_CHAIN_DIR / "SupplyChainGHGEmissionFactors_v1.2_NAICS_CO2e_USD2021.csv"
+EPA_SC_V13 = EPA_SUPPLY_CHAIN_DIR / "SupplyChainGHGEmissionFactors_v1.3.0_NAICS_CO2e_USD2022.csv"
+
+
+def small_csv(path: Path, keep: Callable[[list[str]], bool]) -> tuple[bytes, list[list[str]]]:
+    """A CSV with the real header line and the real lines `keep` selects, byte for byte (line
+    endings and quoting as the publisher wrote them): its bytes, and the rows as parsed."""
+    import csv
+
+    lines = path.read_bytes().splitlines(keepends=True)
+    parsed = list(csv.reader(line.decode("utf-8-sig") for line in lines))
+    kept = [0, *(i for i in range(1, len(lines)) if keep(parsed[i]))]
+    return b"".join(lines[i] for i in kept), [parsed[i] for i in kept]

@@ -126,19 +126,24 @@ def load_seed(session: Session, seed_dir: Path, *, scope: str = "core") -> SeedR
 
     The reference tables (`seed_dir/reference/`) come first: the factors are checked against
     them (regions, GWP100) like any upload. `scope` `core`: the datasets without
-    `"scope": "full"` in their dataset.json (the curated ones); `full`: every dataset."""
+    `"scope": "full"` in their dataset.json (the curated ones) and the publishers without it in
+    publishers.json; `full`: every dataset and publisher."""
     load_reference_data(session, seed_dir / "reference")
     reference: RecordReference | None = None
     publishers = json.loads((seed_dir / "publishers.json").read_text(encoding="utf-8"))
-    by_slug = {spec["slug"]: _publisher(session, spec) for spec in publishers}
+    by_slug = {
+        spec["slug"]: _publisher(session, spec)
+        for spec in publishers
+        if spec.get("scope", "core") != "full" or scope == "full"
+    }
     datasets = versions = factors = 0
     for dataset_file in sorted(seed_dir.glob("*/*/dataset.json")):
         publisher_slug = dataset_file.parent.parent.name
-        if publisher_slug not in by_slug:
-            raise SeedError(f"{dataset_file}: publisher '{publisher_slug}' not in publishers.json")
         spec = json.loads(dataset_file.read_text(encoding="utf-8"))
         if spec.get("scope", "core") == "full" and scope != "full":
             continue
+        if publisher_slug not in by_slug:
+            raise SeedError(f"{dataset_file}: publisher '{publisher_slug}' not in publishers.json")
         dataset = _dataset(session, by_slug[publisher_slug], spec)
         datasets += 1
         for version_spec in spec["versions"]:

@@ -40,6 +40,16 @@ _registry.define("piece = [item] = pc")
 # Each is its own dimension, so that nothing converts them into anything else.
 _registry.define("passenger = [passenger]")
 _registry.define("room_night = [room_night] = room_nights")
+# Money with its currency and price year (EPA supply-chain factors are per 2021 or 2022 US
+# dollar, purchaser price). Each price year is its own dimension: a dollar of one year becomes
+# one of another only through a cited price-index table, which the service does not hold, so
+# such a conversion is refused (`conversion_multiplier`) rather than guessed.
+MONEY_UNITS: dict[str, str] = {
+    "USD_2021": "money (USD, 2021 prices)",
+    "USD_2022": "money (USD, 2022 prices)",
+}
+for _money in MONEY_UNITS:
+    _registry.define(f"{_money} = [money_{_money.lower()}]")
 
 # Canonical spelling -> human dimension name. Order is the order /v1/units lists them.
 ACCEPTED_UNITS: dict[str, str] = {
@@ -62,6 +72,7 @@ ACCEPTED_UNITS: dict[str, str] = {
     "passenger*km": "passenger transport",
     "room_night": "accommodation",
     "piece": "count",
+    **MONEY_UNITS,
 }
 
 
@@ -206,6 +217,11 @@ def conversion_multiplier(from_unit: str, to_unit: str) -> float:
     """
     source, target = _parse(from_unit), _parse(to_unit)
     if source.dimensionality != target.dimensionality:
+        if str(source) in MONEY_UNITS and str(target) in MONEY_UNITS:
+            raise UnitError(
+                "price_year_conversion",
+                Message("unit.money_not_convertible", source=from_unit, target=to_unit),
+            )
         raise UnitError(
             "incompatible_unit",
             Message(
