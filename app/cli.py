@@ -390,6 +390,7 @@ IMPORT_SOURCE_FORMATS = {
     "desnz": "desnz-flat",
     "mee-electricity": "mee-electricity",
     "epa-supply-chain": "epa-supply-chain",
+    "epa-hub": "epa-hub",
 }
 IMPORT_ACTOR = "efdb-import"
 
@@ -550,6 +551,7 @@ def _add_import_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "mee-electricity": "the China MEE electricity factor table (.csv)",
         "epa-supply-chain": "a US EPA Supply Chain GHG Emission Factors CO2e file by NAICS-6 "
         "(.csv; v1.2 or v1.3.0)",
+        "epa-hub": "a US EPA GHG Emission Factors Hub workbook (.xlsx; Tables 1 and 2)",
     }
     for name, text in helps.items():
         sub = importer.add_parser(

@@ -72,3 +72,29 @@ def small_csv(path: Path, keep: Callable[[list[str]], bool]) -> tuple[bytes, lis
     parsed = list(csv.reader(line.decode("utf-8-sig") for line in lines))
     kept = [0, *(i for i in range(1, len(lines)) if keep(parsed[i]))]
     return b"".join(lines[i] for i in kept), [parsed[i] for i in kept]
+
+
+EPA_HUB_DIR = SEED / "epa-us" / "ghg-emission-factors-hub"
+EPA_HUB_2023 = EPA_HUB_DIR / "ghg-emission-factors-hub-2023.xlsx"
+EPA_HUB_2024 = EPA_HUB_DIR / "ghg-emission-factors-hub-2024.xlsx"
+EPA_HUB_SHEET = "Emission Factors Hub"
+
+
+def small_hub(path: Path) -> tuple[bytes, list[list[Any]]]:
+    """An EPA Hub workbook with the real rows of its sheet up to Table 3 (the GWP table and
+    Tables 1 and 2), as written: its bytes, and the rows (row n of the sheet is [n-1])."""
+    rows = (
+        CalamineWorkbook.from_path(str(path))
+        .get_sheet_by_name(EPA_HUB_SHEET)
+        .to_python(skip_empty_area=False)
+    )
+    end = next(i for i, r in enumerate(rows) if len(r) > 1 and r[1] == "Table 3")
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = EPA_HUB_SHEET
+    for row in rows[:end]:
+        sheet.append([None if cell == "" else cell for cell in row])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue(), rows[:end]

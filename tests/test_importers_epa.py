@@ -15,7 +15,14 @@ from fastapi.testclient import TestClient
 from app.importers import IMPORTERS, ImportedRow
 from tests.auth_fixtures import TokenKit
 from tests.conftest import run_efdb_in_process
-from tests.importer_files import EPA_SC_V12, EPA_SC_V13, small_csv
+from tests.importer_files import (
+    EPA_HUB_2023,
+    EPA_HUB_2024,
+    EPA_SC_V12,
+    EPA_SC_V13,
+    small_csv,
+    small_hub,
+)
 
 DATASET = {
     "title_en": "US EPA supply chain GHG emission factors (test copy)",
@@ -153,3 +160,92 @@ def test_import_epa_supply_chain_from_the_command_line(
     printed = json.loads(result.stdout)
     assert (printed["status"], printed["row_count"]) == ("draft", len(rows) - 1)
     assert printed["file_sha256"] == hashlib.sha256(content).hexdigest()
+
+
+def _cell(rows: list[list[Any]], name: str, column: int, after: str = "Table 1") -> tuple[int, Any]:
+    """(1-based row, value) of the first row named `name` with a number in `column`, after
+    the `after` cell (the Natural Gas category row has none)."""
+    start = next(i for i, r in enumerate(rows) if len(r) > 1 and r[1] == after)
+    (number, row) = next(
+        (n, r)
+        for n, r in enumerate(rows[start:], start + 1)
+        if r[2] == name and isinstance(r[column], float)
+    )
+    return number, row[column]
+
+
+def test_the_epa_hub_tables_1_and_2_are_imported_per_gas_and_pair_across_editions(
+    client: TestClient, tokens: TokenKit, seeded: None
+) -> None:
+    writer = tokens.writer("epa-us")
+    created = client.post("/v1/datasets", json={**DATASET, "slug": "hub-test"}, headers=writer)
+    assert created.status_code == 201, created.text
+    versions = f"/v1/datasets/{created.json()['id']}/versions"
+    editions = {"2023.0.0": small_hub(EPA_HUB_2023), "2024.0.0": small_hub(EPA_HUB_2024)}
+    for version, (content, _) in editions.items():
+        response = client.post(
+            versions,
+            headers=writer,
+            data={"version": version, "source_format": "epa-hub"},
+            files={"file": ("hub.xlsx", content, "application/octet-stream")},
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["file_sha256"] == hashlib.sha256(content).hexdigest()
+        _publish(client, tokens, writer, versions, version)
+
+    rows = editions["2024.0.0"][1]
+    gwp = {r[2]: r[3] for r in rows[:12] if len(r) > 3 and r[2] in ("CH4", "N2O")}
+    row, co2 = _cell(rows, "Natural Gas", 4)
+    _, ch4_g = _cell(rows, "Natural Gas", 5)
+    _, n2o_g = _cell(rows, "Natural Gas", 6)
+    gas = client.get("/v1/factors/epa-us/hub-test/table-1-natural-gas-per-mmbtu").json()
+    assert (gas["co2"], gas["ch4"], gas["n2o"]) == (co2, ch4_g / 1000, n2o_g / 1000)
+    assert (gas["gwp_set"], gas["unit"]) == ("AR5", "mmBtu")
+    assert gas["co2e"] == pytest.approx(co2 + gwp["CH4"] * ch4_g / 1000 + gwp["N2O"] * n2o_g / 1000)
+    assert gas["activity_id"] == "natural-gas-combustion-gross-cv"
+    provenance = client.get(
+        "/v1/factors/epa-us/hub-test/table-1-natural-gas-per-mmbtu/provenance"
+    ).json()
+    assert provenance["upload"]["row_number"] == row
+
+    # Biomass: its CO2 is biogenic, apart from co2e.
+    _, wood_co2 = _cell(rows, "Wood and Wood Residuals", 7)
+    wood = client.get(
+        "/v1/factors/epa-us/hub-test/table-1-wood-and-wood-residuals-per-short-ton"
+    ).json()
+    assert (wood["biogenic_co2"], wood["co2"], wood["unit"]) == (wood_co2, None, "short_ton")
+    # Table 2: CO2 per US gallon.
+    _, diesel = _cell(rows, "Diesel Fuel", 3, after="Table 2")
+    mobile = client.get("/v1/factors/epa-us/hub-test/table-2-diesel-fuel-per-gallon").json()
+    assert (mobile["co2"], mobile["co2e"], mobile["unit"]) == (diesel, diesel, "gal")
+
+    # 2023 names the coal "Anthracite Coal", 2024 "Anthracite": one code, so the diff pairs
+    # them; the GWP set changed (AR4 → AR5), so co2e of every fuel with CH4 or N2O changed.
+    old = client.get(
+        "/v1/factors/epa-us/hub-test/table-1-anthracite-per-short-ton?version=2023.0.0"
+    ).json()
+    assert old["gwp_set"] == "AR4"
+    diff = client.get("/v1/datasets/epa-us/hub-test/versions/2024.0.0/diff?from=2023.0.0").json()
+    assert diff["summary"]["added"] == diff["summary"]["removed"] == 0
+    assert "table-1-anthracite-per-short-ton" in {c["factor_code"] for c in diff["changed"]}
+
+
+@pytest.mark.dialect_neutral
+def test_ton_is_refused_as_ambiguous_and_short_ton_is_the_us_ton() -> None:
+    from app.reference.units import (
+        UnitError,
+        conversion_multiplier,
+        parse_amount_unit,
+        parse_declared_unit,
+    )
+
+    for read in (parse_declared_unit, parse_amount_unit):
+        with pytest.raises(UnitError) as refused:
+            read("ton")
+        assert refused.value.code == "ambiguous_unit"
+    assert parse_declared_unit("short_ton").canonical == "short_ton"
+    assert parse_declared_unit("t").canonical == "t"
+    assert conversion_multiplier("short_ton", "kg") == pytest.approx(907.18474)
+    assert parse_declared_unit("gallon").canonical == "gal"
+    with pytest.raises(UnitError):
+        conversion_multiplier("scf", "m3")  # a standard cubic foot is not a geometric one

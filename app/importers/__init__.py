@@ -6,12 +6,18 @@ from __future__ import annotations
 
 from app.importers.base import ImportedRow, Importer, ImportFileError, SkippedRow, SourceCell
 from app.importers.desnz import DesnzFlatImporter
+from app.importers.epa_hub import EpaHubImporter
 from app.importers.epa_supply_chain import EpaSupplyChainImporter
 from app.importers.mee import MeeElectricityImporter
 
 IMPORTERS: dict[str, Importer] = {
     importer.name: importer
-    for importer in (DesnzFlatImporter(), MeeElectricityImporter(), EpaSupplyChainImporter())
+    for importer in (
+        DesnzFlatImporter(),
+        MeeElectricityImporter(),
+        EpaSupplyChainImporter(),
+        EpaHubImporter(),
+    )
 }
 
 __all__ = [

@@ -44,6 +44,13 @@ _registry.define("room_night = [room_night] = room_nights")
 # dollar, purchaser price). Each price year is its own dimension: a dollar of one year becomes
 # one of another only through a cited price-index table, which the service does not hold, so
 # such a conversion is refused (`conversion_multiplier`) rather than guessed.
+# US units of the EPA GHG Emission Factors Hub (app/importers/epa_hub.py): the million
+# (international table) Btu, the short ton (2000 lb: `t` stays the metric tonne) and the US
+# gallon (`gal`; the UK gallon is pint's `imperial_gallon`). A standard cubic foot (scf, gas at
+# 60 °F and 1 atm) is its own dimension: it is not a geometric cubic foot of gas at any state,
+# so it is never converted into m3.
+_registry.define("mmBtu = 1e6 * Btu = MMBtu")
+_registry.define("scf = [standard_cubic_foot]")
 MONEY_UNITS: dict[str, str] = {
     "USD_2021": "money (USD, 2021 prices)",
     "USD_2022": "money (USD, 2022 prices)",
@@ -59,12 +66,15 @@ ACCEPTED_UNITS: dict[str, str] = {
     "MJ": "energy",
     "GJ": "energy",
     "TJ": "energy",
+    "mmBtu": "energy",
     "g": "mass",
     "kg": "mass",
     "t": "mass",
+    "short_ton": "mass",
     "L": "volume",
     "ML": "volume",
     "m3": "volume",
+    "gal": "volume",
     "m2": "area",
     "km": "distance",
     "mi": "distance",
@@ -72,8 +82,13 @@ ACCEPTED_UNITS: dict[str, str] = {
     "passenger*km": "passenger transport",
     "room_night": "accommodation",
     "piece": "count",
+    "scf": "gas volume at standard conditions",
     **MONEY_UNITS,
 }
+
+
+# pint reads "ton" as the short ton; a factor's unit says `t` (metric tonne) or `short_ton`.
+_AMBIGUOUS_TON = frozenset({"ton", "tons"})
 
 
 class UnitError(ValueError):
@@ -114,6 +129,8 @@ def parse_declared_unit(text: str) -> DeclaredUnit:
     """Return the canonical spelling of `text`, or raise UnitError saying why not."""
     if not text or not text.strip():
         raise UnitError("unknown_unit", Message("unit.empty"))
+    if text.strip() in _AMBIGUOUS_TON:
+        raise UnitError("ambiguous_unit", Message("unit.ambiguous_ton", unit=text.strip()))
     unit = _parse(text.strip())
     for accepted, name in _accepted():
         if _same_unit(unit, accepted):
@@ -184,6 +201,8 @@ def parse_amount_unit(text: str) -> AmountUnit:
     """
     if not text or not text.strip():
         raise UnitError("unknown_unit", Message("unit.empty"))
+    if text.strip() in _AMBIGUOUS_TON:
+        raise UnitError("ambiguous_unit", Message("unit.ambiguous_ton", unit=text.strip()))
     unit = _parse(text.strip())
     try:
         return AmountUnit(text, parse_declared_unit(text).canonical, _dimension_name(unit))
