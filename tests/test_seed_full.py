@@ -18,6 +18,8 @@ from tests.conftest import run_efdb_in_process
 
 SEED = Path(__file__).resolve().parents[1] / "seed_data"
 SEED_README = (SEED / "README.md").read_text(encoding="utf-8")
+EPA_DIR = SEED / "epa-us" / "supply-chain-ghg-emission-factors"
+EPA_V13 = "SupplyChainGHGEmissionFactors_v1.3.0_NAICS_CO2e_USD2022.csv"
 
 
 def _imported(spec: dict[str, object], folder: Path) -> int:
@@ -85,4 +87,27 @@ def test_the_full_seed_loads_the_publishers_files_as_releases(tmp_path: Path) ->
         ).json()
         # 2022 names this row's Level 4 "2020" where later editions say "kWh": another code.
         assert [h["version"] for h in history["items"]] == ["2025.1.0", "2024.1.1", "2023.1.1"]
+
+        # EPA supply chain v1.2 → v1.3.0: every NAICS commodity paired by its code; the factors
+        # are per dollar of another price year, and the GWP set changed (AR4 → AR5).
+        supply = "/v1/datasets/epa-us/supply-chain-ghg-emission-factors/versions"
+        diff = client.get(f"{supply}/1.3.0/diff?from=1.2.0").json()
+        assert diff["summary"]["added"] == diff["summary"]["removed"] == 0
+        assert diff["summary"]["changed"] == _imported(
+            {"source_format": "epa-supply-chain", "file": EPA_V13}, EPA_DIR
+        )
+        soybean = {c["factor_code"]: c for c in diff["changed"]}["naics-111110"]["fields"]
+        assert soybean["unit"] == {"before": "USD_2021", "after": "USD_2022"}
+        assert soybean["gwp_set"] == {"before": "AR4", "after": "AR5"}
+
+        # EPA Hub 2023 → 2024: the same fuels (2023's "Anthracite Coal" is 2024's "Anthracite"),
+        # co2e recomputed with AR5 where a fuel has CH4 or N2O.
+        hub = "/v1/datasets/epa-us/ghg-emission-factors-hub/versions"
+        diff = client.get(f"{hub}/2024.0.0/diff?from=2023.0.0").json()
+        assert diff["summary"]["added"] == diff["summary"]["removed"] == 0
+        assert "table-1-anthracite-per-short-ton" in {c["factor_code"] for c in diff["changed"]}
+        history = client.get(
+            "/v1/factors/epa-us/ghg-emission-factors-hub/table-1-natural-gas-per-mmbtu/history"
+        ).json()
+        assert [h["version"] for h in history["items"]] == ["2024.0.0", "2023.0.0"]
     application.state.engine.dispose()
