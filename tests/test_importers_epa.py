@@ -249,3 +249,24 @@ def test_ton_is_refused_as_ambiguous_and_short_ton_is_the_us_ton() -> None:
     assert parse_declared_unit("gallon").canonical == "gal"
     with pytest.raises(UnitError):
         conversion_multiplier("scf", "m3")  # a standard cubic foot is not a geometric one
+
+
+def test_import_epa_hub_from_the_command_line(
+    client: TestClient, tokens: TokenKit, seeded: None, database_url: str, tmp_path: Path
+) -> None:
+    writer = tokens.writer("epa-us")
+    created = client.post("/v1/datasets", json={**DATASET, "slug": "hub-cli"}, headers=writer)
+    assert created.status_code == 201, created.text
+    content, _ = small_hub(EPA_HUB_2023)
+    path = tmp_path / EPA_HUB_2023.name
+    path.write_bytes(content)
+    result = run_efdb_in_process(
+        *("import", "epa-hub", str(path), "--dataset", "epa-us/hub-cli", "--version", "2023.0.0"),
+        env={"EFDB_DATABASE_URL": database_url},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    expected = IMPORTERS["epa-hub"].read(content)
+    assert printed["row_count"] == sum(1 for item in expected if isinstance(item, ImportedRow))
+    assert printed["file_sha256"] == hashlib.sha256(content).hexdigest()

@@ -87,8 +87,10 @@ def upload_version(
             max_length=32,
             description="The file is the publisher's own file in this source format, read by "
             "the service's importer for it: `desnz-flat` (UK DESNZ GHG conversion factors flat "
-            "file, .xls or .xlsx) or `mee-electricity` (China MEE electricity factor table, "
-            ".csv). Its bytes are what is hashed and kept; problems name its sheet, row and "
+            "file, .xls or .xlsx), `mee-electricity` (China MEE electricity factor table, "
+            ".csv), `epa-supply-chain` (US EPA Supply Chain GHG Emission Factors CO2e file by "
+            "NAICS-6, .csv) or `epa-hub` (US EPA GHG Emission Factors Hub workbook, .xlsx). "
+            "Its bytes are what is hashed and kept; problems name its sheet, row and "
             "column. Empty: the file is in the upload format",
         ),
     ] = None,
