@@ -94,12 +94,23 @@ class CheckpointRead(BaseModel):
     id: int = Field(description="Checkpoint id (ascending with time)")
     event_count: int = Field(description="Number of audit events in the chain when signed")
     head_hash: str = Field(description="Hash of the chain's last event then (64 hex digits)")
+    tree_size: int | None = Field(
+        description="Size of the audit Merkle tree it signs: one leaf per event, so "
+        "`event_count`; null for a checkpoint signed before the tree existed"
+    )
+    root_hash: str | None = Field(
+        description="Root of the RFC 9162 Merkle tree over the first `tree_size` events (leaf: "
+        "sha256(0x00 ‖ canonical event), node: sha256(0x01 ‖ left ‖ right)), 64 hex digits; "
+        "`GET /v1/audit/consistency` proves that a later tree extends it. Null for a "
+        "checkpoint signed before the tree existed"
+    )
     signed_at: str = Field(description="When it was signed (ISO 8601, UTC)")
     kid: str = Field(description="The release key that signed it (in /.well-known/jwks.json)")
     jws: str = Field(
         description="The checkpoint as JWS compact (ES256): its payload is "
-        "{type, issuer, event_count, head_hash, signed_at}; save it to check later that the "
-        "chain still extends it (`efdb audit verify --checkpoint FILE`)"
+        "{type, issuer, event_count, head_hash, tree_size, root_hash, signed_at} (older ones "
+        "lack tree_size and root_hash); save it to check later that the service's history still "
+        "extends it (`efdb verify FILE --jwks JWKS --from URL`)"
     )
 
 
