@@ -34,7 +34,11 @@ def leaf_hash(entry: bytes) -> str:
 
 
 def node_hash(left: str, right: str) -> str:
-    return hashlib.sha256(NODE_PREFIX + bytes.fromhex(left) + bytes.fromhex(right)).hexdigest()
+    return _node(bytes.fromhex(left), bytes.fromhex(right)).hex()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(NODE_PREFIX + left + right).digest()
 
 
 def _split(n: int) -> int:
@@ -42,14 +46,24 @@ def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
+def _raw(leaves: Iterable[str]) -> list[bytes]:
+    return [bytes.fromhex(leaf) for leaf in leaves]
+
+
+def _mth(leaves: list[bytes], lo: int, hi: int) -> bytes:
+    """MTH(D[lo:hi]), hi > lo."""
+    if hi - lo == 1:
+        return leaves[lo]
+    k = lo + _split(hi - lo)
+    return _node(_mth(leaves, lo, k), _mth(leaves, k, hi))
+
+
 def root(leaves: Sequence[str]) -> str:
     """MTH of the given leaf hashes (the empty tree's root is SHA-256 of nothing)."""
     if not leaves:
         return EMPTY_ROOT
-    if len(leaves) == 1:
-        return leaves[0]
-    k = _split(len(leaves))
-    return node_hash(root(leaves[:k]), root(leaves[k:]))
+    raw = _raw(leaves)
+    return _mth(raw, 0, len(raw)).hex()
 
 
 def roots_at(leaves: Iterable[str], sizes: Iterable[int]) -> dict[int, str]:
@@ -60,18 +74,18 @@ def roots_at(leaves: Iterable[str], sizes: Iterable[int]) -> dict[int, str]:
     found: dict[int, str] = {}
     if 0 in wanted:
         found[0] = EMPTY_ROOT
-    peaks: list[tuple[int, str]] = []  # (subtree size, hash), sizes strictly decreasing
+    peaks: list[tuple[int, bytes]] = []  # (subtree size, hash), sizes strictly decreasing
     for count, leaf in enumerate(leaves, start=1):
-        size, digest = 1, leaf
+        size, digest = 1, bytes.fromhex(leaf)
         while peaks and peaks[-1][0] == size:
             below, left = peaks.pop()
-            size, digest = size + below, node_hash(left, digest)
+            size, digest = size + below, _node(left, digest)
         peaks.append((size, digest))
         if count in wanted:
             folded = peaks[-1][1]
             for _, left in reversed(peaks[:-1]):
-                folded = node_hash(left, folded)
-            found[count] = folded
+                folded = _node(left, folded)
+            found[count] = folded.hex()
     return found
 
 
@@ -80,17 +94,18 @@ def consistency_proof(first: int, leaves: Sequence[str]) -> list[str]:
     leaves extends its first `first` leaves (0 < first ≤ n; empty when first == n)."""
     if not 0 < first <= len(leaves):
         raise ValueError(f"no consistency proof from size {first} to size {len(leaves)}")
-    return _subproof(first, leaves, True)
+    raw = _raw(leaves)
+    return [digest.hex() for digest in _subproof(first, raw, 0, len(raw), True)]
 
 
-def _subproof(m: int, leaves: Sequence[str], whole: bool) -> list[str]:
-    n = len(leaves)
-    if m == n:
-        return [] if whole else [root(leaves)]
-    k = _split(n)
+def _subproof(m: int, leaves: list[bytes], lo: int, hi: int, whole: bool) -> list[bytes]:
+    """SUBPROOF(m, D[lo:hi], whole)."""
+    if m == hi - lo:
+        return [] if whole else [_mth(leaves, lo, hi)]
+    k = _split(hi - lo)
     if m <= k:
-        return [*_subproof(m, leaves[:k], whole), root(leaves[k:])]
-    return [*_subproof(m - k, leaves[k:], False), root(leaves[:k])]
+        return [*_subproof(m, leaves, lo, lo + k, whole), _mth(leaves, lo + k, hi)]
+    return [*_subproof(m - k, leaves, lo + k, hi, False), _mth(leaves, lo, lo + k)]
 
 
 def verify_consistency(
