@@ -398,3 +398,20 @@ def test_the_readme_check_with_and_without_efdb(
     by_hand = run_readme(plain, cwd=work, python=True)
     assert by_hand.returncode == 1
     assert "AssertionError: history rewritten" in by_hand.stderr
+
+
+def test_a_downloaded_snapshot_manifest_is_an_old_checkpoint_too(
+    client: TestClient, tokens: TokenKit, served: str, tmp_path: Path
+) -> None:
+    released(client, tokens, "1.0.0")
+    created = client.post("/v1/snapshots", headers=tokens.admin())
+    assert created.status_code == 201, created.text
+    manifest = client.get(f"/v1/snapshots/{created.json()['id']}/manifest.json")
+    kept = save(tmp_path / "manifest.json", manifest.text)
+    carried = manifest.json()["audit_checkpoint"]
+    assert carried["tree_size"] == carried["event_count"]
+    released(client, tokens, "1.1.0")
+    jwks = save(tmp_path / "jwks.json", client.get("/.well-known/jwks.json").text)
+    result = verify(tmp_path, str(kept), "--jwks", str(jwks), "--from", served)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"extend your {carried['tree_size']}: consistency proof verified" in result.stdout

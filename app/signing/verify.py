@@ -361,10 +361,14 @@ class FetchProblem(Exception):
 
 
 def read_checkpoint(path: Path) -> str:
-    """A saved checkpoint: its JWS, or a JSON checkpoint resource (with a `jws` member)."""
+    """A saved checkpoint: its JWS, a JSON checkpoint resource (with a `jws` member), or a
+    snapshot's `manifest.json` (the checkpoint it carries)."""
     text = path.read_text(encoding="utf-8").strip()
     if text.startswith("{"):
-        return str(json.loads(text)["jws"])
+        data = json.loads(text)
+        if "jws" not in data and isinstance(data.get("audit_checkpoint"), dict):
+            data = data["audit_checkpoint"]
+        return str(data["jws"])
     return text
 
 
@@ -422,7 +426,10 @@ def verify_extension(
     try:
         old = _signed_tree(report, read_checkpoint(path), jwks, name)
     except (OSError, UnicodeError, ValueError, KeyError, TypeError) as exc:
-        report.fail(f"{name}: not a saved checkpoint (a .jws or a JSON with `jws`): {exc}")
+        report.fail(
+            f"{name}: not a saved checkpoint (a .jws, a JSON with `jws`, or a snapshot's "
+            f"manifest.json): {exc}"
+        )
         return
     if old is None:
         return

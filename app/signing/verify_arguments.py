@@ -12,7 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "path",
         type=Path,
         help="a snapshot folder or its manifest.json, a Parquet or Arrow export, a release.jws "
-        "or a saved checkpoint (its .jws, or the JSON of GET /v1/audit/checkpoints/latest)",
+        "or a saved checkpoint (its .jws, the JSON of GET /v1/audit/checkpoints/latest, or with "
+        "--from/--proof a snapshot's manifest.json, whose checkpoint is used)",
     )
     parser.add_argument(
         "--jwks", required=True, help="the service's public keys: a file or an http(s) URL"
