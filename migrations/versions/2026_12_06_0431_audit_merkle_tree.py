@@ -86,6 +86,10 @@ def _fill_leaves() -> None:
         sa.text("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = :name"),
         {"name": "audit_event_no_update"},
     ).scalar_one()
+    # pysqlite runs DDL outside a transaction unless one is open (it opens one only before
+    # DML): open it first, so that the trigger is never gone in a committed state.
+    if not bind.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        op.execute("BEGIN")
     op.execute("DROP TRIGGER audit_event_no_update")
     bind.execute(update, leaves)
     op.execute(created)
