@@ -415,3 +415,42 @@ def test_a_downloaded_snapshot_manifest_is_an_old_checkpoint_too(
     result = verify(tmp_path, str(kept), "--jwks", str(jwks), "--from", served)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"extend your {carried['tree_size']}: consistency proof verified" in result.stdout
+
+
+def test_the_admin_log_carries_leaves_and_a_root_that_is_not_the_chains_is_named(
+    client: TestClient, tokens: TokenKit, settings: Settings, db: Engine, tmp_path: Path
+) -> None:
+    released(client, tokens)
+    admin = tokens.admin()
+    page = client.get("/v1/audit?limit=1000", headers=admin).json()
+    assert [event["leaf_hash"] for event in page["items"]] == leaves_from_content(db)
+    log = save(tmp_path / "audit.json", page)
+    latest = client.get("/v1/audit/checkpoints/latest").json()
+    # A checkpoint signed by the service's key over the right count and head but a root that
+    # is not the tree of those events (a faulty signer): its proofs would prove nothing.
+    with make_sessionmaker(db).begin() as session:
+        key = ReleaseKeys(settings).active_key(session, actor="test")
+        signed_at = datetime.now(UTC)
+        body = {**signed_body(latest["jws"]), "root_hash": "e" * 64}
+        body["signed_at"] = signed_at.isoformat()
+        token = sign(canonical_json(body), key=key, typ=TYP_CHECKPOINT, signed_at=signed_at)
+    faulty = save(tmp_path / "faulty.jws", token)
+    jwks = save(tmp_path / "jwks.json", client.get("/.well-known/jwks.json").text)
+    good = save(tmp_path / "good.jws", latest["jws"])
+    passed = verify(tmp_path, str(good), "--jwks", str(jwks), "--audit-log", str(log))
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    result = verify(tmp_path, str(faulty), "--jwks", str(jwks), "--audit-log", str(log))
+    assert result.returncode == 1
+    count = latest["event_count"]
+    assert f"the Merkle root of the log's first {count} events is not the signed" in result.stdout
+    served = cli(settings, tmp_path, "audit", "verify", "--checkpoint", str(faulty))
+    assert served.returncode == 1
+    assert f"the Merkle tree of the first {count} events has root {latest['root_hash']}" in (
+        served.stdout
+    )
+    # A leaf in the saved log that its event's content does not hash to is named by id.
+    page["items"][1]["leaf_hash"] = "d" * 64
+    bent = save(tmp_path / "bent.json", page)
+    named = verify(tmp_path, str(good), "--jwks", str(jwks), "--audit-log", str(bent))
+    assert named.returncode == 1
+    assert f"event {page['items'][1]['id']}'s leaf_hash is not the" in named.stdout

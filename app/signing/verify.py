@@ -280,43 +280,56 @@ def verify_log_against(
     report: Report, checkpoint: dict[str, Any], events: list[dict[str, Any]], where: str
 ) -> None:
     """An audit log (events as `GET /v1/audit` gives them, oldest first) against a checkpoint:
-    every event's hash recomputed from its content and the one before, and the checkpoint's
-    head still at its position."""
+    every event's hash (and Merkle leaf, when the log carries it) recomputed from its content
+    and the one before, the checkpoint's head still at its position, and its Merkle root (when
+    it signs one) the root of the log's first `event_count` leaves."""
     from datetime import datetime
 
     from app.core.audit import GENESIS_HASH, canonical_event, chain_hash
+    from app.core.merkle import leaf_hash, roots_at
     from app.signing.statements import chain_extends
 
     previous = GENESIS_HASH
-    hashes = []
+    hashes, leaves = [], []
     for event in events:
-        expected = chain_hash(
-            previous,
-            canonical_event(
-                occurred_at=datetime.fromisoformat(event["occurred_at"]),
-                actor=event["actor"],
-                action=event["action"],
-                subject_type=event["subject_type"],
-                subject_id=event["subject_id"],
-                payload=event["payload"],
-            ),
+        canonical = canonical_event(
+            occurred_at=datetime.fromisoformat(event["occurred_at"]),
+            actor=event["actor"],
+            action=event["action"],
+            subject_type=event["subject_type"],
+            subject_id=event["subject_id"],
+            payload=event["payload"],
         )
+        expected = chain_hash(previous, canonical)
         if event.get("prev_hash") != previous or event.get("hash") != expected:
             report.fail(
                 f"audit log: event {event.get('id')} does not hash from its content and the "
                 "event before it"
             )
             return
+        leaf = leaf_hash(canonical)
+        if event.get("leaf_hash") not in (None, leaf):
+            report.fail(
+                f"audit log: event {event.get('id')}'s leaf_hash is not the {leaf} its content "
+                "hashes to"
+            )
+            return
         hashes.append(expected)
+        leaves.append(leaf)
         previous = expected
     report.ok(f"audit log: {len(hashes)} events, every hash recomputed")
-    extension = chain_extends(
-        hashes, event_count=int(checkpoint["event_count"]), head_hash=str(checkpoint["head_hash"])
-    )
-    if extension.ok:
-        report.ok(f"{where}: the audit log extends the checkpoint")
-    else:
+    count = int(checkpoint["event_count"])
+    extension = chain_extends(hashes, event_count=count, head_hash=str(checkpoint["head_hash"]))
+    signed_root = checkpoint.get("root_hash")
+    if not extension.ok:
         report.fail(f"{where}: {extension.reason}")
+    elif signed_root is not None and roots_at(leaves, [count]).get(count) != signed_root:
+        report.fail(
+            f"{where}: the Merkle root of the log's first {count} events is not the signed "
+            f"{signed_root}: the history was rewritten"
+        )
+    else:
+        report.ok(f"{where}: the audit log extends the checkpoint")
 
 
 def load_events(path: Path) -> list[dict[str, Any]]:
