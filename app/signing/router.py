@@ -147,6 +147,7 @@ def list_checkpoints(
     tags=["audit"],
     response_model=CheckpointRead,
     summary="The newest signed audit checkpoint",
+    responses={404: {"description": "No checkpoint has been signed yet"}},
     dependencies=[Depends(only_query_params(()))],
 )
 def get_latest_checkpoint(request: Request, session: SessionDep) -> Response:
