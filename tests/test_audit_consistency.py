@@ -172,8 +172,11 @@ def test_an_untouched_service_proves_it_extends_an_old_checkpoint(
 ) -> None:
     released(client, tokens, "1.0.0")
     old = save(tmp_path / "old-checkpoint.json", client.get("/v1/audit/checkpoints/latest").json())
-    released(client, tokens, "1.1.0")
     jwks = save(tmp_path / "jwks.json", client.get("/.well-known/jwks.json").text)
+    # Nothing new yet: the newest checkpoint is as large as yours, with the same root.
+    same = verify(tmp_path, str(old), "--jwks", str(jwks), "--from", served)
+    assert same.returncode == 0, same.stdout + same.stderr
+    released(client, tokens, "1.1.0")
     result = verify(tmp_path, str(old), "--jwks", str(jwks), "--from", served)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "consistency proof verified" in result.stdout
