@@ -302,7 +302,19 @@ def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> None:
     from app.signing.verify import run
 
-    if run(args.path, args.jwks, args.audit_log) != 0:
+    verdict = run(
+        args.path,
+        args.jwks,
+        args.audit_log,
+        from_url=args.from_url,
+        proof=args.proof,
+        newer=args.newer,
+    )
+    if verdict != 0 and (args.from_url is not None or args.proof is not None):
+        raise CliError(
+            f"the service's history is not shown to extend {args.path} (see the FAILED lines)"
+        )
+    if verdict != 0:
         raise CliError(f"{args.path} is not what the service signed (see the FAILED lines)")
 
 
