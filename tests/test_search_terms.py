@@ -252,7 +252,8 @@ def test_the_words_accountants_use_for_grid_factors_find_them(
 ) -> None:
     found = search(client, q=query)
     regions = {item["region"] for item in found}
-    assert found and all(item["activity_id"] == "electricity-grid-mix" for item in found)
+    assert found
+    assert all(item["activity_id"] == "electricity-grid-mix" for item in found)
     assert {"CN", "GB"} <= regions
 
 
