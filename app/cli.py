@@ -15,7 +15,8 @@ from app.core.config import PROJECT_ROOT, Settings, get_settings
 from app.signing.verify_arguments import add_arguments as add_verify_arguments
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
 OPENAPI_PATH = PROJECT_ROOT / "openapi" / "openapi.json"
 
@@ -24,18 +25,56 @@ class CliError(Exception):
     """A failure reported as one line on stderr with exit status 1."""
 
 
-def _session_factory(settings: Settings):  # type: ignore[no-untyped-def]
-    from app.core.db import make_engine, make_sessionmaker
+def _session_factory(
+    settings: Settings, *, migrating: bool = False
+) -> tuple[Engine, sessionmaker[Session]]:
+    """An engine and sessions on the configured database. Unless the command itself migrates
+    (`db upgrade`, `serve`), a database without the schema is refused with what to do, rather
+    than created empty (a relative `./var` from another directory is a different database)."""
+    from sqlalchemy.engine import make_url
 
+    # Every mapped class, so that a command touching one model (a client refers to its
+    # publisher) works in a process that has imported nothing else.
+    import app.models  # noqa: F401
+    from app.core.db import make_engine, make_sessionmaker
+    from app.core.migrations import current_revision
+
+    url = make_url(settings.database_url)
+    where = _database_label(settings)
+    hint = (
+        "run `efdb db upgrade` (or `efdb serve`) first, or point EFDB_DATA_DIR or "
+        "EFDB_DATABASE_URL at the service's data"
+    )
+    if (
+        not migrating
+        and url.get_backend_name() == "sqlite"
+        and url.database not in (None, "", ":memory:")
+        and not Path(str(url.database)).exists()
+    ):
+        raise CliError(f"no database at {where}: {hint}")
     engine = make_engine(settings.database_url)
+    if not migrating and current_revision(engine) is None:
+        engine.dispose()
+        raise CliError(f"the database at {where} has no schema: {hint}")
     return engine, make_sessionmaker(engine)
+
+
+def _database_label(settings: Settings) -> str:
+    """The database as an operator can find it: a SQLite file's absolute path, else the URL
+    without its password."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return str(Path(str(url.database)).resolve())
+    return url.render_as_string(hide_password=True)
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> None:
     from app.core.migrations import upgrade_to_head
     from app.reference.loader import load_reference_data
 
-    engine, factory = _session_factory(settings)
+    engine, factory = _session_factory(settings, migrating=True)
     try:
         upgrade_to_head(engine)
         # Reference data (locations, GWP100, conversion properties) is part of the schema's
@@ -71,7 +110,7 @@ def prepare_database(settings: Settings) -> None:
     from app.publishing.seed import database_is_empty, load_seed
     from app.reference.loader import load_reference_data
 
-    engine, factory = _session_factory(settings)
+    engine, factory = _session_factory(settings, migrating=True)
     try:
         upgrade_to_head(engine)
         with factory.begin() as session:
