@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -187,9 +188,31 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise _Terminated
 
 
+def issuer_for(host: str, port: int) -> str:
+    """The issuer `efdb serve --host --port` implies when `EFDB_ISSUER` is unset: its own
+    address (loopback for a wildcard one, which no client can call)."""
+    if host in {"", "0.0.0.0", "::"}:
+        host = "127.0.0.1"
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _follow_the_command_line(args: argparse.Namespace, settings: Settings) -> Settings:
+    """Unless `EFDB_ISSUER` is set (in the environment or `.env`), the issuer is the address
+    being served: token `iss`, discovery metadata and absolute URLs then point at it. Set in
+    the environment, so that every worker process uvicorn starts reads the same."""
+    if "issuer" in settings.model_fields_set:
+        return settings
+    os.environ["EFDB_ISSUER"] = issuer_for(args.host, args.port)
+    get_settings.cache_clear()
+    return get_settings()
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import signal
 
+    settings = _follow_the_command_line(args, settings)
     prepare_database(settings)
     halt_worker = None if args.no_worker else _start_worker(settings)
     print(f"efdb serving on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
