@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.auth.router import router as auth_router
 from app.auth.runtime import install_auth
@@ -16,7 +17,7 @@ from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit, body_cap_name, route_body_cap
 from app.core.metrics import Metrics, RequestMetrics
 from app.core.openapi import install_openapi
-from app.core.security_headers import SecurityHeaders
+from app.core.security_headers import DOCS_ASSETS_URL, SecurityHeaders
 from app.core.strict_json import StrictJSON
 from app.datasets.router import router as datasets_router
 from app.exports.router import router as exports_router
@@ -44,7 +45,10 @@ factors for product carbon footprints. Every error is RFC 9457 `application/prob
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) served from this service, with the assets that
+    # fastapi-offline ships (no CDN: the docs work offline and under a same-origin CSP).
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS_URL,
         title="efdb",
         version="1.0.0",
         description=API_DESCRIPTION,
