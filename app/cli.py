@@ -244,8 +244,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 def _run_uvicorn(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from app.core.request_id import uvicorn_log_config
+
     uvicorn.run(
         "app.main:create_app",
+        log_config=uvicorn_log_config(),
         factory=True,
         host=args.host,
         port=args.port,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
@@ -16,6 +17,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "_bundled"
 # The default data directory, relative to the working directory: `EFDB_DATA_DIR` moves it.
 VAR_DIR = Path("var")
+# An origin as browsers send it: scheme, host, optional port; no path, no trailing slash.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 # scrypt's N for client secrets in production (app/auth/hashing.py keeps the same figure).
 PRODUCTION_SECRET_HASH_COST = 2**14
 
@@ -132,6 +135,12 @@ class Settings(BaseSettings):
     token_lockout_window_seconds: int = Field(default=900, ge=1)
     token_lockout_seconds: int = Field(default=900, ge=1)
     seed_dir: Path = Field(default_factory=lambda: shipped_path("seed_data"))
+    # Answers of at least this many bytes are compressed when the client offers an encoding.
+    compress_min_bytes: int = Field(default=1024, ge=0)
+    # Cross-origin access (app/core/cors.py): reads from these origins (`*`: any), writes
+    # only from origins named one by one.
+    cors_origins: list[str] = Field(default_factory=list)
+    cors_write_origins: list[str] = Field(default_factory=list)
     # Public base URL used in `next` links when the service sits behind a proxy; relative otherwise.
     public_base_url: str | None = None
 
@@ -163,6 +172,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"EFDB_SECRET_HASH_COST below {PRODUCTION_SECRET_HASH_COST} is for tests only"
             )
+        for origin in [*self.cors_origins, *self.cors_write_origins]:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"CORS origin {origin!r} is not scheme://host[:port]")
+        if "*" in self.cors_write_origins:
+            raise ValueError("EFDB_CORS_WRITE_ORIGINS must name each origin; `*` is refused")
         if any(trusted.issuer == self.issuer for trusted in self.trusted_issuers):
             raise ValueError("EFDB_TRUSTED_ISSUERS must not list this service's own issuer")
         return self
