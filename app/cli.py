@@ -449,6 +449,62 @@ def cmd_client_revoke(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps({"client_id": args.client_id, "revoked_at": revoked_at.isoformat()}))
 
 
+def cmd_publisher_list(args: argparse.Namespace, settings: Settings) -> None:
+    from app.datasets.publishers import list_publishers
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory() as session:
+            listed = list_publishers(session)
+    finally:
+        engine.dispose()
+    print(json.dumps(listed, ensure_ascii=False))
+
+
+def _cmd_publisher_status(args: argparse.Namespace, settings: Settings, *, suspended: bool) -> None:
+    from app.auth.service import AdminError
+    from app.datasets.publishers import set_publisher_status
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory.begin() as session:
+            publisher = set_publisher_status(
+                session,
+                slug=args.slug,
+                suspended=suspended,
+                reason=args.reason,
+                actor=_cli_actor(),
+            )
+            shown = {"slug": publisher.slug, "status": publisher.status}
+    except AdminError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        engine.dispose()
+    print(json.dumps(shown))
+
+
+def cmd_publisher_suspend(args: argparse.Namespace, settings: Settings) -> None:
+    _cmd_publisher_status(args, settings, suspended=True)
+
+
+def cmd_publisher_resume(args: argparse.Namespace, settings: Settings) -> None:
+    _cmd_publisher_status(args, settings, suspended=False)
+
+
+def cmd_client_list(args: argparse.Namespace, settings: Settings) -> None:
+    from app.auth.service import list_clients
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory() as session:
+            listed = list_clients(
+                session, publisher=args.publisher, include_revoked=args.include_revoked
+            )
+    finally:
+        engine.dispose()
+    print(json.dumps(listed, ensure_ascii=False))
+
+
 def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     publisher = commands.add_parser("publisher", help="publishers").add_subparsers(
         dest="publisher", required=True
@@ -462,6 +518,21 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     create.add_argument("--email", help="contact email")
     create.set_defaults(handler=cmd_publisher_create)
+    publisher.add_parser(
+        "list", help="every publisher with its status (prints a JSON array)"
+    ).set_defaults(handler=cmd_publisher_list)
+    suspend = publisher.add_parser(
+        "suspend",
+        help="suspend a publisher: its clients' secrets and tokens stop working at once, so "
+        "they can neither write nor read as it; audited",
+    )
+    suspend.add_argument("slug")
+    suspend.add_argument("--reason", help="why, recorded in the audit event")
+    suspend.set_defaults(handler=cmd_publisher_suspend)
+    resume = publisher.add_parser("resume", help="lift a suspension; audited")
+    resume.add_argument("slug")
+    resume.add_argument("--reason", help="why, recorded in the audit event")
+    resume.set_defaults(handler=cmd_publisher_resume)
 
     client = commands.add_parser("client", help="OAuth2 clients").add_subparsers(
         dest="client", required=True
@@ -495,6 +566,14 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     revoke.add_argument("client_id")
     revoke.set_defaults(handler=cmd_client_revoke)
+    listing = client.add_parser(
+        "list",
+        help="clients with their scopes, publisher and state, never a secret (prints a JSON "
+        "array; revoked ones only with --include-revoked)",
+    )
+    listing.add_argument("--publisher", metavar="SLUG", help="only this publisher's clients")
+    listing.add_argument("--include-revoked", action="store_true", help="also revoked clients")
+    listing.set_defaults(handler=cmd_client_list)
 
 
 def _check_export_store(session: Session, settings: Settings) -> None:
