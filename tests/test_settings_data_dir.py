@@ -3,6 +3,7 @@ still moves one thing elsewhere."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,14 @@ def test_an_explicit_setting_wins_over_the_data_dir(
     assert settings.generated_signing_key == tmp_path / "data" / "signing-key.pem"
     # Given in code, as the tests' settings are.
     assert Settings(_env_file=None, export_dir=tmp_path / "x").export_dir == tmp_path / "x"
+
+
+def test_the_readme_lists_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"`(EFDB_[A-Z0-9_]+)`", readme))
+    missing = [
+        f"EFDB_{name.upper()}"
+        for name in Settings.model_fields
+        if f"EFDB_{name.upper()}" not in listed
+    ]
+    assert missing == [], f"README's configuration tables do not list {missing}"
