@@ -96,7 +96,7 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
     engine, factory = _session_factory(settings)
     try:
         with factory.begin() as session:
-            result = load_seed(session, settings.seed_dir)
+            result = load_seed(session, settings.seed_dir, scope=settings.seed_scope)
     except SeedError as exc:
         raise CliError(str(exc)) from exc
     finally:
@@ -117,7 +117,7 @@ def prepare_database(settings: Settings) -> None:
         with factory.begin() as session:
             load_reference_data(session, settings.seed_dir / "reference")
             if database_is_empty(session):
-                load_seed(session, settings.seed_dir)
+                load_seed(session, settings.seed_dir, scope=settings.seed_scope)
         # First start: name the database and mark the export directory as its own. A
         # directory that is not its own is reported by /readyz (and here), not fatal.
         with factory.begin() as session:
@@ -366,7 +366,19 @@ def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> None:
     from app.signing.verify import run
 
-    if run(args.path, args.jwks, args.audit_log) != 0:
+    verdict = run(
+        args.path,
+        args.jwks,
+        args.audit_log,
+        from_url=args.from_url,
+        proof=args.proof,
+        newer=args.newer,
+    )
+    if verdict != 0 and (args.from_url is not None or args.proof is not None):
+        raise CliError(
+            f"the service's history is not shown to extend {args.path} (see the FAILED lines)"
+        )
+    if verdict != 0:
         raise CliError(f"{args.path} is not what the service signed (see the FAILED lines)")
 
 
@@ -503,6 +515,200 @@ def cmd_client_list(args: argparse.Namespace, settings: Settings) -> None:
     finally:
         engine.dispose()
     print(json.dumps(listed, ensure_ascii=False))
+
+
+# `efdb import NAME`: the importer (app.importers) each name runs.
+IMPORT_SOURCE_FORMATS = {"desnz": "desnz-flat", "mee-electricity": "mee-electricity"}
+IMPORT_ACTOR = "efdb-import"
+
+
+def _dataset_argument(text: str) -> tuple[str, str]:
+    publisher, _, dataset = text.partition("/")
+    if not publisher or not dataset or "/" in dataset:
+        raise argparse.ArgumentTypeError(f"'{text}' is not publisher/dataset")
+    return publisher, dataset
+
+
+def _problem_line(detail: object, errors: list[dict[str, object]] | None) -> str:
+    """A problem as one line: its detail and its first errors with their place."""
+    listed = []
+    for error in (errors or [])[:3]:
+        place = ", ".join(
+            f"{name} {error[name]}"
+            for name in ("sheet", "row", "column", "field")
+            if error.get(name) is not None
+        )
+        listed.append(
+            f"[{place}] {error.get('code')}: {error.get('detail')}"
+            if place
+            else str(error.get("detail"))
+        )
+    return " ".join([str(detail), *listed])
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> None:
+    """Import a publisher's own file: into the local database as a draft, or into a running
+    service (`--to`) as the publisher's OAuth client, through upload and submit."""
+    source_format = IMPORT_SOURCE_FORMATS[args.source]
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+    if args.to:
+        # The secret from the environment rather than the command line, where `ps` shows it.
+        args.client_secret = args.client_secret or os.environ.get("EFDB_IMPORT_CLIENT_SECRET")
+        if not (args.client_id and args.client_secret):
+            raise CliError(
+                "--to needs --client-id and --client-secret (or EFDB_IMPORT_CLIENT_SECRET)"
+            )
+        result = _import_over_http(args, source_format, path)
+    else:
+        result = _import_locally(args, settings, source_format, path)
+    print(json.dumps(result, ensure_ascii=False))
+
+
+def _import_locally(
+    args: argparse.Namespace, settings: Settings, source_format: str, path: Path
+) -> dict[str, object]:
+    from app.core.errors import ProblemError
+    from app.datasets.service import dataset_for_write
+    from app.publishing.drafts import upload_draft
+
+    publisher, dataset = args.dataset
+    engine, factory = _session_factory(settings)
+    try:
+        with factory.begin() as session, path.open("rb") as stream:
+            target = dataset_for_write(session, publisher=publisher, dataset=dataset)
+            outcome = upload_draft(
+                session,
+                dataset=target,
+                dataset_label=f"{publisher}/{dataset}",
+                version=args.version,
+                release_notes=args.release_notes,
+                file_name=path.name,
+                stream=stream,
+                actor=IMPORT_ACTOR,
+                max_rows=settings.max_upload_rows,
+                source_format=source_format,
+                through_year=args.through_year,
+            )
+            report = outcome.report
+            return {
+                "dataset": f"{publisher}/{dataset}",
+                "version": outcome.version.version,
+                "status": outcome.version.status,
+                "row_count": outcome.version.row_count,
+                "file_sha256": outcome.version.upload_file_sha256,
+                "warning_count": report.warning_count,
+            }
+    except ProblemError as exc:
+        raise CliError(_problem_line(exc.detail, exc.errors)) from exc
+    finally:
+        engine.dispose()
+
+
+def _import_over_http(
+    args: argparse.Namespace, source_format: str, path: Path
+) -> dict[str, object]:
+    import httpx
+
+    publisher, dataset = args.dataset
+    base = args.to.rstrip("/")
+    versions = f"{base}/v1/datasets/{publisher}/{dataset}/versions"
+
+    def refused(step: str, response: httpx.Response) -> CliError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        detail = body.get("detail") or body.get("error_description") or body.get("error")
+        return CliError(
+            f"{step}: {response.status_code} "
+            + _problem_line(detail or response.reason_phrase, body.get("errors"))
+        )
+
+    with httpx.Client(timeout=args.timeout) as http:
+        token = http.post(
+            f"{base}/oauth/token",
+            auth=(args.client_id, args.client_secret),
+            data={"grant_type": "client_credentials"},
+        )
+        if token.status_code != 200:
+            raise refused("token", token)
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        form: dict[str, str] = {"version": args.version, "source_format": source_format}
+        if args.release_notes:
+            form["release_notes"] = args.release_notes
+        if args.through_year is not None:
+            form["through_year"] = str(args.through_year)
+        with path.open("rb") as stream:
+            uploaded = http.post(
+                versions,
+                headers=headers,
+                data=form,
+                files={"file": (path.name, stream, "application/octet-stream")},
+            )
+        if uploaded.status_code not in (200, 201):
+            raise refused("upload", uploaded)
+        report = uploaded.json()
+        submitted = http.post(f"{versions}/{args.version}/submit", headers=headers)
+        if submitted.status_code != 200:
+            raise refused("submit", submitted)
+        version = submitted.json()
+    return {
+        "dataset": f"{publisher}/{dataset}",
+        "version": version["version"],
+        "status": version["status"],
+        "row_count": report["row_count"],
+        "file_sha256": report["file_sha256"],
+        "content_sha256": version.get("content_sha256"),
+        "warning_count": report["report"]["warning_count"],
+    }
+
+
+def _add_import_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    importer = commands.add_parser(
+        "import",
+        help="import a publisher's own file (DESNZ flat file, MEE electricity table)",
+    ).add_subparsers(dest="source", required=True)
+    helps = {
+        "desnz": "a UK DESNZ GHG conversion factors flat file (.xls or .xlsx)",
+        "mee-electricity": "the China MEE electricity factor table (.csv)",
+    }
+    for name, text in helps.items():
+        sub = importer.add_parser(
+            name,
+            help=text,
+            description=f"Import {text}: into the local database as a draft of the dataset "
+            "(which must exist), or with --to into a running service as the publisher's OAuth "
+            "client (upload, then submit for review). Prints the draft as JSON.",
+        )
+        sub.add_argument("file", help="the publisher's file, as downloaded")
+        sub.add_argument(
+            "--dataset",
+            required=True,
+            type=_dataset_argument,
+            metavar="PUBLISHER/SLUG",
+            help="the dataset, e.g. desnz-uk/ghg-conversion-factors",
+        )
+        sub.add_argument("--version", required=True, help="MAJOR.MINOR.PATCH")
+        sub.add_argument("--release-notes", help="the publisher's notes on this release")
+        if name == "mee-electricity":
+            sub.add_argument(
+                "--through-year", type=int, help="only the rows of this data year and earlier"
+            )
+        sub.add_argument("--to", metavar="URL", help="a running efdb service instead")
+        sub.add_argument("--client-id", help="the publisher's OAuth client (with --to)")
+        sub.add_argument(
+            "--client-secret",
+            help="its secret (with --to); default: the environment variable "
+            "EFDB_IMPORT_CLIENT_SECRET, which `ps` does not show",
+        )
+        sub.add_argument(
+            "--timeout", type=float, default=300, help="seconds per HTTP request (with --to)"
+        )
+        sub.set_defaults(handler=cmd_import, through_year=None)
 
 
 def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -743,6 +949,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(handler=cmd_verify)
 
     _add_admin_commands(commands)
+    _add_import_commands(commands)
     return parser
 
 

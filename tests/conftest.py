@@ -400,6 +400,9 @@ def run_efdb_in_process(
     for name in [name for name in os.environ if name.startswith("EFDB_")]:
         del os.environ[name]
     os.environ.update({k: v for k, v in env.items() if k.startswith("EFDB_")})
+    # The curated seed only, unless a test asks for the full one (test speed: the full seed
+    # imports DESNZ 2022-2025 and takes tens of seconds; tests/test_seed_full.py runs it once).
+    os.environ.setdefault("EFDB_SEED_SCOPE", "core")
     get_settings.cache_clear()
     try:
         os.chdir(cwd)
@@ -436,6 +439,7 @@ class ServerProcess:
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
         self.env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+        self.env["EFDB_SEED_SCOPE"] = "core"  # as in run_efdb_in_process
         self.env.update(env or {})
         self.log = cwd / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None

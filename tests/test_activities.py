@@ -5,6 +5,7 @@ citing its wording; `GET /v1/activities`; text search widened through them on bo
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ def ids(items: list[dict[str, Any]]) -> list[str]:
 def seed_activity_ids() -> set[str]:
     found: set[str] = set()
     for path in SEED.glob("*/*/*.csv"):
+        if json.loads((path.parent / "dataset.json").read_text(encoding="utf-8")).get("scope"):
+            continue  # a publisher's own file, read by an importer (the full seed)
         with path.open(encoding="utf-8") as handle:
             found |= {row["activity_id"] for row in csv.DictReader(handle)}
     return found

@@ -156,7 +156,13 @@ def test_seed_loading_refuses_a_bad_url(
 ) -> None:
     seed = tmp_path / "seed"
     shutil.copytree(settings.seed_dir, seed)
-    dataset_file = sorted(seed.glob("*/*/dataset.json"))[0]
+    # A curated dataset (the core seed, which load_seed loads by default; a full-seed one is
+    # a publisher's file read by an importer).
+    dataset_file = sorted(
+        path
+        for path in seed.glob("*/*/dataset.json")
+        if json.loads(path.read_text(encoding="utf-8")).get("scope") != "full"
+    )[0]
     if where == "dataset":
         spec = json.loads(dataset_file.read_text(encoding="utf-8"))
         spec["license_url"] = BAD_URLS["javascript"]

@@ -88,6 +88,22 @@ class Installed:
         return self.venv / "bin" / "python"
 
 
+def _build_context(target: Path) -> Path:
+    """A copy of what Docker's build context holds (the `!` lines of .dockerignore): the build
+    needs nothing else, and never writes into the checkout (other test workers build too)."""
+    lines = (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    kept = [line[1:].strip() for line in lines if line.startswith("!")]
+    debris = shutil.ignore_patterns("__pycache__", "*.py[cod]", "*.egg-info")
+    for name in kept:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=debris)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
 @pytest.fixture(scope="module")
 def installed() -> Iterator[Installed]:
     """A wheel built from this checkout (through its sdist, as a package index would build
@@ -96,8 +112,9 @@ def installed() -> Iterator[Installed]:
     root.chmod(0o755)
     uv = [sys.executable, "-m", "uv"]
     try:
+        source = _build_context(root / "src")
         built = subprocess.run(
-            [*uv, "build", "--quiet", "--out-dir", str(root / "dist"), str(REPO)],
+            [*uv, "build", "--quiet", "--out-dir", str(root / "dist"), str(source)],
             capture_output=True,
             text=True,
             timeout=600,
@@ -290,6 +307,8 @@ def test_the_image_layout_issues_tokens(installed: Installed) -> None:
         assert env.get("EFDB_DATA_DIR"), "the image sets no EFDB_DATA_DIR"
         env["EFDB_DATA_DIR"] = str(data)  # the volume, where this test can reach it
         env["HOME"] = str(data)  # the image user's home directory
+        # The curated seed: the full one (DESNZ workbooks) is loaded by the test above.
+        env["EFDB_SEED_SCOPE"] = "core"
         before = _snapshot(installed.venv)
 
         created = _run(

@@ -141,6 +141,10 @@ class Settings(BaseSettings):
     # only from origins named one by one.
     cors_origins: list[str] = Field(default_factory=list)
     cors_write_origins: list[str] = Field(default_factory=list)
+    # Which seed datasets `efdb seed` (and `efdb serve` on an empty database) loads: `core`, the
+    # curated datasets; `full`, also those imported from the publishers' own files
+    # (dataset.json `"scope": "full"`: DESNZ 2022-2025, MEE electricity by announcement).
+    seed_scope: Literal["core", "full"] = "full"
     # Public base URL used in `next` links when the service sits behind a proxy; relative otherwise.
     public_base_url: str | None = None
 

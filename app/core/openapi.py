@@ -37,7 +37,19 @@ class ProblemItem(BaseModel):
     row: int | None = Field(
         None, description="1-based row of the uploaded file (the CSV header is row 1)."
     )
-    column: str | None = Field(None, description="Column (field name) of the uploaded file.")
+    column: str | None = Field(
+        None,
+        description="Column of the uploaded file: the field name, or, for a publisher's own "
+        "file read by an importer (`source_format`), that file's column header.",
+    )
+    sheet: str | None = Field(
+        None, description="Sheet of a publisher's workbook read by an importer (`source_format`)."
+    )
+    field: str | None = Field(
+        None,
+        description="The upload-format field the publisher's column was mapped to (importers "
+        "only).",
+    )
     loc: list[str] | None = Field(
         None, description="Where in the request: `body`, `query` or `path`, then the name."
     )

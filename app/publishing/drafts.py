@@ -27,6 +27,7 @@ from app.factors.validation import RecordReference, load_record_reference
 from app.publishing.labels import LABEL_COLUMNS, LabelCollector, label_collector
 from app.publishing.publish import store_factors
 from app.publishing.records import RowProblem, parse_record
+from app.publishing.source_formats import read_source_rows, source_format_names, source_importer
 from app.publishing.upload_formats import (
     RowStream,
     UploadFileError,
@@ -108,17 +109,18 @@ def _valid_records(
     `text_cells`: the format's cells are all text (CSV); otherwise numbers must be numbers."""
     seen_codes: dict[str, int] = {}
     count = 0
+    located = _LocatingReport(report, rows)
     for row_number, cells in rows.rows:
         count += 1
         if count > max_rows:
-            report.error(
+            located.error(
                 RowProblem(
                     row_number, None, "too_many_rows", Message("row.too_many", limit=max_rows)
                 )
             )
             return
         if isinstance(cells, RowProblem):
-            report.error(cells)
+            located.error(cells)
             continue
         label_cells = labels.pop_cells(cells)
         parsed = parse_record(row_number, cells, reference, text_cells=text_cells)
@@ -136,11 +138,11 @@ def _valid_records(
                 [*(parsed if isinstance(parsed, list) else []), *label_problems],
                 key=_column_order,
             ):
-                report.error(problem)
+                located.error(problem)
             continue
         first = seen_codes.setdefault(parsed.factor_code, row_number)
         if first != row_number:
-            report.error(
+            located.error(
                 RowProblem(
                     row_number,
                     "factor_code",
@@ -152,7 +154,7 @@ def _valid_records(
         for name in _TEXT_FIELDS:
             value = getattr(parsed, name)
             if isinstance(value, str) and looks_like_formula(value):
-                report.warn(
+                located.warn(
                     RowProblem(
                         row_number,
                         name,
@@ -160,12 +162,29 @@ def _valid_records(
                         Message("warning.formula_like_cell"),
                     )
                 )
-        if not report.error_count:  # once the upload is doomed, keep checking but stop storing
+        if not located.error_count:  # once the upload is doomed, keep checking but stop storing
             yield row_number, parsed
     if count == 0:
-        report.error(RowProblem(None, None, "no_rows", Message("upload.no_rows")))
+        located.error(RowProblem(None, None, "no_rows", Message("upload.no_rows")))
     for warning in labels.unlabelled_warnings():
-        report.warn(warning)
+        located.warn(warning)
+
+
+class _LocatingReport:
+    """The report, with each problem placed where the publisher sees it in their own file."""
+
+    def __init__(self, report: UploadReport, rows: RowStream) -> None:
+        self._report, self._rows = report, rows
+
+    @property
+    def error_count(self) -> int:
+        return self._report.error_count
+
+    def error(self, problem: RowProblem) -> None:
+        self._report.error(self._rows.locate(problem))
+
+    def warn(self, problem: RowProblem) -> None:
+        self._report.warn(self._rows.locate(problem))
 
 
 def _column_order(problem: RowProblem) -> int:
@@ -186,7 +205,34 @@ def upload_draft(
     max_rows: int,
     max_decoded_bytes: int = UploadLimits.max_decoded_bytes,
     now: datetime | None = None,
+    source_format: str | None = None,
+    through_year: int | None = None,
 ) -> UploadOutcome:
+    """Validate and store one file as the draft `version`. `source_format`: the file is a
+    publisher's own file, read by that importer (app.importers) into upload rows; its bytes
+    are what is hashed and kept as the upload, and problems name its sheet, row and column."""
+    importer = None
+    if source_format is not None:
+        importer = source_importer(source_format)
+        if importer is None:
+            raise UploadRejected(
+                Message(
+                    "upload.unknown_source_format",
+                    source_format=source_format,
+                    known=", ".join(source_format_names()),
+                ),
+                errors=[
+                    {
+                        "loc": ["body", "source_format"],
+                        "code": "unknown_source_format",
+                        "detail": Message(
+                            "upload.unknown_source_format",
+                            source_format=source_format,
+                            known=", ".join(source_format_names()),
+                        ),
+                    }
+                ],
+            )
     semver = parse_semver(version)
     release_notes = _checked_release_notes(release_notes)
     sent_file_name, file_name = file_name, safe_file_name(file_name)
@@ -234,9 +280,21 @@ def upload_draft(
 
     report = UploadReport()
     try:
-        upload_format = declared_format(file_name)
-        limits = UploadLimits(max_rows=max_rows, max_decoded_bytes=max_decoded_bytes)
-        rows = read_rows(upload_format, stream, limits=limits)
+        if importer is not None:
+            stored_format = importer.name
+            text_cells = False  # an importer gives numbers as numbers
+            rows = read_source_rows(
+                importer,
+                file_name,
+                stream,
+                through_year=through_year,
+                limits=UploadLimits(max_rows=max_rows, max_decoded_bytes=max_decoded_bytes),
+            )
+        else:
+            upload_format = declared_format(file_name)
+            stored_format, text_cells = upload_format.value, upload_format is UploadFormat.CSV
+            limits = UploadLimits(max_rows=max_rows, max_decoded_bytes=max_decoded_bytes)
+            rows = read_rows(upload_format, stream, limits=limits)
     except UploadFileError as exc:
         for problem in exc.problems:
             report.error(problem)
@@ -266,7 +324,7 @@ def upload_draft(
     draft.release_notes = release_notes
     draft.upload_file_name = file_name
     draft.upload_file_sha256 = sha256
-    draft.upload_format = upload_format.value
+    draft.upload_format = stored_format
     session.flush()
     publisher = session.execute(
         select(Publisher.slug).where(Publisher.id == dataset.publisher_id)
@@ -282,7 +340,7 @@ def upload_draft(
                 max_rows,
                 load_record_reference(session),
                 labels,
-                text_cells=upload_format is UploadFormat.CSV,
+                text_cells=text_cells,
             ),
         )
     except UploadFileError as exc:

@@ -195,6 +195,7 @@ def release_directly(
     release_notes: str | None = None,
     file_name: str | None = None,
     file_sha256: str | None = None,
+    upload_format: str = "csv",
 ) -> DatasetVersion:
     """Create, fill and publish a version in one step, for loads an administrator vouches for
     (seed data, benchmarks): the same rows, hash, statuses and audit events as an upload
@@ -210,7 +211,7 @@ def release_directly(
         release_notes=release_notes,
         upload_file_name=file_name,
         upload_file_sha256=file_sha256,
-        upload_format="csv" if file_name else None,
+        upload_format=upload_format if file_name else None,
         created_by=actor,
         submitted_by=actor,
         submitted_at=utcnow(),

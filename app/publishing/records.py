@@ -21,9 +21,23 @@ class RowProblem:
     column: str | None
     code: str
     detail: str
+    # A publisher's own file read by an importer (app.importers): the sheet the row is on,
+    # and the upload-format field the publisher's `column` was mapped to.
+    sheet: str | None = None
+    field: str | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {"row": self.row, "column": self.column, "code": self.code, "detail": self.detail}
+        found: dict[str, object] = {
+            "row": self.row,
+            "column": self.column,
+            "code": self.code,
+            "detail": self.detail,
+        }
+        if self.sheet is not None:
+            found["sheet"] = self.sheet
+        if self.field is not None:
+            found["field"] = self.field
+        return found
 
 
 # What each cross-field check reads: it is skipped when one of these failed its own check.

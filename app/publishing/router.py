@@ -81,6 +81,26 @@ def upload_version(
         str | None,
         Form(max_length=20000, description="The publisher's notes on this release"),
     ] = None,
+    source_format: Annotated[
+        str | None,
+        Form(
+            max_length=32,
+            description="The file is the publisher's own file in this source format, read by "
+            "the service's importer for it: `desnz-flat` (UK DESNZ GHG conversion factors flat "
+            "file, .xls or .xlsx) or `mee-electricity` (China MEE electricity factor table, "
+            ".csv). Its bytes are what is hashed and kept; problems name its sheet, row and "
+            "column. Empty: the file is in the upload format",
+        ),
+    ] = None,
+    through_year: Annotated[
+        int | None,
+        Form(
+            ge=1900,
+            le=2100,
+            description="With a `source_format` whose file holds several data years "
+            "(`mee-electricity`): import only the rows of this data year and earlier",
+        ),
+    ] = None,
 ) -> JSONResponse:
     """Upload one file (CSV, Parquet or JSON Lines, by its extension) as the draft `version`
     of one of your publisher's datasets (`datasets:write`); it creates the draft, or replaces
@@ -88,7 +108,13 @@ def upload_version(
     200 when the same file (same sha256) already is that draft. A file with any error stores
     nothing: 422 problem details whose `errors` give row, column, code and detail (also when
     `version` is not newer than the latest release); 413 over the size cap; 409 when that
-    version exists and is no longer a draft."""
+    version exists and is no longer a draft.
+
+    With `source_format`, the file is the publisher's own (a DESNZ flat-file workbook, the
+    MEE electricity table): the service's importer maps it onto the upload format, and the
+    same checks apply; each problem names the publisher file's `sheet`, `row` and `column`
+    (and the upload `field` it became), and the rows the importer leaves out are warnings
+    saying why."""
     target = _own_dataset(session, principal, publisher, dataset)
     outcome = upload_draft(
         session,
@@ -102,6 +128,8 @@ def upload_version(
         max_rows=request.app.state.settings.max_upload_rows,
         max_decoded_bytes=request.app.state.settings.max_upload_uncompressed_mb * 1024 * 1024,
         now=clock(),
+        source_format=source_format,
+        through_year=through_year,
     )
     draft: DatasetVersion = outcome.version
     # The report's warnings in the client's language, as problem details are.

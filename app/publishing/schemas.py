@@ -45,8 +45,9 @@ class UploadResult(BaseModel):
     file_sha256: str = Field(description="sha256 of the uploaded file's bytes, hex")
     report: dict[str, object] = Field(
         description="Validation report: `errors` (empty on success) and `warnings`, each with "
-        "`row` (1-based, the CSV header is row 1), `column`, `code` and `detail`, and "
-        "`error_count`, `warning_count`"
+        "`row` (1-based, the CSV header is row 1), `column`, `code` and `detail` (a publisher's "
+        "own file read with `source_format`: also `sheet` and the upload `field`, with `row` "
+        "and `column` the publisher file's own), and `error_count`, `warning_count`"
     )
 
 

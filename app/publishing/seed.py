@@ -18,6 +18,7 @@ from app.datasets.version_models import DatasetVersion
 from app.factors.models import Factor
 from app.factors.schemas import FactorFields
 from app.factors.validation import RecordReference, load_record_reference
+from app.importers import IMPORTERS, ImportedRow
 from app.publishing.publish import release_directly
 from app.publishing.records import RowProblem, parse_record, read_csv_rows
 from app.reference.loader import load_reference_data
@@ -73,6 +74,29 @@ def _read_records(path: Path, reference: RecordReference) -> list[tuple[int, Fac
     return records
 
 
+def _imported_records(
+    path: Path, source_format: str, through_year: int | None, reference: RecordReference
+) -> list[tuple[int, FactorFields]]:
+    """A publisher's own file read by its importer (app.importers), checked as an upload."""
+    importer = IMPORTERS.get(source_format)
+    if importer is None:
+        raise SeedError(f"{path}: no importer for source format '{source_format}'")
+    records: list[tuple[int, FactorFields]] = []
+    problems: list[RowProblem] = []
+    for item in importer.read(path.read_bytes(), through_year=through_year):
+        if not isinstance(item, ImportedRow):
+            continue  # a row the importer leaves out, with its reason (an upload's warning)
+        parsed = parse_record(item.row, item.values, reference, text_cells=False)
+        if isinstance(parsed, list):
+            problems.extend(parsed)
+        else:
+            records.append((item.row, parsed))
+    if problems:
+        listed = "; ".join(f"row {p.row} {p.column}: {p.detail}" for p in problems[:5])
+        raise SeedError(f"{path}: {len(problems)} problem(s): {listed}")
+    return records
+
+
 def _publisher(session: Session, spec: dict[str, Any]) -> Publisher:
     publisher = session.execute(
         select(Publisher).where(Publisher.slug == spec["slug"])
@@ -97,11 +121,12 @@ def _publisher(session: Session, spec: dict[str, Any]) -> Publisher:
     return publisher
 
 
-def load_seed(session: Session, seed_dir: Path) -> SeedResult:
+def load_seed(session: Session, seed_dir: Path, *, scope: str = "core") -> SeedResult:
     """Load every publisher, dataset and version under `seed_dir` that is not loaded yet.
 
     The reference tables (`seed_dir/reference/`) come first: the factors are checked against
-    them (regions, GWP100) like any upload."""
+    them (regions, GWP100) like any upload. `scope` `core`: the datasets without
+    `"scope": "full"` in their dataset.json (the curated ones); `full`: every dataset."""
     load_reference_data(session, seed_dir / "reference")
     reference: RecordReference | None = None
     publishers = json.loads((seed_dir / "publishers.json").read_text(encoding="utf-8"))
@@ -112,6 +137,8 @@ def load_seed(session: Session, seed_dir: Path) -> SeedResult:
         if publisher_slug not in by_slug:
             raise SeedError(f"{dataset_file}: publisher '{publisher_slug}' not in publishers.json")
         spec = json.loads(dataset_file.read_text(encoding="utf-8"))
+        if spec.get("scope", "core") == "full" and scope != "full":
+            continue
         dataset = _dataset(session, by_slug[publisher_slug], spec)
         datasets += 1
         for version_spec in spec["versions"]:
@@ -168,7 +195,12 @@ def _version(
     if exists is not None:
         return None
     path = folder / spec["file"]
-    records = _read_records(path, reference)
+    source_format = spec.get("source_format")
+    records = (
+        _imported_records(path, source_format, spec.get("through_year"), reference)
+        if source_format is not None
+        else _read_records(path, reference)
+    )
     released = release_directly(
         session,
         dataset_id=dataset.id,
@@ -178,5 +210,6 @@ def _version(
         release_notes=spec.get("release_notes"),
         file_name=f"seed_data/{folder.parent.name}/{folder.name}/{path.name}",
         file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        upload_format=source_format or "csv",
     )
     return released.row_count

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import IO, Any
@@ -119,6 +119,9 @@ class RowStream:
     rows: Iterator[tuple[int, Row]]
     header_problems: list[RowProblem] = field(default_factory=list)
     warnings: list[RowProblem] = field(default_factory=list)
+    # Where a row's problem is in the file as its publisher sees it: the identity for the
+    # upload format, the publisher's sheet, row and column for an importer's rows.
+    locate: Callable[[RowProblem], RowProblem] = lambda problem: problem
 
 
 def read_rows(

@@ -35,6 +35,11 @@ _registry.define("m3 = meter ** 3")
 _registry.define("m2 = meter ** 2")
 _registry.define("tkm = tonne * kilometer")
 _registry.define("piece = [item] = pc")
+# Units of the DESNZ conversion factors (app/importers/desnz.py) that are counts of something
+# other than mass, energy or distance: a passenger carried one km, a hotel room for one night.
+# Each is its own dimension, so that nothing converts them into anything else.
+_registry.define("passenger = [passenger]")
+_registry.define("room_night = [room_night] = room_nights")
 
 # Canonical spelling -> human dimension name. Order is the order /v1/units lists them.
 ACCEPTED_UNITS: dict[str, str] = {
@@ -48,10 +53,14 @@ ACCEPTED_UNITS: dict[str, str] = {
     "kg": "mass",
     "t": "mass",
     "L": "volume",
+    "ML": "volume",
     "m3": "volume",
     "m2": "area",
     "km": "distance",
+    "mi": "distance",
     "t*km": "freight transport",
+    "passenger*km": "passenger transport",
+    "room_night": "accommodation",
     "piece": "count",
 }
 

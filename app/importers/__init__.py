@@ -1,0 +1,22 @@
+"""Importers: a publisher's own file (its sheets, columns, names, units, scopes and gases)
+read as rows of the upload format. Validation, storage and provenance stay the upload path's
+(app.publishing); an importer only maps. The registry names each source format."""
+
+from __future__ import annotations
+
+from app.importers.base import ImportedRow, Importer, ImportFileError, SkippedRow, SourceCell
+from app.importers.desnz import DesnzFlatImporter
+from app.importers.mee import MeeElectricityImporter
+
+IMPORTERS: dict[str, Importer] = {
+    importer.name: importer for importer in (DesnzFlatImporter(), MeeElectricityImporter())
+}
+
+__all__ = [
+    "IMPORTERS",
+    "ImportFileError",
+    "ImportedRow",
+    "Importer",
+    "SkippedRow",
+    "SourceCell",
+]

@@ -1,0 +1,79 @@
+"""What every importer gives the upload path: rows in the upload format, each with the place
+in the publisher's file (sheet, row, column) that every one of its fields was read from."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class SourceCell:
+    """A place in the publisher's file: sheet (None for a CSV), 1-based row, column header."""
+
+    sheet: str | None
+    row: int
+    column: str | None
+
+
+@dataclass
+class ImportedRow:
+    """One factor in the upload format (`values`, by field name), read from the publisher's
+    file at `row` (the row stored as the factor's upload row), and where each field came from
+    (`cells`; a field not listed came from `row` as a whole)."""
+
+    row: int
+    values: dict[str, Any]
+    sheet: str | None = None
+    cells: dict[str, SourceCell] = field(default_factory=dict)
+
+    def cell(self, name: str | None) -> SourceCell:
+        if name is not None and name in self.cells:
+            return self.cells[name]
+        return SourceCell(self.sheet, self.row, None)
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    """A row of the publisher's file that the importer leaves out, and why (a warning in the
+    upload report: the publisher sees what was not imported)."""
+
+    cell: SourceCell
+    code: str
+    detail: str
+
+
+class ImportFileError(Exception):
+    """The publisher's file cannot be read as this source format at all."""
+
+    def __init__(self, code: str, detail: str, cell: SourceCell | None = None) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.cell = cell
+
+
+class Importer(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def extensions(self) -> tuple[str, ...]: ...
+
+    def read(
+        self, data: bytes, *, through_year: int | None = None
+    ) -> Iterator[ImportedRow | SkippedRow]:
+        """Every factor of the file (up to data year `through_year` where the file holds
+        several years), or the rows left out. Raises ImportFileError for an unreadable file."""
+        ...
+
+
+def slug(text: str) -> str:
+    """Lower-case ASCII words joined by hyphens ("Gaseous fuels" → "gaseous-fuels")."""
+    text = text.replace("&", " and ").replace("+", " plus ").replace("%", " percent ")
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
