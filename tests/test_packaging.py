@@ -350,3 +350,18 @@ def test_the_image_layout_issues_tokens(installed: Installed) -> None:
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(installed.venv)], check=False)
         shutil.rmtree(layout, ignore_errors=True)
+
+
+def test_every_file_the_package_reads_is_in_the_wheel(installed: Installed) -> None:
+    """Each non-Python file under app/ in the checkout (templates, messages, static files,
+    problem texts) is installed with the package."""
+    site_app = next(installed.venv.glob("lib/python3*/site-packages/app"))
+    source = REPO / "app"
+    wanted = {
+        path.relative_to(source)
+        for path in source.rglob("*")
+        if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in path.parts
+    }
+    assert wanted, "no data files under app/"
+    missing = sorted(str(path) for path in wanted if not (site_app / path).is_file())
+    assert missing == [], f"the wheel leaves out {missing} (pyproject's package-data)"
