@@ -161,7 +161,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
 
     from app.changes.delivery import RetryPolicy, run_once, run_worker
 
-    policy = RetryPolicy(lease=timedelta(seconds=args.lease))
+    policy = RetryPolicy.from_settings(settings, lease=timedelta(seconds=args.lease))
     engine, factory = _session_factory(settings)
     try:
         if args.once:

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # Fernet key (urlsafe base64 of 32 bytes) that encrypts webhook signing secrets at rest.
     # Unset outside production: generated once beside the generated signing key.
     webhook_key: SecretStr | None = None
+    # How long one webhook delivery waits for its receiver before it counts as failed (and is
+    # retried later); also how long a stopping server may wait for a delivery in flight.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     max_upload_mb: int = Field(default=200, ge=1)
     max_upload_rows: int = Field(default=2_000_000, ge=1)
     # JSON (and any non-upload) request bodies, refused with 413 before they are parsed.
