@@ -3,17 +3,32 @@
 #   docker build -t efdb .
 #   docker run -p 8000:8000 -v efdb-data:/var/lib/efdb efdb
 #
-# Out of the box the container keeps a SQLite database and exports under /var/lib/efdb
-# (mount a volume there to keep them). That is for trying the service out. Production sets:
+# Out of the box the container keeps everything it writes under /var/lib/efdb (EFDB_DATA_DIR:
+# the SQLite database, the generated development keys, the export files; mount a volume there
+# to keep them). That is for trying the service out. Production sets:
 #   EFDB_ENVIRONMENT=production
 #   EFDB_SIGNING_KEY=/run/secrets/efdb-signing-key.pem   (a PEM private key, mounted as a secret)
 #   EFDB_RELEASE_SIGNING_KEY=/run/secrets/efdb-release-signing-key.pem   (P-256, signs releases)
 #   EFDB_DATABASE_URL=postgresql+psycopg://USER:PASSWORD@HOST:5432/efdb
-# and usually EFDB_ISSUER and EFDB_PUBLIC_BASE_URL for the public address.
+# and EFDB_ISSUER (and usually EFDB_PUBLIC_BASE_URL) for the public address.
 #
 # Other commands run through the same entrypoint, e.g. `docker run efdb db upgrade` or
 # `docker run efdb audit verify`.
 
+# --- Build: a wheel that carries alembic.ini, migrations/ and seed_data/ (see setup.py). ---
+FROM python:3.11.14-slim-bookworm AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+WORKDIR /src
+COPY pyproject.toml setup.py MANIFEST.in README.md alembic.ini ./
+COPY migrations/ ./migrations/
+COPY seed_data/ ./seed_data/
+COPY app/ ./app/
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+# --- The image: the wheel installed (not editable), owned by root; data only in the volume. ---
 FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -25,25 +40,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 efdb \
     && useradd --system --uid 10001 --gid efdb --no-log-init \
         --home-dir /var/lib/efdb --shell /usr/sbin/nologin efdb \
-    && mkdir -p /var/lib/efdb/exports \
+    && mkdir -p /var/lib/efdb \
     && chown -R efdb:efdb /var/lib/efdb
 
+# The code stays owned by root in site-packages: the service user can read it, not change it.
+# pip compiles the bytecode, since the service user cannot write __pycache__.
+COPY --from=build /wheels/ /tmp/wheels/
+RUN pip install --no-cache-dir --compile /tmp/wheels/*.whl \
+    && rm -rf /tmp/wheels
+
+# Nothing is written to the working directory (root-owned): everything goes to EFDB_DATA_DIR.
 WORKDIR /opt/efdb
 
-# The code stays owned by root: the service user can read it but not change it.
-COPY pyproject.toml README.md alembic.ini ./
-COPY migrations/ ./migrations/
-COPY seed_data/ ./seed_data/
-COPY app/ ./app/
-
-# Editable on purpose: app.core.config finds alembic.ini, migrations/ and seed_data/ relative
-# to the app package's source directory, so the package must run from /opt/efdb rather than
-# from a copy in site-packages. Precompile it, since the service user cannot write __pycache__.
-RUN pip install --no-cache-dir --editable . \
-    && python -m compileall -q app migrations
-
-ENV EFDB_DATABASE_URL=sqlite:////var/lib/efdb/efdb.sqlite3 \
-    EFDB_EXPORT_DIR=/var/lib/efdb/exports
+ENV EFDB_DATA_DIR=/var/lib/efdb
 
 VOLUME ["/var/lib/efdb"]
 

@@ -16,7 +16,8 @@ from app.core.config import PROJECT_ROOT, Settings, get_settings
 from app.signing.verify_arguments import add_arguments as add_verify_arguments
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
 OPENAPI_PATH = PROJECT_ROOT / "openapi" / "openapi.json"
 
@@ -25,18 +26,56 @@ class CliError(Exception):
     """A failure reported as one line on stderr with exit status 1."""
 
 
-def _session_factory(settings: Settings):  # type: ignore[no-untyped-def]
-    from app.core.db import make_engine, make_sessionmaker
+def _session_factory(
+    settings: Settings, *, migrating: bool = False
+) -> tuple[Engine, sessionmaker[Session]]:
+    """An engine and sessions on the configured database. Unless the command itself migrates
+    (`db upgrade`, `serve`), a database without the schema is refused with what to do, rather
+    than created empty (a relative `./var` from another directory is a different database)."""
+    from sqlalchemy.engine import make_url
 
+    # Every mapped class, so that a command touching one model (a client refers to its
+    # publisher) works in a process that has imported nothing else.
+    import app.models  # noqa: F401
+    from app.core.db import make_engine, make_sessionmaker
+    from app.core.migrations import current_revision
+
+    url = make_url(settings.database_url)
+    where = _database_label(settings)
+    hint = (
+        "run `efdb db upgrade` (or `efdb serve`) first, or point EFDB_DATA_DIR or "
+        "EFDB_DATABASE_URL at the service's data"
+    )
+    if (
+        not migrating
+        and url.get_backend_name() == "sqlite"
+        and url.database not in (None, "", ":memory:")
+        and not Path(str(url.database)).exists()
+    ):
+        raise CliError(f"no database at {where}: {hint}")
     engine = make_engine(settings.database_url)
+    if not migrating and current_revision(engine) is None:
+        engine.dispose()
+        raise CliError(f"the database at {where} has no schema: {hint}")
     return engine, make_sessionmaker(engine)
+
+
+def _database_label(settings: Settings) -> str:
+    """The database as an operator can find it: a SQLite file's absolute path, else the URL
+    without its password."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return str(Path(str(url.database)).resolve())
+    return url.render_as_string(hide_password=True)
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> None:
     from app.core.migrations import upgrade_to_head
     from app.reference.loader import load_reference_data
 
-    engine, factory = _session_factory(settings)
+    engine, factory = _session_factory(settings, migrating=True)
     try:
         upgrade_to_head(engine)
         # Reference data (locations, GWP100, conversion properties) is part of the schema's
@@ -72,7 +111,7 @@ def prepare_database(settings: Settings) -> None:
     from app.publishing.seed import database_is_empty, load_seed
     from app.reference.loader import load_reference_data
 
-    engine, factory = _session_factory(settings)
+    engine, factory = _session_factory(settings, migrating=True)
     try:
         upgrade_to_head(engine)
         with factory.begin() as session:
@@ -122,7 +161,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
 
     from app.changes.delivery import RetryPolicy, run_once, run_worker
 
-    policy = RetryPolicy(lease=timedelta(seconds=args.lease))
+    policy = RetryPolicy.from_settings(settings, lease=timedelta(seconds=args.lease))
     engine, factory = _session_factory(settings)
     try:
         if args.once:
@@ -149,9 +188,31 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise _Terminated
 
 
+def issuer_for(host: str, port: int) -> str:
+    """The issuer `efdb serve --host --port` implies when `EFDB_ISSUER` is unset: its own
+    address (loopback for a wildcard one, which no client can call)."""
+    if host in {"", "0.0.0.0", "::"}:
+        host = "127.0.0.1"
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _follow_the_command_line(args: argparse.Namespace, settings: Settings) -> Settings:
+    """Unless `EFDB_ISSUER` is set (in the environment or `.env`), the issuer is the address
+    being served: token `iss`, discovery metadata and absolute URLs then point at it. Set in
+    the environment, so that every worker process uvicorn starts reads the same."""
+    if "issuer" in settings.model_fields_set:
+        return settings
+    os.environ["EFDB_ISSUER"] = issuer_for(args.host, args.port)
+    get_settings.cache_clear()
+    return get_settings()
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import signal
 
+    settings = _follow_the_command_line(args, settings)
     prepare_database(settings)
     halt_worker = None if args.no_worker else _start_worker(settings)
     print(f"efdb serving on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
@@ -183,8 +244,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 def _run_uvicorn(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from app.core.request_id import uvicorn_log_config
+
     uvicorn.run(
         "app.main:create_app",
+        log_config=uvicorn_log_config(),
         factory=True,
         host=args.host,
         port=args.port,
@@ -302,7 +366,19 @@ def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> None:
     from app.signing.verify import run
 
-    if run(args.path, args.jwks, args.audit_log) != 0:
+    verdict = run(
+        args.path,
+        args.jwks,
+        args.audit_log,
+        from_url=args.from_url,
+        proof=args.proof,
+        newer=args.newer,
+    )
+    if verdict != 0 and (args.from_url is not None or args.proof is not None):
+        raise CliError(
+            f"the service's history is not shown to extend {args.path} (see the FAILED lines)"
+        )
+    if verdict != 0:
         raise CliError(f"{args.path} is not what the service signed (see the FAILED lines)")
 
 
@@ -383,6 +459,62 @@ def cmd_client_revoke(args: argparse.Namespace, settings: Settings) -> None:
         engine.dispose()
     assert revoked_at is not None
     print(json.dumps({"client_id": args.client_id, "revoked_at": revoked_at.isoformat()}))
+
+
+def cmd_publisher_list(args: argparse.Namespace, settings: Settings) -> None:
+    from app.datasets.publishers import list_publishers
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory() as session:
+            listed = list_publishers(session)
+    finally:
+        engine.dispose()
+    print(json.dumps(listed, ensure_ascii=False))
+
+
+def _cmd_publisher_status(args: argparse.Namespace, settings: Settings, *, suspended: bool) -> None:
+    from app.auth.service import AdminError
+    from app.datasets.publishers import set_publisher_status
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory.begin() as session:
+            publisher = set_publisher_status(
+                session,
+                slug=args.slug,
+                suspended=suspended,
+                reason=args.reason,
+                actor=_cli_actor(),
+            )
+            shown = {"slug": publisher.slug, "status": publisher.status}
+    except AdminError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        engine.dispose()
+    print(json.dumps(shown))
+
+
+def cmd_publisher_suspend(args: argparse.Namespace, settings: Settings) -> None:
+    _cmd_publisher_status(args, settings, suspended=True)
+
+
+def cmd_publisher_resume(args: argparse.Namespace, settings: Settings) -> None:
+    _cmd_publisher_status(args, settings, suspended=False)
+
+
+def cmd_client_list(args: argparse.Namespace, settings: Settings) -> None:
+    from app.auth.service import list_clients
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory() as session:
+            listed = list_clients(
+                session, publisher=args.publisher, include_revoked=args.include_revoked
+            )
+    finally:
+        engine.dispose()
+    print(json.dumps(listed, ensure_ascii=False))
 
 
 # `efdb import NAME`: the importer (app.importers) each name runs.
@@ -601,6 +733,21 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     create.add_argument("--email", help="contact email")
     create.set_defaults(handler=cmd_publisher_create)
+    publisher.add_parser(
+        "list", help="every publisher with its status (prints a JSON array)"
+    ).set_defaults(handler=cmd_publisher_list)
+    suspend = publisher.add_parser(
+        "suspend",
+        help="suspend a publisher: its clients' secrets and tokens stop working at once, so "
+        "they can neither write nor read as it; audited",
+    )
+    suspend.add_argument("slug")
+    suspend.add_argument("--reason", help="why, recorded in the audit event")
+    suspend.set_defaults(handler=cmd_publisher_suspend)
+    resume = publisher.add_parser("resume", help="lift a suspension; audited")
+    resume.add_argument("slug")
+    resume.add_argument("--reason", help="why, recorded in the audit event")
+    resume.set_defaults(handler=cmd_publisher_resume)
 
     client = commands.add_parser("client", help="OAuth2 clients").add_subparsers(
         dest="client", required=True
@@ -634,6 +781,14 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     revoke.add_argument("client_id")
     revoke.set_defaults(handler=cmd_client_revoke)
+    listing = client.add_parser(
+        "list",
+        help="clients with their scopes, publisher and state, never a secret (prints a JSON "
+        "array; revoked ones only with --include-revoked)",
+    )
+    listing.add_argument("--publisher", metavar="SLUG", help="only this publisher's clients")
+    listing.add_argument("--include-revoked", action="store_true", help="also revoked clients")
+    listing.set_defaults(handler=cmd_client_list)
 
 
 def _check_export_store(session: Session, settings: Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.auth.router import router as auth_router
 from app.auth.runtime import install_auth
@@ -10,13 +11,16 @@ from app.auth.throttle import TokenThrottle
 from app.changes.router import router as changes_router
 from app.changes.webhook_router import router as webhooks_router
 from app.core.bounds import LoadShedder, install_budget_errors
+from app.core.compression import compression
 from app.core.config import Settings, get_settings
+from app.core.cors import CrossOrigin
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit, body_cap_name, route_body_cap
 from app.core.metrics import Metrics, RequestMetrics
 from app.core.openapi import install_openapi
-from app.core.security_headers import SecurityHeaders
+from app.core.request_id import RequestID
+from app.core.security_headers import DOCS_ASSETS_URL, SecurityHeaders
 from app.core.strict_json import StrictJSON
 from app.datasets.router import router as datasets_router
 from app.exports.router import router as exports_router
@@ -44,7 +48,10 @@ factors for product carbon footprints. Every error is RFC 9457 `application/prob
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) served from this service, with the assets that
+    # fastapi-offline ships (no CDN: the docs work offline and under a same-origin CSP).
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS_URL,
         title="efdb",
         version="1.0.0",
         description=API_DESCRIPTION,
@@ -107,8 +114,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retry_after=settings.retry_after_seconds,
         metrics=metrics,
     )
+    # JSON, CSV and pages above a size, in the encoding offered (app/core/compression.py).
+    app.add_middleware(compression, minimum_size=settings.compress_min_bytes)
+    # Cross-origin reads and writes from the configured origins only (app/core/cors.py).
+    app.add_middleware(
+        CrossOrigin,
+        read_origins=settings.cors_origins,
+        write_origins=settings.cors_write_origins,
+    )
     # Outermost: every answer carries them, refusals by the middlewares above included.
     app.add_middleware(SecurityHeaders)
     # Counts every answer, by route template and status class, whoever gave it.
     app.add_middleware(RequestMetrics, metrics=metrics)
+    # First of all: the request's id, echoed on its answer and named in its log lines.
+    app.add_middleware(RequestID)
     return app

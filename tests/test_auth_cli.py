@@ -167,3 +167,99 @@ def test_help_explains_who_gets_which_scope(efdb: Any) -> None:
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
     assert "datasets:review and admin go only to --admin clients" in text
+
+
+def _publisher(efdb: Any, slug: str) -> None:
+    ok(efdb("publisher", "create", slug, "--name-zh", f"{slug} 协会", "--name-en", slug.upper()))
+
+
+def test_publisher_list(efdb: Any) -> None:
+    assert ok(efdb("publisher", "list")) == []
+    _publisher(efdb, "cisa")
+    _publisher(efdb, "cbmf")
+    listed = ok(efdb("publisher", "list"))
+    assert [p["slug"] for p in listed] == ["cbmf", "cisa"]
+    assert listed[1]["name_zh"] == "cisa 协会"
+    assert {p["status"] for p in listed} == {"active"}
+    assert all(p["created_at"] for p in listed)
+
+
+def test_client_list_never_shows_a_secret(efdb: Any) -> None:
+    _publisher(efdb, "cisa")
+    _publisher(efdb, "cbmf")
+    cisa = ok(efdb("client", "create", "--publisher", "cisa", "--scope", "datasets:write"))
+    cbmf = ok(efdb("client", "create", "--publisher", "cbmf", "--scope", "factors:read"))
+    national = ok(efdb("client", "create", "--admin", "--scope", "admin", "--name", "ops"))
+    ok(efdb("client", "revoke", cbmf["client_id"]))
+
+    result = efdb("client", "list")
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert [c["client_id"] for c in listed] == [cisa["client_id"], national["client_id"]]
+    for issued in (cisa, cbmf, national):
+        assert issued["client_secret"] not in result.stdout
+    assert all("secret" not in key for entry in listed for key in entry)
+    assert listed[0]["publisher"] == "cisa"
+    assert listed[0]["scopes"] == ["datasets:write"]
+    assert listed[1] == {**listed[1], "publisher": None, "name": "ops", "scopes": ["admin"]}
+
+    everyone = ok(efdb("client", "list", "--include-revoked"))
+    assert len(everyone) == 3
+    (revoked,) = [c for c in everyone if c["client_id"] == cbmf["client_id"]]
+    assert revoked["revoked_at"]
+    only_cbmf = ok(efdb("client", "list", "--publisher", "cbmf", "--include-revoked"))
+    assert [c["client_id"] for c in only_cbmf] == [cbmf["client_id"]]
+
+
+def test_a_suspended_publishers_clients_cannot_write(
+    efdb: Any, client: TestClient, session: Session
+) -> None:
+    from tests.test_publishing import DATASET_BODY
+
+    _publisher(efdb, "cisa")
+    writer = ok(
+        efdb("client", "create", "--publisher", "cisa", "--scope", "datasets:write",
+             "--scope", "factors:read")
+    )  # fmt: skip
+    token = token_response(client, writer["client_id"], writer["client_secret"]).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    created = client.post("/v1/datasets", json=DATASET_BODY, headers=headers)
+    assert created.status_code == 201, created.text
+
+    suspended = ok(efdb("publisher", "suspend", "cisa", "--reason", "licence dispute"))
+    assert suspended == {"slug": "cisa", "status": "suspended"}
+    # The token it holds stops working at once, and no new one is issued.
+    refused = client.post("/v1/datasets", json={**DATASET_BODY, "slug": "steel-2"}, headers=headers)
+    assert refused.status_code == 401
+    assert token_response(client, writer["client_id"], writer["client_secret"]).status_code == 401
+    listed = ok(efdb("client", "list", "--publisher", "cisa"))
+    assert listed[0]["publisher_suspended"] is True
+    assert ok(efdb("publisher", "list"))[0]["status"] == "suspended"
+    fails(efdb("publisher", "suspend", "cisa"), "already suspended")
+
+    ok(efdb("publisher", "resume", "cisa"))
+    again = token_response(client, writer["client_id"], writer["client_secret"])
+    assert again.status_code == 200
+    resumed = {"Authorization": f"Bearer {again.json()['access_token']}"}
+    allowed = client.post("/v1/datasets", json={**DATASET_BODY, "slug": "steel-2"}, headers=resumed)
+    assert allowed.status_code == 201, allowed.text
+
+    events = (
+        session.execute(
+            select(AuditEvent).where(AuditEvent.subject_type == "publisher").order_by(AuditEvent.id)
+        )
+        .scalars()
+        .all()
+    )
+    assert [(e.action, e.subject_id) for e in events] == [
+        ("publisher.created", "cisa"),
+        ("publisher.suspended", "cisa"),
+        ("publisher.resumed", "cisa"),
+    ]
+    assert events[1].payload == {"reason": "licence dispute"}
+    assert events[1].actor.startswith("cli")
+    assert verify_chain(session).ok
+
+
+def test_suspending_an_unknown_publisher_fails(efdb: Any) -> None:
+    fails(efdb("publisher", "suspend", "ghost"), "no publisher 'ghost'")

@@ -115,3 +115,50 @@ def test_serve_on_an_empty_sqlite_answers_with_cited_factors(served: str, served
         assert factor["source_publisher"]
         assert factor["license_id"]
         assert factor["attribution"]
+
+
+def test_a_command_from_another_directory_does_not_create_an_empty_database(
+    tmp_path: Path,
+) -> None:
+    """The default data directory is ./var of where a command runs: from another directory,
+    an administrative command says there is no database there instead of creating one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
+    args = ("publisher", "create", "cisa", "--name-zh", "中国钢铁工业协会", "--name-en", "CISA")
+    result = run_efdb(*args, env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    expected = tmp_path.resolve() / "var" / "efdb.sqlite3"
+    assert result.stderr.strip() == (
+        f"efdb: no database at {expected}: run `efdb db upgrade` (or `efdb serve`) first, "
+        "or point EFDB_DATA_DIR or EFDB_DATABASE_URL at the service's data"
+    )
+    assert not (tmp_path / "var").exists()
+
+
+def test_a_database_without_the_schema_is_named_with_what_to_do(tmp_path: Path) -> None:
+    empty = tmp_path / "data" / "efdb.sqlite3"
+    empty.parent.mkdir()
+    empty.touch()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
+    env["EFDB_DATA_DIR"] = str(tmp_path / "data")
+    result = run_efdb("audit", "verify", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"the database at {empty} has no schema: run `efdb db upgrade`" in result.stderr
+
+
+def test_the_data_directory_holds_the_database_keys_and_exports(tmp_path: Path) -> None:
+    """`EFDB_DATA_DIR` set, run from an unrelated directory: `db upgrade`, a snapshot and a
+    key rotation write only there."""
+    data = tmp_path / "data"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EFDB_")}
+    env["EFDB_DATA_DIR"] = str(data)
+    assert run_efdb("db", "upgrade", env=env, cwd=elsewhere).returncode == 0
+    assert run_efdb("seed", env=env, cwd=elsewhere).returncode == 0
+    snapshot = run_efdb("snapshot", "create", env=env, cwd=elsewhere)
+    assert snapshot.returncode == 0, snapshot.stderr
+    assert run_efdb("audit", "checkpoint", env=env, cwd=elsewhere).returncode == 0
+    assert not list(elsewhere.iterdir())
+    written = {path.name for path in data.iterdir()}
+    assert {"efdb.sqlite3", "release-signing-key.pem", "exports"} <= written, written
+    assert any(path.is_file() for path in (data / "exports").rglob("*.parquet"))

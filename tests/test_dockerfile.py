@@ -1,8 +1,9 @@
 """The container image, checked without a Docker engine.
 
 hadolint finds nothing; the start command is one the `efdb` CLI really has; every path the
-Dockerfile copies exists and survives .dockerignore; the package lands beside the migrations and
-seed data it reads at startup; the service runs as a non-root user with its data in a volume.
+Dockerfile copies exists and survives .dockerignore; the image installs a built wheel, which
+carries the migrations and seed data; the service runs as a non-root user with its data in a
+volume.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.routing import APIRoute
 
-import app
 import app.cli
-from app.core.config import PROJECT_ROOT
+from app.core.config import Settings
 from app.ops.router import router as ops_router
 
 REPO = Path(__file__).resolve().parents[1]
@@ -358,48 +358,33 @@ def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
         assert dockerignore_excludes(path, patterns), f".dockerignore lets {path} in"
 
 
-def test_package_sits_beside_the_files_it_reads_at_startup(instructions: list[Instruction]) -> None:
-    """app.core.config finds alembic.ini, migrations/ and seed_data/ relative to the package.
-
-    As long as they live outside the package directory, a plain `pip install .` would copy the
-    package into site-packages, away from them, and `efdb serve` would fail at startup: the image
-    must keep them in the same layout as the repository and install the package editable.
-    """
-    in_image: dict[str, PurePosixPath] = {}
-    for copy in copies(instructions):
-        for source in copy.sources:
-            in_image[source.strip("/").removeprefix("./")] = image_location(copy, source)
-    package_dir = Path(app.__file__).resolve().parent
-    assert "app" in in_image, "the Dockerfile does not copy the app package"
-    installs = [
+def test_image_installs_a_built_wheel_not_the_source_tree(instructions: list[Instruction]) -> None:
+    """The package carries alembic.ini, migrations/ and seed_data/ (setup.py bundles them into
+    the wheel), so the image installs a built wheel into site-packages: no editable install, no
+    source tree beside it (tests/test_packaging.py runs such a wheel in the image's layout)."""
+    stage = final_stage(instructions)
+    builds = [
         instruction
         for instruction in instructions
+        if instruction.keyword == "RUN"
+        and re.search(r"\bpip3? wheel\b.*--no-deps.*(?:\s)\.(?:\s|$)", instruction.arguments)
+    ]
+    assert builds, "the Dockerfile does not build the wheel (`pip wheel --no-deps ... .`)"
+    installs = [
+        instruction
+        for instruction in stage
         if instruction.keyword == "RUN" and re.search(r"\bpip3? install\b", instruction.arguments)
     ]
-    assert installs, "the Dockerfile does not pip install the package"
-
-    if PROJECT_ROOT.resolve().is_relative_to(package_dir):
-        return  # the package carries its own data; any kind of install works
-    root = PurePosixPath(
-        posixpath.normpath(in_image["app"] / os.path.relpath(PROJECT_ROOT, package_dir))
-    )
-    for name in ["alembic.ini", "migrations", "seed_data"]:
-        assert in_image.get(name) == root / name, (
-            f"{name} must be at {root / name} in the image (beside the app package), "
-            f"it is at {in_image.get(name)}"
+    assert installs, "the image does not pip install the package"
+    for install in installs:
+        assert not re.search(r"(?:--editable|\s-e)\b", install.arguments), (
+            f"Dockerfile line {install.line}: an editable install needs the source tree"
         )
-    editable = [
-        install
-        for install in installs
-        if re.search(
-            r"\bpip3? install\b.*(?:--editable|-e)\s+\.(?:\[[^\]]*\])?(?:\s|$)", install.arguments
-        )
-        and install.workdir == in_image["app"].parent
-    ]
-    assert editable, (
-        f"install the package with `pip install --editable .` from {in_image['app'].parent}, "
-        "so that it runs from there rather than from a copy in site-packages"
+    assert any(re.search(r"\S+\.whl\b", install.arguments) for install in installs), (
+        "the image does not install the built wheel"
     )
+    # The final stage copies no source from the build context: only the wheel, from the build.
+    assert not copies(stage), "the image copies source files; it should install the wheel only"
 
 
 # --- Who runs it, and where its data goes ---
@@ -413,15 +398,29 @@ def test_runs_as_a_non_root_user(stage: list[Instruction]) -> None:
     assert not (name.isdigit() and int(name) == 0)
 
 
-def test_default_data_lives_in_a_volume_the_user_owns(stage: list[Instruction]) -> None:
+def test_default_data_lives_in_a_volume_the_user_owns(
+    stage: list[Instruction], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Everything the service writes (database, generated keys, exports) is in the volume."""
     env = env_of(stage)
-    url = env.get("EFDB_DATABASE_URL", "")
+    data_dir = PurePosixPath(env.get("EFDB_DATA_DIR", ""))
+    assert data_dir.is_absolute(), "EFDB_DATA_DIR should be an absolute path"
+    for name in [name for name in os.environ if name.startswith("EFDB_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        if name.startswith("EFDB_"):
+            monkeypatch.setenv(name, value)
+    settings = Settings(_env_file=None)
+    url = settings.database_url
     assert url.startswith("sqlite:////"), (
         f"default database should be an absolute SQLite path: {url}"
     )
-    database = PurePosixPath(url.removeprefix("sqlite:///"))
-    exports = PurePosixPath(env.get("EFDB_EXPORT_DIR", ""))
-    assert exports.is_absolute(), "EFDB_EXPORT_DIR should be an absolute path"
+    written = {
+        "database": PurePosixPath(url.removeprefix("sqlite:///")),
+        "exports": PurePosixPath(settings.export_dir),
+        "token key": PurePosixPath(settings.generated_signing_key),
+        "release key": PurePosixPath(settings.generated_release_signing_key),
+    }
 
     volume_instruction = last(stage, "VOLUME")
     assert volume_instruction is not None, "the Dockerfile declares no VOLUME for the data"
@@ -430,13 +429,12 @@ def test_default_data_lives_in_a_volume_the_user_owns(stage: list[Instruction]) 
         PurePosixPath(v)
         for v in (exec_form(volume_instruction) if text.startswith("[") else text.split())
     ]
-    holding = [volume for volume in volumes if database.is_relative_to(volume)]
-    assert holding, f"{database} is not in a VOLUME ({volumes})"
-    volume = holding[0]
-    assert exports.is_relative_to(volume), f"{exports} is not in the volume {volume}"
+    assert data_dir in volumes, f"{data_dir} is not a VOLUME ({volumes})"
+    for what, path in written.items():
+        assert path.is_relative_to(data_dir), f"the {what} ({path}) is not in the volume"
     assert any(
         instruction.keyword == "RUN"
         and "chown" in instruction.arguments
-        and str(volume) in instruction.arguments
+        and str(data_dir) in instruction.arguments
         for instruction in stage
-    ), f"{volume} is not chowned to the service user, who must write the database there"
+    ), f"{data_dir} is not chowned to the service user, who must write the database there"

@@ -246,6 +246,17 @@ def test_the_explorer_matches_terms_and_offers_substrings(client: TestClient, se
     assert_problem(client.get("/.json", params={"q": "烟煤", "match": "fuzzy"}), 422)
 
 
+@pytest.mark.parametrize("query", ["电网排放因子", "电网平均排放因子", "电力二氧化碳排放因子"])
+def test_the_words_accountants_use_for_grid_factors_find_them(
+    client: TestClient, seeded: None, query: str
+) -> None:
+    found = search(client, q=query)
+    regions = {item["region"] for item in found}
+    assert found
+    assert all(item["activity_id"] == "electricity-grid-mix" for item in found)
+    assert {"CN", "GB"} <= regions
+
+
 def test_related_activities_are_named_not_ids(client: TestClient, seeded: None) -> None:
     """The text found some of an activity's factors: the link to all of them names the
     activity from its labels, in the page's language."""

@@ -30,6 +30,9 @@ from tests.upload_files import csv_bytes, synthetic_row
 
 pytestmark = pytest.mark.slow
 
+# The receiver that never answers is given up on after this (the default is 10 s).
+RECEIVER_TIMEOUT = 2
+
 VERSIONS = f"/v1/datasets/{PUBLISHER}/{DATASET_BODY['slug']}/versions"
 
 
@@ -47,8 +50,8 @@ def serve(database_url: str, db: Engine, tmp_path: Path) -> Iterator[Callable[..
     PostgreSQL database back empty afterwards."""
     started: list[ServerProcess] = []
 
-    def start(*args: str) -> ServerProcess:
-        process = ServerProcess(tmp_path, {"EFDB_DATABASE_URL": database_url}, args)
+    def start(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
+        process = ServerProcess(tmp_path, {"EFDB_DATABASE_URL": database_url, **(env or {})}, args)
         started.append(process)
         process.start()
         return process
@@ -245,7 +248,7 @@ def test_sigterm_with_a_receiver_that_never_answers_leaves_the_delivery_to_anoth
     tmp_path: Path,
 ) -> None:
     receiver.hang_first.set()  # the first request is never answered in time
-    server = serve()
+    server = serve(env={"EFDB_WEBHOOK_TIMEOUT_SECONDS": str(RECEIVER_TIMEOUT)})
     operator = Operator(server.base, database_url, tmp_path)
     hook = operator.subscribe(receiver.url)
     operator.publish("1.0.0")
@@ -253,7 +256,8 @@ def test_sigterm_with_a_receiver_that_never_answers_leaves_the_delivery_to_anoth
 
     assert server.process is not None
     server.process.send_signal(signal.SIGTERM)
-    # The thread waits for its request's timeout (10 s), records the failure, then stops.
+    # The thread waits for its request's timeout (EFDB_WEBHOOK_TIMEOUT_SECONDS), records the
+    # failure, then stops.
     assert server.process.wait(timeout=30) == -signal.SIGTERM
     with make_sessionmaker(db)() as session:
         (delivery,) = session.execute(select(WebhookDelivery)).scalars().all()

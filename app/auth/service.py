@@ -185,3 +185,34 @@ def client_state(session: Session, client_id: str) -> ClientState | None:
         revoked=client.revoked_at is not None,
         publisher_suspended=slug is not None and status != "active",
     )
+
+
+def list_clients(
+    session: Session, *, publisher: str | None = None, include_revoked: bool = False
+) -> list[dict[str, object]]:
+    """Clients as `efdb client list` prints them: who they act for, what they may do, whether
+    they still may; never a secret or its hash."""
+    query = (
+        select(Client, _PUBLISHER.c.slug, _PUBLISHER.c.status)
+        .outerjoin(_PUBLISHER, _PUBLISHER.c.id == Client.publisher_id)
+        .order_by(Client.created_at, Client.id)
+    )
+    if publisher is not None:
+        query = query.where(_PUBLISHER.c.slug == publisher)
+    if not include_revoked:
+        query = query.where(Client.revoked_at.is_(None))
+    listed: list[dict[str, object]] = []
+    for client, slug, status in session.execute(query):
+        listed.append(
+            {
+                "client_id": client.client_id,
+                "name": client.name,
+                "scopes": sorted(client.scopes or ()),
+                "publisher": slug,
+                "publisher_suspended": slug is not None and status != "active",
+                "created_at": client.created_at.isoformat(),
+                "revoked_at": client.revoked_at.isoformat() if client.revoked_at else None,
+                "locked_until": client.locked_until.isoformat() if client.locked_until else None,
+            }
+        )
+    return listed

@@ -47,6 +47,10 @@ class RetryPolicy:
     lease: timedelta = timedelta(seconds=60)
     timeout_seconds: float = 10.0
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> RetryPolicy:
+        return cls(timeout_seconds=settings.webhook_timeout_seconds, **overrides)
+
     def delay(self, attempts: int) -> timedelta:
         delay: timedelta = min(self.first_delay * (2 ** max(attempts - 1, 0)), self.max_delay)
         return delay
@@ -266,7 +270,7 @@ def run_worker(
     poll_seconds: float = 1.0,
 ) -> None:
     """Deliver until `stop` is set (`efdb worker`, or `efdb serve`'s thread)."""
-    policy = policy or RetryPolicy()
+    policy = policy or RetryPolicy.from_settings(settings)
     with httpx.Client(follow_redirects=False) as http:
         while not stop.is_set():
             try:

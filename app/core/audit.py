@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.core.db import utcnow
 from app.core.errors import InvalidParameter
+from app.core.merkle import leaf_hash
 from app.core.models import AuditEvent, ChangeOutbox
 
 GENESIS_HASH = "0" * 64
@@ -75,6 +76,14 @@ def append_event(
     )
     occurred_at = occurred_at or utcnow()
     body = payload or {}
+    canonical = canonical_event(
+        occurred_at=occurred_at,
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        payload=body,
+    )
     event = AuditEvent(
         occurred_at=occurred_at,
         actor=actor,
@@ -83,17 +92,8 @@ def append_event(
         subject_id=subject_id,
         payload=body,
         prev_hash=prev_hash,
-        hash=chain_hash(
-            prev_hash,
-            canonical_event(
-                occurred_at=occurred_at,
-                actor=actor,
-                action=action,
-                subject_type=subject_type,
-                subject_id=subject_id,
-                payload=body,
-            ),
-        ),
+        hash=chain_hash(prev_hash, canonical),
+        leaf_hash=leaf_hash(canonical),
     )
     session.add(event)
     session.flush()
@@ -103,6 +103,35 @@ def append_event(
         session.add(ChangeOutbox(audit_event_id=event.id, change_type=change_type))
         session.flush()
     return event
+
+
+def event_bytes(event: AuditEvent) -> bytes:
+    """A stored event's canonical bytes: what its chain hash and its Merkle leaf cover."""
+    return canonical_event(
+        occurred_at=event.occurred_at,
+        actor=event.actor,
+        action=event.action,
+        subject_type=event.subject_type,
+        subject_id=event.subject_id,
+        payload=event.payload,
+    )
+
+
+class MissingLeaf(RuntimeError):
+    """An audit event without its Merkle leaf hash (only a hand-edited database has one)."""
+
+
+def tree_leaves(session: Session, size: int | None = None) -> list[str]:
+    """The Merkle leaves of the audit log in event order: all, or the first `size`."""
+    query = select(AuditEvent.id, AuditEvent.leaf_hash).order_by(AuditEvent.id)
+    if size is not None:
+        query = query.limit(size)
+    leaves = []
+    for event_id, leaf in session.execute(query):
+        if leaf is None:
+            raise MissingLeaf(f"audit event {event_id} has no Merkle leaf hash")
+        leaves.append(leaf)
+    return leaves
 
 
 @dataclass(frozen=True)
@@ -120,17 +149,7 @@ def verify_chain(session: Session) -> ChainVerdict:
         count += 1
         if event.prev_hash != prev_hash:
             return ChainVerdict(False, count, event.id, "prev_hash does not match the event before")
-        expected = chain_hash(
-            prev_hash,
-            canonical_event(
-                occurred_at=event.occurred_at,
-                actor=event.actor,
-                action=event.action,
-                subject_type=event.subject_type,
-                subject_id=event.subject_id,
-                payload=event.payload,
-            ),
-        )
+        expected = chain_hash(prev_hash, event_bytes(event))
         if event.hash != expected:
             return ChainVerdict(False, count, event.id, "hash does not match the event's content")
         prev_hash = event.hash

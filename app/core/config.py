@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
@@ -11,7 +12,13 @@ from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# A built wheel carries alembic.ini, migrations/ and seed_data/ here (setup.py copies them in);
+# a source checkout (and an editable install) reads them from the project root.
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "_bundled"
+# The default data directory, relative to the working directory: `EFDB_DATA_DIR` moves it.
 VAR_DIR = Path("var")
+# An origin as browsers send it: scheme, host, optional port; no path, no trailing slash.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 # scrypt's N for client secrets in production (app/auth/hashing.py keeps the same figure).
 PRODUCTION_SECRET_HASH_COST = 2**14
 
@@ -58,30 +65,53 @@ class TrustedIssuer(BaseModel):
         return self
 
 
+def shipped_path(name: str) -> Path:
+    """A file or directory the service ships beside its code (`alembic.ini`, `migrations`,
+    `seed_data`): inside the installed package for a wheel, at the project root otherwise."""
+    bundled = BUNDLED_DIR / name
+    return bundled if bundled.exists() else PROJECT_ROOT / name
+
+
+# Settings whose default lies in the data directory, and where in it.
+DATA_DIR_DEFAULTS = {
+    "generated_signing_key": "signing-key.pem",
+    "generated_release_signing_key": "release-signing-key.pem",
+    "export_dir": "exports",
+}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EFDB_", env_file=".env", extra="ignore")
 
     environment: Literal["development", "test", "production"] = "development"
+    # Everything the service writes: the SQLite database, the generated keys (token, release,
+    # webhook) and the export files, unless a setting of its own moves one of them.
+    data_dir: Path = VAR_DIR
     database_url: str = f"sqlite:///{VAR_DIR / 'efdb.sqlite3'}"
     issuer: str = "http://127.0.0.1:8000"
     audience: str = "efdb"
     signing_key: Path | None = None
     # Outside production, with no EFDB_SIGNING_KEY, a key is generated here on first use.
-    generated_signing_key: Path = VAR_DIR / "signing-key.pem"
+    generated_signing_key: Path = VAR_DIR / DATA_DIR_DEFAULTS["generated_signing_key"]
     # The release signing key (ES256, P-256), separate from the token key: signs release
     # statements, snapshot manifests and audit checkpoints. Outside production, unset means a
     # key generated here on first use (and replaced by `efdb keys rotate`).
     release_signing_key: Path | None = None
-    generated_release_signing_key: Path = VAR_DIR / "release-signing-key.pem"
+    generated_release_signing_key: Path = (
+        VAR_DIR / DATA_DIR_DEFAULTS["generated_release_signing_key"]
+    )
     # scrypt's N for new client secrets. Only a test configuration lowers it (to keep a test
     # suite that creates hundreds of clients fast); production refuses anything below 2**14.
     secret_hash_cost: int = Field(default=PRODUCTION_SECRET_HASH_COST, ge=2)
     token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
     trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
-    export_dir: Path = VAR_DIR / "exports"
+    export_dir: Path = VAR_DIR / DATA_DIR_DEFAULTS["export_dir"]
     # Fernet key (urlsafe base64 of 32 bytes) that encrypts webhook signing secrets at rest.
     # Unset outside production: generated once beside the generated signing key.
     webhook_key: SecretStr | None = None
+    # How long one webhook delivery waits for its receiver before it counts as failed (and is
+    # retried later); also how long a stopping server may wait for a delivery in flight.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     max_upload_mb: int = Field(default=200, ge=1)
     max_upload_rows: int = Field(default=2_000_000, ge=1)
     # JSON (and any non-upload) request bodies, refused with 413 before they are parsed.
@@ -107,13 +137,35 @@ class Settings(BaseSettings):
     token_lockout_failures: int = Field(default=10, ge=1)
     token_lockout_window_seconds: int = Field(default=900, ge=1)
     token_lockout_seconds: int = Field(default=900, ge=1)
-    seed_dir: Path = PROJECT_ROOT / "seed_data"
+    seed_dir: Path = Field(default_factory=lambda: shipped_path("seed_data"))
+    # Answers of at least this many bytes are compressed when the client offers an encoding.
+    compress_min_bytes: int = Field(default=1024, ge=0)
+    # Cross-origin access (app/core/cors.py): reads from these origins (`*`: any), writes
+    # only from origins named one by one.
+    cors_origins: list[str] = Field(default_factory=list)
+    cors_write_origins: list[str] = Field(default_factory=list)
     # Which seed datasets `efdb seed` (and `efdb serve` on an empty database) loads: `core`, the
     # curated datasets; `full`, also those imported from the publishers' own files
     # (dataset.json `"scope": "full"`: DESNZ 2022-2025, MEE electricity by announcement).
     seed_scope: Literal["core", "full"] = "full"
     # Public base URL used in `next` links when the service sits behind a proxy; relative otherwise.
     public_base_url: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_in_the_data_dir(cls, data: object) -> object:
+        """What is not set explicitly goes into `data_dir` (default `./var`)."""
+        if not isinstance(data, dict):
+            return data
+        given = data.get("data_dir")
+        data_dir = Path(given) if given not in (None, "") else VAR_DIR
+        filled = dict(data)
+        if not filled.get("database_url"):
+            filled["database_url"] = f"sqlite:///{data_dir / 'efdb.sqlite3'}"
+        for name, relative in DATA_DIR_DEFAULTS.items():
+            if filled.get(name) in (None, ""):
+                filled[name] = data_dir / relative
+        return filled
 
     @model_validator(mode="after")
     def _signing_key_outside_development(self) -> Settings:
@@ -127,6 +179,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"EFDB_SECRET_HASH_COST below {PRODUCTION_SECRET_HASH_COST} is for tests only"
             )
+        for origin in [*self.cors_origins, *self.cors_write_origins]:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"CORS origin {origin!r} is not scheme://host[:port]")
+        if "*" in self.cors_write_origins:
+            raise ValueError("EFDB_CORS_WRITE_ORIGINS must name each origin; `*` is refused")
         if any(trusted.issuer == self.issuer for trusted in self.trusted_issuers):
             raise ValueError("EFDB_TRUSTED_ISSUERS must not list this service's own issuer")
         return self

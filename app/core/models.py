@@ -25,6 +25,10 @@ class AuditEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The event's leaf in the audit Merkle tree: sha256(0x00 ‖ canonical event), hex
+    # (app/core/merkle.py). Null only if someone emptied it: every event written has one, the
+    # migration that added it filled the older ones, and `efdb audit verify` names any other.
+    leaf_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ChangeOutbox(Base):

@@ -2,9 +2,10 @@
 pages a strict Content-Security-Policy (scripts, styles and images from this origin only, no
 inline script or style, never framed).
 
-The interactive API docs (`/docs`, `/redoc`) are FastAPI's pages, which load Swagger UI and
-ReDoc from their CDN with an inline bootstrap script; they get a policy that allows exactly
-that and nothing else (still never framed).
+The interactive API docs (`/docs`, `/redoc`) are Swagger UI and ReDoc, whose assets this
+service serves itself (under `DOCS_ASSETS_URL`, from the fastapi-offline package) and whose
+pages start them with an inline bootstrap script; they get a policy that allows exactly that,
+from this origin only (still never framed).
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ PAGE_CSP = (
     "font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
-DOCS_CDN = "https://cdn.jsdelivr.net"
+DOCS_ASSETS_URL = "/docs-assets"
 DOCS_CSP = (
-    f"default-src 'none'; script-src 'self' 'unsafe-inline' {DOCS_CDN}; "
-    f"style-src 'self' 'unsafe-inline' {DOCS_CDN} https://fonts.googleapis.com; "
-    "font-src 'self' https://fonts.gstatic.com; "
-    f"img-src 'self' data: https://fastapi.tiangolo.com {DOCS_CDN}; connect-src 'self'; "
-    f"worker-src 'self' blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; font-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; worker-src 'self' blob:; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
 )
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 

@@ -63,3 +63,46 @@ def create_publisher(
         payload={"name_zh": name_zh, "name_en": name_en, "sectors": codes},
     )
     return publisher
+
+
+def list_publishers(session: Session) -> list[dict[str, object]]:
+    """Every publisher, by slug, as `efdb publisher list` prints it."""
+    publishers = session.execute(select(Publisher).order_by(Publisher.slug)).scalars()
+    return [
+        {
+            "slug": publisher.slug,
+            "name_zh": publisher.name_zh,
+            "name_en": publisher.name_en,
+            "sectors": publisher.sectors,
+            "contact_email": publisher.contact_email,
+            "status": publisher.status,
+            "created_at": publisher.created_at.isoformat(),
+        }
+        for publisher in publishers
+    ]
+
+
+def set_publisher_status(
+    session: Session, *, slug: str, suspended: bool, reason: str | None, actor: str
+) -> Publisher:
+    """Suspend a publisher (its clients' tokens and secrets stop working at once, for reads
+    and writes alike) or resume it; audited as `publisher.suspended` / `publisher.resumed`."""
+    publisher = session.execute(
+        select(Publisher).where(Publisher.slug == slug).with_for_update()
+    ).scalar_one_or_none()
+    if publisher is None:
+        raise AdminError(f"no publisher {slug!r}")
+    wanted = "suspended" if suspended else "active"
+    if publisher.status == wanted:
+        raise AdminError(f"publisher {slug!r} is already {wanted}")
+    publisher.status = wanted
+    session.flush()
+    append_event(
+        session,
+        actor=actor,
+        action="publisher.suspended" if suspended else "publisher.resumed",
+        subject_type="publisher",
+        subject_id=slug,
+        payload={"reason": reason} if reason else {},
+    )
+    return publisher

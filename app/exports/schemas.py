@@ -122,6 +122,16 @@ class ManifestCheckpoint(BaseModel):
     id: int = Field(description="Checkpoint id (GET /v1/audit/checkpoints)")
     event_count: int = Field(description="Number of audit events in the chain when signed")
     head_hash: str = Field(description="Hash of the chain's last event then")
+    tree_size: int | None = Field(
+        None,
+        description="Size of the audit Merkle tree it signs (= event_count); absent or null "
+        "in manifests written before the tree existed",
+    )
+    root_hash: str | None = Field(
+        None,
+        description="Root of the audit Merkle tree over those events (RFC 9162); with it the "
+        "checkpoint can be proven extended later (`efdb verify FILE --jwks JWKS --from URL`)",
+    )
     signed_at: datetime = Field(description=f"When it was signed; {TIMESTAMP}")
     kid: str = Field(description="The release key that signed it")
     jws: str = Field(description="The checkpoint as JWS compact (ES256)")

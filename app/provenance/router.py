@@ -54,6 +54,11 @@ class AuditEventRead(BaseModel):
         description="sha256(prev_hash ‖ canonical JSON of the event), hex: recomputable by "
         "anyone holding the log"
     )
+    leaf_hash: str | None = Field(
+        description="The event's leaf in the audit Merkle tree: sha256(0x00 ‖ canonical JSON "
+        "of the event), hex; the signed checkpoints' `root_hash` is the RFC 9162 root over "
+        "these leaves in `id` order"
+    )
 
 
 class AuditPage(BaseModel):
@@ -103,6 +108,7 @@ def list_audit_events(
             "payload": e.payload,
             "prev_hash": e.prev_hash,
             "hash": e.hash,
+            "leaf_hash": e.leaf_hash,
         }
         for e in events
     ]

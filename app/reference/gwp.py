@@ -15,12 +15,12 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.config import shipped_path
 from app.reference.models import GwpValue
 from app.reference.units import clean_float
 
@@ -32,7 +32,7 @@ BREAKDOWN_GASES = ("CO2", "CH4", "N2O")
 # co2e must agree with the gas breakdown within this relative tolerance (contract §2).
 CO2E_TOLERANCE = 0.005
 
-GWP_FILE = Path(__file__).resolve().parents[2] / "seed_data" / "reference" / "gwp100.csv"
+GWP_FILE = shipped_path("seed_data") / "reference" / "gwp100.csv"
 
 
 # The origin of a factor's CH4, where a set distinguishes it: AR6 WG1 Ch. 7 Table 7.15 gives

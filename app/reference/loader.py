@@ -28,6 +28,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.core.audit import append_event
+from app.core.config import shipped_path
 from app.core.db import utcnow
 from app.reference.locations import iso_locations
 from app.reference.models import (
@@ -39,7 +40,7 @@ from app.reference.models import (
     ReferenceVersion,
 )
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "seed_data" / "reference"
+REFERENCE_DIR = shipped_path("seed_data") / "reference"
 REFERENCE_ACTOR = "efdb-reference"
 # Bumped when the way rows are built from the files changes (so the version changes too).
 BUILD_FORMAT = "1"

@@ -6,7 +6,10 @@
 - every version's status is the one its audit events lead to (replayed: a publish deprecates
   the dataset's current release; a withdrawal of the current release makes the newest
   remaining release current again);
-- the chain still extends every checkpoint signed here, and any saved checkpoint given.
+- the chain still extends every checkpoint signed here, and any saved checkpoint given;
+- every event's stored Merkle leaf is the one its content hashes to, and the tree of the first
+  `event_count` events still has the root each checkpoint signed (those signed since the tree
+  exists): what the public consistency proofs are computed from is the chain itself.
 
 Each discrepancy names what it is about (event id, version id and release key).
 """
@@ -22,7 +25,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.audit import verify_chain
+from app.core.audit import event_bytes, verify_chain
+from app.core.merkle import leaf_hash, roots_at
 from app.core.models import AuditEvent
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
@@ -173,17 +177,53 @@ def _hashes(session: Session) -> list[str]:
     return list(session.execute(select(AuditEvent.hash).order_by(AuditEvent.id)).scalars())
 
 
+def check_leaves(session: Session) -> tuple[list[str], list[Discrepancy]]:
+    """Each event's Merkle leaf recomputed from its content, against the stored one. Returns
+    the recomputed leaves (in event order) and each event whose stored leaf differs."""
+    leaves, found = [], []
+    for event in session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars():
+        leaf = leaf_hash(event_bytes(event))
+        leaves.append(leaf)
+        if event.leaf_hash != leaf:
+            found.append(
+                Discrepancy(
+                    "merkle",
+                    f"audit event {event.id}",
+                    f"stored leaf hash {event.leaf_hash} is not the {leaf} its content hashes "
+                    "to: the public consistency proofs would not describe this log",
+                )
+            )
+    return leaves, found
+
+
 def check_checkpoints(
-    session: Session, saved: Sequence[str] = (), *, hashes: list[str] | None = None
+    session: Session,
+    saved: Sequence[str] = (),
+    *,
+    hashes: list[str] | None = None,
+    leaves: list[str] | None = None,
 ) -> list[Discrepancy]:
     """The chain against every checkpoint recorded here and every saved one (JWS compact;
-    a saved one must verify with this service's release keys)."""
+    a saved one must verify with this service's release keys): the head still at its place,
+    and, for a checkpoint with a Merkle root, the tree of its events still with that root."""
     hashes = hashes if hashes is not None else _hashes(session)
     found = []
-    claims: list[tuple[str, int, str]] = [
-        (f"checkpoint {c.id}", c.event_count, c.head_hash)
-        for c in session.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.id)).scalars()
-    ]
+    claims: list[tuple[str, int, str, str | None]] = []
+    for c in session.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.id)).scalars():
+        signed = _payload(c.jws)
+        if (signed.get("event_count"), signed.get("head_hash"), signed.get("root_hash")) != (
+            c.event_count,
+            c.head_hash,
+            c.root_hash,
+        ):
+            found.append(
+                Discrepancy(
+                    "checkpoint",
+                    f"checkpoint {c.id}",
+                    "its recorded count, head or root is not the one it signed",
+                )
+            )
+        claims.append((f"checkpoint {c.id}", c.event_count, c.head_hash, signed.get("root_hash")))
     jwks = {"keys": published_keys(session)}
     for index, token in enumerate(saved, start=1):
         try:
@@ -196,12 +236,25 @@ def check_checkpoints(
                 f"saved checkpoint {index} (signed {body['signed_at']})",
                 int(body["event_count"]),
                 str(body["head_hash"]),
+                body.get("root_hash"),
             )
         )
-    for name, count, head in claims:
+    if leaves is None:
+        leaves = check_leaves(session)[0]
+    roots = roots_at(leaves, {count for _, count, _, root in claims if root is not None})
+    for name, count, head, signed_root in claims:
         extension = chain_extends(hashes, event_count=count, head_hash=head)
         if not extension.ok:
             found.append(Discrepancy("checkpoint", name, str(extension.reason)))
+        elif signed_root is not None and roots.get(count) != signed_root:
+            found.append(
+                Discrepancy(
+                    "checkpoint",
+                    name,
+                    f"the Merkle tree of the first {count} events has root {roots.get(count)}, "
+                    f"not the signed {signed_root}: the history was rewritten",
+                )
+            )
     return found
 
 
@@ -221,10 +274,12 @@ class DeepVerdict:
 
 def deep_verify(session: Session, *, saved_checkpoints: Sequence[str] = ()) -> DeepVerdict:
     chain = verify_chain(session)
+    leaves, leaf_problems = check_leaves(session)
     discrepancies = [
         *check_contents(session),
         *replay_statuses(session),
-        *check_checkpoints(session, saved_checkpoints),
+        *leaf_problems,
+        *check_checkpoints(session, saved_checkpoints, leaves=leaves),
     ]
     releases = sum(
         1 for _, version in _labels(session).values() if version.status in RELEASED_STATUSES

@@ -43,6 +43,9 @@ class AuditCheckpoint(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     event_count: Mapped[int] = mapped_column(BigInteger)
     head_hash: Mapped[str] = mapped_column(String(64))
+    # The Merkle root of the chain's first `event_count` events (RFC 9162 tree, size
+    # `event_count`); null for checkpoints signed before the tree existed.
+    root_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     kid: Mapped[str] = mapped_column(String(64))
     jws: Mapped[str] = mapped_column(Text)

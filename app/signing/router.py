@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from app.auth.viewer import ViewerDep
 from app.core.db import SessionDep
 from app.core.errors import NotFound
-from app.core.http_cache import IMMUTABLE, PRIVATE, SHORT_LIVED, etag_matches
+from app.core.http_cache import IMMUTABLE, PRIVATE, SHORT_LIVED, cached_json, etag_matches
 from app.core.pagination import after_id_from_cursor, id_cursor, page_response
 from app.core.params import (
     DEFAULT_PAGE,
@@ -26,10 +27,11 @@ from app.core.schemas import Page
 from app.datasets import service as datasets_service
 from app.datasets.models import Dataset
 from app.datasets.version_models import RELEASED_STATUSES
+from app.signing.consistency import prove_consistency
 from app.signing.jws import MEDIA_TYPE
 from app.signing.models import AuditCheckpoint
 from app.signing.runtime import ReleaseKeysDep
-from app.signing.statements import checkpoint_resource, ensure_release_statement
+from app.signing.statements import checkpoint_resource, ensure_release_statement, latest_checkpoint
 
 router = APIRouter()
 
@@ -94,12 +96,23 @@ class CheckpointRead(BaseModel):
     id: int = Field(description="Checkpoint id (ascending with time)")
     event_count: int = Field(description="Number of audit events in the chain when signed")
     head_hash: str = Field(description="Hash of the chain's last event then (64 hex digits)")
+    tree_size: int | None = Field(
+        description="Size of the audit Merkle tree it signs: one leaf per event, so "
+        "`event_count`; null for a checkpoint signed before the tree existed"
+    )
+    root_hash: str | None = Field(
+        description="Root of the RFC 9162 Merkle tree over the first `tree_size` events (leaf: "
+        "sha256(0x00 ‖ canonical event), node: sha256(0x01 ‖ left ‖ right)), 64 hex digits; "
+        "`GET /v1/audit/consistency` proves that a later tree extends it. Null for a "
+        "checkpoint signed before the tree existed"
+    )
     signed_at: str = Field(description="When it was signed (ISO 8601, UTC)")
     kid: str = Field(description="The release key that signed it (in /.well-known/jwks.json)")
     jws: str = Field(
         description="The checkpoint as JWS compact (ES256): its payload is "
-        "{type, issuer, event_count, head_hash, signed_at}; save it to check later that the "
-        "chain still extends it (`efdb audit verify --checkpoint FILE`)"
+        "{type, issuer, event_count, head_hash, tree_size, root_hash, signed_at} (older ones "
+        "lack tree_size and root_hash); save it to check later that the service's history still "
+        "extends it (`efdb verify FILE --jwks JWKS --from URL`)"
     )
 
 
@@ -127,3 +140,84 @@ def list_checkpoints(
     return page_response(
         request, [checkpoint_resource(row) for row in rows], next_cursor, cache_control=SHORT_LIVED
     )
+
+
+@router.get(
+    "/v1/audit/checkpoints/latest",
+    tags=["audit"],
+    response_model=CheckpointRead,
+    summary="The newest signed audit checkpoint",
+    responses={404: {"description": "No checkpoint has been signed yet"}},
+    dependencies=[Depends(only_query_params(()))],
+)
+def get_latest_checkpoint(request: Request, session: SessionDep) -> Response:
+    """The newest signed checkpoint of the audit log (event count, head hash, Merkle tree size
+    and root, time); no token needed. Save it: later, `GET /v1/audit/consistency` proves that
+    the service's history still extends it. 404 while none has been signed."""
+    checkpoint = latest_checkpoint(session)
+    if checkpoint is None:
+        raise NotFound("No audit checkpoint has been signed yet.")
+    return cached_json(request, checkpoint_resource(checkpoint), cache_control=SHORT_LIVED)
+
+
+class ConsistencyProofRead(BaseModel):
+    """An RFC 9162 consistency proof between two sizes of the audit log's Merkle tree."""
+
+    first: int = Field(description="The older tree's size (an old checkpoint's `tree_size`)")
+    second: int = Field(description="The newer tree's size")
+    first_root: str = Field(
+        description="The root of the first `first` events as the service computes it now; a "
+        "verifier compares its own signed checkpoint's `root_hash`, not this"
+    )
+    second_root: str = Field(description="The root of the first `second` events, computed now")
+    proof: list[str] = Field(
+        description="The consistency proof, PROOF(first, D[second]) of RFC 9162 §2.1.4.1: "
+        "hex sha256 hashes, checked by the algorithm of §2.1.4.2 against the two signed roots "
+        "(empty when the sizes are equal)"
+    )
+    checkpoint: CheckpointRead | None = Field(
+        description="The newest signed checkpoint of size `second` (the latest checkpoint when "
+        "`second` is not given); null when none was signed at that size"
+    )
+
+
+First = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=2**62,
+        description="The older tree's size: the `tree_size` of the checkpoint you hold",
+    ),
+]
+Second = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=2**62,
+        description="The newer tree's size; default: the latest signed checkpoint's",
+    ),
+]
+
+
+@router.get(
+    "/v1/audit/consistency",
+    tags=["audit"],
+    response_model=ConsistencyProofRead,
+    summary="Prove that the audit log's later tree extends an earlier one",
+    responses={
+        404: {"description": "No tree of size `second` (or no checkpoint with a root yet)"},
+        422: {"description": "`first` or `second` out of range, or `first` > `second`"},
+    },
+    dependencies=[Depends(only_query_params(("first", "second")))],
+)
+def get_consistency_proof(
+    request: Request, session: SessionDep, first: First, second: Second = None
+) -> Response:
+    """The consistency proof between the audit log's Merkle tree of `first` events and that
+    of `second` events (default: the latest signed checkpoint's size), with that newer signed
+    checkpoint; no token needed and no event revealed. Holding an old checkpoint (its
+    `tree_size` and signed `root_hash`), check the proof against the newer checkpoint's signed
+    root: if it holds, none of the events your checkpoint covered was deleted or rewritten
+    since. `efdb verify OLD.json --jwks JWKS --from URL` does it all."""
+    answer = prove_consistency(session, first=first, second=second)
+    return cached_json(request, answer, cache_control=SHORT_LIVED)

@@ -4,9 +4,11 @@
   signing existed (the seed data, any release of an older database) gets its statement on first
   request (`release.jws`, a per-version export), from the same recorded facts: its row, its
   dataset's licence and its `version.published` audit event.
-- A checkpoint (event count, head hash, time) is signed after every publish, withdraw and
-  snapshot, and by `efdb audit checkpoint`. It is not an audit event itself: it attests the
-  chain, and whoever saved one can later check that the chain still extends it.
+- A checkpoint (event count, head hash, Merkle tree size and root, time) is signed after every
+  publish, withdraw and snapshot, and by `efdb audit checkpoint`. It is not an audit event
+  itself: it attests the chain, and whoever saved one can later check that the chain still
+  extends it: against the log, or with a public consistency proof between its Merkle root and
+  a newer checkpoint's (`GET /v1/audit/consistency`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.core.audit import tree_leaves
 from app.core.db import utcnow
+from app.core.merkle import root
 from app.core.models import AuditEvent
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
@@ -109,16 +113,22 @@ def sign_checkpoint(
             select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1).scalar_subquery(),
         )
     ).one()
+    # Events become visible in id order (app.core.audit), so the first `count` are the ones
+    # the statement above counted, even if more were committed since.
+    tree_root = root(tree_leaves(session, int(count)))
     body = {
         "type": CHECKPOINT_TYPE,
         "issuer": keys.settings.issuer,
         "event_count": int(count),
         "head_hash": head or "0" * 64,
+        "tree_size": int(count),
+        "root_hash": tree_root,
         "signed_at": signed_at.isoformat(),
     }
     checkpoint = AuditCheckpoint(
         event_count=body["event_count"],
         head_hash=body["head_hash"],
+        root_hash=tree_root,
         signed_at=signed_at,
         kid=key.kid,
         jws=sign(canonical_json(body), key=key, typ=TYP_CHECKPOINT, signed_at=signed_at),
@@ -139,6 +149,8 @@ def checkpoint_resource(checkpoint: AuditCheckpoint) -> dict[str, Any]:
         "id": checkpoint.id,
         "event_count": checkpoint.event_count,
         "head_hash": checkpoint.head_hash,
+        "tree_size": checkpoint.event_count if checkpoint.root_hash is not None else None,
+        "root_hash": checkpoint.root_hash,
         "signed_at": checkpoint.signed_at.isoformat(),
         "kid": checkpoint.kid,
         "jws": checkpoint.jws,

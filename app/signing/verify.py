@@ -9,7 +9,11 @@ Needs no database and no settings (also runs as `python -m app.signing.verify`).
   of a snapshot: the signatures, the content hash recomputed from the rows, the row count;
 - a `release.jws`, a saved checkpoint (`.jws`) or a `manifest.json.jws`: the signature; with
   `--audit-log` (the log as `GET /v1/audit` gives it), a saved checkpoint is also checked to
-  be extended by the log now: nothing it covered was deleted or rewritten.
+  be extended by the log now: nothing it covered was deleted or rewritten;
+- a saved checkpoint with `--from URL` (or, offline, `--proof FILE` [`--newer FILE`]): the
+  service's newer signed checkpoint and the RFC 9162 consistency proof from yours to it, so
+  that with public material only (no event seen) it shows that the history your checkpoint
+  covered was not truncated or rewritten since.
 
 Each check prints one line; any failure makes the exit status 1 and says what failed.
 """
@@ -21,6 +25,7 @@ import hashlib
 import io
 import json
 import sys
+import urllib.error
 import urllib.request
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -32,6 +37,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from app.core.merkle import ProofError, verify_consistency
 from app.signing.jws import (
     TYP_CHECKPOINT,
     TYP_MANIFEST,
@@ -274,43 +280,56 @@ def verify_log_against(
     report: Report, checkpoint: dict[str, Any], events: list[dict[str, Any]], where: str
 ) -> None:
     """An audit log (events as `GET /v1/audit` gives them, oldest first) against a checkpoint:
-    every event's hash recomputed from its content and the one before, and the checkpoint's
-    head still at its position."""
+    every event's hash (and Merkle leaf, when the log carries it) recomputed from its content
+    and the one before, the checkpoint's head still at its position, and its Merkle root (when
+    it signs one) the root of the log's first `event_count` leaves."""
     from datetime import datetime
 
     from app.core.audit import GENESIS_HASH, canonical_event, chain_hash
+    from app.core.merkle import leaf_hash, roots_at
     from app.signing.statements import chain_extends
 
     previous = GENESIS_HASH
-    hashes = []
+    hashes, leaves = [], []
     for event in events:
-        expected = chain_hash(
-            previous,
-            canonical_event(
-                occurred_at=datetime.fromisoformat(event["occurred_at"]),
-                actor=event["actor"],
-                action=event["action"],
-                subject_type=event["subject_type"],
-                subject_id=event["subject_id"],
-                payload=event["payload"],
-            ),
+        canonical = canonical_event(
+            occurred_at=datetime.fromisoformat(event["occurred_at"]),
+            actor=event["actor"],
+            action=event["action"],
+            subject_type=event["subject_type"],
+            subject_id=event["subject_id"],
+            payload=event["payload"],
         )
+        expected = chain_hash(previous, canonical)
         if event.get("prev_hash") != previous or event.get("hash") != expected:
             report.fail(
                 f"audit log: event {event.get('id')} does not hash from its content and the "
                 "event before it"
             )
             return
+        leaf = leaf_hash(canonical)
+        if event.get("leaf_hash") not in (None, leaf):
+            report.fail(
+                f"audit log: event {event.get('id')}'s leaf_hash is not the {leaf} its content "
+                "hashes to"
+            )
+            return
         hashes.append(expected)
+        leaves.append(leaf)
         previous = expected
     report.ok(f"audit log: {len(hashes)} events, every hash recomputed")
-    extension = chain_extends(
-        hashes, event_count=int(checkpoint["event_count"]), head_hash=str(checkpoint["head_hash"])
-    )
-    if extension.ok:
-        report.ok(f"{where}: the audit log extends the checkpoint")
-    else:
+    count = int(checkpoint["event_count"])
+    extension = chain_extends(hashes, event_count=count, head_hash=str(checkpoint["head_hash"]))
+    signed_root = checkpoint.get("root_hash")
+    if not extension.ok:
         report.fail(f"{where}: {extension.reason}")
+    elif signed_root is not None and roots_at(leaves, [count]).get(count) != signed_root:
+        report.fail(
+            f"{where}: the Merkle root of the log's first {count} events is not the signed "
+            f"{signed_root}: the history was rewritten"
+        )
+    else:
+        report.ok(f"{where}: the audit log extends the checkpoint")
 
 
 def load_events(path: Path) -> list[dict[str, Any]]:
@@ -347,6 +366,159 @@ def verify_jws_file(
         report.fail(f"{path.name}: typ {checked.typ!r} is not one efdb signs")
 
 
+# --------------------------------------------------------------------------- consistency
+
+
+class FetchProblem(Exception):
+    """The service did not answer as expected; the message says what was asked and why."""
+
+
+def read_checkpoint(path: Path) -> str:
+    """A saved checkpoint: its JWS, a JSON checkpoint resource (with a `jws` member), or a
+    snapshot's `manifest.json` (the checkpoint it carries)."""
+    text = path.read_text(encoding="utf-8").strip()
+    if text.startswith("{"):
+        data = json.loads(text)
+        if "jws" not in data and isinstance(data.get("audit_checkpoint"), dict):
+            data = data["audit_checkpoint"]
+        return str(data["jws"])
+    return text
+
+
+def fetch_json(url: str) -> Any:
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("detail")
+        except (ValueError, AttributeError):
+            detail = exc.reason
+        raise FetchProblem(f"{url}: HTTP {exc.code}: {detail}") from exc
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise FetchProblem(f"{url}: {exc}") from exc
+
+
+def _signed_tree(
+    report: Report, token: str, jwks: dict[str, Any], where: str
+) -> dict[str, Any] | None:
+    """A checkpoint's signed body when its signature holds and it signs a Merkle root."""
+    try:
+        checked = verify(token, jwks, typ=TYP_CHECKPOINT)
+    except SignatureProblem as exc:
+        report.fail(f"{where}: {exc}")
+        return None
+    body = dict(checked.json())
+    if body.get("root_hash") is None or body.get("tree_size") is None:
+        report.fail(
+            f"{where}: signed before the audit log had a Merkle tree (no tree_size and "
+            "root_hash): only the audit log itself can check it (--audit-log)"
+        )
+        return None
+    report.ok(
+        f"{where}: {body['tree_size']} events, Merkle root {body['root_hash']}, signed by "
+        f"{checked.kid} ({checked.key_status}) at {checked.signed_at.isoformat()}"
+    )
+    return body
+
+
+def verify_extension(
+    report: Report,
+    path: Path,
+    jwks: dict[str, Any],
+    *,
+    from_url: str | None = None,
+    proof: Path | None = None,
+    newer: Path | None = None,
+) -> None:
+    """A saved (older) checkpoint against a newer signed checkpoint of the same service and
+    the consistency proof between their Merkle trees: from the service at `from_url`, or from
+    a saved proof (`proof`, with its checkpoint or `newer`)."""
+    name = path.name
+    try:
+        old = _signed_tree(report, read_checkpoint(path), jwks, name)
+    except (OSError, UnicodeError, ValueError, KeyError, TypeError) as exc:
+        report.fail(
+            f"{name}: not a saved checkpoint (a .jws, a JSON with `jws`, or a snapshot's "
+            f"manifest.json): {exc}"
+        )
+        return
+    if old is None:
+        return
+    base = (from_url or "").rstrip("/")
+    answer: dict[str, Any] | None = None
+    try:
+        if from_url is not None:
+            newer_token = str(fetch_json(f"{base}/v1/audit/checkpoints/latest")["jws"])
+            where = f"{base}: newest checkpoint"
+        else:
+            assert proof is not None
+            answer = dict(json.loads(proof.read_text(encoding="utf-8")))
+            if newer is not None:
+                newer_token, where = read_checkpoint(newer), newer.name
+            else:
+                newer_token, where = str(answer["checkpoint"]["jws"]), f"{proof.name}: checkpoint"
+    except FetchProblem as exc:
+        report.fail(f"cannot fetch the newer checkpoint: {exc}")
+        return
+    except (OSError, UnicodeError, ValueError, KeyError, TypeError) as exc:
+        report.fail(
+            f"no newer checkpoint to check against (--newer, or a proof that has one): {exc}"
+        )
+        return
+    new = _signed_tree(report, newer_token, jwks, where)
+    if new is None:
+        return
+    if new.get("issuer") != old.get("issuer"):
+        report.fail(
+            f"{name}: the newer checkpoint is {new.get('issuer')}'s, yours is "
+            f"{old.get('issuer')}'s: not the same service"
+        )
+        return
+    first, second = int(old["tree_size"]), int(new["tree_size"])
+    if second < first:
+        report.fail(
+            f"{name}: truncated: the newer checkpoint (signed {new.get('signed_at')}) covers "
+            f"{second} events, fewer than the {first} yours signed: events were deleted"
+        )
+        return
+    if answer is None:
+        try:
+            answer = dict(fetch_json(f"{base}/v1/audit/consistency?first={first}&second={second}"))
+        except FetchProblem as exc:
+            report.fail(f"{name}: cannot fetch the consistency proof: {exc}")
+            return
+    if (answer.get("first"), answer.get("second")) != (first, second):
+        report.fail(
+            f"{name}: the proof is between sizes {answer.get('first')} and "
+            f"{answer.get('second')}, not between your {first} and the newer {second}"
+        )
+        return
+    try:
+        verify_consistency(
+            first=first,
+            second=second,
+            first_root=str(old["root_hash"]),
+            second_root=str(new["root_hash"]),
+            proof=[str(item) for item in answer.get("proof") or []],
+        )
+    except ProofError as exc:
+        report.fail(f"{name}: history rewritten: the newer tree does not extend yours: {exc}")
+        now = answer.get("first_root")
+        if now is not None and now != old["root_hash"]:
+            report.fail(
+                f"{name}: the service now gives the root of your first {first} events as {now}, "
+                f"not the {old['root_hash']} it signed: events your checkpoint covered were "
+                "rewritten"
+            )
+        return
+    report.ok(
+        f"{name}: the newer checkpoint's {second} events extend your {first}: consistency "
+        "proof verified (nothing you hold a checkpoint of was deleted or rewritten)"
+    )
+
+
 def verify_path(path: Path, jwks: dict[str, Any], audit_log: Path | None = None) -> Report:
     report = Report()
     if not path.exists():
@@ -362,13 +534,31 @@ def verify_path(path: Path, jwks: dict[str, Any], audit_log: Path | None = None)
     return report
 
 
-def run(path: Path, jwks_source: str, audit_log: Path | None = None) -> int:
+def run(
+    path: Path,
+    jwks_source: str,
+    audit_log: Path | None = None,
+    *,
+    from_url: str | None = None,
+    proof: Path | None = None,
+    newer: Path | None = None,
+) -> int:
+    if from_url is not None and proof is not None:
+        sys.stderr.write("efdb verify: --from and --proof exclude each other\n")
+        return 1
+    if newer is not None and proof is None:
+        sys.stderr.write("efdb verify: --newer goes with --proof\n")
+        return 1
     try:
         jwks = load_jwks(jwks_source)
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"efdb verify: cannot read the JWKS {jwks_source}: {exc}\n")
         return 1
-    report = verify_path(path, jwks, audit_log)
+    if from_url is not None or proof is not None:
+        report = Report()
+        verify_extension(report, path, jwks, from_url=from_url, proof=proof, newer=newer)
+    else:
+        report = verify_path(path, jwks, audit_log)
     for ok, message in report.lines:
         sys.stdout.write(f"{'ok' if ok else 'FAILED'}: {message}\n")
     if not report.valid:
@@ -382,7 +572,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.signing.verify", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return run(args.path, args.jwks, args.audit_log)
+    return run(
+        args.path,
+        args.jwks,
+        args.audit_log,
+        from_url=args.from_url,
+        proof=args.proof,
+        newer=args.newer,
+    )
 
 
 if __name__ == "__main__":
