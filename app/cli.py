@@ -523,6 +523,7 @@ IMPORT_SOURCE_FORMATS = {
     "mee-electricity": "mee-electricity",
     "epa-supply-chain": "epa-supply-chain",
     "epa-hub": "epa-hub",
+    "nga": "nga",
 }
 IMPORT_ACTOR = "efdb-import"
 
@@ -684,6 +685,8 @@ def _add_import_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "epa-supply-chain": "a US EPA Supply Chain GHG Emission Factors CO2e file by NAICS-6 "
         "(.csv; v1.2 or v1.3.0)",
         "epa-hub": "a US EPA GHG Emission Factors Hub workbook (.xlsx; Tables 1 and 2)",
+        "nga": "an Australian National Greenhouse Accounts Factors workbook (.xlsx; scope 2 "
+        "electricity by state and stationary fuel combustion)",
     }
     for name, text in helps.items():
         sub = importer.add_parser(

@@ -9,6 +9,7 @@ from app.importers.desnz import DesnzFlatImporter
 from app.importers.epa_hub import EpaHubImporter
 from app.importers.epa_supply_chain import EpaSupplyChainImporter
 from app.importers.mee import MeeElectricityImporter
+from app.importers.nga import NgaImporter
 
 IMPORTERS: dict[str, Importer] = {
     importer.name: importer
@@ -17,6 +18,7 @@ IMPORTERS: dict[str, Importer] = {
         MeeElectricityImporter(),
         EpaSupplyChainImporter(),
         EpaHubImporter(),
+        NgaImporter(),
     )
 }
 

@@ -89,7 +89,8 @@ def upload_version(
             "the service's importer for it: `desnz-flat` (UK DESNZ GHG conversion factors flat "
             "file, .xls or .xlsx), `mee-electricity` (China MEE electricity factor table, "
             ".csv), `epa-supply-chain` (US EPA Supply Chain GHG Emission Factors CO2e file by "
-            "NAICS-6, .csv) or `epa-hub` (US EPA GHG Emission Factors Hub workbook, .xlsx). "
+            "NAICS-6, .csv), `epa-hub` (US EPA GHG Emission Factors Hub workbook, .xlsx) or "
+            "`nga` (Australian National Greenhouse Accounts Factors workbook, .xlsx). "
             "Its bytes are what is hashed and kept; problems name its sheet, row and "
             "column. Empty: the file is in the upload format",
         ),
