@@ -176,6 +176,12 @@ def test_every_edition_is_read_with_the_values_of_its_own_cells() -> None:
         assert len(codes[year]) == len(rows)
         assert sum(1 for r in rows if r.values["unit"] == "kWh") == 9
     assert codes[2024] <= codes[2025]
+    # The fuels NGA renamed in 2022 keep their codes; only 2021's split row and its NT row
+    # (from 2022 only DKIS) have no 2022 counterpart.
+    unpaired = sorted(codes[2021] - codes[2022])
+    assert len(unpaired) == 2
+    assert unpaired[0].startswith("scope1-solid-industrial-materials-and-tyres-")
+    assert unpaired[1] == "scope2-electricity-nt"
     # 2021 has no combined column: co2e is the sum of the three per-gas cells.
     (brown,) = [
         r

@@ -65,7 +65,23 @@ _GRIDS = {  # a grid named in the row: (ISO 3166-2 code, code words)
     "NWIS": ("AU-WA", "wa-nwis"),
     "DKIS": ("AU-NT", "nt-dkis"),
 }
-_FUEL_RENAMED = {"Brown coal": "Brown coal (lignite)"}
+# Fuel names of the 2021 edition that NGA rewrote in 2022, read under the newer name so that
+# the codes of both editions pair (the same fuel and the same factors). 2021's "Industrial
+# materials and tyres…" was split into three rows in 2022 and is not paired.
+_FUEL_RENAMED = {
+    "Brown coal": "Brown coal (lignite)",
+    "Petroleum based oils (other than petroleum based oil used as fuel), eg lubricants": (
+        "Petroleum based oils (other than petroleum based oil used as fuel), e.g. lubricants"
+    ),
+    "Gasoline (other than for use as fuel in an aircraft)": (
+        "Automotive gasoline/petrol (other than for use as fuel in an aircraft)"
+    ),
+    "Gasoline for use as fuel in an aircraft (avgas)": "Aviation gasoline",
+    "Kerosene for use as fuel in an aircraft (aviation turbine fuel)": (
+        "Aviation turbine fuel/kerosene"
+    ),
+    "Liquefied petroleum gas": "Liquefied petroleum gas (LPG)",
+}
 _KINDS = (("solid", "solid fuels"), ("gaseous", "gaseous fuels"), ("liquid", "liquid fuels"))
 
 
@@ -249,6 +265,16 @@ class NgaImporter:
         combined = names.index("Combined gases") if "Combined gases" in names else None
         base = self._common(sheet, title, edition)
         table = base.pop("_table")
+        # The energy content factor's unit: the first unit cell of column B above the fuels.
+        unit_words = next(
+            (
+                text
+                for i in range(header, 1, -1)
+                if (text := _text(rows[i][1] if len(rows[i]) > 1 else ""))
+                and not text.lower().startswith("energy")
+            ),
+            "",
+        )
         for index in range(header + 1, len(rows)):
             row = list(rows[index]) + [""] * len(names)
             fuel = _text(row[0])
@@ -281,7 +307,7 @@ class NgaImporter:
                 cells["co2e"] = SourceCell(sheet, index + 1, _column_name(combined or 0))
             energy = _text(row[1])
             if energy:
-                unit_hint = _text(rows[header - 1][1]) if header > 0 else ""
+                unit_hint = "" if re.search(r"[A-Za-z]", energy) else unit_words
                 notes.append(f"Energy content factor: {energy} {unit_hint}".rstrip() + ".")
             fuel_name = _FUEL_RENAMED.get(fuel, fuel)
             record = {
