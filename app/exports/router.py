@@ -238,6 +238,32 @@ def version_csv(
     return _version_export(request, session, viewer, publisher, dataset, version, "csv", keys)
 
 
+@file_route(
+    VERSION_EXPORT + ".xlsx",
+    summary="A released version as an Excel workbook (XLSX)",
+    responses=_file_responses(
+        service.MEDIA_TYPES["xlsx"],
+        "XLSX: a `factors` sheet in the export schema and a `read me` sheet",
+    ),
+)
+def version_xlsx(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    version: VersionPath,
+    keys: ReleaseKeysDep,
+) -> Response:
+    """One version's factors as an Excel workbook: a `factors` sheet with the export schema's
+    columns (numbers as numbers, exactly as published; dates as dates; text as text, never a
+    formula) and a `read me` sheet with the licence, attribution, version, content hash, its
+    signed release statement and how to verify them; readable as the version is (404
+    otherwise). Sent with its sha256 as a strong ETag (304 on `If-None-Match`), byte ranges,
+    and cached as immutable (`private` for a `registered` dataset)."""
+    return _version_export(request, session, viewer, publisher, dataset, version, "xlsx", keys)
+
+
 # --------------------------------------------------------------------------- snapshots
 
 
@@ -267,7 +293,7 @@ def create_snapshot(
     request: Request, session: SessionDep, principal: AdminDep, keys: ReleaseKeysDep
 ) -> Response:
     """Write a national snapshot (`admin`): the latest published release of every public,
-    redistributable dataset, as Parquet, Arrow and a manifest, recorded in the audit log; 201
+    redistributable dataset, as Parquet, Arrow, XLSX and a manifest, recorded in the audit log; 201
     with the snapshot and its `Location`. 409 when there is no such dataset to include."""
     snapshot = service.create_snapshot(
         session, export_dir=_settings(request).export_dir, actor=principal.client_id, keys=keys
@@ -352,6 +378,23 @@ def snapshot_arrows(request: Request, session: SessionDep, snapshot_id: Snapshot
     by batch (`pyarrow.ipc.open_stream`). No token needed; sha256 as a strong ETag, byte
     ranges; immutable under the snapshot's id, short-lived under `latest`."""
     return _snapshot_file(request, session, snapshot_id, "factors.arrows")
+
+
+@file_route(
+    "/v1/snapshots/{snapshot_id}/factors.xlsx",
+    summary="A snapshot's factors as an Excel workbook (XLSX)",
+    responses=_file_responses(
+        service.MEDIA_TYPES["xlsx"],
+        "XLSX: `factors` sheets in the export schema and a `read me` sheet",
+    ),
+)
+def snapshot_xlsx(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
+    """A snapshot's factors as an Excel workbook: a `factors` sheet with the export schema's
+    columns (continued on `factors 2`, … past 1,048,576 rows) and a `read me` sheet with the
+    dataset versions, their content hashes, licences and attribution, and how to verify them.
+    No token needed; sha256 as a strong ETag, byte ranges; immutable under the snapshot's id,
+    short-lived under `latest`. 404 for a snapshot written before snapshots held a workbook."""
+    return _snapshot_file(request, session, snapshot_id, "factors.xlsx")
 
 
 @file_route(
