@@ -34,8 +34,13 @@ class ProblemItem(BaseModel):
 
     code: str | None = Field(None, description="Machine-readable reason, e.g. `unknown_unit`.")
     detail: str | None = Field(None, description="What was wrong, for a person.")
+    sheet: str | None = Field(
+        None, description="The sheet of an XLSX upload the row is on (absent for other formats)."
+    )
     row: int | None = Field(
-        None, description="1-based row of the uploaded file (the CSV header is row 1)."
+        None,
+        description="1-based row of the uploaded file (the CSV header is row 1; an XLSX row "
+        "as the spreadsheet numbers it).",
     )
     column: str | None = Field(None, description="Column (field name) of the uploaded file.")
     loc: list[str] | None = Field(

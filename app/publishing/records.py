@@ -21,9 +21,17 @@ class RowProblem:
     column: str | None
     code: str
     detail: str
+    # The sheet of a workbook upload (XLSX) the row is on; absent for other formats.
+    sheet: str | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {"row": self.row, "column": self.column, "code": self.code, "detail": self.detail}
+        found: dict[str, object] = {"sheet": self.sheet} if self.sheet is not None else {}
+        return found | {
+            "row": self.row,
+            "column": self.column,
+            "code": self.code,
+            "detail": self.detail,
+        }
 
 
 # What each cross-field check reads: it is skipped when one of these failed its own check.
