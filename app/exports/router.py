@@ -264,6 +264,37 @@ def version_xlsx(
     return _version_export(request, session, viewer, publisher, dataset, version, "xlsx", keys)
 
 
+@file_route(
+    VERSION_EXPORT + ".jsonld.zip",
+    summary="A released version as an openLCA JSON-LD package (zip)",
+    responses=_file_responses(
+        service.MEDIA_TYPES["jsonld.zip"],
+        "openLCA JSON-LD (olca-schema 2): one process per factor, with its flows, units, "
+        "locations, sources and pedigree data quality",
+    ),
+)
+def version_olca(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    version: VersionPath,
+    keys: ReleaseKeysDep,
+) -> Response:
+    """One version's factors as an openLCA JSON-LD zip, written with `olca-schema`, that
+    openLCA 2 imports as it is (Import → File → the zip): each factor a process (LCI result)
+    with one reference product of 1 declared unit, CO2, CH4 and N2O (and biogenic CO2) as
+    emissions to air in kg, the published CO2e as the process parameter `co2e`, its location,
+    source, pedigree scores as the data-quality entry, validity, licence and attribution in
+    the documentation (mapping: README). Readable as the version is (404 otherwise); sha256 as
+    a strong ETag (304 on `If-None-Match`), byte ranges, cached as immutable (`private` for a
+    `registered` dataset)."""
+    return _version_export(
+        request, session, viewer, publisher, dataset, version, "jsonld.zip", keys
+    )
+
+
 # --------------------------------------------------------------------------- snapshots
 
 
