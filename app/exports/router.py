@@ -295,6 +295,33 @@ def version_olca(
     )
 
 
+@file_route(
+    VERSION_EXPORT + ".ilcd.zip",
+    summary="A released version as ILCD process data sets (zip)",
+    responses=_file_responses(
+        service.MEDIA_TYPES["ilcd.zip"],
+        "ILCD 1.1 XML: process, flow, flow property, unit group, contact and source data sets",
+    ),
+)
+def version_ilcd(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    version: VersionPath,
+    keys: ReleaseKeysDep,
+) -> Response:
+    """One version's factors as an ILCD archive (`ILCD/processes/…`, `flows/`,
+    `flowproperties/`, `unitgroups/`, `contacts/`, `sources/`), each XML file valid against
+    the ILCD 1.1 schemas: a process data set (LCI result) per factor with its reference
+    product flow and the CO2, CH4 and N2O emissions to air, the publisher as owner, the cited
+    source, the published CO2e, licence and attribution (mapping: README). Readable as the
+    version is (404 otherwise); sha256 as a strong ETag (304 on `If-None-Match`), byte ranges,
+    cached as immutable (`private` for a `registered` dataset)."""
+    return _version_export(request, session, viewer, publisher, dataset, version, "ilcd.zip", keys)
+
+
 # --------------------------------------------------------------------------- snapshots
 
 

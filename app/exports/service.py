@@ -4,8 +4,8 @@ Files live in the export store (``app.exports.store``): named by their sha256, w
 and never replaced, so no two databases or servers sharing ``settings.export_dir`` can ever
 send different bytes under one name. What a release's or a snapshot's files are is recorded
 in the database:
-- ``export_file``: a released version's ``export.{parquet,arrow,arrows,csv,xlsx,jsonld.zip}`` (a
-  released version is
+- ``export_file``: a released version's ``export.{parquet,arrow,arrows,csv,xlsx}``,
+  ``export.jsonld.zip`` (openLCA) and ``export.ilcd.zip`` (a released version is
   immutable, so each is written once, on its first request, and then served as a file);
 - ``snapshot.files``: a snapshot's ``factors.parquet``, ``factors.arrow`` (IPC file),
   ``factors.arrows`` (IPC stream), ``factors.xlsx`` (snapshots written since XLSX exports) and
@@ -39,6 +39,7 @@ from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import visible_version_ids
 from app.exports import store
+from app.exports.ilcd import write_ilcd
 from app.exports.models import ExportFile, Snapshot, snapshot_version
 from app.exports.olca import write_olca
 from app.exports.schema import (
@@ -72,7 +73,7 @@ from app.signing.statements import (
 log = logging.getLogger("efdb.exports")
 
 # `arrow`: the Arrow IPC file format (random access); `arrows`: the Arrow IPC stream format.
-ExportFormat = Literal["parquet", "arrow", "arrows", "csv", "xlsx", "jsonld.zip"]
+ExportFormat = Literal["parquet", "arrow", "arrows", "csv", "xlsx", "jsonld.zip", "ilcd.zip"]
 SnapshotFileName = Literal[
     "factors.parquet", "factors.arrow", "factors.arrows", "factors.xlsx", "manifest.json"
 ]
@@ -84,6 +85,7 @@ MEDIA_TYPES: dict[str, str] = {
     "csv": "text/csv; charset=utf-8; header=present",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "jsonld.zip": "application/zip",
+    "ilcd.zip": "application/zip",
     "json": "application/json",
 }
 SNAPSHOT_FILES: tuple[SnapshotFileName, ...] = (
@@ -233,7 +235,8 @@ def ensure_version_parquet(
 def _ensure_derived(
     session: Session, export_dir: Path, release: ReleaseInfo, fmt: ExportFormat, keys: ReleaseKeys
 ) -> ExportFile:
-    """The Arrow, CSV, XLSX or openLCA file of a release, derived from its Parquet file."""
+    """The Arrow, CSV, XLSX, openLCA or ILCD file of a release, derived from its Parquet
+    file."""
     record = recorded_export(session, release, fmt)
     if record is not None:
         return record
@@ -248,6 +251,7 @@ def _ensure_derived(
             "csv": write_csv,
             "xlsx": write_xlsx,
             "jsonld.zip": write_olca,
+            "ilcd.zip": write_ilcd,
         }
         writers[fmt](temporary, parquet)
         stored = store.keep(export_dir, temporary, ext=fmt, private=private)
