@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -298,6 +299,37 @@ def test_workbooks_past_the_upload_limits_are_refused_before_they_are_read(
     (error,) = response.json()["errors"]
     assert error["code"] == "uncompressed_too_large"
     assert snapshot(db) == before
+
+
+def rewritten(data: bytes, part: str, change: Callable[[bytes], bytes]) -> bytes:
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            content = source.read(info)
+            target.writestr(info.filename, change(content) if info.filename == part else content)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda xml: xml[: len(xml) // 2],  # cut off mid-element
+        lambda xml: xml.replace(b'r="A2"', b'r="A2x"', 1).replace(b'<row r="2"', b'<row r="x"'),
+        lambda xml: b'<!DOCTYPE x [<!ENTITY a "aaaa">]>' + xml,
+    ],
+    ids=["truncated", "bad-row-number", "doctype"],
+)
+def test_a_damaged_sheet_is_a_file_problem_not_a_crash(
+    client: TestClient, writer: dict[str, str], change: Callable[[bytes], bytes]
+) -> None:
+    data = rewritten(
+        workbook_bytes([synthetic_row(0), synthetic_row(1)]), "xl/worksheets/sheet1.xml", change
+    )
+    response = upload(client, writer, data)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["errors"]
+    assert error["code"] == "malformed_xlsx"
 
 
 @pytest.mark.parametrize(

@@ -135,8 +135,10 @@ def scan_workbook(stream: IO[bytes], limits: UploadLimits) -> SheetScan:
     try:
         with archive:
             return _scan(archive, limits)
-    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError) as exc:
+    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, ValueError) as exc:
         raise NotAWorkbook(f"it is damaged ({exc})") from exc
+    except ElementTree.ParseError as exc:
+        raise NotAWorkbook(f"its sheet is not well-formed XML ({exc})") from exc
     finally:
         stream.seek(0)
 
