@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import openpyxl  # type: ignore[import-untyped]
+import openpyxl
 from python_calamine import CalamineWorkbook
 
 SEED = Path(__file__).resolve().parents[1] / "seed_data"

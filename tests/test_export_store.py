@@ -39,7 +39,13 @@ Headers = Callable[[], dict[str, str]]
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_VERSION = "/v1/datasets/synth-shared/shared/versions/1.0.0"
 FORMATS = ("parquet", "arrow", "arrows", "csv")
-SNAPSHOT_FILES = ("factors.parquet", "factors.arrow", "factors.arrows", "manifest.json")
+SNAPSHOT_FILES = (
+    "factors.parquet",
+    "factors.arrow",
+    "factors.arrows",
+    "factors.xlsx",
+    "manifest.json",
+)
 
 
 def sha256(data: bytes) -> str:
@@ -249,7 +255,9 @@ def test_exports_verify_names_missing_and_altered_files(
 
     clean = run_efdb("exports", "verify", env=env, cwd=tmp_path)
     assert clean.returncode == 0, clean.stderr
-    assert json.loads(clean.stdout) == {"ok": True, "files": 8}
+    # The version's files, and the snapshot's (Parquet, Arrow file and stream, XLSX, manifest).
+    recorded = len(FORMATS) + len(SNAPSHOT_FILES)
+    assert json.loads(clean.stdout) == {"ok": True, "files": recorded}
 
     # One byte changed (same size), and one file gone.
     altered = settings.export_dir / "sha256" / f"{csv_etag}.csv"
@@ -265,7 +273,7 @@ def test_exports_verify_names_missing_and_altered_files(
     assert len(lines) == 2, broken.stdout
     assert lines[0].startswith("differs: mee-cn/cn-electricity-co2@1.0.0 export.csv")
     assert lines[1].startswith(f"missing: snapshot {snapshot['id']} manifest.json")
-    assert "2 of 8 recorded export files are missing or differ" in broken.stderr
+    assert f"2 of {recorded} recorded export files are missing or differ" in broken.stderr
 
 
 def test_a_snapshot_in_the_old_layout_is_served_only_while_its_bytes_match(

@@ -504,7 +504,7 @@ def test_non_redistributable_version_is_served_with_its_license(
 def test_unknown_versions_and_formats_are_problems(client: TestClient, seeded: None) -> None:
     base = "/v1/datasets/mee-cn/cn-electricity-co2/versions"
     assert client.get(f"{base}/9.9.9/export.parquet").status_code == 404
-    assert client.get(f"{base}/1.0.0/export.xlsx").status_code == 404
+    assert client.get(f"{base}/1.0.0/export.xls").status_code == 404
     assert client.get(f"{base}/not-a-version/export.csv").status_code == 422
     assert client.get(f"{base}/1.0.0/export.csv?x=1").status_code == 422
 
@@ -562,11 +562,18 @@ def test_snapshot_files_agree_with_the_manifest_and_the_api(
     assert manifest["dataset_versions"] == snapshot["dataset_versions"]
     assert manifest["licenses"] == snapshot["licenses"]
     by_name = {f["name"]: f for f in snapshot["files"]}
-    assert set(by_name) == {"factors.parquet", "factors.arrow", "factors.arrows", "manifest.json"}
+    assert set(by_name) == {
+        "factors.parquet",
+        "factors.arrow",
+        "factors.arrows",
+        "factors.xlsx",
+        "manifest.json",
+    }
     assert {f["name"] for f in manifest["files"]} == {
         "factors.parquet",
         "factors.arrow",
         "factors.arrows",
+        "factors.xlsx",
     }
     for entry in manifest["files"]:
         assert by_name[entry["name"]]["sha256"] == entry["sha256"]

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import openpyxl  # type: ignore[import-untyped]
+import openpyxl
 import pytest
 from fastapi.testclient import TestClient
 from python_calamine import CalamineWorkbook

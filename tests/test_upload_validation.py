@@ -228,7 +228,13 @@ CASES: list[tuple[str, str, Callable[[], bytes], tuple[int | None, str | None, s
     ),
     ("zip file", "f.zip", lambda: b"PK\x03\x04rest", (None, None, "unsupported_format")),
     ("zip named .csv", "f.csv", lambda: b"PK\x03\x04rest", (None, None, "compressed_file")),
-    ("Excel file", "f.xlsx", lambda: b"PK\x03\x04rest", (None, None, "unsupported_format")),
+    (
+        "Excel 97 file",
+        "f.xls",
+        lambda: b"\xd0\xcf\x11\xe0rest",
+        (None, None, "unsupported_format"),
+    ),
+    ("Broken workbook", "f.xlsx", lambda: b"PK\x03\x04rest", (None, None, "malformed_xlsx")),
     (
         "JSON Lines with a broken line",
         "f.jsonl",

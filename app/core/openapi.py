@@ -34,16 +34,20 @@ class ProblemItem(BaseModel):
 
     code: str | None = Field(None, description="Machine-readable reason, e.g. `unknown_unit`.")
     detail: str | None = Field(None, description="What was wrong, for a person.")
+    sheet: str | None = Field(
+        None,
+        description="The sheet the row is on: of an XLSX upload, or of a publisher's workbook "
+        "read by an importer (`source_format`); absent for other formats.",
+    )
     row: int | None = Field(
-        None, description="1-based row of the uploaded file (the CSV header is row 1)."
+        None,
+        description="1-based row of the uploaded file (the CSV header is row 1; an XLSX row "
+        "as the spreadsheet numbers it).",
     )
     column: str | None = Field(
         None,
         description="Column of the uploaded file: the field name, or, for a publisher's own "
         "file read by an importer (`source_format`), that file's column header.",
-    )
-    sheet: str | None = Field(
-        None, description="Sheet of a publisher's workbook read by an importer (`source_format`)."
     )
     field: str | None = Field(
         None,

@@ -238,6 +238,90 @@ def version_csv(
     return _version_export(request, session, viewer, publisher, dataset, version, "csv", keys)
 
 
+@file_route(
+    VERSION_EXPORT + ".xlsx",
+    summary="A released version as an Excel workbook (XLSX)",
+    responses=_file_responses(
+        service.MEDIA_TYPES["xlsx"],
+        "XLSX: a `factors` sheet in the export schema and a `read me` sheet",
+    ),
+)
+def version_xlsx(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    version: VersionPath,
+    keys: ReleaseKeysDep,
+) -> Response:
+    """One version's factors as an Excel workbook: a `factors` sheet with the export schema's
+    columns (numbers as numbers, exactly as published; dates as dates; text as text, never a
+    formula) and a `read me` sheet with the licence, attribution, version, content hash, its
+    signed release statement and how to verify them; readable as the version is (404
+    otherwise). Sent with its sha256 as a strong ETag (304 on `If-None-Match`), byte ranges,
+    and cached as immutable (`private` for a `registered` dataset)."""
+    return _version_export(request, session, viewer, publisher, dataset, version, "xlsx", keys)
+
+
+@file_route(
+    VERSION_EXPORT + ".jsonld.zip",
+    summary="A released version as an openLCA JSON-LD package (zip)",
+    responses=_file_responses(
+        service.MEDIA_TYPES["jsonld.zip"],
+        "openLCA JSON-LD (olca-schema 2): one process per factor, with its flows, units, "
+        "locations, sources and pedigree data quality",
+    ),
+)
+def version_olca(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    version: VersionPath,
+    keys: ReleaseKeysDep,
+) -> Response:
+    """One version's factors as an openLCA JSON-LD zip, written with `olca-schema`, that
+    openLCA 2 imports as it is (Import → File → the zip): each factor a process (LCI result)
+    with one reference product of 1 declared unit, CO2, CH4 and N2O (and biogenic CO2) as
+    emissions to air in kg, the published CO2e as the process parameter `co2e`, its location,
+    source, pedigree scores as the data-quality entry, validity, licence and attribution in
+    the documentation (mapping: README). Readable as the version is (404 otherwise); sha256 as
+    a strong ETag (304 on `If-None-Match`), byte ranges, cached as immutable (`private` for a
+    `registered` dataset)."""
+    return _version_export(
+        request, session, viewer, publisher, dataset, version, "jsonld.zip", keys
+    )
+
+
+@file_route(
+    VERSION_EXPORT + ".ilcd.zip",
+    summary="A released version as ILCD process data sets (zip)",
+    responses=_file_responses(
+        service.MEDIA_TYPES["ilcd.zip"],
+        "ILCD 1.1 XML: process, flow, flow property, unit group, contact and source data sets",
+    ),
+)
+def version_ilcd(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    version: VersionPath,
+    keys: ReleaseKeysDep,
+) -> Response:
+    """One version's factors as an ILCD archive (`ILCD/processes/…`, `flows/`,
+    `flowproperties/`, `unitgroups/`, `contacts/`, `sources/`), each XML file valid against
+    the ILCD 1.1 schemas: a process data set (LCI result) per factor with its reference
+    product flow and the CO2, CH4 and N2O emissions to air, the publisher as owner, the cited
+    source, the published CO2e, licence and attribution (mapping: README). Readable as the
+    version is (404 otherwise); sha256 as a strong ETag (304 on `If-None-Match`), byte ranges,
+    cached as immutable (`private` for a `registered` dataset)."""
+    return _version_export(request, session, viewer, publisher, dataset, version, "ilcd.zip", keys)
+
+
 # --------------------------------------------------------------------------- snapshots
 
 
@@ -267,7 +351,7 @@ def create_snapshot(
     request: Request, session: SessionDep, principal: AdminDep, keys: ReleaseKeysDep
 ) -> Response:
     """Write a national snapshot (`admin`): the latest published release of every public,
-    redistributable dataset, as Parquet, Arrow and a manifest, recorded in the audit log; 201
+    redistributable dataset, as Parquet, Arrow, XLSX and a manifest, recorded in the audit log; 201
     with the snapshot and its `Location`. 409 when there is no such dataset to include."""
     snapshot = service.create_snapshot(
         session, export_dir=_settings(request).export_dir, actor=principal.client_id, keys=keys
@@ -352,6 +436,23 @@ def snapshot_arrows(request: Request, session: SessionDep, snapshot_id: Snapshot
     by batch (`pyarrow.ipc.open_stream`). No token needed; sha256 as a strong ETag, byte
     ranges; immutable under the snapshot's id, short-lived under `latest`."""
     return _snapshot_file(request, session, snapshot_id, "factors.arrows")
+
+
+@file_route(
+    "/v1/snapshots/{snapshot_id}/factors.xlsx",
+    summary="A snapshot's factors as an Excel workbook (XLSX)",
+    responses=_file_responses(
+        service.MEDIA_TYPES["xlsx"],
+        "XLSX: `factors` sheets in the export schema and a `read me` sheet",
+    ),
+)
+def snapshot_xlsx(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
+    """A snapshot's factors as an Excel workbook: a `factors` sheet with the export schema's
+    columns (continued on `factors 2`, … past 1,048,576 rows) and a `read me` sheet with the
+    dataset versions, their content hashes, licences and attribution, and how to verify them.
+    No token needed; sha256 as a strong ETag, byte ranges; immutable under the snapshot's id,
+    short-lived under `latest`. 404 for a snapshot written before snapshots held a workbook."""
+    return _snapshot_file(request, session, snapshot_id, "factors.xlsx")
 
 
 @file_route(

@@ -15,7 +15,8 @@ class SnapshotFile(BaseModel):
 
     name: str = Field(
         description="factors.parquet, factors.arrow (Arrow IPC file), factors.arrows (Arrow IPC "
-        "stream; before export schema 2 a snapshot's factors.arrow is the stream) or manifest.json"
+        "stream; before export schema 2 a snapshot's factors.arrow is the stream), factors.xlsx "
+        "(a workbook with a read-me sheet; snapshots written since XLSX exports) or manifest.json"
     )
     sha256: str = Field(description="sha256 of the file's bytes; also its ETag")
     bytes: int = Field(description="Size of the file in bytes")
@@ -56,7 +57,7 @@ class SnapshotLicense(BaseModel):
 
 class SnapshotRead(BaseModel):
     """An immutable national bulk release: each public, redistributable dataset's latest
-    published version at one moment, as Parquet and Arrow files with a manifest."""
+    published version at one moment, as Parquet, Arrow and XLSX files with a manifest."""
 
     id: str = Field(description="UTC date and sequence, e.g. 2026-11-25.1")
     created_at: datetime = Field(description=f"When it was written; {TIMESTAMP}")
@@ -70,8 +71,8 @@ class SnapshotRead(BaseModel):
         description="The attribution list: each licence and the versions under it"
     )
     files: list[SnapshotFile] = Field(
-        description="factors.parquet, factors.arrow, factors.arrows and manifest.json, with "
-        "sha256 and size"
+        description="factors.parquet, factors.arrow, factors.arrows, factors.xlsx (snapshots "
+        "written since XLSX exports) and manifest.json, with sha256 and size"
     )
     changes_cursor: str | None = Field(
         description="The change feed's position this snapshot is consistent with: "
@@ -85,7 +86,10 @@ class ManifestFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="factors.parquet, factors.arrow or factors.arrows")
+    name: str = Field(
+        description="factors.parquet, factors.arrow, factors.arrows or factors.xlsx (snapshots "
+        "written since XLSX exports)"
+    )
     sha256: str = Field(description="sha256 of the file's bytes")
     bytes: int = Field(description="Size of the file in bytes")
 

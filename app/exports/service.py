@@ -4,10 +4,11 @@ Files live in the export store (``app.exports.store``): named by their sha256, w
 and never replaced, so no two databases or servers sharing ``settings.export_dir`` can ever
 send different bytes under one name. What a release's or a snapshot's files are is recorded
 in the database:
-- ``export_file``: a released version's ``export.{parquet,arrow,arrows,csv}`` (a released version is
+- ``export_file``: a released version's ``export.{parquet,arrow,arrows,csv,xlsx}``,
+  ``export.jsonld.zip`` (openLCA) and ``export.ilcd.zip`` (a released version is
   immutable, so each is written once, on its first request, and then served as a file);
 - ``snapshot.files``: a snapshot's ``factors.parquet``, ``factors.arrow`` (IPC file),
-  ``factors.arrows`` (IPC stream) and
+  ``factors.arrows`` (IPC stream), ``factors.xlsx`` (snapshots written since XLSX exports) and
   ``manifest.json``, written first and recorded in the same transaction as the audit event,
   so no snapshot is ever listed without its files.
 """
@@ -38,7 +39,9 @@ from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import visible_version_ids
 from app.exports import store
+from app.exports.ilcd import write_ilcd
 from app.exports.models import ExportFile, Snapshot, snapshot_version
+from app.exports.olca import write_olca
 from app.exports.schema import (
     COLUMNS,
     CONTENT_HASH_FIELDS,
@@ -57,6 +60,7 @@ from app.exports.writer import (
     write_csv,
     write_parquet,
 )
+from app.exports.xlsx import write_xlsx
 from app.signing.keys import ReleaseKeys
 from app.signing.models import SnapshotSignature
 from app.signing.statements import (
@@ -69,20 +73,26 @@ from app.signing.statements import (
 log = logging.getLogger("efdb.exports")
 
 # `arrow`: the Arrow IPC file format (random access); `arrows`: the Arrow IPC stream format.
-ExportFormat = Literal["parquet", "arrow", "arrows", "csv"]
-SnapshotFileName = Literal["factors.parquet", "factors.arrow", "factors.arrows", "manifest.json"]
+ExportFormat = Literal["parquet", "arrow", "arrows", "csv", "xlsx", "jsonld.zip", "ilcd.zip"]
+SnapshotFileName = Literal[
+    "factors.parquet", "factors.arrow", "factors.arrows", "factors.xlsx", "manifest.json"
+]
 
 MEDIA_TYPES: dict[str, str] = {
     "parquet": "application/vnd.apache.parquet",
     "arrow": "application/vnd.apache.arrow.file",
     "arrows": "application/vnd.apache.arrow.stream",
     "csv": "text/csv; charset=utf-8; header=present",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "jsonld.zip": "application/zip",
+    "ilcd.zip": "application/zip",
     "json": "application/json",
 }
 SNAPSHOT_FILES: tuple[SnapshotFileName, ...] = (
     "factors.parquet",
     "factors.arrow",
     "factors.arrows",
+    "factors.xlsx",
     "manifest.json",
 )
 SNAPSHOT_ID_PATTERN = r"^\d{4}-\d{2}-\d{2}\.[1-9]\d{0,5}$"
@@ -225,7 +235,8 @@ def ensure_version_parquet(
 def _ensure_derived(
     session: Session, export_dir: Path, release: ReleaseInfo, fmt: ExportFormat, keys: ReleaseKeys
 ) -> ExportFile:
-    """The Arrow or CSV file of a release, derived from its Parquet file."""
+    """The Arrow, CSV, XLSX, openLCA or ILCD file of a release, derived from its Parquet
+    file."""
     record = recorded_export(session, release, fmt)
     if record is not None:
         return record
@@ -234,7 +245,14 @@ def _ensure_derived(
         raise _lost(release, "parquet")
     private = release.access != "public"
     with store.new_file(export_dir, private=private) as temporary:
-        writers = {"arrow": write_arrow_file, "arrows": write_arrow_stream, "csv": write_csv}
+        writers = {
+            "arrow": write_arrow_file,
+            "arrows": write_arrow_stream,
+            "csv": write_csv,
+            "xlsx": write_xlsx,
+            "jsonld.zip": write_olca,
+            "ilcd.zip": write_ilcd,
+        }
         writers[fmt](temporary, parquet)
         stored = store.keep(export_dir, temporary, ext=fmt, private=private)
     return store.record_export_file(
@@ -381,6 +399,7 @@ def create_snapshot(
         store.new_file(export_dir, private=False) as parquet_temporary,
         store.new_file(export_dir, private=False) as arrow_temporary,
         store.new_file(export_dir, private=False) as arrows_temporary,
+        store.new_file(export_dir, private=False) as xlsx_temporary,
         store.new_file(export_dir, private=False) as manifest_temporary,
     ):
         written_files = write_parquet(
@@ -401,6 +420,7 @@ def create_snapshot(
             entry("factors.parquet", written_files.parquet),
             entry("factors.arrow", write_arrow_file(arrow_temporary, parquet_temporary)),
             entry("factors.arrows", written_files.arrows),
+            entry("factors.xlsx", write_xlsx(xlsx_temporary, parquet_temporary)),
         ]
         manifest: dict[str, Any] = {
             "format": "efdb-snapshot",
@@ -427,6 +447,7 @@ def create_snapshot(
                 (parquet_temporary, "parquet"),
                 (arrow_temporary, "arrow"),
                 (arrows_temporary, "arrows"),
+                (xlsx_temporary, "xlsx"),
                 (manifest_temporary, "json"),
             )
         ]
@@ -547,6 +568,8 @@ def snapshot_file(
     snapshot = get_snapshot(session, snapshot_id)
     entry = next((f for f in snapshot.files if f["name"] == name), None)
     names = {f["name"] for f in snapshot.files}
+    if name == "factors.xlsx" and name not in names:
+        raise NotFound(Message("not_found.snapshot_no_xlsx", snapshot=snapshot.id))
     if "factors.arrows" not in names and name in {"factors.arrow", "factors.arrows"}:
         # Written before export schema 2: its factors.arrow is an Arrow IPC stream. It is
         # served as what it is, at factors.arrows; there is no Arrow IPC file to serve.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import IO, Any
 
@@ -59,12 +59,22 @@ class UploadReport:
     # The labels the upload gives its publisher's new activities (app.publishing.labels).
     activity_labels: list[dict[str, Any]] = field(default_factory=list)
 
+    # The sheet a workbook upload was read from: each problem with a row names it.
+    sheet: str | None = None
+
+    def _located(self, problem: RowProblem) -> RowProblem:
+        if self.sheet is None or problem.row is None or problem.sheet is not None:
+            return problem
+        return replace(problem, sheet=self.sheet)
+
     def error(self, problem: RowProblem) -> None:
+        problem = self._located(problem)
         self.error_count += 1
         if len(self.errors) < MAX_LISTED:
             self.errors.append(problem)
 
     def warn(self, problem: RowProblem) -> None:
+        problem = self._located(problem)
         self.warning_count += 1
         if len(self.warnings) < MAX_LISTED:
             self.warnings.append(problem)
@@ -299,6 +309,7 @@ def upload_draft(
         for problem in exc.problems:
             report.error(problem)
         raise _rejected(report, file_name) from exc
+    report.sheet = rows.sheet
     for problem in rows.header_problems:
         report.error(problem)
     for problem in rows.warnings:
@@ -346,6 +357,8 @@ def upload_draft(
     except UploadFileError as exc:
         for problem in exc.problems:
             report.error(problem)
+    for problem in rows.late_warnings:
+        report.warn(problem)
     if report.error_count:
         raise _rejected(report, file_name)
 

@@ -21,8 +21,9 @@ class RowProblem:
     column: str | None
     code: str
     detail: str
-    # A publisher's own file read by an importer (app.importers): the sheet the row is on,
-    # and the upload-format field the publisher's `column` was mapped to.
+    # The sheet of a workbook the row is on (an XLSX upload, or a publisher's own file read by
+    # an importer, app.importers), and for the latter the upload-format field the publisher's
+    # `column` was mapped to.
     sheet: str | None = None
     field: str | None = None
 

@@ -61,7 +61,7 @@ def _version_response(
     "",
     status_code=201,
     response_model=UploadResult,
-    summary="Upload a file as a draft version (CSV, Parquet or JSON Lines)",
+    summary="Upload a file as a draft version (CSV, Parquet, JSON Lines or XLSX)",
     responses={
         200: {"model": UploadResult, "description": "The same file was already this draft"},
         413: {"description": "File over the size cap"},
@@ -105,11 +105,12 @@ def upload_version(
         ),
     ] = None,
 ) -> JSONResponse:
-    """Upload one file (CSV, Parquet or JSON Lines, by its extension) as the draft `version`
+    """Upload one file (CSV, Parquet, JSON Lines or XLSX, by its extension) as the draft `version`
     of one of your publisher's datasets (`datasets:write`); it creates the draft, or replaces
     a draft of that version. 201 with the draft and its validation report (warnings only);
     200 when the same file (same sha256) already is that draft. A file with any error stores
-    nothing: 422 problem details whose `errors` give row, column, code and detail (also when
+    nothing: 422 problem details whose `errors` give row, column, code and detail (and, for an
+    XLSX workbook, the sheet read: `factors`, or else the first) (also when
     `version` is not newer than the latest release); 413 over the size cap; 409 when that
     version exists and is no longer a draft.
 
@@ -319,7 +320,9 @@ class TemplateCSV(PlainTextResponse):
 )
 def upload_template() -> TemplateCSV:
     """A CSV file with the header row of every upload column and one documented example row,
-    to fill in and upload as a draft; no token needed."""
+    to fill in and upload as a draft; no token needed. The same header row on a sheet named
+    `factors` (or the workbook's first sheet) makes an XLSX upload: open this file in a
+    spreadsheet, fill it in and save it as `.xlsx`, with values only (no formulas)."""
     return TemplateCSV(
         template_csv(),
         headers={"Content-Disposition": 'attachment; filename="efdb-upload-template.csv"'},

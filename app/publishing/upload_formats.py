@@ -1,13 +1,20 @@
-"""Upload files (CSV, Parquet, JSON Lines) read as a stream of rows, never all at once.
+"""Upload files (CSV, Parquet, JSON Lines, XLSX) read as a stream of rows.
 
 Row numbers are what a publisher sees in their file: CSV counts the header as row 1, so the
-first factor is row 2; JSON Lines counts lines from 1; Parquet counts data rows from 1.
+first factor is row 2; JSON Lines counts lines from 1; Parquet counts data rows from 1; XLSX
+rows are numbered as the spreadsheet shows them (the header is usually row 1), on the sheet
+named `factors` or else the first sheet, and the report names that sheet.
+
+CSV, Parquet and JSON Lines are never held whole. An XLSX sheet is (calamine reads a sheet at
+once): `app.publishing.upload_xlsx` bounds its size, rows and cells before it is read.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -15,14 +22,16 @@ from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from python_calamine import CalamineError, CalamineWorkbook
 
 from app.core.problem_text import Message
 from app.core.strict_json import strict_loads
 from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
-from app.publishing.cells import TEXT_LIMITS
+from app.publishing.cells import FIELD_KINDS, TEXT_LIMITS, Kind
 from app.publishing.labels import LABEL_COLUMNS
 from app.publishing.records import RowProblem
 from app.publishing.upload_limits import UploadLimits, UploadTooCostly, check_parquet_metadata
+from app.publishing.upload_xlsx import NotAWorkbook, column_letters, scan_workbook
 
 REQUIRED_COLUMNS = tuple(
     name for name, info in FactorFields.model_fields.items() if info.is_required()
@@ -30,6 +39,7 @@ REQUIRED_COLUMNS = tuple(
 # The factor fields, and the optional activity labels (app.publishing.labels).
 KNOWN_COLUMNS = frozenset(UPLOADABLE_FIELDS) | frozenset(LABEL_COLUMNS)
 PARQUET_MAGIC = b"PAR1"
+ZIP_MAGIC = b"PK\x03\x04"
 _BATCH_ROWS = 4096
 
 
@@ -41,6 +51,7 @@ class UploadFormat(StrEnum):
     CSV = "csv"
     PARQUET = "parquet"
     JSONL = "jsonl"
+    XLSX = "xlsx"
 
 
 class UploadFileError(Exception):
@@ -61,6 +72,7 @@ _EXTENSIONS = {
     ".pq": UploadFormat.PARQUET,
     ".jsonl": UploadFormat.JSONL,
     ".ndjson": UploadFormat.JSONL,
+    ".xlsx": UploadFormat.XLSX,
 }
 
 
@@ -71,7 +83,8 @@ def declared_format(file_name: str | None) -> UploadFormat:
             return upload_format
     raise _file_problem(
         "unsupported_format",
-        f"'{file_name}' is not a .csv, .parquet or .jsonl file (zip and Excel are not accepted)",
+        f"'{file_name}' is not a .csv, .parquet, .jsonl or .xlsx file (zip, .xls and .xlsm "
+        "are not accepted)",
     )
 
 
@@ -80,6 +93,10 @@ def check_content(upload_format: UploadFormat, head: bytes) -> None:
     if not head:
         raise _file_problem("empty_file", "the file is empty")
     is_parquet = head.startswith(PARQUET_MAGIC)
+    if upload_format is UploadFormat.XLSX:
+        if not head.startswith(ZIP_MAGIC):
+            raise _file_problem("not_xlsx", "the file is named .xlsx but is not an XLSX workbook")
+        return
     if upload_format is UploadFormat.PARQUET and not is_parquet:
         raise _file_problem("not_parquet", "the file is named .parquet but is not a Parquet file")
     if upload_format is not UploadFormat.PARQUET and is_parquet:
@@ -90,24 +107,24 @@ def check_content(upload_format: UploadFormat, head: bytes) -> None:
         raise _file_problem("compressed_file", "compressed files (zip, gzip) are not accepted")
 
 
-def header_problems(columns: list[str]) -> list[RowProblem]:
-    """Unknown, duplicated and missing columns, all listed at once."""
+def header_problems(columns: list[str], row: int = 1) -> list[RowProblem]:
+    """Unknown, duplicated and missing columns, all listed at once (`row`: the header's)."""
     problems: list[RowProblem] = []
     seen: set[str] = set()
     for name in columns:
         if name in seen:
             problems.append(
-                RowProblem(1, name, "duplicate_column", Message("column.duplicate", column=name))
+                RowProblem(row, name, "duplicate_column", Message("column.duplicate", column=name))
             )
         seen.add(name)
         if name not in KNOWN_COLUMNS:
             problems.append(
-                RowProblem(1, name, "unknown_column", Message("column.unknown", column=name))
+                RowProblem(row, name, "unknown_column", Message("column.unknown", column=name))
             )
     for name in REQUIRED_COLUMNS:
         if name not in seen:
             problems.append(
-                RowProblem(1, name, "missing_column", Message("column.missing", column=name))
+                RowProblem(row, name, "missing_column", Message("column.missing", column=name))
             )
     return problems
 
@@ -122,6 +139,10 @@ class RowStream:
     # Where a row's problem is in the file as its publisher sees it: the identity for the
     # upload format, the publisher's sheet, row and column for an importer's rows.
     locate: Callable[[RowProblem], RowProblem] = lambda problem: problem
+    # The sheet read, for a workbook: every problem with a row is on it.
+    sheet: str | None = None
+    # Warnings found while the rows are read (reported once they all are).
+    late_warnings: list[RowProblem] = field(default_factory=list)
 
 
 def read_rows(
@@ -134,6 +155,8 @@ def read_rows(
         return _parquet_rows(stream, limits or UploadLimits())
     if upload_format is UploadFormat.JSONL:
         return RowStream(_jsonl_rows(stream))
+    if upload_format is UploadFormat.XLSX:
+        return _xlsx_rows(stream, limits or UploadLimits())
     return _csv_rows(stream, has_bom=head.startswith(codecs.BOM_UTF8))
 
 
@@ -244,3 +267,146 @@ def _parquet_rows(stream: IO[bytes], limits: UploadLimits) -> RowStream:
             ) from exc
 
     return RowStream(rows(), header_problems(columns))
+
+
+# --------------------------------------------------------------------------- XLSX
+
+# A decimal number written as text (Excel's "number stored as text"): no NaN, no infinity, no
+# thousands separators, no `_`.
+_NUMBER_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _number_text(value: float) -> str:
+    """A number in a text column as the spreadsheet shows it: 7208, not 7208.0."""
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def xlsx_cell(kind: Kind | None, value: Any) -> tuple[Any, tuple[str, Message] | None]:
+    """One spreadsheet cell as an upload value for a field of this kind, and the warning
+    (code, detail) its conversion calls for.
+
+    Deliberate conversions, each with a warning once per column: a number in a text column
+    (a code or locator Excel turned into a number) becomes its text; a number stored as text
+    in a numeric column becomes the number. A date in a date column is the date (a date at
+    midnight; a time of day is refused by the field). Everything else is passed as it is, for
+    the cell checks to refuse with the row and column: a boolean, a date in a number column, a
+    number in a date column (a date serial without a date format), an error value (`#N/A`).
+    """
+    if value == "":
+        return None, None
+    if isinstance(value, bool):
+        return value, None
+    if isinstance(value, int | float):
+        number = float(value)
+        if kind is Kind.INTEGER:
+            return (int(number) if number.is_integer() else number), None
+        if kind in (Kind.NUMBER, Kind.DATE):
+            return number, None
+        text = _number_text(number)
+        return text, ("number_as_text", Message("warning.xlsx_number_as_text", text=text))
+    if isinstance(value, dt.datetime):
+        if kind is Kind.DATE and value.time() == dt.time(0):
+            return value.date(), None
+        return value, None
+    if isinstance(value, str) and kind in (Kind.NUMBER, Kind.INTEGER):
+        stripped = value.strip()
+        if _NUMBER_TEXT.fullmatch(stripped):
+            number = float(stripped)
+            converted = int(number) if kind is Kind.INTEGER and number.is_integer() else number
+            return converted, (
+                "number_stored_as_text",
+                Message("warning.xlsx_number_stored_as_text"),
+            )
+    return value, None
+
+
+def _xlsx_rows(stream: IO[bytes], limits: UploadLimits) -> RowStream:
+    try:
+        scan = scan_workbook(stream, limits)
+    except UploadTooCostly as exc:
+        raise UploadFileError([exc.problem]) from exc
+    except NotAWorkbook as exc:
+        raise _file_problem("malformed_xlsx", f"the XLSX workbook cannot be read: {exc}") from exc
+    try:
+        workbook = CalamineWorkbook.from_filelike(stream)
+        sheet = workbook.get_sheet_by_name(scan.name)
+    except (CalamineError, OSError, ValueError) as exc:
+        raise _file_problem("malformed_xlsx", f"the XLSX workbook cannot be read: {exc}") from exc
+    # iter_rows() gives every row from the sheet's first (row 1, so a row's number is its
+    # position), each from the first used column (`start`) on.
+    _, first_column = sheet.start or (0, 0)
+    cells = enumerate(sheet.iter_rows(), start=1)
+    header_row, header_cells = next(
+        ((number, row) for number, row in cells if any(cell != "" for cell in row)), (0, [])
+    )
+    if not header_row:
+        raise UploadFileError(
+            [RowProblem(None, None, "empty_file", f"the sheet '{scan.name}' has no header row")]
+        )
+    names = [str(cell).strip() if cell != "" else "" for cell in header_cells]
+    while names and names[-1] == "":
+        names.pop()  # formatted but empty columns at the right
+    if scan.formulas:
+        raise UploadFileError(
+            [
+                RowProblem(
+                    row,
+                    _column_name(names, index - first_column),
+                    "formula_cell",
+                    Message(
+                        "cell.xlsx_formula",
+                        cell=f"{column_letters(index) if index >= 0 else '?'}{row}",
+                    ),
+                    sheet=scan.name,
+                )
+                for row, index in scan.formulas[:100]
+            ]
+        )
+    sheet_read = RowProblem(
+        None,
+        None,
+        "xlsx_sheet",
+        Message("warning.xlsx_sheet_read", sheet=scan.name),
+        sheet=scan.name,
+    )
+    warnings: list[RowProblem] = []
+    warned: set[tuple[str, str]] = set()
+
+    def rows() -> Iterator[tuple[int, Row]]:
+        for row_number, values in cells:
+            if not any(value != "" for value in values):
+                continue  # an empty row (between rows, or formatting left below the data)
+            record: dict[str, Any] = {}
+            extra = values[len(names) :]
+            if any(value != "" for value in extra):
+                yield (
+                    row_number,
+                    RowProblem(
+                        row_number,
+                        None,
+                        "cell_without_column",
+                        Message(
+                            "row.xlsx_cell_without_column",
+                            cell=f"{column_letters(first_column + len(names))}{row_number}",
+                        ),
+                    ),
+                )
+                continue
+            for name, value in zip(names, values, strict=False):
+                record[name], warning = xlsx_cell(FIELD_KINDS.get(name), value)
+                if warning is not None and (warning[0], name) not in warned:
+                    warned.add((warning[0], name))
+                    warnings.append(RowProblem(row_number, name, *warning))
+            yield row_number, record
+
+    return RowStream(
+        rows(),
+        header_problems(names, header_row),
+        [sheet_read],
+        sheet=scan.name,
+        late_warnings=warnings,
+    )
+
+
+def _column_name(names: list[str], index: int) -> str | None:
+    return names[index] if 0 <= index < len(names) and names[index] else None
