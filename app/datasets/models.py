@@ -60,6 +60,17 @@ class Dataset(Base):
     commercial_use: Mapped[bool] = mapped_column(Boolean)
     contact: Mapped[str | None] = mapped_column(String(255))
     methodology_url: Mapped[str | None] = mapped_column(String(512))
+    # The dataset page in plain words, from the publisher's documents (about_sources says
+    # which); dataset-level text, outside every release's content hash.
+    coverage_zh: Mapped[str | None] = mapped_column(Text)
+    coverage_en: Mapped[str | None] = mapped_column(Text)
+    method_zh: Mapped[str | None] = mapped_column(Text)
+    method_en: Mapped[str | None] = mapped_column(Text)
+    limits_zh: Mapped[str | None] = mapped_column(Text)
+    limits_en: Mapped[str | None] = mapped_column(Text)
+    license_plain_zh: Mapped[str | None] = mapped_column(Text)
+    license_plain_en: Mapped[str | None] = mapped_column(Text)
+    about_sources: Mapped[str | None] = mapped_column(Text)
     # Resolution preference among datasets that answer equally well (lower first; national
     # reference datasets get the lowest numbers, null sorts last).
     priority: Mapped[int | None] = mapped_column(Integer)

@@ -44,6 +44,37 @@ class DatasetRead(LicenseFields):
     )
     contact: str | None = Field(description="Who to contact about the data")
     methodology_url: str | None = Field(description="URL of the methodology document")
+    coverage_zh: str | None = Field(
+        None,
+        description="In Chinese, plain words: what the dataset covers (activities, places, "
+        "years, how many factors); from the publisher's documents (`about_sources`)",
+    )
+    coverage_en: str | None = Field(None, description="In English: what the dataset covers")
+    method_zh: str | None = Field(
+        None, description="In Chinese: how the publisher made the factors (method summary)"
+    )
+    method_en: str | None = Field(
+        None, description="In English: how the publisher made the factors (method summary)"
+    )
+    limits_zh: str | None = Field(
+        None,
+        description="In Chinese: what the data should not be used for and what was left out",
+    )
+    limits_en: str | None = Field(
+        None,
+        description="In English: what the data should not be used for and what was left out",
+    )
+    license_plain_zh: str | None = Field(
+        None,
+        description="In Chinese: the licence in plain words (what a user may do, the "
+        "attribution to give); `license_id` and `license_url` are the terms themselves",
+    )
+    license_plain_en: str | None = Field(None, description="In English: the licence in plain words")
+    about_sources: str | None = Field(
+        None,
+        description="Which publisher documents the coverage, method, limits and licence text "
+        "is written from",
+    )
     status: Literal["active", "deprecated"] = Field(
         description="deprecated: its publisher retired it; its releases stay readable"
     )
@@ -150,6 +181,41 @@ class DatasetCreate(BaseModel):
     )
     methodology_url: Annotated[HttpUrlText, Field(max_length=512)] | None = Field(
         None, description="http(s) URL of the methodology document"
+    )
+    coverage_zh: Annotated[str, Field(max_length=8000)] | None = Field(
+        None,
+        description="In Chinese, plain words: what the dataset covers (activities, places, "
+        "years, how many factors); from the publisher's documents (`about_sources`)",
+    )
+    coverage_en: Annotated[str, Field(max_length=8000)] | None = Field(
+        None, description="In English: what the dataset covers"
+    )
+    method_zh: Annotated[str, Field(max_length=8000)] | None = Field(
+        None, description="In Chinese: how the publisher made the factors (method summary)"
+    )
+    method_en: Annotated[str, Field(max_length=8000)] | None = Field(
+        None, description="In English: how the publisher made the factors (method summary)"
+    )
+    limits_zh: Annotated[str, Field(max_length=8000)] | None = Field(
+        None,
+        description="In Chinese: what the data should not be used for and what was left out",
+    )
+    limits_en: Annotated[str, Field(max_length=8000)] | None = Field(
+        None,
+        description="In English: what the data should not be used for and what was left out",
+    )
+    license_plain_zh: Annotated[str, Field(max_length=8000)] | None = Field(
+        None,
+        description="In Chinese: the licence in plain words (what a user may do, the "
+        "attribution to give); `license_id` and `license_url` are the terms themselves",
+    )
+    license_plain_en: Annotated[str, Field(max_length=8000)] | None = Field(
+        None, description="In English: the licence in plain words"
+    )
+    about_sources: Annotated[str, Field(max_length=8000)] | None = Field(
+        None,
+        description="Which publisher documents the coverage, method, limits and licence text "
+        "is written from",
     )
 
     @model_validator(mode="after")

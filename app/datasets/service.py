@@ -34,6 +34,19 @@ def check_four_eyes(
         )
 
 
+# The dataset page's plain-words sections (model columns of the same names).
+ABOUT_FIELDS = (
+    "coverage_zh",
+    "coverage_en",
+    "method_zh",
+    "method_en",
+    "limits_zh",
+    "limits_en",
+    "license_plain_zh",
+    "license_plain_en",
+    "about_sources",
+)
+
 # Where a deprecation's time, reviewer and reason live on the dataset row (its `extra` JSON):
 # the successor has a column of its own, `superseded_by_id`.
 DEPRECATION_KEY = "deprecation"
@@ -86,6 +99,7 @@ def _dataset_payload(row: Any) -> dict[str, Any]:
         "commercial_use": dataset.commercial_use,
         "contact": dataset.contact,
         "methodology_url": dataset.methodology_url,
+        **{name: getattr(dataset, name) for name in ABOUT_FIELDS},
         "status": dataset.status,
         "superseded_by": successor,
         "deprecated_at": deprecation.get("at"),

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.core.audit import append_event
 from app.core.urls import url_problem
 from app.datasets.models import Dataset, Publisher
+from app.datasets.service import ABOUT_FIELDS
 from app.datasets.version_models import DatasetVersion
 from app.factors.models import Factor
 from app.factors.schemas import FactorFields
@@ -40,6 +41,7 @@ _DATASET_FIELDS = (
     "contact",
     "methodology_url",
     "priority",
+    *ABOUT_FIELDS,
 )
 
 
