@@ -1,6 +1,6 @@
 """Every table, imported in one place so that Alembic sees the whole schema."""
 
-from app.auth.models import Client
+from app.auth.models import Client, DatasetGrant
 from app.changes.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.core.db import Base
 from app.core.models import AuditEvent, ChangeOutbox
@@ -35,6 +35,7 @@ __all__ = [
     "ConversionProperty",
     "DatabaseInstance",
     "Dataset",
+    "DatasetGrant",
     "DatasetVersion",
     "ExportFile",
     "Factor",

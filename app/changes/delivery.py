@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
 from app.auth.models import Client
+from app.auth.service import granted_datasets
 from app.changes import feed
 from app.changes.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.changes.webhooks import fernet
@@ -65,7 +66,9 @@ def _viewer(session: Session, client_id: str) -> Viewer:
     scopes = session.execute(
         select(Client.scopes).where(Client.client_id == client_id, Client.revoked_at.is_(None))
     ).scalar_one_or_none()
-    return Viewer(client_id=client_id, scopes=frozenset(scopes or ()))
+    held = frozenset(scopes or ())
+    granted = granted_datasets(session, client_id) if "factors:read" in held else frozenset()
+    return Viewer(client_id=client_id, scopes=held, granted=granted)
 
 
 def event_body(session: Session, *, audit_event_id: int, viewer: Viewer) -> dict[str, Any] | None:
