@@ -5,6 +5,7 @@ from app.changes.models import WebhookAttempt, WebhookDelivery, WebhookSubscript
 from app.core.db import Base
 from app.core.models import AuditEvent, ChangeOutbox
 from app.datasets.models import Dataset, Publisher
+from app.datasets.usage import DatasetUsage
 from app.datasets.version_models import DatasetVersion
 from app.exports.models import DatabaseInstance, ExportFile, Snapshot, snapshot_version
 from app.factors.models import Factor, ReleaseFacetCount, Source
@@ -36,6 +37,7 @@ __all__ = [
     "DatabaseInstance",
     "Dataset",
     "DatasetGrant",
+    "DatasetUsage",
     "DatasetVersion",
     "ExportFile",
     "Factor",

@@ -15,7 +15,7 @@ from app.core.errors import Conflict, NotFound
 from app.datasets.models import Dataset, Publisher
 
 
-def _dataset(session: Session, publisher: str, dataset: str) -> Dataset:
+def find_dataset(session: Session, publisher: str, dataset: str) -> Dataset:
     found = session.execute(
         select(Dataset)
         .join(Publisher, Publisher.id == Dataset.publisher_id)
@@ -40,7 +40,7 @@ def add_grant(
 ) -> tuple[dict[str, Any], bool]:
     """Grant `client_id` reading `publisher/dataset`; (the grant, whether it is new). Granting
     again changes nothing. Public datasets need no grant: 409."""
-    target = _dataset(session, publisher, dataset)
+    target = find_dataset(session, publisher, dataset)
     label = f"{publisher}/{dataset}"
     if target.access == "public":
         raise Conflict(f"{label} is public: every reader sees it, no grant is needed.")
@@ -71,7 +71,7 @@ def remove_grant(
     session: Session, *, publisher: str, dataset: str, client_id: str, actor: str
 ) -> None:
     """End `client_id`'s grant on the dataset (at once: grants are read with every token)."""
-    target = _dataset(session, publisher, dataset)
+    target = find_dataset(session, publisher, dataset)
     label = f"{publisher}/{dataset}"
     grant = session.execute(
         select(DatasetGrant).where(
@@ -103,7 +103,7 @@ def list_grants(
     )
     if publisher is not None:
         if dataset is not None:
-            _dataset(session, publisher, dataset)
+            find_dataset(session, publisher, dataset)
             query = query.where(Dataset.slug == dataset)
         query = query.where(Publisher.slug == publisher)
     return [_payload(grant, f"{p}/{d}") for grant, p, d in session.execute(query)]

@@ -3,10 +3,10 @@ its registered datasets. `datasets:write` of that publisher, or `admin`; others 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from app.auth.dependencies import authenticate
@@ -14,7 +14,7 @@ from app.core.db import SessionDep
 from app.core.errors import NotFound
 from app.core.params import DatasetSlug, PublisherSlug
 from app.core.principal import Principal
-from app.datasets import grants
+from app.datasets import grants, usage
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -122,3 +122,44 @@ def delete_grant(
         actor=principal.client_id,
     )
     return Response(status_code=204)
+
+
+class UsageDay(BaseModel):
+    """One client's metered reads of the dataset on one day (UTC)."""
+
+    day: date = Field(description="The day, UTC")
+    client_id: str = Field(description="The client that read")
+    requests: int = Field(description="Requests that served the dataset's factor rows")
+    rows: int = Field(description="Factor rows served (a version export: the release's rows)")
+
+
+class UsageRead(BaseModel):
+    """Metered use of one registered dataset, by day then client."""
+
+    dataset: str = Field(description="`publisher/dataset`")
+    items: list[UsageDay] = Field(description="By day, then client id; empty for public data")
+
+
+@router.get(
+    "/{publisher}/{dataset}/usage",
+    response_model=UsageRead,
+    summary="Metered use of a registered dataset",
+    openapi_extra=MANAGERS,
+)
+def get_usage(
+    session: SessionDep,
+    principal: ManagerDep,
+    publisher: PublisherSlug,
+    dataset: DatasetSlug,
+    since: Annotated[
+        date | None, Query(description="Only this day (UTC) and later, YYYY-MM-DD")
+    ] = None,
+) -> UsageRead:
+    """Per client and day: the requests that read this registered dataset's factors (search,
+    lookup, a version's factors, resolve, version exports) and the rows they served. Public
+    datasets are not metered. `datasets:write` of the publisher, or `admin`."""
+    target = grants.find_dataset(session, publisher, dataset)
+    items = usage.usage(session, dataset_id=target.id, since=since)
+    return UsageRead(
+        dataset=f"{publisher}/{dataset}", items=[UsageDay.model_validate(i) for i in items]
+    )
