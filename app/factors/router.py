@@ -205,9 +205,9 @@ def search_factors(
     gwp: GwpParam = None,
 ) -> Response:
     """Search the released factors you may read (public datasets without a token, `registered`
-    ones with `factors:read`): current releases, or one pinned `version`, or those published
-    `as_of` a moment. A page of at most `limit` factors with a `next` link (also in the `Link`
-    header); 422 names an unknown or invalid parameter."""
+    ones your client was granted, or its own publisher's): current releases, or one pinned
+    `version`, or those published `as_of` a moment. A page of at most `limit` factors with a
+    `next` link (also in the `Link` header); 422 names an unknown or invalid parameter."""
     _refuse_nul(q=q, category=category)
     if dataset is not None and "/" in dataset:
         owner, dataset = dataset.split("/", 1)
