@@ -21,7 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from app.changes.delivery import _viewer as delivery_viewer
 from app.core.models import AuditEvent
+from app.datasets.models import Dataset
 from tests.auth_fixtures import TokenKit, bearer
 from tests.conftest import run_efdb_in_process
 from tests.factories import create_dataset_with_factors, create_publisher, factor_fields
@@ -197,3 +199,24 @@ def test_efdb_grant_add_list_remove(
     bad = efdb("grant", "add", "--dataset", "members", "--client", reader.client_id)
     assert bad.returncode == 1
     assert "PUBLISHER/DATASET" in bad.stderr
+
+
+def test_webhook_deliveries_read_as_the_subscribing_client_does(
+    tokens: TokenKit, members_only: None, session: Session
+) -> None:
+    """The delivery worker's reader for a subscription: its publisher reads its own registered
+    datasets, another client only with a grant, a revoked one as anonymous callers do."""
+    members = session.execute(select(Dataset.id).where(Dataset.slug == "members")).scalar_one()
+    own = tokens.credentials(publisher="synth-a", scopes=["webhooks:manage", "factors:read"])
+    other = tokens.credentials(publisher=None, scopes=["webhooks:manage", "factors:read"])
+
+    def may_read(client_id: str) -> bool:
+        with Session(session.get_bind()) as fresh:
+            viewer = delivery_viewer(fresh, client_id)
+        return viewer.may_read(access="registered", publisher="synth-a", dataset_id=members)
+
+    assert may_read(own.client_id)
+    assert not may_read(other.client_id)
+    tokens.grant(other.client_id, "synth-a/members")
+    assert may_read(other.client_id)
+    assert not may_read("efdb_nobody")
