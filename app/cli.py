@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.core.config import PROJECT_ROOT, Settings, get_settings
 from app.signing.verify_arguments import add_arguments as add_verify_arguments
@@ -461,6 +461,50 @@ def cmd_client_revoke(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps({"client_id": args.client_id, "revoked_at": revoked_at.isoformat()}))
 
 
+def _dataset_ref(value: str) -> tuple[str, str]:
+    publisher, _, dataset = value.partition("/")
+    if not publisher or not dataset or "/" in dataset:
+        raise CliError(f"--dataset takes PUBLISHER/DATASET, not {value!r}")
+    return publisher, dataset
+
+
+def cmd_grant(args: argparse.Namespace, settings: Settings) -> None:
+    from app.core.errors import ProblemError
+    from app.datasets import grants
+
+    engine, factory = _session_factory(settings)
+    shown: Any
+    try:
+        with factory.begin() as session:
+            if args.grant == "list":
+                publisher, dataset = _dataset_ref(args.dataset) if args.dataset else (None, None)
+                shown = grants.list_grants(session, publisher=publisher, dataset=dataset)
+            elif args.grant == "add":
+                publisher, dataset = _dataset_ref(args.dataset)
+                shown, _ = grants.add_grant(
+                    session,
+                    publisher=publisher,
+                    dataset=dataset,
+                    client_id=args.client,
+                    actor=_cli_actor(),
+                )
+            else:
+                publisher, dataset = _dataset_ref(args.dataset)
+                grants.remove_grant(
+                    session,
+                    publisher=publisher,
+                    dataset=dataset,
+                    client_id=args.client,
+                    actor=_cli_actor(),
+                )
+                shown = {"dataset": args.dataset, "client_id": args.client, "removed": True}
+    except ProblemError as exc:
+        raise CliError(str(exc.detail)) from exc
+    finally:
+        engine.dispose()
+    print(json.dumps(shown, ensure_ascii=False, default=str))
+
+
 def cmd_publisher_list(args: argparse.Namespace, settings: Settings) -> None:
     from app.datasets.publishers import list_publishers
 
@@ -792,6 +836,25 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     listing.add_argument("--publisher", metavar="SLUG", help="only this publisher's clients")
     listing.add_argument("--include-revoked", action="store_true", help="also revoked clients")
     listing.set_defaults(handler=cmd_client_list)
+
+    grant = commands.add_parser(
+        "grant",
+        help="per-dataset grants: which clients read a registered dataset",
+        description="A registered dataset is read by its publisher's clients, by national "
+        "reviewers and administrators, and by the clients granted it here (they also need "
+        "factors:read). Others get 404, as if it did not exist.",
+    ).add_subparsers(dest="grant", required=True)
+    for name, text in (
+        ("add", "grant a client reading a registered dataset (prints the grant as JSON)"),
+        ("remove", "end a client's grant at once"),
+    ):
+        sub = grant.add_parser(name, help=text)
+        sub.add_argument("--dataset", required=True, metavar="PUBLISHER/DATASET")
+        sub.add_argument("--client", required=True, metavar="CLIENT_ID")
+        sub.set_defaults(handler=cmd_grant)
+    grant_list = grant.add_parser("list", help="grants as a JSON array, by dataset and client")
+    grant_list.add_argument("--dataset", metavar="PUBLISHER/DATASET", help="only this dataset")
+    grant_list.set_defaults(handler=cmd_grant)
 
 
 def _check_export_store(session: Session, settings: Settings) -> None:

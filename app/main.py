@@ -22,6 +22,7 @@ from app.core.openapi import install_openapi
 from app.core.request_id import RequestID
 from app.core.security_headers import DOCS_ASSETS_URL, SecurityHeaders
 from app.core.strict_json import StrictJSON
+from app.datasets.grants_router import router as grants_router
 from app.datasets.router import router as datasets_router
 from app.exports.router import router as exports_router
 from app.factors.batch_router import router as factor_queries_router
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(factor_provenance_router)
     app.include_router(factor_queries_router)
     app.include_router(datasets_router)
+    app.include_router(grants_router)
     app.include_router(version_router)
     app.include_router(version_factors_router)
     app.include_router(signing_router)

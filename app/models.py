@@ -1,10 +1,11 @@
 """Every table, imported in one place so that Alembic sees the whole schema."""
 
-from app.auth.models import Client
+from app.auth.models import Client, DatasetGrant
 from app.changes.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.core.db import Base
 from app.core.models import AuditEvent, ChangeOutbox
 from app.datasets.models import Dataset, Publisher
+from app.datasets.usage import DatasetUsage
 from app.datasets.version_models import DatasetVersion
 from app.exports.models import DatabaseInstance, ExportFile, Snapshot, snapshot_version
 from app.factors.models import Factor, ReleaseFacetCount, Source
@@ -35,6 +36,8 @@ __all__ = [
     "ConversionProperty",
     "DatabaseInstance",
     "Dataset",
+    "DatasetGrant",
+    "DatasetUsage",
     "DatasetVersion",
     "ExportFile",
     "Factor",

@@ -31,7 +31,7 @@ from app.auth import service
 from app.auth.keys import generate_pem
 from app.core.config import Settings
 from app.core.db import make_sessionmaker
-from app.datasets import publishers
+from app.datasets import grants, publishers
 
 with warnings.catch_warnings():
     # Authlib 1.9 prefers the `httpx2` fork and warns when it falls back to httpx, which is
@@ -162,8 +162,21 @@ class TokenKit:
     def admin(self) -> dict[str, str]:
         return self.headers(publisher=None, scopes=["admin", "factors:read"])
 
-    def reader(self) -> dict[str, str]:
-        return self.headers(publisher=None, scopes=["factors:read"])
+    def reader(self, *datasets: str) -> dict[str, str]:
+        """A national `factors:read` client's headers, granted each registered
+        `publisher/dataset` given (without a grant it reads public datasets only)."""
+        credentials = self.credentials(publisher=None, scopes=["factors:read"])
+        for dataset in datasets:
+            self.grant(credentials.client_id, dataset)
+        return bearer(self.fetch(credentials)["access_token"])
+
+    def grant(self, client_id: str, dataset: str) -> None:
+        """`efdb grant add --dataset PUBLISHER/DATASET --client CLIENT_ID`, through its service."""
+        publisher, slug = dataset.split("/")
+        with self.sessionmaker.begin() as session:
+            grants.add_grant(
+                session, publisher=publisher, dataset=slug, client_id=client_id, actor=TEST_ACTOR
+            )
 
 
 @pytest.fixture
@@ -190,6 +203,6 @@ def admin_token(tokens: TokenKit) -> Callable[[], dict[str, str]]:
 
 
 @pytest.fixture
-def reader_token(tokens: TokenKit) -> Callable[[], dict[str, str]]:
-    """Headers of a registered reader (`factors:read`)."""
+def reader_token(tokens: TokenKit) -> Callable[..., dict[str, str]]:
+    """`reader_token("p/d", ...)`: headers of a `factors:read` client granted those datasets."""
     return tokens.reader

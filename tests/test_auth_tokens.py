@@ -721,13 +721,22 @@ def test_principal_of_a_national_client(client: TestClient, tokens: TokenKit) ->
 
 
 def test_principal_as_viewer() -> None:
-    principal = Principal(client_id="efdb_x", publisher="cisa", scopes=frozenset({"factors:read"}))
+    principal = Principal(
+        client_id="efdb_x",
+        publisher="cisa",
+        scopes=frozenset({"factors:read"}),
+        granted=frozenset({7}),
+    )
     viewer = principal.as_viewer()
-    assert (viewer.client_id, viewer.publisher, viewer.can_read_registered) == (
+    assert (viewer.client_id, viewer.publisher, viewer.granted) == (
         "efdb_x",
         "cisa",
-        True,
+        frozenset({7}),
     )
+    # Its own publisher's registered datasets, and another's only where granted.
+    assert viewer.may_read(access="registered", publisher="cisa", dataset_id=1)
+    assert viewer.may_read(access="registered", publisher="other", dataset_id=7)
+    assert not viewer.may_read(access="registered", publisher="other", dataset_id=8)
 
 
 def test_openapi_shows_the_scopes(app: FastAPI) -> None:
@@ -800,20 +809,21 @@ def members_only(session: Session) -> None:
     session.commit()
 
 
-def test_registered_dataset_needs_factors_read(
+def test_registered_dataset_needs_factors_read_and_a_grant(
     client: TestClient, members_only: None, reader_token: Any, tokens: TokenKit
 ) -> None:
     path = "/v1/datasets/synth-a/members"
     assert client.get(path).status_code == 404
     listed = {d["slug"] for d in client.get("/v1/datasets").json()["items"]}
     assert "members" not in listed
-    reader = reader_token()
+    assert client.get(path, headers=reader_token()).status_code == 404  # no grant
+    reader = reader_token("synth-a/members")
     response = client.get(path, headers=reader)
     assert response.status_code == 200, response.text
     assert response.json()["access"] == "registered"
     listed = {d["slug"] for d in client.get("/v1/datasets", headers=reader).json()["items"]}
     assert "members" in listed
-    # A token without factors:read reads like anyone else.
+    # A token without factors:read reads like anyone else, even with a grant.
     writer_only = tokens.headers(publisher="cisa", scopes=["datasets:write"])
     assert client.get(path, headers=writer_only).status_code == 404
 
@@ -822,7 +832,7 @@ def test_answers_to_token_holders_never_go_to_shared_caches(
     client: TestClient, members_only: None, reader_token: Any
 ) -> None:
     """A CDN must not keep a registered dataset fetched with a token and serve it to all."""
-    response = client.get("/v1/datasets/synth-a/members", headers=reader_token())
+    response = client.get("/v1/datasets/synth-a/members", headers=reader_token("synth-a/members"))
     assert response.status_code == 200
     cache_control = response.headers["cache-control"]
     assert cache_control.startswith("private")

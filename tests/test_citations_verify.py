@@ -137,11 +137,12 @@ def test_what_is_not_found_and_what_a_reader_may_not_see(
         "factor",
         "release",
         "dataset",
-        "dataset",  # registered: not disclosed without factors:read
+        "dataset",  # registered: not disclosed without factors:read and a grant
     ]
     assert registered["dataset_status"] is None
     assert no_release["current_version"] == "1.1.0"
-    seen = verify(client, citations, headers=tokens.reader())[3]
+    assert verify(client, citations, headers=tokens.reader())[3]["found"] is False  # no grant
+    seen = verify(client, citations, headers=tokens.reader(f"{PUBLISHER}/members-only"))[3]
     assert (seen["found"], seen["release_status"]) == (True, "published")
 
 

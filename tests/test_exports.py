@@ -56,7 +56,7 @@ SEED_IN_SNAPSHOTS = {
     "desnz-uk/uk-ghg-conversion-factors-2024@1.0.0",
     "mee-cn/cn-electricity-co2@1.0.0",
 }
-Headers = Callable[[], dict[str, str]]
+Headers = Callable[..., dict[str, str]]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -476,7 +476,7 @@ def test_registered_dataset_export_needs_a_reader_token(
         anonymous = client.get(f"{base}/export.{fmt}")
         assert anonymous.status_code == 404
         assert anonymous.headers["content-type"].startswith("application/problem+json")
-    headers = reader_token()
+    headers = reader_token("synth-reg/members")
     for fmt in ("parquet", "arrow", "csv"):
         response = client.get(f"{base}/export.{fmt}", headers=headers)
         assert response.status_code == 200, response.text

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.viewer import get_viewer
 from app.core.principal import Viewer
+from app.datasets.models import Dataset
 from app.datasets.version_models import DatasetVersion
 from app.factors.schemas import UPLOADABLE_FIELDS
 from app.publishing.workflow import withdraw
@@ -588,11 +589,21 @@ def test_registered_datasets_are_invisible_to_anonymous_readers(
         assert_problem(client.get(f"/v1/datasets/synth-a/members{path}"), 404)
 
 
-def test_registered_datasets_are_visible_with_factors_read(
-    app: FastAPI, client: TestClient, members_only: None
+def test_registered_datasets_are_visible_with_factors_read_and_a_grant(
+    app: FastAPI, client: TestClient, session: Session, members_only: None
 ) -> None:
+    members = session.execute(select(Dataset.id).where(Dataset.slug == "members")).scalar_one()
+    app.dependency_overrides[get_viewer] = lambda: Viewer(
+        client_id="synthetic-reader", scopes=frozenset({"factors:read"})
+    )
+    assert codes(search(client)) == {"open-1"}  # factors:read alone: no grant, no dataset
+
     def reader() -> Viewer:
-        return Viewer(client_id="synthetic-reader", scopes=frozenset({"factors:read"}))
+        return Viewer(
+            client_id="synthetic-reader",
+            scopes=frozenset({"factors:read"}),
+            granted=frozenset({members}),
+        )
 
     app.dependency_overrides[get_viewer] = reader
     assert codes(search(client)) == {"open-1", "secret-1"}

@@ -208,11 +208,12 @@ def test_unreleased_versions_are_not_in_history_or_provenance(
 def test_a_registered_dataset_is_hidden_from_anonymous_readers(
     client: TestClient, tokens: TokenKit
 ) -> None:
-    writer, reviewer, reader = tokens.writer(PUBLISHER), tokens.reviewer(), tokens.reader()
+    writer, reviewer = tokens.writer(PUBLISHER), tokens.reviewer()
     response = client.post(
         "/v1/datasets", json={**DATASET_BODY, "access": "registered"}, headers=writer
     )
     assert response.status_code == 201, response.text
+    reader = tokens.reader(f"{PUBLISHER}/{DATASET_BODY['slug']}")
     _release(client, writer, reviewer, "1.0.0", csv_bytes([synthetic_row(i) for i in range(2)]))
     _release(client, writer, reviewer, "1.1.0", csv_bytes([synthetic_row(i) for i in range(3)]))
     paths = [

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from app.auth.viewer import get_viewer
 from app.core.principal import Viewer
+from app.datasets.models import Dataset
 from tests.factories import (
     SYNTHETIC_LICENSE_ID,
     create_dataset,
@@ -469,13 +470,21 @@ def test_latest_pinned_and_as_of(client: TestClient, releases: None) -> None:
     assert "as published on 2023-12-31" in before["error"]["detail"]
 
 
-def test_registered_datasets_need_the_read_scope(
-    app: FastAPI, client: TestClient, releases: None
+def test_registered_datasets_need_the_read_scope_and_a_grant(
+    app: FastAPI, client: TestClient, session: Session, releases: None
 ) -> None:
     line = {"activity_id": "grid-power", "region": "CN-GD", "year": 2022}
     assert chosen(one(client, **line)) == "synth/grid/g@1.1.0"
+    hidden = session.execute(select(Dataset.id).where(Dataset.slug == "members-only")).scalar_one()
     app.dependency_overrides[get_viewer] = lambda: Viewer(
         client_id="reader", scopes=frozenset({"factors:read"})
+    )
+    try:
+        assert chosen(one(client, **line)) == "synth/grid/g@1.1.0"  # no grant
+    finally:
+        app.dependency_overrides.pop(get_viewer)
+    app.dependency_overrides[get_viewer] = lambda: Viewer(
+        client_id="reader", scopes=frozenset({"factors:read"}), granted=frozenset({hidden})
     )
     try:
         assert chosen(one(client, **line)) == "synth/members-only/h@1.0.0"

@@ -10,7 +10,7 @@ A synthetic registered dataset (every value here is a test fixture, not a real f
 Then, from the API alone: what changed (diff), the history of a factor, the answer at several
 dates (`as_of`), where a number comes from and who published it (provenance, JSON and W3C
 PROV-JSON read by the `prov` package), the licence on every factor response, and who may see
-any of it (a registered dataset: anonymous 404, `factors:read` 200).
+any of it (a registered dataset: anonymous 404, `factors:read` with a grant 200).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def at(moment: str) -> str:
 
 @pytest.fixture
 def scenario(client: TestClient, tokens: TokenKit, clock: Clock) -> dict[str, Any]:
-    writer, reviewer, reader = tokens.writer(PUBLISHER), tokens.reviewer(), tokens.reader()
+    writer, reviewer = tokens.writer(PUBLISHER), tokens.reviewer()
     clock.set("2024-01-02T09:00")
     created = client.post("/v1/datasets", json=DATASET_BODY, headers=writer)
     assert created.status_code == 201, created.text
@@ -163,6 +163,7 @@ def scenario(client: TestClient, tokens: TokenKit, clock: Clock) -> dict[str, An
         f"{VERSIONS}/2.0.0/withdraw", headers=reviewer, json={"reason": WITHDRAWAL}
     )
     assert response.status_code == 200, response.text
+    reader = tokens.reader(f"{PUBLISHER}/{DATASET}")  # factors:read, granted this dataset
     return {"writer": writer, "reviewer": reviewer, "reader": reader, "reports": reports}
 
 
@@ -487,14 +488,15 @@ def test_a_registered_dataset_is_404_to_anonymous_callers(
         (f"{FACTORS}/B/provenance", {}),
         (f"{FACTORS}/B/provenance", {"format": "prov"}),
     ]
-    other_reader = tokens.writer("synthetic-other")  # any factors:read token, of any publisher
+    # Another publisher's client holds factors:read but no grant: it reads as anonymous does.
+    other_reader = tokens.writer("synthetic-other")
     for path, params in paths:
         hidden = client.get(path, params=params)
         assert hidden.status_code == 404, (path, params, hidden.status_code)
         assert hidden.headers["content-type"] == "application/problem+json"
         assert PUBLISHER not in json.dumps(hidden.json().get("errors", []))
-        for headers in (scenario["reader"], other_reader):
-            assert client.get(path, params=params, headers=headers).status_code == 200, path
+        assert client.get(path, params=params, headers=scenario["reader"]).status_code == 200
+        assert client.get(path, params=params, headers=other_reader).status_code == 404, path
     anonymous = client.get("/v1/factors", params={"q": "Synthetic scenario"}).json()
     assert anonymous["items"] == []
     listed = client.get("/v1/datasets").json()["items"]

@@ -14,7 +14,7 @@ class Scope(StrEnum):
 
 
 SCOPE_DESCRIPTIONS: dict[str, str] = {
-    Scope.FACTORS_READ: "Read datasets with access `registered`.",
+    Scope.FACTORS_READ: "Read the `registered` datasets the client was granted.",
     Scope.DATASETS_WRITE: "Create datasets and upload and submit versions for the own publisher.",
     Scope.DATASETS_REVIEW: "Publish, reject and withdraw versions (national reviewer).",
     Scope.ADMIN: "Create snapshots and read the audit log (national administrator).",

@@ -16,7 +16,7 @@ from sqlalchemy import Integer, String, column, select, table
 from sqlalchemy.orm import Session
 
 from app.auth.hashing import PRODUCTION_COST, generate_client_id, generate_secret, hash_secret
-from app.auth.models import Client
+from app.auth.models import Client, DatasetGrant
 from app.auth.scopes import NATIONAL_SCOPES, PUBLISHER_SCOPES, Scope
 from app.core.audit import append_event
 from app.core.db import utcnow
@@ -216,3 +216,11 @@ def list_clients(
             }
         )
     return listed
+
+
+def granted_datasets(session: Session, client_id: str) -> frozenset[int]:
+    """Ids of the registered datasets `client_id` was granted (read with every token)."""
+    rows = session.execute(
+        select(DatasetGrant.dataset_id).where(DatasetGrant.client_id == client_id)
+    ).scalars()
+    return frozenset(rows)

@@ -14,7 +14,7 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError,
 from sqlalchemy.orm import Session
 
 from app.auth.errors import REALM, printable
-from app.auth.service import client_state
+from app.auth.service import client_state, granted_datasets
 from app.auth.tokens import TokenRejected, TokenVerifier, VerifiedToken
 from app.core.principal import Principal
 
@@ -53,6 +53,8 @@ class BearerValidator(BearerTokenValidator):  # type: ignore[misc]
                 scopes=token.scopes,
                 external_issuer=token.issuer,
             )
+            # An external issuer's clients have no row here, so no grants: they read public
+            # data and, with a national role, everything.
         else:
             # Checked on every request: revoking a client or suspending its publisher ends its
             # tokens at once, without waiting for them to expire.
@@ -65,11 +67,17 @@ class BearerValidator(BearerTokenValidator):  # type: ignore[misc]
                 )
             if state.publisher != token.publisher:
                 raise InvalidTokenError(description="The token's publisher is wrong.", realm=REALM)
+            held = token.scopes & state.scopes  # never more than the client holds today
             principal = Principal(
                 client_id=token.client_id,
                 publisher=state.publisher,
-                # A token never carries more than its client holds today.
-                scopes=token.scopes & state.scopes,
+                scopes=held,
+                # Read with every request, like the client's state: a removed grant ends at once.
+                granted=(
+                    granted_datasets(request.session, token.client_id)
+                    if "factors:read" in held
+                    else frozenset()
+                ),
             )
         # Every required scope must be present. (Authlib's `scope_insufficient` treats the list
         # as alternatives, any one of which suffices; FastAPI's SecurityScopes mean all.)

@@ -152,10 +152,12 @@ def verify_citations(
     )
     datasets: dict[tuple[str, str], _DatasetRow] = {}
     for row in session.execute(query) if citations else ():
-        if row.access != "public" and not viewer.can_read_registered:
+        if not viewer.may_read(access=row.access, publisher=row.publisher, dataset_id=row.id):
             continue
-        successor_visible = row.successor_id is not None and (
-            row.successor_access == "public" or viewer.can_read_registered
+        successor_visible = row.successor_id is not None and viewer.may_read(
+            access=row.successor_access,
+            publisher=row.successor_publisher,
+            dataset_id=row.successor_id,
         )
         datasets[(row.publisher, row.slug)] = _DatasetRow(
             row.id,

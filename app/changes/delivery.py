@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
-from app.auth.models import Client
+from app.auth.service import client_state, granted_datasets
 from app.changes import feed
 from app.changes.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.changes.webhooks import fernet
@@ -62,10 +62,14 @@ def outbox_head(session: Session) -> int:
 
 
 def _viewer(session: Session, client_id: str) -> Viewer:
-    scopes = session.execute(
-        select(Client.scopes).where(Client.client_id == client_id, Client.revoked_at.is_(None))
-    ).scalar_one_or_none()
-    return Viewer(client_id=client_id, scopes=frozenset(scopes or ()))
+    """The subscription's client as a reader now: its scopes, its publisher (which reads its own
+    registered datasets) and its grants; a revoked client reads as anonymous callers do."""
+    state = client_state(session, client_id)
+    if state is None or state.revoked:
+        return Viewer(client_id=client_id)
+    held = state.scopes
+    granted = granted_datasets(session, client_id) if "factors:read" in held else frozenset()
+    return Viewer(client_id=client_id, publisher=state.publisher, scopes=held, granted=granted)
 
 
 def event_body(session: Session, *, audit_event_id: int, viewer: Viewer) -> dict[str, Any] | None:

@@ -225,7 +225,9 @@ def _change(
         dataset = context.datasets.get(dataset_id) if dataset_id is not None else None
     if dataset is None or not wanted.admits(dataset.publisher, dataset.slug):
         return None
-    if dataset.access != "public" and not viewer.can_read_registered:
+    if not viewer.may_read(
+        access=dataset.access, publisher=dataset.publisher, dataset_id=dataset.id
+    ):
         return None
     _dataset_fields(item, dataset)
     payload = event.payload or {}

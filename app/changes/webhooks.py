@@ -99,14 +99,15 @@ def _check_datasets(session: Session, datasets: list[str], principal: Principal)
             ],
         )
     rows = session.execute(
-        select(Publisher.slug, Dataset.slug, Dataset.access).join(
+        select(Publisher.slug, Dataset.slug, Dataset.access, Dataset.id).join(
             Publisher, Publisher.id == Dataset.publisher_id
         )
     ).all()
+    viewer = principal.as_viewer()
     visible = {
         f"{p}/{d}"
-        for p, d, access in rows
-        if access == "public" or principal.as_viewer().can_read_registered
+        for p, d, access, dataset_id in rows
+        if viewer.may_read(access=access, publisher=p, dataset_id=dataset_id)
     }
     errors = [
         {"loc": ["body", "datasets", str(i)], "code": "unknown_dataset", "detail": ref}

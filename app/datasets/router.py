@@ -43,7 +43,8 @@ def list_datasets(
     cursor: Cursor = None,
 ) -> Response:
     """A page of the datasets you may see, in creation order: public ones without a token, and
-    `registered` ones too with `factors:read`. Each says its licence and latest release."""
+    the `registered` ones you may read too (granted, your publisher's, or every one for national
+    roles). Each says its licence and latest release."""
     items, next_cursor = service.datasets_page(
         session, viewer=viewer, publisher=publisher, cursor=cursor, limit=limit
     )
@@ -65,7 +66,7 @@ def get_dataset(
 ) -> Response:
     """One dataset: titles, sector, access, licence, status (and successor when deprecated) and
     its latest release. 404 when there is no such dataset or it is `registered` and the caller
-    lacks `factors:read`."""
+    may not read it (no grant, not its publisher, no national role)."""
     payload = service.get_dataset(session, viewer=viewer, publisher=publisher, dataset=dataset)
     return cached_json(request, payload, cache_control=SHORT_LIVED)
 

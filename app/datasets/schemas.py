@@ -40,7 +40,8 @@ class DatasetRead(LicenseFields):
     )
     sector_code: str | None = Field(description="Sector code in `sector_scheme`, e.g. `C31`")
     access: Literal["public", "registered"] = Field(
-        description="public: readable without a token; registered: needs `factors:read`"
+        description="public: readable without a token; registered: by its publisher's clients, "
+        "the national roles and the clients granted it (with `factors:read`)"
     )
     contact: str | None = Field(description="Who to contact about the data")
     methodology_url: str | None = Field(description="URL of the methodology document")
@@ -158,7 +159,8 @@ class DatasetCreate(BaseModel):
     )
     access: Literal["public", "registered"] = Field(
         "public",
-        description="public: readable without a token; registered: needs `factors:read`",
+        description="public: readable without a token; registered: by its publisher's clients, "
+        "the national roles and the clients granted it (with `factors:read`)",
     )
     license_id: Annotated[
         str,

@@ -14,6 +14,7 @@ from app.core.errors import Conflict, NotFound, ProblemError
 from app.core.pagination import after_id_from_cursor, id_cursor
 from app.core.principal import Viewer
 from app.core.problem_text import Message
+from app.datasets.access import readable
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, VERSION_STATUSES, DatasetVersion
 from app.datasets.visibility import newest_first, parse_semver, visible_version_ids
@@ -73,8 +74,8 @@ def _dataset_select(viewer: Viewer) -> AnySelect:
         .outerjoin(_Successor, _Successor.id == Dataset.superseded_by_id)
         .outerjoin(_SuccessorPublisher, _SuccessorPublisher.id == _Successor.publisher_id)
     )
-    if not viewer.can_read_registered:
-        query = query.where(Dataset.access == "public")
+    if not viewer.reads_every_dataset:
+        query = query.where(readable(viewer))
     return query
 
 
@@ -200,7 +201,7 @@ def _visible_statuses(viewer: Viewer, publisher: str) -> tuple[str, ...]:
 def reading_viewer(viewer: Viewer, publisher: str) -> Viewer:
     """The viewer to look a dataset's rows up with: a reviewer, or the publisher's own writing
     client, reads the dataset whatever its access (it must, to review or submit it)."""
-    if sees_unreleased(viewer, publisher) and not viewer.can_read_registered:
+    if sees_unreleased(viewer, publisher) and "factors:read" not in viewer.scopes:
         return Viewer(
             client_id=viewer.client_id,
             publisher=viewer.publisher,

@@ -34,6 +34,7 @@ from app.core.params import (
 )
 from app.core.schemas import Page
 from app.core.urls import header_url
+from app.datasets import usage
 from app.exports import service
 from app.exports.schemas import SnapshotManifest, SnapshotRead
 from app.signing.router import JOSE_RESPONSES, jose_response
@@ -148,7 +149,10 @@ def _version_export(
         keys=keys,
     )
     # A registered dataset's file must not sit in shared caches.
-    return serve_file(request, served, cache_control=PRIVATE if served.private else IMMUTABLE)
+    response = serve_file(request, served, cache_control=PRIVATE if served.private else IMMUTABLE)
+    if served.private and request.method == "GET" and response.status_code == 200:
+        usage.meter(session, viewer, [(publisher, dataset, served.rows)])
+    return response
 
 
 @file_route(

@@ -114,6 +114,7 @@ class ServedFile:
     filename: str
     license_url: str | None = None
     private: bool = False
+    rows: int = 0
 
     @property
     def etag(self) -> str:
@@ -303,6 +304,7 @@ def version_export(
         filename=f"{publisher}_{dataset}_{version}.{fmt}",
         license_url=release.license_url,
         private=release.access != "public",
+        rows=release.row_count,
     )
 
 

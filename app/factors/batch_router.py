@@ -12,6 +12,7 @@ from app.core.db import SessionDep
 from app.core.errors import headers_language
 from app.core.params import only_query_params
 from app.core.problem_text import localize
+from app.datasets import usage
 from app.factors.answers import estimate_batch_payload, estimate_payload, resolve_payload
 from app.factors.router import GwpParam
 from app.factors.schemas import (
@@ -58,9 +59,11 @@ def resolve(
     hierarchy to `GLO`, the nearest earlier reference year, unit conversion when compatible.
     A line that cannot be answered gets its own `error`; the batch is 422 only when the body
     itself is invalid (not 1 to 1000 lines, unknown fields)."""
-    return json_response(
-        resolve_payload(session, viewer=viewer, items=body.items, gwp=gwp), request
+    payload = resolve_payload(session, viewer=viewer, items=body.items, gwp=gwp)
+    usage.meter_factors(
+        session, viewer, [item["factor"] for item in payload["items"] if item.get("factor")]
     )
+    return json_response(payload, request)
 
 
 @router.post(

@@ -252,6 +252,7 @@ class _Release:
     public: bool
     deprecated: bool = False
     superseded_by: str | None = None
+    dataset_id: int = 0
 
     def preference(self) -> tuple[int, int, int, float]:
         """Deprecated datasets last, then dataset priority (unset last), then the newest
@@ -474,6 +475,7 @@ _RELEASE_COLUMNS = (
     Dataset.status,
     _SuccessorPublisher.slug,
     _Successor.slug,
+    Dataset.id,
 )
 
 
@@ -532,6 +534,7 @@ def _releases(
                 public=row[7] == "public",
                 deprecated=row[8] == "deprecated",
                 superseded_by=f"{row[9]}/{row[10]}" if row[10] is not None else None,
+                dataset_id=row[11],
             )
         )
     return found
@@ -542,7 +545,12 @@ def _allowed(line: Line, releases: Sequence[_Release], viewer: Viewer) -> tuple[
         sorted(
             release.version_id
             for release in releases
-            if (release.public or viewer.can_read_registered)
+            if (
+                release.public
+                or viewer.may_read(
+                    access="registered", publisher=release.publisher, dataset_id=release.dataset_id
+                )
+            )
             and (line.publisher is None or release.publisher == line.publisher)
             and (line.dataset is None or release.dataset == line.dataset)
             and (line.version is None or release.version == line.version)

@@ -31,6 +31,7 @@ from app.core.params import (
 from app.core.problem_text import Message
 from app.core.schemas import Page
 from app.datasets import service as dataset_service
+from app.datasets import usage
 from app.datasets.version_models import RELEASED_STATUSES
 from app.datasets.visibility import AsOf as AsOfMoment
 from app.datasets.visibility import parse_as_of
@@ -204,9 +205,9 @@ def search_factors(
     gwp: GwpParam = None,
 ) -> Response:
     """Search the released factors you may read (public datasets without a token, `registered`
-    ones with `factors:read`): current releases, or one pinned `version`, or those published
-    `as_of` a moment. A page of at most `limit` factors with a `next` link (also in the `Link`
-    header); 422 names an unknown or invalid parameter."""
+    ones your client was granted, or its own publisher's): current releases, or one pinned
+    `version`, or those published `as_of` a moment. A page of at most `limit` factors with a
+    `next` link (also in the `Link` header); 422 names an unknown or invalid parameter."""
     _refuse_nul(q=q, category=category)
     if dataset is not None and "/" in dataset:
         owner, dataset = dataset.split("/", 1)
@@ -254,6 +255,7 @@ def search_factors(
             session, viewer=viewer, filters=filters, after_id=after_id, limit=limit
         )
         next_cursor = id_cursor(last_id, scope)
+    usage.meter_factors(session, viewer, items)
     table = gwp_table_for(session, gwp)
     items = [apply_gwp(item, gwp, table) for item in items]
     # An empty answer may be a version not released yet: kept only as long as a latest one.
@@ -299,6 +301,7 @@ def get_factor(
         version=version,
         as_of=parsed_as_of(as_of),
     )
+    usage.meter_factors(session, viewer, [factor])
     factor = apply_gwp(factor, gwp, gwp_table_for(session, gwp))
     return cached_json(request, factor, cache_control=PINNED_RELEASE if version else SHORT_LIVED)
 
@@ -338,6 +341,7 @@ def list_version_factors(
         limit=limit,
         unreleased_id=None if released else found.id,
     )
+    usage.meter_factors(session, viewer, items)
     return page_response(
         request, items, next_cursor, cache_control=PINNED_RELEASE if released else PRIVATE
     )

@@ -14,6 +14,7 @@ from app.core.errors import InvalidParameter, NotFound, ProblemError
 from app.core.pagination import after_id_from_cursor, decode_cursor, id_cursor
 from app.core.principal import Viewer
 from app.core.problem_text import Message, joined
+from app.datasets.access import readable
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
@@ -79,9 +80,9 @@ def factor_payload(row: Row[Any]) -> dict[str, Any]:
 
 
 def restrict_to_viewer(query: AnySelect, viewer: Viewer) -> AnySelect:
-    if viewer.can_read_registered:
+    if viewer.reads_every_dataset:
         return query
-    return query.where(Dataset.access == "public")
+    return query.where(readable(viewer))
 
 
 @dataclass(frozen=True)
