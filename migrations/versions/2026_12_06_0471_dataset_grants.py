@@ -1,7 +1,7 @@
 """Per-dataset grants: which clients may read which registered dataset.
 
 Revision ID: 20261206_0471
-Revises: 20261206_0431
+Revises: 20261206_0461
 Create Date: 2026-12-06 05:11:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261206_0471"
-down_revision: str | None = "20261206_0431"
+down_revision: str | None = "20261206_0461"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
