@@ -216,7 +216,7 @@ def test_every_gas_and_unit_of_a_rich_version(
     assert len([k for k in files if k.startswith("contacts/")]) == 1
 
 
-def test_a_registered_dataset_archive_needs_a_reader_token(
+def test_a_registered_dataset_archive_needs_a_granted_reader(
     client: TestClient, session: Session, reader_token: Headers
 ) -> None:
     publisher = create_publisher(session, slug="synth-ireg")
@@ -225,7 +225,9 @@ def test_a_registered_dataset_archive_needs_a_reader_token(
     session.commit()
     url = version_url("synth-ireg", "members", "1.0.0") + "/export.ilcd.zip"
     assert client.get(url).status_code == 404
-    response = client.get(url, headers=reader_token())
+    # A reader without a grant for it is told it does not exist, as anyone else is.
+    assert client.get(url, headers=reader_token()).status_code == 404
+    response = client.get(url, headers=reader_token("synth-ireg/members"))
     assert response.status_code == 200
     assert response.headers["cache-control"].startswith("private")
     validated_files(response.content)

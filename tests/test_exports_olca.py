@@ -214,7 +214,7 @@ def test_the_package_is_served_like_every_export(
     assert not_modified.status_code == 304
 
 
-def test_a_registered_dataset_package_needs_a_reader_token(
+def test_a_registered_dataset_package_needs_a_granted_reader(
     client: TestClient, session: Session, reader_token: Headers, tmp_path: Path
 ) -> None:
     publisher = create_publisher(session, slug="synth-oreg")
@@ -223,7 +223,9 @@ def test_a_registered_dataset_package_needs_a_reader_token(
     session.commit()
     base = version_url("synth-oreg", "members", "1.0.0")
     assert client.get(base + "/export.jsonld.zip").status_code == 404
-    headers = reader_token()
+    # A reader without a grant for it is told it does not exist, as anyone else is.
+    assert client.get(base + "/export.jsonld.zip", headers=reader_token()).status_code == 404
+    headers = reader_token("synth-oreg/members")
     path = download(client, base, tmp_path, headers=headers)
     assert (
         client.get(base + "/export.jsonld.zip", headers=headers)

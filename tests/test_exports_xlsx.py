@@ -271,7 +271,7 @@ def test_xlsx_is_written_once_and_served_as_a_file(
     assert again.sha256 == sha256
 
 
-def test_registered_dataset_xlsx_needs_a_reader_token(
+def test_registered_dataset_xlsx_needs_a_granted_reader(
     client: TestClient, session: Session, reader_token: Headers, settings: Any
 ) -> None:
     publisher = create_publisher(session, slug="synth-xreg")
@@ -282,7 +282,9 @@ def test_registered_dataset_xlsx_needs_a_reader_token(
     anonymous = client.get(url)
     assert anonymous.status_code == 404
     assert anonymous.headers["content-type"].startswith("application/problem+json")
-    response = client.get(url, headers=reader_token())
+    # A reader without a grant for it is told it does not exist, as anyone else is.
+    assert client.get(url, headers=reader_token()).status_code == 404
+    response = client.get(url, headers=reader_token("synth-xreg/members"))
     assert response.status_code == 200
     assert response.headers["cache-control"].startswith("private")
     (record,) = sheet_records(calamine_rows(response.content, "factors"))
