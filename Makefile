@@ -37,8 +37,8 @@ lint: install-test
 	$(MAKE) --no-print-directory lint-checks
 
 # Installs the test tools, then runs the linters and type checker and every test (on SQLite
-# and on PostgreSQL at 127.0.0.1:5432, skipped with the reason if absent; two pytest-xdist
-# workers per CPU) side by side; each one's output is printed whole when it ends.
+# and on PostgreSQL at 127.0.0.1:5432, skipped with the reason if absent; one pytest-xdist
+# worker per CPU) side by side; each one's output is printed whole when it ends.
 test: install-test
 	$(MAKE) --no-print-directory -j2 --output-sync=target lint-checks pytest
 
@@ -48,14 +48,8 @@ lint-checks:
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Two workers per CPU (at most 8): much of the suite's time is spent waiting on child processes
-# (efdb serve starting, being killed or stopping; webhook receivers; the browser), time that a
-# second worker per core fills with work. `worksteal` gives the long tail's tests to whichever
-# worker is idle.
-PYTEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(2 * (os.cpu_count() or 1), 8))')
-
 pytest:
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
+	$(BIN)/pytest -n auto
 
 openapi: install
 	$(BIN)/efdb openapi
