@@ -218,6 +218,39 @@ def test_a_file_not_of_its_source_format_is_refused(
     assert errors[0]["code"] == (code or "unsupported_format")
 
 
+def _workbook_without_the_expected_sheet() -> bytes:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "Something else"  # type: ignore[union-attr]
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("source_format", "sheet"),
+    [("desnz-flat", "Factors by Category"), ("epa-hub", "Emission Factors Hub")],
+)
+def test_a_workbook_importer_names_the_sheet_it_needs_and_refuses_a_data_year(
+    client: TestClient, tokens: TokenKit, seeded: None, source_format: str, sheet: str
+) -> None:
+    writer = tokens.writer("desnz-uk")
+    versions = _dataset(client, writer, "workbook-refused")
+    content = _workbook_without_the_expected_sheet()
+    missing = _upload(client, writer, versions, content, "book.xlsx", source_format)
+    assert missing.status_code == 422, missing.text
+    (error,) = missing.json()["errors"]
+    assert error["code"] == "unreadable_workbook"
+    assert sheet in error["detail"]
+    # through_year picks a data year of a file holding several (MEE's); a workbook holds one.
+    per_year = _upload(
+        client, writer, versions, content, "book.xlsx", source_format, through_year="2021"
+    )
+    assert per_year.status_code == 422, per_year.text
+    assert per_year.json()["errors"][0]["code"] == "not_applicable"
+
+
 @pytest.mark.dialect_neutral
 def test_desnz_codes_pair_the_same_factor_across_editions() -> None:
     """Diffs between editions pair factors by code: the codes come from DESNZ's own

@@ -3,10 +3,15 @@ in the publisher's file (sheet, row, column) that every one of its fields was re
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from python_calamine import CalamineError, CalamineWorkbook
+
+from app.core.problem_text import Message
 
 
 @dataclass(frozen=True)
@@ -77,3 +82,26 @@ def slug(text: str) -> str:
     """Lower-case ASCII words joined by hyphens ("Gaseous fuels" → "gaseous-fuels")."""
     text = text.replace("&", " and ").replace("+", " plus ").replace("%", " percent ")
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def refuse_through_year(source_format: str, through_year: int | None) -> None:
+    """`through_year` means something only for a file holding several data years (MEE's)."""
+    if through_year is not None:
+        raise ImportFileError(
+            "not_applicable",
+            Message("importer.through_year_not_applicable", source_format=source_format),
+        )
+
+
+def read_sheet(data: bytes, sheet: str) -> list[list[Any]]:
+    """Every row of one sheet of a publisher's workbook (.xls or .xlsx), empty cells kept, so
+    that row numbers are the ones the publisher sees."""
+    try:
+        workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
+        rows: list[list[Any]] = workbook.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+    except (CalamineError, ValueError, KeyError, OSError) as exc:
+        raise ImportFileError(
+            "unreadable_workbook",
+            Message("importer.unreadable_workbook", sheet=sheet, reason=str(exc)),
+        ) from exc
+    return rows

@@ -36,17 +36,23 @@ The mapping (README "Importers" says the same in prose):
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pycountry
-from python_calamine import CalamineError, CalamineWorkbook
 
 from app.core.problem_text import Message
-from app.importers.base import ImportedRow, ImportFileError, SkippedRow, SourceCell, slug
+from app.importers.base import (
+    ImportedRow,
+    ImportFileError,
+    SkippedRow,
+    SourceCell,
+    read_sheet,
+    refuse_through_year,
+    slug,
+)
 
 SHEET = "Factors by Category"
 GWP_SET = "AR5"
@@ -188,19 +194,8 @@ class DesnzFlatImporter:
     def read(
         self, data: bytes, *, through_year: int | None = None
     ) -> Iterator[ImportedRow | SkippedRow]:
-        if through_year is not None:
-            raise ImportFileError(
-                "not_applicable",
-                Message("importer.through_year_not_applicable", source_format=self.name),
-            )
-        try:
-            workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
-            rows = workbook.get_sheet_by_name(SHEET).to_python(skip_empty_area=False)
-        except (CalamineError, ValueError, KeyError, OSError) as exc:
-            raise ImportFileError(
-                "unreadable_workbook",
-                Message("importer.unreadable_workbook", sheet=SHEET, reason=str(exc)),
-            ) from exc
+        refuse_through_year(self.name, through_year)
+        rows = read_sheet(data, SHEET)
         header_index = next(
             (i for i, r in enumerate(rows[:20]) if "UOM" in [_text(c) for c in r]), None
         )

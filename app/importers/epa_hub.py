@@ -37,15 +37,20 @@ The mapping (README "Importers" says the same in prose):
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
 from typing import Any
 
-from python_calamine import CalamineError, CalamineWorkbook
-
 from app.core.problem_text import Message
-from app.importers.base import ImportedRow, ImportFileError, SkippedRow, SourceCell, slug
+from app.importers.base import (
+    ImportedRow,
+    ImportFileError,
+    SkippedRow,
+    SourceCell,
+    read_sheet,
+    refuse_through_year,
+    slug,
+)
 
 SHEET = "Emission Factors Hub"
 _LAST_MODIFIED = re.compile(r"Last Modified:.*?(20\d\d)")
@@ -83,19 +88,8 @@ class EpaHubImporter:
     def read(
         self, data: bytes, *, through_year: int | None = None
     ) -> Iterator[ImportedRow | SkippedRow]:
-        if through_year is not None:
-            raise ImportFileError(
-                "not_applicable",
-                Message("importer.through_year_not_applicable", source_format=self.name),
-            )
-        try:
-            workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
-            rows = workbook.get_sheet_by_name(SHEET).to_python(skip_empty_area=False)
-        except (CalamineError, ValueError, KeyError, OSError) as exc:
-            raise ImportFileError(
-                "unreadable_workbook",
-                Message("importer.unreadable_workbook", sheet=SHEET, reason=str(exc)),
-            ) from exc
+        refuse_through_year(self.name, through_year)
+        rows = read_sheet(data, SHEET)
         texts = [[_text(c) for c in r] for r in rows]
         year = next(
             (int(m.group(1)) for r in texts[:10] for c in r if (m := _LAST_MODIFIED.search(c))),

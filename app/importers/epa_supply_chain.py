@@ -39,7 +39,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.core.problem_text import Message
-from app.importers.base import ImportedRow, ImportFileError, SkippedRow, SourceCell
+from app.importers.base import (
+    ImportedRow,
+    ImportFileError,
+    SkippedRow,
+    SourceCell,
+    refuse_through_year,
+)
 
 
 @dataclass(frozen=True)
@@ -90,11 +96,7 @@ class EpaSupplyChainImporter:
     def read(
         self, data: bytes, *, through_year: int | None = None
     ) -> Iterator[ImportedRow | SkippedRow]:
-        if through_year is not None:
-            raise ImportFileError(
-                "not_applicable",
-                Message("importer.through_year_not_applicable", source_format=self.name),
-            )
+        refuse_through_year(self.name, through_year)
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:

@@ -42,7 +42,14 @@ from typing import Any
 from python_calamine import CalamineError, CalamineWorkbook
 
 from app.core.problem_text import Message
-from app.importers.base import ImportedRow, ImportFileError, SkippedRow, SourceCell, slug
+from app.importers.base import (
+    ImportedRow,
+    ImportFileError,
+    SkippedRow,
+    SourceCell,
+    refuse_through_year,
+    slug,
+)
 
 GWP_SET = "AR5"
 PUBLISHER = "Department of Climate Change, Energy, the Environment and Water (DCCEEW)"
@@ -136,11 +143,7 @@ class NgaImporter:
     def read(
         self, data: bytes, *, through_year: int | None = None
     ) -> Iterator[ImportedRow | SkippedRow]:
-        if through_year is not None:
-            raise ImportFileError(
-                "not_applicable",
-                Message("importer.through_year_not_applicable", source_format=self.name),
-            )
+        refuse_through_year(self.name, through_year)
         try:
             workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
             sheets = {
