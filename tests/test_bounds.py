@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from app.core.bounds import RequestKind, is_expensive, request_kind
 from app.core.config import Settings
@@ -32,15 +34,32 @@ from tests.upload_files import synthetic_row
 # Runs for tens of seconds at least: far past any budget below.
 SLOW_SQL = {
     "postgresql": "SELECT pg_sleep(30)",
-    "sqlite": "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) "
-    "SELECT count(*) FROM (SELECT n FROM c LIMIT 300000000)",
+    "sqlite": "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c LIMIT 30000) "
+    "SELECT sum(efdb_test_sleep_ms(1)) FROM c",
 }
-# About a second: past a 200 ms budget, well within a minute's.
+# About a second: past a 200 ms budget, well within a minute's. Both take wall time, not CPU
+# time, so they last as long on a fast machine as on a slow one (a counting query once
+# finished inside 200 ms on a fast one).
 MEDIUM_SQL = {
     "postgresql": "SELECT pg_sleep(1)",
-    "sqlite": "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) "
-    "SELECT count(*) FROM (SELECT n FROM c LIMIT 1000000)",
+    "sqlite": "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c LIMIT 1000) "
+    "SELECT sum(efdb_test_sleep_ms(1)) FROM c",
 }
+
+
+def run_timed_sql(session: Session, backend: str, statements: dict[str, str]) -> None:
+    """Runs the backend's statement; on SQLite, first gives the connection the sleep function
+    it calls (one row = one call, so the progress handler still runs between rows)."""
+    if backend == "sqlite":
+        raw = session.connection().connection.dbapi_connection
+        assert raw is not None
+        raw.create_function("efdb_test_sleep_ms", 1, _sleep_ms)
+    session.execute(text(statements[backend]))
+
+
+def _sleep_ms(milliseconds: int) -> int:
+    time.sleep(milliseconds / 1000)
+    return 0
 
 
 def bounded_app(settings: Settings, backend: str, **limits: Any) -> FastAPI:
@@ -48,25 +67,25 @@ def bounded_app(settings: Settings, backend: str, **limits: Any) -> FastAPI:
 
     @app.get("/test-only/slow")
     def slow_read(session: SessionDep) -> dict[str, str]:
-        session.execute(text(SLOW_SQL[backend]))
+        run_timed_sql(session, backend, SLOW_SQL)
         return {"status": "finished"}
 
     @app.post("/test-only/slow-write")
     def slow_write(session: SessionDep) -> dict[str, str]:
         session.add(Publisher(slug="written-then-slow", name_en="Synthetic"))
         session.flush()
-        session.execute(text(SLOW_SQL[backend]))
+        run_timed_sql(session, backend, SLOW_SQL)
         return {"status": "finished"}
 
     @app.get("/test-only/medium")
     def medium_read(session: SessionDep) -> dict[str, str]:
-        session.execute(text(MEDIUM_SQL[backend]))
+        run_timed_sql(session, backend, MEDIUM_SQL)
         return {"status": "finished"}
 
     @app.post("/test-only/medium-write")
     def medium_write(session: SessionDep) -> dict[str, str]:
         session.add(Publisher(slug="written-after-medium", name_en="Synthetic"))
-        session.execute(text(MEDIUM_SQL[backend]))
+        run_timed_sql(session, backend, MEDIUM_SQL)
         return {"status": "finished"}
 
     return app

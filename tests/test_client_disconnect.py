@@ -27,7 +27,7 @@ from app.core.config import Settings
 from app.factors import service
 from app.main import create_app
 from tests.live_server import serve_in_thread
-from tests.test_bounds import SLOW_SQL
+from tests.test_bounds import SLOW_SQL, run_timed_sql
 
 SLOW_QUERY = "synthetic-slow-search"
 
@@ -73,7 +73,7 @@ def test_a_search_whose_client_goes_away_stops_its_query(
         if kwargs["filters"].q == SLOW_QUERY:
             started.set()
             try:
-                session.execute(text(SLOW_SQL[backend]))
+                run_timed_sql(session, backend, SLOW_SQL)
             except Exception as exc:
                 outcome["error"] = exc
                 raise
