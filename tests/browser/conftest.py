@@ -4,8 +4,11 @@ The browser is the system's (`EFDB_CHROMIUM`, default `/usr/bin/chromium`), hand
 pytest-playwright through `executable_path`; no browser is ever downloaded. Without chromium
 these tests skip with the reason, unless EFDB_REQUIRE_BROWSER=1 (CI), where they fail.
 
-Each test module gets one live server per backend, on a database that holds the real seed data
-(and whatever the module's own fixtures publish through the service functions).
+Each test module gets one live server, on a database that holds the real seed data (and
+whatever the module's own fixtures publish through the service functions). They run on the
+first backend only (SQLite, what `make serve` runs): what a browser adds (rendering, fonts,
+keyboard, scripts, downloads) does not depend on the database, and every page these tests open
+is also requested over HTTP on both backends by tests/test_web_*.py.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.dialect_neutral)
 
 
 @pytest.fixture(scope="session")
