@@ -62,6 +62,9 @@ from tests.factories import create_dataset_with_factors, factor_fields
 
 TOKEN_URL = "/oauth/token"
 PROBLEM = "application/problem+json"
+# Checks decided on the token or the request alone (claims, signature, headers, form fields)
+# after a client lookup that the other tests here make on both backends: run on the first.
+DIALECT_NEUTRAL = pytest.mark.dialect_neutral
 
 
 # --- a probe router: one route per dependency alias, independent of other domains' routes ---
@@ -262,6 +265,7 @@ def test_unknown_scope_is_invalid_scope(client: TestClient, writer: Credentials)
     )
 
 
+@DIALECT_NEUTRAL
 @pytest.mark.parametrize("scope", ['factors:read "x"', "因子:读", "a\\b", "x" * 5000])
 def test_odd_scope_text_is_invalid_scope_not_a_crash(
     client: TestClient, writer: Credentials, scope: str
@@ -339,6 +343,7 @@ def test_suspended_publishers_clients_are_refused(
     assert_invalid_token(client.get("/_probe/write", headers=bearer(token)), "suspended")
 
 
+@DIALECT_NEUTRAL
 def test_one_authentication_method_per_request(client: TestClient, writer: Credentials) -> None:
     response = token_post(
         client,
@@ -352,6 +357,7 @@ def test_one_authentication_method_per_request(client: TestClient, writer: Crede
     assert_oauth_error(response, 400, "invalid_request")
 
 
+@DIALECT_NEUTRAL
 def test_repeated_parameter_is_invalid_request(client: TestClient, writer: Credentials) -> None:
     response = client.post(
         TOKEN_URL,
@@ -362,6 +368,7 @@ def test_repeated_parameter_is_invalid_request(client: TestClient, writer: Crede
     assert_oauth_error(response, 400, "invalid_request")
 
 
+@DIALECT_NEUTRAL
 def test_json_body_is_invalid_request(client: TestClient, writer: Credentials) -> None:
     response = client.post(
         TOKEN_URL,
@@ -371,6 +378,7 @@ def test_json_body_is_invalid_request(client: TestClient, writer: Credentials) -
     assert_oauth_error(response, 400, "invalid_request")
 
 
+@DIALECT_NEUTRAL
 def test_other_grant_types_are_unsupported(client: TestClient, writer: Credentials) -> None:
     for grant in ("password", "authorization_code", "refresh_token", ""):
         response = token_post(
@@ -389,6 +397,7 @@ def test_credentials_in_the_query_string_are_ignored(
     assert_oauth_error(response, 401, "invalid_client")
 
 
+@DIALECT_NEUTRAL
 def test_plain_http_issuer_off_loopback_is_refused(
     db: Engine, settings: Settings, tokens: TokenKit, writer: Credentials
 ) -> None:
@@ -407,6 +416,7 @@ def test_plain_http_issuer_off_loopback_is_refused(
     assert_oauth_error(response, 400, "insecure_transport")
 
 
+@DIALECT_NEUTRAL
 def test_pact_token_path_and_openid_configuration(
     client: TestClient, tokens: TokenKit, writer: Credentials, settings: Settings
 ) -> None:
@@ -427,6 +437,7 @@ def test_pact_token_path_and_openid_configuration(
     assert_oauth_error(response, 401, "invalid_client")
 
 
+@DIALECT_NEUTRAL
 def test_authorization_server_metadata(client: TestClient, settings: Settings) -> None:
     response = client.get("/.well-known/oauth-authorization-server")
     assert response.status_code == 200
@@ -450,6 +461,7 @@ def test_authorization_server_metadata(client: TestClient, settings: Settings) -
             getattr(metadata, f"validate_{name}")()
 
 
+@DIALECT_NEUTRAL
 def test_jwks_verifies_a_token_with_plain_cryptography(
     client: TestClient, tokens: TokenKit, writer: Credentials
 ) -> None:
@@ -479,6 +491,7 @@ def test_jwks_verifies_a_token_with_plain_cryptography(
 # --- the resource side: each refusal is a test ---
 
 
+@DIALECT_NEUTRAL
 def test_expired_token_is_refused(
     client: TestClient, writer: Credentials, settings: Settings, key: RSAKey
 ) -> None:
@@ -487,6 +500,7 @@ def test_expired_token_is_refused(
     assert_invalid_token(client.get("/_probe/write", headers=bearer(token)), "expired")
 
 
+@DIALECT_NEUTRAL
 def test_small_clock_skew_is_tolerated(
     client: TestClient, writer: Credentials, settings: Settings, key: RSAKey
 ) -> None:
@@ -495,6 +509,7 @@ def test_small_clock_skew_is_tolerated(
     assert client.get("/_probe/write", headers=bearer(token)).status_code == 200
 
 
+@DIALECT_NEUTRAL
 def test_not_yet_valid_token_is_refused(
     client: TestClient, writer: Credentials, settings: Settings, key: RSAKey
 ) -> None:
@@ -503,6 +518,7 @@ def test_not_yet_valid_token_is_refused(
     assert_invalid_token(client.get("/_probe/write", headers=bearer(token)), "not valid yet")
 
 
+@DIALECT_NEUTRAL
 def test_token_issued_in_the_future_is_refused(
     client: TestClient, writer: Credentials, settings: Settings, key: RSAKey
 ) -> None:
@@ -511,6 +527,7 @@ def test_token_issued_in_the_future_is_refused(
     assert_invalid_token(client.get("/_probe/write", headers=bearer(token)))
 
 
+@DIALECT_NEUTRAL
 @pytest.mark.parametrize("audience", ["other-service", ["other", "services"], ""])
 def test_wrong_audience_is_refused(
     client: TestClient, writer: Credentials, settings: Settings, key: RSAKey, audience: Any
@@ -519,6 +536,7 @@ def test_wrong_audience_is_refused(
     assert_invalid_token(client.get("/_probe/write", headers=bearer(token)))
 
 
+@DIALECT_NEUTRAL
 def test_audience_list_including_this_service_is_accepted(
     client: TestClient, writer: Credentials, settings: Settings, key: RSAKey
 ) -> None:
@@ -526,6 +544,7 @@ def test_audience_list_including_this_service_is_accepted(
     assert client.get("/_probe/write", headers=bearer(token)).status_code == 200
 
 
+@DIALECT_NEUTRAL
 def test_missing_audience_is_refused(
     client: TestClient, writer: Credentials, settings: Settings, key: RSAKey
 ) -> None:
@@ -534,12 +553,14 @@ def test_missing_audience_is_refused(
     assert_invalid_token(client.get("/_probe/write", headers=bearer(token)), "aud")
 
 
+@DIALECT_NEUTRAL
 def test_rfc7523_validator_is_not_the_one_in_use(app: FastAPI) -> None:
     validator = app.state.auth.protector.get_token_validator("bearer")
     assert isinstance(validator, BearerValidator)
     assert not isinstance(validator, RFC7523Validator)
 
 
+@DIALECT_NEUTRAL
 def test_wrong_issuer_is_refused(
     client: TestClient, writer: Credentials, settings: Settings, key: RSAKey
 ) -> None:
@@ -547,6 +568,7 @@ def test_wrong_issuer_is_refused(
     assert_invalid_token(client.get("/_probe/write", headers=bearer(token)), "issuer")
 
 
+@DIALECT_NEUTRAL
 @pytest.mark.parametrize("claim", ["exp", "iat", "sub", "jti", "client_id"])
 def test_missing_required_claim_is_refused(
     client: TestClient, writer: Credentials, settings: Settings, key: RSAKey, claim: str
@@ -555,6 +577,7 @@ def test_missing_required_claim_is_refused(
     assert_invalid_token(client.get("/_probe/write", headers=bearer(token)), claim)
 
 
+@DIALECT_NEUTRAL
 def test_alg_none_is_refused(client: TestClient, writer: Credentials, settings: Settings) -> None:
     header = b64url(json.dumps({"alg": "none", "typ": "at+jwt"}).encode())
     payload = b64url(json.dumps(claims_for(settings, writer)).encode())
@@ -563,6 +586,7 @@ def test_alg_none_is_refused(client: TestClient, writer: Credentials, settings: 
         assert_invalid_token(response)
 
 
+@DIALECT_NEUTRAL
 def test_hs256_signed_with_the_public_key_is_refused(
     client: TestClient, writer: Credentials, settings: Settings, key: RSAKey
 ) -> None:
@@ -578,6 +602,7 @@ def test_hs256_signed_with_the_public_key_is_refused(
         assert_invalid_token(response, "HS256")
 
 
+@DIALECT_NEUTRAL
 @pytest.mark.parametrize("alg", ['"x', "日本", "\\", 256, None])
 def test_odd_alg_headers_are_401_not_a_crash(
     client: TestClient, writer: Credentials, settings: Settings, alg: Any
@@ -588,6 +613,7 @@ def test_odd_alg_headers_are_401_not_a_crash(
     assert_invalid_token(response)
 
 
+@DIALECT_NEUTRAL
 def test_other_rsa_algorithms_are_refused(
     client: TestClient, writer: Credentials, settings: Settings, key: RSAKey
 ) -> None:
@@ -595,6 +621,7 @@ def test_other_rsa_algorithms_are_refused(
     assert_invalid_token(client.get("/_probe/write", headers=bearer(token)), "PS256")
 
 
+@DIALECT_NEUTRAL
 @pytest.mark.parametrize("typ", [None, "JWT", "jwt", "at+jwt2"])
 def test_typ_must_be_at_jwt(
     client: TestClient, writer: Credentials, settings: Settings, key: RSAKey, typ: str | None
@@ -607,6 +634,7 @@ def test_typ_must_be_at_jwt(
     assert_invalid_token(client.get("/_probe/write", headers=bearer(token)), "at+jwt")
 
 
+@DIALECT_NEUTRAL
 def test_application_at_jwt_media_type_is_accepted(
     client: TestClient, writer: Credentials, settings: Settings, key: RSAKey
 ) -> None:
@@ -614,6 +642,7 @@ def test_application_at_jwt_media_type_is_accepted(
     assert client.get("/_probe/write", headers=bearer(token)).status_code == 200
 
 
+@DIALECT_NEUTRAL
 def test_token_signed_by_another_key_is_refused(
     client: TestClient, writer: Credentials, settings: Settings, key: RSAKey
 ) -> None:
@@ -623,6 +652,7 @@ def test_token_signed_by_another_key_is_refused(
     assert_invalid_token(client.get("/_probe/write", headers=bearer(token)), "signature")
 
 
+@DIALECT_NEUTRAL
 def test_tampered_claims_are_refused(
     client: TestClient, tokens: TokenKit, settings: Settings
 ) -> None:
@@ -638,6 +668,7 @@ def test_tampered_claims_are_refused(
 @pytest.mark.parametrize(
     "value", ["Bearer", "Bearer ", "Bearer not-a-jwt", "Bearer a.b.c", "Bearer a.b.c.d.e"]
 )
+@DIALECT_NEUTRAL
 def test_garbage_tokens_are_401_not_500(client: TestClient, value: str) -> None:
     response = client.get("/_probe/any", headers={"Authorization": value})
     assert response.status_code == 401, response.text
@@ -645,12 +676,14 @@ def test_garbage_tokens_are_401_not_500(client: TestClient, value: str) -> None:
     assert response.headers["www-authenticate"].startswith("Bearer ")
 
 
+@DIALECT_NEUTRAL
 def test_basic_scheme_on_a_resource_is_refused(client: TestClient, writer: Credentials) -> None:
     response = client.get("/_probe/any", auth=(writer.client_id, writer.client_secret))
     assert response.status_code == 401
     assert 'error="invalid_request"' in response.headers["www-authenticate"]
 
 
+@DIALECT_NEUTRAL
 def test_missing_token_is_401_with_a_bare_challenge(client: TestClient) -> None:
     response = client.get("/_probe/write")
     assert response.status_code == 401
@@ -739,6 +772,7 @@ def test_principal_as_viewer() -> None:
     assert not viewer.may_read(access="registered", publisher="other", dataset_id=8)
 
 
+@DIALECT_NEUTRAL
 def test_openapi_shows_the_scopes(app: FastAPI) -> None:
     document = app.openapi()
     scheme = document["components"]["securitySchemes"]["OAuth2"]
@@ -766,6 +800,7 @@ PUBLIC_WRITES = {
 }
 
 
+@DIALECT_NEUTRAL
 def test_every_mutating_route_needs_a_scoped_token(app: FastAPI) -> None:
     """Walks the live app: a new POST/PUT/PATCH/DELETE without auth fails here."""
     unprotected = []

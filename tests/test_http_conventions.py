@@ -21,6 +21,9 @@ from app.core.config import Settings
 from app.main import create_app
 from tests.conftest import ServerProcess
 
+# Compression, CORS and request ids are middleware above the database: first backend only.
+pytestmark = pytest.mark.dialect_neutral
+
 RESOLVE = "/v1/factors:resolve"
 LINE = {"activity_id": "electricity-grid-mix", "region": "CN-GD", "year": 2022, "unit": "MWh"}
 MEE = "/v1/datasets/mee-cn/cn-electricity-co2/versions/1.0.0"

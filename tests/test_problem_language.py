@@ -20,6 +20,9 @@ from app.core.problem_text import (
     placeholders,
 )
 
+# The language of a problem is chosen above the database: the first backend is enough.
+pytestmark = pytest.mark.dialect_neutral
+
 GRID = "/v1/factors/mee-cn/cn-electricity-co2/national-average-2022"
 HAN = re.compile(r"[\u4e00-\u9fff]")
 # Chinese characters or full-width punctuation (a template such as `{loc}：{detail}`).

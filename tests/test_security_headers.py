@@ -11,6 +11,9 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+# Headers set by middleware above the database: first backend only.
+pytestmark = pytest.mark.dialect_neutral
+
 FACTOR = "/factors/mee-cn/cn-electricity-co2/national-average-2022"
 PAGES = [
     "/?q=natural+gas",
