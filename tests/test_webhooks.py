@@ -22,8 +22,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from app.changes import delivery
 from app.changes.delivery import RetryPolicy, claim, fan_out, run_once
-from app.changes.models import WebhookSubscription
+from app.changes.models import WebhookDelivery, WebhookSubscription
 from app.core.audit import append_event
 from app.core.db import make_sessionmaker, utcnow
 from tests.auth_fixtures import TokenKit
@@ -279,6 +280,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
     manager: dict[str, str],
     settings: Any,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     story = Story(client, tokens)
     story.dataset("steel-products")
@@ -315,7 +317,12 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
     ]
     assert (pending["status"], pending["attempts"]) == ("pending", [])
     assert deliver(client, db) == 0  # still leased to the dead worker
-    time.sleep(6.5)
+    with make_sessionmaker(db)() as session:
+        lease = session.scalars(select(WebhookDelivery.locked_until)).one()
+    assert lease is not None
+    assert lease <= utcnow() + timedelta(seconds=6)
+    # The clock moves past the lease (rather than the test sleeping through it).
+    monkeypatch.setattr(delivery, "utcnow", lambda: lease + timedelta(seconds=1))
     assert deliver(client, db) == 1  # the lease ran out: sent again, nothing lost
     (delivered,) = client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=manager).json()[
         "items"
@@ -361,3 +368,18 @@ def test_two_workers_never_claim_the_same_delivery(
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.dialect_neutral
+def test_the_first_retry_waits_the_configured_time_and_each_later_one_twice_as_long(
+    settings: Any,
+) -> None:
+    policy = RetryPolicy.from_settings(
+        settings.model_copy(update={"webhook_retry_first_seconds": 2.5})
+    )
+    assert [policy.delay(attempt) for attempt in (1, 2, 3)] == [
+        timedelta(seconds=2.5),
+        timedelta(seconds=5),
+        timedelta(seconds=10),
+    ]
+    assert RetryPolicy.from_settings(settings).delay(1) == timedelta(seconds=5)  # the default

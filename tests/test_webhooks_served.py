@@ -248,7 +248,12 @@ def test_sigterm_with_a_receiver_that_never_answers_leaves_the_delivery_to_anoth
     tmp_path: Path,
 ) -> None:
     receiver.hang_first.set()  # the first request is never answered in time
-    server = serve(env={"EFDB_WEBHOOK_TIMEOUT_SECONDS": str(RECEIVER_TIMEOUT)})
+    server = serve(
+        env={
+            "EFDB_WEBHOOK_TIMEOUT_SECONDS": str(RECEIVER_TIMEOUT),
+            "EFDB_WEBHOOK_RETRY_FIRST_SECONDS": "1",
+        }
+    )
     operator = Operator(server.base, database_url, tmp_path)
     hook = operator.subscribe(receiver.url)
     operator.publish("1.0.0")

@@ -49,7 +49,11 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> RetryPolicy:
-        return cls(timeout_seconds=settings.webhook_timeout_seconds, **overrides)
+        return cls(
+            timeout_seconds=settings.webhook_timeout_seconds,
+            first_delay=timedelta(seconds=settings.webhook_retry_first_seconds),
+            **overrides,
+        )
 
     def delay(self, attempts: int) -> timedelta:
         delay: timedelta = min(self.first_delay * (2 ** max(attempts - 1, 0)), self.max_delay)

@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     # How long one webhook delivery waits for its receiver before it counts as failed (and is
     # retried later); also how long a stopping server may wait for a delivery in flight.
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # The wait before a failed delivery's first retry; each later retry waits twice as long.
+    webhook_retry_first_seconds: float = Field(default=5.0, gt=0, le=3600)
     max_upload_mb: int = Field(default=200, ge=1)
     max_upload_rows: int = Field(default=2_000_000, ge=1)
     # JSON (and any non-upload) request bodies, refused with 413 before they are parsed.
