@@ -50,6 +50,7 @@ from app.reference.loader import load_reference_data
 from app.reference.models import REFERENCE_TABLES
 from app.signing.keys import generate_pem as generate_release_pem
 from app.signing.keys import write_key
+from tests import route_analysis
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "EFDB_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
@@ -59,6 +60,8 @@ BACKENDS = [b.strip() for b in os.environ.get("EFDB_TEST_BACKENDS", "sqlite,post
 
 # scrypt's N for the suite's clients (production: 2**14).
 TEST_SECRET_HASH_COST = 16
+
+route_analysis.install()
 
 # Auth fixtures: real clients and tokens (`tokens`, `writer_token`, `reviewer_token`, ...).
 pytest_plugins = ["tests.auth_fixtures"]

@@ -1,0 +1,51 @@
+"""Each route's dependency analysis, done once per test process instead of once per app.
+
+FastAPI (since its include tree, fastapi/fastapi#15745) analyses the endpoint and dependencies
+of every route of an included router again for each app, on that app's first request: pydantic
+adapters for each parameter, recursively through sub-dependencies. The suite builds one app per
+test, and that analysis was about 14 % of the in-process tests' CPU (py-spy). What it produces
+depends only on the path, the endpoint and the dependencies, which are module-level objects
+shared by every app, and FastAPI only reads it afterwards; so it is kept per process, as
+FastAPI itself kept it before the include tree. Endpoints made per app (a test's probe routes,
+closures) are analysed fresh each time, and the cache is bounded. Arize-ai/phoenix#15881 does
+the same for its suite. `efdb serve` and every server a test starts run FastAPI unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import fastapi.routing
+from fastapi import params
+
+_ROUTING: Any = fastapi.routing
+_MAX_ENTRIES = 4096
+_Analysis = tuple[Any, Any, bool]
+
+
+def install() -> None:
+    original: Callable[..., _Analysis] = _ROUTING._build_dependant_with_parameterless_dependencies
+    if getattr(original, "efdb_memoized", False):
+        return
+    cache: dict[tuple[Any, ...], _Analysis] = {}
+
+    def memoized(
+        *, path: str, call: Callable[..., Any], dependencies: Sequence[params.Depends]
+    ) -> _Analysis:
+        if "<locals>" in getattr(call, "__qualname__", "<locals>"):
+            return original(path=path, call=call, dependencies=dependencies)
+        # The key holds the objects themselves (not their ids), so an id is never reused.
+        key = (path, call, *((d.dependency, d.use_cache, d.scope) for d in dependencies))
+        try:
+            found = cache.get(key)
+        except TypeError:  # an unhashable dependency: analysed fresh
+            return original(path=path, call=call, dependencies=dependencies)
+        if found is None:
+            if len(cache) >= _MAX_ENTRIES:
+                cache.clear()
+            found = cache[key] = original(path=path, call=call, dependencies=dependencies)
+        return found
+
+    memoized.efdb_memoized = True  # type: ignore[attr-defined]
+    _ROUTING._build_dependant_with_parameterless_dependencies = memoized
