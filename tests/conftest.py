@@ -1,4 +1,6 @@
-"""Test databases: every test runs on SQLite and on PostgreSQL, schema built by the migrations.
+"""Test databases: every test runs on SQLite and on PostgreSQL, schema built by the migrations,
+except those marked `dialect_neutral` (what they check is decided above the database: token
+claims, headers, the language of a problem, what a browser renders), which run on SQLite only.
 
 PostgreSQL is reached at EFDB_TEST_POSTGRES_URL (default: the local server at 127.0.0.1:5432).
 Without it the PostgreSQL half skips with the reason, unless EFDB_REQUIRE_POSTGRES=1 (CI),
