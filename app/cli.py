@@ -19,7 +19,13 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
-OPENAPI_PATH = PROJECT_ROOT / "openapi" / "openapi.json"
+# In a source checkout, the committed document (a test keeps it in sync); an installed wheel
+# has no checkout (PROJECT_ROOT is then site-packages), so the working directory.
+OPENAPI_PATH = (
+    PROJECT_ROOT / "openapi" / "openapi.json"
+    if (PROJECT_ROOT / "pyproject.toml").is_file()
+    else Path("openapi.json")
+)
 
 
 class CliError(Exception):
@@ -951,7 +957,10 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_seed
     )
 
-    openapi = commands.add_parser("openapi", help="write or check openapi/openapi.json")
+    openapi = commands.add_parser(
+        "openapi",
+        help="write or check openapi/openapi.json (installed: ./openapi.json)",
+    )
     openapi.add_argument("--check", action="store_true", help="fail if the file is out of date")
     openapi.add_argument("--output", type=Path, default=OPENAPI_PATH)
     openapi.set_defaults(handler=cmd_openapi)

@@ -262,6 +262,11 @@ def test_an_installed_wheel_migrates_seeds_and_serves_from_any_directory(
     # Everything it wrote is in the default data directory, ./var of where it ran.
     assert {path.name for path in elsewhere.iterdir()} == {"var"}
     assert {"efdb.sqlite3", "signing-key.pem"} <= {p.name for p in (elsewhere / "var").iterdir()}
+    # With no source checkout, `efdb openapi` writes where it runs, not into site-packages.
+    exported = _run(["openapi"], env=env, cwd=elsewhere, prefix=[efdb])
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads((elsewhere / "openapi.json").read_text())["paths"]
+    assert not list(installed.venv.glob("lib/python*/site-packages/openapi"))
 
 
 def _as_unprivileged_user() -> list[str]:
