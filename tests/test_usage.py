@@ -69,7 +69,22 @@ def read_everything(client: TestClient, headers: dict[str, str]) -> tuple[int, i
     export = client.get(f"{MEMBERS}/versions/1.0.0/export.csv", headers=headers)
     assert export.status_code == 200, export.text
     requests, rows = requests + 1, rows + 3
+    history = client.get("/v1/factors/synth-a/members/secret-2/history", headers=headers)
+    assert history.status_code == 200, history.text
+    requests, rows = requests + 1, rows + len(history.json()["items"])
+    provenance = client.get("/v1/factors/synth-a/members/secret-3/provenance", headers=headers)
+    assert provenance.status_code == 200, provenance.text
+    requests, rows = requests + 1, rows + 1
+    diff = client.get(f"{MEMBERS}/versions/1.0.0/diff", params={"from": "1.0.0"}, headers=headers)
+    assert diff.status_code == 200, diff.text
+    requests += 1  # a diff counts the request, not rows
     # Not metered: a conditional GET answered 304, and public data.
+    diff_again = client.get(
+        f"{MEMBERS}/versions/1.0.0/diff",
+        params={"from": "1.0.0"},
+        headers={**headers, "If-None-Match": diff.headers["etag"]},
+    )
+    assert diff_again.status_code == 304
     etag = export.headers["etag"]
     again = client.get(
         f"{MEMBERS}/versions/1.0.0/export.csv", headers={**headers, "If-None-Match": etag}
@@ -86,7 +101,7 @@ def test_reads_are_metered_per_client_and_shown_to_the_publisher(
     headers = bearer(tokens.fetch(reader)["access_token"])
     tokens.grant(reader.client_id, "synth-a/members")
     requests, rows = read_everything(client, headers)
-    assert (requests, rows) == (5, 3 + 1 + 2 + 2 + 3)
+    assert (requests, rows) == (8, 3 + 1 + 2 + 2 + 3 + 1 + 1)
     twice = read_everything(client, headers)
 
     owner = tokens.writer("synth-a")

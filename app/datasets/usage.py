@@ -3,8 +3,10 @@ that served the dataset's factor rows and how many rows they served.
 
 One upsert per request (a row per registered dataset the request served; public datasets are
 never metered, nor anonymous callers, who cannot read registered data). Metered: factor
-search, factor lookup, a version's factors, resolve, and version exports (a download counts
-the release's rows; its `HEAD`, `304` and range answers count nothing).
+search, factor lookup, a version's factors, resolve, a factor's history (its versions' rows)
+and provenance (one row), a diff between versions (the request only: its rows are streamed as
+they are computed), and version exports (a download counts the release's rows; its `HEAD`,
+`304` and range answers count nothing, nor does a diff's `304`).
 """
 
 from __future__ import annotations

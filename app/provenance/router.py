@@ -23,6 +23,7 @@ from app.core.params import (
     PublisherSlug,
     only_query_params,
 )
+from app.datasets import usage
 from app.factors.router import FactorCode, VersionPin
 from app.provenance.factor_chain import factor_provenance
 from app.provenance.prov import prov_document
@@ -172,6 +173,7 @@ def get_factor_provenance(
         factor_code=factor_code,
         version=version,
     )
+    usage.meter(session, viewer, [(publisher, dataset, 1)])
     if output == "prov":
         base = request.app.state.settings.public_url
         payload = prov_document(payload, namespace=f"{base}/v1/")

@@ -21,6 +21,7 @@ from app.core.errors import NotFound
 from app.core.http_cache import IMMUTABLE, PRIVATE, etag_matches, json_bytes
 from app.core.principal import Viewer
 from app.core.problem_text import Message
+from app.datasets import usage
 from app.datasets.service import get_version
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.factors.models import Factor, Source
@@ -397,6 +398,8 @@ def diff_response(
         headers["ETag"] = diff_etag(old, new)
     if "ETag" in headers and etag_matches(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
+    # Metered as one request: its rows are computed while they are streamed, so none counted.
+    usage.meter(session, viewer, [(publisher, dataset, 0)])
     # Written as it is computed, from a session of its own: the request's has ended by then.
     body = stream_diff_json(request.app.state.sessionmaker, old=old, new=new)
     return StreamingResponse(body, media_type="application/json", headers=headers)

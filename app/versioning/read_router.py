@@ -19,6 +19,7 @@ from app.core.http_cache import (
     cached_json,
 )
 from app.core.params import DatasetSlug, PublisherSlug, VersionPath, only_query_params
+from app.datasets import usage
 from app.datasets.schemas import VersionRead
 from app.datasets.version_models import RELEASED_STATUSES
 from app.factors.router import FactorCode
@@ -110,4 +111,5 @@ def get_factor_history(
     items = factor_history(
         session, viewer=viewer, publisher=publisher, dataset=dataset, factor_code=factor_code
     )
+    usage.meter(session, viewer, [(publisher, dataset, len(items))])
     return cached_json(request, {"items": items}, cache_control=SHORT_LIVED)
