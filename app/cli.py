@@ -96,13 +96,20 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> None:
     print(f"database at head{changed}")
 
 
+def _progress(line: str) -> None:
+    """Progress of a long command, on stderr: stdout keeps only the command's JSON answer."""
+    print(f"efdb: {line}", file=sys.stderr, flush=True)
+
+
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
     from app.publishing.seed import SeedError, load_seed
 
     engine, factory = _session_factory(settings)
     try:
         with factory.begin() as session:
-            result = load_seed(session, settings.seed_dir, scope=settings.seed_scope)
+            result = load_seed(
+                session, settings.seed_dir, scope=settings.seed_scope, progress=_progress
+            )
     except SeedError as exc:
         raise CliError(str(exc)) from exc
     finally:
@@ -123,7 +130,7 @@ def prepare_database(settings: Settings) -> None:
         with factory.begin() as session:
             load_reference_data(session, settings.seed_dir / "reference")
             if database_is_empty(session):
-                load_seed(session, settings.seed_dir, scope=settings.seed_scope)
+                load_seed(session, settings.seed_dir, scope=settings.seed_scope, progress=_progress)
         # First start: name the database and mark the export directory as its own. A
         # directory that is not its own is reported by /readyz (and here), not fatal.
         with factory.begin() as session:

@@ -47,9 +47,15 @@ def test_upgrade_seed_and_verify(cli_env: dict[str, str], tmp_path: Path) -> Non
     counts = json.loads(seeded.stdout)
     assert counts["datasets"] == 3
     assert counts["factors"] >= 17
+    # Progress goes to stderr, one line a version, so stdout stays one JSON document.
+    progress = [line for line in seeded.stderr.splitlines() if line.startswith("efdb: ")]
+    assert len(progress) == counts["versions"], seeded.stderr
+    assert all(line.endswith("loaded so far)") for line in progress), progress
     # Seeding again loads nothing twice.
-    again = json.loads(run_efdb("seed", env=cli_env, cwd=tmp_path).stdout)
+    again_run = run_efdb("seed", env=cli_env, cwd=tmp_path)
+    again = json.loads(again_run.stdout)
     assert again["versions"] == 0
+    assert "already loaded" in again_run.stderr
     verified = run_efdb("audit", "verify", env=cli_env, cwd=tmp_path)
     assert verified.returncode == 0
     assert json.loads(verified.stdout)["ok"] is True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,13 +124,20 @@ def _publisher(session: Session, spec: dict[str, Any]) -> Publisher:
     return publisher
 
 
-def load_seed(session: Session, seed_dir: Path, *, scope: str = "core") -> SeedResult:
+def load_seed(
+    session: Session,
+    seed_dir: Path,
+    *,
+    scope: str = "core",
+    progress: Callable[[str], None] | None = None,
+) -> SeedResult:
     """Load every publisher, dataset and version under `seed_dir` that is not loaded yet.
 
     The reference tables (`seed_dir/reference/`) come first: the factors are checked against
     them (regions, GWP100) like any upload. `scope` `core`: the datasets without
     `"scope": "full"` in their dataset.json (the curated ones) and the publishers without it in
-    publishers.json; `full`: every dataset and publisher."""
+    publishers.json; `full`: every dataset and publisher. `progress` is told each version as
+    it is loaded or found already there (the full seed takes a while)."""
     load_reference_data(session, seed_dir / "reference")
     reference: RecordReference | None = None
     publishers = json.loads((seed_dir / "publishers.json").read_text(encoding="utf-8"))
@@ -155,6 +163,10 @@ def load_seed(session: Session, seed_dir: Path, *, scope: str = "core") -> SeedR
             if loaded is not None:
                 versions += 1
                 factors += loaded
+            if progress is not None:
+                name = f"{publisher_slug}/{spec['slug']} {version_spec['version']}"
+                done = "already loaded" if loaded is None else f"{loaded:,} factors"
+                progress(f"{name}: {done} ({factors:,} factors loaded so far)")
     return SeedResult(len(by_slug), datasets, versions, factors)
 
 
