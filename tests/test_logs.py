@@ -113,3 +113,5 @@ def test_efdb_serve_writes_json_lines_with_an_access_line_per_request(
     assert (listed["client_id"], listed["route"], listed["status"]) == (None, "/v1/datasets", 200)
     # uvicorn's own access line is replaced, not repeated.
     assert not any(r["logger"] == "uvicorn.access" for r in records)
+    (issued_line,) = [r for r in access.values() if r["route"] == "/oauth/token"]
+    assert (issued_line["client_id"], issued_line["status"]) == (issued.client_id, 200)

@@ -74,6 +74,8 @@ def test_each_bound_is_counted_and_read_back_with_the_prometheus_parser(
     # Two lookups of different factors: one series for their route template.
     for code in ("no-such-code-1", "no-such-code-2"):
         assert metered.get(f"/v1/factors/synthetic/none/{code}").status_code == 404
+    # A path no route matches: one bounded label, whatever the path.
+    assert metered.get("/v1/no-such-route/at-all").status_code == 404
     # A body past the batch cap.
     huge = b'{"items": [' + b" " * (2 * 1024 * 1024) + b"]}"
     refused = metered.post(
@@ -126,6 +128,8 @@ def test_each_bound_is_counted_and_read_back_with_the_prometheus_parser(
     # Refused before routing, still counted under the route they were for.
     shed = {"method": "GET", "route": "/v1/factors", "status": "5xx"}
     assert grew("efdb_http_requests_total", **shed) == 1
+    unmatched = {"method": "GET", "route": "<unmatched>", "status": "4xx"}
+    assert grew("efdb_http_requests_total", **unmatched) == 1
     routes = {dict(labels).get("route") for _name, labels in after}
     assert not any(route and "no-such-code" in route for route in routes)
 

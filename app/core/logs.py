@@ -7,9 +7,9 @@ JSON, for a log shipper: every line on stderr, whoever writes it (the service, u
 library), is one object with `time` (ISO 8601, UTC), `level`, `logger`, `message` and
 `request_id` (null outside a request). Each answered request is one line of the `efdb.access`
 logger (it replaces uvicorn's access log) with, besides, `client_id` (the bearer token's
-client, null without one), `client_address`, `method`, `route` (the route's template, as in
-`/metrics`), `path` (without the query string, which may carry search terms), `status` and
-`duration_ms`.
+client, or the client `/oauth/token` issued a token to; null without one), `client_address`,
+`method`, `route` (the route's template, as in `/metrics`), `path` (without the query string,
+which may carry search terms), `status` and `duration_ms`.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class AccessLog:
                     "client_id": scope.get("state", {}).get("client_id"),
                     "client_address": client[0] if client else None,
                     "method": scope["method"],
-                    "route": route_template(scope),
+                    "route": route_template(scope, status),
                     "path": scope["path"],
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 1),

@@ -258,12 +258,15 @@ def timed(histogram: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
     return decorate
 
 
-def route_template(scope: Scope) -> str:
-    """The template of the route that answered (or would answer) the request."""
+def route_template(scope: Scope, status: int | None = None) -> str:
+    """The template of the route that answered (or would answer) the request; `status`, the
+    answer's, tells a path no route matched (404 with no route) from a refusal."""
     route = scope.get("route")
     path = getattr(route, "path", None)
     if isinstance(path, str):
         return path
+    if status == 404:
+        return UNMATCHED
     # Refused before routing (a shed request, an oversized body): the fixed paths of the
     # expensive routes are their own templates; anything else is one bounded label.
     raw = scope.get("path", "")
@@ -299,7 +302,7 @@ class RequestMetrics:
         finally:
             labels: dict[str, Any] = {
                 "method": scope["method"] if scope["method"] in _METHODS else "other",
-                "route": route_template(scope),
+                "route": route_template(scope, status),
                 "status": f"{status // 100}xx",
             }
             self.metrics.requests.labels(**labels).inc()
