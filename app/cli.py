@@ -134,6 +134,15 @@ def prepare_database(settings: Settings) -> None:
         _say(settings, f"efdb: not ready: {problem}", warning=True)
 
 
+def _configure_logging(settings: Settings, level: str = "info") -> None:
+    """The service's log configuration (`EFDB_LOG_FORMAT`) for a long-running command."""
+    import logging.config
+
+    from app.core.logs import log_config
+
+    logging.config.dictConfig(log_config(settings.log_format, level))
+
+
 def _say(settings: Settings, message: str, *, warning: bool = False) -> None:
     """A line of `efdb serve`'s own: printed, or a log record when the log is JSON."""
     if settings.log_format == "json":
@@ -187,7 +196,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
             return
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        print("efdb worker delivering webhooks", flush=True)
+        _configure_logging(settings)
+        _say(settings, "efdb worker delivering webhooks")
         try:
             run_worker(factory, settings=settings, stop=stop, policy=policy, poll_seconds=args.poll)
         except KeyboardInterrupt:
@@ -229,13 +239,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import signal
 
     settings = _follow_the_command_line(args, settings)
-    if settings.log_format == "json":
-        # Every line a JSON object from the start: the migration and start-up lines too.
-        import logging.config
-
-        from app.core.logs import log_config
-
-        logging.config.dictConfig(log_config("json", args.log_level))
+    if settings.log_format == "json":  # the migration and start-up lines are JSON too
+        _configure_logging(settings, args.log_level)
     prepare_database(settings)
     halt_worker = None if args.no_worker else _start_worker(settings)
     _say(settings, f"efdb serving on http://{args.host}:{args.port}/ (API docs at /docs)")
