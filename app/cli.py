@@ -138,7 +138,26 @@ def prepare_database(settings: Settings) -> None:
     finally:
         engine.dispose()
     if problem is not None:
-        print(f"efdb: not ready: {problem}", file=sys.stderr, flush=True)
+        _say(settings, f"efdb: not ready: {problem}", warning=True)
+
+
+def _configure_logging(settings: Settings, level: str = "info") -> None:
+    """The service's log configuration (`EFDB_LOG_FORMAT`) for a long-running command."""
+    import logging.config
+
+    from app.core.logs import log_config
+
+    logging.config.dictConfig(log_config(settings.log_format, level))
+
+
+def _say(settings: Settings, message: str, *, warning: bool = False) -> None:
+    """A line of `efdb serve`'s own: printed, or a log record when the log is JSON."""
+    if settings.log_format == "json":
+        import logging
+
+        logging.getLogger("efdb.serve").log(logging.WARNING if warning else logging.INFO, message)
+    else:
+        print(message, file=sys.stderr if warning else sys.stdout, flush=True)
 
 
 def _start_worker(settings: Settings) -> Callable[[], None]:
@@ -184,7 +203,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
             return
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        print("efdb worker delivering webhooks", flush=True)
+        _configure_logging(settings)
+        _say(settings, "efdb worker delivering webhooks")
         try:
             run_worker(factory, settings=settings, stop=stop, policy=policy, poll_seconds=args.poll)
         except KeyboardInterrupt:
@@ -226,9 +246,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import signal
 
     settings = _follow_the_command_line(args, settings)
+    if settings.log_format == "json":  # the migration and start-up lines are JSON too
+        _configure_logging(settings, args.log_level)
     prepare_database(settings)
     halt_worker = None if args.no_worker else _start_worker(settings)
-    print(f"efdb serving on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
+    _say(settings, f"efdb serving on http://{args.host}:{args.port}/ (API docs at /docs)")
     terminated = False
     previous = signal.getsignal(signal.SIGTERM)
     try:
@@ -238,7 +260,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         # This handler lets the thread finish the request it has started, record its outcome
         # and stop (`halt_worker`) before the process ends.
         signal.signal(signal.SIGTERM, _on_sigterm)
-        _run_uvicorn(args)
+        _run_uvicorn(args, settings)
     except _Terminated:
         terminated = True
         # A second SIGTERM while the thread finishes ends the process at once (its delivery
@@ -254,20 +276,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         signal.raise_signal(signal.SIGTERM)
 
 
-def _run_uvicorn(args: argparse.Namespace) -> None:
+def _run_uvicorn(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
-    from app.core.request_id import uvicorn_log_config
+    from app.core.logs import log_config
 
+    log_format = settings.log_format
     uvicorn.run(
         "app.main:create_app",
-        log_config=uvicorn_log_config(),
+        log_config=log_config(log_format, args.log_level),
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
-        access_log=args.log_level == "debug",
+        # JSON: the service's own access line (app.core.logs.AccessLog) replaces uvicorn's.
+        access_log=log_format == "text" and args.log_level == "debug",
     )
 
 

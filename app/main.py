@@ -17,6 +17,7 @@ from app.core.cors import CrossOrigin
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit, body_cap_name, route_body_cap
+from app.core.logs import AccessLog
 from app.core.metrics import Metrics, RequestMetrics
 from app.core.openapi import install_openapi
 from app.core.request_id import RequestID
@@ -128,6 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     # Counts every answer, by route template and status class, whoever gave it.
     app.add_middleware(RequestMetrics, metrics=metrics)
+    if settings.log_format == "json":
+        # Inside RequestID: its line names the request's id; it sees every answer.
+        app.add_middleware(AccessLog)
     # First of all: the request's id, echoed on its answer and named in its log lines.
     app.add_middleware(RequestID)
     return app

@@ -18,11 +18,16 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
+from app.changes.delivery import fan_out
 from app.core.config import Settings
+from app.core.db import make_sessionmaker
 from tests.auth_fixtures import TokenKit
 from tests.conftest import ServerProcess
 from tests.test_bounds import RESOLVE_LINE, bounded_app
+from tests.test_changes import Story
+from tests.test_publishing import PUBLISHER, upload
 from tests.test_token_throttle import attempt
+from tests.upload_files import csv_bytes, synthetic_row
 
 
 def samples(client: TestClient, headers: dict[str, str]) -> dict[tuple[str, frozenset[Any]], float]:
@@ -69,6 +74,8 @@ def test_each_bound_is_counted_and_read_back_with_the_prometheus_parser(
     # Two lookups of different factors: one series for their route template.
     for code in ("no-such-code-1", "no-such-code-2"):
         assert metered.get(f"/v1/factors/synthetic/none/{code}").status_code == 404
+    # A path no route matches: one bounded label, whatever the path.
+    assert metered.get("/v1/no-such-route/at-all").status_code == 404
     # A body past the batch cap.
     huge = b'{"items": [' + b" " * (2 * 1024 * 1024) + b"]}"
     refused = metered.post(
@@ -121,6 +128,8 @@ def test_each_bound_is_counted_and_read_back_with_the_prometheus_parser(
     # Refused before routing, still counted under the route they were for.
     shed = {"method": "GET", "route": "/v1/factors", "status": "5xx"}
     assert grew("efdb_http_requests_total", **shed) == 1
+    unmatched = {"method": "GET", "route": "<unmatched>", "status": "4xx"}
+    assert grew("efdb_http_requests_total", **unmatched) == 1
     routes = {dict(labels).get("route") for _name, labels in after}
     assert not any(route and "no-such-code" in route for route in routes)
 
@@ -129,6 +138,63 @@ def test_each_bound_is_counted_and_read_back_with_the_prometheus_parser(
         assert attempt(metered, "unknown-client", "guess").status_code == 401
     assert attempt(metered, "unknown-client", "guess").status_code == 429
     assert value(samples(metered, admin), "efdb_token_refusals_total", reason="rate") >= 1
+
+
+def test_uploads_batches_snapshots_pools_and_the_webhook_backlog_are_measured(
+    client: TestClient, tokens: TokenKit, db: Engine
+) -> None:
+    admin = tokens.admin()
+    before = samples(client, admin)
+    # Read at scrape time: the pool of the app's engine (both backends' pools keep a size).
+    for name in ("size", "checked_out", "checked_in", "overflow", "max_overflow"):
+        assert ("efdb_db_pool_" + name, frozenset({("engine", "primary")})) in before, name
+    assert value(before, "efdb_db_pool_size", engine="primary") >= 1
+    assert value(before, "efdb_webhook_pending_deliveries") == 0
+
+    story = Story(client, tokens)
+    story.dataset("steel-products")
+    # Refused: nothing redistributable is published yet.
+    assert client.post("/v1/snapshots", headers=admin).status_code == 409
+    subscribe = client.post(
+        "/v1/webhooks",
+        json={"url": "https://example.com/hooks"},
+        headers=tokens.headers(publisher=None, scopes=["webhooks:manage", "factors:read"]),
+    )
+    assert subscribe.status_code == 201, subscribe.text
+    story.release("steel-products", "1.0.0", [1, 2, 3])  # an upload of 3 rows, published
+    writer = tokens.writer(PUBLISHER)
+    bad = upload(client, writer, csv_bytes([synthetic_row(4, unit="kwhh")]), version="1.1.0")
+    assert bad.status_code == 422
+    same = csv_bytes([synthetic_row(i) for i in range(5)])
+    assert upload(client, writer, same, version="1.1.0").status_code == 201
+    assert upload(client, writer, same, version="1.1.0").status_code == 200  # unchanged
+    with make_sessionmaker(db).begin() as session:
+        assert fan_out(session) == 1  # the release's event waits to be sent
+    assert client.post("/v1/snapshots", headers=admin).status_code == 201
+    lines = [RESOLVE_LINE] * 7
+    assert client.post("/v1/factors:resolve", json={"items": lines}).status_code == 200
+    estimate = {**RESOLVE_LINE, "amount": 1, "unit": "kWh"}
+    assert client.post("/v1/estimate:batch", json={"items": [estimate] * 2}).status_code == 200
+
+    after = samples(client, admin)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    # Rows stored by the two uploads that made a draft; not the refused one, not the repeat.
+    assert grew("efdb_upload_rows_total") == 3 + 5
+    assert grew("efdb_upload_duration_seconds_count", outcome="ok") == 3
+    assert grew("efdb_upload_duration_seconds_count", outcome="refused") == 1
+    assert grew("efdb_upload_duration_seconds_sum", outcome="ok") > 0
+    assert grew("efdb_snapshot_duration_seconds_count", outcome="ok") == 1
+    assert grew("efdb_snapshot_duration_seconds_count", outcome="refused") == 1
+    assert grew("efdb_batch_lines_count", kind="resolve") == 1
+    assert grew("efdb_batch_lines_sum", kind="resolve") == 7
+    assert grew("efdb_batch_lines_bucket", kind="resolve", le="1.0") == 0
+    assert grew("efdb_batch_lines_bucket", kind="resolve", le="10.0") == 1
+    assert grew("efdb_batch_lines_sum", kind="estimate") == 2
+    assert value(after, "efdb_webhook_pending_deliveries") == 1
+    assert value(after, "efdb_db_pool_checked_out", engine="primary") >= 1  # the scrape's own
 
 
 def test_metrics_need_an_admin_token_outside_the_metrics_networks(

@@ -66,6 +66,8 @@ def authenticate(request: Request, session: Session, required: frozenset[str]) -
     except InsufficientScopeError as exc:
         raise InsufficientScope(str(exc.description).split()) from exc
     assert protected.principal is not None
+    # For the access log line (app/core/logs.py): who asked, without asking the database again.
+    request.state.client_id = protected.principal.client_id
     return protected.principal
 
 

@@ -142,6 +142,8 @@ def issue_token(
         )
         if locked_now:
             metrics.token_lockouts.inc()
+    if response.status_code == 200:  # authenticated: the access log may name it
+        request.state.client_id = client_id
     return response
 
 

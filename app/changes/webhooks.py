@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.changes.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -209,6 +209,13 @@ def delete_subscription(session: Session, sub: WebhookSubscription, *, now: date
         .values(status="cancelled")
     )
     session.flush()
+
+
+def pending_deliveries(session: Session) -> int:
+    """Deliveries waiting to be sent or retried, every subscription's (the backlog `/metrics`
+    reports): one count over the index on (status, next_attempt_at)."""
+    count = select(func.count()).where(WebhookDelivery.status == "pending")
+    return int(session.scalar(count) or 0)
 
 
 def deliveries(session: Session, sub: WebhookSubscription, *, limit: int) -> list[dict[str, Any]]:

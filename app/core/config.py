@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     # Expensive requests (search, batches, uploads, snapshots) at once per worker.
     max_expensive_requests: int = Field(default=8, ge=1)
     retry_after_seconds: int = Field(default=5, ge=1)
+    # `json`: every log line one JSON object, with a service access line per request
+    # (app/core/logs.py); `text`: uvicorn's lines.
+    log_format: Literal["text", "json"] = "text"
     # Who may read /metrics without an `admin` token (app/core/metrics.py).
     metrics_networks: list[IPvAnyNetwork] = Field(default_factory=lambda: list(LOOPBACK))
     # Token endpoint (app/auth/throttle.py): attempts a minute per worker, and the lockout.

@@ -15,6 +15,15 @@ Metrics (all names start with `efdb_`):
 - `token_refusals_total{reason}`: `/oauth/token` attempts refused with 429 (`rate`: the
   per-address or per-client rate; `locked`: the client is locked); `token_lockouts_total`:
   clients locked after repeated failures.
+- `upload_rows_total`: factor rows stored by uploads that made a new draft;
+  `upload_duration_seconds{outcome}` and `snapshot_duration_seconds{outcome}`: the time an
+  upload or a snapshot took (`ok`, `refused`: a problem answer such as a validation report,
+  `error`: a failure of the service).
+- `batch_lines{kind}`: lines per batch (`resolve`, `estimate`): the `_sum` is the lines asked.
+- Read at each scrape, not counted per request: `db_pool_size`, `db_pool_max_overflow`,
+  `db_pool_checked_out`, `db_pool_checked_in` and `db_pool_overflow` `{engine}` (the
+  connection pool of the worker that answers the scrape), and `webhook_pending_deliveries`
+  (one `COUNT` over the deliveries' status index).
 
 One worker keeps its metrics in its own registry. With several worker processes
 (`efdb serve --workers N`), set `PROMETHEUS_MULTIPROC_DIR` to an empty directory writable by
@@ -29,9 +38,11 @@ token with the `admin` scope.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -40,9 +51,14 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.errors import ProblemError
 from app.core.limits import BATCH_PATHS, UPLOAD_PATH
 
 UNMATCHED = "<unmatched>"
@@ -54,6 +70,11 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 # Request latency buckets (seconds): cheap lookups in milliseconds, searches and batches up
 # to their budgets.
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Uploads and snapshots: a small CSV in a fraction of a second, a national snapshot or a
+# 2M-row upload in minutes (their budget is the export statement timeout, 10 min).
+_LONG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+# Lines per batch: a batch holds 1 to 1000 lines.
+_LINE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000)
 
 
 def multiprocess_dir() -> str | None:
@@ -118,22 +139,134 @@ class Metrics:
             "Clients locked after repeated failed authentications",
             registry=registry,
         )
+        self.upload_rows = Counter(
+            "efdb_upload_rows",
+            "Factor rows stored by uploads that made a new draft",
+            registry=registry,
+        )
+        self.upload_duration = Histogram(
+            "efdb_upload_duration_seconds",
+            "Time to read, validate and store an upload, by outcome",
+            ["outcome"],
+            buckets=_LONG_BUCKETS,
+            registry=registry,
+        )
+        self.snapshot_duration = Histogram(
+            "efdb_snapshot_duration_seconds",
+            "Time to write a national snapshot, by outcome",
+            ["outcome"],
+            buckets=_LONG_BUCKETS,
+            registry=registry,
+        )
+        self.batch_lines = Histogram(
+            "efdb_batch_lines",
+            "Lines per resolve or estimate batch",
+            ["kind"],
+            buckets=_LINE_BUCKETS,
+            registry=registry,
+        )
 
-    def exposition(self) -> tuple[bytes, str]:
-        """The text format of every metric (summed over workers in multiprocess mode)."""
-        if self._own is not None:
-            return generate_latest(self._own), CONTENT_TYPE_LATEST
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+    def exposition(self, *scraped: Metric) -> tuple[bytes, str]:
+        """The text format of every metric (summed over workers in multiprocess mode), and of
+        the `scraped` families read for this scrape."""
+        registry = self._own
+        if registry is None:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        # One object per scrape rather than a collector registered in the shared registry:
+        # concurrent scrapes would register the same names twice.
+        return generate_latest(_Scrape(registry, scraped)), CONTENT_TYPE_LATEST
 
 
-def route_template(scope: Scope) -> str:
-    """The template of the route that answered (or would answer) the request."""
+class _Scrape(Collector):
+    """The registry's metrics, then families read for this scrape (pool use, webhook
+    backlog), which live in no file and no counter."""
+
+    def __init__(self, registry: CollectorRegistry, families: Iterable[Metric]) -> None:
+        self.registry = registry
+        self.families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        yield from self.registry.collect()
+        yield from self.families
+
+
+def pool_families(engines: Mapping[str, Engine]) -> Iterator[Metric]:
+    """Each engine's connection pool as it is now (a pool without a size, such as SQLite's
+    in-memory one, reports what it has)."""
+    readings: dict[str, tuple[str, Callable[[Any], int]]] = {
+        "size": ("Connections the pool keeps open", lambda pool: pool.size()),
+        "max_overflow": (
+            "Connections the pool may open beyond its size",
+            lambda pool: max(pool._max_overflow, 0),
+        ),
+        "checked_out": ("Connections in use by a request now", lambda pool: pool.checkedout()),
+        "checked_in": ("Idle connections in the pool now", lambda pool: pool.checkedin()),
+        # QueuePool counts from -size: negative while fewer than `size` are open.
+        "overflow": (
+            "Connections open beyond the pool's size now",
+            lambda pool: max(pool.overflow(), 0),
+        ),
+    }
+    for name, (documentation, read) in readings.items():
+        family = GaugeMetricFamily(f"efdb_db_pool_{name}", documentation, labels=["engine"])
+        for label, engine in engines.items():
+            try:
+                family.add_metric([label], float(read(engine.pool)))
+            except AttributeError:  # this kind of pool does not keep that number
+                continue
+        yield family
+
+
+def webhook_backlog_family(pending: int) -> Metric:
+    return GaugeMetricFamily(
+        "efdb_webhook_pending_deliveries",
+        "Webhook deliveries waiting to be sent (or retried)",
+        value=pending,
+    )
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def timed(histogram: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Times a (synchronous) route function into `app.state.metrics.<histogram>{outcome}`:
+    `ok`, `refused` (a problem answer below 500) or `error`. The route takes `request`."""
+
+    def decorate(endpoint: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(endpoint)
+        def observed(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            started = time.perf_counter()
+            outcome = "error"
+            try:
+                result = endpoint(*args, **kwargs)
+                outcome = "ok"
+                return result
+            except (ProblemError, HTTPException) as exc:
+                status = exc.status if isinstance(exc, ProblemError) else exc.status_code
+                outcome = "refused" if status < 500 else "error"
+                raise
+            finally:
+                metrics: Metrics = kwargs["request"].app.state.metrics  # type: ignore[attr-defined]
+                getattr(metrics, histogram).labels(outcome=outcome).observe(
+                    time.perf_counter() - started
+                )
+
+        return observed
+
+    return decorate
+
+
+def route_template(scope: Scope, status: int | None = None) -> str:
+    """The template of the route that answered (or would answer) the request; `status`, the
+    answer's, tells a path no route matched (404 with no route) from a refusal."""
     route = scope.get("route")
     path = getattr(route, "path", None)
     if isinstance(path, str):
         return path
+    if status == 404:
+        return UNMATCHED
     # Refused before routing (a shed request, an oversized body): the fixed paths of the
     # expensive routes are their own templates; anything else is one bounded label.
     raw = scope.get("path", "")
@@ -169,7 +302,7 @@ class RequestMetrics:
         finally:
             labels: dict[str, Any] = {
                 "method": scope["method"] if scope["method"] in _METHODS else "other",
-                "route": route_template(scope),
+                "route": route_template(scope, status),
                 "status": f"{status // 100}xx",
             }
             self.metrics.requests.labels(**labels).inc()

@@ -4,17 +4,16 @@ handled names it.
 A client's own id is kept when it is 1–128 characters of `A-Z a-z 0-9 . _ ~ : / + = -` (so it
 can go into a log line or a header as it is); otherwise (absent, too long, anything else) the
 service makes one (32 hex digits). The id is in a context variable for the request's task;
-`RequestIdFilter` puts it on log records as `request_id` (`-` outside a request).
+`RequestIdFilter` puts it on log records as `request_id` (`-` outside a request); the log
+configuration itself is in `app.core.logs`.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 import uuid
 from contextvars import ContextVar
-from typing import Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -69,26 +68,3 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = current_request_id.get()
         return True
-
-
-def uvicorn_log_config() -> dict[str, Any]:
-    """uvicorn's logging configuration, with the request id in every access log line and in
-    the service's own log lines (loggers under `app`)."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config.setdefault("filters", {})["request_id"] = {"()": RequestIdFilter}
-    access = config["formatters"]["access"]
-    access["fmt"] = access["fmt"] + " request_id=%(request_id)s"
-    config["formatters"]["app"] = {
-        "format": "%(levelname)s %(name)s request_id=%(request_id)s: %(message)s"
-    }
-    config["handlers"]["access"]["filters"] = ["request_id"]
-    config["handlers"]["app"] = {
-        "formatter": "app",
-        "class": "logging.StreamHandler",
-        "stream": "ext://sys.stderr",
-        "filters": ["request_id"],
-    }
-    config["loggers"]["app"] = {"handlers": ["app"], "level": "INFO", "propagate": False}
-    return config

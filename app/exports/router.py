@@ -22,6 +22,7 @@ from app.auth.viewer import ViewerDep
 from app.core.config import Settings
 from app.core.db import SessionDep
 from app.core.http_cache import IMMUTABLE, PRIVATE, SHORT_LIVED, cached_json, etag_matches
+from app.core.metrics import timed
 from app.core.pagination import page_response
 from app.core.params import (
     DEFAULT_PAGE,
@@ -351,6 +352,7 @@ def list_snapshots(
     summary="Write a national snapshot of every redistributable dataset's latest release",
     dependencies=NO_QUERY,
 )
+@timed("snapshot_duration")
 def create_snapshot(
     request: Request, session: SessionDep, principal: AdminDep, keys: ReleaseKeysDep
 ) -> Response:

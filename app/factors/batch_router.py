@@ -59,6 +59,7 @@ def resolve(
     hierarchy to `GLO`, the nearest earlier reference year, unit conversion when compatible.
     A line that cannot be answered gets its own `error`; the batch is 422 only when the body
     itself is invalid (not 1 to 1000 lines, unknown fields)."""
+    request.app.state.metrics.batch_lines.labels(kind="resolve").observe(len(body.items))
     payload = resolve_payload(session, viewer=viewer, items=body.items, gwp=gwp)
     usage.meter_factors(
         session, viewer, [item["factor"] for item in payload["items"] if item.get("factor")]
@@ -102,6 +103,7 @@ def estimate_batch(
 ) -> Response:
     """Estimates for up to 1000 lines, each as `POST /v1/estimate` would answer it, and their
     total in kg CO2e; a line that cannot be answered gets its own `error` in its place."""
+    request.app.state.metrics.batch_lines.labels(kind="estimate").observe(len(body.items))
     return json_response(
         estimate_batch_payload(session, viewer=viewer, items=body.items, gwp=gwp), request
     )

@@ -12,10 +12,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.auth.dependencies import authenticate
+from app.changes.webhooks import pending_deliveries
 from app.core.config import Settings
 from app.core.db import SessionDep, make_sessionmaker
 from app.core.errors import problem_response
-from app.core.metrics import Metrics
+from app.core.metrics import Metrics, pool_families, webhook_backlog_family
 from app.core.migrations import current_revision, head_revision
 from app.exports.store import store_problem
 
@@ -110,7 +111,8 @@ def _from_metrics_network(request: Request, settings: Settings) -> bool:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics: requests by route and status, and what the bounds refused",
+    summary="Prometheus metrics: requests by route and status, what the bounds refused, "
+    "uploads, batches, snapshots, database pools and the webhook backlog",
     description="The Prometheus text format. Open to the addresses in `EFDB_METRICS_NETWORKS` "
     "(default loopback); from anywhere else it needs a bearer token with the `admin` scope.",
     response_class=Response,
@@ -126,5 +128,14 @@ def metrics(request: Request, session: SessionDep) -> Response:
     if not _from_metrics_network(request, settings):
         authenticate(request, session, frozenset({"admin"}))
     registry: Metrics = request.app.state.metrics
-    body, media_type = registry.exposition()
+    # Read now, once per scrape: this worker's pools and the webhook backlog.
+    engines = {"primary": request.app.state.engine}
+    if getattr(request.app.state, "read_engine", None) is not None:
+        engines["replica"] = request.app.state.read_engine
+    scraped = list(pool_families(engines))
+    try:
+        scraped.append(webhook_backlog_family(pending_deliveries(session)))
+    except SQLAlchemyError:  # the database is down: the other metrics still answer
+        session.rollback()
+    body, media_type = registry.exposition(*scraped)
     return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})

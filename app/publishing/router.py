@@ -12,6 +12,7 @@ from app.core.clock import ClockDep
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter, NotFound, headers_language
 from app.core.http_cache import PRIVATE, cached_json
+from app.core.metrics import timed
 from app.core.params import DatasetSlug, PublisherSlug, VersionPath, only_query_params
 from app.core.problem_text import Message, localize
 from app.datasets import service as dataset_service
@@ -68,6 +69,7 @@ def _version_response(
         422: {"description": "Validation report: nothing was stored"},
     },
 )
+@timed("upload_duration")
 def upload_version(
     request: Request,
     session: SessionDep,
@@ -136,6 +138,7 @@ def upload_version(
         through_year=through_year,
     )
     draft: DatasetVersion = outcome.version
+    request.app.state.metrics.upload_rows.inc(draft.row_count if outcome.created else 0)
     # The report's warnings in the client's language, as problem details are.
     lang = headers_language(request.headers)
     body = UploadResult(
