@@ -96,9 +96,19 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> None:
     print(f"database at head{changed}")
 
 
-def _progress(line: str) -> None:
-    """Progress of a long command, on stderr: stdout keeps only the command's JSON answer."""
-    print(f"efdb: {line}", file=sys.stderr, flush=True)
+def _progress(settings: Settings) -> Callable[[str], None]:
+    """Progress of a long command: on stderr (stdout keeps only the command's JSON answer), or
+    a log record when the log is JSON."""
+
+    def tell(line: str) -> None:
+        if settings.log_format == "json":
+            import logging
+
+            logging.getLogger("efdb.progress").info(line)
+        else:
+            print(f"efdb: {line}", file=sys.stderr, flush=True)
+
+    return tell
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
@@ -108,7 +118,7 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
     try:
         with factory.begin() as session:
             result = load_seed(
-                session, settings.seed_dir, scope=settings.seed_scope, progress=_progress
+                session, settings.seed_dir, scope=settings.seed_scope, progress=_progress(settings)
             )
     except SeedError as exc:
         raise CliError(str(exc)) from exc
@@ -130,7 +140,12 @@ def prepare_database(settings: Settings) -> None:
         with factory.begin() as session:
             load_reference_data(session, settings.seed_dir / "reference")
             if database_is_empty(session):
-                load_seed(session, settings.seed_dir, scope=settings.seed_scope, progress=_progress)
+                load_seed(
+                    session,
+                    settings.seed_dir,
+                    scope=settings.seed_scope,
+                    progress=_progress(settings),
+                )
         # First start: name the database and mark the export directory as its own. A
         # directory that is not its own is reported by /readyz (and here), not fatal.
         with factory.begin() as session:
