@@ -901,6 +901,7 @@ def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
                 export_dir=settings.export_dir,
                 actor=_cli_actor(),
                 keys=ReleaseKeys(settings),
+                xlsx_max_rows=settings.snapshot_xlsx_max_rows,
             )
             resource = snapshot_resource(snapshot)
     except ProblemError as exc:
