@@ -12,11 +12,14 @@ the same export schema, written with the same settings. So:
 - ``factors.arrows``: the snapshot's schema message, then each release's dictionary and record
   batch messages as they are (a stream may replace a dictionary between batches), then the
   end-of-stream marker.
-- ``factors.arrow``: an IPC file has one dictionary per column for all its batches, so each
-  batch is read and its dictionary columns remapped onto the snapshot's dictionaries (the
-  union of the releases' small dictionaries) before it is written again.
+- ``factors.arrow``: an IPC file has one dictionary per column for all its batches: the
+  snapshot's are the union of the releases' (small) dictionaries, in order, so the first
+  release's batches are copied as they are, and in the others only the index buffers of the
+  dictionary columns that need it are decompressed, remapped and compressed again. The head
+  (schema, dictionaries) and the footer come from a file of as many empty batches written by
+  pyarrow, whose footer's record batch blocks are then pointed at the real batches.
 
-Memory holds one copy buffer, or one batch and the dictionaries, whatever the snapshot's size.
+Memory holds one copy buffer or one batch, and the dictionaries, whatever the snapshot's size.
 Each writer hashes the bytes as it writes them, so the files need not be read again.
 """
 
@@ -381,53 +384,226 @@ def assemble_arrow_stream(target: Path, schema: pa.Schema, sources: Sequence[Pat
     return out.close(0)
 
 
+# --------------------------------------------------------------------------- Arrow IPC file
+#
+# The IPC file's batches are copied as they are too, but for the index buffers of dictionary
+# columns in releases whose dictionaries are not where the snapshot's put them: those buffers
+# alone are decompressed, remapped and compressed again. The flatbuffers touched (Footer,
+# Message, RecordBatch) are patched in place: only fixed-size structs and scalars change.
+
+IPC_FILE_MAGIC = b"ARROW1"
+_NO_COMPRESSION = -1
+
+
+def _u32(data: bytes | bytearray, at: int) -> int:
+    value: int = struct.unpack_from("<I", data, at)[0]
+    return value
+
+
+def _field(data: bytes | bytearray, table: int, index: int) -> int | None:
+    """Where field `index` of the flatbuffer table at `table` is (None: absent, default)."""
+    vtable = table - struct.unpack_from("<i", data, table)[0]
+    size = struct.unpack_from("<H", data, vtable)[0]
+    if 4 + 2 * index >= size:
+        return None
+    offset = struct.unpack_from("<H", data, vtable + 4 + 2 * index)[0]
+    return table + offset if offset else None
+
+
+def _table(data: bytes | bytearray, table: int, index: int) -> int:
+    at = _field(data, table, index)
+    if at is None:
+        raise AssemblyError("an Arrow flatbuffer lacks a table it needs")
+    return at + _u32(data, at)
+
+
+def _vector(data: bytes | bytearray, table: int, index: int) -> tuple[int, int]:
+    """(position of the first element, number of elements) of a vector field."""
+    start = _table(data, table, index)
+    return start + 4, _u32(data, start)
+
+
+def _file_blocks(data: bytes, footer: int) -> list[tuple[int, int, int]]:
+    """An IPC file footer's record batch blocks: (offset, metadata length, body length)."""
+    first, count = _vector(data, footer, 3)
+    return [struct.unpack_from("<qi4xq", data, first + 24 * n) for n in range(count)]
+
+
+def _ipc_file_footer(path: Path) -> tuple[bytes, int]:
+    with path.open("rb") as handle:
+        handle.seek(-10, os.SEEK_END)
+        tail = handle.read(10)
+        if tail[4:] != IPC_FILE_MAGIC:
+            raise AssemblyError(f"{path.name} is not an Arrow IPC file")
+        (length,) = struct.unpack("<i", tail[:4])
+        handle.seek(-10 - length, os.SEEK_END)
+        footer = handle.read(length)
+    return footer, _u32(footer, 0)
+
+
+def _buffer_slots(schema: pa.Schema) -> dict[int, tuple[int, int]]:
+    """For each dictionary column: (its validity buffer, its index buffer) in a record
+    batch's buffer list (flat schema: validity + values, + offsets for text)."""
+    slots: dict[int, tuple[int, int]] = {}
+    position = 0
+    for index, field in enumerate(schema):
+        kind = field.type
+        if pa.types.is_dictionary(kind):
+            slots[index] = (position, position + 1)
+            position += 2
+        elif pa.types.is_string(kind) or pa.types.is_binary(kind):
+            position += 3
+        elif pa.types.is_primitive(kind) and not pa.types.is_boolean(kind):
+            position += 2
+        else:
+            raise AssemblyError(f"column {field.name}: no raw layout for {kind}")
+    return slots
+
+
+def _batch_length(meta: bytes | bytearray) -> int:
+    """A record batch message's row count (absent from the flatbuffer when 0)."""
+    at = _field(meta, _table(meta, _u32(meta, 0), 2), 0)
+    return 0 if at is None else int(struct.unpack_from("<q", meta, at)[0])
+
+
+def _decompressed(codec: pa.Codec, data: bytes) -> bytes:
+    if not data:
+        return b""
+    (size,) = struct.unpack_from("<q", data, 0)
+    if size == _NO_COMPRESSION:
+        return data[8:]
+    result: bytes = codec.decompress(data[8:], decompressed_size=size, asbytes=True)
+    return result
+
+
+def _remapped_message(
+    message: bytes,
+    metadata_length: int,
+    rows_and_maps: dict[tuple[int, int], pa.Array],
+    codec: pa.Codec,
+) -> bytes:
+    """A record batch message (prefix, flatbuffer, body) with the index buffers named in
+    `rows_and_maps` ((validity slot, index slot) -> old-to-new positions) remapped."""
+    meta = bytearray(message[8:metadata_length])
+    body = message[metadata_length:]
+    root = _u32(meta, 0)
+    header = _table(meta, root, 2)  # Message.header: the RecordBatch
+    length = _batch_length(meta)
+    first, count = _vector(meta, header, 2)  # RecordBatch.buffers
+    buffers = [struct.unpack_from("<qq", meta, first + 16 * n) for n in range(count)]
+    pieces = [body[offset : offset + size] for offset, size in buffers]
+    for (validity_slot, index_slot), mapping in rows_and_maps.items():
+        indices = _decompressed(codec, pieces[index_slot])
+        if not indices or not len(mapping):
+            continue
+        validity = _decompressed(codec, pieces[validity_slot])
+        array = pa.Array.from_buffers(
+            pa.int32(),
+            length,
+            [pa.py_buffer(validity) if validity else None, pa.py_buffer(indices)],
+        )
+        moved = mapping.take(array).buffers()[1]
+        assert moved is not None
+        packed = moved.to_pybytes()[: 4 * length]
+        pieces[index_slot] = struct.pack("<q", len(packed)) + codec.compress(packed, asbytes=True)
+    out = bytearray()
+    for n, piece in enumerate(pieces):
+        struct.pack_into("<qq", meta, first + 16 * n, len(out), len(piece))
+        out += piece
+        out += b"\0" * (-len(out) % 8)
+    body_length = _field(meta, root, 3)
+    if body_length is None:
+        raise AssemblyError("a record batch message without a body length")
+    struct.pack_into("<q", meta, body_length, len(out))
+    return message[:8] + bytes(meta) + bytes(out)
+
+
 def assemble_arrow_file(
     target: Path, schema: pa.Schema, sources: Sequence[Path], options: ipc.IpcWriteOptions
 ) -> Assembled:
     """One Arrow IPC file of every batch of the source IPC files, with `schema`. Each source
-    file has one dictionary per dictionary column; the snapshot's is their union in order (so
-    the first source's indices stay as they are) and the others' indices are remapped."""
-    encoded = [i for i, field in enumerate(schema) if pa.types.is_dictionary(field.type)]
-    seen: dict[int, dict[Any, None]] = {index: {} for index in encoded}
+    file has one dictionary per dictionary column; the snapshot's is their union in order
+    (so the first source's indices stay as they are), and other sources' index buffers are
+    remapped onto it. Every other buffer is copied as it is."""
+    slots = _buffer_slots(schema)
+    seen: dict[int, dict[Any, None]] = {index: {} for index in slots}
+    own: list[dict[int, pa.Array]] = []
     for source in sources:
         with pa.OSFile(str(source)) as handle:
             reader = ipc.open_file(handle)
             if not reader.schema.equals(schema):
                 raise AssemblyError(f"{source.name}: another Arrow schema")
+            dictionaries = {}
             if reader.num_record_batches:
                 batch = reader.get_batch(0)
-                for index in encoded:
-                    seen[index].update(dict.fromkeys(batch.column(index).dictionary.to_pylist()))
-    dictionaries = {
+                dictionaries = {index: batch.column(index).dictionary for index in slots}
+                for index, values in dictionaries.items():
+                    seen[index].update(dict.fromkeys(values.to_pylist()))
+            own.append(dictionaries)
+    unified = {
         index: pa.array(list(values), type=schema.field(index).type.value_type)
         for index, values in seen.items()
     }
+    # Each source's remapping: (validity slot, index slot) -> old-to-new positions, for the
+    # columns whose dictionary is not a prefix of the snapshot's.
+    maps: list[dict[tuple[int, int], pa.Array]] = []
+    for dictionaries in own:
+        remap = {}
+        for index, values in dictionaries.items():
+            if not unified[index].slice(0, len(values)).equals(values):
+                positions = pc.index_in(values, value_set=unified[index]).cast(pa.int32())
+                remap[slots[index]] = positions
+        maps.append(remap)
+    blocks = [_file_blocks(*_ipc_file_footer(source)) for source in sources]
+
+    # A file of the same number of (empty) batches with the snapshot's schema and
+    # dictionaries, written by pyarrow: its head (magic, schema, dictionaries) and footer are
+    # the snapshot's, once the footer's record batch blocks say where the real batches are.
+    shadow = pa.BufferOutputStream()
+    empty = [
+        pa.DictionaryArray.from_arrays(pa.array([], pa.int32()), unified[index])
+        if index in unified
+        else pa.array([], field.type)
+        for index, field in enumerate(schema)
+    ]
+    with ipc.new_file(shadow, schema, options=options) as writer:
+        for _ in range(sum(len(b) for b in blocks)):
+            writer.write_batch(pa.record_batch(empty, schema=schema))
+    data = shadow.getvalue().to_pybytes()
+    (footer_length,) = struct.unpack_from("<i", data, len(data) - 10)
+    footer_start = len(data) - 10 - footer_length
+    footer = bytearray(data[footer_start : footer_start + footer_length])
+    root = _u32(footer, 0)
+    first_block, count = _vector(footer, root, 3)
+    head_end = struct.unpack_from("<q", footer, first_block)[0] if count else footer_start
+
+    codec = pa.Codec("zstd")
+    out = _HashingWriter(target)
     rows = 0
-    with (
-        pa.OSFile(str(target), "wb") as sink,
-        ipc.new_file(sink, schema, options=options) as writer,
-    ):
-        for source in sources:
-            with pa.OSFile(str(source)) as handle:
-                reader = ipc.open_file(handle)
-                for number in range(reader.num_record_batches):
-                    batch = reader.get_batch(number)
-                    columns = list(batch.columns)
-                    for index in encoded:
-                        column = columns[index]
-                        unified = dictionaries[index]
-                        own = column.dictionary
-                        if len(own) <= len(unified) and unified.slice(0, len(own)).equals(own):
-                            positions = column.indices  # already the snapshot's positions
-                        else:
-                            mapping = pc.index_in(own, value_set=unified).cast(
-                                schema.field(index).type.index_type
-                            )
-                            positions = mapping.take(column.indices)
-                        columns[index] = pa.DictionaryArray.from_arrays(positions, unified)
-                    writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=schema))
-                    rows += batch.num_rows
-    with target.open("rb") as handle:
-        os.fsync(handle.fileno())
-        digest = hashlib.file_digest(handle, "sha256")
-    return Assembled(digest.hexdigest(), target.stat().st_size, rows)
+    try:
+        out.write(data[:head_end])
+        number = 0
+        for source, source_blocks, remap in zip(sources, blocks, maps, strict=True):
+            with source.open("rb") as handle:
+                for offset, metadata_length, body_length in source_blocks:
+                    handle.seek(offset)
+                    message = handle.read(metadata_length + body_length)
+                    if remap:
+                        message = _remapped_message(message, metadata_length, remap, codec)
+                    rows += _batch_length(message[8:metadata_length])
+                    struct.pack_into(
+                        "<qi4xq",
+                        footer,
+                        first_block + 24 * number,
+                        out.position,
+                        metadata_length,
+                        len(message) - metadata_length,
+                    )
+                    out.write(message)
+                    number += 1
+        out.write(bytes(footer))
+        out.write(struct.pack("<i", footer_length) + IPC_FILE_MAGIC)
+    except BaseException:
+        out.handle.close()
+        raise
+    return out.close(rows)

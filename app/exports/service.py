@@ -419,12 +419,12 @@ def _assembled(
     sources: dict[str, list[Path]],
     metadata: dict[str, str],
 ) -> dict[str, _Written]:
-    """The snapshot's data files from its releases' files: Parquet row groups and IPC stream
-    messages copied as they are; the IPC file (dictionaries unified) re-encoded meanwhile in
-    a second thread (pyarrow and hashlib release the GIL)."""
+    """The snapshot's data files from its releases' files, the three at once (file I/O,
+    hashing and zstd release the GIL): Parquet row groups, IPC stream messages and IPC file
+    batches copied as they are (in the file, remapped dictionary indices aside)."""
     schema = EXPORT_SCHEMA.with_metadata(metadata)
     template = parquet_template(schema, PARQUET_OPTIONS)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="efdb-snapshot") as pool:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="efdb-snapshot") as pool:
         arrow = pool.submit(
             assemble_arrow_file,
             temporaries["factors.arrow"][0],
@@ -432,8 +432,11 @@ def _assembled(
             sources["arrow"],
             ipc_options(),
         )
+        stream = pool.submit(
+            assemble_arrow_stream, temporaries["factors.arrows"][0], schema, sources["arrows"]
+        )
         parquet = assemble_parquet(temporaries["factors.parquet"][0], sources["parquet"], template)
-        arrows = assemble_arrow_stream(temporaries["factors.arrows"][0], schema, sources["arrows"])
+        arrows = stream.result()
         arrow_file = arrow.result()
     if arrow_file.rows != parquet.rows:
         raise RuntimeError(f"Arrow file: {arrow_file.rows} rows, Parquet: {parquet.rows}")
