@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.exports.assemble import (
+    AssemblyError,
     _ThriftReader,
     assemble_arrow_file,
     assemble_arrow_stream,
@@ -171,3 +172,16 @@ def test_a_snapshot_from_recorded_release_files_equals_one_from_rows(
         assert tables[0].to_pylist() == tables[1].to_pylist()
         assert tables[1].schema.metadata[b"efdb:snapshot_id"] == warm["id"].encode()
     assert "assembling the release files failed" not in caplog.text  # never the fallback
+
+
+def test_a_release_file_of_another_layout_is_refused_not_copied(tmp_path: Path) -> None:
+    other = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"factor_code": ["syn-1"]}), other)
+    schema = EXPORT_SCHEMA.with_metadata({"efdb:export": "snapshot"})
+    with pytest.raises(AssemblyError, match="another Parquet schema"):
+        assemble_parquet(tmp_path / "s.parquet", [other], parquet_template(schema, PARQUET_OPTIONS))
+    stream = tmp_path / "other.arrows"
+    with ipc.new_stream(str(stream), pa.schema([("factor_code", pa.string())])):
+        pass
+    with pytest.raises(AssemblyError, match="another Arrow schema"):
+        assemble_arrow_stream(tmp_path / "s.arrows", schema, [stream])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import struct
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -552,7 +553,8 @@ def create_snapshot(
             sources = _release_sources(session, export_dir, releases, scratch)
             try:
                 data = _assembled(temporaries, sources, metadata)
-            except AssemblyError:  # a release file of another layout: written from the rows
+            except (AssemblyError, pa.ArrowException, struct.error, IndexError):
+                # A release file of another layout (or damaged): written from the rows.
                 log.exception("snapshot %s: assembling the release files failed", snapshot_id)
         if data is None:
             data = _streamed(session, export_dir, releases, temporaries, metadata)
