@@ -15,6 +15,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.exports.assemble import (
@@ -35,8 +36,10 @@ from app.exports.writer import (
     write_arrow_stream,
     write_parquet,
 )
+from tests.factories import create_dataset, create_publisher, create_version, factor_fields
 
 Headers = Callable[[], dict[str, str]]
+ReaderHeaders = Callable[[str], dict[str, str]]
 
 
 def synthetic_release(publisher: str, rows: int, offset: int) -> pa.Table:
@@ -185,3 +188,33 @@ def test_a_release_file_of_another_layout_is_refused_not_copied(tmp_path: Path) 
         pass
     with pytest.raises(AssemblyError, match="another Arrow schema"):
         assemble_arrow_stream(tmp_path / "s.arrows", schema, [stream])
+
+
+def test_with_the_offload_efdb_checks_and_names_the_file_nginx_sends(
+    client: TestClient, session: Session, reader_token: ReaderHeaders, settings: Settings
+) -> None:
+    settings.x_accel_redirect_prefix = "/_efdb_files/"
+    publisher = create_publisher(session, slug="synth-accel")
+    dataset = create_dataset(session, publisher=publisher, slug="members", access="registered")
+    create_version(session, dataset=dataset, factors=[factor_fields("r-1")])
+    session.commit()
+    url = "/v1/datasets/synth-accel/members/versions/1.0.0/export.parquet"
+    refused = client.get(url)  # no token: the registered file stays unknown, nothing handed on
+    assert refused.status_code == 404
+    assert "x-accel-redirect" not in refused.headers
+    handed = client.get(url, headers=reader_token("synth-accel/members"))
+    assert handed.status_code == 200
+    assert handed.content == b""
+    etag = handed.headers["etag"].strip('"')
+    assert handed.headers["x-accel-redirect"] == f"/_efdb_files/registered/sha256/{etag}.parquet"
+    assert (settings.export_dir / "registered" / "sha256" / f"{etag}.parquet").is_file()
+    assert handed.headers["cache-control"].startswith("private")
+    assert handed.headers["content-type"] == "application/vnd.apache.parquet"
+    assert handed.headers["content-disposition"] == (
+        'attachment; filename="synth-accel_members_1.0.0.parquet"'
+    )
+    again = client.get(
+        url, headers={**reader_token("synth-accel/members"), "If-None-Match": f'"{etag}"'}
+    )
+    assert again.status_code == 304
+    assert "x-accel-redirect" not in again.headers
