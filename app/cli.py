@@ -884,6 +884,23 @@ def cmd_exports_verify(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps({"ok": True, "files": len(checks)}))
 
 
+def cmd_exports_prepare(args: argparse.Namespace, settings: Settings) -> None:
+    from app.exports.service import prepare_release_files
+    from app.signing.keys import ReleaseKeys
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory.begin() as session:
+            _check_export_store(session, settings)
+        with factory.begin() as session:
+            files = prepare_release_files(
+                session, export_dir=settings.export_dir, keys=ReleaseKeys(settings)
+            )
+    finally:
+        engine.dispose()
+    print(json.dumps({"ok": True, "files": files}, ensure_ascii=False))
+
+
 def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
     from fastapi.encoders import jsonable_encoder
 
@@ -1021,6 +1038,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="check every recorded export and snapshot file against its sha256 and size; "
         "print those missing or differing, exit 1 if any",
     ).set_defaults(handler=cmd_exports_verify)
+    exports.add_parser(
+        "prepare",
+        help="write (once) the Parquet and Arrow files of every release the next snapshot "
+        "holds, so that snapshots are assembled from them; print them as JSON",
+    ).set_defaults(handler=cmd_exports_prepare)
 
     verify = commands.add_parser(
         "verify",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from app.exports.writer import (
     write_arrow_stream,
     write_parquet,
 )
+from tests.conftest import run_efdb_in_process
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
 
 Headers = Callable[[], dict[str, str]]
@@ -218,3 +220,33 @@ def test_with_the_offload_efdb_checks_and_names_the_file_nginx_sends(
     )
     assert again.status_code == 304
     assert "x-accel-redirect" not in again.headers
+
+
+def test_exports_prepare_writes_what_snapshots_assemble(
+    client: TestClient, seeded: None, admin_token: Headers, settings: Settings, database_url: str
+) -> None:
+    env = {
+        "EFDB_DATABASE_URL": database_url,
+        "EFDB_EXPORT_DIR": str(settings.export_dir),
+        "EFDB_RELEASE_SIGNING_KEY": str(settings.release_signing_key),
+    }
+    prepared = run_efdb_in_process("exports", "prepare", env=env, cwd=settings.export_dir.parent)
+    assert prepared.returncode == 0, prepared.stderr
+    files = json.loads(prepared.stdout)["files"]
+    snapshot = client.post("/v1/snapshots", headers=admin_token()).json()
+    releases = {
+        f"{v['publisher']}/{v['dataset']}@{v['version']}" for v in snapshot["dataset_versions"]
+    }
+    assert {(f["release"], f["format"]) for f in files} == {
+        (release, fmt) for release in releases for fmt in ("parquet", "arrows", "arrow")
+    }
+    for release in snapshot["dataset_versions"]:
+        base = (
+            f"/v1/datasets/{release['publisher']}/{release['dataset']}/versions/"
+            f"{release['version']}/export.parquet"
+        )
+        key = f"{release['publisher']}/{release['dataset']}@{release['version']}"
+        (listed,) = [f for f in files if (f["release"], f["format"]) == (key, "parquet")]
+        assert client.head(base).headers["etag"] == f'"{listed["sha256"]}"'  # the same file
+    again = run_efdb_in_process("exports", "prepare", env=env, cwd=settings.export_dir.parent)
+    assert json.loads(again.stdout)["files"] == files  # written once

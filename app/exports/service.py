@@ -415,6 +415,33 @@ def _release_sources(
     return sources
 
 
+def prepare_release_files(
+    session: Session, *, export_dir: Path, keys: ReleaseKeys
+) -> list[dict[str, Any]]:
+    """Write and record, once, the files a snapshot assembles (`export.parquet`, `.arrows`,
+    `.arrow`) of every release the next snapshot would hold; the caller commits. Each file as
+    `{"release", "format", "sha256", "bytes"}`."""
+    written_files = []
+    for release in snapshot_releases(session):
+        for fmt in ("parquet", "arrows", "arrow"):
+            record = (
+                ensure_version_parquet(session, export_dir, release, keys)
+                if fmt == "parquet"
+                else _ensure_derived(session, export_dir, release, fmt, keys)
+            )
+            if _intact(export_dir, record) is None:
+                raise _lost(release, fmt)
+            written_files.append(
+                {
+                    "release": release.key,
+                    "format": fmt,
+                    "sha256": record.sha256,
+                    "bytes": record.bytes,
+                }
+            )
+    return written_files
+
+
 def _assembled(
     temporaries: dict[str, tuple[Path, str]],
     sources: dict[str, list[Path]],
