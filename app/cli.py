@@ -936,6 +936,23 @@ def cmd_exports_verify(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps({"ok": True, "files": len(checks)}))
 
 
+def cmd_exports_prepare(args: argparse.Namespace, settings: Settings) -> None:
+    from app.exports.service import prepare_release_files
+    from app.signing.keys import ReleaseKeys
+
+    engine, factory = _session_factory(settings)
+    try:
+        with factory.begin() as session:
+            _check_export_store(session, settings)
+        with factory.begin() as session:
+            files = prepare_release_files(
+                session, export_dir=settings.export_dir, keys=ReleaseKeys(settings)
+            )
+    finally:
+        engine.dispose()
+    print(json.dumps({"ok": True, "files": files}, ensure_ascii=False))
+
+
 def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
     from fastapi.encoders import jsonable_encoder
 
@@ -953,6 +970,7 @@ def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
                 export_dir=settings.export_dir,
                 actor=_cli_actor(),
                 keys=ReleaseKeys(settings),
+                xlsx_max_rows=settings.snapshot_xlsx_max_rows,
             )
             resource = snapshot_resource(snapshot)
     except ProblemError as exc:
@@ -969,7 +987,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="migrate, seed an empty database, and serve the API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes (uvicorn workers) sharing the port: production runs one or two "
+        "per core; each has its own database pool, caches and --max-expensive-requests budget",
+    )
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
@@ -1069,6 +1093,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="check every recorded export and snapshot file against its sha256 and size; "
         "print those missing or differing, exit 1 if any",
     ).set_defaults(handler=cmd_exports_verify)
+    exports.add_parser(
+        "prepare",
+        help="write (once) the Parquet and Arrow files of every release the next snapshot "
+        "holds, so that snapshots are assembled from them; print them as JSON",
+    ).set_defaults(handler=cmd_exports_prepare)
 
     verify = commands.add_parser(
         "verify",

@@ -106,6 +106,14 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
     trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
     export_dir: Path = VAR_DIR / DATA_DIR_DEFAULTS["export_dir"]
+    # A snapshot of more factors than this has no factors.xlsx (a workbook takes ~13 min per
+    # million rows to write, and a spreadsheet is no way to read a national snapshot); its
+    # versions' export.xlsx and its Parquet, Arrow files hold the same rows.
+    snapshot_xlsx_max_rows: int = Field(default=100_000, ge=0)
+    # Set (e.g. `/_efdb_files/`): export and snapshot files are handed to the front server
+    # (nginx `X-Accel-Redirect` to this prefix + the file's path in the export store) after
+    # the application's checks, instead of being sent by the application (deploy/nginx.conf).
+    x_accel_redirect_prefix: str | None = None
     # Fernet key (urlsafe base64 of 32 bytes) that encrypts webhook signing secrets at rest.
     # Unset outside production: generated once beside the generated signing key.
     webhook_key: SecretStr | None = None
@@ -189,6 +197,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"CORS origin {origin!r} is not scheme://host[:port]")
         if "*" in self.cors_write_origins:
             raise ValueError("EFDB_CORS_WRITE_ORIGINS must name each origin; `*` is refused")
+        prefix = self.x_accel_redirect_prefix
+        if prefix and not re.fullmatch(r"/(?:[A-Za-z0-9._~\-]+/)*", prefix):
+            raise ValueError("EFDB_X_ACCEL_REDIRECT_PREFIX must be a path like /_efdb_files/")
         if any(trusted.issuer == self.issuer for trusted in self.trusted_issuers):
             raise ValueError("EFDB_TRUSTED_ISSUERS must not list this service's own issuer")
         return self

@@ -12,6 +12,7 @@ import inspect
 import os
 from collections.abc import Callable
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.encoders import jsonable_encoder
@@ -75,6 +76,9 @@ def serve_file(
         common["Link"] = f'<{license_link}>; rel="license"'
     if etag_matches(request, served.etag):
         return Response(status_code=304, headers=common)
+    settings = _settings(request)
+    if settings.x_accel_redirect_prefix:
+        return _accel_redirect(served, settings, common)
     stat = os.stat(served.path)
     return ExportFileResponse(
         served.path,
@@ -83,6 +87,37 @@ def serve_file(
         headers=common,
         stat_result=stat,
     )
+
+
+def _accel_redirect(
+    served: service.ServedFile, settings: Settings, headers: dict[str, str]
+) -> Response:
+    """Hand the transfer to the front server (nginx `X-Accel-Redirect`): the checks above
+    are done, the file is named by its place in the export store, and nginx sends its bytes
+    (ranges, HEAD) under the headers given here (deploy/nginx.conf passes the ETag, Link and
+    Content-Location on)."""
+    relative = served.path.relative_to(settings.export_dir).as_posix()
+    assert settings.x_accel_redirect_prefix is not None
+    response = Response(
+        status_code=200,
+        media_type=served.media_type,
+        headers={
+            **headers,
+            "Content-Disposition": _attachment(served.filename),
+            "X-Accel-Redirect": settings.x_accel_redirect_prefix + quote(relative),
+        },
+    )
+    # No body of its own: nginx answers with the file's length, not this one's.
+    del response.headers["content-length"]
+    return response
+
+
+def _attachment(filename: str) -> str:
+    """Content-Disposition as Starlette's FileResponse writes it."""
+    quoted = quote(filename)
+    if quoted != filename:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{filename}"'
 
 
 def _settings(request: Request) -> Settings:
@@ -357,10 +392,16 @@ def create_snapshot(
     request: Request, session: SessionDep, principal: AdminDep, keys: ReleaseKeysDep
 ) -> Response:
     """Write a national snapshot (`admin`): the latest published release of every public,
-    redistributable dataset, as Parquet, Arrow, XLSX and a manifest, recorded in the audit log; 201
-    with the snapshot and its `Location`. 409 when there is no such dataset to include."""
+    redistributable dataset, as Parquet, Arrow, XLSX (up to `EFDB_SNAPSHOT_XLSX_MAX_ROWS`
+    factors) and a manifest, recorded in the audit log; 201 with the snapshot and its
+    `Location`. 409 when there is no such dataset to include."""
+    settings = _settings(request)
     snapshot = service.create_snapshot(
-        session, export_dir=_settings(request).export_dir, actor=principal.client_id, keys=keys
+        session,
+        export_dir=settings.export_dir,
+        actor=principal.client_id,
+        keys=keys,
+        xlsx_max_rows=settings.snapshot_xlsx_max_rows,
     )
     return JSONResponse(
         jsonable_encoder(service.snapshot_resource(snapshot)),
@@ -457,7 +498,9 @@ def snapshot_xlsx(request: Request, session: SessionDep, snapshot_id: SnapshotId
     columns (continued on `factors 2`, … past 1,048,576 rows) and a `read me` sheet with the
     dataset versions, their content hashes, licences and attribution, and how to verify them.
     No token needed; sha256 as a strong ETag, byte ranges; immutable under the snapshot's id,
-    short-lived under `latest`. 404 for a snapshot written before snapshots held a workbook."""
+    short-lived under `latest`. 404 for a snapshot of more factors than its manifest's
+    `workbook_max_rows` (`EFDB_SNAPSHOT_XLSX_MAX_ROWS` when written), and for one written
+    before snapshots held a workbook."""
     return _snapshot_file(request, session, snapshot_id, "factors.xlsx")
 
 

@@ -156,6 +156,11 @@ class SnapshotManifest(BaseModel):
         description="The dataset versions it holds, each with its content hash and licence"
     )
     files: list[ManifestFile] = Field(description="Its data files with sha256 and size")
+    workbook_max_rows: int | None = Field(
+        None,
+        description="The most factors a snapshot's workbook (factors.xlsx) is written for: a "
+        "snapshot of more has none (absent in manifests written before the bound)",
+    )
     licenses: list[SnapshotLicense] = Field(description="The attribution list")
     content_hash_fields: list[str] = Field(
         description="The factor fields a version's content_sha256 is computed over, in order"

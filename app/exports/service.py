@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
+import struct
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -39,6 +42,13 @@ from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import visible_version_ids
 from app.exports import store
+from app.exports.assemble import (
+    AssemblyError,
+    assemble_arrow_file,
+    assemble_arrow_stream,
+    assemble_parquet,
+    parquet_template,
+)
 from app.exports.ilcd import write_ilcd
 from app.exports.models import ExportFile, Snapshot, snapshot_version
 from app.exports.olca import write_olca
@@ -46,6 +56,7 @@ from app.exports.schema import (
     COLUMNS,
     CONTENT_HASH_FIELDS,
     CONTENT_HASH_RECIPE,
+    EXPORT_SCHEMA,
     SCHEMA_VERSION,
     ReleaseInfo,
     attribution_list,
@@ -53,6 +64,8 @@ from app.exports.schema import (
 from app.exports.schema import file_metadata as build_file_metadata
 from app.exports.source import release_batches
 from app.exports.writer import (
+    PARQUET_OPTIONS,
+    ipc_options,
     parquet_batches,
     write_arrow_file,
     write_arrow_stream,
@@ -99,6 +112,8 @@ SNAPSHOT_ID_PATTERN = r"^\d{4}-\d{2}-\d{2}\.[1-9]\d{0,5}$"
 LATEST = "latest"
 # Any constant: serialises snapshot writers on PostgreSQL (one national release at a time).
 _SNAPSHOT_LOCK_KEY = 0x65666463
+# Default of `EFDB_SNAPSHOT_XLSX_MAX_ROWS`: larger snapshots have no factors.xlsx.
+SNAPSHOT_XLSX_MAX_ROWS = 100_000
 # Batches read back from a finished version export (regrouped into row groups when written).
 CACHED_BATCH_ROWS = 16_384
 
@@ -348,6 +363,146 @@ def _groups(
             yield release_batches(session, release)
 
 
+@dataclass(frozen=True)
+class _Written:
+    sha256: str
+    bytes: int
+    rows: int
+
+
+def _recorded_path(
+    session: Session, export_dir: Path, release: ReleaseInfo, fmt: str
+) -> Path | None:
+    record = recorded_export(session, release, fmt)
+    return _intact(export_dir, record) if record is not None else None
+
+
+def _release_sources(
+    session: Session, export_dir: Path, releases: list[ReleaseInfo], stack: ExitStack
+) -> dict[str, list[Path]]:
+    """Each release's Parquet file, Arrow IPC stream and Arrow IPC file: its recorded export
+    files where they exist (written on the first download, then reused by every snapshot),
+    otherwise files written now from its rows into the store's temporary area, which the
+    `stack` removes when the snapshot is done (written or not): a snapshot records nothing
+    but itself."""
+    sources: dict[str, list[Path]] = {"parquet": [], "arrows": [], "arrow": []}
+    for release in releases:
+        parquet = _recorded_path(session, export_dir, release, "parquet")
+        arrows = _recorded_path(session, export_dir, release, "arrows")
+        arrow = _recorded_path(session, export_dir, release, "arrow")
+        if parquet is None:
+            parquet = stack.enter_context(store.new_file(export_dir, private=False))
+            # The stream in the same pass, unless the release has its own already.
+            stream = None
+            if arrows is None:
+                arrows = stream = stack.enter_context(store.new_file(export_dir, private=False))
+            metadata = build_file_metadata([release], export="version")
+            batches = release_batches(session, release)
+            written_files = write_parquet(
+                parquet, [batches], metadata=metadata, arrows_target=stream
+            )
+            if written_files.rows != release.row_count:
+                raise RuntimeError(f"{release.key}: read {written_files.rows} rows")
+        if arrows is None:
+            arrows = stack.enter_context(store.new_file(export_dir, private=False))
+            write_arrow_stream(arrows, parquet)
+        if arrow is None:
+            arrow = stack.enter_context(store.new_file(export_dir, private=False))
+            write_arrow_file(arrow, parquet)
+        sources["parquet"].append(parquet)
+        sources["arrows"].append(arrows)
+        sources["arrow"].append(arrow)
+    return sources
+
+
+def prepare_release_files(
+    session: Session, *, export_dir: Path, keys: ReleaseKeys
+) -> list[dict[str, Any]]:
+    """Write and record, once, the files a snapshot assembles (`export.parquet`, `.arrows`,
+    `.arrow`) of every release the next snapshot would hold; the caller commits. Each file as
+    `{"release", "format", "sha256", "bytes"}`."""
+    written_files = []
+    for release in snapshot_releases(session):
+        for fmt in ("parquet", "arrows", "arrow"):
+            record = (
+                ensure_version_parquet(session, export_dir, release, keys)
+                if fmt == "parquet"
+                else _ensure_derived(session, export_dir, release, fmt, keys)
+            )
+            if _intact(export_dir, record) is None:
+                raise _lost(release, fmt)
+            written_files.append(
+                {
+                    "release": release.key,
+                    "format": fmt,
+                    "sha256": record.sha256,
+                    "bytes": record.bytes,
+                }
+            )
+    return written_files
+
+
+def _assembled(
+    temporaries: dict[str, tuple[Path, str]],
+    sources: dict[str, list[Path]],
+    metadata: dict[str, str],
+) -> dict[str, _Written]:
+    """The snapshot's data files from its releases' files, the three at once (file I/O,
+    hashing and zstd release the GIL): Parquet row groups, IPC stream messages and IPC file
+    batches copied as they are (in the file, remapped dictionary indices aside)."""
+    schema = EXPORT_SCHEMA.with_metadata(metadata)
+    template = parquet_template(schema, PARQUET_OPTIONS)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="efdb-snapshot") as pool:
+        arrow = pool.submit(
+            assemble_arrow_file,
+            temporaries["factors.arrow"][0],
+            schema,
+            sources["arrow"],
+            ipc_options(),
+        )
+        stream = pool.submit(
+            assemble_arrow_stream, temporaries["factors.arrows"][0], schema, sources["arrows"]
+        )
+        parquet = assemble_parquet(temporaries["factors.parquet"][0], sources["parquet"], template)
+        arrows = stream.result()
+        arrow_file = arrow.result()
+    if arrow_file.rows != parquet.rows:
+        raise RuntimeError(f"Arrow file: {arrow_file.rows} rows, Parquet: {parquet.rows}")
+    return {
+        "factors.parquet": _Written(parquet.sha256, parquet.bytes, parquet.rows),
+        "factors.arrow": _Written(arrow_file.sha256, arrow_file.bytes, arrow_file.rows),
+        "factors.arrows": _Written(arrows.sha256, arrows.bytes, parquet.rows),
+    }
+
+
+def _streamed(
+    session: Session,
+    export_dir: Path,
+    releases: list[ReleaseInfo],
+    temporaries: dict[str, tuple[Path, str]],
+    metadata: dict[str, str],
+) -> dict[str, _Written]:
+    """The snapshot's data files written from the rows (no release keys to sign the
+    releases' own files with, or a release file that cannot be assembled)."""
+    parquet = temporaries["factors.parquet"][0]
+    written_files = write_parquet(
+        parquet,
+        _groups(session, export_dir, releases),
+        metadata=metadata,
+        arrows_target=temporaries["factors.arrows"][0],
+    )
+    assert written_files.arrows is not None
+    rows = written_files.rows
+    arrow = write_arrow_file(temporaries["factors.arrow"][0], parquet)
+    return {
+        "factors.parquet": _Written(
+            written_files.parquet.sha256, written_files.parquet.bytes, rows
+        ),
+        "factors.arrow": _Written(arrow.sha256, arrow.bytes, rows),
+        "factors.arrows": _Written(written_files.arrows.sha256, written_files.arrows.bytes, rows),
+    }
+
+
 def _releases_at_one_position(session: Session) -> tuple[list[ReleaseInfo], int]:
     """The releases to snapshot and the audit event they are consistent with.
 
@@ -364,7 +519,12 @@ def _releases_at_one_position(session: Session) -> tuple[list[ReleaseInfo], int]
 
 
 def create_snapshot(
-    session: Session, *, export_dir: Path, actor: str, keys: ReleaseKeys | None = None
+    session: Session,
+    *,
+    export_dir: Path,
+    actor: str,
+    keys: ReleaseKeys | None = None,
+    xlsx_max_rows: int = SNAPSHOT_XLSX_MAX_ROWS,
 ) -> Snapshot:
     """Write one national release and record it with its audit event; the caller commits.
 
@@ -373,8 +533,14 @@ def create_snapshot(
     audit chain signed just before it, `manifest.json` itself is signed (served as
     `manifest.json.jws`), and a checkpoint is signed after the snapshot's audit event.
 
+    The data files are assembled from each release's own export files (its recorded
+    `export.parquet`, `.arrows` and `.arrow`, or ones written from its rows for this snapshot
+    only: `_release_sources`) without encoding the rows again (app/exports/assemble.py).
+    `factors.xlsx` is written only for a snapshot of at most `xlsx_max_rows` factors (the
+    manifest says the bound, so a snapshot without it says why).
+
     The files are written under temporary names first and given their sha256 names only when
-    all three are complete; a run that fails after that leaves files no record names, which
+    all are complete; a run that fails after that leaves files no record names, which
     nothing serves (and a later run never takes for its own: its bytes have other names).
     """
     if session.get_bind().dialect.name == "postgresql":
@@ -404,25 +570,33 @@ def create_snapshot(
         store.new_file(export_dir, private=False) as xlsx_temporary,
         store.new_file(export_dir, private=False) as manifest_temporary,
     ):
-        written_files = write_parquet(
-            parquet_temporary,
-            _groups(session, export_dir, releases),
-            metadata=metadata,
-            arrows_target=arrows_temporary,
-        )
-        rows = written_files.rows
+        temporaries = {
+            "factors.parquet": (parquet_temporary, "parquet"),
+            "factors.arrow": (arrow_temporary, "arrow"),
+            "factors.arrows": (arrows_temporary, "arrows"),
+        }
+        data = None
+        with ExitStack() as scratch:
+            sources = _release_sources(session, export_dir, releases, scratch)
+            try:
+                data = _assembled(temporaries, sources, metadata)
+            except (AssemblyError, pa.ArrowException, struct.error, IndexError):
+                # A release file of another layout (or damaged): written from the rows.
+                log.exception("snapshot %s: assembling the release files failed", snapshot_id)
+        if data is None:
+            data = _streamed(session, export_dir, releases, temporaries, metadata)
+        rows = data["factors.parquet"].rows
         expected = sum(release.row_count for release in releases)
-        if rows != expected or written_files.arrows is None:
+        if rows != expected:
             raise RuntimeError(f"snapshot {snapshot_id}: wrote {rows} rows, expected {expected}")
-
-        def entry(name: str, done: Any) -> dict[str, Any]:
-            return {"name": name, "sha256": done.sha256, "bytes": done.bytes}
-
+        if rows <= xlsx_max_rows:
+            temporaries["factors.xlsx"] = (xlsx_temporary, "xlsx")
+            done = write_xlsx(xlsx_temporary, parquet_temporary)
+            data["factors.xlsx"] = _Written(done.sha256, done.bytes, rows)
         data_files = [
-            entry("factors.parquet", written_files.parquet),
-            entry("factors.arrow", write_arrow_file(arrow_temporary, parquet_temporary)),
-            entry("factors.arrows", written_files.arrows),
-            entry("factors.xlsx", write_xlsx(xlsx_temporary, parquet_temporary)),
+            {"name": name, "sha256": data[name].sha256, "bytes": data[name].bytes}
+            for name in SNAPSHOT_FILES
+            if name in data
         ]
         manifest: dict[str, Any] = {
             "format": "efdb-snapshot",
@@ -433,6 +607,7 @@ def create_snapshot(
             "row_count": rows,
             "dataset_versions": entries,
             "files": data_files,
+            "workbook_max_rows": xlsx_max_rows,
             "licenses": attribution_list(releases),
             "content_hash_fields": list(CONTENT_HASH_FIELDS),
             "content_hash_recipe": CONTENT_HASH_RECIPE,
@@ -443,19 +618,21 @@ def create_snapshot(
             manifest["audit_checkpoint"] = checkpoint
         body = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
         write_bytes_atomic(manifest_temporary, body)
-        kept = [
-            store.keep(export_dir, temporary, ext=ext, private=False)
-            for temporary, ext in (
-                (parquet_temporary, "parquet"),
-                (arrow_temporary, "arrow"),
-                (arrows_temporary, "arrows"),
-                (xlsx_temporary, "xlsx"),
-                (manifest_temporary, "json"),
+        temporaries["manifest.json"] = (manifest_temporary, "json")
+        kept = {
+            name: store.keep(
+                export_dir,
+                temporary,
+                ext=ext,
+                private=False,
+                digest=(data[name].sha256, data[name].bytes) if name in data else None,
             )
-        ]
+            for name, (temporary, ext) in temporaries.items()
+        }
     files = [
-        {"name": name, "sha256": done.sha256, "bytes": done.bytes}
-        for name, done in zip(SNAPSHOT_FILES, kept, strict=True)
+        {"name": name, "sha256": kept[name].sha256, "bytes": kept[name].bytes}
+        for name in SNAPSHOT_FILES
+        if name in kept
     ]
     if [f["sha256"] for f in files[: len(data_files)]] != [f["sha256"] for f in data_files]:
         raise RuntimeError(f"snapshot {snapshot_id}: a file changed while it was kept")
@@ -571,6 +748,16 @@ def snapshot_file(
     entry = next((f for f in snapshot.files if f["name"] == name), None)
     names = {f["name"] for f in snapshot.files}
     if name == "factors.xlsx" and name not in names:
+        limit = snapshot.manifest.get("workbook_max_rows")
+        if limit is not None and snapshot.row_count > limit:
+            raise NotFound(
+                Message(
+                    "not_found.snapshot_xlsx_too_large",
+                    snapshot=snapshot.id,
+                    rows=snapshot.row_count,
+                    limit=limit,
+                )
+            )
         raise NotFound(Message("not_found.snapshot_no_xlsx", snapshot=snapshot.id))
     if "factors.arrows" not in names and name in {"factors.arrow", "factors.arrows"}:
         # Written before export schema 2: its factors.arrow is an Arrow IPC stream. It is

@@ -42,8 +42,10 @@ from app.exports.schema import (
 from app.factors.models import Factor, Source
 
 DEFAULT_BATCH_ROWS = 16_384
-# Arrow's CSV reader turns each block into one batch; ~16k factor rows per 8 MiB block.
-CSV_BLOCK_BYTES = 4 << 20
+# Arrow's CSV reader turns each block into one batch (~2k factor rows per MiB), and its
+# streaming reader reads up to 32 blocks ahead on its I/O thread: 4 MiB blocks held 166 MB
+# more at the peak of reading 1M factors than 1 MiB blocks (63 MB), for the same time.
+CSV_BLOCK_BYTES = 1 << 20
 
 _SOURCE_COLUMNS: dict[str, Any] = {
     "source_title": Source.title,

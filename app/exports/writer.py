@@ -105,7 +105,7 @@ class ExportFiles(NamedTuple):
     rows: int
 
 
-def _ipc_options() -> ipc.IpcWriteOptions:
+def ipc_options() -> ipc.IpcWriteOptions:
     return ipc.IpcWriteOptions(compression=PARQUET_COMPRESSION)
 
 
@@ -133,7 +133,7 @@ def write_parquet(
         if arrows_target is not None:
             arrows_temporary = stack.enter_context(atomic_path(arrows_target))
             sink = stack.enter_context(pa.OSFile(str(arrows_temporary), "wb"))
-            stream = stack.enter_context(ipc.new_stream(sink, schema, options=_ipc_options()))
+            stream = stack.enter_context(ipc.new_stream(sink, schema, options=ipc_options()))
         writer = stack.enter_context(pq.ParquetWriter(temporary, schema, **PARQUET_OPTIONS))
 
         def flush(pending: list[pa.RecordBatch]) -> int:
@@ -191,7 +191,7 @@ def write_arrow_file(target: Path, source: Path) -> WrittenFile:
     with (
         atomic_path(target) as temporary,
         pa.OSFile(str(temporary), "wb") as sink,
-        ipc.new_file(sink, schema, options=_ipc_options()) as writer,
+        ipc.new_file(sink, schema, options=ipc_options()) as writer,
     ):
         for batch in parquet_batches(source, IPC_BATCH_ROWS):
             columns = list(batch.columns)
@@ -213,7 +213,7 @@ def write_arrow_stream(target: Path, source: Path) -> WrittenFile:
     with (
         atomic_path(target) as temporary,
         pa.OSFile(str(temporary), "wb") as sink,
-        ipc.new_stream(sink, schema, options=_ipc_options()) as writer,
+        ipc.new_stream(sink, schema, options=ipc_options()) as writer,
     ):
         for batch in parquet_batches(source, IPC_BATCH_ROWS):
             writer.write_batch(batch)

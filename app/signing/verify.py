@@ -257,7 +257,12 @@ def verify_snapshot(report: Report, folder: Path, jwks: dict[str, Any]) -> None:
         signed.append(body)
     data = folder / "factors.parquet"
     if data.exists():
-        _compare_rows(report, "factors.parquet", signed, recompute(_read_table(data)))
+        try:
+            table = _read_table(data)
+        except (pa.ArrowInvalid, OSError) as exc:  # damaged: named, not a crash
+            report.fail(f"factors.parquet: not a readable Parquet file: {exc}")
+        else:
+            _compare_rows(report, "factors.parquet", signed, recompute(table))
     checkpoint = manifest.get("audit_checkpoint")
     if checkpoint is not None:
         verify_checkpoint(report, checkpoint["jws"], jwks, "manifest.json: audit checkpoint")
