@@ -1,15 +1,14 @@
-"""Snapshot files assembled from releases' own export files (app/exports/assemble.py): the
-same rows as the releases' files, readable by pyarrow, page indexes that point at pages; and
-the workbook bound (EFDB_SNAPSHOT_XLSX_MAX_ROWS). All data is synthetic."""
+"""Snapshots written from releases' own export files (`efdb exports prepare`, or a first
+download): the same rows as written from the database; the workbook bound
+(EFDB_SNAPSHOT_XLSX_MAX_ROWS); file downloads handed to nginx after efdb's checks. All data is
+synthetic."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -19,24 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
-from app.exports.assemble import (
-    AssemblyError,
-    _ThriftReader,
-    assemble_arrow_file,
-    assemble_arrow_stream,
-    assemble_parquet,
-    parquet_footer,
-    parquet_template,
-    thrift_decode,
-)
 from app.exports.schema import COLUMNS, EXPORT_SCHEMA
-from app.exports.writer import (
-    PARQUET_OPTIONS,
-    ipc_options,
-    write_arrow_file,
-    write_arrow_stream,
-    write_parquet,
-)
 from tests.conftest import run_efdb_in_process
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
 
@@ -70,63 +52,6 @@ def synthetic_release(publisher: str, rows: int, offset: int) -> pa.Table:
 def plain(table: pa.Table) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = table.to_pylist()
     return rows
-
-
-def test_assembled_files_hold_every_release_row_in_order(tmp_path: Path) -> None:
-    releases = [synthetic_release("synth-a", 150, 0), synthetic_release("synth-b", 70, 1000)]
-    sources: dict[str, list[Path]] = {"parquet": [], "arrows": [], "arrow": []}
-    for number, table in enumerate(releases):
-        release = tmp_path / f"r{number}.parquet"
-        write_parquet(
-            release,
-            [table.to_batches(max_chunksize=40)],
-            metadata={"efdb:x": "release"},
-            row_group_rows=64,
-        )
-        write_arrow_stream(tmp_path / f"r{number}.arrows", release)
-        write_arrow_file(tmp_path / f"r{number}.arrow", release)
-        for fmt in sources:
-            sources[fmt].append(tmp_path / f"r{number}.{fmt}")
-    schema = EXPORT_SCHEMA.with_metadata({"efdb:export": "snapshot", "efdb:note": "synthetic"})
-    expected = plain(pa.concat_tables(releases))
-
-    parquet = assemble_parquet(
-        tmp_path / "s.parquet", sources["parquet"], parquet_template(schema, PARQUET_OPTIONS)
-    )
-    arrows = assemble_arrow_stream(tmp_path / "s.arrows", schema, sources["arrows"])
-    arrow = assemble_arrow_file(tmp_path / "s.arrow", schema, sources["arrow"], ipc_options())
-    for name, done in (("s.parquet", parquet), ("s.arrows", arrows), ("s.arrow", arrow)):
-        data = (tmp_path / name).read_bytes()
-        assert (done.sha256, done.bytes) == (hashlib.sha256(data).hexdigest(), len(data))
-    assert parquet.rows == arrow.rows == 220
-
-    read = pq.read_table(tmp_path / "s.parquet")
-    assert plain(read) == expected
-    assert read.schema.metadata == schema.metadata  # the snapshot's, not a release's
-    assert read.schema.equals(schema)
-    metadata = pq.ParquetFile(tmp_path / "s.parquet").metadata
-    # 150 rows in groups of 64 (3), 70 in 2: row groups stay within a release.
-    assert [metadata.row_group(i).num_rows for i in range(5)] == [64, 64, 22, 64, 6]
-    stream = ipc.open_stream(pa.memory_map(str(tmp_path / "s.arrows"))).read_all()
-    assert plain(stream) == expected
-    assert stream.schema.metadata == schema.metadata
-    with ipc.open_file(pa.memory_map(str(tmp_path / "s.arrow"))) as reader:
-        assert reader.schema.metadata == schema.metadata
-        assert plain(reader.read_all()) == expected
-
-    # Every page the offset indexes list starts where they say, with the size they say.
-    data = (tmp_path / "s.parquet").read_bytes()
-    pages = 0
-    for row_group in parquet_footer(tmp_path / "s.parquet")[4][1][1]:
-        for chunk in row_group[1][1][1]:
-            start, length = chunk[4][1], chunk[5][1]
-            for page in thrift_decode(data[start : start + length])[1][1][1]:
-                offset, size = page[1][1], page[2][1]
-                header = _ThriftReader(data[offset : offset + size])
-                fields = header.struct()
-                assert header.pos + fields[3][1] == size  # header + compressed page size
-                pages += 1
-    assert pages >= 5 * len(COLUMNS)
 
 
 def test_a_snapshot_above_the_workbook_bound_has_no_workbook_and_says_why(
@@ -176,20 +101,6 @@ def test_a_snapshot_from_recorded_release_files_equals_one_from_rows(
                 tables.append(ipc.open_file(io.BytesIO(data)).read_all())
         assert tables[0].to_pylist() == tables[1].to_pylist()
         assert tables[1].schema.metadata[b"efdb:snapshot_id"] == warm["id"].encode()
-    assert "assembling the release files failed" not in caplog.text  # never the fallback
-
-
-def test_a_release_file_of_another_layout_is_refused_not_copied(tmp_path: Path) -> None:
-    other = tmp_path / "other.parquet"
-    pq.write_table(pa.table({"factor_code": ["syn-1"]}), other)
-    schema = EXPORT_SCHEMA.with_metadata({"efdb:export": "snapshot"})
-    with pytest.raises(AssemblyError, match="another Parquet schema"):
-        assemble_parquet(tmp_path / "s.parquet", [other], parquet_template(schema, PARQUET_OPTIONS))
-    stream = tmp_path / "other.arrows"
-    with ipc.new_stream(str(stream), pa.schema([("factor_code", pa.string())])):
-        pass
-    with pytest.raises(AssemblyError, match="another Arrow schema"):
-        assemble_arrow_stream(tmp_path / "s.arrows", schema, [stream])
 
 
 def test_with_the_offload_efdb_checks_and_names_the_file_nginx_sends(

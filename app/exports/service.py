@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-import struct
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -42,13 +39,6 @@ from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import visible_version_ids
 from app.exports import store
-from app.exports.assemble import (
-    AssemblyError,
-    assemble_arrow_file,
-    assemble_arrow_stream,
-    assemble_parquet,
-    parquet_template,
-)
 from app.exports.ilcd import write_ilcd
 from app.exports.models import ExportFile, Snapshot, snapshot_version
 from app.exports.olca import write_olca
@@ -56,7 +46,6 @@ from app.exports.schema import (
     COLUMNS,
     CONTENT_HASH_FIELDS,
     CONTENT_HASH_RECIPE,
-    EXPORT_SCHEMA,
     SCHEMA_VERSION,
     ReleaseInfo,
     attribution_list,
@@ -64,8 +53,6 @@ from app.exports.schema import (
 from app.exports.schema import file_metadata as build_file_metadata
 from app.exports.source import release_batches
 from app.exports.writer import (
-    PARQUET_OPTIONS,
-    ipc_options,
     parquet_batches,
     write_arrow_file,
     write_arrow_stream,
@@ -370,56 +357,12 @@ class _Written:
     rows: int
 
 
-def _recorded_path(
-    session: Session, export_dir: Path, release: ReleaseInfo, fmt: str
-) -> Path | None:
-    record = recorded_export(session, release, fmt)
-    return _intact(export_dir, record) if record is not None else None
-
-
-def _release_sources(
-    session: Session, export_dir: Path, releases: list[ReleaseInfo], stack: ExitStack
-) -> dict[str, list[Path]]:
-    """Each release's Parquet file, Arrow IPC stream and Arrow IPC file: its recorded export
-    files where they exist (written on the first download, then reused by every snapshot),
-    otherwise files written now from its rows into the store's temporary area, which the
-    `stack` removes when the snapshot is done (written or not): a snapshot records nothing
-    but itself."""
-    sources: dict[str, list[Path]] = {"parquet": [], "arrows": [], "arrow": []}
-    for release in releases:
-        parquet = _recorded_path(session, export_dir, release, "parquet")
-        arrows = _recorded_path(session, export_dir, release, "arrows")
-        arrow = _recorded_path(session, export_dir, release, "arrow")
-        if parquet is None:
-            parquet = stack.enter_context(store.new_file(export_dir, private=False))
-            # The stream in the same pass, unless the release has its own already.
-            stream = None
-            if arrows is None:
-                arrows = stream = stack.enter_context(store.new_file(export_dir, private=False))
-            metadata = build_file_metadata([release], export="version")
-            batches = release_batches(session, release)
-            written_files = write_parquet(
-                parquet, [batches], metadata=metadata, arrows_target=stream
-            )
-            if written_files.rows != release.row_count:
-                raise RuntimeError(f"{release.key}: read {written_files.rows} rows")
-        if arrows is None:
-            arrows = stack.enter_context(store.new_file(export_dir, private=False))
-            write_arrow_stream(arrows, parquet)
-        if arrow is None:
-            arrow = stack.enter_context(store.new_file(export_dir, private=False))
-            write_arrow_file(arrow, parquet)
-        sources["parquet"].append(parquet)
-        sources["arrows"].append(arrows)
-        sources["arrow"].append(arrow)
-    return sources
-
-
 def prepare_release_files(
     session: Session, *, export_dir: Path, keys: ReleaseKeys
 ) -> list[dict[str, Any]]:
-    """Write and record, once, the files a snapshot assembles (`export.parquet`, `.arrows`,
-    `.arrow`) of every release the next snapshot would hold; the caller commits. Each file as
+    """Write and record, once, the export files (`export.parquet`, which snapshots read, and
+    the `.arrows` and `.arrow` downloads) of every release the next snapshot would hold, so that
+    neither a snapshot nor a first download reads the rows again; the caller commits. Each as
     `{"release", "format", "sha256", "bytes"}`."""
     written_files = []
     for release in snapshot_releases(session):
@@ -442,39 +385,6 @@ def prepare_release_files(
     return written_files
 
 
-def _assembled(
-    temporaries: dict[str, tuple[Path, str]],
-    sources: dict[str, list[Path]],
-    metadata: dict[str, str],
-) -> dict[str, _Written]:
-    """The snapshot's data files from its releases' files, the three at once (file I/O,
-    hashing and zstd release the GIL): Parquet row groups, IPC stream messages and IPC file
-    batches copied as they are (in the file, remapped dictionary indices aside)."""
-    schema = EXPORT_SCHEMA.with_metadata(metadata)
-    template = parquet_template(schema, PARQUET_OPTIONS)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="efdb-snapshot") as pool:
-        arrow = pool.submit(
-            assemble_arrow_file,
-            temporaries["factors.arrow"][0],
-            schema,
-            sources["arrow"],
-            ipc_options(),
-        )
-        stream = pool.submit(
-            assemble_arrow_stream, temporaries["factors.arrows"][0], schema, sources["arrows"]
-        )
-        parquet = assemble_parquet(temporaries["factors.parquet"][0], sources["parquet"], template)
-        arrows = stream.result()
-        arrow_file = arrow.result()
-    if arrow_file.rows != parquet.rows:
-        raise RuntimeError(f"Arrow file: {arrow_file.rows} rows, Parquet: {parquet.rows}")
-    return {
-        "factors.parquet": _Written(parquet.sha256, parquet.bytes, parquet.rows),
-        "factors.arrow": _Written(arrow_file.sha256, arrow_file.bytes, arrow_file.rows),
-        "factors.arrows": _Written(arrows.sha256, arrows.bytes, parquet.rows),
-    }
-
-
 def _streamed(
     session: Session,
     export_dir: Path,
@@ -482,8 +392,8 @@ def _streamed(
     temporaries: dict[str, tuple[Path, str]],
     metadata: dict[str, str],
 ) -> dict[str, _Written]:
-    """The snapshot's data files written from the rows (no release keys to sign the
-    releases' own files with, or a release file that cannot be assembled)."""
+    """The snapshot's data files: Parquet and the Arrow IPC stream in one pass over the
+    releases' batches (`_groups`), then the Arrow IPC file from the new Parquet file."""
     parquet = temporaries["factors.parquet"][0]
     written_files = write_parquet(
         parquet,
@@ -533,9 +443,9 @@ def create_snapshot(
     audit chain signed just before it, `manifest.json` itself is signed (served as
     `manifest.json.jws`), and a checkpoint is signed after the snapshot's audit event.
 
-    The data files are assembled from each release's own export files (its recorded
-    `export.parquet`, `.arrows` and `.arrow`, or ones written from its rows for this snapshot
-    only: `_release_sources`) without encoding the rows again (app/exports/assemble.py).
+    The data files are written by pyarrow from each release's own recorded `export.parquet`
+    (read back batch by batch; `efdb exports prepare` or a first download writes it once), or
+    from its rows in the database when it has none: `_groups`. Memory holds one row group.
     `factors.xlsx` is written only for a snapshot of at most `xlsx_max_rows` factors (the
     manifest says the bound, so a snapshot without it says why).
 
@@ -575,16 +485,7 @@ def create_snapshot(
             "factors.arrow": (arrow_temporary, "arrow"),
             "factors.arrows": (arrows_temporary, "arrows"),
         }
-        data = None
-        with ExitStack() as scratch:
-            sources = _release_sources(session, export_dir, releases, scratch)
-            try:
-                data = _assembled(temporaries, sources, metadata)
-            except (AssemblyError, pa.ArrowException, struct.error, IndexError):
-                # A release file of another layout (or damaged): written from the rows.
-                log.exception("snapshot %s: assembling the release files failed", snapshot_id)
-        if data is None:
-            data = _streamed(session, export_dir, releases, temporaries, metadata)
+        data = _streamed(session, export_dir, releases, temporaries, metadata)
         rows = data["factors.parquet"].rows
         expected = sum(release.row_count for release in releases)
         if rows != expected:
@@ -625,7 +526,6 @@ def create_snapshot(
                 temporary,
                 ext=ext,
                 private=False,
-                digest=(data[name].sha256, data[name].bytes) if name in data else None,
             )
             for name, (temporary, ext) in temporaries.items()
         }

@@ -95,24 +95,14 @@ def new_file(export_dir: Path, *, private: bool) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
-def keep(
-    export_dir: Path,
-    temporary: Path,
-    *,
-    ext: str,
-    private: bool,
-    digest: tuple[str, int] | None = None,
-) -> StoredFile:
+def keep(export_dir: Path, temporary: Path, *, ext: str, private: bool) -> StoredFile:
     """Give a finished temporary file its sha256 name (fsync, rename, fsync the directory).
-
-    `digest`: the file's (sha256, size) when its writer hashed the bytes as it wrote and
-    fsynced them (app/exports/assemble.py), so that they need not be read again.
 
     A file already under that name holds these very bytes (its name says so) and is left as it
     is; one whose bytes no longer match its name (damaged on disk) is replaced by the bytes
     the name promises.
     """
-    sha256, size = digest if digest is not None else _hash(temporary, sync=True)
+    sha256, size = _hash(temporary, sync=True)
     relative = relative_path(sha256, ext, private=private)
     final = resolve(export_dir, relative)
     if final.is_file() and _hash(final) == (sha256, size):
