@@ -8,7 +8,7 @@ from app.datasets.models import Dataset, Publisher
 from app.datasets.usage import DatasetUsage
 from app.datasets.version_models import DatasetVersion
 from app.exports.models import DatabaseInstance, ExportFile, Snapshot, snapshot_version
-from app.factors.models import Factor, ReleaseFacetCount, Source
+from app.factors.models import Factor, ReleaseFacetCount, ReleaseFacetPairCount, Source
 from app.reference.models import (
     Activity,
     ActivityLabel,
@@ -47,6 +47,7 @@ __all__ = [
     "Publisher",
     "ReferenceVersion",
     "ReleaseFacetCount",
+    "ReleaseFacetPairCount",
     "ReleaseSigningKey",
     "ReleaseStatement",
     "Snapshot",
