@@ -4,6 +4,7 @@ from app.auth.models import Client, DatasetGrant
 from app.changes.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.core.db import Base
 from app.core.models import AuditEvent, ChangeOutbox
+from app.datasets.generation import CatalogGeneration
 from app.datasets.models import Dataset, Publisher
 from app.datasets.usage import DatasetUsage
 from app.datasets.version_models import DatasetVersion
@@ -31,6 +32,7 @@ __all__ = [
     "AuditCheckpoint",
     "AuditEvent",
     "Base",
+    "CatalogGeneration",
     "ChangeOutbox",
     "Client",
     "ConversionProperty",

@@ -21,11 +21,13 @@ from sqlalchemy.orm import Session
 
 from app.core.db import make_sessionmaker
 from app.core.principal import ANONYMOUS, Viewer
+from app.datasets.generation import catalog_generation
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import parse_as_of
 from app.factors import facets
 from app.factors.models import Factor
+from app.factors.page_cache import SearchPageCache
 from app.factors.service import FactorFilters
 from app.publishing.workflow import withdraw
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
@@ -189,3 +191,93 @@ def test_facets_follow_a_withdrawal_and_the_release_it_restores(
     assert after["total"] == len(older) > 0
     years = {value["value"]: value["count"] for value in after["facets"]["year"]}
     assert years == {str(year): older.count(year) for year in set(older)}
+
+
+def _generation(db: Engine) -> int | None:
+    with make_sessionmaker(db)() as session:
+        return catalog_generation(session)
+
+
+def test_the_catalogue_generation_moves_with_what_readers_see(db: Engine) -> None:
+    """Publishing, withdrawing and editing a dataset raise it; a draft upload does not."""
+    factory = make_sessionmaker(db)
+    with factory.begin() as session:
+        publisher = create_publisher(session, slug="synthetic-generation")
+        dataset = create_dataset(session, publisher=publisher, slug="generation-data")
+    start = _generation(db) or 0
+    with factory.begin() as session:
+        dataset = session.get_one(Dataset, dataset.id)
+        create_version(session, dataset=dataset, factors=_rows("d", 3, 0), status="draft")
+    assert (_generation(db) or 0) == start
+    with factory.begin() as session:
+        dataset = session.get_one(Dataset, dataset.id)
+        released = create_version(
+            session, dataset=dataset, factors=_rows("p", 3, 0), version="2.0.0"
+        )
+    published = _generation(db)
+    assert published is not None
+    assert published > start
+    with factory.begin() as session:
+        session.get_one(Dataset, dataset.id).title_en = "Synthetic title, edited"
+    edited = _generation(db)
+    assert edited is not None
+    assert edited > published
+    with factory.begin() as session:
+        withdraw(
+            session,
+            version=session.get_one(DatasetVersion, released.id),
+            label="synthetic-generation/generation-data 2.0.0",
+            reviewer="synthetic-reviewer",
+            reviewer_publisher=None,
+            owner_publisher="synthetic-generation",
+            reason="Synthetic withdrawal for a test.",
+        )
+    withdrawn = _generation(db)
+    assert withdrawn is not None
+    assert withdrawn > edited
+
+
+def test_a_kept_search_page_is_the_same_answer_until_a_withdrawal(
+    db: Engine, client: TestClient
+) -> None:
+    """The anonymous search page served from the worker's cache has the bytes, ETag and Link
+    of the page made afresh; the very next request after a withdrawal answers the new state."""
+    factory = make_sessionmaker(db)
+    with factory.begin() as session:
+        current_id = _history(session).id
+    query = {"dataset": "synthetic-facets/facet-history", "limit": 7}
+    first = client.get("/v1/factors", params=query)
+    kept = client.get("/v1/factors", params=query)
+    assert first.status_code == kept.status_code == 200
+    assert kept.content == first.content
+    assert {h: kept.headers[h] for h in ("etag", "link", "cache-control")} == {
+        h: first.headers[h] for h in ("etag", "link", "cache-control")
+    }
+    assert (
+        client.get(
+            "/v1/factors", params=query, headers={"If-None-Match": first.headers["etag"]}
+        ).status_code
+        == 304
+    )
+    # The same page made without the cache.
+    client.app.state.search_page_cache = SearchPageCache(0)  # type: ignore[attr-defined]
+    fresh = client.get("/v1/factors", params=query)
+    assert fresh.content == first.content
+    assert fresh.headers["etag"] == first.headers["etag"]
+    client.app.state.search_page_cache = SearchPageCache(16)  # type: ignore[attr-defined]
+    assert {
+        item["version"] for item in client.get("/v1/factors", params=query).json()["items"]
+    } == {"1.1.0"}
+    with factory.begin() as session:
+        withdraw(
+            session,
+            version=session.get_one(DatasetVersion, current_id),
+            label="synthetic-facets/facet-history 1.1.0",
+            reviewer="synthetic-reviewer",
+            reviewer_publisher=None,
+            owner_publisher="synthetic-facets",
+            reason="Synthetic withdrawal for a test.",
+        )
+    after = client.get("/v1/factors", params=query).json()["items"]
+    assert {item["version"] for item in after} == {"1.0.0"}
+    assert {item["version_status"] for item in after} == {"published"}

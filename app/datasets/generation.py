@@ -1,0 +1,34 @@
+"""The catalogue's generation: a number the database raises whenever what a reader may see of
+the released data changes, so that answers made from released rows can be kept until it does.
+
+Released factor rows never change (the database refuses); what changes around them is the
+state of releases, datasets and publishers: a release published, withdrawn or deprecated, a
+dataset superseded, its licence, access or slug edited. Triggers of migration 20261207_0511 on
+`dataset_version` (a released status entered or left, a withdrawal's fields), `dataset` and
+`publisher` (any update or delete) raise `catalog_generation.generation` in the transaction
+that makes the change, so it becomes visible with the change itself, to every worker. Draft
+uploads do not touch it (a draft is inserted unreleased), so they never wait on its row.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Integer, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from app.core.db import Base
+
+
+class CatalogGeneration(Base):
+    """One row (`id` 1): the generation of the released catalogue (see the module)."""
+
+    __tablename__ = "catalog_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(BigInteger)
+
+
+def catalog_generation(session: Session) -> int | None:
+    """The current generation (None if the row is missing: then nothing may be kept)."""
+    return session.execute(
+        select(CatalogGeneration.generation).where(CatalogGeneration.id == 1)
+    ).scalar_one_or_none()
