@@ -10,9 +10,12 @@ For each backend this builds a database of N synthetic factors the way `bench.re
    explorer's whole answer (`GET /.json?…`, its search page of 20 and the facets) is then
    timed over HTTP against the server, the same shapes, for context.
 2. **Search page of 100.** `wrk` (one thread, `--connections` keep-alive connections,
-   `--duration` seconds) drives `GET /v1/factors?region=R&limit=100`, R cycling over the
-   regions of the data, against the efdb server, and `GET /const` against `bench.bare_app`
-   (the baseline, same uvicorn settings), in `--rounds` interleaved rounds; the ratio of
+   `--duration` seconds) drives `GET /v1/factors?region=R&limit=100`, R cycling over the 36
+   regions of the data, against the efdb server (which keeps anonymous pages while the
+   catalogue's generation stays: app/factors/page_cache.py), and `GET /const` against
+   `bench.bare_app` (the baseline, same uvicorn settings); the same pages are also requested
+   from a second efdb server that keeps none (`EFDB_SEARCH_CACHE_ENTRIES=0`), to show what
+   making each page costs. `--rounds` interleaved rounds, the order rotated; the ratio of
    requests/s to the baseline's in the same run is judged (target ≥ 0.25×).
 
     python -m bench.facets [--backend sqlite|postgresql|both] [--factors 100000]
@@ -181,6 +184,12 @@ class BackendResult:
     search_rps: list[float]
     bare_rps: list[float]
     page_bytes: int
+    # The same pages made afresh by a server that keeps none (EFDB_SEARCH_CACHE_ENTRIES=0).
+    afresh_rps: list[float]
+
+    @property
+    def afresh_ratio(self) -> float:
+        return sum(self.afresh_rps) / sum(self.bare_rps)
 
     @property
     def ratio(self) -> float:
@@ -207,8 +216,7 @@ def bench_backend(
     print(f"[{backend}] facets in process, {args.repeat} calls per shape ...", flush=True)
     facets = time_facets(url, args.repeat)
     search_paths = [f"/v1/factors?region={region}&limit={PAGE}" for region in REGIONS]
-    search_rps: list[float] = []
-    bare_rps: list[float] = []
+    rps: dict[str, list[float]] = {"bare": [], "app": [], "afresh": []}
     with (
         uvicorn_server(
             "efdb",
@@ -218,15 +226,28 @@ def bench_backend(
             workdir / f"{backend}-efdb.log",
         ) as app,
         uvicorn_server(
+            "efdb (no kept pages)",
+            "app.main:create_app",
+            "/readyz",
+            {"EFDB_DATABASE_URL": url, "EFDB_SEARCH_CACHE_ENTRIES": "0"},
+            workdir / f"{backend}-efdb-afresh.log",
+        ) as afresh,
+        uvicorn_server(
             "bare", "bench.bare_app:create_app", "/const", {}, workdir / f"{backend}-bare.log"
         ) as bare,
     ):
         if args.verbose:
-            print(f"[{backend}] efdb pid {app.process.pid}, bare pid {bare.process.pid}")
+            print(
+                f"[{backend}] efdb pid {app.process.pid}, afresh pid {afresh.process.pid}, "
+                f"bare pid {bare.process.pid}"
+            )
         status, body = http_get(app.port, search_paths[0])
         page = json.loads(body)
         if status != 200 or len(page.get("items", [])) != PAGE or not page.get("next"):
             raise RuntimeError(f"search page is not a full page: {status} {body[:300]!r}")
+        if http_get(afresh.port, search_paths[0]) != (status, body):
+            raise RuntimeError("a page made afresh differs from the kept one")
+        page_bytes = len(body)
         for timing in facets:
             query = _page_query(timing.filters)
             path = "/.json" + (f"?{query}" if query else "")
@@ -238,20 +259,27 @@ def bench_backend(
                     raise RuntimeError(f"{path}: {status} {body[:300]!r}")
                 if attempt:
                     timing.page_ms.append(elapsed)
-        # Warm both servers up, then interleave: the baseline's rounds bracket the app's.
-        run_wrk(app.port, search_paths, 2, args.connections, workdir)
-        run_wrk(bare.port, ["/const"], 2, args.connections, workdir)
+        # Warm every server up, then interleave, the order rotated each round.
+        servers = [("bare", bare.port), ("app", app.port), ("afresh", afresh.port)]
+        for name, port in servers:
+            run_wrk(
+                port, ["/const"] if name == "bare" else search_paths, 2, args.connections, workdir
+            )
         for round_index in range(args.rounds):
-            order = [("bare", bare.port), ("app", app.port)]
-            if round_index % 2:
-                order.reverse()
-            for name, port in order:
+            shift = round_index % len(servers)
+            for name, port in servers[shift:] + servers[:shift]:
                 paths = ["/const"] if name == "bare" else search_paths
-                rps = run_wrk(port, paths, args.duration, args.connections, workdir)
-                (bare_rps if name == "bare" else search_rps).append(rps)
+                rps[name].append(run_wrk(port, paths, args.duration, args.connections, workdir))
             print(f"[{backend}] round {round_index + 1}/{args.rounds} done", flush=True)
     return BackendResult(
-        backend, backend_version(url), factors, facets, search_rps, bare_rps, len(body)
+        backend,
+        backend_version(url),
+        factors,
+        facets,
+        rps["app"],
+        rps["bare"],
+        page_bytes,
+        rps["afresh"],
     )
 
 
@@ -289,6 +317,11 @@ def report(result: BackendResult) -> dict[str, Any]:
         f"ratio {result.ratio:.3f}x (rounds {', '.join(f'{r:.3f}' for r in ratios)}; "
         f"target >= {SEARCH_PAGE_TARGET}x): {verdict}"
     )
+    print(
+        f"   the same pages made afresh (EFDB_SEARCH_CACHE_ENTRIES=0): "
+        f"{', '.join(f'{r:.0f}' for r in result.afresh_rps)} req/s; "
+        f"ratio {result.afresh_ratio:.3f}x"
+    )
     return {
         "backend": result.backend,
         "version": result.version,
@@ -302,6 +335,8 @@ def report(result: BackendResult) -> dict[str, Any]:
         "search_page_round_ratios": [round(r, 3) for r in ratios],
         "search_page_target": SEARCH_PAGE_TARGET,
         "search_page_bytes": result.page_bytes,
+        "search_page_afresh_rps": [round(r, 1) for r in result.afresh_rps],
+        "search_page_afresh_ratio": round(result.afresh_ratio, 3),
     }
 
 

@@ -13,6 +13,7 @@ uploads do not touch it (a draft is inserted unreleased), so they never wait on 
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Integer, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.core.db import Base
@@ -27,8 +28,17 @@ class CatalogGeneration(Base):
     generation: Mapped[int] = mapped_column(BigInteger)
 
 
+_GENERATION = select(CatalogGeneration.generation).where(CatalogGeneration.id == 1)
+
+
 def catalog_generation(session: Session) -> int | None:
     """The current generation (None if the row is missing: then nothing may be kept)."""
-    return session.execute(
-        select(CatalogGeneration.generation).where(CatalogGeneration.id == 1)
-    ).scalar_one_or_none()
+    return session.execute(_GENERATION).scalar_one_or_none()
+
+
+def committed_generation(engine: Engine) -> int | None:
+    """The generation as last committed, read outside any transaction: one round trip (no
+    BEGIN, no statement budget, no COMMIT) on a pooled connection, for a request that may be
+    answered from what it keeps without touching its session."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return connection.execute(_GENERATION).scalar_one_or_none()

@@ -34,7 +34,7 @@ from app.core.problem_text import Message
 from app.core.schemas import Page
 from app.datasets import service as dataset_service
 from app.datasets import usage
-from app.datasets.generation import catalog_generation
+from app.datasets.generation import committed_generation
 from app.datasets.version_models import RELEASED_STATUSES
 from app.datasets.visibility import AsOf as AsOfMoment
 from app.datasets.visibility import parse_as_of
@@ -242,7 +242,9 @@ def search_factors(
         as_of=parsed_as_of(as_of),
     )
     keep = viewer == ANONYMOUS and filters.q is None and filters.as_of is None and gwp is None
-    generation = catalog_generation(session) if keep else None
+    # Read before the search, so that a page is never kept under a newer generation than the
+    # state it was made from.
+    generation = committed_generation(request.app.state.engine) if keep else None
     cache = search_page_cache(request.app)
     key = page_key(request)
     if generation is not None:
