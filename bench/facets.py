@@ -146,7 +146,13 @@ _ERRORS = re.compile(r"Socket errors:.*")
 
 
 def run_wrk(
-    port: int, paths: Sequence[str], seconds: int, connections: int, workdir: Path
+    port: int,
+    paths: Sequence[str],
+    seconds: int,
+    connections: int,
+    workdir: Path,
+    *,
+    warmup: bool = False,
 ) -> float:
     """Requests/s of `wrk` cycling over `paths`; any non-2xx answer or socket error fails."""
     script = workdir / f"paths-{port}.lua"
@@ -157,6 +163,8 @@ def run_wrk(
             "-t1",
             f"-c{connections}",
             f"-d{seconds}s",
+            "--timeout",
+            "10s",
             "-s",
             str(script),
             f"http://{HOST}:{port}",
@@ -166,6 +174,8 @@ def run_wrk(
         check=True,
     )
     match = _RPS.search(result.stdout)
+    if warmup:
+        return float(match.group(1)) if match else 0.0
     if match is None or _NON_2XX.search(result.stdout) or _ERRORS.search(result.stdout):
         # No Lua response hook (it would slow the load generator): ask each path once.
         statuses = {path: http_get(port, path, timeout=60)[0] for path in paths}
@@ -262,9 +272,8 @@ def bench_backend(
         # Warm every server up, then interleave, the order rotated each round.
         servers = [("bare", bare.port), ("app", app.port), ("afresh", afresh.port)]
         for name, port in servers:
-            run_wrk(
-                port, ["/const"] if name == "bare" else search_paths, 2, args.connections, workdir
-            )
+            paths = ["/const"] if name == "bare" else search_paths
+            run_wrk(port, paths, 3, args.connections, workdir, warmup=True)
         for round_index in range(args.rounds):
             shift = round_index % len(servers)
             for name, port in servers[shift:] + servers[:shift]:
