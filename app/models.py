@@ -4,11 +4,12 @@ from app.auth.models import Client, DatasetGrant
 from app.changes.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.core.db import Base
 from app.core.models import AuditEvent, ChangeOutbox
+from app.datasets.generation import CatalogGeneration
 from app.datasets.models import Dataset, Publisher
 from app.datasets.usage import DatasetUsage
 from app.datasets.version_models import DatasetVersion
 from app.exports.models import DatabaseInstance, ExportFile, Snapshot, snapshot_version
-from app.factors.models import Factor, ReleaseFacetCount, Source
+from app.factors.models import Factor, ReleaseFacetCount, ReleaseFacetPairCount, Source
 from app.reference.models import (
     Activity,
     ActivityLabel,
@@ -31,6 +32,7 @@ __all__ = [
     "AuditCheckpoint",
     "AuditEvent",
     "Base",
+    "CatalogGeneration",
     "ChangeOutbox",
     "Client",
     "ConversionProperty",
@@ -47,6 +49,7 @@ __all__ = [
     "Publisher",
     "ReferenceVersion",
     "ReleaseFacetCount",
+    "ReleaseFacetPairCount",
     "ReleaseSigningKey",
     "ReleaseStatement",
     "Snapshot",

@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     db_timeout_export_ms: int = Field(default=600_000, ge=1)
     # Expensive requests (search, batches, uploads, snapshots) at once per worker.
     max_expensive_requests: int = Field(default=8, ge=1)
+    # Anonymous search pages each worker keeps while the catalogue's generation stays the same
+    # (app/factors/page_cache.py; a page of 100 is ~150 kB); 0: none.
+    search_cache_entries: int = Field(default=256, ge=0)
     retry_after_seconds: int = Field(default=5, ge=1)
     # `json`: every log line one JSON object, with a service access line per request
     # (app/core/logs.py); `text`: uvicorn's lines.

@@ -15,8 +15,22 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, func, insert, literal, select, union_all
-from sqlalchemy.orm import Session
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    String,
+    cast,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.core.db import AnySelect
 from app.core.principal import Viewer
@@ -24,7 +38,7 @@ from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import parse_semver, visible_version_ids
 from app.factors import service
-from app.factors.models import Factor, ReleaseFacetCount
+from app.factors.models import Factor, ReleaseFacetCount, ReleaseFacetPairCount
 from app.reference.models import Activity, ActivityLabel
 
 # Facet name → the columns of the search query it groups by. Dataset slugs are unique per
@@ -52,28 +66,91 @@ FACTOR_FACETS: dict[str, Any] = {
     "boundary": Factor.boundary,
     "activity_id": Factor.activity_id,
 }
-# Filters on factor columns: with any of them (or text), counts come from the factors.
+# Filters on factor columns: with any of them (or text), counts come from the factors, except
+# for one filter of PAIR_FILTERS alone, which the counts per pair of facets answer.
 _FACTOR_FILTERS = ("q", "activity_id", "region", "year", "unit", "category", "boundary")
+# The factor facets a search may filter on alone and still read stored counts (the filter of
+# `FactorFilters` has the facet's name). `activity_id` is not one: see ReleaseFacetPairCount.
+PAIR_FILTERS: tuple[str, ...] = ("region", "year", "category", "unit", "boundary")
+
+
+# Rows read at a time while counting a release at publish: memory stays bounded by this and
+# by the release's distinct combinations of facet values, whatever its size.
+_COUNT_CHUNK = 50_000
 
 
 def record_release_facets(session: Session, *, version_id: int) -> None:
-    """Count a version's factors per value of each factor facet, once, as it is released."""
-    groups = [
-        select(literal(version_id), literal(TOTAL), literal(""), func.count()).where(
-            Factor.version_id == version_id
-        )
-    ]
-    for name, column in FACTOR_FACETS.items():
-        groups.append(
-            select(literal(version_id), literal(name), cast(column, String), func.count())
-            .where(Factor.version_id == version_id, column.is_not(None))
-            .group_by(column)
-        )
-    session.execute(
-        insert(ReleaseFacetCount).from_select(
-            ["version_id", "facet", "value", "count"], union_all(*groups)
-        )
+    """Count a version's factors per value of each factor facet, and per pair of values (one
+    of a PAIR_FILTERS facet, one of another facet), once, as it is released.
+
+    The version's facet columns are read once, in chunks, and grouped in Arrow (C++ hash
+    aggregation) into their distinct combinations; every count is a sum over those. Grouping
+    in the database instead took a pass per facet and per pair (4.7 s for 100k factors on
+    SQLite, 2.8 s on PostgreSQL, against 0.3 s this way)."""
+    names = list(FACTOR_FACETS)
+    columns = [cast(column, String) for column in FACTOR_FACETS.values()]
+    # Core rows (not the ORM's), streamed: a server-side cursor on PostgreSQL.
+    result = session.connection().execute(
+        select(*columns).where(Factor.version_id == version_id),
+        execution_options={"yield_per": _COUNT_CHUNK},
     )
+    parts: list[pa.Table] = []
+    for chunk in result.partitions():
+        table = pa.table(
+            [
+                pa.array(values, pa.string()).dictionary_encode()
+                for values in zip(*chunk, strict=True)
+            ],
+            names=names,
+        )
+        parts.append(table.group_by(names, use_threads=False).aggregate([([], "count_all")]))
+    if not parts:
+        session.add(ReleaseFacetCount(version_id=version_id, facet=TOTAL, value="", count=0))
+        return
+    combinations = (
+        pa.concat_tables(parts)
+        .unify_dictionaries()
+        .group_by(names, use_threads=False)
+        .aggregate([("count_all", "sum")])
+        .rename_columns([*names, "rows"])
+    )
+    total = pc.sum(combinations["rows"]).as_py()
+    single: list[dict[str, Any]] = [
+        {"version_id": version_id, "facet": TOTAL, "value": "", "count": total}
+    ]
+    for name in names:
+        single.extend(
+            {"version_id": version_id, "facet": name, "value": value, "count": count}
+            for value, count in _sums(combinations, [name])
+        )
+    session.execute(insert(ReleaseFacetCount), single)
+    pairs: list[dict[str, Any]] = []
+    for first in PAIR_FILTERS:
+        for second in names:
+            if second == first:
+                continue
+            pairs.extend(
+                {
+                    "version_id": version_id,
+                    "filter_facet": first,
+                    "filter_value": one,
+                    "facet": second,
+                    "value": other,
+                    "count": count,
+                }
+                for one, other, count in _sums(combinations, [first, second])
+            )
+    if pairs:
+        session.execute(insert(ReleaseFacetPairCount), pairs)
+
+
+def _sums(combinations: pa.Table, keys: list[str]) -> list[tuple[Any, ...]]:
+    """(value, ..., rows) per distinct non-null value of `keys` in the combinations."""
+    table = combinations.select([*keys, "rows"])
+    for key in keys:
+        table = table.filter(pc.is_valid(table[key]))
+    grouped = table.group_by(keys, use_threads=False).aggregate([("rows", "sum")])
+    return list(zip(*(grouped[name].to_pylist() for name in [*keys, "rows_sum"]), strict=True))
 
 
 def _whole_releases(filters: service.FactorFilters) -> bool:
@@ -81,6 +158,38 @@ def _whole_releases(filters: service.FactorFilters) -> bool:
     return filters.version_id is None and all(
         getattr(filters, name) is None for name in _FACTOR_FILTERS
     )
+
+
+def _pair_filter(filters: service.FactorFilters) -> str | None:
+    """The one PAIR_FILTERS facet the filters set, when it is their only filter on factors
+    (no text, no other factor column, released versions): None otherwise."""
+    if filters.version_id is not None:
+        return None
+    named = [name for name in _FACTOR_FILTERS if getattr(filters, name) is not None]
+    if len(named) == 1 and named[0] in PAIR_FILTERS:
+        return named[0]
+    return None
+
+
+def stored_counts_answer(filters: service.FactorFilters) -> bool:
+    """Whether the counts kept at publish answer these filters' facets."""
+    return _whole_releases(filters) or _pair_filter(filters) is not None
+
+
+def _value_matches(
+    column: InstrumentedAttribute[str], facet: str, filters: service.FactorFilters
+) -> ColumnElement[bool]:
+    """`column` (a stored facet value) holds what the filter on `facet` selects: the same
+    comparison `service._apply_filters` makes on the factor column (the category a prefix)."""
+    if facet == "category":
+        assert filters.category is not None
+        prefix = filters.category.rstrip("/")
+        return or_(
+            column == prefix,
+            column.like(f"{service._escape_like(prefix)}/%", escape="\\"),
+        )
+    wanted = getattr(filters, facet)
+    return column == str(wanted)
 
 
 def _release_select(viewer: Viewer, filters: service.FactorFilters) -> AnySelect:
@@ -115,25 +224,62 @@ def _release_select(viewer: Viewer, filters: service.FactorFilters) -> AnySelect
 def _release_grouped(
     session: Session, *, viewer: Viewer, filters: service.FactorFilters
 ) -> dict[str, dict[str, int]]:
-    """Per facet, the count of each value, added up from the releases' stored counts."""
+    """Per facet, the count of each value, added up from the releases' stored counts (whole
+    releases, or one PAIR_FILTERS filter: `stored_counts_answer`)."""
     releases = _release_select(viewer, filters).subquery("releases")
     counts = ReleaseFacetCount
-    by_factor = (
-        select(counts.facet, counts.value, func.sum(counts.count))
-        .join(releases, releases.c.version_id == counts.version_id)
-        .group_by(counts.facet, counts.value)
-    )
     grouped: dict[str, dict[str, int]] = {name: {} for name in (TOTAL, *FACET_COLUMNS)}
+    selected = _pair_filter(filters)
+    by_factor: Select[str, str, int] | CompoundSelect[str, str, int]
+    if selected is None:
+        by_factor = (
+            select(counts.facet, counts.value, func.sum(counts.count))
+            .join(releases, releases.c.version_id == counts.version_id)
+            .group_by(counts.facet, counts.value)
+        )
+        # Each release's row count: what it adds to its publisher, dataset and license.
+        per_release = select(
+            releases.c.publisher, releases.c.dataset, releases.c.license_id, counts.count
+        ).join(counts, (counts.version_id == releases.c.version_id) & (counts.facet == TOTAL))
+    else:
+        pairs = ReleaseFacetPairCount
+        # The other facets from the pairs; the filtered facet's own values (those the filter
+        # selects: one, or the paths under a category prefix) from the single counts.
+        by_factor = union_all(
+            select(pairs.facet, pairs.value, func.sum(pairs.count))
+            .join(releases, releases.c.version_id == pairs.version_id)
+            .where(
+                pairs.filter_facet == selected,
+                _value_matches(pairs.filter_value, selected, filters),
+            )
+            .group_by(pairs.facet, pairs.value),
+            select(counts.facet, counts.value, func.sum(counts.count))
+            .join(releases, releases.c.version_id == counts.version_id)
+            .where(counts.facet == selected, _value_matches(counts.value, selected, filters))
+            .group_by(counts.facet, counts.value),
+        )
+        per_release = (
+            select(
+                releases.c.publisher,
+                releases.c.dataset,
+                releases.c.license_id,
+                func.sum(counts.count),
+            )
+            .join(counts, counts.version_id == releases.c.version_id)
+            .where(counts.facet == selected, _value_matches(counts.value, selected, filters))
+            .group_by(
+                releases.c.version_id,
+                releases.c.publisher,
+                releases.c.dataset,
+                releases.c.license_id,
+            )
+        )
     for facet, value, count in session.execute(by_factor):
         if facet in grouped:
             grouped[facet][str(value)] = int(count)
-    grouped[TOTAL].setdefault("", 0)
-    totals = session.execute(
-        select(releases.c.publisher, releases.c.dataset, releases.c.license_id, counts.count).join(
-            counts, (counts.version_id == releases.c.version_id) & (counts.facet == TOTAL)
-        )
-    ).all()
-    for publisher, dataset, license_id, count in totals:
+    total = 0
+    for publisher, dataset, license_id, count in session.execute(per_release).all():
+        total += int(count)
         for name, value in (
             ("publisher", publisher),
             ("dataset", f"{publisher}/{dataset}"),
@@ -141,6 +287,9 @@ def _release_grouped(
         ):
             if value is not None:
                 grouped[name][value] = grouped[name].get(value, 0) + int(count)
+    if selected is not None:
+        grouped[TOTAL][""] = total
+    grouped[TOTAL].setdefault("", 0)
     return grouped
 
 
@@ -233,9 +382,10 @@ def facet_counts(
     """The number of results, and every facet's values with their result counts, most results
     first (at most `limit` values per facet).
 
-    Whole releases (no text, no filter on a factor column) add up the counts stored at
-    publish; any other search groups its own rows, which its filters bound."""
-    if _whole_releases(filters):
+    Whole releases (no text, no filter on a factor column), or one filter on a region, year,
+    category, unit or boundary, add up the counts stored at publish; any other search groups
+    its own rows, which its filters bound."""
+    if stored_counts_answer(filters):
         grouped = _release_grouped(session, viewer=viewer, filters=filters)
     else:
         grouped = _grouped_rows(session, viewer=viewer, filters=filters)
@@ -368,7 +518,7 @@ def activity_totals(
     if not activity_ids:
         return {}
     others = replace(filters, q=None)
-    if _whole_releases(others):
+    if stored_counts_answer(others):
         grouped = _release_grouped(session, viewer=viewer, filters=others)["activity_id"]
         return {name: grouped[name] for name in activity_ids if name in grouped}
     searched = searched_rows(session, viewer=viewer, filters=replace(filters, q=None)).subquery(

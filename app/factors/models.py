@@ -122,3 +122,23 @@ class ReleaseFacetCount(Base):
     facet: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(255), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
+
+
+class ReleaseFacetPairCount(Base):
+    """How many factors of a released version hold each value of a facet among those holding
+    one value of another: `region` = `CN-GD` holds 2,800 factors, 281 of them `year` `2020`.
+
+    Written once at publish beside `ReleaseFacetCount`, so that a search filtered on one factor
+    column (`filter_facet`: region, year, category, unit or boundary) answers its facets from a
+    few rows per release. `activity_id` is no filter here: its index bounds the grouping, and
+    its values are the many ones (a release's rows per activity pair are its largest part).
+    """
+
+    __tablename__ = "release_facet_pair_count"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("dataset_version.id"), primary_key=True)
+    filter_facet: Mapped[str] = mapped_column(String(32), primary_key=True)
+    filter_value: Mapped[str] = mapped_column(String(255), primary_key=True)
+    facet: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)

@@ -10,11 +10,12 @@ from fastapi.params import Path
 from app.auth.viewer import ViewerDep
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
-from app.core.http_cache import PINNED_RELEASE, PRIVATE, SHORT_LIVED, cached_json
+from app.core.http_cache import PINNED_RELEASE, PRIVATE, SHORT_LIVED, cached_json, json_bytes
 from app.core.pagination import (
     after_id_from_cursor,
     encode_cursor,
     id_cursor,
+    next_link,
     page_response,
 )
 from app.core.params import (
@@ -28,14 +29,17 @@ from app.core.params import (
     VersionPath,
     only_query_params,
 )
+from app.core.principal import ANONYMOUS
 from app.core.problem_text import Message
 from app.core.schemas import Page
 from app.datasets import service as dataset_service
 from app.datasets import usage
+from app.datasets.generation import committed_generation
 from app.datasets.version_models import RELEASED_STATUSES
 from app.datasets.visibility import AsOf as AsOfMoment
 from app.datasets.visibility import parse_as_of
 from app.factors import service
+from app.factors.page_cache import kept_response, make_page, page_key, search_page_cache
 from app.factors.schemas import (
     FACTOR_CODE_PATTERN,
     MAX_YEAR,
@@ -237,6 +241,16 @@ def search_factors(
         version=version,
         as_of=parsed_as_of(as_of),
     )
+    keep = viewer == ANONYMOUS and filters.q is None and filters.as_of is None and gwp is None
+    # Read before the search, so that a page is never kept under a newer generation than the
+    # state it was made from.
+    generation = committed_generation(request.app.state.engine) if keep else None
+    cache = search_page_cache(request.app)
+    key = page_key(request)
+    if generation is not None:
+        kept = cache.get(key, generation)
+        if kept is not None:
+            return kept_response(request, kept)
     scope = {k: v for k, v in vars(filters).items() if v is not None}
     next_cursor: str | None
     if filters.q:
@@ -259,12 +273,14 @@ def search_factors(
     table = gwp_table_for(session, gwp)
     items = [apply_gwp(item, gwp, table) for item in items]
     # An empty answer may be a version not released yet: kept only as long as a latest one.
-    return page_response(
-        request,
-        items,
-        next_cursor,
-        cache_control=PINNED_RELEASE if version and items else SHORT_LIVED,
-    )
+    cache_control = PINNED_RELEASE if version and items else SHORT_LIVED
+    if generation is None:
+        return page_response(request, items, next_cursor, cache_control=cache_control)
+    next_url = next_link(request, next_cursor)
+    body = json_bytes({"items": items, "next": next_url})
+    page = make_page(generation, body, cache_control=cache_control, next_url=next_url)
+    cache.put(key, page)
+    return kept_response(request, page)
 
 
 @router.get(

@@ -126,6 +126,10 @@ def publish(
             ),
             extra={"content_sha256": content, "reviewed_sha256": reviewed_sha256},
         )
+    # The release's search index and facet counts first: the status changes below raise the
+    # catalogue's generation (a row lock until commit), which this long part need not hold.
+    index_released_factors(session, version_id=version.id)
+    record_release_facets(session, version_id=version.id)
     previous = latest_resolvable(session, dataset_id=version.dataset_id)
     published_at = now or utcnow()
     if previous is not None:
@@ -135,8 +139,6 @@ def publish(
         # database refuses that, see migration 20261204_0201).
         session.flush()
     version.content_sha256 = content
-    index_released_factors(session, version_id=version.id)
-    record_release_facets(session, version_id=version.id)
     version.status = "published"
     version.published_at = published_at
     version.published_by = reviewer

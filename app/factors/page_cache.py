@@ -1,0 +1,105 @@
+"""Search pages kept per worker while the released catalogue stays as it was.
+
+A search page without text is made from released factor rows (which never change) and the
+state of their releases, datasets and publishers, which `catalog_generation` follows (raised
+by database triggers in the very transaction that changes it: app/datasets/generation.py). A
+page made at generation G is served again, byte for byte with its ETag and `Link`, to the next
+anonymous request for the same path and query as long as the database still says G: one
+primary-key read instead of the search. Any publish, withdrawal, deprecation or dataset edit
+moves the generation, and every worker's kept pages stop being served at its next request.
+
+Only what depends on nothing else is kept: anonymous readers (public datasets, nothing metered),
+no text (`q` also reads the activity labels), no `as_of`, no `gwp` (reference tables).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request, Response
+
+from app.core.http_cache import etag_matches
+from app.core.pagination import set_link_header
+
+
+@dataclass(frozen=True)
+class KeptPage:
+    generation: int
+    body: bytes
+    etag: str
+    cache_control: str
+    next_url: str | None
+
+
+class SearchPageCache:
+    """The most recently used `entries` pages (0: none), each with the generation it was made
+    at; a page of an older generation is never served."""
+
+    def __init__(self, entries: int) -> None:
+        self.entries = entries
+        self._pages: OrderedDict[str, KeptPage] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, generation: int) -> KeptPage | None:
+        with self._lock:
+            page = self._pages.get(key)
+            if page is None:
+                return None
+            if page.generation != generation:
+                del self._pages[key]
+                return None
+            self._pages.move_to_end(key)
+            return page
+
+    def put(self, key: str, page: KeptPage) -> None:
+        if not self.entries:
+            return
+        with self._lock:
+            self._pages[key] = page
+            self._pages.move_to_end(key)
+            while len(self._pages) > self.entries:
+                self._pages.popitem(last=False)
+
+
+_create_lock = threading.Lock()
+
+
+def search_page_cache(app: FastAPI) -> SearchPageCache:
+    """The app's cache (one per worker), made on first use with `search_cache_entries`."""
+    cache: SearchPageCache | None = getattr(app.state, "search_page_cache", None)
+    if cache is None:
+        with _create_lock:
+            cache = getattr(app.state, "search_page_cache", None)
+            if cache is None:
+                cache = SearchPageCache(app.state.settings.search_cache_entries)
+                app.state.search_page_cache = cache
+    return cache
+
+
+def page_key(request: Request) -> str:
+    """What the page's bytes depend on in the request: its path and query, as sent (the
+    `next` link is root-relative, so the host plays no part)."""
+    return f"{request.url.path}?{request.url.query}"
+
+
+def make_page(
+    generation: int, body: bytes, *, cache_control: str, next_url: str | None
+) -> KeptPage:
+    """A page's bytes with the strong ETag `app.core.http_cache.cached_json` gives them."""
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return KeptPage(generation, body, etag, cache_control, next_url)
+
+
+def kept_response(request: Request, page: KeptPage) -> Response:
+    """The page as `page_response` answers it: ETag, Cache-Control, Link; 304 on a match."""
+    headers = {"ETag": page.etag, "Cache-Control": page.cache_control}
+    response = (
+        Response(status_code=304, headers=headers)
+        if etag_matches(request, page.etag)
+        else Response(page.body, media_type="application/json", headers=headers)
+    )
+    set_link_header(response, page.next_url)
+    return response
