@@ -9,10 +9,10 @@ the real services by `bench.read_api.build_database`):
    PostgreSQL), and the ADBC PostgreSQL driver when it is installed.
 2. Snapshot, cold: `POST /v1/snapshots` on `efdb` served by uvicorn in a subprocess (admin
    token from /oauth/token), timed end to end, no release having its own export files yet
-   (each release's files are written from its rows for the snapshot), while `/healthz` is
+   (the rows come from the database), while `/healthz` is
    polled to show the API stays responsive. Then `GET …/export.{parquet,arrows,arrow}` of each
    release (written once, recorded), and the snapshot again, `--rounds` times (best kept):
-   assembled from those files (app/exports/assemble.py). Baseline: pyarrow writing the same
+   written by pyarrow from those releases' Parquet files. Baseline: pyarrow writing the same
    rows (read back from the snapshot file into memory) with the same writer settings.
 3. Memory: the server's peak resident set (VmHWM, reset through /proc/PID/clear_refs before
    each phase) in each phase.
@@ -26,7 +26,7 @@ the real services by `bench.read_api.build_database`):
 
 `--database-url` reuses a database a previous run built (`--keep` keeps it; the run forgets
 the earlier run's export store, a temporary directory, in it: `export_file`, the instance).
-Targets: snapshot (assembled) >= 0.5x the in-memory write's rows/s; peak RSS <= 400 MB;
+Targets: snapshot (from the release files) >= 0.5x the in-memory write's rows/s; peak RSS <= 400 MB;
 serving through the offload >= 0.8x nginx alone. nginx: Debian package nginx-light.
 """
 
