@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     # retried later); also how long a stopping server may wait for a delivery in flight.
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # The wait before a failed delivery's first retry; each later retry waits twice as long.
-    webhook_retry_first_seconds: float = Field(default=5.0, gt=0, le=3600)
+    webhook_retry_first_seconds: float = Field(default=5.0, gt=0, le=86_400)
     max_upload_mb: int = Field(default=200, ge=1)
     max_upload_rows: int = Field(default=2_000_000, ge=1)
     # JSON (and any non-upload) request bodies, refused with 413 before they are parsed.
