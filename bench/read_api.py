@@ -415,7 +415,9 @@ function request()
 end
 
 function done(summary, latency, requests)
-  local out = assert(io.open(os.getenv("EFDB_WRK_OUT"), "w"))
+  local path = os.getenv("EFDB_WRK_OUT")
+  if path == nil then return end
+  local out = assert(io.open(path, "w"))
   local e = summary.errors
   out:write(string.format("summary %d %d %d %d %d %d %d %d\n", summary.requests,
     summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout))

@@ -73,6 +73,11 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # A pool as large as PostgreSQL's: SQLAlchemy's default keeps 5 connections and closes
+        # every overflow one on return, so 6+ concurrent requests opened a connection (and
+        # parsed the whole schema, PRAGMAs included) per request.
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 10)
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -161,6 +166,11 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         raise
     if watch is not None:
         watch.cancel()
+    if not session.in_transaction():
+        # The endpoint committed already (or never touched the database): nothing to do that
+        # needs a trip to the thread pool.
+        session.close()
+        return
     await run_in_threadpool(_finish, session, commit=True)
 
 
