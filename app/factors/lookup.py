@@ -21,18 +21,20 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import ColumnElement, bindparam, literal_column, select
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.core.bounds import BUDGET_KEY, request_kind, statement_budget_ms
-from app.core.db import AnySelect
+from app.core.bounds import bound_raw_statement
+from app.core.db import AnySelect, make_engine
 from app.core.http_cache import (
     PINNED_RELEASE,
     SHORT_LIVED,
@@ -77,7 +79,7 @@ def _current_release() -> Any:
         select(DatasetVersion.id)
         .where(
             DatasetVersion.dataset_id == Dataset.id,
-            DatasetVersion.status.in_(RESOLVABLE_STATUSES),
+            _status_in(RESOLVABLE_STATUSES),
         )
         .order_by(*newest_first())
         .limit(1)
@@ -86,11 +88,17 @@ def _current_release() -> Any:
     )
 
 
+def _status_in(statuses: tuple[str, ...]) -> ColumnElement[bool]:
+    """`status IN (...)` with the constants in the SQL text: an expanding parameter would be
+    rewritten into the statement at every execution."""
+    return DatasetVersion.status.in_([literal_column(f"'{status}'") for status in statuses])
+
+
 def _release_condition(query: AnySelect, pinned: bool) -> AnySelect:
     if pinned:
         return query.where(
             DatasetVersion.version == bindparam("version"),
-            DatasetVersion.status.in_(RELEASED_STATUSES),
+            _status_in(RELEASED_STATUSES),
         )
     return query.where(DatasetVersion.id == _current_release())
 
@@ -179,9 +187,13 @@ class LookupCache:
         return len(self._answers)
 
 
-def _readable(viewer: Viewer, row: Row[Any], publisher: str) -> bool:
+# A statement's row as a dict of its labels (the answer's keys in its order).
+Fetch = Callable[[AnySelect, dict[str, Any]], "dict[str, Any] | None"]
+
+
+def _readable(viewer: Viewer, row: dict[str, Any], publisher: str) -> bool:
     return viewer.may_read(
-        access=row.lookup_access, publisher=publisher, dataset_id=row.lookup_dataset_id
+        access=row["lookup_access"], publisher=publisher, dataset_id=row["lookup_dataset_id"]
     )
 
 
@@ -196,7 +208,47 @@ def lookup_answer(
     version: str | None,
 ) -> Answer | None:
     """The answer's bytes for a readable factor in the current (or the pinned) release, or
-    None when the general path must answer (nothing found, not readable, bad version)."""
+    None when the general path must answer (nothing found, not readable, bad version); a
+    registered read is metered in `session`."""
+    # Core execution on the session's connection (its transaction and statement budget):
+    # the ORM layer adds nothing to a plain select.
+    connection = session.connection()
+
+    def fetch(statement: AnySelect, params: dict[str, Any]) -> dict[str, Any] | None:
+        row = connection.execute(statement, params).first()
+        return None if row is None else row._asdict()
+
+    found = find_answer(
+        fetch,
+        cache,
+        viewer=viewer,
+        publisher=publisher,
+        dataset=dataset,
+        factor_code=factor_code,
+        version=version,
+    )
+    if found is None:
+        return None
+    answer, access = found
+    if viewer.client_id is not None and access == "registered":
+        # What `usage.meter_factors` does for the one factor served (it meters registered
+        # datasets only, which this dataset is).
+        usage.meter(session, viewer, [(publisher, dataset, 1)])
+    return answer
+
+
+def find_answer(
+    fetch: Fetch,
+    cache: LookupCache,
+    *,
+    viewer: Viewer,
+    publisher: str,
+    dataset: str,
+    factor_code: str,
+    version: str | None,
+) -> tuple[Answer, str] | None:
+    """`lookup_answer`'s answer and its dataset's access, unmetered; one statement either way
+    (the state when an answer is kept, else the answer's row)."""
     if version is not None and SEMVER_PATTERN.match(version) is None:
         return None
     pinned = version is not None
@@ -204,33 +256,23 @@ def lookup_answer(
     if version is not None:
         params["version"] = version
     key = (publisher, dataset, factor_code, version)
-    # Core execution on the session's connection (its transaction and statement budget):
-    # the ORM layer adds nothing to a plain select.
-    connection = session.connection()
     kept = cache.get(key)
-    answer: Answer | None = None
-    registered = False
     if kept is not None:
-        state = connection.execute(_state_statement(pinned), params).first()
+        state = fetch(_state_statement(pinned), params)
         if state is None or not _readable(viewer, state, publisher):
             return None
-        if tuple(state[: len(_STATE_KEYS)]) == kept.state:
-            answer, registered = kept, state.lookup_access == "registered"
-    if answer is None:
-        row = connection.execute(_answer_statement(pinned), params).first()
-        if row is None or not _readable(viewer, row, publisher):
-            return None
-        answer, registered = _made_answer(row), row.lookup_access == "registered"
-        cache.put(key, answer)
-    if viewer.client_id is not None and registered:
-        # What `usage.meter_factors` does for the one factor served (it meters registered
-        # datasets only, which this dataset is).
-        usage.meter(session, viewer, [(publisher, dataset, 1)])
-    return answer
+        if tuple(state[name] for name in _STATE_KEYS) == kept.state:
+            return kept, state["lookup_access"]
+    row = fetch(_answer_statement(pinned), params)
+    if row is None or not _readable(viewer, row, publisher):
+        return None
+    access = row["lookup_access"]
+    answer = _made_answer(row)
+    cache.put(key, answer)
+    return answer, access
 
 
-def _made_answer(row: Row[Any]) -> Answer:
-    payload = row._asdict()
+def _made_answer(payload: dict[str, Any]) -> Answer:
     state = (payload["lookup_release_id"], *(payload[key] for key in _STATE_KEYS[1:]))
     for extra in _EXTRA_KEYS:
         del payload[extra]
@@ -244,6 +286,93 @@ def _made_answer(row: Row[Any]) -> Answer:
 
 
 # --------------------------------------------------------------------------- the short path
+
+
+class _RawStatement:
+    """A statement compiled once for a dialect and run on a DBAPI cursor, its row turned into
+    the values SQLAlchemy would give (each column's own result processor): the engine's
+    per-execution machinery costs more than the statement on this path."""
+
+    def __init__(self, statement: AnySelect, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        # The constants (LIMIT, the concatenated "/"); the request fills in the rest.
+        self.defaults = dict(compiled.construct_params(_check=False))
+        self.order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        self.dialect = dialect
+        self.columns = compiled._result_columns
+        self.keys = tuple(column.keyname for column in self.columns)
+        self.processors: tuple[Callable[[Any], Any] | None, ...] | None = None
+
+    def first(self, cursor: Any, values: dict[str, Any]) -> dict[str, Any] | None:
+        params = {**self.defaults, **values}
+        cursor.execute(self.sql, params if self.order is None else [params[k] for k in self.order])
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        if self.processors is None:
+            # As SQLAlchemy picks them: by the column's type and the driver's type code.
+            self.processors = tuple(
+                column.type._cached_result_processor(self.dialect, described[1])
+                for column, described in zip(self.columns, cursor.description, strict=True)
+            )
+        return {
+            key: value if process is None else process(value)
+            for key, value, process in zip(self.keys, row, self.processors, strict=True)
+        }
+
+
+class LookupReader:
+    """The short path's database side: its own pooled connections, in autocommit (its one
+    statement needs no BEGIN and COMMIT around it, a round trip each on PostgreSQL, and one
+    statement is one snapshot), and its statements compiled once.
+
+    The read budget bounds each statement as it bounds the route's: on PostgreSQL set once
+    per connection (`statement_timeout`; these connections serve nothing else), on SQLite by
+    the connection's deadline handler (`app.core.bounds.bound_raw_statement`).
+    """
+
+    def __init__(self, database_url: str, cache: LookupCache, read_budget_ms: int) -> None:
+        self.cache = cache
+        self.budget_ms = read_budget_ms
+        options: dict[str, Any] = {"pool_size": 5, "isolation_level": "AUTOCOMMIT"}
+        if make_url(database_url).get_backend_name() == "postgresql":
+            options["connect_args"] = {"options": f"-c statement_timeout={int(read_budget_ms)}"}
+        self.engine = make_engine(database_url, **options)
+        self._compiled: dict[int, _RawStatement] = {}
+
+    def _raw(self, statement: AnySelect) -> _RawStatement:
+        raw = self._compiled.get(id(statement))
+        if raw is None:
+            # The statements are module-level singletons (`functools.cache`): id() is stable.
+            raw = self._compiled[id(statement)] = _RawStatement(statement, self.engine.dialect)
+        return raw
+
+    def answer(
+        self, publisher: str, dataset: str, factor_code: str, version: str | None
+    ) -> Answer | None:
+        """`find_answer` for an anonymous reader (nothing to meter)."""
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            end = bound_raw_statement(connection.info, self.budget_ms)
+            try:
+                found = find_answer(
+                    lambda statement, params: self._raw(statement).first(cursor, params),
+                    self.cache,
+                    viewer=ANONYMOUS,
+                    publisher=publisher,
+                    dataset=dataset,
+                    factor_code=factor_code,
+                    version=version,
+                )
+            finally:
+                end()
+                cursor.close()
+        finally:
+            connection.close()
+        return None if found is None else found[0]
+
 
 ROUTE_TEMPLATE = "/v1/factors/{publisher}/{dataset}/{factor_code}"
 _LOOKUP_PATH = re.compile(r"/v1/factors/([^/]+)/([^/]+)/([^/]+)")
@@ -264,10 +393,10 @@ _ROUTE = _Template(ROUTE_TEMPLATE)
 
 class LookupShortPath:
     """ASGI, innermost: an anonymous `GET /v1/factors/{publisher}/{dataset}/{factor_code}`,
-    with no query or only `?version=x.y.z`, is answered from `lookup_answer` without FastAPI's
+    with no query or only `?version=x.y.z`, is answered by `LookupReader` without FastAPI's
     routing, parameter validation and dependencies, which cost more than the lookup itself.
 
-    It accepts exactly what the route accepts (the same patterns on the same decoded path
+    It accepts only what the route accepts (the same patterns on the same decoded path
     segments) and answers exactly what the route answers (the same bytes, headers and 304s);
     anything else (a token, another parameter, an error, nothing found) goes on to the route,
     which decides as it always did. Every middleware outside this one still applies.
@@ -282,17 +411,10 @@ class LookupShortPath:
             await self.app(scope, receive, send)
             return
         publisher, dataset, factor_code, version = matched
-        state = scope["app"].state
+        reader: LookupReader = scope["app"].state.lookup_reader
         try:
             answer = await run_in_threadpool(
-                _answer_in_session,
-                state.sessionmaker,
-                state.lookup_cache,
-                statement_budget_ms(state.settings, request_kind("GET", scope["path"])),
-                publisher,
-                dataset,
-                factor_code,
-                version,
+                reader.answer, publisher, dataset, factor_code, version
             )
         except Exception:  # the route answers instead, with its own error handling
             answer = None
@@ -340,35 +462,3 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
-
-
-def _answer_in_session(
-    factory: sessionmaker[Session],
-    cache: LookupCache,
-    budget_ms: int,
-    publisher: str,
-    dataset: str,
-    factor_code: str,
-    version: str | None,
-) -> Answer | None:
-    """`lookup_answer` for an anonymous reader, in a transaction of its own under the read
-    budget (what `app.core.db.get_session` gives the route)."""
-    session = factory()
-    session.info[BUDGET_KEY] = budget_ms
-    try:
-        answer = lookup_answer(
-            session,
-            cache,
-            viewer=ANONYMOUS,
-            publisher=publisher,
-            dataset=dataset,
-            factor_code=factor_code,
-            version=version,
-        )
-        session.commit()
-        return answer
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
