@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.lookup_cache = LookupCache(settings.lookup_cache_entries)
     app.state.lookup_reader = LookupReader(
-        settings.database_url, app.state.lookup_cache, settings.db_timeout_read_ms
+        engine, app.state.lookup_cache, settings.db_timeout_read_ms
     )
     metrics = app.state.metrics = Metrics()
     install_error_handlers(app)

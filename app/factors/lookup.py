@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, literal_column, select
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy import ColumnElement, bindparam, event, literal_column, select
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -332,13 +332,16 @@ class LookupReader:
     the connection's deadline handler (`app.core.bounds.bound_raw_statement`).
     """
 
-    def __init__(self, database_url: str, cache: LookupCache, read_budget_ms: int) -> None:
+    def __init__(self, engine: Engine, cache: LookupCache, read_budget_ms: int) -> None:
+        """`engine`: the application's; this reader's own engine goes with it (disposed
+        when it is)."""
         self.cache = cache
         self.budget_ms = read_budget_ms
         options: dict[str, Any] = {"pool_size": 5, "isolation_level": "AUTOCOMMIT"}
-        if make_url(database_url).get_backend_name() == "postgresql":
+        if engine.dialect.name == "postgresql":
             options["connect_args"] = {"options": f"-c statement_timeout={int(read_budget_ms)}"}
-        self.engine = make_engine(database_url, **options)
+        self.engine = make_engine(engine.url.render_as_string(hide_password=False), **options)
+        event.listen(engine, "engine_disposed", lambda *_: self.engine.dispose())
         self._compiled: dict[int, _RawStatement] = {}
 
     def _raw(self, statement: AnySelect) -> _RawStatement:
