@@ -22,8 +22,9 @@ import asyncio
 import contextvars
 import re
 import threading
+import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -255,6 +256,31 @@ def find_answer(
 ) -> tuple[Answer, str] | None:
     """`lookup_answer`'s answer and its dataset's access, unmetered; one statement either way
     (the state when an answer is kept, else the answer's row)."""
+    steps = _answer_steps(cache, viewer, publisher, dataset, factor_code, version)
+    try:
+        wanted = next(steps)
+        while True:
+            wanted = steps.send(fetch(*wanted))
+    except StopIteration as done:
+        result: tuple[Answer, str] | None = done.value
+        return result
+
+
+Steps = Generator[
+    tuple[AnySelect, dict[str, Any]], "dict[str, Any] | None", "tuple[Answer, str] | None"
+]
+
+
+def _answer_steps(
+    cache: LookupCache,
+    viewer: Viewer,
+    publisher: str,
+    dataset: str,
+    factor_code: str,
+    version: str | None,
+) -> Steps:
+    """`find_answer`'s logic, free of I/O: it yields each statement it needs (with its
+    parameters) and is sent the row, so that a blocking and an asynchronous driver share it."""
     if version is not None and SEMVER_PATTERN.match(version) is None:
         return None
     pinned = version is not None
@@ -264,12 +290,12 @@ def find_answer(
     key = (publisher, dataset, factor_code, version)
     kept = cache.get(key)
     if kept is not None:
-        state = fetch(_state_statement(pinned), params)
+        state = yield _state_statement(pinned), params
         if state is None or not _readable(viewer, state, publisher):
             return None
         if tuple(state[name] for name in _STATE_KEYS) == kept.state:
             return kept, state["lookup_access"]
-    row = fetch(_answer_statement(pinned), params)
+    row = yield _answer_statement(pinned), params
     if row is None or not _readable(viewer, row, publisher):
         return None
     access = row["lookup_access"]
@@ -310,10 +336,19 @@ class _RawStatement:
         self.keys = tuple(column.keyname for column in self.columns)
         self.processors: tuple[Callable[[Any], Any] | None, ...] | None = None
 
-    def first(self, cursor: Any, values: dict[str, Any]) -> dict[str, Any] | None:
+    def params(self, values: dict[str, Any]) -> Any:
         params = {**self.defaults, **values}
-        cursor.execute(self.sql, params if self.order is None else [params[k] for k in self.order])
-        row = cursor.fetchone()
+        return params if self.order is None else [params[k] for k in self.order]
+
+    def first(self, cursor: Any, values: dict[str, Any]) -> dict[str, Any] | None:
+        cursor.execute(self.sql, self.params(values))
+        return self.row(cursor, cursor.fetchone())
+
+    async def first_async(self, cursor: Any, values: dict[str, Any]) -> dict[str, Any] | None:
+        await cursor.execute(self.sql, self.params(values))
+        return self.row(cursor, await cursor.fetchone())
+
+    def row(self, cursor: Any, row: Any) -> dict[str, Any] | None:
         if row is None:
             return None
         if self.processors is None:
@@ -326,6 +361,44 @@ class _RawStatement:
             key: value if process is None else process(value)
             for key, value, process in zip(self.keys, row, self.processors, strict=True)
         }
+
+
+class _AsyncConnections:
+    """PostgreSQL connections for one event loop (psycopg's asynchronous ones belong to the
+    loop that opened them), at most `size` at a time, kept open between lookups."""
+
+    def __init__(self, conninfo: str, options: str, size: int) -> None:
+        self.conninfo = conninfo
+        self.options = options
+        self.idle: list[Any] = []
+        self.slots = asyncio.Semaphore(size)
+
+    async def fetch(
+        self, statement: _RawStatement, values: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        async with self.slots:
+            connection = self.idle.pop() if self.idle else await self._connect()
+            try:
+                async with connection.cursor() as cursor:
+                    row = await statement.first_async(cursor, values)
+            except BaseException:
+                await connection.close()
+                raise
+            self.idle.append(connection)
+            return row
+
+    async def _connect(self) -> Any:
+        import psycopg
+
+        return await psycopg.AsyncConnection.connect(
+            self.conninfo, autocommit=True, options=self.options
+        )
+
+    def close(self) -> None:
+        for connection in self.idle:
+            # Synchronous and immediate: the loop they belong to may be gone.
+            connection.pgconn.finish()
+        self.idle.clear()
 
 
 class LookupReader:
@@ -351,6 +424,16 @@ class LookupReader:
         if engine.dialect.name == "postgresql":
             options["connect_args"] = {"options": f"-c statement_timeout={int(read_budget_ms)}"}
         self.engine = make_engine(engine.url.render_as_string(hide_password=False), **options)
+        # PostgreSQL: asynchronous connections on the event loop itself, so that a lookup
+        # waits for the database without a hand-off to a thread and back.
+        self.asynchronous = engine.dialect.name == "postgresql"
+        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        self._options = f"-c statement_timeout={int(read_budget_ms)}"
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncConnections] = (
+            weakref.WeakKeyDictionary()
+        )
         # SQLite answers in the process, from its page cache, in tens of microseconds: less
         # than handing the request to a thread and back (and no network wait to overlap), so
         # the lookup runs where the request is, bounded by the same read budget.
@@ -366,6 +449,28 @@ class LookupReader:
     def close(self) -> None:
         self.executor.shutdown(wait=False)
         self.engine.dispose()
+        for connections in list(self._loops.values()):
+            connections.close()
+
+    async def answer_async(
+        self, publisher: str, dataset: str, factor_code: str, version: str | None
+    ) -> Answer | None:
+        """`answer` on this event loop's asynchronous connections (PostgreSQL)."""
+        loop = asyncio.get_running_loop()
+        connections = self._loops.get(loop)
+        if connections is None:
+            connections = self._loops[loop] = _AsyncConnections(
+                self._conninfo, self._options, LOOKUP_POOL_SIZE + LOOKUP_POOL_OVERFLOW
+            )
+        steps = _answer_steps(self.cache, ANONYMOUS, publisher, dataset, factor_code, version)
+        try:
+            statement, values = next(steps)
+            while True:
+                row = await connections.fetch(self._raw(statement), values)
+                statement, values = steps.send(row)
+        except StopIteration as done:
+            found: tuple[Answer, str] | None = done.value
+        return None if found is None else found[0]
 
     def _raw(self, statement: AnySelect) -> _RawStatement:
         raw = self._compiled.get(id(statement))
@@ -441,6 +546,8 @@ class LookupShortPath:
         try:
             if reader.inline:
                 answer = reader.answer(publisher, dataset, factor_code, version)
+            elif reader.asynchronous:
+                answer = await reader.answer_async(publisher, dataset, factor_code, version)
             else:
                 # The request's context (its id for log lines) goes with it, as the pool's
                 # would.
