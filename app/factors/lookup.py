@@ -1,17 +1,20 @@
-"""Lookup by code, the read clients make most, on a short path: one prepared statement, and the
-answer's bytes and ETag kept per release.
+"""Lookup by code, the read clients make most, on a short path: answered below the
+middlewares without FastAPI's routing and dependencies (`LookupShortPath`), by one prepared
+statement on connections of its own (`LookupReader`), and the answer's bytes and ETag kept per
+release (`LookupCache`).
 
-A released factor never changes (the database refuses, app/core/models and the workflow
-guards), nor does the source it cites; what can change around it is its release's and its
-dataset's state: the release withdrawn or deprecated, a newer one published, the dataset
-deprecated or superseded, its licence or attribution edited. Every lookup therefore reads that
-state from the database (`_state_statement`, a few primary-key and index probes) and serves
-the kept bytes only when the state is exactly the one they were made in, so a withdrawal is
-seen by the very next request, on every worker. A lookup the short path cannot answer (not
-found, not readable, `as_of`, `gwp`, a malformed version) goes the general way
-(`app.factors.service.get_factor`), which says why with the same problem details as before.
+A released factor never changes (the database refuses, see the workflow guards), nor does the
+source it cites; what can change around it is its release's and its dataset's state: the
+release withdrawn or deprecated, a newer one published, the dataset deprecated or superseded,
+its licence or attribution edited. A lookup whose answer is kept therefore reads that state
+from the database (`_state_statement`, a few primary-key and index probes) and serves the kept
+bytes only when the state is exactly the one they were made in, so a withdrawal is seen by
+the very next request, on every worker. A lookup the short path cannot answer (not found, not
+readable, a token, `as_of`, `gwp`, a malformed version) goes to the route, which says why
+with the same problem details as before; the route itself uses `lookup_answer` (the kept
+answers, its session, metering) when it can.
 
-The access check comes first, on the state read with the request: a cached answer is never
+The access check comes first, on the state read with the request: a kept answer is never
 served to a reader who may not read its dataset (`Viewer.may_read`, the twin of the SQL
 `readable`), and registered reads are metered as before.
 """
@@ -19,13 +22,11 @@ served to a reader who may not read its dataset (`Viewer.may_read`, the twin of 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import re
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Generator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -402,10 +403,13 @@ class _AsyncConnections:
 
 
 class LookupReader:
-    """The short path's database side: its own pooled connections, in autocommit (its one
+    """The short path's database side: connections of its own in autocommit (its one
     statement needs no BEGIN and COMMIT around it, a round trip each on PostgreSQL, and one
-    statement is one snapshot), and its statements compiled once.
+    statement is one snapshot), and its two statements compiled once.
 
+    SQLite: a pooled connection, used on the event loop (`answer`). PostgreSQL: psycopg's
+    asynchronous connections, awaited on the event loop (`answer_async`); the blocking engine
+    is kept for its dialect (how the statements compile, how rows convert) and for `answer`.
     The read budget bounds each statement as it bounds the route's: on PostgreSQL set once
     per connection (`statement_timeout`; these connections serve nothing else), on SQLite by
     the connection's deadline handler (`app.core.bounds.bound_raw_statement`).
@@ -426,7 +430,6 @@ class LookupReader:
         self.engine = make_engine(engine.url.render_as_string(hide_password=False), **options)
         # PostgreSQL: asynchronous connections on the event loop itself, so that a lookup
         # waits for the database without a hand-off to a thread and back.
-        self.asynchronous = engine.dialect.name == "postgresql"
         self._conninfo = engine.url.set(drivername="postgresql").render_as_string(
             hide_password=False
         )
@@ -438,16 +441,10 @@ class LookupReader:
         # than handing the request to a thread and back (and no network wait to overlap), so
         # the lookup runs where the request is, bounded by the same read budget.
         self.inline = engine.dialect.name == "sqlite"
-        # PostgreSQL: its own threads, as many as its connections; handing a lookup to one is a
-        # plain executor call, lighter than the general thread pool's limiter and cancel scopes.
-        self.executor = ThreadPoolExecutor(
-            max_workers=LOOKUP_POOL_SIZE + LOOKUP_POOL_OVERFLOW, thread_name_prefix="efdb-lookup"
-        )
         event.listen(engine, "engine_disposed", lambda *_: self.close())
         self._compiled: dict[int, _RawStatement] = {}
 
     def close(self) -> None:
-        self.executor.shutdown(wait=False)
         self.engine.dispose()
         for connections in list(self._loops.values()):
             connections.close()
@@ -546,20 +543,8 @@ class LookupShortPath:
         try:
             if reader.inline:
                 answer = reader.answer(publisher, dataset, factor_code, version)
-            elif reader.asynchronous:
-                answer = await reader.answer_async(publisher, dataset, factor_code, version)
             else:
-                # The request's context (its id for log lines) goes with it, as the pool's
-                # would.
-                answer = await asyncio.get_running_loop().run_in_executor(
-                    reader.executor,
-                    contextvars.copy_context().run,
-                    reader.answer,
-                    publisher,
-                    dataset,
-                    factor_code,
-                    version,
-                )
+                answer = await reader.answer_async(publisher, dataset, factor_code, version)
         except Exception:  # the route answers instead, with its own error handling
             answer = None
         if answer is None:
