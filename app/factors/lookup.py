@@ -38,7 +38,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.bounds import bound_raw_statement
-from app.core.db import AnySelect, make_engine
+from app.core.db import AnySelect, is_memory_sqlite, make_engine
 from app.core.http_cache import (
     PINNED_RELEASE,
     SHORT_LIVED,
@@ -420,6 +420,8 @@ class LookupReader:
         when it is)."""
         self.cache = cache
         self.budget_ms = read_budget_ms
+        # An in-memory SQLite database cannot be opened a second time: the route answers.
+        self.enabled = not is_memory_sqlite(engine.url.render_as_string(hide_password=False))
         options: dict[str, Any] = {
             "pool_size": LOOKUP_POOL_SIZE,
             "max_overflow": LOOKUP_POOL_OVERFLOW,
@@ -427,6 +429,8 @@ class LookupReader:
         }
         if engine.dialect.name == "postgresql":
             options["connect_args"] = {"options": f"-c statement_timeout={int(read_budget_ms)}"}
+        if not self.enabled:
+            options = {}
         self.engine = make_engine(engine.url.render_as_string(hide_password=False), **options)
         # PostgreSQL: asynchronous connections on the event loop itself, so that a lookup
         # waits for the database without a hand-off to a thread and back.
@@ -540,6 +544,9 @@ class LookupShortPath:
             return
         publisher, dataset, factor_code, version = matched
         reader: LookupReader = scope["app"].state.lookup_reader
+        if not reader.enabled:
+            await self.app(scope, receive, send)
+            return
         try:
             if reader.inline:
                 answer = reader.answer(publisher, dataset, factor_code, version)
