@@ -27,6 +27,7 @@ from app.datasets.grants_router import router as grants_router
 from app.datasets.router import router as datasets_router
 from app.exports.router import router as exports_router
 from app.factors.batch_router import router as factor_queries_router
+from app.factors.lookup import LookupCache, LookupReader, LookupShortPath
 from app.factors.router import router as factors_router
 from app.factors.router import version_router as version_factors_router
 from app.ops.router import router as ops_router
@@ -63,9 +64,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.lookup_cache = LookupCache(settings.lookup_cache_entries)
+    app.state.lookup_reader = LookupReader(
+        engine, app.state.lookup_cache, settings.db_timeout_read_ms
+    )
     metrics = app.state.metrics = Metrics()
     install_error_handlers(app)
     install_budget_errors(app, settings, metrics)
+    # Innermost of the middlewares (added first): every one below still applies to the
+    # lookups it answers (app/factors/lookup.py).
+    app.add_middleware(LookupShortPath)
     install_auth(app, settings)
     app.state.release_keys = ReleaseKeys(settings)
     # The JWKS (an auth route) also publishes the release keys, active and retired.

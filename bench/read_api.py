@@ -3,14 +3,15 @@
 For each backend (SQLite, PostgreSQL) this builds a fresh database through the real schema
 (Alembic migrations to head), loads a published version of N synthetic factors with
 `store_factors` + `publish` (so the content hash and the published state are the real ones),
-serves it with uvicorn in a subprocess, and serves `bench.bare_app` the same way. A load
-generator in this process (not the servers', so it takes none of their GIL) sends a fixed
-number of requests per scenario over keep-alive loopback connections with a small
-concurrency, scenarios interleaved round by round so that drift on a noisy machine shows.
+serves it with uvicorn in a subprocess, and serves `bench.bare_app` the same way. `wrk`
+(one thread, 8 keep-alive loopback connections, a fixed duration per scenario and round;
+Debian package `wrk`) drives the load, a Lua script picking a random factor code or search
+filter per request; scenarios are interleaved round by round so that drift on a noisy
+machine hits them alike and shows.
 
     python -m bench.read_api [--backend sqlite|postgresql|both] [--factors 100000]
-                             [--requests 2000] [--search-requests 500] [--rounds 3]
-                             [--warmup 200] [--concurrency 8] [--json PATH] [--strict]
+                             [--duration 10] [--rounds 3] [--warmup 2] [--connections 8]
+                             [--threads 1] [--only code search] [--json PATH] [--strict]
 
 Only ratios are judged (factor by code >= 0.5x, search page >= 0.25x the bare endpoint's
 requests/s); absolute figures depend on the machine and are printed for context only.
@@ -19,7 +20,6 @@ requests/s); absolute figures depend on the machine and are printed for context 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import http.client
 import json
@@ -27,6 +27,7 @@ import math
 import os
 import platform
 import random
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -34,7 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -380,64 +381,130 @@ def uvicorn_server(
             process.wait()
 
 
-# --------------------------------------------------------------------------- load generator
+# --------------------------------------------------------------------------- load generator (wrk)
+
+# wrk drives the load (a C event loop: it saturates neither the servers' cores nor its own
+# before the server does, unlike a Python client). The script picks each request's path:
+# `const` one path, `code` a random factor code under a prefix, `list` a random line of a file.
+# `done` writes the run's totals and its exact latency histogram (distinct value in
+# microseconds, count) to $EFDB_WRK_OUT, so that rounds can be merged into one distribution.
+WRK_SCRIPT = r"""
+local mode, prefix, count, paths = "const", "/", 0, {}
+wrk.headers["Accept"] = "application/json"
+
+function init(args)
+  mode = args[1]
+  math.randomseed(tonumber(args[2]))
+  if mode == "const" then
+    prefix = args[3]
+  elseif mode == "code" then
+    prefix, count = args[3], tonumber(args[4])
+  else
+    for line in io.lines(args[3]) do paths[#paths + 1] = line end
+  end
+end
+
+function request()
+  local path = prefix
+  if mode == "code" then
+    path = prefix .. string.format("syn-%06d", math.random(0, count - 1))
+  elseif mode == "list" then
+    path = paths[math.random(1, #paths)]
+  end
+  return wrk.format("GET", path)
+end
+
+function done(summary, latency, requests)
+  local path = os.getenv("EFDB_WRK_OUT")
+  if path == nil then return end
+  local out = assert(io.open(path, "w"))
+  local e = summary.errors
+  out:write(string.format("summary %d %d %d %d %d %d %d %d\n", summary.requests,
+    summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout))
+  for i = 1, #latency do
+    local value, n = latency(i)
+    out:write(string.format("%d %d\n", value, n))
+  end
+  out:close()
+end
+"""
 
 
 class LoadError(RuntimeError):
     pass
 
 
-def _parse_head(head: bytes) -> tuple[int, int]:
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split(b" ", 2)[1])
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return status, int(value.strip())
-    raise LoadError(f"response without Content-Length: {head[:200]!r}")
+@dataclass
+class WrkRun:
+    requests: int
+    seconds: float
+    non_2xx: int
+    socket_errors: int
+    # Latency histogram: microseconds -> count.
+    histogram: dict[int, int]
+    requests_per_second: float
 
 
-async def _load(
-    port: int, paths: Sequence[str], concurrency: int
-) -> tuple[list[float], float, int]:
-    """Send every path once over `concurrency` keep-alive connections; latencies in seconds."""
-    requests = [
-        f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAccept: application/json\r\n\r\n".encode()
-        for path in paths
+def _parse_requests_per_second(output: str) -> float:
+    for line in output.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split(":", 1)[1])
+    raise LoadError(f"no Requests/sec line in wrk's output:\n{output[-2000:]}")
+
+
+def run_wrk(
+    port: int,
+    script_args: Sequence[str],
+    *,
+    seconds: float,
+    connections: int,
+    threads: int,
+    workdir: Path,
+) -> WrkRun:
+    """One `wrk --latency` run against 127.0.0.1:`port`; its text and the script's totals."""
+    script = workdir / "efdb-bench.lua"
+    if not script.exists():
+        script.write_text(WRK_SCRIPT)
+    out = workdir / "wrk-out.txt"
+    out.unlink(missing_ok=True)
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://{HOST}:{port}",
+        "--",
+        *script_args,
     ]
-    latencies: list[float] = []
-    failures = 0
-    position = 0
-    connections = [await asyncio.open_connection(HOST, port) for _ in range(concurrency)]
-
-    async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal position, failures
-        while position < len(requests):
-            request = requests[position]
-            position += 1
-            started = time.perf_counter()
-            writer.write(request)
-            await writer.drain()
-            status, length = _parse_head(await reader.readuntil(b"\r\n\r\n"))
-            await reader.readexactly(length)
-            latencies.append(time.perf_counter() - started)
-            if status != 200:
-                failures += 1
-
-    started = time.perf_counter()
-    try:
-        await asyncio.gather(*(worker(reader, writer) for reader, writer in connections))
-    finally:
-        elapsed = time.perf_counter() - started
-        for _, writer in connections:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-    return latencies, elapsed, failures
-
-
-def run_load(port: int, paths: Sequence[str], concurrency: int) -> tuple[list[float], float, int]:
-    return asyncio.run(_load(port, paths, concurrency))
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "EFDB_WRK_OUT": str(out)},
+        check=False,
+    )
+    if done.returncode != 0 or not out.exists():
+        raise LoadError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    lines = out.read_text().splitlines()
+    fields = [int(x) for x in lines[0].split()[1:]]
+    requests, duration_us, _bytes, connect, read, write, status, timeout = fields
+    histogram: dict[int, int] = {}
+    for line in lines[1:]:
+        value, count = line.split()
+        histogram[int(value)] = histogram.get(int(value), 0) + int(count)
+    return WrkRun(
+        requests=requests,
+        seconds=duration_us / 1e6,
+        non_2xx=status,
+        socket_errors=connect + read + write + timeout,
+        histogram=histogram,
+        requests_per_second=_parse_requests_per_second(done.stdout),
+    )
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -448,44 +515,61 @@ class Scenario:
     key: str
     label: str
     server: Server
-    rng: random.Random
-    make_path: Callable[[random.Random], str]
-    count: int
-    warmup: int
+    # The wrk script's arguments after the mode's seed: see WRK_SCRIPT.
+    mode: str
+    mode_args: list[str]
     target: float | None = None
     baseline: bool = False
-    latencies: list[float] = field(default_factory=list)
+    histogram: dict[int, int] = field(default_factory=dict)
     elapsed: float = 0.0
-    failures: int = 0
+    completed: int = 0
     round_rps: list[float] = field(default_factory=list)
+    runs: int = 0
 
-    def paths(self, count: int) -> list[str]:
-        return [self.make_path(self.rng) for _ in range(count)]
-
-    def run(self, count: int, concurrency: int, record: bool = True) -> None:
-        if count < 1:
-            return
-        latencies, elapsed, failures = run_load(self.server.port, self.paths(count), concurrency)
-        if failures:
-            raise LoadError(f"{self.label}: {failures} of {count} responses were not 200")
+    def run(self, args: argparse.Namespace, workdir: Path, seconds: float, record: bool) -> None:
+        self.runs += 1
+        # A different seed each run: the rounds do not replay the same codes.
+        seed = str(args.seed * 1000 + self.runs)
+        result = run_wrk(
+            self.server.port,
+            [self.mode, seed, *self.mode_args],
+            seconds=seconds,
+            connections=args.connections,
+            threads=args.threads,
+            workdir=workdir,
+        )
+        if result.non_2xx or result.socket_errors:
+            raise LoadError(
+                f"{self.label}: {result.non_2xx} non-2xx answers and {result.socket_errors} "
+                f"socket errors in {result.requests} requests"
+            )
         if record:
-            self.latencies.extend(latencies)
-            self.elapsed += elapsed
-            self.round_rps.append(len(latencies) / elapsed)
+            self.completed += result.requests
+            self.elapsed += result.seconds
+            self.round_rps.append(result.requests / result.seconds)
+            for value, count in result.histogram.items():
+                self.histogram[value] = self.histogram.get(value, 0) + count
 
     @property
     def requests(self) -> int:
-        return len(self.latencies)
+        return self.completed
 
     @property
     def rps(self) -> float:
         return self.requests / self.elapsed if self.elapsed else 0.0
 
     def percentile_ms(self, fraction: float) -> float:
-        ordered = sorted(self.latencies)
-        if not ordered:
+        """From the merged histogram of every measured round (wrk's microseconds)."""
+        total = sum(self.histogram.values())
+        if not total:
             return math.nan
-        return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)] * 1000
+        rank = max(1, math.ceil(fraction * total))
+        seen = 0
+        for value in sorted(self.histogram):
+            seen += self.histogram[value]
+            if seen >= rank:
+                return value / 1000
+        return max(self.histogram) / 1000
 
 
 def check_responses(app: Server, bare: Server, built: BuiltDatabase) -> dict[str, int]:
@@ -533,6 +617,13 @@ def bench_backend(backend: str, url: str, args: argparse.Namespace, workdir: Pat
     )
     version = backend_version(url)
     app_env = {"EFDB_DATABASE_URL": url}
+    search_paths = workdir / f"{backend}-search-paths.txt"
+    search_paths.write_text(
+        "".join(
+            f"/v1/factors?region={region}&year={year}&limit={PAGE}\n"
+            for region, year in built.search_filters
+        )
+    )
     with (
         uvicorn_server(
             "efdb", "app.main:create_app", "/readyz", app_env, workdir / f"{backend}-efdb.log"
@@ -548,66 +639,40 @@ def bench_backend(backend: str, url: str, args: argparse.Namespace, workdir: Pat
                 flush=True,
             )
         sizes = check_responses(app, bare, built)
-        filters = built.search_filters
-        factors = built.factors
-        seed = args.seed
-        plain = (args.requests, args.warmup)
-        # The search page is expected to be several times slower than the rest (its target is
-        # a quarter of the baseline), so by default it gets a quarter of the requests.
-        search_requests = args.search_requests or max(1, args.requests // 4)
-        search = (search_requests, math.ceil(args.warmup * search_requests / args.requests))
         scenarios = [
             Scenario(
-                "bare",
-                "bare FastAPI constant (def)",
-                bare,
-                random.Random(seed),
-                lambda rng: "/const",
-                *plain,
-                baseline=True,
+                "bare", "bare FastAPI constant (def)", bare, "const", ["/const"], baseline=True
             ),
             Scenario(
-                "bare_async",
-                "bare FastAPI constant (async def)",
-                bare,
-                random.Random(seed),
-                lambda rng: "/const-async",
-                *plain,
+                "bare_async", "bare FastAPI constant (async def)", bare, "const", ["/const-async"]
             ),
             Scenario(
                 "code",
                 "factor by code",
                 app,
-                random.Random(seed + 1),
-                lambda rng: (
-                    f"/v1/factors/{PUBLISHER_SLUG}/{DATASET_SLUG}/"
-                    + factor_code(rng.randrange(factors))
-                ),
-                *plain,
+                "code",
+                [f"/v1/factors/{PUBLISHER_SLUG}/{DATASET_SLUG}/", str(built.factors)],
                 target=FACTOR_BY_CODE_TARGET,
             ),
             Scenario(
                 "search",
                 f"search page of {PAGE} (region+year)",
                 app,
-                random.Random(seed + 2),
-                lambda rng: "/v1/factors?region={}&year={}&limit={}".format(
-                    *rng.choice(filters), PAGE
-                ),
-                *search,
+                "list",
+                [str(search_paths)],
                 target=SEARCH_PAGE_TARGET,
             ),
         ]
-        for scenario in scenarios:
-            scenario.run(scenario.warmup, args.concurrency, record=False)
+        if args.only:
+            scenarios = [s for s in scenarios if s.baseline or s.key in args.only]
+        if args.warmup > 0:
+            for scenario in scenarios:
+                scenario.run(args, workdir, args.warmup, record=False)
         for round_index in range(args.rounds):
             # Rotate the order so that no scenario always runs right after another.
             shift = round_index % len(scenarios)
             for scenario in scenarios[shift:] + scenarios[:shift]:
-                # Split the count over the rounds; the first rounds take any remainder.
-                share = scenario.count // args.rounds
-                share += 1 if round_index < scenario.count % args.rounds else 0
-                scenario.run(share, args.concurrency)
+                scenario.run(args, workdir, args.duration, record=True)
             print(f"[{backend}] round {round_index + 1}/{args.rounds} done", flush=True)
     return BackendResult(backend, version, built, sizes, scenarios, time.perf_counter() - started)
 
@@ -631,7 +696,8 @@ def print_report(result: BackendResult, args: argparse.Namespace) -> None:
         f"{len(result.built.search_filters)} region/year filters with >{PAGE} rows =="
     )
     print(
-        f"   {args.rounds} interleaved rounds, concurrency {args.concurrency}, keep-alive, "
+        f"   {args.rounds} interleaved rounds of {args.duration:g} s, wrk -t{args.threads} "
+        f"-c{args.connections}, keep-alive, "
         f"1 uvicorn worker per app, loopback; {result.seconds:.0f} s incl. the build"
     )
     header = (
@@ -710,7 +776,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         default=default_postgres_url(),
         help="server to create the throw-away efdb_bench_* database on",
     )
-    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--json", type=Path, help="also write the results to this file (`-`: to stdout)"
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
 
 
@@ -724,37 +792,42 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--factors", type=int, default=100_000, help="synthetic factors to load (default 100000)"
     )
     parser.add_argument(
-        "--requests",
-        type=int,
-        default=2000,
-        help="measured requests per scenario, split over the rounds (default 2000)",
-    )
-    parser.add_argument(
-        "--search-requests",
-        type=int,
-        default=0,
-        help="measured requests of the search-page scenario (default: a quarter of --requests)",
+        "--duration",
+        type=float,
+        default=10,
+        help="seconds of wrk per scenario and round (default 10)",
     )
     parser.add_argument(
         "--rounds", type=int, default=3, help="interleaved rounds of all scenarios (default 3)"
     )
     parser.add_argument(
         "--warmup",
-        type=int,
-        default=200,
-        help="unmeasured requests per scenario first (default 200)",
+        type=float,
+        default=2,
+        help="unmeasured seconds of wrk per scenario first (default 2; 0: none)",
     )
     parser.add_argument(
-        "--concurrency", type=int, default=8, help="keep-alive connections (default 8)"
+        "--connections", type=int, default=8, help="wrk's keep-alive connections (default 8)"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="wrk's threads (default 1)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=["bare_async", "code", "search"],
+        help="measure only these scenarios (and the baseline)",
     )
     parser.add_argument("--seed", type=int, default=20251125)
     add_common_arguments(parser)
     parser.add_argument("--verbose", action="store_true", help="print server pids and ports")
     args = parser.parse_args(argv)
-    if args.factors < 1 or args.requests < 1 or args.rounds < 1 or args.concurrency < 1:
-        parser.error("--factors, --requests, --rounds and --concurrency must be positive")
-    if args.warmup < 0 or args.search_requests < 0:
-        parser.error("--warmup and --search-requests must not be negative")
+    if args.factors < 1 or args.duration < 1 or args.rounds < 1:
+        parser.error("--factors, --duration and --rounds must be positive")
+    if args.connections < 1 or args.threads < 1 or args.threads > args.connections:
+        parser.error("--connections and --threads must be positive, threads <= connections")
+    if args.warmup < 0:
+        parser.error("--warmup must not be negative")
+    if shutil.which("wrk") is None:
+        parser.error("wrk is not installed (Debian: apt-get install wrk)")
     return args
 
 
@@ -787,7 +860,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     if args.json:
         settings = {k: str(v) for k, v in vars(args).items() if k != "postgres_url"}
-        args.json.write_text(json.dumps({"args": settings, "results": rows}, indent=2) + "\n")
+        document = json.dumps({"args": settings, "results": rows}, indent=2) + "\n"
+        if str(args.json) == "-":
+            print(document, end="")
+        else:
+            args.json.write_text(document)
     return 1 if args.strict and not passed else 0
 
 

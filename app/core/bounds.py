@@ -24,6 +24,7 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -154,6 +155,25 @@ def install_sqlite_deadline(engine: Engine) -> None:
             deadline.cancelled = False
 
 
+def bound_raw_statement(connection_info: dict[Any, Any], budget_ms: int) -> Callable[[], None]:
+    """For a statement run on a pooled SQLite DBAPI connection directly (no engine events):
+    start its deadline now (`connection_info`: the pool record's `info`); returns what ends
+    it. PostgreSQL connections carry their own `statement_timeout`: nothing to do."""
+    deadline: _Deadline | None = connection_info.get(_DEADLINE_KEY)
+    if deadline is None:
+        return _nothing
+    deadline.at = time.monotonic() + budget_ms / 1000
+
+    def _end() -> None:
+        deadline.at = None
+
+    return _end
+
+
+def _nothing() -> None:
+    return None
+
+
 def install_statement_budget(factory: sessionmaker[Session]) -> None:
     """When a session with a budget begins its transaction, bound that transaction's statements."""
 
@@ -168,12 +188,16 @@ def install_statement_budget(factory: sessionmaker[Session]) -> None:
                 connection.info.get(_DEADLINE_KEY),
             )
         budget: int | None = session.info.get(BUDGET_KEY)
-        if budget is None:
-            return
-        if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(budget)}")
-        else:
-            connection.info[BUDGET_KEY] = int(budget)
+        if budget is not None:
+            apply_budget(connection, budget)
+
+
+def apply_budget(connection: Connection, budget_ms: int) -> None:
+    """Bound the statements of the transaction `connection` has begun to `budget_ms`."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(budget_ms)}")
+    else:
+        connection.info[BUDGET_KEY] = int(budget_ms)
 
 
 def is_cancelled_statement(exc: DBAPIError) -> bool:

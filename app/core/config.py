@@ -156,6 +156,8 @@ class Settings(BaseSettings):
     seed_dir: Path = Field(default_factory=lambda: shipped_path("seed_data"))
     # Answers of at least this many bytes are compressed when the client offers an encoding.
     compress_min_bytes: int = Field(default=1024, ge=0)
+    # Lookups by code whose answers each worker keeps (app/factors/lookup.py); 0: none.
+    lookup_cache_entries: int = Field(default=10_000, ge=0)
     # Cross-origin access (app/core/cors.py): reads from these origins (`*`: any), writes
     # only from origins named one by one.
     cors_origins: list[str] = Field(default_factory=list)

@@ -68,11 +68,25 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def is_memory_sqlite(database_url: str) -> bool:
+    """An in-memory SQLite database: one per connection (SQLAlchemy keeps a single one)."""
+    url = make_url(database_url)
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    )
+
+
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        if not is_memory_sqlite(database_url):
+            # A pool as large as PostgreSQL's: SQLAlchemy's default keeps 5 connections and
+            # closes every overflow one on return, so 6+ concurrent requests opened a
+            # connection (and parsed the whole schema, PRAGMAs included) per request.
+            kwargs.setdefault("pool_size", 10)
+            kwargs.setdefault("max_overflow", 10)
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -161,6 +175,11 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         raise
     if watch is not None:
         watch.cancel()
+    if not session.in_transaction():
+        # The endpoint committed already (or never touched the database): nothing to do that
+        # needs a trip to the thread pool.
+        session.close()
+        return
     await run_in_threadpool(_finish, session, commit=True)
 
 

@@ -22,7 +22,11 @@ PRIVATE = "private, no-store"
 
 def etag_matches(request: Request, etag: str) -> bool:
     """If-None-Match uses the weak comparison (RFC 9110 §13.1.2): W/"x" matches "x"."""
-    header = request.headers.get("if-none-match")
+    return etag_header_matches(request.headers.get("if-none-match"), etag)
+
+
+def etag_header_matches(header: str | None, etag: str) -> bool:
+    """`etag_matches` on the If-None-Match header's value (None: no header)."""
     if not header:
         return False
     candidates = {part.strip().removeprefix("W/") for part in header.split(",")}
@@ -38,7 +42,24 @@ def cached_json(
 ) -> Response:
     """JSON with a strong ETag over its exact bytes; 304 when the client already has them."""
     body = json_bytes(payload)
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return json_answer(
+        request, body, strong_etag(body), cache_control=cache_control, headers=headers
+    )
+
+
+def strong_etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def json_answer(
+    request: Request,
+    body: bytes,
+    etag: str,
+    *,
+    cache_control: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """JSON bytes already made, with their strong ETag; 304 when the client already has them."""
     all_headers = {"ETag": etag, "Cache-Control": cache_control, **(headers or {})}
     if etag_matches(request, etag):
         return Response(status_code=304, headers=all_headers)

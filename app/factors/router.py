@@ -10,7 +10,14 @@ from fastapi.params import Path
 from app.auth.viewer import ViewerDep
 from app.core.db import SessionDep
 from app.core.errors import InvalidParameter
-from app.core.http_cache import PINNED_RELEASE, PRIVATE, SHORT_LIVED, cached_json, json_bytes
+from app.core.http_cache import (
+    PINNED_RELEASE,
+    PRIVATE,
+    SHORT_LIVED,
+    cached_json,
+    json_answer,
+    json_bytes,
+)
 from app.core.pagination import (
     after_id_from_cursor,
     encode_cursor,
@@ -39,6 +46,7 @@ from app.datasets.version_models import RELEASED_STATUSES
 from app.datasets.visibility import AsOf as AsOfMoment
 from app.datasets.visibility import parse_as_of
 from app.factors import service
+from app.factors.lookup import lookup_answer
 from app.factors.page_cache import kept_response, make_page, page_key, search_page_cache
 from app.factors.schemas import (
     FACTOR_CODE_PATTERN,
@@ -308,6 +316,22 @@ def get_factor(
             Message("query.version_or_as_of"),
             errors=[{"loc": ["query", "as_of"], "code": "exclusive", "detail": "version given"}],
         )
+    cache_control = PINNED_RELEASE if version else SHORT_LIVED
+    if as_of is None and gwp is None:
+        # The short path (app/factors/lookup.py): the same bytes, kept per release.
+        answer = lookup_answer(
+            session,
+            request.app.state.lookup_cache,
+            viewer=viewer,
+            publisher=publisher,
+            dataset=dataset,
+            factor_code=factor_code,
+            version=version,
+        )
+        if answer is not None:
+            # Committed here, in this thread, rather than on another trip to the pool.
+            session.commit()
+            return json_answer(request, answer.body, answer.etag, cache_control=cache_control)
     factor = service.get_factor(
         session,
         viewer=viewer,
@@ -319,7 +343,7 @@ def get_factor(
     )
     usage.meter_factors(session, viewer, [factor])
     factor = apply_gwp(factor, gwp, gwp_table_for(session, gwp))
-    return cached_json(request, factor, cache_control=PINNED_RELEASE if version else SHORT_LIVED)
+    return cached_json(request, factor, cache_control=cache_control)
 
 
 @version_router.get(

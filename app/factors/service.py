@@ -34,8 +34,8 @@ _SOURCE_COLUMNS = {
 _FACTOR_COLUMNS = [
     getattr(Factor, name) for name in UPLOADABLE_FIELDS if name not in _SOURCE_COLUMNS
 ]
-_Successor = aliased(Dataset)
-_SuccessorPublisher = aliased(Publisher)
+Successor = aliased(Dataset)
+SuccessorPublisher = aliased(Publisher)
 
 
 @cache
@@ -58,7 +58,7 @@ def factor_select() -> AnySelect:
             DatasetVersion.withdrawn_at,
             DatasetVersion.withdrawn_reason,
             Dataset.status.label("dataset_status"),
-            (_SuccessorPublisher.slug + "/" + _Successor.slug).label("superseded_by"),
+            (SuccessorPublisher.slug + "/" + Successor.slug).label("superseded_by"),
             Dataset.license_id,
             Dataset.license_url,
             Dataset.attribution,
@@ -67,8 +67,8 @@ def factor_select() -> AnySelect:
         .join(Dataset, Dataset.id == Factor.dataset_id)
         .join(Publisher, Publisher.id == Dataset.publisher_id)
         .join(Source, Source.id == Factor.source_id)
-        .outerjoin(_Successor, _Successor.id == Dataset.superseded_by_id)
-        .outerjoin(_SuccessorPublisher, _SuccessorPublisher.id == _Successor.publisher_id)
+        .outerjoin(Successor, Successor.id == Dataset.superseded_by_id)
+        .outerjoin(SuccessorPublisher, SuccessorPublisher.id == Successor.publisher_id)
     )
 
 

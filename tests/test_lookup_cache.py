@@ -1,0 +1,150 @@
+"""Lookup by code keeps its answers per release (app/factors/lookup.py): seen from the client,
+nothing may differ from an answer computed afresh. A withdrawal, a deprecation or a new release
+shows in the very next lookup; a cached answer never reaches a reader who may not read it, and
+registered reads served from it are metered like any other.
+
+Every record here is a synthetic test fixture, not a real emission factor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from tests.auth_fixtures import TokenKit
+from tests.factories import (
+    create_dataset_with_factors,
+    create_publisher,
+    create_version,
+    factor_fields,
+)
+
+PUBLIC = "/v1/factors/synth-lookup/open"
+REGISTERED = "/v1/factors/synth-lookup/members"
+# Far in the future: answered as of now, by the general path (not the lookup's short one).
+GENERAL = {"as_of": "9999-12-31"}
+
+
+@pytest.fixture
+def datasets(session: Session) -> None:
+    """synth-lookup/open (public, two releases) and synth-lookup/members (registered)."""
+    publisher = create_publisher(session, slug="synth-lookup")
+    open_dataset = create_dataset_with_factors(
+        session,
+        publisher=publisher,
+        dataset="open",
+        factors=[factor_fields("grid-1", co2e=0.5), factor_fields("heat-1", co2e=0.2)],
+    )
+    create_version(
+        session,
+        dataset=open_dataset,
+        version="1.1.0",
+        factors=[factor_fields("grid-1", co2e=0.6), factor_fields("heat-1", co2e=0.2)],
+    )
+    create_dataset_with_factors(
+        session,
+        publisher=publisher,
+        dataset="members",
+        access="registered",
+        factors=[factor_fields("secret-1")],
+    )
+    session.commit()
+
+
+def _lookup(client: TestClient, path: str, **params: Any) -> Any:
+    answer = client.get(path, params=params)
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+def test_a_withdrawal_shows_in_the_very_next_lookup(
+    client: TestClient, tokens: TokenKit, datasets: None
+) -> None:
+    # Asked twice each, so that the second answer is the kept one.
+    for _ in range(2):
+        latest = _lookup(client, f"{PUBLIC}/grid-1")
+        pinned = _lookup(client, f"{PUBLIC}/grid-1", version="1.1.0")
+    assert latest.json()["version"] == "1.1.0"
+    assert latest.json()["co2e"] == 0.6
+    assert pinned.json()["version_status"] == "published"
+
+    withdrawn = client.post(
+        "/v1/datasets/synth-lookup/open/versions/1.1.0/withdraw",
+        headers=tokens.reviewer(),
+        json={"reason": "synthetic: wrong value"},
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+
+    # The release that answered "latest" no longer does: the one before it answers.
+    now_latest = _lookup(client, f"{PUBLIC}/grid-1")
+    assert now_latest.json()["version"] == "1.0.0"
+    assert now_latest.json()["co2e"] == 0.5
+    assert now_latest.headers["etag"] != latest.headers["etag"]
+    # Pinned, it is still readable, and says that it was withdrawn and why.
+    now_pinned = _lookup(client, f"{PUBLIC}/grid-1", version="1.1.0")
+    assert now_pinned.json()["version_status"] == "withdrawn"
+    assert now_pinned.json()["withdrawn_reason"] == "synthetic: wrong value"
+    assert now_pinned.json()["withdrawn_at"] is not None
+    assert now_pinned.headers["etag"] != pinned.headers["etag"]
+    # A client revalidating its copy of the withdrawn release's answer gets the new one.
+    again = client.get(
+        f"{PUBLIC}/grid-1",
+        params={"version": "1.1.0"},
+        headers={"If-None-Match": pinned.headers["etag"]},
+    )
+    assert again.status_code == 200
+    assert again.json()["version_status"] == "withdrawn"
+    # Answered afresh by the general path, everything agrees.
+    for path, params in ((f"{PUBLIC}/grid-1", {}), (f"{PUBLIC}/grid-1", {"version": "1.1.0"})):
+        kept = _lookup(client, path, **params)
+        fresh = _lookup(client, path, **params, **({} if params else GENERAL))
+        assert kept.content == fresh.content
+        assert kept.headers["etag"] == fresh.headers["etag"]
+
+
+def test_kept_answers_are_the_bytes_of_a_fresh_one(client: TestClient, datasets: None) -> None:
+    for _ in range(2):
+        for code in ("grid-1", "heat-1"):
+            kept = _lookup(client, f"{PUBLIC}/{code}")
+            fresh = _lookup(client, f"{PUBLIC}/{code}", **GENERAL)
+            assert kept.content == fresh.content
+            assert kept.headers["etag"] == fresh.headers["etag"]
+            assert kept.headers["cache-control"] == fresh.headers["cache-control"]
+            revalidated = client.get(
+                f"{PUBLIC}/{code}", headers={"If-None-Match": kept.headers["etag"]}
+            )
+            assert revalidated.status_code == 304
+            assert revalidated.headers["etag"] == kept.headers["etag"]
+
+
+def test_a_deprecation_shows_in_the_very_next_lookup(
+    client: TestClient, tokens: TokenKit, datasets: None
+) -> None:
+    for _ in range(2):
+        before = _lookup(client, f"{PUBLIC}/heat-1").json()
+    assert before["dataset_status"] == "active"
+    deprecated = client.post(
+        "/v1/datasets/synth-lookup/open/deprecate",
+        headers=tokens.reviewer(),
+        json={"reason": "synthetic: replaced"},
+    )
+    assert deprecated.status_code == 200, deprecated.text
+    assert _lookup(client, f"{PUBLIC}/heat-1").json()["dataset_status"] == "deprecated"
+
+
+def test_a_kept_registered_answer_is_checked_and_metered_every_time(
+    client: TestClient, tokens: TokenKit, datasets: None
+) -> None:
+    granted = tokens.reader("synth-lookup/members")
+    for _ in range(3):
+        answer = client.get(f"{REGISTERED}/secret-1", headers=granted)
+        assert answer.status_code == 200, answer.text
+    # Kept for the granted client, never handed to anyone else.
+    assert client.get(f"{REGISTERED}/secret-1").status_code == 404
+    assert client.get(f"{REGISTERED}/secret-1", headers=tokens.reader()).status_code == 404
+    usage = client.get("/v1/datasets/synth-lookup/members/usage", headers=tokens.admin())
+    assert usage.status_code == 200, usage.text
+    assert [(item["requests"], item["rows"]) for item in usage.json()["items"]] == [(3, 3)]
