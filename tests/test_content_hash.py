@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 from datetime import date
 
+import pytest
+
+from app.factors.schemas import UPLOADABLE_FIELDS
 from app.versioning.content_hash import canonical_factor_json, content_sha256
+from tests.factor_strategies import changed_value, example_record
 
 
 def test_canonical_json_follows_the_contract() -> None:
@@ -53,3 +57,16 @@ def test_any_value_change_changes_the_hash() -> None:
 
 def test_empty_version_hashes_the_empty_string() -> None:
     assert content_sha256([]) == hashlib.sha256(b"").hexdigest()
+
+
+@pytest.mark.parametrize("name", UPLOADABLE_FIELDS)
+def test_every_uploadable_field_is_hashed(name: str) -> None:
+    """Contract §6 hashes exactly the uploadable fields (the app's own list): editing or
+    emptying any one of them changes the hash, or a changed release could keep its hash."""
+    factor = example_record()
+    others = [example_record("synthetic-b")]
+    before = content_sha256([factor, *others])
+    edited = {**factor, name: changed_value(name, factor[name])}
+    assert content_sha256([edited, *others]) != before
+    if name != "factor_code":  # the one field no row goes without
+        assert content_sha256([{**factor, name: None}, *others]) != before
