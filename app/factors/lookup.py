@@ -54,22 +54,11 @@ from app.datasets.version_models import RELEASED_STATUSES, RESOLVABLE_STATUSES, 
 from app.datasets.visibility import SEMVER_PATTERN, newest_first
 from app.factors.models import Factor
 from app.factors.schemas import FACTOR_CODE_PATTERN
-from app.factors.service import Successor, SuccessorPublisher, factor_select
+from app.factors.service import Successor, SuccessorPublisher, factor_select, release_state_columns
 
 # What an answer depends on besides the (immutable) factor and source rows: the release it is
 # in and every mutable field of the answer, in the order of `factor_select`'s columns.
-_STATE_COLUMNS = (
-    Factor.version_id.label("release_id"),
-    DatasetVersion.version.label("version"),
-    DatasetVersion.status.label("version_status"),
-    DatasetVersion.withdrawn_at,
-    DatasetVersion.withdrawn_reason,
-    Dataset.status.label("dataset_status"),
-    (SuccessorPublisher.slug + "/" + Successor.slug).label("superseded_by"),
-    Dataset.license_id,
-    Dataset.license_url,
-    Dataset.attribution,
-)
+_STATE_COLUMNS = (Factor.version_id.label("release_id"), *release_state_columns())
 _STATE_KEYS = tuple(column.key for column in _STATE_COLUMNS)
 # Who may read it (`Viewer.may_read`).
 _ACCESS_KEYS = ("lookup_access", "lookup_dataset_id")

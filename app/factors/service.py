@@ -38,6 +38,23 @@ Successor = aliased(Dataset)
 SuccessorPublisher = aliased(Publisher)
 
 
+def release_state_columns() -> tuple[Any, ...]:
+    """The columns of a factor's answer that can change after its release: its release's and
+    its dataset's state. A kept answer (app/factors/lookup.py) is served only while these are
+    unchanged, so a column of that kind added to `factor_select` belongs here."""
+    return (
+        DatasetVersion.version.label("version"),
+        DatasetVersion.status.label("version_status"),
+        DatasetVersion.withdrawn_at,
+        DatasetVersion.withdrawn_reason,
+        Dataset.status.label("dataset_status"),
+        (SuccessorPublisher.slug + "/" + Successor.slug).label("superseded_by"),
+        Dataset.license_id,
+        Dataset.license_url,
+        Dataset.attribution,
+    )
+
+
 @cache
 def factor_select() -> AnySelect:
     """Every column a factor response needs, in one joined query.
@@ -53,15 +70,7 @@ def factor_select() -> AnySelect:
             *(column.label(name) for name, column in _SOURCE_COLUMNS.items()),
             Publisher.slug.label("publisher"),
             Dataset.slug.label("dataset"),
-            DatasetVersion.version.label("version"),
-            DatasetVersion.status.label("version_status"),
-            DatasetVersion.withdrawn_at,
-            DatasetVersion.withdrawn_reason,
-            Dataset.status.label("dataset_status"),
-            (SuccessorPublisher.slug + "/" + Successor.slug).label("superseded_by"),
-            Dataset.license_id,
-            Dataset.license_url,
-            Dataset.attribution,
+            *release_state_columns(),
         )
         .join(DatasetVersion, DatasetVersion.id == Factor.version_id)
         .join(Dataset, Dataset.id == Factor.dataset_id)
