@@ -8,12 +8,17 @@ Every record here is a synthetic test fixture, not a real emission factor.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from app.core.config import Settings
+from app.main import create_app
 from tests.auth_fixtures import TokenKit
 from tests.factories import (
     create_dataset_with_factors,
@@ -21,6 +26,7 @@ from tests.factories import (
     create_version,
     factor_fields,
 )
+from tests.live_server import serve_in_thread
 
 PUBLIC = "/v1/factors/synth-lookup/open"
 REGISTERED = "/v1/factors/synth-lookup/members"
@@ -148,3 +154,41 @@ def test_a_kept_registered_answer_is_checked_and_metered_every_time(
     usage = client.get("/v1/datasets/synth-lookup/members/usage", headers=tokens.admin())
     assert usage.status_code == 200, usage.text
     assert [(item["requests"], item["rows"]) for item in usage.json()["items"]] == [(3, 3)]
+
+
+@pytest.fixture
+def served(db: Engine, settings: Settings) -> Iterator[str]:
+    """The same database behind a real uvicorn: the withdrawal's answer and the next lookup
+    travel as a client sees them (a TestClient waits for the whole request)."""
+    app = create_app(settings)
+    try:
+        with serve_in_thread(app) as url:
+            yield url
+    finally:
+        app.state.engine.dispose()
+
+
+def test_a_real_client_sees_a_withdrawal_in_the_very_next_lookup_and_search_page(
+    served: str, tokens: TokenKit, datasets: None
+) -> None:
+    page_query = {"dataset": "synth-lookup/open"}
+    with httpx.Client(base_url=served, timeout=30) as http:
+        for _ in range(2):  # the second answers are the kept ones
+            latest = http.get(f"{PUBLIC}/grid-1")
+            page = http.get("/v1/factors", params=page_query)
+            assert latest.json()["version"] == "1.1.0", latest.text
+            assert {item["version"] for item in page.json()["items"]} == {"1.1.0"}, page.text
+        withdrawn = http.post(
+            "/v1/datasets/synth-lookup/open/versions/1.1.0/withdraw",
+            headers=tokens.reviewer(),
+            json={"reason": "synthetic: wrong value"},
+        )
+        assert withdrawn.status_code == 200, withdrawn.text
+        # Sent as soon as the answer arrived, on the same connection.
+        now_latest = http.get(f"{PUBLIC}/grid-1")
+        now_page = http.get("/v1/factors", params=page_query)
+    assert now_latest.status_code == 200, now_latest.text
+    assert (now_latest.json()["version"], now_latest.json()["co2e"]) == ("1.0.0", 0.5)
+    assert now_latest.headers["etag"] != latest.headers["etag"]
+    assert {item["version"] for item in now_page.json()["items"]} == {"1.0.0"}, now_page.text
+    assert now_page.headers["etag"] != page.headers["etag"]
