@@ -15,14 +15,13 @@ which may carry search terms), `status` and `duration_ms`.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Literal
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.core.metrics import route_template
+from app.core.metrics import observed, route_template
 from app.core.request_id import NO_REQUEST, RequestIdFilter
 
 LogFormat = Literal["text", "json"]
@@ -130,18 +129,8 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        status = 500
 
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
+        def log(status: int, seconds: float) -> None:
             client = scope.get("client")
             access_log.info(
                 "%s %s %d",
@@ -155,6 +144,8 @@ class AccessLog:
                     "route": route_template(scope, status),
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "duration_ms": round(seconds * 1000, 1),
                 },
             )
+
+        await observed(self.app, scope, receive, send, log)

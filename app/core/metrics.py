@@ -277,6 +277,30 @@ def route_template(scope: Scope, status: int | None = None) -> str:
     return UNROUTED
 
 
+async def observed(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    done: Callable[[int, float], None],
+) -> None:
+    """Runs an HTTP request through `app`, then tells `done` its status (500 if no answer
+    started) and its duration in seconds, whether the app raised or not."""
+    started = time.perf_counter()
+    status = 500
+
+    async def recording_send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+        await send(message)
+
+    try:
+        await app(scope, receive, recording_send)
+    finally:
+        done(status, time.perf_counter() - started)
+
+
 class RequestMetrics:
     """Counts every HTTP request and its latency by route template and status class."""
 
@@ -288,22 +312,14 @@ class RequestMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        status = 500
 
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
+        def record(status: int, seconds: float) -> None:
             labels: dict[str, Any] = {
                 "method": scope["method"] if scope["method"] in _METHODS else "other",
                 "route": route_template(scope, status),
                 "status": f"{status // 100}xx",
             }
             self.metrics.requests.labels(**labels).inc()
-            self.metrics.latency.labels(**labels).observe(time.perf_counter() - started)
+            self.metrics.latency.labels(**labels).observe(seconds)
+
+        await observed(self.app, scope, receive, send, record)
