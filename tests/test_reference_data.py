@@ -207,6 +207,11 @@ def test_units_list_dimension_and_canonical_spelling(client: TestClient) -> None
     assert units["t"]["dimension"] == "mass"
     assert units["kWh"]["pint"] == "kilowatt_hour"
     assert body["engine"].startswith("pint ")
+    # A unit whose size a document fixes names it; SI units need none.
+    assert units["kgce"]["base"] == {"unit": "kWh", "amount": 8.141}  # 29.3076 MJ / 3.6
+    assert "GB/T 2589-2020" in units["kgce"]["definition"]
+    assert units["UK_gallon"]["base"]["amount"] == 4.54609
+    assert units["kWh"]["definition"] is None
 
 
 def test_conversion_properties_are_cited_ncvs(client: TestClient) -> None:
