@@ -22,6 +22,7 @@ import httpx
 import obstore
 import pyarrow.parquet as pq
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from moto.server import ThreadedMotoServer
 from obstore.store import S3Store
@@ -35,6 +36,8 @@ from app.core.db import make_sessionmaker
 from app.exports.models import DatabaseInstance, ExportFile
 from app.main import create_app
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
+from tests.live_server import serve_in_thread
+from tests.test_exports_http import duckdb_with_httpfs
 
 Headers = Callable[..., dict[str, str]]
 REGION = "us-east-1"
@@ -142,14 +145,17 @@ def test_version_export_is_uploaded_under_its_sha256_and_downloaded_by_redirect(
     )
     assert fetched.headers["cache-control"] == "public, max-age=31536000, immutable"
 
-    # HEAD is answered here, with the file's size and sha256; a known ETag is a 304.
-    head = client.head(f"{PUBLIC}/export.parquet")
-    assert head.status_code == 200
-    assert head.headers["content-length"] == str(len(body))
-    assert head.headers["etag"] == f'"{digest}"'
-    assert head.headers["accept-ranges"] == "bytes"
+    # HEAD is redirected too, to a URL signed for HEAD: the store tells the size and keeps
+    # the file's sha256 beside its own ETag. A known ETag is a 304 here, no redirect.
+    head = client.head(f"{PUBLIC}/export.parquet", follow_redirects=False)
+    assert head.status_code == 307
+    stored = httpx.head(head.headers["location"])
+    assert stored.status_code == 200
+    assert stored.headers["content-length"] == str(len(body))
+    assert stored.headers["x-amz-meta-sha256"] == digest
     again = client.get(f"{PUBLIC}/export.parquet", headers={"If-None-Match": f'"{digest}"'})
     assert again.status_code == 304
+    assert again.headers["etag"] == f'"{digest}"'
 
     # A byte range is the store's to answer, at the signed URL.
     ranged = httpx.get(response.headers["location"], headers={"Range": "bytes=0-3"})
@@ -287,3 +293,16 @@ def test_store_settings_are_checked_at_start(tmp_path: Path) -> None:
         Settings(**base, export_store_url="s3://efdb-exports", x_accel_redirect_prefix="/_files/")
     with pytest.raises(ValidationError, match="less than or equal to 3600"):
         Settings(**base, export_signed_url_seconds=86_400)
+
+
+@pytest.mark.dialect_neutral
+def test_duckdb_reads_an_export_through_the_redirect(app: FastAPI, session: Session) -> None:
+    """DuckDB's httpfs asks HEAD, then byte ranges, each redirected to the store."""
+    publish(session)
+    connection = duckdb_with_httpfs()
+    with serve_in_thread(app) as base:
+        rows = connection.execute(
+            f"SELECT factor_code, co2e FROM read_parquet('{base}{PUBLIC}/export.parquet') "
+            "ORDER BY factor_code"
+        ).fetchall()
+    assert rows == [("o-1", 1.0), ("o-2", 2.5)]

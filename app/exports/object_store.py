@@ -22,7 +22,7 @@ import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import obstore
 from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError
@@ -190,9 +190,11 @@ class S3ExportStore:
     def local_path(self, location: str) -> Path | None:
         return None
 
-    def signed_url(self, location: str, *, seconds: int) -> str:
+    def signed_url(
+        self, location: str, *, seconds: int, method: Literal["GET", "HEAD"] = "GET"
+    ) -> str:
         try:
-            return obstore.sign(self.store, "GET", location, timedelta(seconds=seconds))
+            return obstore.sign(self.store, method, location, timedelta(seconds=seconds))
         except (BaseError, OSError) as exc:
             _unavailable(self.url, exc)
 

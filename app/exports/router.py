@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -137,25 +137,17 @@ def _signed_redirect(
     settings: Settings,
     headers: dict[str, str],
 ) -> Response:
-    """The file in an object store: HEAD answered here (size, ETag, type, as a GET's final
-    answer has them), a GET redirected (307) to a signed URL that the store answers, with the
-    file's type, download name and caching kept with the object (app/exports/object_store.py).
+    """The file in an object store: a 307 to a URL signed for this very method (GET or HEAD),
+    which the store answers with the file's size, type, download name and caching (kept with
+    the object, app/exports/object_store.py) and its byte ranges.
 
-    The redirect carries no ETag: a cache that kept it could otherwise revalidate it (304)
-    into a URL whose signature has expired."""
-    if request.method == "HEAD":
-        return Response(
-            status_code=200,
-            media_type=served.media_type,
-            headers={
-                **headers,
-                "Content-Disposition": attachment(served.filename),
-                "Content-Length": str(served.bytes),
-                "Accept-Ranges": "bytes",
-            },
-        )
+    HEAD is redirected too, so that what a reader learns from HEAD (length, the store's ETag)
+    and what its ranged GETs then return come from one server: DuckDB's httpfs refuses a file
+    whose GET ETag is not its HEAD's. The redirect carries no ETag of its own: a cache that
+    kept it could otherwise revalidate it (304) into a URL whose signature has expired."""
     seconds = settings.export_signed_url_seconds
-    url = export_store.signed_url(served.location, seconds=seconds)
+    method: Literal["GET", "HEAD"] = "HEAD" if request.method == "HEAD" else "GET"
+    url = export_store.signed_url(served.location, seconds=seconds, method=method)
     redirect = {name: value for name, value in headers.items() if name != "ETag"}
     redirect["Cache-Control"] = redirect_cache_control(served, seconds)
     return RedirectResponse(url, status_code=307, headers=redirect)

@@ -118,8 +118,10 @@ class ExportStore(Protocol):
         """The file's path on this machine (the directory store), None in an object store."""
         ...
 
-    def signed_url(self, location: str, *, seconds: int) -> str:
-        """A URL that fetches the file, without credentials, for `seconds`."""
+    def signed_url(
+        self, location: str, *, seconds: int, method: Literal["GET", "HEAD"] = "GET"
+    ) -> str:
+        """A URL that fetches the file (`method`), without credentials, for `seconds`."""
         ...
 
     def adopt_legacy_snapshot_file(
@@ -252,7 +254,9 @@ class LocalExportStore:
     def local_path(self, location: str) -> Path | None:
         return self.resolve(location)
 
-    def signed_url(self, location: str, *, seconds: int) -> str:
+    def signed_url(
+        self, location: str, *, seconds: int, method: Literal["GET", "HEAD"] = "GET"
+    ) -> str:
         raise NotImplementedError("the export directory's files are sent by the application")
 
     def adopt_legacy_snapshot_file(
