@@ -33,7 +33,9 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.db import make_sessionmaker
+from app.exports import object_store
 from app.exports.models import DatabaseInstance, ExportFile
+from app.exports.store import open_store
 from app.main import create_app
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
 from tests.live_server import serve_in_thread
@@ -306,3 +308,25 @@ def test_duckdb_reads_an_export_through_the_redirect(app: FastAPI, session: Sess
             "ORDER BY factor_code"
         ).fetchall()
     assert rows == [("o-1", 1.0), ("o-2", 2.5)]
+
+
+@pytest.mark.dialect_neutral
+def test_a_large_file_is_uploaded_in_parts_once(
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    keys_in_bucket: Callable[[], set[str]],
+) -> None:
+    """Past the single-PUT bound (lowered here) a file goes in parts, and only when the store
+    does not hold its name yet; either way the store holds the bytes its name says."""
+    monkeypatch.setattr(object_store, "SINGLE_PUT_BYTES", 1024)
+    export_store = open_store(settings)
+    data = bytes(range(256)) * 4096  # 1 MiB, synthetic
+    for _ in range(2):
+        with export_store.new_file(private=False) as temporary:
+            temporary.write_bytes(data)
+            stored = export_store.keep(temporary, ext="arrow", private=False)
+    assert stored.sha256 == sha256(data)
+    assert keys_in_bucket() == {f"{PREFIX}/sha256/{stored.sha256}.arrow"}
+    assert export_store.digest(stored.path) == (sha256(data), len(data))
+    assert not list((settings.export_dir / "staging").iterdir())  # nothing left behind
