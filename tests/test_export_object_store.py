@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ from app.exports import object_store
 from app.exports.models import DatabaseInstance, ExportFile
 from app.exports.store import open_store
 from app.main import create_app
+from tests.conftest import run_efdb_in_process
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
 from tests.live_server import serve_in_thread
 from tests.test_exports_http import duckdb_with_httpfs
@@ -87,16 +89,19 @@ def settings(settings: Settings, bucket: str, s3_endpoint: str) -> Settings:
 
 
 @pytest.fixture
-def keys_in_bucket(bucket: str, s3_endpoint: str) -> Callable[[], set[str]]:
-    """The bucket's keys, listed by a client of its own."""
-    store = S3Store(
+def bucket_store(bucket: str, s3_endpoint: str) -> S3Store:
+    """The bucket, through a client of the test's own."""
+    return S3Store(
         bucket,
         config={"endpoint": s3_endpoint, "region": REGION},
         client_options={"allow_http": True},
     )
 
+
+@pytest.fixture
+def keys_in_bucket(bucket_store: S3Store) -> Callable[[], set[str]]:
     def listing() -> set[str]:
-        return {meta["path"] for batch in obstore.list(store) for meta in batch}
+        return {meta["path"] for batch in obstore.list(bucket_store) for meta in batch}
 
     return listing
 
@@ -330,3 +335,55 @@ def test_a_large_file_is_uploaded_in_parts_once(
     assert keys_in_bucket() == {f"{PREFIX}/sha256/{stored.sha256}.arrow"}
     assert export_store.digest(stored.path) == (sha256(data), len(data))
     assert not list((settings.export_dir / "staging").iterdir())  # nothing left behind
+
+
+@pytest.mark.dialect_neutral
+def test_a_store_that_does_not_answer_is_a_503_and_nothing_is_recorded(
+    session: Session, settings: Settings, db: Engine
+) -> None:
+    publish(session)
+    app = create_app(settings.model_copy(update={"export_store_endpoint": "http://127.0.0.1:9"}))
+    try:
+        with TestClient(app) as down:
+            response = down.get(f"{PUBLIC}/export.parquet", follow_redirects=False)
+    finally:
+        app.state.engine.dispose()
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["type"].endswith("/export-store-unavailable")
+    with make_sessionmaker(db)() as reading:
+        assert reading.execute(select(ExportFile)).first() is None
+
+
+@pytest.mark.dialect_neutral
+def test_exports_verify_reads_every_recorded_file_from_the_bucket(
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    database_url: str,
+    tmp_path: Path,
+    admin_token: Callable[[], dict[str, str]],
+    bucket: str,
+    s3_endpoint: str,
+    bucket_store: S3Store,
+) -> None:
+    publish(session)
+    snapshot = client.post("/v1/snapshots", headers=admin_token()).json()
+    env = {
+        "EFDB_DATABASE_URL": database_url,
+        "EFDB_EXPORT_DIR": str(settings.export_dir),
+        "EFDB_EXPORT_STORE_URL": f"s3://{bucket}/{PREFIX}",
+        "EFDB_EXPORT_STORE_ENDPOINT": s3_endpoint,
+        "EFDB_EXPORT_STORE_REGION": REGION,
+    }
+    clean = run_efdb_in_process("exports", "verify", env=env, cwd=tmp_path)
+    assert clean.returncode == 0, clean.stderr
+    assert json.loads(clean.stdout) == {"ok": True, "files": len(snapshot["files"])}
+
+    manifest = next(f for f in snapshot["files"] if f["name"] == "manifest.json")
+    obstore.delete(bucket_store, f"{PREFIX}/sha256/{manifest['sha256']}.json")
+    broken = run_efdb_in_process("exports", "verify", env=env, cwd=tmp_path)
+    assert broken.returncode == 1
+    assert broken.stdout.startswith(f"missing: snapshot {snapshot['id']} manifest.json")
+    assert f"s3://{bucket}/{PREFIX}" in broken.stdout

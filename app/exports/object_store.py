@@ -60,7 +60,8 @@ STAGING = "staging"
 
 
 def _unavailable(store: str, exc: BaseError | OSError) -> NoReturn:
-    log.error("export store %s: %s", store, exc)
+    # The library's first line says what failed; the rest is its debug dump of the retries.
+    log.error("export store %s: %s", store, str(exc).strip().splitlines()[0] if str(exc) else exc)
     raise StoreUnavailable(
         Message("export_store.unavailable", store=store),
         headers={"Retry-After": "5"},

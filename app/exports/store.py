@@ -418,20 +418,23 @@ def ensure_instance(session: Session, store: ExportStore) -> str:
 def store_problem(session: Session, store: ExportStore) -> str | None:
     """Why the export store is not the one this database recorded (or cannot be reached),
     or None if it is."""
+    described = store.description[0].upper() + store.description[1:]
     try:
         instance_id = ensure_instance(session, store)
         text = store.read_marker(instance_id)
-    except (OSError, StoreUnavailable) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        return f"{store.description[0].upper()}{store.description[1:]} cannot be used: {reason}."
+    except OSError as exc:
+        return f"{described} cannot be written: {exc.strerror or exc}."
+    except StoreUnavailable as exc:
+        # The library's own account, first line (the rest is its retry log).
+        cause = str(exc.__cause__ or exc).strip().splitlines()[0][:300]
+        return f"{described} does not answer: {cause}"
     try:
         named = json.loads(text).get("instance_id") if text is not None else None
     except (ValueError, AttributeError):
         named = None
     if named != instance_id:
         return (
-            f"{store.description[0].upper()}{store.description[1:]} is not the one this "
-            f"database recorded: it has no marker {INSTANCES}/{instance_id} for database "
-            f"instance {instance_id}."
+            f"{described} is not the one this database recorded: it has no marker "
+            f"{INSTANCES}/{instance_id} for database instance {instance_id}."
         )
     return None
