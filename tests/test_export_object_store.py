@@ -36,7 +36,7 @@ from app.core.config import Settings
 from app.core.db import make_sessionmaker
 from app.exports import object_store
 from app.exports.models import DatabaseInstance, ExportFile
-from app.exports.store import open_store
+from app.exports.store import Download, open_store
 from app.main import create_app
 from tests.conftest import run_efdb_in_process
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
@@ -316,24 +316,30 @@ def test_duckdb_reads_an_export_through_the_redirect(app: FastAPI, session: Sess
 
 
 @pytest.mark.dialect_neutral
-def test_a_large_file_is_uploaded_in_parts_once(
+@pytest.mark.parametrize("single_put_bytes", [64 * 1024 * 1024, 1024], ids=["put", "parts"])
+def test_a_file_is_written_once_under_its_name(
     settings: Settings,
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     keys_in_bucket: Callable[[], set[str]],
+    single_put_bytes: int,
 ) -> None:
-    """Past the single-PUT bound (lowered here) a file goes in parts, and only when the store
-    does not hold its name yet; either way the store holds the bytes its name says."""
-    monkeypatch.setattr(object_store, "SINGLE_PUT_BYTES", 1024)
+    """Kept twice, a file is stored once: a single PUT with If-None-Match (the store refuses
+    the second), or past that bound (lowered here for `parts`) an upload in parts only when
+    the store does not hold the name yet. The first object stands: its download name is the
+    first writer's."""
+    monkeypatch.setattr(object_store, "SINGLE_PUT_BYTES", single_put_bytes)
     export_store = open_store(settings)
     data = bytes(range(256)) * 4096  # 1 MiB, synthetic
-    for _ in range(2):
+    for filename in ("first.arrow", "second.arrow"):
         with export_store.new_file(private=False) as temporary:
             temporary.write_bytes(data)
-            stored = export_store.keep(temporary, ext="arrow", private=False)
+            download = Download(filename, "application/vnd.apache.arrow.file", "no-store")
+            stored = export_store.keep(temporary, ext="arrow", private=False, download=download)
     assert stored.sha256 == sha256(data)
     assert keys_in_bucket() == {f"{PREFIX}/sha256/{stored.sha256}.arrow"}
     assert export_store.digest(stored.path) == (sha256(data), len(data))
+    url = export_store.signed_url(stored.path, seconds=60)
+    assert httpx.get(url).headers["content-disposition"] == 'attachment; filename="first.arrow"'
     assert not list((settings.export_dir / "staging").iterdir())  # nothing left behind
 
 
