@@ -36,6 +36,7 @@ from app.exports.store import (
     StoreUnavailable,
     attachment,
     file_digest,
+    first_line,
     relative_path,
     temporary_in,
 )
@@ -59,15 +60,6 @@ RETRY_CONFIG: dict[str, Any] = {
 STAGING = "staging"
 
 
-def _unavailable(store: str, exc: BaseError | OSError) -> NoReturn:
-    # The library's first line says what failed; the rest is its debug dump of the retries.
-    log.error("export store %s: %s", store, str(exc).strip().splitlines()[0] if str(exc) else exc)
-    raise StoreUnavailable(
-        Message("export_store.unavailable", store=store),
-        headers={"Retry-After": "5"},
-    ) from exc
-
-
 class S3ExportStore:
     """Export files in an S3-compatible bucket under a prefix (`s3://bucket/prefix`)."""
 
@@ -80,8 +72,10 @@ class S3ExportStore:
         staging_dir: Path,
         endpoint: str | None = None,
         region: str | None = None,
+        retry_after_seconds: int = 5,
     ) -> None:
         self.url = url.rstrip("/")
+        self.retry_after = str(retry_after_seconds)
         self.description = f"the object store {self.url}"
         self.staging = staging_dir / STAGING
         config: dict[str, Any] = {}
@@ -98,6 +92,13 @@ class S3ExportStore:
             client_options=client_options,  # type: ignore[arg-type]
             retry_config=RETRY_CONFIG,  # type: ignore[arg-type]
         )
+
+    def _unavailable(self, exc: BaseError | OSError) -> NoReturn:
+        log.error("export store %s: %s", self.url, first_line(exc))
+        raise StoreUnavailable(
+            Message("export_store.unavailable", store=self.url),
+            headers={"Retry-After": self.retry_after},
+        ) from exc
 
     def new_file(self, *, private: bool) -> contextlib.AbstractContextManager[Path]:
         return temporary_in(self.staging)
@@ -129,18 +130,21 @@ class S3ExportStore:
                     )
                 except AlreadyExistsError:
                     # Its name says these bytes; a different size means it was damaged.
-                    if self.size(location) != size:
-                        self._replace(location, temporary, attributes)
-            elif self.size(location) != size:
-                self._replace(location, temporary, attributes)
+                    existing = self.size(location)
+                    if existing != size:
+                        self._replace(location, temporary, attributes, damaged=True)
+            elif (existing := self.size(location)) != size:
+                self._replace(location, temporary, attributes, damaged=existing is not None)
         except (BaseError, OSError) as exc:
-            _unavailable(self.url, exc)
+            self._unavailable(exc)
         finally:
             temporary.unlink(missing_ok=True)
         return StoredFile(location, sha256, size)
 
-    def _replace(self, location: str, temporary: Path, attributes: Attributes) -> None:
-        if self.size(location) is not None:
+    def _replace(
+        self, location: str, temporary: Path, attributes: Attributes, *, damaged: bool
+    ) -> None:
+        if damaged:
             log.warning(
                 "export store %s: %s differs from its name, written again", self.url, location
             )
@@ -160,7 +164,7 @@ class S3ExportStore:
         except (NotFoundError, FileNotFoundError):
             return None
         except (BaseError, OSError) as exc:
-            _unavailable(self.url, exc)
+            self._unavailable(exc)
 
     def _chunks(self, location: str) -> Iterator[bytes]:
         try:
@@ -170,7 +174,7 @@ class S3ExportStore:
         except (NotFoundError, FileNotFoundError) as exc:
             raise FileNotFoundError(f"{self.url}/{location}") from exc
         except (BaseError, OSError) as exc:
-            _unavailable(self.url, exc)
+            self._unavailable(exc)
 
     @contextlib.contextmanager
     def local_copy(self, location: str) -> Iterator[Path]:
@@ -197,7 +201,7 @@ class S3ExportStore:
         try:
             return obstore.sign(self.store, method, location, timedelta(seconds=seconds))
         except (BaseError, OSError) as exc:
-            _unavailable(self.url, exc)
+            self._unavailable(exc)
 
     def adopt_legacy_snapshot_file(
         self, snapshot_id: str, name: str, *, sha256: str, ext: str
@@ -216,10 +220,10 @@ class S3ExportStore:
                 self.store, f"{INSTANCES}/{instance_id}", body.encode("utf-8"), mode="create"
             )
         except (BaseError, OSError) as exc:
-            _unavailable(self.url, exc)
+            self._unavailable(exc)
 
     def remove_marker(self, instance_id: str) -> None:
         try:
             obstore.delete(self.store, f"{INSTANCES}/{instance_id}")
         except (BaseError, OSError) as exc:
-            _unavailable(self.url, exc)
+            self._unavailable(exc)

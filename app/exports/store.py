@@ -151,6 +151,7 @@ def open_store(settings: Settings) -> ExportStore:
             staging_dir=settings.export_dir,
             endpoint=settings.export_store_endpoint,
             region=settings.export_store_region,
+            retry_after_seconds=settings.retry_after_seconds,
         )
     return LocalExportStore(settings.export_dir)
 
@@ -161,6 +162,13 @@ def attachment(filename: str) -> str:
     if quoted != filename:
         return f"attachment; filename*=utf-8''{quoted}"
     return f'attachment; filename="{filename}"'
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's first line: the object store library's says what failed, the rest is its
+    debug dump of the retries."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)
 
 
 def relative_path(sha256: str, ext: str, *, private: bool) -> str:
@@ -425,9 +433,7 @@ def store_problem(session: Session, store: ExportStore) -> str | None:
     except OSError as exc:
         return f"{described} cannot be written: {exc.strerror or exc}."
     except StoreUnavailable as exc:
-        # The library's own account, first line (the rest is its retry log).
-        cause = str(exc.__cause__ or exc).strip().splitlines()[0][:300]
-        return f"{described} does not answer: {cause}"
+        return f"{described} does not answer: {first_line(exc.__cause__ or exc)[:300]}"
     try:
         named = json.loads(text).get("instance_id") if text is not None else None
     except (ValueError, AttributeError):
