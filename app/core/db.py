@@ -25,7 +25,7 @@ from app.core.bounds import (
     start_disconnect_watch,
     watches_disconnect,
 )
-from app.core.replica import REPLICA, session_database
+from app.core.replica import REPLICA, USED_KEY, session_database
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -191,3 +191,15 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def request_sessionmaker(request: Request) -> sessionmaker[Session]:
+    """Sessions on the database the request's own session reads (the replica's when it serves
+    the request), for work that outlives that session, as a response streamed after it."""
+    read_factory: sessionmaker[Session] | None = getattr(
+        request.app.state, "read_sessionmaker", None
+    )
+    if read_factory is not None and request.scope.get("state", {}).get(USED_KEY) == REPLICA:
+        return read_factory
+    primary: sessionmaker[Session] = request.app.state.sessionmaker
+    return primary

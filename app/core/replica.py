@@ -25,6 +25,7 @@ answered again from the primary, so such a route is slower on its first request,
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from http.cookies import SimpleCookie
@@ -46,6 +47,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # standby is one).
 READ_ONLY_SQLSTATE = "25006"
 _PRIMARY_ROUTE = "_efdb_reads_primary"
+log = logging.getLogger("efdb")
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
@@ -166,6 +168,12 @@ class ReadRouting:
         except Exception as exc:
             if started or not is_read_only_refusal(exc):
                 raise
+            # Worth marking `reads_primary` if it is more than a first request's write.
+            log.warning(
+                "%s %s wrote on the read replica; answered again from the primary",
+                scope["method"],
+                scope["path"],
+            )
             # A GET or HEAD has no body: the request is the same the second time.
             state[CHOICE_KEY] = PRIMARY
             state.pop(USED_KEY, None)
