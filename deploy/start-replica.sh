@@ -42,6 +42,8 @@ wait_streaming() {
 }
 
 if streaming; then
+    # Replay left paused (tests/test_read_replica.py pauses it for a moment) goes on.
+    replica_sql "SELECT pg_wal_replay_resume()" >/dev/null || true
     echo "replica: already streaming on port $REPLICA_PORT"
     exit 0
 fi

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -225,6 +226,30 @@ def test_a_read_that_writes_is_answered_by_the_primary(
     after = _get(TestClient(app), "/test-only/touch")
     assert after.headers[HEADER] == PRIMARY
     assert after.json()["generation"] == before.json()["generation"] + 1
+
+
+def test_a_read_cancelled_by_a_recovery_conflict_is_answered_by_the_primary(
+    app: FastAPI, client: TestClient, replica: Replica
+) -> None:
+    """What PostgreSQL answers a standby's query whose rows replay had to remove (provoking
+    one takes minutes of `max_standby_streaming_delay`, so the route raises it itself)."""
+
+    def conflicted(session: SessionDep) -> dict[str, int]:
+        port = session.execute(text("SELECT inet_server_port()")).scalar_one()
+        if port == REPLICA_PORT:
+            raise OperationalError(
+                "SELECT ...",
+                None,
+                psycopg.errors.SerializationFailure(
+                    "canceling statement due to conflict with recovery"
+                ),
+            )
+        return {"port": port}
+
+    app.add_api_route("/test-only/conflicted", conflicted, methods=["GET"])
+    answer = _get(client, "/test-only/conflicted")
+    assert answer.headers[HEADER] == PRIMARY
+    assert answer.json()["port"] != REPLICA_PORT
 
 
 def test_readiness_reports_the_replica_and_its_lag(client: TestClient) -> None:

@@ -21,6 +21,8 @@ the primary). Every answer a database served names it in `EFDB-Database: primary
 A read on the replica that tries to write after all (a route that writes on first read and is
 not marked) fails there with `read_only_sql_transaction` before anything is sent; it is then
 answered again from the primary, so such a route is slower on its first request, never wrong.
+So is a read the replica cancelled for a recovery conflict (replay removing rows it still
+needed). A replica that does not answer at all is not worked around: `/readyz` says so (503).
 """
 
 from __future__ import annotations
@@ -43,9 +45,14 @@ USED_KEY = "efdb_database_used"
 HEADER = "EFDB-Database"
 COOKIE = "efdb_primary_until"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# PostgreSQL's SQLSTATE for a write in a read-only transaction (every transaction on a hot
-# standby is one).
+# What the replica answers that the primary would not, so that the request is answered again
+# from the primary: a write in a read-only transaction (every transaction on a hot standby is
+# one), and a statement cancelled because replay had to remove rows it could still see (a
+# recovery conflict, past `max_standby_streaming_delay`; a read-only request meets no other
+# serialization failure).
 READ_ONLY_SQLSTATE = "25006"
+RECOVERY_CONFLICT_SQLSTATE = "40001"
+_RETRIED_ON_PRIMARY = frozenset({READ_ONLY_SQLSTATE, RECOVERY_CONFLICT_SQLSTATE})
 _PRIMARY_ROUTE = "_efdb_reads_primary"
 log = logging.getLogger("efdb")
 
@@ -111,10 +118,12 @@ def choose_database(scope: Scope, *, now: float) -> str:
     return REPLICA
 
 
-def is_read_only_refusal(exc: BaseException) -> bool:
-    return isinstance(exc, DBAPIError) and (
-        getattr(exc.orig, "sqlstate", None) == READ_ONLY_SQLSTATE
-    )
+def replica_refusal(exc: BaseException) -> str | None:
+    """The SQLSTATE of an error the primary would not have given (see above), else None."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return sqlstate if sqlstate in _RETRIED_ON_PRIMARY else None
 
 
 class ReadRouting:
@@ -166,13 +175,15 @@ class ReadRouting:
         try:
             await self.app(scope, receive, send_naming_database)
         except Exception as exc:
-            if started or not is_read_only_refusal(exc):
+            refusal = replica_refusal(exc)
+            if started or refusal is None:
                 raise
-            # Worth marking `reads_primary` if it is more than a first request's write.
+            # A write is worth marking `reads_primary` if it is more than a first request's.
             log.warning(
-                "%s %s wrote on the read replica; answered again from the primary",
+                "%s %s %s on the read replica; answered again from the primary",
                 scope["method"],
                 scope["path"],
+                "wrote" if refusal == READ_ONLY_SQLSTATE else "met a recovery conflict",
             )
             # A GET or HEAD has no body: the request is the same the second time.
             state[CHOICE_KEY] = PRIMARY
