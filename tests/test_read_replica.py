@@ -54,15 +54,21 @@ REPLAY_TIMEOUT_S = 60
 
 
 class Replica:
-    """The live replica of the test database, and the primary's administration connection."""
+    """The live replica: the test database on it (`url`, `engine`), and both servers'
+    administration databases (the test database may not have been replayed yet)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_engine(url, isolation_level="AUTOCOMMIT")
         self.primary = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        self.admin = create_engine(
+            make_url(POSTGRES_ADMIN_URL).set(port=REPLICA_PORT),
+            isolation_level="AUTOCOMMIT",
+            connect_args={"connect_timeout": 5},
+        )
 
     def _scalar(self, sql: str, **params: Any) -> Any:
-        with self.engine.connect() as connection:
+        with self.admin.connect() as connection:
             return connection.execute(text(sql), params).scalar_one()
 
     def caught_up(self) -> None:
@@ -100,6 +106,7 @@ class Replica:
     def dispose(self) -> None:
         self.engine.dispose()
         self.primary.dispose()
+        self.admin.dispose()
 
 
 @pytest.fixture
@@ -120,6 +127,7 @@ def replica(database_url: str) -> Iterator[Replica]:
     if not in_recovery:
         live.dispose()
         pytest.fail(f"the PostgreSQL at port {REPLICA_PORT} is not a replica (not in recovery)")
+    live.caught_up()  # the test database made on the primary is on the replica too
     yield live
     live.dispose()
 
