@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.core.db import SessionDep
 from app.core.http_cache import SHORT_LIVED
-from app.core.replica import COOKIE, HEADER, PRIMARY, REPLICA, choose_database
+from app.core.replica import COOKIE, HEADER, PRIMARY, REPLICA, ReadRouting, choose_database
 from app.factors.page_cache import SearchPageCache, make_page
 from tests.auth_fixtures import TokenKit
 from tests.conftest import POSTGRES_ADMIN_URL
@@ -300,3 +300,33 @@ def test_a_kept_search_page_is_never_replaced_by_an_older_one() -> None:
     assert cache.get("/v1/factors?", 9) is None  # a newer generation: the page is dropped
     cache.put("/v1/factors?", older)
     assert cache.get("/v1/factors?", 7) == older
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "cookie"),
+    [
+        ("POST", "/v1/datasets", 201, True),
+        ("DELETE", "/v1/webhooks/1", 204, True),
+        ("POST", "/v1/datasets", 409, False),  # refused: nothing written to read back
+        ("POST", "/v1/factors:resolve", 200, False),  # a read-only query sent as POST
+        ("GET", "/v1/factors", 200, False),
+    ],
+)
+def test_which_answers_set_the_read_your_writes_cookie(
+    method: str, path: str, status: int, cookie: bool
+) -> None:
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    client = TestClient(ReadRouting(answer, read_your_writes_seconds=5))
+    response = client.request(method, path)
+    assert (COOKIE in response.cookies) is cookie
+
+
+def test_a_read_replica_needs_a_postgresql_primary(tmp_path: Any) -> None:
+    with pytest.raises(ValueError, match="EFDB_READ_DATABASE_URL"):
+        Settings(
+            database_url=f"sqlite:///{tmp_path / 'efdb.sqlite3'}",
+            read_database_url="postgresql+psycopg://root@127.0.0.1:5433/efdb",
+        )

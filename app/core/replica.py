@@ -12,11 +12,12 @@ and the lookup short path follow it):
   which is a write), and the reads of a client that wrote less than
   `EFDB_READ_YOUR_WRITES_SECONDS` ago.
 
-Read-your-writes: a successful answer to a write (any method but GET, HEAD, OPTIONS, status
-below 400) sets the cookie `efdb_primary_until` to the moment (Unix seconds) until which that
-client's reads go to the primary; the window covers the replica's usual lag, and a client
-without a cookie jar may send the cookie back itself (or its token, which always reads from
-the primary). Every answer a database served names it in `EFDB-Database: primary|replica`.
+Read-your-writes: a successful answer to a write (any method but GET, HEAD, OPTIONS and the
+read-only queries sent as POST, `app.core.cors.is_read`; status below 400) sets the cookie
+`efdb_primary_until` to the moment (Unix seconds) until which that client's reads go to the
+primary; the window covers the replica's usual lag, and a client without a cookie jar may send
+the cookie back itself (or its token, which always reads from the primary). Every answer a
+database served names it in `EFDB-Database: primary|replica`.
 
 A read on the replica that tries to write after all (a route that writes on first read and is
 not marked) fails there with `read_only_sql_transaction` before anything is sent; it is then
@@ -36,6 +37,8 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.cors import is_read
 
 PRIMARY = "primary"
 REPLICA = "replica"
@@ -149,7 +152,8 @@ class ReadRouting:
         now = self.clock()
         state = scope.setdefault("state", {})
         choice = state[CHOICE_KEY] = choose_database(scope, now=now)
-        wrote = scope["method"] not in SAFE_METHODS
+        # The read-only queries sent as POST (a batch's body) write nothing to read back.
+        wrote = scope["method"] not in SAFE_METHODS and not is_read(scope["method"], scope["path"])
         started = False
 
         async def send_naming_database(message: Message) -> None:
