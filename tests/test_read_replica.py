@@ -32,6 +32,7 @@ from app.core.db import SessionDep
 from app.core.http_cache import SHORT_LIVED
 from app.core.replica import COOKIE, HEADER, PRIMARY, REPLICA, ReadRouting, choose_database
 from app.factors.page_cache import SearchPageCache, make_page
+from app.main import create_app
 from tests.auth_fixtures import TokenKit
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.factories import (
@@ -260,11 +261,23 @@ def test_a_read_cancelled_by_a_recovery_conflict_is_answered_by_the_primary(
     assert answer.json()["port"] != REPLICA_PORT
 
 
-def test_readiness_reports_the_replica_and_its_lag(client: TestClient) -> None:
+def test_readiness_reports_the_replica_and_its_lag(client: TestClient, settings: Settings) -> None:
     ready = _get(client, "/readyz").json()
     assert ready["replica"] == "ok"
     assert ready["replica_lag_bytes"] >= 0
     assert "replica_replayed_at" in ready
+    # A replica that does not answer: the reads it serves would fail, so the worker is not ready.
+    nowhere = settings.model_copy(
+        update={"read_database_url": "postgresql+psycopg://root@127.0.0.1:1/efdb"}
+    )
+    unready = create_app(nowhere)
+    try:
+        answer = TestClient(unready).get("/readyz")
+    finally:
+        unready.state.engine.dispose()
+    assert answer.status_code == 503
+    assert answer.json()["replica"] == "unreachable"
+    assert answer.json()["database"] == "ok"
 
 
 @pytest.mark.parametrize(
