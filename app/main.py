@@ -89,7 +89,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LookupShortPath)
     if settings.read_database_url:
         # Just outside the short path, which follows its choice of database.
-        app.add_middleware(ReadRouting, read_your_writes_seconds=settings.read_your_writes_seconds)
+        app.add_middleware(
+            ReadRouting,
+            read_your_writes_seconds=settings.read_your_writes_seconds,
+            on_retry=lambda reason: metrics.replica_retries.labels(reason=reason).inc(),
+        )
     install_auth(app, settings)
     app.state.release_keys = ReleaseKeys(settings)
     # The JWKS (an auth route) also publishes the release keys, active and retired.

@@ -13,6 +13,7 @@ Every record here is a synthetic test fixture, not a real emission factor.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -235,6 +236,10 @@ def test_a_read_that_writes_is_answered_by_the_primary(
     after = _get(TestClient(app), "/test-only/touch")
     assert after.headers[HEADER] == PRIMARY
     assert after.json()["generation"] == before.json()["generation"] + 1
+    retries = app.state.metrics._own.get_sample_value(
+        "efdb_replica_retries_total", {"reason": "wrote"}
+    )
+    assert retries == 2
 
 
 def test_a_read_cancelled_by_a_recovery_conflict_is_answered_by_the_primary(
@@ -261,11 +266,18 @@ def test_a_read_cancelled_by_a_recovery_conflict_is_answered_by_the_primary(
     assert answer.json()["port"] != REPLICA_PORT
 
 
-def test_readiness_reports_the_replica_and_its_lag(client: TestClient, settings: Settings) -> None:
+def test_readiness_and_metrics_report_the_replica_and_its_lag(
+    client: TestClient, settings: Settings, tokens: TokenKit
+) -> None:
     ready = _get(client, "/readyz").json()
     assert ready["replica"] == "ok"
     assert ready["replica_lag_bytes"] >= 0
     assert "replica_replayed_at" in ready
+    scraped = _get(client, "/metrics", headers=tokens.admin()).text
+    lag = re.search(r"^efdb_replica_lag_bytes (\S+)$", scraped, re.MULTILINE)
+    assert lag is not None
+    assert float(lag.group(1)) >= 0
+    assert 'efdb_db_pool_size{engine="replica"}' in scraped
     # A replica that does not answer: the reads it serves would fail, so the worker is not ready.
     nowhere = settings.model_copy(
         update={"read_database_url": "postgresql+psycopg://root@127.0.0.1:1/efdb"}

@@ -139,10 +139,14 @@ class ReadRouting:
         app: ASGIApp,
         *,
         read_your_writes_seconds: int,
+        on_retry: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`on_retry(reason)`: a read answered again from the primary (`wrote`,
+        `recovery-conflict`)."""
         self.app = app
         self.window = read_your_writes_seconds
+        self.on_retry = on_retry
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -183,12 +187,15 @@ class ReadRouting:
             if started or refusal is None:
                 raise
             # A write is worth marking `reads_primary` if it is more than a first request's.
+            reason = "wrote" if refusal == READ_ONLY_SQLSTATE else "recovery-conflict"
             log.warning(
-                "%s %s %s on the read replica; answered again from the primary",
+                "%s %s on the read replica: %s; answered again from the primary",
                 scope["method"],
                 scope["path"],
-                "wrote" if refusal == READ_ONLY_SQLSTATE else "met a recovery conflict",
+                reason,
             )
+            if self.on_retry is not None:
+                self.on_retry(reason)
             # A GET or HEAD has no body: the request is the same the second time.
             state[CHOICE_KEY] = PRIMARY
             state.pop(USED_KEY, None)

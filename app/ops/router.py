@@ -17,8 +17,14 @@ from app.changes.webhooks import pending_deliveries
 from app.core.config import Settings
 from app.core.db import SessionDep, make_sessionmaker
 from app.core.errors import problem_response
-from app.core.metrics import Metrics, pool_families, webhook_backlog_family
+from app.core.metrics import (
+    Metrics,
+    pool_families,
+    replica_lag_family,
+    webhook_backlog_family,
+)
 from app.core.migrations import current_revision, head_revision
+from app.core.replica import reads_primary
 from app.exports.store import store_problem
 
 router = APIRouter(tags=["operations"])
@@ -186,6 +192,7 @@ def _from_metrics_network(request: Request, settings: Settings) -> bool:
     },
     openapi_extra={"security": [{}, {"OAuth2": ["admin"]}]},
 )
+@reads_primary  # the webhook backlog as the primary has it
 def metrics(request: Request, session: SessionDep) -> Response:
     settings: Settings = request.app.state.settings
     if not _from_metrics_network(request, settings):
@@ -193,9 +200,16 @@ def metrics(request: Request, session: SessionDep) -> Response:
     registry: Metrics = request.app.state.metrics
     # Read now, once per scrape: this worker's pools and the webhook backlog.
     engines = {"primary": request.app.state.engine}
-    if getattr(request.app.state, "read_engine", None) is not None:
-        engines["replica"] = request.app.state.read_engine
+    read_engine: Engine | None = getattr(request.app.state, "read_engine", None)
+    if read_engine is not None:
+        engines["replica"] = read_engine
     scraped = list(pool_families(engines))
+    if read_engine is not None:
+        try:
+            lag = replica_state(request.app.state.engine, read_engine).get("replica_lag_bytes")
+        except SQLAlchemyError:  # the primary is down: the other metrics still answer
+            lag = None
+        scraped.append(replica_lag_family(lag))
     try:
         scraped.append(webhook_backlog_family(pending_deliveries(session)))
     except SQLAlchemyError:  # the database is down: the other metrics still answer
