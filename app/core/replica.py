@@ -4,8 +4,8 @@ Which database answers a request (`ReadRouting` decides before routing; the sess
 and the lookup short path follow it):
 
 - the **replica**: `GET` and `HEAD` requests without a token and without a fresh
-  read-your-writes cookie, except the few routes that write on a first read (`reads_primary`:
-  a version's export file and release statement, made and recorded on first request);
+  read-your-writes cookie, except the few routes marked `reads_primary`: a version's export
+  file and release statement (made and recorded on first request), and `/metrics`;
 - the **primary**: everything else. Every other method (writes, and the batch reads sent as
   `POST`), every request with an `Authorization` header (its token is checked against the
   primary's clients, so a revocation counts at once, and its registered reads are metered,
