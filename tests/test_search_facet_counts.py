@@ -291,7 +291,9 @@ def test_both_ways_of_summing_a_releases_combinations_agree() -> None:
     names = list(facets.FACTOR_FACETS)
     values = {name: [f"{name}-{i}" for i in range(5)] + [None] for name in names}
     rows = 3 * facets._ARROW_SUMS_FROM
-    columns = {name: [rng.choice(values[name]) for _ in range(rows)] for name in names}
+    columns: dict[str, list[Any]] = {
+        name: [rng.choice(values[name]) for _ in range(rows)] for name in names
+    }
     columns["rows"] = [rng.randint(1, 50) for _ in range(rows)]
     combinations = pa.table(columns)
     keys_list = [[name] for name in names] + [

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     # webhook) and the export files, unless a setting of its own moves one of them.
     data_dir: Path = VAR_DIR
     database_url: str = f"sqlite:///{VAR_DIR / 'efdb.sqlite3'}"
+    # A PostgreSQL streaming replica of `database_url` (README, "Read replica"): anonymous
+    # GET and HEAD requests read from it; writes, token-bearing requests and the reads right
+    # after a client's write go to the primary.
+    read_database_url: str | None = None
+    # After a write, how long the writer's reads stay on the primary (its `efdb_primary_until`
+    # cookie), so that it reads its own write however far the replica lags behind.
+    read_your_writes_seconds: int = Field(default=5, ge=0, le=3600)
     issuer: str = "http://127.0.0.1:8000"
     audience: str = "efdb"
     signing_key: Path | None = None
@@ -215,6 +222,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"CORS origin {origin!r} is not scheme://host[:port]")
         if "*" in self.cors_write_origins:
             raise ValueError("EFDB_CORS_WRITE_ORIGINS must name each origin; `*` is refused")
+        if self.read_database_url and not (
+            self.read_database_url.startswith("postgresql") and not self.is_sqlite
+        ):
+            raise ValueError(
+                "EFDB_READ_DATABASE_URL is a PostgreSQL replica of a PostgreSQL EFDB_DATABASE_URL"
+            )
         prefix = self.x_accel_redirect_prefix
         if prefix and not re.fullmatch(r"/(?:[A-Za-z0-9._~\-]+/)*", prefix):
             raise ValueError("EFDB_X_ACCEL_REDIRECT_PREFIX must be a path like /_efdb_files/")

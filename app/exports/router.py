@@ -36,6 +36,7 @@ from app.core.params import (
     VersionPath,
     only_query_params,
 )
+from app.core.replica import reads_primary
 from app.core.schemas import Page
 from app.core.urls import header_url
 from app.datasets import usage
@@ -239,6 +240,7 @@ def _version_export(
     summary="A released version as Parquet",
     responses=_file_responses(service.MEDIA_TYPES["parquet"], "Parquet (zstd), export schema"),
 )
+@reads_primary  # made and recorded on first request
 def version_parquet(
     request: Request,
     session: SessionDep,
@@ -260,6 +262,7 @@ def version_parquet(
     summary="A released version as an Arrow IPC file",
     responses=_file_responses(service.MEDIA_TYPES["arrow"], "Arrow IPC file, zstd buffers"),
 )
+@reads_primary  # made and recorded on first request
 def version_arrow(
     request: Request,
     session: SessionDep,
@@ -282,6 +285,7 @@ def version_arrow(
     summary="A released version as an Arrow IPC stream",
     responses=_file_responses(service.MEDIA_TYPES["arrows"], "Arrow IPC stream, zstd buffers"),
 )
+@reads_primary  # made and recorded on first request
 def version_arrows(
     request: Request,
     session: SessionDep,
@@ -305,6 +309,7 @@ def version_arrows(
         service.MEDIA_TYPES["csv"], "UTF-8 CSV; text starting with = + - @ is prefixed with '"
     ),
 )
+@reads_primary  # made and recorded on first request
 def version_csv(
     request: Request,
     session: SessionDep,
@@ -329,6 +334,7 @@ def version_csv(
         "XLSX: a `factors` sheet in the export schema and a `read me` sheet",
     ),
 )
+@reads_primary  # made and recorded on first request
 def version_xlsx(
     request: Request,
     session: SessionDep,
@@ -356,6 +362,7 @@ def version_xlsx(
         "locations, sources and pedigree data quality",
     ),
 )
+@reads_primary  # made and recorded on first request
 def version_olca(
     request: Request,
     session: SessionDep,
@@ -386,6 +393,7 @@ def version_olca(
         "ILCD 1.1 XML: process, flow, flow property, unit group, contact and source data sets",
     ),
 )
+@reads_primary  # made and recorded on first request
 def version_ilcd(
     request: Request,
     session: SessionDep,
