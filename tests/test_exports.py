@@ -13,6 +13,7 @@ import json
 import statistics
 import threading
 import time
+import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -549,6 +550,39 @@ def test_snapshot_holds_only_redistributable_public_latest_releases(
     }
 
 
+def test_snapshot_packages_are_their_releases_packages_merged(
+    client: TestClient, licensing_mix: None, admin_token: Headers
+) -> None:
+    """The snapshot's openLCA and ILCD packages hold every entry of its releases' own recorded
+    packages, byte for byte, each name once: a process (or ILCD process data set) per factor,
+    the shared entities once."""
+    own: dict[str, dict[str, bytes]] = {"jsonld.zip": {}, "ilcd.zip": {}}
+    for key in sorted(EXPECTED_SNAPSHOT):
+        publisher, rest = key.split("/", 1)
+        dataset, version = rest.split("@")
+        for fmt, expected in own.items():
+            response = client.get(f"{version_url(publisher, dataset, version)}/export.{fmt}")
+            with zipfile.ZipFile(io.BytesIO(response.content)) as package:
+                for name in package.namelist():
+                    expected.setdefault(name, package.read(name))
+    created = client.post("/v1/snapshots", headers=admin_token())
+    assert created.status_code == 201, created.text
+    snapshot = created.json()
+    assert {
+        f"{v['publisher']}/{v['dataset']}@{v['version']}" for v in snapshot["dataset_versions"]
+    } == EXPECTED_SNAPSHOT
+    for fmt, expected in own.items():
+        response = client.get(f"/v1/snapshots/{snapshot['id']}/factors.{fmt}")
+        assert response.status_code == 200, response.text
+        merged = zipfile.ZipFile(io.BytesIO(response.content))
+        names = merged.namelist()
+        assert len(names) == len(set(names))
+        assert set(names) == set(expected)
+        assert [n for n in names if merged.read(n) != expected[n]] == []
+        folder = "processes/" if fmt == "jsonld.zip" else "ILCD/processes/"
+        assert len([n for n in names if n.startswith(folder)]) == snapshot["row_count"]
+
+
 def test_snapshot_files_agree_with_the_manifest_and_the_api(
     client: TestClient, snapshot: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -567,6 +601,8 @@ def test_snapshot_files_agree_with_the_manifest_and_the_api(
         "factors.arrow",
         "factors.arrows",
         "factors.xlsx",
+        "factors.jsonld.zip",
+        "factors.ilcd.zip",
         "manifest.json",
     }
     assert {f["name"] for f in manifest["files"]} == {
@@ -574,6 +610,8 @@ def test_snapshot_files_agree_with_the_manifest_and_the_api(
         "factors.arrow",
         "factors.arrows",
         "factors.xlsx",
+        "factors.jsonld.zip",
+        "factors.ilcd.zip",
     }
     for entry in manifest["files"]:
         assert by_name[entry["name"]]["sha256"] == entry["sha256"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -473,7 +474,11 @@ def _rich_release(session: Session) -> tuple[str, str, str]:
 
 
 def test_a_release_survives_the_json_ld_round_trip(
-    client: TestClient, session: Session, tokens: TokenKit
+    client: TestClient,
+    session: Session,
+    tokens: TokenKit,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     origin = _rich_release(session)
     exported = client.get(version_url(*origin) + "/export.jsonld.zip")
@@ -497,6 +502,19 @@ def test_a_release_survives_the_json_ld_round_trip(
     assert [{k: f[k] for k in ROUND_TRIP_FIELDS} for f in after] == [
         {k: f[k] for k in ROUND_TRIP_FIELDS} for f in before
     ]
+
+    # The README's recipe says the same from the two saved factor lists, with the same fields.
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    (recipe,) = [
+        b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if "copy.json" in b
+    ]
+    namespace: dict[str, Any] = {}
+    (tmp_path / "origin.json").write_text(json.dumps(before), encoding="utf-8")
+    (tmp_path / "copy.json").write_text(json.dumps(after), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    exec(recipe, namespace)
+    assert tuple(namespace["FIELDS"]) == ROUND_TRIP_FIELDS
+    assert namespace["round_trip_sha256"]("copy.json") == round_trip_sha256(after)
 
 
 def _tampered(exported: bytes, change: Callable[[olca.Process, zipio.ZipReader], Any]) -> bytes:

@@ -15,6 +15,7 @@ in the database:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import visible_version_ids
 from app.exports import store
+from app.exports.bundle import merge_packages
 from app.exports.ilcd import write_ilcd
 from app.exports.models import ExportFile, Snapshot, snapshot_version
 from app.exports.olca import write_olca
@@ -58,6 +60,7 @@ from app.exports.writer import (
     write_arrow_stream,
     write_bytes_atomic,
     write_csv,
+    write_csv_with_bom,
     write_parquet,
 )
 from app.exports.xlsx import write_xlsx
@@ -73,9 +76,17 @@ from app.signing.statements import (
 log = logging.getLogger("efdb.exports")
 
 # `arrow`: the Arrow IPC file format (random access); `arrows`: the Arrow IPC stream format.
-ExportFormat = Literal["parquet", "arrow", "arrows", "csv", "xlsx", "jsonld.zip", "ilcd.zip"]
+ExportFormat = Literal[
+    "parquet", "arrow", "arrows", "csv", "bom.csv", "xlsx", "jsonld.zip", "ilcd.zip"
+]
 SnapshotFileName = Literal[
-    "factors.parquet", "factors.arrow", "factors.arrows", "factors.xlsx", "manifest.json"
+    "factors.parquet",
+    "factors.arrow",
+    "factors.arrows",
+    "factors.xlsx",
+    "factors.jsonld.zip",
+    "factors.ilcd.zip",
+    "manifest.json",
 ]
 
 MEDIA_TYPES: dict[str, str] = {
@@ -83,6 +94,7 @@ MEDIA_TYPES: dict[str, str] = {
     "arrow": "application/vnd.apache.arrow.file",
     "arrows": "application/vnd.apache.arrow.stream",
     "csv": "text/csv; charset=utf-8; header=present",
+    "bom.csv": "text/csv; charset=utf-8; header=present",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "jsonld.zip": "application/zip",
     "ilcd.zip": "application/zip",
@@ -93,8 +105,15 @@ SNAPSHOT_FILES: tuple[SnapshotFileName, ...] = (
     "factors.arrow",
     "factors.arrows",
     "factors.xlsx",
+    "factors.jsonld.zip",
+    "factors.ilcd.zip",
     "manifest.json",
 )
+# The exchange packages of a snapshot, assembled from its releases' own (app.exports.bundle).
+SNAPSHOT_PACKAGES: dict[SnapshotFileName, ExportFormat] = {
+    "factors.jsonld.zip": "jsonld.zip",
+    "factors.ilcd.zip": "ilcd.zip",
+}
 SNAPSHOT_ID_PATTERN = r"^\d{4}-\d{2}-\d{2}\.[1-9]\d{0,5}$"
 LATEST = "latest"
 # Any constant: serialises snapshot writers on PostgreSQL (one national release at a time).
@@ -252,6 +271,7 @@ def _ensure_derived(
             "arrow": write_arrow_file,
             "arrows": write_arrow_stream,
             "csv": write_csv,
+            "bom.csv": write_csv_with_bom,
             "xlsx": write_xlsx,
             "jsonld.zip": write_olca,
             "ilcd.zip": write_ilcd,
@@ -265,6 +285,34 @@ def _ensure_derived(
         schema_version=SCHEMA_VERSION,
         stored=stored,
     )
+
+
+_PACKAGE_WRITERS = {"jsonld.zip": write_olca, "ilcd.zip": write_ilcd}
+
+
+def _release_packages(
+    session: Session,
+    export_dir: Path,
+    releases: list[ReleaseInfo],
+    fmt: ExportFormat,
+    scratch: contextlib.ExitStack,
+) -> Iterator[Path]:
+    """Each release's recorded openLCA or ILCD package. One never written is written here to a
+    temporary file (from the release's recorded Parquet file, else from its rows), used for
+    this snapshot only: a snapshot records no release's files, so a failed one leaves nothing
+    behind; `efdb exports prepare` (or a first download) records them once."""
+    for release in releases:
+        record = recorded_export(session, release, fmt)
+        path = _intact(export_dir, record) if record is not None else None
+        if path is None:
+            parquet_record = recorded_export(session, release, "parquet")
+            source = _intact(export_dir, parquet_record) if parquet_record else None
+            if source is None:
+                source = scratch.enter_context(store.new_file(export_dir, private=False))
+                write_parquet(source, [release_batches(session, release)], metadata={})
+            path = scratch.enter_context(store.new_file(export_dir, private=False))
+            _PACKAGE_WRITERS[fmt](path, source)
+        yield path
 
 
 def _lost(release: ReleaseInfo, fmt: str) -> NotFound:
@@ -360,13 +408,15 @@ class _Written:
 def prepare_release_files(
     session: Session, *, export_dir: Path, keys: ReleaseKeys
 ) -> list[dict[str, Any]]:
-    """Write and record, once, the export files (`export.parquet`, which snapshots read, and
-    the `.arrows` and `.arrow` downloads) of every release the next snapshot would hold, so that
-    neither a snapshot nor a first download reads the rows again; the caller commits. Each as
+    """Write and record, once, the export files (`export.parquet`, which snapshots read, the
+    `.arrows` and `.arrow` downloads, and the openLCA and ILCD packages a snapshot's are
+    assembled from) of every release the next snapshot would hold, so that neither a snapshot
+    nor a first download reads the rows again; the caller commits. Each as
     `{"release", "format", "sha256", "bytes"}`."""
     written_files = []
+    formats: tuple[ExportFormat, ...] = ("parquet", "arrows", "arrow", *SNAPSHOT_PACKAGES.values())
     for release in snapshot_releases(session):
-        for fmt in ("parquet", "arrows", "arrow"):
+        for fmt in formats:
             record = (
                 ensure_version_parquet(session, export_dir, release, keys)
                 if fmt == "parquet"
@@ -478,6 +528,8 @@ def create_snapshot(
         store.new_file(export_dir, private=False) as arrow_temporary,
         store.new_file(export_dir, private=False) as arrows_temporary,
         store.new_file(export_dir, private=False) as xlsx_temporary,
+        store.new_file(export_dir, private=False) as jsonld_temporary,
+        store.new_file(export_dir, private=False) as ilcd_temporary,
         store.new_file(export_dir, private=False) as manifest_temporary,
     ):
         temporaries = {
@@ -494,6 +546,15 @@ def create_snapshot(
             temporaries["factors.xlsx"] = (xlsx_temporary, "xlsx")
             done = write_xlsx(xlsx_temporary, parquet_temporary)
             data["factors.xlsx"] = _Written(done.sha256, done.bytes, rows)
+        for (name, fmt), temporary in zip(
+            SNAPSHOT_PACKAGES.items(), (jsonld_temporary, ilcd_temporary), strict=True
+        ):
+            with contextlib.ExitStack() as scratch:
+                done = merge_packages(
+                    temporary, _release_packages(session, export_dir, releases, fmt, scratch)
+                )
+            temporaries[name] = (temporary, fmt)
+            data[name] = _Written(done.sha256, done.bytes, rows)
         data_files = [
             {"name": name, "sha256": data[name].sha256, "bytes": data[name].bytes}
             for name in SNAPSHOT_FILES
@@ -603,7 +664,7 @@ def snapshot_resource(snapshot: Snapshot) -> dict[str, Any]:
 
 
 def _snapshot_media_type(name: str) -> str:
-    return MEDIA_TYPES[name.rsplit(".", 1)[-1]]
+    return MEDIA_TYPES[store.snapshot_file_ext(name)]
 
 
 def _newest_first() -> tuple[Any, ...]:
@@ -659,6 +720,8 @@ def snapshot_file(
                 )
             )
         raise NotFound(Message("not_found.snapshot_no_xlsx", snapshot=snapshot.id))
+    if name in SNAPSHOT_PACKAGES and name not in names:
+        raise NotFound(Message("not_found.snapshot_no_package", snapshot=snapshot.id, name=name))
     if "factors.arrows" not in names and name in {"factors.arrow", "factors.arrows"}:
         # Written before export schema 2: its factors.arrow is an Arrow IPC stream. It is
         # served as what it is, at factors.arrows; there is no Arrow IPC file to serve.

@@ -113,13 +113,18 @@ def keep(export_dir: Path, temporary: Path, *, ext: str, private: bool) -> Store
     return StoredFile(relative, sha256, size)
 
 
+def snapshot_file_ext(name: str) -> str:
+    """The extension a snapshot file is stored under: `factors.jsonld.zip` → `jsonld.zip`."""
+    return name.split(".", 1)[1]
+
+
 def snapshot_file_path(export_dir: Path, snapshot_id: str, entry: dict[str, object]) -> Path:
     """Where a snapshot's recorded file lives. A snapshot written before the store was
     content-addressed (``snapshots/<id>/<name>``) is taken into it the first time, if its
     bytes still match the record."""
     name = str(entry["name"])
     sha256 = str(entry["sha256"])
-    ext = name.rsplit(".", 1)[-1]
+    ext = snapshot_file_ext(name)
     path = resolve(export_dir, relative_path(sha256, ext, private=False))
     if not path.exists():
         legacy = export_dir / LEGACY_SNAPSHOTS / snapshot_id / name
