@@ -571,3 +571,69 @@ def test_the_round_trip_hash_sees_one_changed_number_unit_or_location(
 
     assert round_trip_sha256(imported(exported)) == round_trip_sha256(before)
     assert round_trip_sha256(imported(_tampered(exported, change))) != round_trip_sha256(before)
+
+
+class _SameClient:
+    """`httpx.Client(timeout=…)` as the CLI opens it, answered by the test's app."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def __call__(self, **kwargs: Any) -> _SameClient:
+        return self
+
+    def __enter__(self) -> TestClient:
+        return self.client
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def test_efdb_import_olca_jsonld_to_a_service_as_the_publishers_client(
+    client: TestClient, tokens: TokenKit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--to`: token, upload with the source format and the GWP set, submit (the HTTP answers
+    from this test's app)."""
+    import httpx
+
+    writer = tokens.writer("synth-olca-in")
+    versions = _versions(client, writer, "lci-to")
+    credentials = tokens.credentials(publisher="synth-olca-in", scopes=["datasets:write"])
+    monkeypatch.setattr(httpx, "Client", _SameClient(client))
+    path = tmp_path / "package.zip"
+    path.write_bytes(package())
+    result = run_efdb_in_process(
+        "import", "olca-jsonld", str(path), "--dataset", "synth-olca-in/lci-to",
+        "--version", "1.0.0", "--gwp-set", "AR4", "--to", "http://testserver",
+        "--client-id", credentials.client_id, "--client-secret", credentials.client_secret,
+        env={}, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert (printed["status"], printed["row_count"]) == ("submitted", 2)
+    factors = client.get(f"{versions}/1.0.0/factors", headers=writer).json()["items"]
+    assert {f["factor_code"]: f["gwp_set"] for f in factors} == {"p-steel": "AR4", "p-power": None}
+
+
+@pytest.mark.dialect_neutral
+def test_a_broken_or_hostile_process_is_an_error_at_that_process_not_a_crash() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "processes/p-text.json",
+            json.dumps(
+                {
+                    "@type": "Process",
+                    "@id": "p-text",
+                    "exchanges": [{"amount": "many", "isQuantitativeReference": True}],
+                }
+            ),
+        )
+        archive.writestr("processes/p-deep.json", "[" * 200_000 + "]" * 200_000)
+        archive.writestr("processes/p-json.json", "{not json")
+    rows = [r for r in _rows(buffer.getvalue()) if isinstance(r, ImportedRow)]
+    assert [(r.process, r.problem[1] if r.problem else None) for r in rows] == [
+        ("p-text", "unreadable_process"),
+        ("p-deep", "unreadable_process"),
+        ("p-json", "unreadable_process"),
+    ]

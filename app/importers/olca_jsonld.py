@@ -49,6 +49,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -77,6 +78,20 @@ from app.versioning.content_hash import content_sha256
 MAX_JSONLD_ENTRIES = 500_000
 # The largest process of a real database (thousands of exchanges) is a few megabytes of JSON.
 MAX_JSONLD_ENTRY_BYTES = 64 * 1024 * 1024
+
+# What reading a hostile or broken entry can raise: bad JSON (ValueError), a value of the wrong
+# JSON type (TypeError, AttributeError, KeyError), nesting past the parser's depth
+# (RecursionError), a damaged deflate stream or CRC (zlib.error, BadZipFile, EOFError).
+_UNREADABLE = (
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    RecursionError,
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+)
 
 _CAS_CO2 = "124-38-9"
 _CAS_CH4 = "74-82-8"
@@ -185,7 +200,7 @@ class _Cache:
         if uid not in store:
             try:
                 store[uid] = self.reader.read(kind, uid)
-            except (ValueError, TypeError, KeyError, AttributeError, zipfile.BadZipFile):
+            except _UNREADABLE:
                 store[uid] = None  # unreadable: as if absent, the field is then missing
         return store[uid]
 
@@ -295,7 +310,8 @@ class OlcaJsonLdImporter:
             for position, process_id in enumerate(process_ids, start=1):
                 try:
                     process = reader.read_process(process_id)
-                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    found = None if process is None else _factor(position, process, cache, gwp)
+                except _UNREADABLE as exc:
                     yield ImportedRow(
                         row=position,
                         values={},
@@ -307,9 +323,8 @@ class OlcaJsonLdImporter:
                         ),
                     )
                     continue
-                if process is None:
-                    continue
-                yield _factor(position, process, cache, gwp)
+                if found is not None:
+                    yield found
 
 
 def _factor(
