@@ -1108,8 +1108,8 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(handler=cmd_exports_verify)
     exports.add_parser(
         "prepare",
-        help="write (once) the Parquet and Arrow files of every release the next snapshot "
-        "holds, so that snapshots are assembled from them; print them as JSON",
+        help="write (once) the Parquet, Arrow, openLCA JSON-LD and ILCD files of every release "
+        "the next snapshot holds, so that snapshots are assembled from them; print them as JSON",
     ).set_defaults(handler=cmd_exports_prepare)
 
     verify = commands.add_parser(
