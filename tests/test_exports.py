@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import statistics
 import threading
 import time
@@ -551,7 +552,12 @@ def test_snapshot_holds_only_redistributable_public_latest_releases(
 
 
 def test_snapshot_packages_are_their_releases_packages_merged(
-    client: TestClient, licensing_mix: None, admin_token: Headers
+    client: TestClient,
+    licensing_mix: None,
+    admin_token: Headers,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The snapshot's openLCA and ILCD packages hold every entry of its releases' own recorded
     packages, byte for byte, each name once: a process (or ILCD process data set) per factor,
@@ -581,6 +587,18 @@ def test_snapshot_packages_are_their_releases_packages_merged(
         assert [n for n in names if merged.read(n) != expected[n]] == []
         folder = "processes/" if fmt == "jsonld.zip" else "ILCD/processes/"
         assert len([n for n in names if n.startswith(folder)]) == snapshot["row_count"]
+
+    # The README's openLCA recipe reads the snapshot's package as it reads a version's.
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    (recipe,) = [
+        b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if "ZipReader" in b
+    ]
+    (tmp_path / "export.jsonld.zip").write_bytes(
+        client.get(f"/v1/snapshots/{snapshot['id']}/factors.jsonld.zip").content
+    )
+    monkeypatch.chdir(tmp_path)
+    exec(recipe, {})
+    assert len(capsys.readouterr().out.splitlines()) == snapshot["row_count"]
 
 
 def test_snapshot_files_agree_with_the_manifest_and_the_api(
