@@ -5,11 +5,13 @@ and never replaced, so no two databases or servers sharing ``settings.export_dir
 send different bytes under one name. What a release's or a snapshot's files are is recorded
 in the database:
 - ``export_file``: a released version's ``export.{parquet,arrow,arrows,csv,xlsx}``,
-  ``export.jsonld.zip`` (openLCA) and ``export.ilcd.zip`` (a released version is
-  immutable, so each is written once, on its first request, and then served as a file);
+  ``export.csv?bom=1`` (format ``bom.csv``), ``export.jsonld.zip`` (openLCA) and
+  ``export.ilcd.zip`` (a released version is immutable, so each is written once, on its first
+  request, and then served as a file);
 - ``snapshot.files``: a snapshot's ``factors.parquet``, ``factors.arrow`` (IPC file),
-  ``factors.arrows`` (IPC stream), ``factors.xlsx`` (snapshots written since XLSX exports) and
-  ``manifest.json``, written first and recorded in the same transaction as the audit event,
+  ``factors.arrows`` (IPC stream), ``factors.xlsx`` (snapshots written since XLSX exports),
+  ``factors.jsonld.zip`` and ``factors.ilcd.zip`` (assembled from the releases' own packages,
+  app.exports.bundle; snapshots written since) and ``manifest.json``, written first and recorded in the same transaction as the audit event,
   so no snapshot is ever listed without its files.
 """
 
