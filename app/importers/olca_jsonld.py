@@ -104,7 +104,7 @@ _GAS_BY_NAME = {
 }
 _BIOGENIC = re.compile(r"\b(biogenic|non-fossil)\b", re.IGNORECASE)
 _REGION = re.compile(REGION_PATTERN)
-_UNIT_NAMES = {"Item(s)": "piece", "Items": "piece", "p": "piece"}
+_UNIT_NAMES = {"Item(s)": "piece"}  # openLCA's unit of its "Units of items" group
 _BOUNDARY_BY_TYPE = {
     olca.ProcessType.LCI_RESULT: "cradle-to-gate",
     olca.ProcessType.UNIT_PROCESS: "gate-to-gate",
