@@ -11,8 +11,9 @@ in the database:
 - ``snapshot.files``: a snapshot's ``factors.parquet``, ``factors.arrow`` (IPC file),
   ``factors.arrows`` (IPC stream), ``factors.xlsx`` (snapshots written since XLSX exports),
   ``factors.jsonld.zip`` and ``factors.ilcd.zip`` (assembled from the releases' own packages,
-  app.exports.bundle; snapshots written since) and ``manifest.json``, written first and recorded in the same transaction as the audit event,
-  so no snapshot is ever listed without its files.
+  app.exports.bundle; snapshots written since) and ``manifest.json``, written first and
+  recorded in the same transaction as the audit event, so no snapshot is ever listed without
+  its files.
 """
 
 from __future__ import annotations
