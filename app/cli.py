@@ -984,6 +984,7 @@ def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
                 actor=_cli_actor(),
                 keys=ReleaseKeys(settings),
                 xlsx_max_rows=settings.snapshot_xlsx_max_rows,
+                packages_max_rows=settings.snapshot_packages_max_rows,
             )
             resource = snapshot_resource(snapshot)
     except ProblemError as exc:

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from app.core.config import Settings
 from app.core.db import make_sessionmaker
-from app.exports.service import create_snapshot
+from app.exports.service import SNAPSHOT_PACKAGES_MAX_ROWS, create_snapshot
 
 
 def test_the_version_page_offers_the_exchange_formats_with_the_licence(
@@ -32,7 +32,12 @@ def test_the_snapshots_page_lists_the_packages_with_the_attribution(
     client: TestClient, seeded: None, db: Engine, settings: Settings
 ) -> None:
     with make_sessionmaker(db).begin() as session:
-        snapshot_id = create_snapshot(session, export_dir=settings.export_dir, actor="test").id
+        snapshot_id = create_snapshot(
+            session,
+            export_dir=settings.export_dir,
+            actor="test",
+            packages_max_rows=SNAPSHOT_PACKAGES_MAX_ROWS,
+        ).id
     html = client.get("/snapshots?lang=en").text
     for name in ("factors.jsonld.zip", "factors.ilcd.zip"):
         assert f'href="/v1/snapshots/{snapshot_id}/{name}"' in html, name

@@ -409,8 +409,9 @@ def create_snapshot(
 ) -> Response:
     """Write a national snapshot (`admin`): the latest published release of every public,
     redistributable dataset, as Parquet, Arrow, XLSX (up to `EFDB_SNAPSHOT_XLSX_MAX_ROWS`
-    factors) and a manifest, recorded in the audit log; 201 with the snapshot and its
-    `Location`. 409 when there is no such dataset to include."""
+    factors), openLCA JSON-LD and ILCD (up to `EFDB_SNAPSHOT_PACKAGES_MAX_ROWS`) and a
+    manifest, recorded in the audit log; 201 with the snapshot and its `Location`. 409 when
+    there is no such dataset to include."""
     settings = _settings(request)
     snapshot = service.create_snapshot(
         session,
@@ -418,6 +419,7 @@ def create_snapshot(
         actor=principal.client_id,
         keys=keys,
         xlsx_max_rows=settings.snapshot_xlsx_max_rows,
+        packages_max_rows=settings.snapshot_packages_max_rows,
     )
     return JSONResponse(
         jsonable_encoder(service.snapshot_resource(snapshot)),

@@ -123,6 +123,8 @@ LATEST = "latest"
 _SNAPSHOT_LOCK_KEY = 0x65666463
 # Default of `EFDB_SNAPSHOT_XLSX_MAX_ROWS`: larger snapshots have no factors.xlsx.
 SNAPSHOT_XLSX_MAX_ROWS = 100_000
+# Default of `EFDB_SNAPSHOT_PACKAGES_MAX_ROWS`: larger snapshots have no openLCA/ILCD package.
+SNAPSHOT_PACKAGES_MAX_ROWS = 2_000_000
 # Batches read back from a finished version export (regrouped into row groups when written).
 CACHED_BATCH_ROWS = 16_384
 
@@ -488,6 +490,7 @@ def create_snapshot(
     actor: str,
     keys: ReleaseKeys | None = None,
     xlsx_max_rows: int = SNAPSHOT_XLSX_MAX_ROWS,
+    packages_max_rows: int = SNAPSHOT_PACKAGES_MAX_ROWS,
 ) -> Snapshot:
     """Write one national release and record it with its audit event; the caller commits.
 
@@ -500,7 +503,9 @@ def create_snapshot(
     (read back batch by batch; `efdb exports prepare` or a first download writes it once), or
     from its rows in the database when it has none: `_groups`. Memory holds one row group.
     `factors.xlsx` is written only for a snapshot of at most `xlsx_max_rows` factors (the
-    manifest says the bound, so a snapshot without it says why).
+    manifest says the bound, so a snapshot without it says why); `factors.jsonld.zip` and
+    `factors.ilcd.zip`, assembled from the releases' own packages, likewise up to
+    `packages_max_rows`.
 
     The files are written under temporary names first and given their sha256 names only when
     all are complete; a run that fails after that leaves files no record names, which
@@ -552,6 +557,8 @@ def create_snapshot(
         for (name, fmt), temporary in zip(
             SNAPSHOT_PACKAGES.items(), (jsonld_temporary, ilcd_temporary), strict=True
         ):
+            if rows > packages_max_rows:
+                continue
             with contextlib.ExitStack() as scratch:
                 done = merge_packages(
                     temporary, _release_packages(session, export_dir, releases, fmt, scratch)
@@ -573,6 +580,7 @@ def create_snapshot(
             "dataset_versions": entries,
             "files": data_files,
             "workbook_max_rows": xlsx_max_rows,
+            "packages_max_rows": packages_max_rows,
             "licenses": attribution_list(releases),
             "content_hash_fields": list(CONTENT_HASH_FIELDS),
             "content_hash_recipe": CONTENT_HASH_RECIPE,
@@ -724,6 +732,17 @@ def snapshot_file(
             )
         raise NotFound(Message("not_found.snapshot_no_xlsx", snapshot=snapshot.id))
     if name in SNAPSHOT_PACKAGES and name not in names:
+        limit = snapshot.manifest.get("packages_max_rows")
+        if limit is not None and snapshot.row_count > limit:
+            raise NotFound(
+                Message(
+                    "not_found.snapshot_package_too_large",
+                    snapshot=snapshot.id,
+                    name=name,
+                    rows=snapshot.row_count,
+                    limit=limit,
+                )
+            )
         raise NotFound(Message("not_found.snapshot_no_package", snapshot=snapshot.id, name=name))
     if "factors.arrows" not in names and name in {"factors.arrow", "factors.arrows"}:
         # Written before export schema 2: its factors.arrow is an Arrow IPC stream. It is
