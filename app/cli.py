@@ -130,7 +130,7 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
 def prepare_database(settings: Settings) -> None:
     """Migrate to head and, on an empty database, load the seed data."""
     from app.core.migrations import upgrade_to_head
-    from app.exports.store import store_problem
+    from app.exports.store import open_store, store_problem
     from app.publishing.seed import database_is_empty, load_seed
     from app.reference.loader import load_reference_data
 
@@ -149,7 +149,7 @@ def prepare_database(settings: Settings) -> None:
         # First start: name the database and mark the export directory as its own. A
         # directory that is not its own is reported by /readyz (and here), not fatal.
         with factory.begin() as session:
-            problem = store_problem(session, settings.export_dir)
+            problem = store_problem(session, open_store(settings))
     finally:
         engine.dispose()
     if problem is not None:
@@ -925,25 +925,28 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
 def _check_export_store(session: Session, settings: Settings) -> None:
     """Refuse to work with an export directory that is not this database's (first start: name
     the database and mark the directory as its own)."""
-    from app.exports.store import store_problem
+    from app.exports.store import open_store, store_problem
 
-    problem = store_problem(session, settings.export_dir)
+    problem = store_problem(session, open_store(settings))
     if problem is not None:
         raise CliError(problem)
 
 
 def cmd_exports_verify(args: argparse.Namespace, settings: Settings) -> None:
-    from app.exports.store import verify_files
+    from app.exports.store import open_store, verify_files
 
     engine, factory = _session_factory(settings)
     try:
+        export_store = open_store(settings)
         with factory() as session:
-            checks = verify_files(session, settings.export_dir)
+            checks = verify_files(session, export_store)
     finally:
         engine.dispose()
     bad = [check for check in checks if check.problem is not None]
     for check in bad:
-        print(f"{check.problem}: {check.file.label} ({check.file.path})")
+        print(
+            f"{check.problem}: {check.file.label} ({check.file.path} in {export_store.description})"
+        )
     if bad:
         raise CliError(f"{len(bad)} of {len(checks)} recorded export files are missing or differ")
     print(json.dumps({"ok": True, "files": len(checks)}))
@@ -951,6 +954,7 @@ def cmd_exports_verify(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_exports_prepare(args: argparse.Namespace, settings: Settings) -> None:
     from app.exports.service import prepare_release_files
+    from app.exports.store import open_store
     from app.signing.keys import ReleaseKeys
 
     engine, factory = _session_factory(settings)
@@ -959,7 +963,7 @@ def cmd_exports_prepare(args: argparse.Namespace, settings: Settings) -> None:
             _check_export_store(session, settings)
         with factory.begin() as session:
             files = prepare_release_files(
-                session, export_dir=settings.export_dir, keys=ReleaseKeys(settings)
+                session, export_store=open_store(settings), keys=ReleaseKeys(settings)
             )
     finally:
         engine.dispose()
@@ -971,6 +975,7 @@ def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
 
     from app.core.errors import ProblemError
     from app.exports.service import create_snapshot, snapshot_resource
+    from app.exports.store import open_store
     from app.signing.keys import ReleaseKeys
 
     engine, factory = _session_factory(settings)
@@ -980,7 +985,7 @@ def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
         with factory.begin() as session:
             snapshot = create_snapshot(
                 session,
-                export_dir=settings.export_dir,
+                export_store=open_store(settings),
                 actor=_cli_actor(),
                 keys=ReleaseKeys(settings),
                 xlsx_max_rows=settings.snapshot_xlsx_max_rows,

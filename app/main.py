@@ -26,6 +26,7 @@ from app.core.strict_json import StrictJSON
 from app.datasets.grants_router import router as grants_router
 from app.datasets.router import router as datasets_router
 from app.exports.router import router as exports_router
+from app.exports.store import open_store
 from app.factors.batch_router import router as factor_queries_router
 from app.factors.lookup import LookupCache, LookupReader, LookupShortPath
 from app.factors.router import router as factors_router
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url)
     app.state.settings = settings
     app.state.engine = engine
+    app.state.export_store = open_store(settings)
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.lookup_cache = LookupCache(settings.lookup_cache_entries)
     app.state.lookup_reader = LookupReader(

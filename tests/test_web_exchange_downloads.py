@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from app.core.config import Settings
 from app.core.db import make_sessionmaker
 from app.exports.service import SNAPSHOT_PACKAGES_MAX_ROWS, create_snapshot
+from app.exports.store import LocalExportStore
 
 
 def test_the_version_page_offers_the_exchange_formats_with_the_licence(
@@ -34,7 +35,7 @@ def test_the_snapshots_page_lists_the_packages_with_the_attribution(
     with make_sessionmaker(db).begin() as session:
         snapshot_id = create_snapshot(
             session,
-            export_dir=settings.export_dir,
+            export_store=LocalExportStore(settings.export_dir),
             actor="test",
             packages_max_rows=SNAPSHOT_PACKAGES_MAX_ROWS,
         ).id

@@ -2,8 +2,10 @@
 
 Every file is served with its sha256 as a strong ETag, `If-None-Match` → 304, byte ranges
 (`Range`, `If-Range`) for HTTP readers such as DuckDB's `read_parquet('http://…')`, and HEAD.
-Handlers are plain `def`, so FastAPI runs them (and the encoding they may trigger) in its
-thread pool, never on the event loop.
+With an object store (`EFDB_EXPORT_STORE_URL`) a GET that passed the checks is answered with a
+307 redirect to a signed URL of the file, valid `EFDB_EXPORT_SIGNED_URL_SECONDS`; the store
+sends the bytes (and the ranges). Handlers are plain `def`, so FastAPI runs them (and the
+encoding they may trigger) in its thread pool, never on the event loop.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
 from app.auth.dependencies import AdminDep
 from app.auth.viewer import ViewerDep
@@ -39,6 +41,7 @@ from app.core.urls import header_url
 from app.datasets import usage
 from app.exports import service
 from app.exports.schemas import SnapshotManifest, SnapshotRead
+from app.exports.store import ExportStore, attachment
 from app.signing.router import JOSE_RESPONSES, jose_response
 from app.signing.runtime import ReleaseKeysDep
 
@@ -67,7 +70,8 @@ def serve_file(
     cache_control: str,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """A finished file: strong ETag (its sha256), 304, ranges and HEAD (by FileResponse)."""
+    """A finished file: strong ETag (its sha256), 304, ranges and HEAD (by FileResponse); from
+    an object store, a redirect to a signed URL (`_signed_redirect`)."""
     common = {"ETag": served.etag, "Cache-Control": cache_control, **(headers or {})}
     # Only a URL that passes the metadata check, ASCII-encoded: a stored value that does not
     # is left out rather than written into (and breaking) the header.
@@ -77,11 +81,16 @@ def serve_file(
     if etag_matches(request, served.etag):
         return Response(status_code=304, headers=common)
     settings = _settings(request)
+    export_store = _store(request)
+    if export_store.redirects:
+        return _signed_redirect(request, export_store, served, settings, common)
     if settings.x_accel_redirect_prefix:
         return _accel_redirect(served, settings, common)
-    stat = os.stat(served.path)
+    path = export_store.local_path(served.location)
+    assert path is not None  # a store that does not redirect keeps its files here
+    stat = os.stat(path)
     return ExportFileResponse(
-        served.path,
+        path,
         media_type=served.media_type,
         filename=served.filename,
         headers=common,
@@ -96,14 +105,14 @@ def _accel_redirect(
     are done, the file is named by its place in the export store, and nginx sends its bytes
     (ranges, HEAD) under the headers given here (deploy/nginx.conf passes the ETag, Link and
     Content-Location on)."""
-    relative = served.path.relative_to(settings.export_dir).as_posix()
+    relative = served.location
     assert settings.x_accel_redirect_prefix is not None
     response = Response(
         status_code=200,
         media_type=served.media_type,
         headers={
             **headers,
-            "Content-Disposition": _attachment(served.filename),
+            "Content-Disposition": attachment(served.filename),
             "X-Accel-Redirect": settings.x_accel_redirect_prefix + quote(relative),
         },
     )
@@ -112,12 +121,36 @@ def _accel_redirect(
     return response
 
 
-def _attachment(filename: str) -> str:
-    """Content-Disposition as Starlette's FileResponse writes it."""
-    quoted = quote(filename)
-    if quoted != filename:
-        return f"attachment; filename*=utf-8''{quoted}"
-    return f'attachment; filename="{filename}"'
+def redirect_cache_control(served: service.ServedFile, seconds: int) -> str:
+    """How long a redirect to a signed URL may be kept: a registered dataset's never (the URL
+    is a credential for one reader), a public file's for a quarter of the URL's life, at most a
+    minute, so that whoever is handed it from a cache still has most of its life to fetch."""
+    if served.private:
+        return PRIVATE
+    return f"public, max-age={min(seconds // 4, 60)}"
+
+
+def _signed_redirect(
+    request: Request,
+    export_store: ExportStore,
+    served: service.ServedFile,
+    settings: Settings,
+    headers: dict[str, str],
+) -> Response:
+    """The file in an object store: a 307 to a URL signed for this very method (GET or HEAD),
+    which the store answers with the file's size, type, download name and caching (kept with
+    the object, app/exports/object_store.py) and its byte ranges.
+
+    HEAD is redirected too, so that what a reader learns from HEAD (length, the store's ETag)
+    and what its ranged GETs then return come from one server: DuckDB's httpfs refuses a file
+    whose GET ETag is not its HEAD's. The redirect carries no ETag of its own: a cache that
+    kept it could otherwise revalidate it (304) into a URL whose signature has expired."""
+    seconds = settings.export_signed_url_seconds
+    method: Literal["GET", "HEAD"] = "HEAD" if request.method == "HEAD" else "GET"
+    url = export_store.signed_url(served.location, seconds=seconds, method=method)
+    redirect = {name: value for name, value in headers.items() if name != "ETag"}
+    redirect["Cache-Control"] = redirect_cache_control(served, seconds)
+    return RedirectResponse(url, status_code=307, headers=redirect)
 
 
 def _settings(request: Request) -> Settings:
@@ -125,11 +158,20 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def _store(request: Request) -> ExportStore:
+    export_store: ExportStore = request.app.state.export_store
+    return export_store
+
+
 def _file_responses(media_type: str, what: str) -> dict[int | str, dict[str, Any]]:
     return {
         200: {"content": {media_type: {}}, "description": what},
         206: {"description": "The requested byte range (`Range` header)"},
         304: {"description": "Not modified (`If-None-Match` matched the ETag)"},
+        307: {
+            "description": "With an object store: the file is at this signed URL (`Location`), "
+            "valid for a short time; HTTP clients follow it (`curl -L`)"
+        },
     }
 
 
@@ -181,7 +223,7 @@ def _version_export(
 ) -> Response:
     served = service.version_export(
         session,
-        export_dir=_settings(request).export_dir,
+        export_store=_store(request),
         viewer=viewer,
         publisher=publisher,
         dataset=dataset,
@@ -191,7 +233,8 @@ def _version_export(
     )
     # A registered dataset's file must not sit in shared caches.
     response = serve_file(request, served, cache_control=PRIVATE if served.private else IMMUTABLE)
-    if served.private and request.method == "GET" and response.status_code == 200:
+    # A redirect to the file counts as the download it starts.
+    if served.private and request.method == "GET" and response.status_code in (200, 307):
         usage.meter(session, viewer, [(publisher, dataset, served.rows)])
     return response
 
@@ -415,7 +458,7 @@ def create_snapshot(
     settings = _settings(request)
     snapshot = service.create_snapshot(
         session,
-        export_dir=settings.export_dir,
+        export_store=_store(request),
         actor=principal.client_id,
         keys=keys,
         xlsx_max_rows=settings.snapshot_xlsx_max_rows,
@@ -452,7 +495,7 @@ def _snapshot_file(
     request: Request, session: SessionDep, snapshot_id: str, name: service.SnapshotFileName
 ) -> Response:
     snapshot, served = service.snapshot_file(
-        session, export_dir=_settings(request).export_dir, snapshot_id=snapshot_id, name=name
+        session, export_store=_store(request), snapshot_id=snapshot_id, name=name
     )
     if snapshot_id == service.LATEST:
         # "latest" moves when a new snapshot is written; the id's own URL never does.

@@ -18,7 +18,7 @@ from app.core.db import SessionDep, make_sessionmaker
 from app.core.errors import problem_response
 from app.core.metrics import Metrics, pool_families, webhook_backlog_family
 from app.core.migrations import current_revision, head_revision
-from app.exports.store import store_problem
+from app.exports.store import ExportStore, store_problem
 
 router = APIRouter(tags=["operations"])
 
@@ -54,20 +54,23 @@ class Readiness(BaseModel):
     database: Literal["ok"] = Field(description="The database answers")
     migration: str = Field(description="The database's migration revision")
     head: str = Field(description="The code's head migration (equal to `migration`)")
-    export_dir: Literal["ok"] = Field(description="The export directory is this database's")
+    export_dir: Literal["ok"] = Field(
+        description="The export store (directory or object store) answers and is this database's"
+    )
 
 
 @router.get(
     "/readyz",
     response_model=Readiness,
-    summary="The database is reachable and migrated to head, and the export directory is its own",
+    summary="The database is reachable and migrated to head, and the export store is its own",
 )
 def readyz(request: Request) -> JSONResponse:
     """Readiness probe: `{"status": "ok", "database", "migration", "head", "export_dir"}` when the
-    database answers, its schema is at the head migration and the export directory belongs to this
-    database; otherwise 503 problem details saying which check failed. No token needed."""
+    database answers, its schema is at the head migration and the export store (the directory, or
+    the object store when configured: reached, its marker read) belongs to this database;
+    otherwise 503 problem details saying which check failed. No token needed."""
     engine = request.app.state.engine
-    settings: Settings = request.app.state.settings
+    export_store: ExportStore = request.app.state.export_store
     head = head_revision()
     try:
         with engine.connect() as connection:
@@ -85,9 +88,9 @@ def readyz(request: Request) -> JSONResponse:
             head=head,
         )
     try:
-        # On first start this names the database and marks the export directory as its own.
+        # On first start this names the database and marks the export store as its own.
         with make_sessionmaker(engine).begin() as session:
-            problem = store_problem(session, settings.export_dir)
+            problem = store_problem(session, export_store)
     except SQLAlchemyError:
         return _unavailable(
             "The database is unreachable.", database="unreachable", migration=current, head=head
