@@ -620,6 +620,7 @@ IMPORT_SOURCE_FORMATS = {
     "epa-supply-chain": "epa-supply-chain",
     "epa-hub": "epa-hub",
     "nga": "nga",
+    "olca-jsonld": "olca-jsonld",
 }
 IMPORT_ACTOR = "efdb-import"
 
@@ -637,7 +638,7 @@ def _problem_line(detail: object, errors: list[dict[str, object]] | None) -> str
     for error in (errors or [])[:3]:
         place = ", ".join(
             f"{name} {error[name]}"
-            for name in ("sheet", "row", "column", "field")
+            for name in ("sheet", "row", "process", "exchange", "column", "field")
             if error.get(name) is not None
         )
         listed.append(
@@ -692,6 +693,7 @@ def _import_locally(
                 max_rows=settings.max_upload_rows,
                 source_format=source_format,
                 through_year=args.through_year,
+                gwp_set=args.gwp_set,
             )
             report = outcome.report
             return {
@@ -744,6 +746,8 @@ def _import_over_http(
             form["release_notes"] = args.release_notes
         if args.through_year is not None:
             form["through_year"] = str(args.through_year)
+        if args.gwp_set is not None:
+            form["gwp_set"] = args.gwp_set
         with path.open("rb") as stream:
             uploaded = http.post(
                 versions,
@@ -773,7 +777,7 @@ def _add_import_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     importer = commands.add_parser(
         "import",
         help="import a publisher's own file (DESNZ flat file, MEE electricity table, EPA supply "
-        "chain factors)",
+        "chain factors, EPA hub, NGA workbook, openLCA JSON-LD zip)",
     ).add_subparsers(dest="source", required=True)
     helps = {
         "desnz": "a UK DESNZ GHG conversion factors flat file (.xls or .xlsx)",
@@ -783,6 +787,8 @@ def _add_import_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "epa-hub": "a US EPA GHG Emission Factors Hub workbook (.xlsx; Tables 1 and 2)",
         "nga": "an Australian National Greenhouse Accounts Factors workbook (.xlsx; scope 2 "
         "electricity by state and stationary fuel combustion)",
+        "olca-jsonld": "an openLCA JSON-LD zip (.zip; each process emitting CO2, CH4 or N2O to "
+        "air becomes a factor per unit of its reference product)",
     }
     for name, text in helps.items():
         sub = importer.add_parser(
@@ -806,6 +812,13 @@ def _add_import_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
             sub.add_argument(
                 "--through-year", type=int, help="only the rows of this data year and earlier"
             )
+        if name == "olca-jsonld":
+            sub.add_argument(
+                "--gwp-set",
+                required=True,
+                help="the GWP100 set of the reference table CO2e is computed in (AR4, AR5, "
+                "AR6), recorded on the factors",
+            )
         sub.add_argument("--to", metavar="URL", help="a running efdb service instead")
         sub.add_argument("--client-id", help="the publisher's OAuth client (with --to)")
         sub.add_argument(
@@ -816,7 +829,7 @@ def _add_import_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         sub.add_argument(
             "--timeout", type=float, default=300, help="seconds per HTTP request (with --to)"
         )
-        sub.set_defaults(handler=cmd_import, through_year=None)
+        sub.set_defaults(handler=cmd_import, through_year=None, gwp_set=None)
 
 
 def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -976,6 +989,7 @@ def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
                 actor=_cli_actor(),
                 keys=ReleaseKeys(settings),
                 xlsx_max_rows=settings.snapshot_xlsx_max_rows,
+                packages_max_rows=settings.snapshot_packages_max_rows,
             )
             resource = snapshot_resource(snapshot)
     except ProblemError as exc:
@@ -1100,8 +1114,8 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(handler=cmd_exports_verify)
     exports.add_parser(
         "prepare",
-        help="write (once) the Parquet and Arrow files of every release the next snapshot "
-        "holds, so that snapshots are assembled from them; print them as JSON",
+        help="write (once) the Parquet, Arrow, openLCA JSON-LD and ILCD files of every release "
+        "the next snapshot holds, so that snapshots are assembled from them; print them as JSON",
     ).set_defaults(handler=cmd_exports_prepare)
 
     verify = commands.add_parser(

@@ -362,6 +362,9 @@ def settings(
         # A cheap scrypt for the clients the suite creates (production refuses it;
         # tests/test_auth_tokens.py pins the production parameters).
         secret_hash_cost=TEST_SECRET_HASH_COST,
+        # A snapshot's openLCA and ILCD packages cost a second or two per snapshot of the
+        # seed: only the tests about them ask for them (tests/test_exports.py, …).
+        snapshot_packages_max_rows=0,
     )
 
 

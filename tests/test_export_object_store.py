@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -393,3 +394,35 @@ def test_exports_verify_reads_every_recorded_file_from_the_bucket(
     assert broken.returncode == 1
     assert broken.stdout.startswith(f"missing: snapshot {snapshot['id']} manifest.json")
     assert f"s3://{bucket}/{PREFIX}" in broken.stdout
+
+
+def test_snapshot_packages_are_assembled_through_the_bucket(
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    admin_token: Callable[[], dict[str, str]],
+    keys_in_bucket: Callable[[], set[str]],
+) -> None:
+    """A snapshot's openLCA and ILCD packages with the files in a bucket: one release's package
+    recorded (downloaded) before, read back from the bucket; the packages land in it too."""
+    settings.snapshot_packages_max_rows = 2_000_000  # the default (the suite leaves them out)
+    publish(session)
+    version = "/v1/datasets/synth-s3/open/versions/1.0.0"
+    follow(client.get(f"{version}/export.jsonld.zip", follow_redirects=False))
+    created = client.post("/v1/snapshots", headers=admin_token())
+    assert created.status_code == 201, created.text
+    snapshot = created.json()
+    recorded = {entry["name"]: entry for entry in snapshot["files"]}
+    keys = keys_in_bucket()
+    for name, folder in (
+        ("factors.jsonld.zip", "processes/"),
+        ("factors.ilcd.zip", "ILCD/processes/"),
+    ):
+        entry = recorded[name]
+        assert f"{PREFIX}/sha256/{entry['sha256']}.{name.split('.', 1)[1]}" in keys
+        body = follow(
+            client.get(f"/v1/snapshots/{snapshot['id']}/{name}", follow_redirects=False)
+        ).content
+        assert sha256(body) == entry["sha256"]
+        with zipfile.ZipFile(io.BytesIO(body)) as package:
+            assert len([n for n in package.namelist() if n.startswith(folder)]) == 2

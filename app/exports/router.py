@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
@@ -180,14 +180,19 @@ Endpoint = Callable[..., Response]
 
 
 def file_route(
-    path: str, *, summary: str, responses: dict[int | str, dict[str, Any]]
+    path: str,
+    *,
+    summary: str,
+    responses: dict[int | str, dict[str, Any]],
+    query: tuple[str, ...] = (),
 ) -> Callable[[Endpoint], Endpoint]:
-    """GET and HEAD of one file (HEAD gives its size and ETag, as HTTP readers ask first)."""
+    """GET and HEAD of one file (HEAD gives its size and ETag, as HTTP readers ask first);
+    `query`: the query parameters it accepts (any other is refused)."""
 
     def register(endpoint: Endpoint) -> Endpoint:
         common: dict[str, Any] = {
             "response_class": Response,
-            "dependencies": NO_QUERY,
+            "dependencies": [Depends(only_query_params(query))] if query else NO_QUERY,
         }
         what = inspect.cleandoc(endpoint.__doc__ or "")
         router.head(
@@ -308,6 +313,7 @@ def version_arrows(
     responses=_file_responses(
         service.MEDIA_TYPES["csv"], "UTF-8 CSV; text starting with = + - @ is prefixed with '"
     ),
+    query=("bom",),
 )
 @reads_primary  # made and recorded on first request
 def version_csv(
@@ -318,12 +324,22 @@ def version_csv(
     dataset: DatasetSlug,
     version: VersionPath,
     keys: ReleaseKeysDep,
+    bom: Annotated[
+        bool,
+        Query(
+            description="Start the file with the UTF-8 byte order mark, for Excel on Windows "
+            "(which otherwise reads a CSV in the system code page); a file of its own, with "
+            "its own sha256 and ETag"
+        ),
+    ] = False,
 ) -> Response:
     """One version's factors as UTF-8 CSV with a header row (text starting with = + - @ is
     prefixed with ' so spreadsheets do not run it); readable as the version is (404 otherwise).
-    Sent with its sha256 as a strong ETag (304 on `If-None-Match`), byte ranges, and cached as
-    immutable (`private` for a `registered` dataset)."""
-    return _version_export(request, session, viewer, publisher, dataset, version, "csv", keys)
+    `?bom=1`: the same rows after a UTF-8 byte order mark. Sent with its sha256 as a strong
+    ETag (304 on `If-None-Match`), byte ranges, and cached as immutable (`private` for a
+    `registered` dataset)."""
+    fmt: service.ExportFormat = "bom.csv" if bom else "csv"
+    return _version_export(request, session, viewer, publisher, dataset, version, fmt, keys)
 
 
 @file_route(
@@ -444,8 +460,9 @@ def create_snapshot(
 ) -> Response:
     """Write a national snapshot (`admin`): the latest published release of every public,
     redistributable dataset, as Parquet, Arrow, XLSX (up to `EFDB_SNAPSHOT_XLSX_MAX_ROWS`
-    factors) and a manifest, recorded in the audit log; 201 with the snapshot and its
-    `Location`. 409 when there is no such dataset to include."""
+    factors), openLCA JSON-LD and ILCD (up to `EFDB_SNAPSHOT_PACKAGES_MAX_ROWS`) and a
+    manifest, recorded in the audit log; 201 with the snapshot and its `Location`. 409 when
+    there is no such dataset to include."""
     settings = _settings(request)
     snapshot = service.create_snapshot(
         session,
@@ -453,6 +470,7 @@ def create_snapshot(
         actor=principal.client_id,
         keys=keys,
         xlsx_max_rows=settings.snapshot_xlsx_max_rows,
+        packages_max_rows=settings.snapshot_packages_max_rows,
     )
     return JSONResponse(
         jsonable_encoder(service.snapshot_resource(snapshot)),
@@ -553,6 +571,38 @@ def snapshot_xlsx(request: Request, session: SessionDep, snapshot_id: SnapshotId
     `workbook_max_rows` (`EFDB_SNAPSHOT_XLSX_MAX_ROWS` when written), and for one written
     before snapshots held a workbook."""
     return _snapshot_file(request, session, snapshot_id, "factors.xlsx")
+
+
+@file_route(
+    "/v1/snapshots/{snapshot_id}/factors.jsonld.zip",
+    summary="A snapshot's factors as an openLCA JSON-LD package",
+    responses=_file_responses(
+        service.MEDIA_TYPES["jsonld.zip"], "openLCA JSON-LD (olca-schema 2) zip"
+    ),
+)
+def snapshot_jsonld(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
+    """A snapshot's factors as one openLCA JSON-LD package: its releases' `export.jsonld.zip`
+    merged (one process per factor; the shared unit groups, flows, locations and sources
+    once each). In the signed manifest with its sha256. No token needed; sha256 as a strong
+    ETag, byte ranges; immutable under the snapshot's id, short-lived under `latest`. 404 for
+    a snapshot written before snapshots held packages."""
+    return _snapshot_file(request, session, snapshot_id, "factors.jsonld.zip")
+
+
+@file_route(
+    "/v1/snapshots/{snapshot_id}/factors.ilcd.zip",
+    summary="A snapshot's factors as an ILCD archive",
+    responses=_file_responses(
+        service.MEDIA_TYPES["ilcd.zip"], "ILCD 1.1 process, flow and source data sets (zip)"
+    ),
+)
+def snapshot_ilcd(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
+    """A snapshot's factors as one ILCD archive: its releases' `export.ilcd.zip` merged (each
+    data set a file named by its UUID, valid against its ILCD schema; the shared flows, unit
+    groups, contacts and sources once each). In the signed manifest with its sha256. No token
+    needed; sha256 as a strong ETag, byte ranges; immutable under the snapshot's id,
+    short-lived under `latest`. 404 for a snapshot written before snapshots held packages."""
+    return _snapshot_file(request, session, snapshot_id, "factors.ilcd.zip")
 
 
 @file_route(

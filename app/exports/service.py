@@ -5,16 +5,20 @@ S3-compatible object store): named by their sha256, written once and never repla
 databases or servers sharing one store can ever send different bytes under one name. What a
 release's or a snapshot's files are is recorded in the database:
 - ``export_file``: a released version's ``export.{parquet,arrow,arrows,csv,xlsx}``,
-  ``export.jsonld.zip`` (openLCA) and ``export.ilcd.zip`` (a released version is
-  immutable, so each is written once, on its first request, and then served as a file);
+  ``export.csv?bom=1`` (format ``bom.csv``), ``export.jsonld.zip`` (openLCA) and
+  ``export.ilcd.zip`` (a released version is immutable, so each is written once, on its first
+  request, and then served as a file);
 - ``snapshot.files``: a snapshot's ``factors.parquet``, ``factors.arrow`` (IPC file),
-  ``factors.arrows`` (IPC stream), ``factors.xlsx`` (snapshots written since XLSX exports) and
-  ``manifest.json``, written first and recorded in the same transaction as the audit event,
-  so no snapshot is ever listed without its files.
+  ``factors.arrows`` (IPC stream), ``factors.xlsx`` (snapshots written since XLSX exports),
+  ``factors.jsonld.zip`` and ``factors.ilcd.zip`` (assembled from the releases' own packages,
+  app.exports.bundle; snapshots written since) and ``manifest.json``, written first and
+  recorded in the same transaction as the audit event, so no snapshot is ever listed without
+  its files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -40,6 +44,7 @@ from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import visible_version_ids
 from app.exports import store
+from app.exports.bundle import merge_packages
 from app.exports.ilcd import write_ilcd
 from app.exports.models import ExportFile, Snapshot, snapshot_version
 from app.exports.olca import write_olca
@@ -59,6 +64,7 @@ from app.exports.writer import (
     write_arrow_stream,
     write_bytes_atomic,
     write_csv,
+    write_csv_with_bom,
     write_parquet,
 )
 from app.exports.xlsx import write_xlsx
@@ -74,9 +80,17 @@ from app.signing.statements import (
 log = logging.getLogger("efdb.exports")
 
 # `arrow`: the Arrow IPC file format (random access); `arrows`: the Arrow IPC stream format.
-ExportFormat = Literal["parquet", "arrow", "arrows", "csv", "xlsx", "jsonld.zip", "ilcd.zip"]
+ExportFormat = Literal[
+    "parquet", "arrow", "arrows", "csv", "bom.csv", "xlsx", "jsonld.zip", "ilcd.zip"
+]
 SnapshotFileName = Literal[
-    "factors.parquet", "factors.arrow", "factors.arrows", "factors.xlsx", "manifest.json"
+    "factors.parquet",
+    "factors.arrow",
+    "factors.arrows",
+    "factors.xlsx",
+    "factors.jsonld.zip",
+    "factors.ilcd.zip",
+    "manifest.json",
 ]
 
 MEDIA_TYPES: dict[str, str] = {
@@ -84,6 +98,7 @@ MEDIA_TYPES: dict[str, str] = {
     "arrow": "application/vnd.apache.arrow.file",
     "arrows": "application/vnd.apache.arrow.stream",
     "csv": "text/csv; charset=utf-8; header=present",
+    "bom.csv": "text/csv; charset=utf-8; header=present",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "jsonld.zip": "application/zip",
     "ilcd.zip": "application/zip",
@@ -94,14 +109,23 @@ SNAPSHOT_FILES: tuple[SnapshotFileName, ...] = (
     "factors.arrow",
     "factors.arrows",
     "factors.xlsx",
+    "factors.jsonld.zip",
+    "factors.ilcd.zip",
     "manifest.json",
 )
+# The exchange packages of a snapshot, assembled from its releases' own (app.exports.bundle).
+SNAPSHOT_PACKAGES: dict[SnapshotFileName, ExportFormat] = {
+    "factors.jsonld.zip": "jsonld.zip",
+    "factors.ilcd.zip": "ilcd.zip",
+}
 SNAPSHOT_ID_PATTERN = r"^\d{4}-\d{2}-\d{2}\.[1-9]\d{0,5}$"
 LATEST = "latest"
 # Any constant: serialises snapshot writers on PostgreSQL (one national release at a time).
 _SNAPSHOT_LOCK_KEY = 0x65666463
 # Default of `EFDB_SNAPSHOT_XLSX_MAX_ROWS`: larger snapshots have no factors.xlsx.
 SNAPSHOT_XLSX_MAX_ROWS = 100_000
+# Default of `EFDB_SNAPSHOT_PACKAGES_MAX_ROWS`: larger snapshots have no openLCA/ILCD package.
+SNAPSHOT_PACKAGES_MAX_ROWS = 2_000_000
 # Batches read back from a finished version export (regrouped into row groups when written).
 CACHED_BATCH_ROWS = 16_384
 
@@ -276,6 +300,7 @@ def _ensure_derived(
             "arrow": write_arrow_file,
             "arrows": write_arrow_stream,
             "csv": write_csv,
+            "bom.csv": write_csv_with_bom,
             "xlsx": write_xlsx,
             "jsonld.zip": write_olca,
             "ilcd.zip": write_ilcd,
@@ -291,6 +316,37 @@ def _ensure_derived(
         schema_version=SCHEMA_VERSION,
         stored=stored,
     )
+
+
+_PACKAGE_WRITERS = {"jsonld.zip": write_olca, "ilcd.zip": write_ilcd}
+
+
+def _release_packages(
+    session: Session,
+    export_store: store.ExportStore,
+    releases: list[ReleaseInfo],
+    fmt: ExportFormat,
+    scratch: contextlib.ExitStack,
+) -> Iterator[Path]:
+    """Each release's recorded openLCA or ILCD package (a local copy where the store is an
+    object store). One never written is written here to a temporary file (from the release's
+    recorded Parquet file, else from its rows), used for this snapshot only: a snapshot
+    records no release's files, so a failed one leaves nothing behind; `efdb exports prepare`
+    (or a first download) records them once."""
+    for release in releases:
+        record = recorded_export(session, release, fmt)
+        if record is not None and _intact(export_store, record):
+            yield scratch.enter_context(export_store.local_copy(record.path))
+            continue
+        parquet_record = recorded_export(session, release, "parquet")
+        if parquet_record is not None and _intact(export_store, parquet_record):
+            source = scratch.enter_context(export_store.local_copy(parquet_record.path))
+        else:
+            source = scratch.enter_context(export_store.new_file(private=False))
+            write_parquet(source, [release_batches(session, release)], metadata={})
+        path = scratch.enter_context(export_store.new_file(private=False))
+        _PACKAGE_WRITERS[fmt](path, source)
+        yield path
 
 
 def _lost(release: ReleaseInfo, fmt: str) -> NotFound:
@@ -393,13 +449,15 @@ class _Written:
 def prepare_release_files(
     session: Session, *, export_store: store.ExportStore, keys: ReleaseKeys
 ) -> list[dict[str, Any]]:
-    """Write and record, once, the export files (`export.parquet`, which snapshots read, and
-    the `.arrows` and `.arrow` downloads) of every release the next snapshot would hold, so that
-    neither a snapshot nor a first download reads the rows again; the caller commits. Each as
+    """Write and record, once, the export files (`export.parquet`, which snapshots read, the
+    `.arrows` and `.arrow` downloads, and the openLCA and ILCD packages a snapshot's are
+    assembled from) of every release the next snapshot would hold, so that neither a snapshot
+    nor a first download reads the rows again; the caller commits. Each as
     `{"release", "format", "sha256", "bytes"}`."""
     written_files = []
+    formats: tuple[ExportFormat, ...] = ("parquet", "arrows", "arrow", *SNAPSHOT_PACKAGES.values())
     for release in snapshot_releases(session):
-        for fmt in ("parquet", "arrows", "arrow"):
+        for fmt in formats:
             record = (
                 ensure_version_parquet(session, export_store, release, keys)
                 if fmt == "parquet"
@@ -468,6 +526,7 @@ def create_snapshot(
     actor: str,
     keys: ReleaseKeys | None = None,
     xlsx_max_rows: int = SNAPSHOT_XLSX_MAX_ROWS,
+    packages_max_rows: int = SNAPSHOT_PACKAGES_MAX_ROWS,
 ) -> Snapshot:
     """Write one national release and record it with its audit event; the caller commits.
 
@@ -480,7 +539,9 @@ def create_snapshot(
     (read back batch by batch; `efdb exports prepare` or a first download writes it once), or
     from its rows in the database when it has none: `_groups`. Memory holds one row group.
     `factors.xlsx` is written only for a snapshot of at most `xlsx_max_rows` factors (the
-    manifest says the bound, so a snapshot without it says why).
+    manifest says the bound, so a snapshot without it says why); `factors.jsonld.zip` and
+    `factors.ilcd.zip`, assembled from the releases' own packages, likewise up to
+    `packages_max_rows`.
 
     The files are written under temporary names first and given their sha256 names only when
     all are complete; a run that fails after that leaves files no record names, which
@@ -511,6 +572,8 @@ def create_snapshot(
         export_store.new_file(private=False) as arrow_temporary,
         export_store.new_file(private=False) as arrows_temporary,
         export_store.new_file(private=False) as xlsx_temporary,
+        export_store.new_file(private=False) as jsonld_temporary,
+        export_store.new_file(private=False) as ilcd_temporary,
         export_store.new_file(private=False) as manifest_temporary,
     ):
         temporaries = {
@@ -527,6 +590,17 @@ def create_snapshot(
             temporaries["factors.xlsx"] = (xlsx_temporary, "xlsx")
             done = write_xlsx(xlsx_temporary, parquet_temporary)
             data["factors.xlsx"] = _Written(done.sha256, done.bytes, rows)
+        for (name, fmt), temporary in zip(
+            SNAPSHOT_PACKAGES.items(), (jsonld_temporary, ilcd_temporary), strict=True
+        ):
+            if rows > packages_max_rows:
+                continue
+            with contextlib.ExitStack() as scratch:
+                done = merge_packages(
+                    temporary, _release_packages(session, export_store, releases, fmt, scratch)
+                )
+            temporaries[name] = (temporary, fmt)
+            data[name] = _Written(done.sha256, done.bytes, rows)
         data_files = [
             {"name": name, "sha256": data[name].sha256, "bytes": data[name].bytes}
             for name in SNAPSHOT_FILES
@@ -542,6 +616,7 @@ def create_snapshot(
             "dataset_versions": entries,
             "files": data_files,
             "workbook_max_rows": xlsx_max_rows,
+            "packages_max_rows": packages_max_rows,
             "licenses": attribution_list(releases),
             "content_hash_fields": list(CONTENT_HASH_FIELDS),
             "content_hash_recipe": CONTENT_HASH_RECIPE,
@@ -638,7 +713,7 @@ def snapshot_resource(snapshot: Snapshot) -> dict[str, Any]:
 
 
 def _snapshot_media_type(name: str) -> str:
-    return MEDIA_TYPES[name.rsplit(".", 1)[-1]]
+    return MEDIA_TYPES[store.snapshot_file_ext(name)]
 
 
 def _newest_first() -> tuple[Any, ...]:
@@ -694,6 +769,19 @@ def snapshot_file(
                 )
             )
         raise NotFound(Message("not_found.snapshot_no_xlsx", snapshot=snapshot.id))
+    if name in SNAPSHOT_PACKAGES and name not in names:
+        limit = snapshot.manifest.get("packages_max_rows")
+        if limit is not None and snapshot.row_count > limit:
+            raise NotFound(
+                Message(
+                    "not_found.snapshot_package_too_large",
+                    snapshot=snapshot.id,
+                    name=name,
+                    rows=snapshot.row_count,
+                    limit=limit,
+                )
+            )
+        raise NotFound(Message("not_found.snapshot_no_package", snapshot=snapshot.id, name=name))
     if "factors.arrows" not in names and name in {"factors.arrow", "factors.arrows"}:
         # Written before export schema 2: its factors.arrow is an Arrow IPC stream. It is
         # served as what it is, at factors.arrows; there is no Arrow IPC file to serve.

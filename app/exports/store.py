@@ -303,12 +303,17 @@ class LocalExportStore:
         self._marker(instance_id).unlink(missing_ok=True)
 
 
+def snapshot_file_ext(name: str) -> str:
+    """The extension a snapshot file is stored under: `factors.jsonld.zip` → `jsonld.zip`."""
+    return name.split(".", 1)[1]
+
+
 def snapshot_file_location(store: ExportStore, snapshot_id: str, entry: dict[str, object]) -> str:
     """Where a snapshot's recorded file lives in the store (a snapshot written before the
     store was content-addressed is taken into it the first time it is asked for)."""
     name = str(entry["name"])
     sha256 = str(entry["sha256"])
-    ext = name.rsplit(".", 1)[-1]
+    ext = snapshot_file_ext(name)
     location = relative_path(sha256, ext, private=False)
     if store.size(location) is None:
         store.adopt_legacy_snapshot_file(snapshot_id, name, sha256=sha256, ext=ext)
