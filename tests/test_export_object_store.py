@@ -405,7 +405,7 @@ def test_snapshot_packages_are_assembled_through_the_bucket(
 ) -> None:
     """A snapshot's openLCA and ILCD packages with the files in a bucket: one release's package
     recorded (downloaded) before, read back from the bucket; the packages land in it too."""
-    settings.snapshot_packages_max_rows = 2_000_000  # the default (the suite leaves them out)
+    settings.snapshot_packages_max_rows = 100_000  # the default (the suite leaves them out)
     publish(session)
     version = "/v1/datasets/synth-s3/open/versions/1.0.0"
     follow(client.get(f"{version}/export.jsonld.zip", follow_redirects=False))

@@ -132,8 +132,9 @@ class Settings(BaseSettings):
     snapshot_xlsx_max_rows: int = Field(default=100_000, ge=0)
     # A snapshot of more factors than this has no factors.jsonld.zip and factors.ilcd.zip
     # (assembled from its releases' own packages at ~1,250–1,550 rows a second: ~12 minutes
-    # each per million rows); its versions' export.jsonld.zip and export.ilcd.zip hold them.
-    snapshot_packages_max_rows: int = Field(default=2_000_000, ge=0)
+    # each per million rows, which would triple a national snapshot's time); its versions'
+    # export.jsonld.zip and export.ilcd.zip hold them.
+    snapshot_packages_max_rows: int = Field(default=100_000, ge=0)
     # Set (e.g. `/_efdb_files/`): export and snapshot files are handed to the front server
     # (nginx `X-Accel-Redirect` to this prefix + the file's path in the export store) after
     # the application's checks, instead of being sent by the application (deploy/nginx.conf).

@@ -125,7 +125,7 @@ _SNAPSHOT_LOCK_KEY = 0x65666463
 # Default of `EFDB_SNAPSHOT_XLSX_MAX_ROWS`: larger snapshots have no factors.xlsx.
 SNAPSHOT_XLSX_MAX_ROWS = 100_000
 # Default of `EFDB_SNAPSHOT_PACKAGES_MAX_ROWS`: larger snapshots have no openLCA/ILCD package.
-SNAPSHOT_PACKAGES_MAX_ROWS = 2_000_000
+SNAPSHOT_PACKAGES_MAX_ROWS = 100_000
 # Batches read back from a finished version export (regrouped into row groups when written).
 CACHED_BATCH_ROWS = 16_384
 
