@@ -135,3 +135,12 @@ def test_import_into_a_running_service_as_the_publishers_client(
         f"{served}/v1/factors/mee-cn/cli-electricity/co2-average-CN-GD-2022/provenance"
     ).json()
     assert provenance["upload"]["file_sha256"] == printed["file_sha256"]
+
+    # The worker's server is shared: withdrawn, this release stays out of the snapshots that
+    # other tests (the README's researcher flow) check against the seed alone.
+    withdrawn = httpx.post(
+        f"{versions}/1.0.0/withdraw",
+        json={"reason": "Synthetic: test import, withdrawn by the test."},
+        headers=bearer(reviewer),
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
