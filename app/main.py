@@ -48,6 +48,10 @@ from app.web.router import install_web
 API_DESCRIPTION = """\
 The national background emission-factor database: versioned, cited, licensed emission
 factors for product carbon footprints. Every error is RFC 9457 `application/problem+json`.
+
+Requests spend a budget a minute, of reads, of writes, or of token requests: the client's with
+a valid bearer token, otherwise the address's. Past it, any operation answers `429`
+(problem details) with `Retry-After`, the seconds to wait.
 """
 
 

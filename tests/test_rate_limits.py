@@ -11,8 +11,10 @@ unless `EFDB_REQUIRE_REDIS=1` (CI), where they fail.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,7 +33,7 @@ import app.auth.server as token_server
 from app.auth.hashing import verify_secret
 from app.auth.tokens import TokenVerifier
 from app.core.config import Settings
-from app.core.rate_limits import Budget, budget_of, client_address
+from app.core.rate_limits import Budget, RateLimiter, budget_of, client_address
 from app.main import create_app
 from tests.auth_fixtures import TokenKit
 from tests.conftest import ServerProcess, _free_port
@@ -295,6 +297,24 @@ def test_when_redis_does_not_answer_each_worker_keeps_counting_on_its_own(
     assert value(found, "efdb_rate_limit_storage_errors_total") >= 1
     warnings = [r.getMessage() for r in caplog.records if "did not answer" in r.getMessage()]
     assert len(warnings) == 1, warnings
+
+
+def test_counting_in_memory_starts_no_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The library's memory store starts a thread 10 ms after each burst of hits, and every
+    start stalls the event loop until the OS runs it; the worker's store sweeps on the loop."""
+    limiter = RateLimiter(Settings(database_url="sqlite://", rate_reads_per_minute=5))
+    started: list[threading.Thread] = []
+    monkeypatch.setattr(threading.Thread, "start", lambda thread: started.append(thread))
+
+    async def burst() -> list[bool]:
+        answers = []
+        for _ in range(7):
+            answers.append(await limiter.spend(Budget.READ, "address", "198.51.100.7") is None)
+            await asyncio.sleep(0.011)
+        return answers
+
+    assert asyncio.run(burst()) == [True] * 5 + [False] * 2
+    assert started == []
 
 
 @pytest.mark.parametrize(
