@@ -325,6 +325,8 @@ def test_counting_in_memory_starts_no_thread(monkeypatch: pytest.MonkeyPatch) ->
         ("GET", "/", Budget.READ),
         ("POST", "/v1/factors:resolve", Budget.READ),
         ("POST", "/v1/estimate", Budget.READ),
+        ("POST", "/resolve", Budget.READ),
+        ("POST", "/citations", Budget.READ),
         ("POST", "/v1/datasets", Budget.WRITE),
         ("DELETE", "/v1/webhooks/3", Budget.WRITE),
         ("POST", "/v1/snapshots", Budget.WRITE),

@@ -2,8 +2,8 @@
 
 Each request spends one unit of a budget (`Budget`):
 
-- `read`: `GET`/`HEAD`/`OPTIONS`, and the read-only batches (resolve, estimate, citation
-  checks), `EFDB_RATE_READS_PER_MINUTE`;
+- `read`: `GET`/`HEAD`/`OPTIONS`, and the read-only batches and forms (resolve, estimate,
+  citation checks), `EFDB_RATE_READS_PER_MINUTE`;
 - `write`: every other method, `EFDB_RATE_WRITES_PER_MINUTE`;
 - `token`: `/oauth/token` (and PACT's `/auth/token`), checked by the token endpoint itself
   (app/auth/throttle.py) before any secret is hashed: `EFDB_TOKEN_ATTEMPTS_PER_IP` per address
@@ -73,6 +73,8 @@ _FREE_PREFIXES = ("/static/", "/docs-assets/")
 # form names, which only it reads.
 TOKEN_PATHS = frozenset({"/oauth/token", "/auth/token"})
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Forms that only read: the web explorer's citation check (the API's is a batch).
+_READ_FORMS = frozenset({"/citations"})
 
 By = Literal["client", "address"]
 
@@ -87,7 +89,9 @@ def budget_of(method: str, path: str) -> Budget | None:
     """The budget a request spends, or None (probes, static assets, the token endpoint)."""
     if path in _FREE_PATHS or path in TOKEN_PATHS or path.startswith(_FREE_PREFIXES):
         return None
-    if method in _READ_METHODS or request_kind(method, path) is RequestKind.BATCH:
+    if method in _READ_METHODS or path in _READ_FORMS:
+        return Budget.READ
+    if request_kind(method, path) is RequestKind.BATCH:
         return Budget.READ
     return Budget.WRITE
 
@@ -114,10 +118,6 @@ class Refusal:
     budget: Budget
     by: By
     wait_seconds: float
-
-    @property
-    def retry_after(self) -> int:
-        return min(60, max(1, math.ceil(self.wait_seconds)))
 
 
 def too_many(detail: str, wait_seconds: float, instance: str, lang: Lang = "en") -> JSONResponse:
@@ -286,6 +286,8 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         self.limiter.refused(refusal)
+        if client_id is not None:  # the access log names whose budget ran out
+            scope.setdefault("state", {})["client_id"] = client_id
         detail = Message(
             f"bounds.rate_{budget}_{refusal.by}",
             limit=self.limiter.items[(budget, refusal.by)].amount,
