@@ -32,7 +32,9 @@ from sqlalchemy.orm import Session
 import app.auth.server as token_server
 from app.auth.hashing import verify_secret
 from app.auth.tokens import TokenVerifier
+from app.core import rate_limits
 from app.core.config import Settings
+from app.core.metrics import Metrics
 from app.core.rate_limits import Budget, RateLimiter, budget_of, client_address
 from app.main import create_app
 from tests.auth_fixtures import TokenKit
@@ -297,6 +299,41 @@ def test_when_redis_does_not_answer_each_worker_keeps_counting_on_its_own(
     assert value(found, "efdb_rate_limit_storage_errors_total") >= 1
     warnings = [r.getMessage() for r in caplog.records if "did not answer" in r.getMessage()]
     assert len(warnings) == 1, warnings
+
+
+def test_after_an_outage_the_budgets_are_shared_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = redis_or_skip()
+    prefix = f"efdb-test-{uuid.uuid4().hex}"
+    settings = Settings(
+        database_url="sqlite://", rate_reads_per_minute=5, redis_url=url, redis_prefix=prefix
+    )
+    limiter = RateLimiter(settings, Metrics())
+    monkeypatch.setattr(rate_limits, "_REDIS_RETRY_SECONDS", 0.0)  # ask Redis again at once
+    real = limiter._shared_counter
+    outage = [redis.ConnectionError("Redis went away")]
+
+    def flaky() -> Any:
+        if outage:
+            raise outage.pop()
+        return real()
+
+    monkeypatch.setattr(limiter, "_shared_counter", flaky)
+
+    async def two_reads() -> list[Any]:
+        return [await limiter.spend(Budget.READ, "address", "198.51.100.7") for _ in range(2)]
+
+    try:
+        with caplog.at_level(logging.INFO, logger="efdb.rate_limits"):
+            assert asyncio.run(two_reads()) == [None, None]
+        with redis.Redis.from_url(url) as connection:
+            assert list(connection.scan_iter(match=f"{prefix}:*")), "the second read went to Redis"
+    finally:
+        forget(url, prefix)
+    said = [record.getMessage() for record in caplog.records]
+    assert any("did not answer" in line for line in said), said
+    assert any("answers again" in line for line in said), said
 
 
 def test_counting_in_memory_starts_no_thread(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,8 +24,8 @@ Redis unreachable (or failing) at request time: the check falls back to the work
 memory counters, the same budgets counted per worker, for `_REDIS_RETRY_SECONDS`, then Redis
 is tried again. So an outage never refuses a request for being unable to count it (fail-open
 on the shared store) and never leaves a budget unenforced (each worker still enforces it);
-the worker logs a warning when it falls back and when Redis answers again, and counts each
-failed check in `efdb_rate_limit_storage_errors_total`.
+the worker logs a warning when it falls back (and a line when Redis answers again), and counts
+each failed check in `efdb_rate_limit_storage_errors_total`.
 """
 
 from __future__ import annotations
@@ -182,10 +182,6 @@ class RateLimiter:
         self._shared_loop: asyncio.AbstractEventLoop | None = None
         self._redis_down_until = 0.0
 
-    @property
-    def shared(self) -> bool:
-        return self.redis_url is not None
-
     def limits(self, budget: Budget) -> bool:
         """Whether any of the budget's limits is set (else nothing needs to be known)."""
         return (budget, "client") in self.items or (budget, "address") in self.items
@@ -209,10 +205,11 @@ class RateLimiter:
         self, item: RateLimitItem, key: tuple[str, ...], budget: Budget, by: By
     ) -> Refusal | None:
         counter = self._shared_counter()
-        if await counter.hit(item, *key):
-            if self._redis_down_until:
-                self._redis_down_until = 0.0
-                log.warning("rate limits: Redis answers again; budgets are shared again")
+        allowed = await counter.hit(item, *key)
+        if self._redis_down_until:
+            self._redis_down_until = 0.0
+            log.info("rate limits: Redis answers again; the budgets are shared again")
+        if allowed:
             return None
         stats = await counter.get_window_stats(item, *key)
         return Refusal(budget, by, stats.reset_time - time.time())
