@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import event
 
+from app.auth.identity import bearer_client
 from app.auth.router import router as auth_router
 from app.auth.runtime import install_auth
 from app.auth.throttle import TokenThrottle
@@ -21,6 +22,7 @@ from app.core.limits import BodySizeLimit, body_cap_name, route_body_cap
 from app.core.logs import AccessLog
 from app.core.metrics import Metrics, RequestMetrics
 from app.core.openapi import install_openapi
+from app.core.rate_limits import RateLimit, RateLimiter
 from app.core.replica import ReadRouting
 from app.core.request_id import RequestID
 from app.core.security_headers import DOCS_ASSETS_URL, SecurityHeaders
@@ -49,6 +51,10 @@ from app.web.router import install_web
 API_DESCRIPTION = """\
 The national background emission-factor database: versioned, cited, licensed emission
 factors for product carbon footprints. Every error is RFC 9457 `application/problem+json`.
+
+Requests spend a budget a minute, of reads, of writes, or of token requests: the client's with
+a valid bearer token, otherwise the address's. Past it, any operation answers `429`
+(problem details) with `Retry-After`, the seconds to wait.
 """
 
 
@@ -100,7 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.release_keys = ReleaseKeys(settings)
     # The JWKS (an auth route) also publishes the release keys, active and retired.
     app.state.published_keys = published_keys
-    app.state.token_throttle = TokenThrottle(settings)
+    limiter = app.state.rate_limiter = RateLimiter(settings, metrics)
+    app.state.token_throttle = TokenThrottle(limiter)
     app.include_router(ops_router)
     app.include_router(auth_router)
     # Routes live with their domain; they are included in the order in which requests are
@@ -147,6 +154,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retry_after=settings.retry_after_seconds,
         metrics=metrics,
     )
+    # Outside the shedder: a request past its rate budget takes no slot and reads no body.
+    app.add_middleware(RateLimit, limiter=limiter, identify=bearer_client)
     # JSON, CSV and pages above a size, in the encoding offered (app/core/compression.py).
     app.add_middleware(compression, minimum_size=settings.compress_min_bytes)
     # Cross-origin reads and writes from the configured origins only (app/core/cors.py).

@@ -1,5 +1,6 @@
-"""The token endpoint refuses guessing cheaply: per-worker rates and a database lockout, both
-checked before any secret is hashed (issue 22)."""
+"""The token endpoint refuses guessing cheaply: rates (here in the worker's memory; shared
+through Redis in tests/test_rate_limits.py) and a database lockout, both checked before any
+secret is hashed (issue 22)."""
 
 from __future__ import annotations
 

@@ -51,7 +51,9 @@ oauth2_scheme = OAuth2(
 
 def authenticate(request: Request, session: Session, required: frozenset[str]) -> Principal:
     """The caller behind the request's bearer token, holding every scope in `required`."""
-    protected = ResourceRequest(headers=request.headers, session=session)
+    protected = ResourceRequest(
+        headers=request.headers, session=session, state=request.scope.get("state") or {}
+    )
     protector = get_runtime(request).protector
     try:
         protector.validate_request(scopes=sorted(required), request=protected)

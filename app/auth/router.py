@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
+import anyio
 from authlib.oauth2.rfc6749.errors import InsecureTransportError, InvalidRequestError
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -29,6 +31,7 @@ from app.core.errors import headers_language
 from app.core.http_cache import cached_json
 from app.core.metrics import Metrics
 from app.core.problem_text import Message
+from app.core.rate_limits import client_address
 
 router = APIRouter(tags=["auth"])
 
@@ -98,17 +101,20 @@ def issue_token(
             InvalidRequestError("The body must be application/x-www-form-urlencoded.")
         )
     runtime = get_runtime(request)
-    # Refused cheaply, before the secret is hashed: per-worker rates, then a database lock.
+    # Refused cheaply, before the secret is hashed: the token budgets, then a database lock.
     throttle: TokenThrottle = request.app.state.token_throttle
     client_id = presented_client_id(request.headers, form)
     ip = request.client.host if request.client else "unknown"
-    wait = throttle.refuse(ip=ip, client_id=client_id)
+    # This endpoint runs in a worker thread; the budgets are counted on the event loop.
+    refusal = anyio.from_thread.run(
+        partial(throttle.refuse, ip=client_address(request.scope), client_id=client_id)
+    )
     metrics: Metrics = request.app.state.metrics
-    if wait is not None:
+    if refusal is not None:
         metrics.token_refusals.labels(reason="rate").inc()
         return too_many(
             Message("bounds.token_rate"),
-            wait,
+            refusal.wait_seconds,
             request.url.path,
             headers_language(request.headers),
         )

@@ -2,11 +2,10 @@
 
 Two lines of defence, both checked before the client's secret is hashed (scrypt):
 
-- **Per worker, in process:** at most `EFDB_TOKEN_ATTEMPTS_PER_IP` attempts a minute from one
-  address and `EFDB_TOKEN_ATTEMPTS_PER_CLIENT` for one client id, known or not. The counts are
-  this worker's own (contract §13 allows it: they decide nothing workers must agree on, and
-  `N` workers admit at most `N` times the rate; shared limits through `EFDB_REDIS_URL` are a
-  later issue).
+- **Rate:** at most `EFDB_TOKEN_ATTEMPTS_PER_IP` attempts a minute from one address and
+  `EFDB_TOKEN_ATTEMPTS_PER_CLIENT` for one client id named in the request, known or not: the
+  `token` budget of the rate limits (app/core/rate_limits.py), counted in each worker's memory,
+  or shared by every worker and machine through Redis when `EFDB_REDIS_URL` is set.
 - **In the database, for every worker:** a client whose secret fails
   `EFDB_TOKEN_LOCKOUT_FAILURES` times within `EFDB_TOKEN_LOCKOUT_WINDOW_SECONDS` is locked for
   `EFDB_TOKEN_LOCKOUT_SECONDS`; the lock is an audit event (`client.locked`, read by
@@ -20,64 +19,34 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
-import time
-from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from urllib.parse import unquote
 
-from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.models import Client
 from app.core.audit import append_event
 from app.core.config import Settings
-from app.core.errors import problem_response
-from app.core.problem_text import Lang
+from app.core.rate_limits import Budget, RateLimiter, Refusal, too_many
 
-# Keys remembered per limiter; past it the least recently seen are forgotten.
-_MAX_KEYS = 50_000
-_WINDOW_SECONDS = 60.0
-
-
-class SlidingWindow:
-    """At most `limit` hits per key in any 60 s (this process only)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.hits: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def hit(self, key: str, now: float) -> float | None:
-        """Record a hit; None if allowed, else the seconds until one would be."""
-        window = self.hits.get(key)
-        if window is None:
-            window = self.hits[key] = deque()
-            if len(self.hits) > _MAX_KEYS:
-                self.hits.popitem(last=False)
-        else:
-            self.hits.move_to_end(key)
-        while window and window[0] <= now - _WINDOW_SECONDS:
-            window.popleft()
-        if len(window) >= self.limit:
-            return window[0] + _WINDOW_SECONDS - now
-        window.append(now)
-        return None
+__all__ = ["TokenThrottle", "locked_for", "presented_client_id", "record_outcome", "too_many"]
 
 
 class TokenThrottle:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.by_ip = SlidingWindow(settings.token_attempts_per_ip)
-        self.by_client = SlidingWindow(settings.token_attempts_per_client)
+    """The token endpoint's budgets: the address first, then the client id named."""
 
-    def refuse(self, *, ip: str, client_id: str | None) -> float | None:
-        now = time.monotonic()
-        wait = self.by_ip.hit(f"ip:{ip}", now)
-        if wait is None and client_id is not None:
-            wait = self.by_client.hit(f"client:{client_id}", now)
-        return wait
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+
+    async def refuse(self, *, ip: str, client_id: str | None) -> Refusal | None:
+        refusal = await self.limiter.spend(Budget.TOKEN, "address", ip)
+        if refusal is None and client_id is not None:
+            refusal = await self.limiter.spend(Budget.TOKEN, "client", client_id)
+        if refusal is not None:
+            self.limiter.refused(refusal)
+        return refusal
 
 
 def presented_client_id(
@@ -93,19 +62,6 @@ def presented_client_id(
         return unquote(decoded.partition(":")[0])[:255] or None
     values = form.get("client_id") or []
     return values[0][:255] if values else None
-
-
-def too_many(detail: str, wait_seconds: float, instance: str, lang: Lang = "en") -> JSONResponse:
-    """429 problem details with `Retry-After`, the detail in the client's language."""
-    return problem_response(
-        status=429,
-        code="too-many-requests",
-        title="Too many requests",
-        detail=detail,
-        instance=instance,
-        headers={"Retry-After": str(max(1, math.ceil(wait_seconds)))},
-        lang=lang,
-    )
 
 
 def locked_for(session: Session, client_id: str, now: datetime) -> float | None:

@@ -209,6 +209,8 @@ class TokenVerifier:
         self.external = {
             trusted.issuer: RemoteKeySet(trusted) for trusted in settings.trusted_issuers
         }
+        # Whether `verify` may block on the network (an issuer's JWKS by URL).
+        self.may_fetch_keys = any(trusted.jwks_url for trusted in settings.trusted_issuers)
 
     def verify(self, token: str) -> VerifiedToken:
         header, unverified = _peek(token)

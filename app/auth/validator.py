@@ -7,6 +7,7 @@ as optional): verification is `TokenVerifier`'s, with pinned algorithms and `typ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,17 +15,20 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError,
 from sqlalchemy.orm import Session
 
 from app.auth.errors import REALM, printable
+from app.auth.identity import check_bearer, earlier_check
 from app.auth.service import client_state, granted_datasets
-from app.auth.tokens import TokenRejected, TokenVerifier, VerifiedToken
+from app.auth.tokens import TokenVerifier, VerifiedToken
 from app.core.principal import Principal
 
 
 @dataclass
 class ResourceRequest:
-    """What Authlib's ResourceProtector reads (`headers`), plus our session for client lookups."""
+    """What Authlib's ResourceProtector reads (`headers`), plus our session for client lookups
+    and the request's state (where the rate limits leave the token they verified)."""
 
     headers: Any
     session: Session
+    state: Mapping[str, Any] = field(default_factory=dict)
     principal: Principal | None = field(default=None)
 
 
@@ -37,15 +41,23 @@ class BearerValidator(BearerTokenValidator):  # type: ignore[misc]
         super().__init__(realm=REALM)
         self.verifier = verifier
 
-    def authenticate_token(self, token_string: str) -> VerifiedToken:
-        try:
-            return self.verifier.verify(token_string)
-        except TokenRejected as exc:
-            raise _invalid(str(exc)) from exc
+    def authenticate_token(self, token_string: str) -> str:
+        # Verified in `validate_token`, which sees the request: a token the rate limits have
+        # verified for this request already (app/auth/identity.py) is not verified again.
+        return token_string
+
+    def verified(self, token_string: str, request: ResourceRequest) -> VerifiedToken:
+        check = earlier_check(request.state, token_string)
+        if check is None:
+            check = check_bearer(self.verifier, token_string)
+        if check.verified is None:
+            raise _invalid(check.rejected)
+        return check.verified
 
     def validate_token(
-        self, token: VerifiedToken, scopes: list[str], request: ResourceRequest
+        self, token_string: str, scopes: list[str], request: ResourceRequest
     ) -> None:
+        token = self.verified(token_string, request)
         if token.external:
             principal = Principal(
                 client_id=token.client_id,

@@ -172,9 +172,14 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     # Who may read /metrics without an `admin` token (app/core/metrics.py).
     metrics_networks: list[IPvAnyNetwork] = Field(default_factory=lambda: list(LOOPBACK))
-    # Token endpoint (app/auth/throttle.py): attempts a minute per worker, and the lockout.
-    token_attempts_per_ip: int = Field(default=30, ge=1)
-    token_attempts_per_client: int = Field(default=10, ge=1)
+    # Rate limits (app/core/rate_limits.py): requests a minute per client (a valid bearer
+    # token) or per address, each budget on its own; 0: unlimited.
+    rate_reads_per_minute: int = Field(default=1200, ge=0)
+    rate_writes_per_minute: int = Field(default=120, ge=0)
+    # Token endpoint (app/auth/throttle.py): attempts a minute per address and per client id
+    # named, then the lockout (in the database, for every worker).
+    token_attempts_per_ip: int = Field(default=30, ge=0)
+    token_attempts_per_client: int = Field(default=10, ge=0)
     token_lockout_failures: int = Field(default=10, ge=1)
     token_lockout_window_seconds: int = Field(default=900, ge=1)
     token_lockout_seconds: int = Field(default=900, ge=1)
@@ -191,6 +196,11 @@ class Settings(BaseSettings):
     # curated datasets; `full`, also those imported from the publishers' own files
     # (dataset.json `"scope": "full"`: DESNZ 2022-2025, MEE electricity by announcement).
     seed_scope: Literal["core", "full"] = "full"
+    # Where the rate limits are counted: unset, in each worker's memory; a Redis URL
+    # (`redis://host:6379/0`, `rediss://…`, `unix:///path?db=0`), one budget for every worker
+    # and machine using the same Redis and prefix.
+    redis_url: str | None = Field(default=None, pattern=r"^(rediss?|unix)://")
+    redis_prefix: str = Field(default="efdb", min_length=1, pattern=r"^[A-Za-z0-9._:\-]+$")
     # Public base URL used in `next` links when the service sits behind a proxy; relative otherwise.
     public_base_url: str | None = None
 

@@ -15,6 +15,10 @@ Metrics (all names start with `efdb_`):
 - `token_refusals_total{reason}`: `/oauth/token` attempts refused with 429 (`rate`: the
   per-address or per-client rate; `locked`: the client is locked); `token_lockouts_total`:
   clients locked after repeated failures.
+- `rate_limited_total{budget, by}`: requests refused with 429 past a rate budget (`read`,
+  `write`, `token`), spent by a `client` (valid bearer token; on `/oauth/token` the client id
+  named) or an `address`; `rate_limit_storage_errors_total`: checks that Redis
+  (`EFDB_REDIS_URL`) did not answer, counted in the worker's own memory instead.
 - `upload_rows_total`: factor rows stored by uploads that made a new draft;
   `upload_duration_seconds{outcome}` and `snapshot_duration_seconds{outcome}`: the time an
   upload or a snapshot took (`ok`, `refused`: a problem answer such as a validation report,
@@ -137,6 +141,17 @@ class Metrics:
         self.token_lockouts = Counter(
             "efdb_token_lockouts",
             "Clients locked after repeated failed authentications",
+            registry=registry,
+        )
+        self.rate_limited = Counter(
+            "efdb_rate_limited",
+            "Requests refused (429) past a rate budget, by budget and by whose budget",
+            ["budget", "by"],
+            registry=registry,
+        )
+        self.rate_limit_storage_errors = Counter(
+            "efdb_rate_limit_storage_errors",
+            "Rate-limit checks Redis did not answer (counted in the worker's memory instead)",
             registry=registry,
         )
         self.upload_rows = Counter(
