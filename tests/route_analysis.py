@@ -2,13 +2,14 @@
 
 FastAPI (since its include tree, fastapi/fastapi#15745) analyses the endpoint and dependencies
 of every route of an included router again for each app, on that app's first request: pydantic
-adapters for each parameter, recursively through sub-dependencies. The suite builds one app per
-test, and that analysis was about 14 % of the in-process tests' CPU (py-spy). What it produces
-depends only on the path, the endpoint and the dependencies, which are module-level objects
-shared by every app, and FastAPI only reads it afterwards; so it is kept per process, as
-FastAPI itself kept it before the include tree. Endpoints made per app (a test's probe routes,
-closures) are analysed fresh each time, and the cache is bounded. Arize-ai/phoenix#15881 does
-the same for its suite. `efdb serve` and every server a test starts run FastAPI unchanged.
+adapters for each parameter, recursively through sub-dependencies, and for its response model.
+The suite builds one app per test, and that analysis was about 14 % of the in-process tests'
+CPU (py-spy), the response fields another 3 %. What it produces depends only on the path, the
+endpoint, the dependencies and the response model, which are module-level objects shared by
+every app, and FastAPI only reads it afterwards; so it is kept per process, as FastAPI itself
+kept it before the include tree. Endpoints made per app (a test's probe routes, closures) are
+analysed fresh each time, and the caches are bounded. Arize-ai/phoenix#15881 does the same for
+its suite. `efdb serve` and every server a test starts run FastAPI unchanged.
 """
 
 from __future__ import annotations
@@ -49,3 +50,27 @@ def install() -> None:
 
     memoized.efdb_memoized = True  # type: ignore[attr-defined]
     _ROUTING._build_dependant_with_parameterless_dependencies = memoized
+    _memoize_response_fields()
+
+
+def _memoize_response_fields() -> None:
+    """The response model's field (a pydantic TypeAdapter) of each route, made again per app
+    too: kept per (name, model, mode), which is all FastAPI gives it there."""
+    original: Callable[..., Any] = _ROUTING.create_model_field
+    cache: dict[tuple[Any, ...], Any] = {}
+
+    def memoized(name: str, type_: Any, mode: str = "validation", **rest: Any) -> Any:
+        if rest:
+            return original(name=name, type_=type_, mode=mode, **rest)
+        key = (name, type_, mode)
+        try:
+            found = cache.get(key)
+        except TypeError:  # an unhashable annotation: made fresh
+            return original(name=name, type_=type_, mode=mode)
+        if found is None:
+            if len(cache) >= _MAX_ENTRIES:
+                cache.clear()
+            found = cache[key] = original(name=name, type_=type_, mode=mode)
+        return found
+
+    _ROUTING.create_model_field = memoized
