@@ -42,12 +42,9 @@ from typing import Literal
 
 from fastapi.responses import JSONResponse
 from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter as SharedCounter
 from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter as LocalCounter
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.bounds import RequestKind, request_kind
@@ -218,6 +215,12 @@ class RateLimiter:
         loop = asyncio.get_running_loop()
         if self._shared is None or self._shared_loop is not loop:
             assert self.redis_url is not None
+            # Imported here: redis-py is a quarter of a second of every process start, and
+            # only a service with EFDB_REDIS_URL uses it.
+            from limits.aio.storage import RedisStorage
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
             url = self.redis_url
             storage = RedisStorage(
                 # limits' names for redis-py's asyncio client: async+redis://, async+redis+unix://
