@@ -95,14 +95,30 @@ def new_file(export_dir: Path, *, private: bool) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
-def keep(export_dir: Path, temporary: Path, *, ext: str, private: bool) -> StoredFile:
+def keep(
+    export_dir: Path,
+    temporary: Path,
+    *,
+    ext: str,
+    private: bool,
+    digest: tuple[str, int] | None = None,
+) -> StoredFile:
     """Give a finished temporary file its sha256 name (fsync, rename, fsync the directory).
 
+    `digest`: the file's sha256 and size, taken as it was written (then only its size is
+    checked here, not its bytes read again); by default they are read from the file.
     A file already under that name holds these very bytes (its name says so) and is left as it
     is; one whose bytes no longer match its name (damaged on disk) is replaced by the bytes
     the name promises.
     """
-    sha256, size = _hash(temporary, sync=True)
+    if digest is None:
+        sha256, size = _hash(temporary, sync=True)
+    else:
+        sha256, size = digest
+        with temporary.open("rb") as handle:
+            os.fsync(handle.fileno())
+            if os.fstat(handle.fileno()).st_size != size:
+                raise RuntimeError(f"{temporary}: {size} bytes written, another size on disk")
     relative = relative_path(sha256, ext, private=private)
     final = resolve(export_dir, relative)
     if final.is_file() and _hash(final) == (sha256, size):
