@@ -492,9 +492,11 @@ def create_snapshot(
     audit chain signed just before it, `manifest.json` itself is signed (served as
     `manifest.json.jws`), and a checkpoint is signed after the snapshot's audit event.
 
-    The data files are written by pyarrow from each release's own recorded `export.parquet`
-    (read back batch by batch; `efdb exports prepare` or a first download writes it once), or
-    from its rows in the database when it has none: `_groups`. Memory holds one row group.
+    The data files are written by pyarrow from each release's own recorded `export.arrow`,
+    read once, the three formats on three threads (`efdb exports prepare` or a first download
+    writes it once); when a release has none, from its recorded `export.parquet` or its rows
+    in the database (`_groups`), the Arrow IPC file then from the new Parquet file
+    (`_streamed`). Memory holds a few row groups.
     `factors.xlsx` is written only for a snapshot of at most `xlsx_max_rows` factors (the
     manifest says the bound, so a snapshot without it says why).
 

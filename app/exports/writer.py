@@ -338,22 +338,26 @@ _DONE = object()
 def _fan_out(tables: Iterator[pa.Table], consumers: list[Callable[[pa.Table], None]]) -> int:
     """Each table to every consumer, each consumer on its own thread (pyarrow's encoders
     release the GIL, so the formats are written at the same time as the next row group is
-    read). Each thread holds at most two tables waiting: memory stays a few row groups.
+    read). The next table is read once every consumer has taken the last one: memory holds
+    two row groups, the one being written and the one being read.
     The first error of any thread is raised here, after every thread has stopped."""
     stop = threading.Event()
     errors: list[BaseException] = []
-    slots: list[queue.Queue[Any]] = [queue.Queue(2) for _ in consumers]
+    slots: list[queue.Queue[Any]] = [queue.Queue(1) for _ in consumers]
 
     def run(consume: Callable[[pa.Table], None], slot: queue.Queue[Any]) -> None:
-        try:
-            while (table := slot.get()) is not _DONE:
-                if not stop.is_set():
+        while True:
+            table = slot.get()
+            slot.task_done()
+            if table is _DONE:
+                return
+            if not stop.is_set():  # after an error: take the rest, write nothing
+                try:
                     consume(table)
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
-            while slot.get() is not _DONE:  # let the reader hand out the rest and finish
-                pass
+                except BaseException as exc:
+                    errors.append(exc)
+                    stop.set()
+            table = None  # not held while waiting for the next one
 
     threads = [
         threading.Thread(target=run, args=(consume, slot), name="efdb-snapshot-writer")
@@ -369,6 +373,8 @@ def _fan_out(tables: Iterator[pa.Table], consumers: list[Callable[[pa.Table], No
             for slot in slots:
                 slot.put(table)
             rows += table.num_rows
+            for slot in slots:
+                slot.join()
     except BaseException as exc:
         errors.append(exc)
         stop.set()
