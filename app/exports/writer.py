@@ -142,6 +142,7 @@ def write_parquet(
             if stream is not None:
                 stream.write_table(table)
             rows += table.num_rows
+            del table  # not held while the next row group is read
     return ExportFiles(
         written(target), written(arrows_target) if arrows_target is not None else None, rows
     )
@@ -375,6 +376,7 @@ def _fan_out(tables: Iterator[pa.Table], consumers: list[Callable[[pa.Table], No
             rows += table.num_rows
             for slot in slots:
                 slot.join()
+            del table  # freed as soon as the writers are done with it
     except BaseException as exc:
         errors.append(exc)
         stop.set()
