@@ -130,7 +130,7 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
 def prepare_database(settings: Settings) -> None:
     """Migrate to head and, on an empty database, load the seed data."""
     from app.core.migrations import upgrade_to_head
-    from app.exports.store import store_problem
+    from app.exports.store import open_store, store_problem
     from app.publishing.seed import database_is_empty, load_seed
     from app.reference.loader import load_reference_data
 
@@ -149,7 +149,7 @@ def prepare_database(settings: Settings) -> None:
         # First start: name the database and mark the export directory as its own. A
         # directory that is not its own is reported by /readyz (and here), not fatal.
         with factory.begin() as session:
-            problem = store_problem(session, settings.export_dir)
+            problem = store_problem(session, open_store(settings))
     finally:
         engine.dispose()
     if problem is not None:
@@ -620,6 +620,7 @@ IMPORT_SOURCE_FORMATS = {
     "epa-supply-chain": "epa-supply-chain",
     "epa-hub": "epa-hub",
     "nga": "nga",
+    "olca-jsonld": "olca-jsonld",
 }
 IMPORT_ACTOR = "efdb-import"
 
@@ -637,7 +638,7 @@ def _problem_line(detail: object, errors: list[dict[str, object]] | None) -> str
     for error in (errors or [])[:3]:
         place = ", ".join(
             f"{name} {error[name]}"
-            for name in ("sheet", "row", "column", "field")
+            for name in ("sheet", "row", "process", "exchange", "column", "field")
             if error.get(name) is not None
         )
         listed.append(
@@ -692,6 +693,7 @@ def _import_locally(
                 max_rows=settings.max_upload_rows,
                 source_format=source_format,
                 through_year=args.through_year,
+                gwp_set=args.gwp_set,
             )
             report = outcome.report
             return {
@@ -744,6 +746,8 @@ def _import_over_http(
             form["release_notes"] = args.release_notes
         if args.through_year is not None:
             form["through_year"] = str(args.through_year)
+        if args.gwp_set is not None:
+            form["gwp_set"] = args.gwp_set
         with path.open("rb") as stream:
             uploaded = http.post(
                 versions,
@@ -773,7 +777,7 @@ def _add_import_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     importer = commands.add_parser(
         "import",
         help="import a publisher's own file (DESNZ flat file, MEE electricity table, EPA supply "
-        "chain factors)",
+        "chain factors, EPA hub, NGA workbook, openLCA JSON-LD zip)",
     ).add_subparsers(dest="source", required=True)
     helps = {
         "desnz": "a UK DESNZ GHG conversion factors flat file (.xls or .xlsx)",
@@ -783,6 +787,8 @@ def _add_import_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "epa-hub": "a US EPA GHG Emission Factors Hub workbook (.xlsx; Tables 1 and 2)",
         "nga": "an Australian National Greenhouse Accounts Factors workbook (.xlsx; scope 2 "
         "electricity by state and stationary fuel combustion)",
+        "olca-jsonld": "an openLCA JSON-LD zip (.zip; each process emitting CO2, CH4 or N2O to "
+        "air becomes a factor per unit of its reference product)",
     }
     for name, text in helps.items():
         sub = importer.add_parser(
@@ -806,6 +812,13 @@ def _add_import_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
             sub.add_argument(
                 "--through-year", type=int, help="only the rows of this data year and earlier"
             )
+        if name == "olca-jsonld":
+            sub.add_argument(
+                "--gwp-set",
+                required=True,
+                help="the GWP100 set of the reference table CO2e is computed in (AR4, AR5, "
+                "AR6), recorded on the factors",
+            )
         sub.add_argument("--to", metavar="URL", help="a running efdb service instead")
         sub.add_argument("--client-id", help="the publisher's OAuth client (with --to)")
         sub.add_argument(
@@ -816,7 +829,7 @@ def _add_import_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         sub.add_argument(
             "--timeout", type=float, default=300, help="seconds per HTTP request (with --to)"
         )
-        sub.set_defaults(handler=cmd_import, through_year=None)
+        sub.set_defaults(handler=cmd_import, through_year=None, gwp_set=None)
 
 
 def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -912,25 +925,28 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
 def _check_export_store(session: Session, settings: Settings) -> None:
     """Refuse to work with an export directory that is not this database's (first start: name
     the database and mark the directory as its own)."""
-    from app.exports.store import store_problem
+    from app.exports.store import open_store, store_problem
 
-    problem = store_problem(session, settings.export_dir)
+    problem = store_problem(session, open_store(settings))
     if problem is not None:
         raise CliError(problem)
 
 
 def cmd_exports_verify(args: argparse.Namespace, settings: Settings) -> None:
-    from app.exports.store import verify_files
+    from app.exports.store import open_store, verify_files
 
     engine, factory = _session_factory(settings)
     try:
+        export_store = open_store(settings)
         with factory() as session:
-            checks = verify_files(session, settings.export_dir)
+            checks = verify_files(session, export_store)
     finally:
         engine.dispose()
     bad = [check for check in checks if check.problem is not None]
     for check in bad:
-        print(f"{check.problem}: {check.file.label} ({check.file.path})")
+        print(
+            f"{check.problem}: {check.file.label} ({check.file.path} in {export_store.description})"
+        )
     if bad:
         raise CliError(f"{len(bad)} of {len(checks)} recorded export files are missing or differ")
     print(json.dumps({"ok": True, "files": len(checks)}))
@@ -938,6 +954,7 @@ def cmd_exports_verify(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_exports_prepare(args: argparse.Namespace, settings: Settings) -> None:
     from app.exports.service import prepare_release_files
+    from app.exports.store import open_store
     from app.signing.keys import ReleaseKeys
 
     engine, factory = _session_factory(settings)
@@ -946,7 +963,7 @@ def cmd_exports_prepare(args: argparse.Namespace, settings: Settings) -> None:
             _check_export_store(session, settings)
         with factory.begin() as session:
             files = prepare_release_files(
-                session, export_dir=settings.export_dir, keys=ReleaseKeys(settings)
+                session, export_store=open_store(settings), keys=ReleaseKeys(settings)
             )
     finally:
         engine.dispose()
@@ -958,6 +975,7 @@ def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
 
     from app.core.errors import ProblemError
     from app.exports.service import create_snapshot, snapshot_resource
+    from app.exports.store import open_store
     from app.signing.keys import ReleaseKeys
 
     engine, factory = _session_factory(settings)
@@ -967,10 +985,11 @@ def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
         with factory.begin() as session:
             snapshot = create_snapshot(
                 session,
-                export_dir=settings.export_dir,
+                export_store=open_store(settings),
                 actor=_cli_actor(),
                 keys=ReleaseKeys(settings),
                 xlsx_max_rows=settings.snapshot_xlsx_max_rows,
+                packages_max_rows=settings.snapshot_packages_max_rows,
             )
             resource = snapshot_resource(snapshot)
     except ProblemError as exc:
@@ -1095,8 +1114,8 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(handler=cmd_exports_verify)
     exports.add_parser(
         "prepare",
-        help="write (once) the Parquet and Arrow files of every release the next snapshot "
-        "holds, so that snapshots are assembled from them; print them as JSON",
+        help="write (once) the Parquet, Arrow, openLCA JSON-LD and ILCD files of every release "
+        "the next snapshot holds, so that snapshots are assembled from them; print them as JSON",
     ).set_defaults(handler=cmd_exports_prepare)
 
     verify = commands.add_parser(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from sqlalchemy import event
 
 from app.auth.router import router as auth_router
 from app.auth.runtime import install_auth
@@ -20,12 +21,14 @@ from app.core.limits import BodySizeLimit, body_cap_name, route_body_cap
 from app.core.logs import AccessLog
 from app.core.metrics import Metrics, RequestMetrics
 from app.core.openapi import install_openapi
+from app.core.replica import ReadRouting
 from app.core.request_id import RequestID
 from app.core.security_headers import DOCS_ASSETS_URL, SecurityHeaders
 from app.core.strict_json import StrictJSON
 from app.datasets.grants_router import router as grants_router
 from app.datasets.router import router as datasets_router
 from app.exports.router import router as exports_router
+from app.exports.store import open_store
 from app.factors.batch_router import router as factor_queries_router
 from app.factors.lookup import LookupCache, LookupReader, LookupShortPath
 from app.factors.router import router as factors_router
@@ -63,17 +66,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url)
     app.state.settings = settings
     app.state.engine = engine
+    app.state.export_store = open_store(settings)
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.lookup_cache = LookupCache(settings.lookup_cache_entries)
     app.state.lookup_reader = LookupReader(
         engine, app.state.lookup_cache, settings.db_timeout_read_ms
     )
+    # The read replica, if any (app/core/replica.py): its own pools, disposed with the
+    # primary's engine. The lookup cache is shared: a kept answer is served only when the
+    # database asked says its state is the one it was made in, whichever database that is.
+    app.state.read_engine = app.state.read_sessionmaker = app.state.read_lookup_reader = None
+    if settings.read_database_url:
+        read_engine = app.state.read_engine = make_engine(settings.read_database_url)
+        app.state.read_sessionmaker = make_sessionmaker(read_engine)
+        app.state.read_lookup_reader = LookupReader(
+            read_engine, app.state.lookup_cache, settings.db_timeout_read_ms
+        )
+        event.listen(engine, "engine_disposed", lambda *_: read_engine.dispose())
     metrics = app.state.metrics = Metrics()
     install_error_handlers(app)
     install_budget_errors(app, settings, metrics)
     # Innermost of the middlewares (added first): every one below still applies to the
     # lookups it answers (app/factors/lookup.py).
     app.add_middleware(LookupShortPath)
+    if settings.read_database_url:
+        # Just outside the short path, which follows its choice of database.
+        app.add_middleware(
+            ReadRouting,
+            read_your_writes_seconds=settings.read_your_writes_seconds,
+            on_retry=lambda reason: metrics.replica_retries.labels(reason=reason).inc(),
+        )
     install_auth(app, settings)
     app.state.release_keys = ReleaseKeys(settings)
     # The JWKS (an auth route) also publishes the release keys, active and retired.

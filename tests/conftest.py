@@ -76,7 +76,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     test that comes last keeps one worker busy while the other has nothing left to do.
 
     A test marked `dialect_neutral` (what it checks happens above the database, as metrics
-    summed across server workers) runs on the first backend only.
+    summed across server workers) runs on the first backend only; one marked `postgresql_only`
+    (a streaming replica) on PostgreSQL only.
     """
     backends = {backend: rank for rank, backend in enumerate(BACKENDS)}
 
@@ -85,10 +86,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         backend = callspec.params.get("migrated_database") if callspec is not None else None
         return backends.get(backend, -1) if isinstance(backend, str) else -1
 
+    postgresql = backends.get("postgresql", -2)
     repeated = [
         item
         for item in items
-        if item.get_closest_marker("dialect_neutral") is not None and backend_rank(item) > 0
+        if (item.get_closest_marker("dialect_neutral") is not None and backend_rank(item) > 0)
+        or (
+            item.get_closest_marker("postgresql_only") is not None
+            and backend_rank(item) not in (-1, postgresql)
+        )
     ]
     if repeated:
         config.hook.pytest_deselected(items=repeated)
@@ -356,6 +362,9 @@ def settings(
         # A cheap scrypt for the clients the suite creates (production refuses it;
         # tests/test_auth_tokens.py pins the production parameters).
         secret_hash_cost=TEST_SECRET_HASH_COST,
+        # A snapshot's openLCA and ILCD packages cost a second or two per snapshot of the
+        # seed: only the tests about them ask for them (tests/test_exports.py, …).
+        snapshot_packages_max_rows=0,
     )
 
 

@@ -93,7 +93,16 @@ def test_the_listing_pages_and_filters(client: TestClient) -> None:
     assert grid[0]["keywords_en"]
     assert grid[0]["source"]
     coal = {item["id"] for item in get(client, "/v1/activities", q="brown coal")["items"]}
-    assert coal == {"lignite-stationary-combustion-energy-industries"}
+    # Lignite in each sector table of IPCC 2006 Vol. 2 (Tables 2.2–2.5), and nothing else.
+    assert coal == {
+        f"lignite-stationary-combustion-{sector}"
+        for sector in (
+            "energy-industries",
+            "manufacturing-industries-and-construction",
+            "commercial-institutional",
+            "residential-agriculture-forestry-fishing",
+        )
+    }
     assert get(client, "/v1/activities", q="石墨烯")["items"] == []
 
 

@@ -255,7 +255,8 @@ def test_exports_verify_names_missing_and_altered_files(
 
     clean = run_efdb("exports", "verify", env=env, cwd=tmp_path)
     assert clean.returncode == 0, clean.stderr
-    # The version's files, and the snapshot's (Parquet, Arrow file and stream, XLSX, manifest).
+    # The version's files, and the snapshot's (Parquet, Arrow file and stream, XLSX, manifest;
+    # no openLCA and ILCD packages: tests/conftest.py's settings leave them out).
     recorded = len(FORMATS) + len(SNAPSHOT_FILES)
     assert json.loads(clean.stdout) == {"ok": True, "files": recorded}
 
@@ -287,7 +288,7 @@ def test_a_snapshot_in_the_old_layout_is_served_only_while_its_bytes_match(
     legacy = settings.export_dir / "snapshots" / snapshot["id"]
     legacy.mkdir(parents=True)
     for entry in snapshot["files"]:
-        ext = entry["name"].rsplit(".", 1)[-1]
+        ext = entry["name"].split(".", 1)[1]  # factors.jsonld.zip: jsonld.zip
         (settings.export_dir / "sha256" / f"{entry['sha256']}.{ext}").rename(legacy / entry["name"])
     # Overwritten by another database (what the old layout allowed): never sent as this one's.
     (legacy / "factors.arrow").write_bytes(b"another database's bytes")

@@ -160,7 +160,9 @@ def test_exports_prepare_writes_what_snapshots_assemble(
         f"{v['publisher']}/{v['dataset']}@{v['version']}" for v in snapshot["dataset_versions"]
     }
     assert {(f["release"], f["format"]) for f in files} == {
-        (release, fmt) for release in releases for fmt in ("parquet", "arrows", "arrow")
+        (release, fmt)
+        for release in releases
+        for fmt in ("parquet", "arrows", "arrow", "jsonld.zip", "ilcd.zip")
     }
     for release in snapshot["dataset_versions"]:
         base = (

@@ -207,12 +207,20 @@ def test_units_list_dimension_and_canonical_spelling(client: TestClient) -> None
     assert units["t"]["dimension"] == "mass"
     assert units["kWh"]["pint"] == "kilowatt_hour"
     assert body["engine"].startswith("pint ")
+    # A unit whose size a document fixes names it; SI units need none.
+    assert units["kgce"]["base"] == {"unit": "kWh", "amount": 8.141}  # 29.3076 MJ / 3.6
+    assert "GB/T 2589-2020" in units["kgce"]["definition"]
+    assert units["UK_gallon"]["base"]["amount"] == 4.54609
+    assert units["kWh"]["definition"] is None
 
 
 def test_conversion_properties_are_cited_ncvs(client: TestClient) -> None:
     body = get(client, "/v1/conversion-properties")
     props = {item["code"]: item for item in body["items"]}
-    assert len(props) == 11  # the 11 fuels of IPCC 2006 Vol. 2 Table 2.2 in the seed
+    # The NCVs of the 11 fuels of IPCC 2006 Vol. 2 Table 2.2 in the seed, and the DESNZ 2025
+    # fuel properties (tests/test_fuel_properties.py).
+    assert len([code for code in props if code.startswith("ncv/")]) == 11
+    assert len([code for code in props if code.startswith("desnz-2025/")]) == 73
     coal = props["ncv/other-bituminous-coal"]
     # IPCC 2006 Vol. 2 Ch. 1 Table 1.2 (p. 1.18): other bituminous coal 25.8 TJ/Gg (19.9–30.5).
     assert (coal["value"], coal["unit"], coal["low"], coal["high"]) == (25.8, "TJ/Gg", 19.9, 30.5)
@@ -338,7 +346,7 @@ def test_a_change_is_loaded_and_audited_once(session: Session, stale_properties:
         "seed_data/reference/conversion_properties.csv": file_sha.hexdigest()
     }
     assert payload["previous_version"] is None
-    assert payload["rows"] == 11
+    assert payload["rows"] == 11 + 73  # IPCC NCVs and DESNZ fuel properties
     values = set(session.scalars(select(ConversionProperty.value)))
     assert 25.8 in values
     assert 1.0 not in values

@@ -67,14 +67,24 @@ def test_the_activity_listing_reads_terms_alike(client: TestClient) -> None:
         assert response.status_code == 200, response.text
         return [item["id"] for item in response.json()["items"]]
 
-    bituminous = "other-bituminous-coal-stationary-combustion-energy-industries"
-    assert listed(q="烟煤") == [bituminous]
-    assert set(listed(q="烟煤", match="substring")) == {
-        "anthracite-stationary-combustion-energy-industries",
-        bituminous,
-        "sub-bituminous-coal-stationary-combustion-energy-industries",
-    }
-    assert listed(q="hard coal") == ["anthracite-stationary-combustion-energy-industries"]
+    def sectors(fuel: str) -> set[str]:
+        """The fuel's activities in IPCC 2006 Vol. 2 Tables 2.2–2.5, one per sector table."""
+        return {
+            f"{fuel}-stationary-combustion-{sector}"
+            for sector in (
+                "energy-industries",
+                "manufacturing-industries-and-construction",
+                "commercial-institutional",
+                "residential-agriculture-forestry-fishing",
+            )
+        }
+
+    bituminous = sectors("other-bituminous-coal")
+    assert set(listed(q="烟煤")) == bituminous
+    assert set(listed(q="烟煤", match="substring")) == (
+        sectors("anthracite") | bituminous | sectors("sub-bituminous-coal")
+    )
+    assert set(listed(q="hard coal")) == sectors("anthracite")
     assert listed(q="ard coal") == []
     # Pages of a term search follow their cursor; the cursor keeps its match.
     first = client.get("/v1/activities", params={"q": "烟煤", "match": "substring", "limit": 1})

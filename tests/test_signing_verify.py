@@ -171,9 +171,12 @@ def test_a_snapshot_written_without_keys_has_no_signature(
 ) -> None:
     from app.core.db import make_sessionmaker
     from app.exports.service import create_snapshot
+    from app.exports.store import LocalExportStore
 
     with make_sessionmaker(db).begin() as session:
-        snapshot = create_snapshot(session, export_dir=tmp_path / "exports", actor="test")
+        snapshot = create_snapshot(
+            session, export_store=LocalExportStore(tmp_path / "exports"), actor="test"
+        )
         snapshot_id = snapshot.id
     response = client.get(f"/v1/snapshots/{snapshot_id}/manifest.json.jws")
     assert response.status_code == 404
@@ -194,9 +197,12 @@ def test_web_pages_show_the_signature_and_the_command_that_checks_it(
     # A snapshot written before signing says so; a signed one links its signature.
     from app.core.db import make_sessionmaker
     from app.exports.service import create_snapshot
+    from app.exports.store import LocalExportStore
 
     with make_sessionmaker(db).begin() as session:
-        old = create_snapshot(session, export_dir=settings.export_dir, actor="test").id
+        old = create_snapshot(
+            session, export_store=LocalExportStore(settings.export_dir), actor="test"
+        ).id
     assert (
         "Unsigned (written before snapshots were signed)" in client.get("/snapshots?lang=en").text
     )

@@ -96,6 +96,9 @@ PINNED_CONVERSIONS: dict[str, tuple[str, float]] = {
     "ML": ("L", 1e6),
     "m3": ("L", 1000.0),
     "gal": ("L", 231 * 2.54**3 / 1000),  # 3.785411784 L
+    "UK_gallon": ("L", 4.54609),  # UK Weights and Measures Act 1985: exactly 4.54609 L
+    "kgce": ("MJ", 29.3076),  # GB/T 2589-2020: 1 kgce = 29.3076 MJ (7000 kcal_IT)
+    "tce": ("GJ", 29.3076),  # 1000 kgce
     "km": ("km", 1.0),
     "mi": ("km", 1.609344),
 }
@@ -108,7 +111,39 @@ PINNED_AMOUNT_CONVERSIONS: list[tuple[str, str, float]] = [
     ("ft**3", "m3", 0.3048**3),  # 0.028316846592 m3, a geometric cubic foot
     ("gal", "m3", 0.003785411784),
     ("imperial_gallon", "L", 4.54609),  # UK Weights and Measures Act 1985, Sch. 1
+    ("cal_IT", "J", 4.1868),  # the International Table calorie, exactly 4.1868 J
+    ("kcal_IT", "kJ", 4.1868),
+    ("kgce", "kcal_IT", 7000.0),  # GB/T 2589-2020: standard coal is 7000 kcal per kg
+    ("吨标准煤", "kgce", 1000.0),
+    ("千克标准煤", "kJ", 29307.6),
+    ("tce", "kWh", 29307.6 / 3.6),  # 8141 kWh
 ]
+
+
+def test_the_calorie_is_the_thermochemical_one_unless_it_says_cal_it() -> None:
+    """pint's bare `cal` is 4.184 J; the International Table calorie of the standard coal
+    equivalent (and of GB/T 2589) is `cal_IT`, 4.1868 J: the two are never taken for each other."""
+    assert units.conversion_multiplier("cal", "J") == 4.184
+    assert units.conversion_multiplier("cal_IT", "J") == 4.1868
+
+
+def test_the_uk_and_the_us_gallon_are_different_units() -> None:
+    assert parse_declared_unit("UK_gallon").canonical == "UK_gallon"
+    assert parse_declared_unit("imperial_gallon").canonical == "UK_gallon"
+    assert parse_declared_unit("gallon").canonical == "gal"
+    assert units.conversion_multiplier("UK_gallon", "gal") == pytest.approx(
+        4.54609 / 3.785411784, rel=1e-9
+    )
+
+
+def test_standard_coal_units_are_energy_spelt_in_latin_or_chinese() -> None:
+    assert parse_declared_unit("吨标准煤").canonical == "tce"
+    assert parse_declared_unit("千克标准煤").canonical == "kgce"
+    assert parse_declared_unit("tce").dimension == "energy"
+    assert "GB/T 2589-2020" in units.UNIT_DEFINITIONS["kgce"]
+    with pytest.raises(UnitError) as caught:  # standard coal is energy, not a mass of coal
+        units.conversion_multiplier("tce", "t")
+    assert caught.value.code == "incompatible_unit"
 
 
 @pytest.mark.parametrize(

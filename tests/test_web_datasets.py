@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from app.core.config import Settings
 from app.core.db import make_sessionmaker
 from app.exports.service import create_snapshot
+from app.exports.store import LocalExportStore
 from tests.factories import (
     create_dataset,
     create_publisher,
@@ -354,7 +355,9 @@ def test_the_snapshot_button_links_the_snapshot_that_holds_the_release(
     html = client.get("/datasets/mee-cn/cn-electricity-co2?lang=en").text
     assert "No national snapshot includes this version yet." in html
     with make_sessionmaker(db).begin() as session:
-        snapshot = create_snapshot(session, export_dir=settings.export_dir, actor="test")
+        snapshot = create_snapshot(
+            session, export_store=LocalExportStore(settings.export_dir), actor="test"
+        )
         snapshot_id = snapshot.id
     html = client.get("/datasets/mee-cn/cn-electricity-co2?lang=en").text
     assert f'href="/v1/snapshots/{snapshot_id}/factors.parquet"' in html
@@ -405,7 +408,7 @@ def test_snapshots_page_shows_the_manifest_the_api_gives(
 ) -> None:
     assert "No snapshot has been created yet." in client.get("/snapshots?lang=en").text
     with make_sessionmaker(db).begin() as session:
-        create_snapshot(session, export_dir=settings.export_dir, actor="test")
+        create_snapshot(session, export_store=LocalExportStore(settings.export_dir), actor="test")
     answer, twin = client.get("/v1/snapshots"), client.get("/snapshots.json")
     assert twin.content == answer.content
     for name in TWIN_HEADERS:

@@ -227,9 +227,11 @@ def test_compare_says_when_a_factor_cannot_be_put_in_the_common_unit(
     grid = "mee-cn/cn-electricity-co2/national-average-2022"
     query = urlencode([("f", grid), ("f", UK_GAS), ("unit", "t")])
     body = client.get(f"/compare.json?{query}").json()
-    for item in body["items"]:
-        assert item["normalised"]["co2e"] is None
-        assert item["normalised"]["error"]["code"] == "incompatible_unit"
+    electricity, gas = body["items"]
+    assert electricity["normalised"]["co2e"] is None
+    assert electricity["normalised"]["error"]["code"] == "incompatible_unit"
+    # Natural gas has a cited gross calorific value (DESNZ fuel properties); electricity none.
+    assert gas["normalised"]["co2e"] is not None
     html = client.get(f"/compare?{query}&lang=en").text
     cells = {str(a["data-ref"]): t for a, t in elements(html) if "data-ref" in a}
     assert cells[grid].startswith("Error:")
@@ -299,7 +301,9 @@ def test_compare_converts_across_kinds_of_unit_only_through_a_cited_property(
 ) -> None:
     """Per tonne of natural gas: IPCC 2006 Vol. 2 Ch. 1 Table 1.2 gives its net calorific
     value, 48.0 TJ/Gg, so 1 t = 0.048 TJ and 56,154.5 kg CO2e/TJ (AR5, as published) is
-    56,154.5 × 0.048 = 2,695.416 kg CO2e/t. The DESNZ per-kWh factor has no such property."""
+    56,154.5 × 0.048 = 2,695.416 kg CO2e/t. The DESNZ per-kWh (Net CV) factor goes through
+    DESNZ's own net CV of UK natural gas (2025 fuel properties, GJ/t): never the IPCC NCV, and
+    never the gross CV."""
     query = urlencode([("f", IPCC_GAS), ("f", UK_GAS), ("unit", "t")])
     body = client.get(f"/compare.json?{query}").json()
     ipcc, uk = body["items"]
@@ -311,7 +315,13 @@ def test_compare_converts_across_kinds_of_unit_only_through_a_cited_property(
     assert ipcc["normalised"]["co2e"] == pytest.approx(2695.416, rel=1e-12)
     assert ipcc["normalised"]["co2e"] == estimate.json()["co2e_kg"]
     assert [p["code"] for p in ipcc["normalised"]["properties"]] == ["ncv/natural-gas"]
-    assert uk["normalised"]["co2e"] is None
-    assert uk["normalised"]["error"]["code"] == "incompatible_unit"
+    net_cv = client.get(
+        "/v1/conversion-properties", params={"activity_id": "natural-gas-combustion-net-cv"}
+    ).json()["items"]
+    [cv] = [p for p in net_cv if p["quantity"] == "net_calorific_value"]
+    assert (cv["code"], cv["unit"]) == ("desnz-2025/net-cv/natural-gas", "GJ/t")
+    assert [p["code"] for p in uk["normalised"]["properties"]] == [cv["code"]]
+    # 1 t × CV GJ/t = CV / 0.0036 kWh, × 0.20264 kg CO2e/kWh (DESNZ 2024, Net CV).
+    assert uk["normalised"]["co2e"] == pytest.approx(cv["value"] / 0.0036 * 0.20264, rel=1e-9)
     html = client.get(f"/compare?{query}&lang=en").text
     assert "via Natural Gas, net calorific value: 48 TJ/Gg" in html

@@ -41,6 +41,7 @@ from app.core.errors import log, problem_language, problem_response, scope_langu
 from app.core.limits import BATCH_PATHS, UPLOAD_PATH
 from app.core.metrics import Metrics
 from app.core.problem_text import Message
+from app.core.replica import REPLICA, USED_KEY, replica_refusal
 from app.core.write_conflicts import write_conflict_response
 
 # Session.info key holding the request's statement budget in milliseconds.
@@ -229,6 +230,8 @@ def install_budget_errors(app: FastAPI, settings: Settings, metrics: Metrics) ->
 
     @app.exception_handler(DBAPIError)
     async def _cancelled(request: Request, exc: DBAPIError) -> Response:
+        if replica_refusal(exc) and request.scope.get("state", {}).get(USED_KEY) == REPLICA:
+            raise exc  # answered again from the primary (app/core/replica.py)
         if not is_cancelled_statement(exc):
             conflict = write_conflict_response(
                 exc,

@@ -19,6 +19,8 @@ BUNDLED_DIR = Path(__file__).resolve().parents[1] / "_bundled"
 VAR_DIR = Path("var")
 # An origin as browsers send it: scheme, host, optional port; no path, no trailing slash.
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
+# An object store for the exports: s3://bucket or s3://bucket/prefix (bucket names per S3 rules).
+S3_URL = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](?:/[^?#\s]*)?")
 # scrypt's N for client secrets in production (app/auth/hashing.py keeps the same figure).
 PRODUCTION_SECRET_HASH_COST = 2**14
 
@@ -88,6 +90,13 @@ class Settings(BaseSettings):
     # webhook) and the export files, unless a setting of its own moves one of them.
     data_dir: Path = VAR_DIR
     database_url: str = f"sqlite:///{VAR_DIR / 'efdb.sqlite3'}"
+    # A PostgreSQL streaming replica of `database_url` (README, "Read replica"): anonymous
+    # GET and HEAD requests read from it; writes, token-bearing requests and the reads right
+    # after a client's write go to the primary.
+    read_database_url: str | None = None
+    # After a write, how long the writer's reads stay on the primary (its `efdb_primary_until`
+    # cookie), so that it reads its own write however far the replica lags behind.
+    read_your_writes_seconds: int = Field(default=5, ge=0, le=3600)
     issuer: str = "http://127.0.0.1:8000"
     audience: str = "efdb"
     signing_key: Path | None = None
@@ -106,10 +115,26 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
     trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
     export_dir: Path = VAR_DIR / DATA_DIR_DEFAULTS["export_dir"]
+    # Set (`s3://bucket/prefix`): export and snapshot files are kept in this S3-compatible
+    # object store (app/exports/object_store.py), `export_dir` only stages them while they are
+    # written or read, and downloads are answered with a redirect to a signed URL. Credentials
+    # come from the environment the library reads (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY…).
+    export_store_url: str | None = None
+    # The store's endpoint (`https://minio.internal:9000`; AWS_ENDPOINT_URL otherwise) and region.
+    export_store_endpoint: str | None = None
+    export_store_region: str | None = None
+    # How long a signed download URL is valid (object store only). Short: the URL lets anyone
+    # holding it read the file, registered datasets' files included.
+    export_signed_url_seconds: int = Field(default=300, ge=1, le=3600)
     # A snapshot of more factors than this has no factors.xlsx (a workbook takes ~13 min per
     # million rows to write, and a spreadsheet is no way to read a national snapshot); its
     # versions' export.xlsx and its Parquet, Arrow files hold the same rows.
     snapshot_xlsx_max_rows: int = Field(default=100_000, ge=0)
+    # A snapshot of more factors than this has no factors.jsonld.zip and factors.ilcd.zip
+    # (assembled from its releases' own packages at ~1,250–1,550 rows a second: ~12 minutes
+    # each per million rows, which would triple a national snapshot's time); its versions'
+    # export.jsonld.zip and export.ilcd.zip hold them.
+    snapshot_packages_max_rows: int = Field(default=100_000, ge=0)
     # Set (e.g. `/_efdb_files/`): export and snapshot files are handed to the front server
     # (nginx `X-Accel-Redirect` to this prefix + the file's path in the export store) after
     # the application's checks, instead of being sent by the application (deploy/nginx.conf).
@@ -202,9 +227,26 @@ class Settings(BaseSettings):
                 raise ValueError(f"CORS origin {origin!r} is not scheme://host[:port]")
         if "*" in self.cors_write_origins:
             raise ValueError("EFDB_CORS_WRITE_ORIGINS must name each origin; `*` is refused")
+        if self.read_database_url and not (
+            self.read_database_url.startswith("postgresql") and not self.is_sqlite
+        ):
+            raise ValueError(
+                "EFDB_READ_DATABASE_URL is a PostgreSQL replica of a PostgreSQL EFDB_DATABASE_URL"
+            )
         prefix = self.x_accel_redirect_prefix
         if prefix and not re.fullmatch(r"/(?:[A-Za-z0-9._~\-]+/)*", prefix):
             raise ValueError("EFDB_X_ACCEL_REDIRECT_PREFIX must be a path like /_efdb_files/")
+        if self.export_store_url:
+            if not re.fullmatch(S3_URL, self.export_store_url):
+                raise ValueError("EFDB_EXPORT_STORE_URL must be s3://bucket or s3://bucket/prefix")
+            if prefix:
+                raise ValueError(
+                    "EFDB_X_ACCEL_REDIRECT_PREFIX hands nginx a file of the export directory; "
+                    "with EFDB_EXPORT_STORE_URL downloads are redirected to the object store"
+                )
+        endpoint = self.export_store_endpoint
+        if endpoint is not None and not re.fullmatch(r"https?://[^/?#\s]+/?", endpoint):
+            raise ValueError("EFDB_EXPORT_STORE_ENDPOINT must be http(s)://host[:port]")
         if any(trusted.issuer == self.issuer for trusted in self.trusted_issuers):
             raise ValueError("EFDB_TRUSTED_ISSUERS must not list this service's own issuer")
         return self

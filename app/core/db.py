@@ -25,6 +25,7 @@ from app.core.bounds import (
     start_disconnect_watch,
     watches_disconnect,
 )
+from app.core.replica import REPLICA, USED_KEY, session_database
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -158,6 +159,12 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     runs in the pool.
     """
     factory: sessionmaker[Session] = request.app.state.sessionmaker
+    read_factory: sessionmaker[Session] | None = getattr(
+        request.app.state, "read_sessionmaker", None
+    )
+    if read_factory is not None and session_database(request.scope) == REPLICA:
+        # A read the replica serves (app/core/replica.py).
+        factory = read_factory
     session = factory()
     # The request's database time budget, applied when its transaction begins (app/core/bounds.py).
     session.info[BUDGET_KEY] = budget_for_request(request)
@@ -184,3 +191,15 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def request_sessionmaker(request: Request) -> sessionmaker[Session]:
+    """Sessions on the database the request's own session reads (the replica's when it serves
+    the request), for work that outlives that session, as a response streamed after it."""
+    read_factory: sessionmaker[Session] | None = getattr(
+        request.app.state, "read_sessionmaker", None
+    )
+    if read_factory is not None and request.scope.get("state", {}).get(USED_KEY) == REPLICA:
+        return read_factory
+    primary: sessionmaker[Session] = request.app.state.sessionmaker
+    return primary

@@ -165,6 +165,12 @@ class Metrics:
             buckets=_LINE_BUCKETS,
             registry=registry,
         )
+        self.replica_retries = Counter(
+            "efdb_replica_retries",
+            "Reads the replica refused and the primary answered again, by reason",
+            ["reason"],
+            registry=registry,
+        )
 
     def exposition(self, *scraped: Metric) -> tuple[bytes, str]:
         """The text format of every metric (summed over workers in multiprocess mode), and of
@@ -216,6 +222,15 @@ def pool_families(engines: Mapping[str, Engine]) -> Iterator[Metric]:
             except AttributeError:  # this kind of pool does not keep that number
                 continue
         yield family
+
+
+def replica_lag_family(lag_bytes: int | None) -> Metric:
+    """The replica's lag in bytes of WAL, or -1 when it does not answer as a replica."""
+    return GaugeMetricFamily(
+        "efdb_replica_lag_bytes",
+        "WAL the primary has flushed that the read replica has not replayed (-1: unreachable)",
+        value=-1 if lag_bytes is None else lag_bytes,
+    )
 
 
 def webhook_backlog_family(pending: int) -> Metric:

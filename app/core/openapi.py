@@ -54,6 +54,16 @@ class ProblemItem(BaseModel):
         description="The upload-format field the publisher's column was mapped to (importers "
         "only).",
     )
+    process: str | None = Field(
+        None,
+        description="In an openLCA JSON-LD zip (`source_format` `olca-jsonld`): the process's "
+        "`@id`; `row` is then its position among the zip's processes.",
+    )
+    exchange: int | None = Field(
+        None,
+        description="In an openLCA JSON-LD zip: the `internalId` of the process's exchange the "
+        "field was read from (absent for the process's own fields).",
+    )
     loc: list[str] | None = Field(
         None, description="Where in the request: `body`, `query` or `path`, then the name."
     )

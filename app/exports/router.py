@@ -2,8 +2,10 @@
 
 Every file is served with its sha256 as a strong ETag, `If-None-Match` → 304, byte ranges
 (`Range`, `If-Range`) for HTTP readers such as DuckDB's `read_parquet('http://…')`, and HEAD.
-Handlers are plain `def`, so FastAPI runs them (and the encoding they may trigger) in its
-thread pool, never on the event loop.
+With an object store (`EFDB_EXPORT_STORE_URL`) a GET that passed the checks is answered with a
+307 redirect to a signed URL of the file, valid `EFDB_EXPORT_SIGNED_URL_SECONDS`; the store
+sends the bytes (and the ranges). Handlers are plain `def`, so FastAPI runs them (and the
+encoding they may trigger) in its thread pool, never on the event loop.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
 from app.auth.dependencies import AdminDep
 from app.auth.viewer import ViewerDep
@@ -34,11 +36,13 @@ from app.core.params import (
     VersionPath,
     only_query_params,
 )
+from app.core.replica import reads_primary
 from app.core.schemas import Page
 from app.core.urls import header_url
 from app.datasets import usage
 from app.exports import service
 from app.exports.schemas import SnapshotManifest, SnapshotRead
+from app.exports.store import ExportStore, attachment
 from app.signing.router import JOSE_RESPONSES, jose_response
 from app.signing.runtime import ReleaseKeysDep
 
@@ -67,7 +71,8 @@ def serve_file(
     cache_control: str,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """A finished file: strong ETag (its sha256), 304, ranges and HEAD (by FileResponse)."""
+    """A finished file: strong ETag (its sha256), 304, ranges and HEAD (by FileResponse); from
+    an object store, a redirect to a signed URL (`_signed_redirect`)."""
     common = {"ETag": served.etag, "Cache-Control": cache_control, **(headers or {})}
     # Only a URL that passes the metadata check, ASCII-encoded: a stored value that does not
     # is left out rather than written into (and breaking) the header.
@@ -77,11 +82,16 @@ def serve_file(
     if etag_matches(request, served.etag):
         return Response(status_code=304, headers=common)
     settings = _settings(request)
+    export_store = _store(request)
+    if export_store.redirects:
+        return _signed_redirect(request, export_store, served, settings, common)
     if settings.x_accel_redirect_prefix:
         return _accel_redirect(served, settings, common)
-    stat = os.stat(served.path)
+    path = export_store.local_path(served.location)
+    assert path is not None  # a store that does not redirect keeps its files here
+    stat = os.stat(path)
     return ExportFileResponse(
-        served.path,
+        path,
         media_type=served.media_type,
         filename=served.filename,
         headers=common,
@@ -96,14 +106,14 @@ def _accel_redirect(
     are done, the file is named by its place in the export store, and nginx sends its bytes
     (ranges, HEAD) under the headers given here (deploy/nginx.conf passes the ETag, Link and
     Content-Location on)."""
-    relative = served.path.relative_to(settings.export_dir).as_posix()
+    relative = served.location
     assert settings.x_accel_redirect_prefix is not None
     response = Response(
         status_code=200,
         media_type=served.media_type,
         headers={
             **headers,
-            "Content-Disposition": _attachment(served.filename),
+            "Content-Disposition": attachment(served.filename),
             "X-Accel-Redirect": settings.x_accel_redirect_prefix + quote(relative),
         },
     )
@@ -112,12 +122,36 @@ def _accel_redirect(
     return response
 
 
-def _attachment(filename: str) -> str:
-    """Content-Disposition as Starlette's FileResponse writes it."""
-    quoted = quote(filename)
-    if quoted != filename:
-        return f"attachment; filename*=utf-8''{quoted}"
-    return f'attachment; filename="{filename}"'
+def redirect_cache_control(served: service.ServedFile, seconds: int) -> str:
+    """How long a redirect to a signed URL may be kept: a registered dataset's never (the URL
+    is a credential for one reader), a public file's for a quarter of the URL's life, at most a
+    minute, so that whoever is handed it from a cache still has most of its life to fetch."""
+    if served.private:
+        return PRIVATE
+    return f"public, max-age={min(seconds // 4, 60)}"
+
+
+def _signed_redirect(
+    request: Request,
+    export_store: ExportStore,
+    served: service.ServedFile,
+    settings: Settings,
+    headers: dict[str, str],
+) -> Response:
+    """The file in an object store: a 307 to a URL signed for this very method (GET or HEAD),
+    which the store answers with the file's size, type, download name and caching (kept with
+    the object, app/exports/object_store.py) and its byte ranges.
+
+    HEAD is redirected too, so that what a reader learns from HEAD (length, the store's ETag)
+    and what its ranged GETs then return come from one server: DuckDB's httpfs refuses a file
+    whose GET ETag is not its HEAD's. The redirect carries no ETag of its own: a cache that
+    kept it could otherwise revalidate it (304) into a URL whose signature has expired."""
+    seconds = settings.export_signed_url_seconds
+    method: Literal["GET", "HEAD"] = "HEAD" if request.method == "HEAD" else "GET"
+    url = export_store.signed_url(served.location, seconds=seconds, method=method)
+    redirect = {name: value for name, value in headers.items() if name != "ETag"}
+    redirect["Cache-Control"] = redirect_cache_control(served, seconds)
+    return RedirectResponse(url, status_code=307, headers=redirect)
 
 
 def _settings(request: Request) -> Settings:
@@ -125,11 +159,20 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def _store(request: Request) -> ExportStore:
+    export_store: ExportStore = request.app.state.export_store
+    return export_store
+
+
 def _file_responses(media_type: str, what: str) -> dict[int | str, dict[str, Any]]:
     return {
         200: {"content": {media_type: {}}, "description": what},
         206: {"description": "The requested byte range (`Range` header)"},
         304: {"description": "Not modified (`If-None-Match` matched the ETag)"},
+        307: {
+            "description": "With an object store: the file is at this signed URL (`Location`), "
+            "valid for a short time; HTTP clients follow it (`curl -L`)"
+        },
     }
 
 
@@ -137,14 +180,19 @@ Endpoint = Callable[..., Response]
 
 
 def file_route(
-    path: str, *, summary: str, responses: dict[int | str, dict[str, Any]]
+    path: str,
+    *,
+    summary: str,
+    responses: dict[int | str, dict[str, Any]],
+    query: tuple[str, ...] = (),
 ) -> Callable[[Endpoint], Endpoint]:
-    """GET and HEAD of one file (HEAD gives its size and ETag, as HTTP readers ask first)."""
+    """GET and HEAD of one file (HEAD gives its size and ETag, as HTTP readers ask first);
+    `query`: the query parameters it accepts (any other is refused)."""
 
     def register(endpoint: Endpoint) -> Endpoint:
         common: dict[str, Any] = {
             "response_class": Response,
-            "dependencies": NO_QUERY,
+            "dependencies": [Depends(only_query_params(query))] if query else NO_QUERY,
         }
         what = inspect.cleandoc(endpoint.__doc__ or "")
         router.head(
@@ -176,7 +224,7 @@ def _version_export(
 ) -> Response:
     served = service.version_export(
         session,
-        export_dir=_settings(request).export_dir,
+        export_store=_store(request),
         viewer=viewer,
         publisher=publisher,
         dataset=dataset,
@@ -186,7 +234,8 @@ def _version_export(
     )
     # A registered dataset's file must not sit in shared caches.
     response = serve_file(request, served, cache_control=PRIVATE if served.private else IMMUTABLE)
-    if served.private and request.method == "GET" and response.status_code == 200:
+    # A redirect to the file counts as the download it starts.
+    if served.private and request.method == "GET" and response.status_code in (200, 307):
         usage.meter(session, viewer, [(publisher, dataset, served.rows)])
     return response
 
@@ -196,6 +245,7 @@ def _version_export(
     summary="A released version as Parquet",
     responses=_file_responses(service.MEDIA_TYPES["parquet"], "Parquet (zstd), export schema"),
 )
+@reads_primary  # made and recorded on first request
 def version_parquet(
     request: Request,
     session: SessionDep,
@@ -217,6 +267,7 @@ def version_parquet(
     summary="A released version as an Arrow IPC file",
     responses=_file_responses(service.MEDIA_TYPES["arrow"], "Arrow IPC file, zstd buffers"),
 )
+@reads_primary  # made and recorded on first request
 def version_arrow(
     request: Request,
     session: SessionDep,
@@ -239,6 +290,7 @@ def version_arrow(
     summary="A released version as an Arrow IPC stream",
     responses=_file_responses(service.MEDIA_TYPES["arrows"], "Arrow IPC stream, zstd buffers"),
 )
+@reads_primary  # made and recorded on first request
 def version_arrows(
     request: Request,
     session: SessionDep,
@@ -261,7 +313,9 @@ def version_arrows(
     responses=_file_responses(
         service.MEDIA_TYPES["csv"], "UTF-8 CSV; text starting with = + - @ is prefixed with '"
     ),
+    query=("bom",),
 )
+@reads_primary  # made and recorded on first request
 def version_csv(
     request: Request,
     session: SessionDep,
@@ -270,12 +324,22 @@ def version_csv(
     dataset: DatasetSlug,
     version: VersionPath,
     keys: ReleaseKeysDep,
+    bom: Annotated[
+        bool,
+        Query(
+            description="Start the file with the UTF-8 byte order mark, for Excel on Windows "
+            "(which otherwise reads a CSV in the system code page); a file of its own, with "
+            "its own sha256 and ETag"
+        ),
+    ] = False,
 ) -> Response:
     """One version's factors as UTF-8 CSV with a header row (text starting with = + - @ is
     prefixed with ' so spreadsheets do not run it); readable as the version is (404 otherwise).
-    Sent with its sha256 as a strong ETag (304 on `If-None-Match`), byte ranges, and cached as
-    immutable (`private` for a `registered` dataset)."""
-    return _version_export(request, session, viewer, publisher, dataset, version, "csv", keys)
+    `?bom=1`: the same rows after a UTF-8 byte order mark. Sent with its sha256 as a strong
+    ETag (304 on `If-None-Match`), byte ranges, and cached as immutable (`private` for a
+    `registered` dataset)."""
+    fmt: service.ExportFormat = "bom.csv" if bom else "csv"
+    return _version_export(request, session, viewer, publisher, dataset, version, fmt, keys)
 
 
 @file_route(
@@ -286,6 +350,7 @@ def version_csv(
         "XLSX: a `factors` sheet in the export schema and a `read me` sheet",
     ),
 )
+@reads_primary  # made and recorded on first request
 def version_xlsx(
     request: Request,
     session: SessionDep,
@@ -313,6 +378,7 @@ def version_xlsx(
         "locations, sources and pedigree data quality",
     ),
 )
+@reads_primary  # made and recorded on first request
 def version_olca(
     request: Request,
     session: SessionDep,
@@ -343,6 +409,7 @@ def version_olca(
         "ILCD 1.1 XML: process, flow, flow property, unit group, contact and source data sets",
     ),
 )
+@reads_primary  # made and recorded on first request
 def version_ilcd(
     request: Request,
     session: SessionDep,
@@ -393,15 +460,17 @@ def create_snapshot(
 ) -> Response:
     """Write a national snapshot (`admin`): the latest published release of every public,
     redistributable dataset, as Parquet, Arrow, XLSX (up to `EFDB_SNAPSHOT_XLSX_MAX_ROWS`
-    factors) and a manifest, recorded in the audit log; 201 with the snapshot and its
-    `Location`. 409 when there is no such dataset to include."""
+    factors), openLCA JSON-LD and ILCD (up to `EFDB_SNAPSHOT_PACKAGES_MAX_ROWS`) and a
+    manifest, recorded in the audit log; 201 with the snapshot and its `Location`. 409 when
+    there is no such dataset to include."""
     settings = _settings(request)
     snapshot = service.create_snapshot(
         session,
-        export_dir=settings.export_dir,
+        export_store=_store(request),
         actor=principal.client_id,
         keys=keys,
         xlsx_max_rows=settings.snapshot_xlsx_max_rows,
+        packages_max_rows=settings.snapshot_packages_max_rows,
     )
     return JSONResponse(
         jsonable_encoder(service.snapshot_resource(snapshot)),
@@ -434,7 +503,7 @@ def _snapshot_file(
     request: Request, session: SessionDep, snapshot_id: str, name: service.SnapshotFileName
 ) -> Response:
     snapshot, served = service.snapshot_file(
-        session, export_dir=_settings(request).export_dir, snapshot_id=snapshot_id, name=name
+        session, export_store=_store(request), snapshot_id=snapshot_id, name=name
     )
     if snapshot_id == service.LATEST:
         # "latest" moves when a new snapshot is written; the id's own URL never does.
@@ -502,6 +571,38 @@ def snapshot_xlsx(request: Request, session: SessionDep, snapshot_id: SnapshotId
     `workbook_max_rows` (`EFDB_SNAPSHOT_XLSX_MAX_ROWS` when written), and for one written
     before snapshots held a workbook."""
     return _snapshot_file(request, session, snapshot_id, "factors.xlsx")
+
+
+@file_route(
+    "/v1/snapshots/{snapshot_id}/factors.jsonld.zip",
+    summary="A snapshot's factors as an openLCA JSON-LD package",
+    responses=_file_responses(
+        service.MEDIA_TYPES["jsonld.zip"], "openLCA JSON-LD (olca-schema 2) zip"
+    ),
+)
+def snapshot_jsonld(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
+    """A snapshot's factors as one openLCA JSON-LD package: its releases' `export.jsonld.zip`
+    merged (one process per factor; the shared unit groups, flows, locations and sources
+    once each). In the signed manifest with its sha256. No token needed; sha256 as a strong
+    ETag, byte ranges; immutable under the snapshot's id, short-lived under `latest`. 404 for
+    a snapshot written before snapshots held packages."""
+    return _snapshot_file(request, session, snapshot_id, "factors.jsonld.zip")
+
+
+@file_route(
+    "/v1/snapshots/{snapshot_id}/factors.ilcd.zip",
+    summary="A snapshot's factors as an ILCD archive",
+    responses=_file_responses(
+        service.MEDIA_TYPES["ilcd.zip"], "ILCD 1.1 process, flow and source data sets (zip)"
+    ),
+)
+def snapshot_ilcd(request: Request, session: SessionDep, snapshot_id: SnapshotId) -> Response:
+    """A snapshot's factors as one ILCD archive: its releases' `export.ilcd.zip` merged (each
+    data set a file named by its UUID, valid against its ILCD schema; the shared flows, unit
+    groups, contacts and sources once each). In the signed manifest with its sha256. No token
+    needed; sha256 as a strong ETag, byte ranges; immutable under the snapshot's id,
+    short-lived under `latest`. 404 for a snapshot written before snapshots held packages."""
+    return _snapshot_file(request, session, snapshot_id, "factors.ilcd.zip")
 
 
 @file_route(

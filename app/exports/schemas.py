@@ -161,6 +161,12 @@ class SnapshotManifest(BaseModel):
         description="The most factors a snapshot's workbook (factors.xlsx) is written for: a "
         "snapshot of more has none (absent in manifests written before the bound)",
     )
+    packages_max_rows: int | None = Field(
+        None,
+        description="The most factors a snapshot's openLCA and ILCD packages "
+        "(factors.jsonld.zip, factors.ilcd.zip) are assembled for: a snapshot of more has "
+        "neither (absent in manifests written before snapshots held packages)",
+    )
     licenses: list[SnapshotLicense] = Field(description="The attribution list")
     content_hash_fields: list[str] = Field(
         description="The factor fields a version's content_sha256 is computed over, in order"

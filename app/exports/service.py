@@ -1,20 +1,24 @@
 """Per-version exports and national snapshots: which releases, which files, where.
 
-Files live in the export store (``app.exports.store``): named by their sha256, written once
-and never replaced, so no two databases or servers sharing ``settings.export_dir`` can ever
-send different bytes under one name. What a release's or a snapshot's files are is recorded
-in the database:
+Files live in the export store (``app.exports.store``: the export directory, or an
+S3-compatible object store): named by their sha256, written once and never replaced, so no two
+databases or servers sharing one store can ever send different bytes under one name. What a
+release's or a snapshot's files are is recorded in the database:
 - ``export_file``: a released version's ``export.{parquet,arrow,arrows,csv,xlsx}``,
-  ``export.jsonld.zip`` (openLCA) and ``export.ilcd.zip`` (a released version is
-  immutable, so each is written once, on its first request, and then served as a file);
+  ``export.csv?bom=1`` (format ``bom.csv``), ``export.jsonld.zip`` (openLCA) and
+  ``export.ilcd.zip`` (a released version is immutable, so each is written once, on its first
+  request, and then served as a file);
 - ``snapshot.files``: a snapshot's ``factors.parquet``, ``factors.arrow`` (IPC file),
-  ``factors.arrows`` (IPC stream), ``factors.xlsx`` (snapshots written since XLSX exports) and
-  ``manifest.json``, written first and recorded in the same transaction as the audit event,
-  so no snapshot is ever listed without its files.
+  ``factors.arrows`` (IPC stream), ``factors.xlsx`` (snapshots written since XLSX exports),
+  ``factors.jsonld.zip`` and ``factors.ilcd.zip`` (assembled from the releases' own packages,
+  app.exports.bundle; snapshots written since) and ``manifest.json``, written first and
+  recorded in the same transaction as the audit event, so no snapshot is ever listed without
+  its files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -31,6 +35,7 @@ from sqlalchemy.orm import Session
 from app.core.audit import append_event, chain_cursor, chain_head_id
 from app.core.db import AnySelect, utcnow
 from app.core.errors import Conflict, InvalidParameter, NotFound
+from app.core.http_cache import IMMUTABLE, PRIVATE
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core.principal import Viewer
 from app.core.problem_text import Message
@@ -39,6 +44,7 @@ from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import visible_version_ids
 from app.exports import store
+from app.exports.bundle import merge_packages
 from app.exports.ilcd import write_ilcd
 from app.exports.models import ExportFile, Snapshot, snapshot_version
 from app.exports.olca import write_olca
@@ -60,6 +66,7 @@ from app.exports.writer import (
     write_arrow_stream,
     write_bytes_atomic,
     write_csv,
+    write_csv_with_bom,
     write_parquet,
     write_snapshot_files,
 )
@@ -76,9 +83,17 @@ from app.signing.statements import (
 log = logging.getLogger("efdb.exports")
 
 # `arrow`: the Arrow IPC file format (random access); `arrows`: the Arrow IPC stream format.
-ExportFormat = Literal["parquet", "arrow", "arrows", "csv", "xlsx", "jsonld.zip", "ilcd.zip"]
+ExportFormat = Literal[
+    "parquet", "arrow", "arrows", "csv", "bom.csv", "xlsx", "jsonld.zip", "ilcd.zip"
+]
 SnapshotFileName = Literal[
-    "factors.parquet", "factors.arrow", "factors.arrows", "factors.xlsx", "manifest.json"
+    "factors.parquet",
+    "factors.arrow",
+    "factors.arrows",
+    "factors.xlsx",
+    "factors.jsonld.zip",
+    "factors.ilcd.zip",
+    "manifest.json",
 ]
 
 MEDIA_TYPES: dict[str, str] = {
@@ -86,6 +101,7 @@ MEDIA_TYPES: dict[str, str] = {
     "arrow": "application/vnd.apache.arrow.file",
     "arrows": "application/vnd.apache.arrow.stream",
     "csv": "text/csv; charset=utf-8; header=present",
+    "bom.csv": "text/csv; charset=utf-8; header=present",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "jsonld.zip": "application/zip",
     "ilcd.zip": "application/zip",
@@ -96,14 +112,23 @@ SNAPSHOT_FILES: tuple[SnapshotFileName, ...] = (
     "factors.arrow",
     "factors.arrows",
     "factors.xlsx",
+    "factors.jsonld.zip",
+    "factors.ilcd.zip",
     "manifest.json",
 )
+# The exchange packages of a snapshot, assembled from its releases' own (app.exports.bundle).
+SNAPSHOT_PACKAGES: dict[SnapshotFileName, ExportFormat] = {
+    "factors.jsonld.zip": "jsonld.zip",
+    "factors.ilcd.zip": "ilcd.zip",
+}
 SNAPSHOT_ID_PATTERN = r"^\d{4}-\d{2}-\d{2}\.[1-9]\d{0,5}$"
 LATEST = "latest"
 # Any constant: serialises snapshot writers on PostgreSQL (one national release at a time).
 _SNAPSHOT_LOCK_KEY = 0x65666463
 # Default of `EFDB_SNAPSHOT_XLSX_MAX_ROWS`: larger snapshots have no factors.xlsx.
 SNAPSHOT_XLSX_MAX_ROWS = 100_000
+# Default of `EFDB_SNAPSHOT_PACKAGES_MAX_ROWS`: larger snapshots have no openLCA/ILCD package.
+SNAPSHOT_PACKAGES_MAX_ROWS = 100_000
 # Batches read back from a finished version export (regrouped into row groups when written).
 CACHED_BATCH_ROWS = 16_384
 
@@ -112,7 +137,7 @@ CACHED_BATCH_ROWS = 16_384
 class ServedFile:
     """A finished export file and what the HTTP layer needs to serve it."""
 
-    path: Path
+    location: str  # its key in the export store
     sha256: str
     bytes: int
     media_type: str
@@ -124,6 +149,21 @@ class ServedFile:
     @property
     def etag(self) -> str:
         return f'"{self.sha256}"'
+
+
+def version_filename(release: ReleaseInfo, fmt: str) -> str:
+    return f"{release.publisher}_{release.dataset}_{release.version}.{fmt}"
+
+
+def _version_download(release: ReleaseInfo, fmt: str) -> store.Download:
+    private = release.access != "public"
+    return store.Download(
+        version_filename(release, fmt), MEDIA_TYPES[fmt], PRIVATE if private else IMMUTABLE
+    )
+
+
+def snapshot_filename(snapshot_id: str, name: str) -> str:
+    return f"efdb-snapshot-{snapshot_id}-{name}"
 
 
 # --------------------------------------------------------------------------- releases
@@ -187,12 +227,8 @@ def recorded_export(session: Session, release: ReleaseInfo, fmt: str) -> ExportF
     return session.get(ExportFile, (release.version_id, fmt, SCHEMA_VERSION))
 
 
-def _intact(export_dir: Path, record: ExportFile) -> Path | None:
-    path = store.resolve(export_dir, record.path)
-    try:
-        return path if path.stat().st_size == record.bytes else None
-    except OSError:
-        return None
+def _intact(export_store: store.ExportStore, record: ExportFile) -> bool:
+    return export_store.size(record.path) == record.bytes
 
 
 RELEASE_STATEMENT_KEY = "efdb:release_statement"
@@ -206,7 +242,7 @@ def release_statement(session: Session, keys: ReleaseKeys, release: ReleaseInfo)
 
 
 def ensure_version_parquet(
-    session: Session, export_dir: Path, release: ReleaseInfo, keys: ReleaseKeys
+    session: Session, export_store: store.ExportStore, release: ReleaseInfo, keys: ReleaseKeys
 ) -> ExportFile:
     record = recorded_export(session, release, "parquet")
     if record is not None:
@@ -216,7 +252,7 @@ def ensure_version_parquet(
     # from this one): the file alone proves what was released.
     metadata = build_file_metadata([release], export="version")
     metadata[RELEASE_STATEMENT_KEY] = release_statement(session, keys, release)
-    with store.new_file(export_dir, private=private) as temporary:
+    with export_store.new_file(private=private) as temporary:
         # Deterministic for a release (no write time inside; the statement is signed once and
         # recorded), so two workers racing to write it produce the same bytes, same name.
         files = write_parquet(
@@ -228,7 +264,12 @@ def ensure_version_parquet(
             raise RuntimeError(
                 f"{release.key}: exported {files.rows} rows, expected {release.row_count}"
             )
-        stored = store.keep(export_dir, temporary, ext="parquet", private=private)
+        stored = export_store.keep(
+            temporary,
+            ext="parquet",
+            private=private,
+            download=_version_download(release, "parquet"),
+        )
     return store.record_export_file(
         session,
         version_id=release.version_id,
@@ -239,28 +280,38 @@ def ensure_version_parquet(
 
 
 def _ensure_derived(
-    session: Session, export_dir: Path, release: ReleaseInfo, fmt: ExportFormat, keys: ReleaseKeys
+    session: Session,
+    export_store: store.ExportStore,
+    release: ReleaseInfo,
+    fmt: ExportFormat,
+    keys: ReleaseKeys,
 ) -> ExportFile:
     """The Arrow, CSV, XLSX, openLCA or ILCD file of a release, derived from its Parquet
     file."""
     record = recorded_export(session, release, fmt)
     if record is not None:
         return record
-    parquet = _intact(export_dir, ensure_version_parquet(session, export_dir, release, keys))
-    if parquet is None:
+    parquet = ensure_version_parquet(session, export_store, release, keys)
+    if not _intact(export_store, parquet):
         raise _lost(release, "parquet")
     private = release.access != "public"
-    with store.new_file(export_dir, private=private) as temporary:
+    with (
+        export_store.local_copy(parquet.path) as parquet_path,
+        export_store.new_file(private=private) as temporary,
+    ):
         writers = {
             "arrow": write_arrow_file,
             "arrows": write_arrow_stream,
             "csv": write_csv,
+            "bom.csv": write_csv_with_bom,
             "xlsx": write_xlsx,
             "jsonld.zip": write_olca,
             "ilcd.zip": write_ilcd,
         }
-        writers[fmt](temporary, parquet)
-        stored = store.keep(export_dir, temporary, ext=fmt, private=private)
+        writers[fmt](temporary, parquet_path)
+        stored = export_store.keep(
+            temporary, ext=fmt, private=private, download=_version_download(release, fmt)
+        )
     return store.record_export_file(
         session,
         version_id=release.version_id,
@@ -268,6 +319,37 @@ def _ensure_derived(
         schema_version=SCHEMA_VERSION,
         stored=stored,
     )
+
+
+_PACKAGE_WRITERS = {"jsonld.zip": write_olca, "ilcd.zip": write_ilcd}
+
+
+def _release_packages(
+    session: Session,
+    export_store: store.ExportStore,
+    releases: list[ReleaseInfo],
+    fmt: ExportFormat,
+    scratch: contextlib.ExitStack,
+) -> Iterator[Path]:
+    """Each release's recorded openLCA or ILCD package (a local copy where the store is an
+    object store). One never written is written here to a temporary file (from the release's
+    recorded Parquet file, else from its rows), used for this snapshot only: a snapshot
+    records no release's files, so a failed one leaves nothing behind; `efdb exports prepare`
+    (or a first download) records them once."""
+    for release in releases:
+        record = recorded_export(session, release, fmt)
+        if record is not None and _intact(export_store, record):
+            yield scratch.enter_context(export_store.local_copy(record.path))
+            continue
+        parquet_record = recorded_export(session, release, "parquet")
+        if parquet_record is not None and _intact(export_store, parquet_record):
+            source = scratch.enter_context(export_store.local_copy(parquet_record.path))
+        else:
+            source = scratch.enter_context(export_store.new_file(private=False))
+            write_parquet(source, [release_batches(session, release)], metadata={})
+        path = scratch.enter_context(export_store.new_file(private=False))
+        _PACKAGE_WRITERS[fmt](path, source)
+        yield path
 
 
 def _lost(release: ReleaseInfo, fmt: str) -> NotFound:
@@ -278,7 +360,7 @@ def _lost(release: ReleaseInfo, fmt: str) -> NotFound:
 def version_export(
     session: Session,
     *,
-    export_dir: Path,
+    export_store: store.ExportStore,
     viewer: Viewer,
     publisher: str,
     dataset: str,
@@ -295,18 +377,18 @@ def version_export(
         session.execute(_release_select().where(DatasetVersion.id == version_row.id)).one()
     )
     if fmt == "parquet":
-        record = ensure_version_parquet(session, export_dir, release, keys)
+        record = ensure_version_parquet(session, export_store, release, keys)
     else:
-        record = _ensure_derived(session, export_dir, release, fmt, keys)
-    path = _intact(export_dir, record)
-    if path is None:  # removed or altered since it was recorded: `efdb exports verify` says so
+        record = _ensure_derived(session, export_store, release, fmt, keys)
+    if not _intact(export_store, record):
+        # Removed or altered since it was recorded: `efdb exports verify` says so.
         raise _lost(release, fmt)
     return ServedFile(
-        path=path,
+        location=record.path,
         sha256=record.sha256,
         bytes=record.bytes,
         media_type=MEDIA_TYPES[fmt],
-        filename=f"{publisher}_{dataset}_{version}.{fmt}",
+        filename=version_filename(release, fmt),
         license_url=release.license_url,
         private=release.access != "public",
         rows=release.row_count,
@@ -339,18 +421,25 @@ def _schema_document() -> list[dict[str, Any]]:
 
 
 def _groups(
-    session: Session, export_dir: Path, releases: list[ReleaseInfo]
+    session: Session, export_store: store.ExportStore, releases: list[ReleaseInfo]
 ) -> Iterator[Iterator[pa.RecordBatch]]:
     """Each release's batches: from its recorded per-version export when there is one (a
     published version never changes, so its export is reused by every later snapshot),
     otherwise streamed from the database."""
     for release in releases:
         record = recorded_export(session, release, "parquet")
-        path = _intact(export_dir, record) if record is not None else None
-        if path is not None:
-            yield parquet_batches(path, CACHED_BATCH_ROWS)
+        if record is not None and _intact(export_store, record):
+            yield _recorded_batches(export_store, record.path)
         else:
             yield release_batches(session, release)
+
+
+def _recorded_batches(export_store: store.ExportStore, location: str) -> Iterator[pa.RecordBatch]:
+    """A recorded Parquet file's batches, read from a local copy while they are taken (the
+    file itself in the export directory; a download, removed afterwards, from an object
+    store)."""
+    with export_store.local_copy(location) as path:
+        yield from parquet_batches(path, CACHED_BATCH_ROWS)
 
 
 @dataclass(frozen=True)
@@ -361,21 +450,23 @@ class _Written:
 
 
 def prepare_release_files(
-    session: Session, *, export_dir: Path, keys: ReleaseKeys
+    session: Session, *, export_store: store.ExportStore, keys: ReleaseKeys
 ) -> list[dict[str, Any]]:
-    """Write and record, once, the export files (`export.parquet`, which snapshots read, and
-    the `.arrows` and `.arrow` downloads) of every release the next snapshot would hold, so that
-    neither a snapshot nor a first download reads the rows again; the caller commits. Each as
+    """Write and record, once, the export files (`export.parquet`, which snapshots read, the
+    `.arrows` and `.arrow` downloads, and the openLCA and ILCD packages a snapshot's are
+    assembled from) of every release the next snapshot would hold, so that neither a snapshot
+    nor a first download reads the rows again; the caller commits. Each as
     `{"release", "format", "sha256", "bytes"}`."""
     written_files = []
+    formats: tuple[ExportFormat, ...] = ("parquet", "arrows", "arrow", *SNAPSHOT_PACKAGES.values())
     for release in snapshot_releases(session):
-        for fmt in ("parquet", "arrows", "arrow"):
+        for fmt in formats:
             record = (
-                ensure_version_parquet(session, export_dir, release, keys)
+                ensure_version_parquet(session, export_store, release, keys)
                 if fmt == "parquet"
-                else _ensure_derived(session, export_dir, release, fmt, keys)
+                else _ensure_derived(session, export_store, release, fmt, keys)
             )
-            if _intact(export_dir, record) is None:
+            if not _intact(export_store, record):
                 raise _lost(release, fmt)
             written_files.append(
                 {
@@ -389,17 +480,16 @@ def prepare_release_files(
 
 
 def _recorded_arrow_files(
-    session: Session, export_dir: Path, releases: list[ReleaseInfo]
-) -> list[Path] | None:
-    """Each release's recorded, intact `export.arrow`, or None if one has none."""
-    paths = []
+    session: Session, export_store: store.ExportStore, releases: list[ReleaseInfo]
+) -> list[str] | None:
+    """Where each release's recorded, intact `export.arrow` is kept, or None if one has none."""
+    locations = []
     for release in releases:
         record = recorded_export(session, release, "arrow")
-        path = _intact(export_dir, record) if record is not None else None
-        if path is None:
+        if record is None or not _intact(export_store, record):
             return None
-        paths.append(path)
-    return paths
+        locations.append(record.path)
+    return locations
 
 
 def _merged_dictionaries(paths: list[Path]) -> dict[str, list[Any]]:
@@ -414,7 +504,7 @@ def _merged_dictionaries(paths: list[Path]) -> dict[str, list[Any]]:
 
 def _streamed(
     session: Session,
-    export_dir: Path,
+    export_store: store.ExportStore,
     releases: list[ReleaseInfo],
     temporaries: dict[str, tuple[Path, str]],
     metadata: dict[str, str],
@@ -428,16 +518,22 @@ def _streamed(
     the IPC file's dictionaries gathered first from the releases' own. Otherwise: Parquet and
     the Arrow IPC stream in one pass over the releases' batches (`_groups`), then the Arrow
     IPC file from the new Parquet file."""
-    arrow_files = _recorded_arrow_files(session, export_dir, releases)
-    if arrow_files is not None:
-        files = write_snapshot_files(
-            parquet_target=temporaries["factors.parquet"][0],
-            arrows_target=temporaries["factors.arrows"][0],
-            arrow_target=temporaries["factors.arrow"][0],
-            groups=[arrow_file_batches(path) for path in arrow_files],
-            dictionaries=_merged_dictionaries(arrow_files),
-            metadata=metadata,
-        )
+    arrow_locations = _recorded_arrow_files(session, export_store, releases)
+    if arrow_locations is not None:
+        with contextlib.ExitStack() as copies:
+            # The files themselves in the export directory; downloads from an object store.
+            arrow_files = [
+                copies.enter_context(export_store.local_copy(location))
+                for location in arrow_locations
+            ]
+            files = write_snapshot_files(
+                parquet_target=temporaries["factors.parquet"][0],
+                arrows_target=temporaries["factors.arrows"][0],
+                arrow_target=temporaries["factors.arrow"][0],
+                groups=[arrow_file_batches(path) for path in arrow_files],
+                dictionaries=_merged_dictionaries(arrow_files),
+                metadata=metadata,
+            )
         return {
             "factors.parquet": _Written(files.parquet.sha256, files.parquet.bytes, files.rows),
             "factors.arrow": _Written(files.arrow.sha256, files.arrow.bytes, files.rows),
@@ -446,7 +542,7 @@ def _streamed(
     parquet = temporaries["factors.parquet"][0]
     written_files = write_parquet(
         parquet,
-        _groups(session, export_dir, releases),
+        _groups(session, export_store, releases),
         metadata=metadata,
         arrows_target=temporaries["factors.arrows"][0],
     )
@@ -480,10 +576,11 @@ def _releases_at_one_position(session: Session) -> tuple[list[ReleaseInfo], int]
 def create_snapshot(
     session: Session,
     *,
-    export_dir: Path,
+    export_store: store.ExportStore,
     actor: str,
     keys: ReleaseKeys | None = None,
     xlsx_max_rows: int = SNAPSHOT_XLSX_MAX_ROWS,
+    packages_max_rows: int = SNAPSHOT_PACKAGES_MAX_ROWS,
 ) -> Snapshot:
     """Write one national release and record it with its audit event; the caller commits.
 
@@ -498,7 +595,9 @@ def create_snapshot(
     in the database (`_groups`), the Arrow IPC file then from the new Parquet file
     (`_streamed`). Memory holds a few row groups.
     `factors.xlsx` is written only for a snapshot of at most `xlsx_max_rows` factors (the
-    manifest says the bound, so a snapshot without it says why).
+    manifest says the bound, so a snapshot without it says why); `factors.jsonld.zip` and
+    `factors.ilcd.zip`, assembled from the releases' own packages, likewise up to
+    `packages_max_rows`.
 
     The files are written under temporary names first and given their sha256 names only when
     all are complete; a run that fails after that leaves files no record names, which
@@ -525,18 +624,20 @@ def create_snapshot(
         entries, ensure_ascii=False, separators=(",", ":")
     )
     with (
-        store.new_file(export_dir, private=False) as parquet_temporary,
-        store.new_file(export_dir, private=False) as arrow_temporary,
-        store.new_file(export_dir, private=False) as arrows_temporary,
-        store.new_file(export_dir, private=False) as xlsx_temporary,
-        store.new_file(export_dir, private=False) as manifest_temporary,
+        export_store.new_file(private=False) as parquet_temporary,
+        export_store.new_file(private=False) as arrow_temporary,
+        export_store.new_file(private=False) as arrows_temporary,
+        export_store.new_file(private=False) as xlsx_temporary,
+        export_store.new_file(private=False) as jsonld_temporary,
+        export_store.new_file(private=False) as ilcd_temporary,
+        export_store.new_file(private=False) as manifest_temporary,
     ):
         temporaries = {
             "factors.parquet": (parquet_temporary, "parquet"),
             "factors.arrow": (arrow_temporary, "arrow"),
             "factors.arrows": (arrows_temporary, "arrows"),
         }
-        data = _streamed(session, export_dir, releases, temporaries, metadata)
+        data = _streamed(session, export_store, releases, temporaries, metadata)
         rows = data["factors.parquet"].rows
         expected = sum(release.row_count for release in releases)
         if rows != expected:
@@ -545,6 +646,17 @@ def create_snapshot(
             temporaries["factors.xlsx"] = (xlsx_temporary, "xlsx")
             done = write_xlsx(xlsx_temporary, parquet_temporary)
             data["factors.xlsx"] = _Written(done.sha256, done.bytes, rows)
+        for (name, fmt), temporary in zip(
+            SNAPSHOT_PACKAGES.items(), (jsonld_temporary, ilcd_temporary), strict=True
+        ):
+            if rows > packages_max_rows:
+                continue
+            with contextlib.ExitStack() as scratch:
+                done = merge_packages(
+                    temporary, _release_packages(session, export_store, releases, fmt, scratch)
+                )
+            temporaries[name] = (temporary, fmt)
+            data[name] = _Written(done.sha256, done.bytes, rows)
         data_files = [
             {"name": name, "sha256": data[name].sha256, "bytes": data[name].bytes}
             for name in SNAPSHOT_FILES
@@ -560,6 +672,7 @@ def create_snapshot(
             "dataset_versions": entries,
             "files": data_files,
             "workbook_max_rows": xlsx_max_rows,
+            "packages_max_rows": packages_max_rows,
             "licenses": attribution_list(releases),
             "content_hash_fields": list(CONTENT_HASH_FIELDS),
             "content_hash_recipe": CONTENT_HASH_RECIPE,
@@ -573,11 +686,13 @@ def create_snapshot(
         temporaries["manifest.json"] = (manifest_temporary, "json")
         # The data files' sha256 were taken as they were written: not read again.
         kept = {
-            name: store.keep(
-                export_dir,
+            name: export_store.keep(
                 temporary,
                 ext=ext,
                 private=False,
+                download=store.Download(
+                    snapshot_filename(snapshot_id, name), _snapshot_media_type(name), IMMUTABLE
+                ),
                 digest=(data[name].sha256, data[name].bytes) if name in data else None,
             )
             for name, (temporary, ext) in temporaries.items()
@@ -656,7 +771,7 @@ def snapshot_resource(snapshot: Snapshot) -> dict[str, Any]:
 
 
 def _snapshot_media_type(name: str) -> str:
-    return MEDIA_TYPES[name.rsplit(".", 1)[-1]]
+    return MEDIA_TYPES[store.snapshot_file_ext(name)]
 
 
 def _newest_first() -> tuple[Any, ...]:
@@ -695,7 +810,7 @@ def get_snapshot(session: Session, snapshot_id: str) -> Snapshot:
 
 
 def snapshot_file(
-    session: Session, *, export_dir: Path, snapshot_id: str, name: SnapshotFileName
+    session: Session, *, export_store: store.ExportStore, snapshot_id: str, name: SnapshotFileName
 ) -> tuple[Snapshot, ServedFile]:
     snapshot = get_snapshot(session, snapshot_id)
     entry = next((f for f in snapshot.files if f["name"] == name), None)
@@ -712,6 +827,19 @@ def snapshot_file(
                 )
             )
         raise NotFound(Message("not_found.snapshot_no_xlsx", snapshot=snapshot.id))
+    if name in SNAPSHOT_PACKAGES and name not in names:
+        limit = snapshot.manifest.get("packages_max_rows")
+        if limit is not None and snapshot.row_count > limit:
+            raise NotFound(
+                Message(
+                    "not_found.snapshot_package_too_large",
+                    snapshot=snapshot.id,
+                    name=name,
+                    rows=snapshot.row_count,
+                    limit=limit,
+                )
+            )
+        raise NotFound(Message("not_found.snapshot_no_package", snapshot=snapshot.id, name=name))
     if "factors.arrows" not in names and name in {"factors.arrow", "factors.arrows"}:
         # Written before export schema 2: its factors.arrow is an Arrow IPC stream. It is
         # served as what it is, at factors.arrows; there is no Arrow IPC file to serve.
@@ -724,20 +852,16 @@ def snapshot_file(
                 )
             )
         entry = next((f for f in snapshot.files if f["name"] == "factors.arrow"), None)
-    path = store.snapshot_file_path(export_dir, snapshot.id, entry) if entry else None
-    try:
-        size = path.stat().st_size if path is not None else -1
-    except OSError:
-        size = -1
-    if path is None or entry is None or size != entry["bytes"]:
+    location = store.snapshot_file_location(export_store, snapshot.id, entry) if entry else None
+    if location is None or entry is None or export_store.size(location) != entry["bytes"]:
         log.error("snapshot %s: %s is missing from the export store or altered", snapshot.id, name)
         raise NotFound(Message("not_found.snapshot_file", snapshot=snapshot.id, name=name))
     return snapshot, ServedFile(
-        path=path,
+        location=location,
         sha256=entry["sha256"],
         bytes=entry["bytes"],
         media_type=_snapshot_media_type(name),
-        filename=f"efdb-snapshot-{snapshot.id}-{name}",
+        filename=snapshot_filename(snapshot.id, name),
     )
 
 

@@ -266,11 +266,14 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def write_csv(target: Path, source: Path) -> WrittenFile:
-    """The CSV of a Parquet export: UTF-8, a header row, formula-like text neutralised."""
+def write_csv(target: Path, source: Path, *, bom: bool = False) -> WrittenFile:
+    """The CSV of a Parquet export: UTF-8, a header row, formula-like text neutralised.
+
+    `bom`: the file starts with the UTF-8 byte order mark, which Excel on Windows needs to
+    read a CSV as UTF-8 rather than the system code page (Chinese names would be garbled)."""
     with (
         atomic_path(target) as temporary,
-        temporary.open("w", encoding="utf-8", newline="") as handle,
+        temporary.open("w", encoding="utf-8-sig" if bom else "utf-8", newline="") as handle,
     ):
         writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow(COLUMN_NAMES)
@@ -280,6 +283,11 @@ def write_csv(target: Path, source: Path) -> WrittenFile:
                 [_csv_cell(value) for value in row] for row in zip(*columns, strict=True)
             )
     return written(target)
+
+
+def write_csv_with_bom(target: Path, source: Path) -> WrittenFile:
+    """The CSV of a Parquet export with the UTF-8 byte order mark (`export.csv?bom=1`)."""
+    return write_csv(target, source, bom=True)
 
 
 # --------------------------------------------------------------------------- snapshots

@@ -48,6 +48,7 @@ from app.core.http_cache import (
 )
 from app.core.params import SLUG_PATTERN
 from app.core.principal import ANONYMOUS, Viewer
+from app.core.replica import PRIMARY, REPLICA, mark_used, wants_replica
 from app.datasets import usage
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, RESOLVABLE_STATUSES, DatasetVersion
@@ -532,7 +533,11 @@ class LookupShortPath:
             await self.app(scope, receive, send)
             return
         publisher, dataset, factor_code, version = matched
-        reader: LookupReader = scope["app"].state.lookup_reader
+        state = scope["app"].state
+        reader: LookupReader = state.lookup_reader
+        replica: LookupReader | None = getattr(state, "read_lookup_reader", None)
+        if replica is not None and wants_replica(scope):
+            reader = replica
         if not reader.enabled:
             await self.app(scope, receive, send)
             return
@@ -546,6 +551,8 @@ class LookupShortPath:
         if answer is None:
             await self.app(scope, receive, send)
             return
+        if replica is not None:
+            mark_used(scope, REPLICA if reader is replica else PRIMARY)
         scope["route"] = _ROUTE
         headers = {
             "ETag": answer.etag,

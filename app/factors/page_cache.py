@@ -8,6 +8,12 @@ anonymous request for the same path and query as long as the database still says
 primary-key read instead of the search. Any publish, withdrawal, deprecation or dataset edit
 moves the generation, and every worker's kept pages stop being served at its next request.
 
+With a read replica (app/core/replica.py) a worker reads from two databases, the replica a
+little behind the primary. Each page is still made and served on the generation of the database
+the request reads (the search reads the generation from its own session's database, before the
+search), so a kept page is exactly what that database would answer now; a page of an older
+generation never replaces a newer one, which stays for the replica to catch up with.
+
 Only what depends on nothing else is kept: anonymous readers (public datasets, nothing metered),
 no text (`q` also reads the activity labels), no `as_of`, no `gwp` (reference tables).
 """
@@ -49,7 +55,10 @@ class SearchPageCache:
             if page is None:
                 return None
             if page.generation != generation:
-                del self._pages[key]
+                if page.generation < generation:
+                    del self._pages[key]
+                # A newer page than the database asked (a replica behind the primary) is
+                # kept: that database will catch up with it.
                 return None
             self._pages.move_to_end(key)
             return page
@@ -58,6 +67,9 @@ class SearchPageCache:
         if not self.entries:
             return
         with self._lock:
+            kept = self._pages.get(key)
+            if kept is not None and kept.generation > page.generation:
+                return  # never an older page for a newer one (generations only go up)
             self._pages[key] = page
             self._pages.move_to_end(key)
             while len(self._pages) > self.entries:

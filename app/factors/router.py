@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.params import Path
+from sqlalchemy.engine import Engine
 
 from app.auth.viewer import ViewerDep
 from app.core.db import SessionDep
@@ -250,9 +251,12 @@ def search_factors(
         as_of=parsed_as_of(as_of),
     )
     keep = viewer == ANONYMOUS and filters.q is None and filters.as_of is None and gwp is None
-    # Read before the search, so that a page is never kept under a newer generation than the
+    # Read before the search, and from the database the search reads (the replica's, when it
+    # serves this request), so that a page is never kept under a newer generation than the
     # state it was made from.
-    generation = committed_generation(request.app.state.engine) if keep else None
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    generation = committed_generation(engine) if keep else None
     cache = search_page_cache(request.app)
     key = page_key(request)
     if generation is not None:

@@ -4,12 +4,20 @@ read as rows of the upload format. Validation, storage and provenance stay the u
 
 from __future__ import annotations
 
-from app.importers.base import ImportedRow, Importer, ImportFileError, SkippedRow, SourceCell
+from app.importers.base import (
+    GwpChoice,
+    ImportedRow,
+    Importer,
+    ImportFileError,
+    SkippedRow,
+    SourceCell,
+)
 from app.importers.desnz import DesnzFlatImporter
 from app.importers.epa_hub import EpaHubImporter
 from app.importers.epa_supply_chain import EpaSupplyChainImporter
 from app.importers.mee import MeeElectricityImporter
 from app.importers.nga import NgaImporter
+from app.importers.olca_jsonld import OlcaJsonLdImporter
 
 IMPORTERS: dict[str, Importer] = {
     importer.name: importer
@@ -19,11 +27,13 @@ IMPORTERS: dict[str, Importer] = {
         EpaSupplyChainImporter(),
         EpaHubImporter(),
         NgaImporter(),
+        OlcaJsonLdImporter(),
     )
 }
 
 __all__ = [
     "IMPORTERS",
+    "GwpChoice",
     "ImportFileError",
     "ImportedRow",
     "Importer",

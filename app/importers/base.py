@@ -1,5 +1,6 @@
 """What every importer gives the upload path: rows in the upload format, each with the place
-in the publisher's file (sheet, row, column) that every one of its fields was read from."""
+in the publisher's file (sheet, row, column; or, in an openLCA zip, process and exchange) that
+every one of its fields was read from."""
 
 from __future__ import annotations
 
@@ -12,15 +13,22 @@ from typing import Any, Protocol
 from python_calamine import CalamineError, CalamineWorkbook
 
 from app.core.problem_text import Message
+from app.reference.gwp import GwpTable
 
 
 @dataclass(frozen=True)
 class SourceCell:
-    """A place in the publisher's file: sheet (None for a CSV), 1-based row, column header."""
+    """A place in the publisher's file: sheet (None for a CSV), 1-based row, column header.
+
+    In an openLCA JSON-LD zip the "row" is the process's position among the zip's processes,
+    `process` its `@id`, `exchange` the `internalId` of the exchange read (None for a field
+    of the process itself), and `column` the JSON-LD property (`location`, `amount`, …)."""
 
     sheet: str | None
     row: int
     column: str | None
+    process: str | None = None
+    exchange: int | None = None
 
 
 @dataclass
@@ -33,11 +41,15 @@ class ImportedRow:
     values: dict[str, Any]
     sheet: str | None = None
     cells: dict[str, SourceCell] = field(default_factory=dict)
+    process: str | None = None
+    # A problem that keeps the row from being a factor at all (field, code, detail): an error
+    # at that field's place, the row's values unchecked.
+    problem: tuple[str | None, str, str] | None = None
 
     def cell(self, name: str | None) -> SourceCell:
         if name is not None and name in self.cells:
             return self.cells[name]
-        return SourceCell(self.sheet, self.row, None)
+        return SourceCell(self.sheet, self.row, None, process=self.process)
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,15 @@ class ImportFileError(Exception):
         self.cell = cell
 
 
+@dataclass(frozen=True)
+class GwpChoice:
+    """The GWP100 set an importer computes CO2e with (`--gwp-set`), and the reference table
+    (the database's `gwp_value`) it takes the values from."""
+
+    gwp_set: str
+    table: GwpTable
+
+
 class Importer(Protocol):
     @property
     def name(self) -> str: ...
@@ -71,10 +92,11 @@ class Importer(Protocol):
     def extensions(self) -> tuple[str, ...]: ...
 
     def read(
-        self, data: bytes, *, through_year: int | None = None
+        self, data: bytes, *, through_year: int | None = None, gwp: GwpChoice | None = None
     ) -> Iterator[ImportedRow | SkippedRow]:
         """Every factor of the file (up to data year `through_year` where the file holds
-        several years), or the rows left out. Raises ImportFileError for an unreadable file."""
+        several years; CO2e computed in `gwp` where the file gives only gases), or the rows
+        left out. Raises ImportFileError for an unreadable file."""
         ...
 
 
@@ -90,6 +112,15 @@ def refuse_through_year(source_format: str, through_year: int | None) -> None:
         raise ImportFileError(
             "not_applicable",
             Message("importer.through_year_not_applicable", source_format=source_format),
+        )
+
+
+def refuse_gwp(source_format: str, gwp: GwpChoice | None) -> None:
+    """A GWP set means something only for a file that gives gases without their CO2e."""
+    if gwp is not None:
+        raise ImportFileError(
+            "not_applicable",
+            Message("importer.gwp_set_not_applicable", source_format=source_format),
         )
 
 

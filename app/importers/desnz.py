@@ -45,11 +45,13 @@ import pycountry
 
 from app.core.problem_text import Message
 from app.importers.base import (
+    GwpChoice,
     ImportedRow,
     ImportFileError,
     SkippedRow,
     SourceCell,
     read_sheet,
+    refuse_gwp,
     refuse_through_year,
     slug,
 )
@@ -192,9 +194,10 @@ class DesnzFlatImporter:
     extensions = (".xlsx", ".xls")
 
     def read(
-        self, data: bytes, *, through_year: int | None = None
+        self, data: bytes, *, through_year: int | None = None, gwp: GwpChoice | None = None
     ) -> Iterator[ImportedRow | SkippedRow]:
         refuse_through_year(self.name, through_year)
+        refuse_gwp(self.name, gwp)
         rows = read_sheet(data, SHEET)
         header_index = next(
             (i for i, r in enumerate(rows[:20]) if "UOM" in [_text(c) for c in r]), None

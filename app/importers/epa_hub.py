@@ -43,11 +43,13 @@ from typing import Any
 
 from app.core.problem_text import Message
 from app.importers.base import (
+    GwpChoice,
     ImportedRow,
     ImportFileError,
     SkippedRow,
     SourceCell,
     read_sheet,
+    refuse_gwp,
     refuse_through_year,
     slug,
 )
@@ -86,9 +88,10 @@ class EpaHubImporter:
     extensions = (".xlsx",)
 
     def read(
-        self, data: bytes, *, through_year: int | None = None
+        self, data: bytes, *, through_year: int | None = None, gwp: GwpChoice | None = None
     ) -> Iterator[ImportedRow | SkippedRow]:
         refuse_through_year(self.name, through_year)
+        refuse_gwp(self.name, gwp)
         rows = read_sheet(data, SHEET)
         texts = [[_text(c) for c in r] for r in rows]
         year = next(
@@ -98,13 +101,13 @@ class EpaHubImporter:
         tables = {
             r[1]: i for i, r in enumerate(texts) if len(r) > 1 and re.fullmatch(r"Table \d+", r[1])
         }
-        gwp = self._gwp(rows, texts, tables.get("Table 1", 0))
-        if year is None or gwp is None or "Table 1" not in tables or "Table 2" not in tables:
+        stated = self._gwp(rows, texts, tables.get("Table 1", 0))
+        if year is None or stated is None or "Table 1" not in tables or "Table 2" not in tables:
             raise ImportFileError(
                 "no_header",
                 Message("importer.no_header", sheet=SHEET),
             )
-        gwp_set, gwp_values = gwp
+        gwp_set, gwp_values = stated
         context = _Context(year, gwp_set, gwp_values)
         biomass: set[str] = set()
         yield from self._table1(rows, texts, tables["Table 1"], tables["Table 2"], context, biomass)

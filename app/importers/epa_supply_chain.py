@@ -40,10 +40,12 @@ from typing import Any
 
 from app.core.problem_text import Message
 from app.importers.base import (
+    GwpChoice,
     ImportedRow,
     ImportFileError,
     SkippedRow,
     SourceCell,
+    refuse_gwp,
     refuse_through_year,
 )
 
@@ -94,9 +96,10 @@ class EpaSupplyChainImporter:
     extensions = (".csv",)
 
     def read(
-        self, data: bytes, *, through_year: int | None = None
+        self, data: bytes, *, through_year: int | None = None, gwp: GwpChoice | None = None
     ) -> Iterator[ImportedRow | SkippedRow]:
         refuse_through_year(self.name, through_year)
+        refuse_gwp(self.name, gwp)
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:

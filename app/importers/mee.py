@@ -30,7 +30,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from app.core.problem_text import Message
-from app.importers.base import ImportedRow, ImportFileError, SkippedRow, SourceCell
+from app.importers.base import (
+    GwpChoice,
+    ImportedRow,
+    ImportFileError,
+    SkippedRow,
+    SourceCell,
+    refuse_gwp,
+)
 
 _COLUMNS = ("data_year", "factor_type", "level", "region_zh", "value", "unit", "announcement")
 # Provincial-level divisions (GB/T 2260 short names) → ISO 3166-2:CN.
@@ -116,8 +123,9 @@ class MeeElectricityImporter:
     extensions = (".csv",)
 
     def read(
-        self, data: bytes, *, through_year: int | None = None
+        self, data: bytes, *, through_year: int | None = None, gwp: GwpChoice | None = None
     ) -> Iterator[ImportedRow | SkippedRow]:
+        refuse_gwp(self.name, gwp)
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:

@@ -43,10 +43,12 @@ from python_calamine import CalamineError, CalamineWorkbook
 
 from app.core.problem_text import Message
 from app.importers.base import (
+    GwpChoice,
     ImportedRow,
     ImportFileError,
     SkippedRow,
     SourceCell,
+    refuse_gwp,
     refuse_through_year,
     slug,
 )
@@ -141,9 +143,10 @@ class NgaImporter:
     extensions = (".xlsx",)
 
     def read(
-        self, data: bytes, *, through_year: int | None = None
+        self, data: bytes, *, through_year: int | None = None, gwp: GwpChoice | None = None
     ) -> Iterator[ImportedRow | SkippedRow]:
         refuse_through_year(self.name, through_year)
+        refuse_gwp(self.name, gwp)
         try:
             workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
             sheets = {

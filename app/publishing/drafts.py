@@ -24,6 +24,7 @@ from app.datasets.visibility import latest_released, latest_resolvable, parse_se
 from app.factors.models import Factor
 from app.factors.schemas import FactorFields
 from app.factors.validation import RecordReference, load_record_reference
+from app.importers import GwpChoice
 from app.publishing.labels import LABEL_COLUMNS, LabelCollector, label_collector
 from app.publishing.publish import store_factors
 from app.publishing.records import RowProblem, parse_record
@@ -36,6 +37,7 @@ from app.publishing.upload_formats import (
     read_rows,
 )
 from app.publishing.upload_limits import UploadLimits
+from app.reference.gwp import load_gwp_table
 from app.versioning.diff import bump_between, diff_summary
 
 # A report lists at most this many problems of each kind; the counts say how many there were.
@@ -217,11 +219,25 @@ def upload_draft(
     now: datetime | None = None,
     source_format: str | None = None,
     through_year: int | None = None,
+    gwp_set: str | None = None,
 ) -> UploadOutcome:
     """Validate and store one file as the draft `version`. `source_format`: the file is a
     publisher's own file, read by that importer (app.importers) into upload rows; its bytes
-    are what is hashed and kept as the upload, and problems name its sheet, row and column."""
+    are what is hashed and kept as the upload, and problems name its sheet, row and column
+    (process and exchange in an openLCA zip). `gwp_set`: the GWP100 set an importer computes
+    CO2e in (`olca-jsonld`), from the database's reference table."""
     importer = None
+    if gwp_set is not None and source_format is None:
+        raise UploadRejected(
+            Message("upload.gwp_set_needs_source_format"),
+            errors=[
+                {
+                    "loc": ["body", "gwp_set"],
+                    "code": "not_applicable",
+                    "detail": Message("upload.gwp_set_needs_source_format"),
+                }
+            ],
+        )
     if source_format is not None:
         importer = source_importer(source_format)
         if importer is None:
@@ -298,6 +314,7 @@ def upload_draft(
                 file_name,
                 stream,
                 through_year=through_year,
+                gwp=None if gwp_set is None else GwpChoice(gwp_set, load_gwp_table(session)),
                 limits=UploadLimits(max_rows=max_rows, max_decoded_bytes=max_decoded_bytes),
             )
         else:

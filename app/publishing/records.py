@@ -26,6 +26,10 @@ class RowProblem:
     # `column` was mapped to.
     sheet: str | None = None
     field: str | None = None
+    # In an openLCA JSON-LD zip (source format `olca-jsonld`): the process `@id` and the
+    # exchange's `internalId` (the row is the process's position among the zip's processes).
+    process: str | None = None
+    exchange: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         found: dict[str, object] = {
@@ -38,6 +42,10 @@ class RowProblem:
             found["sheet"] = self.sheet
         if self.field is not None:
             found["field"] = self.field
+        if self.process is not None:
+            found["process"] = self.process
+        if self.exchange is not None:
+            found["exchange"] = self.exchange
         return found
 
 

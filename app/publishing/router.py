@@ -92,9 +92,11 @@ def upload_version(
             "file, .xls or .xlsx), `mee-electricity` (China MEE electricity factor table, "
             ".csv), `epa-supply-chain` (US EPA Supply Chain GHG Emission Factors CO2e file by "
             "NAICS-6, .csv), `epa-hub` (US EPA GHG Emission Factors Hub workbook, .xlsx) or "
-            "`nga` (Australian National Greenhouse Accounts Factors workbook, .xlsx). "
-            "Its bytes are what is hashed and kept; problems name its sheet, row and "
-            "column. Empty: the file is in the upload format",
+            "`nga` (Australian National Greenhouse Accounts Factors workbook, .xlsx), "
+            "`olca-jsonld` (an openLCA JSON-LD zip: processes emitting CO2, CH4, N2O to air; "
+            "needs `gwp_set`). Its bytes are what is hashed and kept; problems name its sheet, "
+            "row and column (an openLCA zip's: `process` and `exchange`). Empty: the file is "
+            "in the upload format",
         ),
     ] = None,
     through_year: Annotated[
@@ -104,6 +106,15 @@ def upload_version(
             le=2100,
             description="With a `source_format` whose file holds several data years "
             "(`mee-electricity`): import only the rows of this data year and earlier",
+        ),
+    ] = None,
+    gwp_set: Annotated[
+        str | None,
+        Form(
+            max_length=8,
+            description="With a `source_format` whose file gives gases without their CO2e "
+            "(`olca-jsonld`): the GWP100 set of the reference table (`GET /v1/gwp`) CO2e is "
+            "computed in, recorded on each factor whose CO2e used it",
         ),
     ] = None,
 ) -> JSONResponse:
@@ -136,6 +147,7 @@ def upload_version(
         now=clock(),
         source_format=source_format,
         through_year=through_year,
+        gwp_set=gwp_set,
     )
     draft: DatasetVersion = outcome.version
     request.app.state.metrics.upload_rows.inc(draft.row_count if outcome.created else 0)

@@ -1,8 +1,9 @@
 """A publisher's own file, read by an importer (app.importers), as a stream of upload rows.
 
 The rows then go through the same checks as any upload; what this module adds is the way
-back: a problem found in a field is reported at the publisher's sheet, row and column it was
-read from (`RowStream.locate`), and the rows the importer left out are warnings."""
+back: a problem found in a field is reported at the publisher's sheet, row and column (in an
+openLCA zip: process and exchange) it was read from (`RowStream.locate`), and the rows the
+importer left out are warnings."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from collections.abc import Iterator
 from typing import IO
 
 from app.core.problem_text import Message
-from app.importers import IMPORTERS, ImportedRow, Importer, ImportFileError, SourceCell
+from app.importers import (
+    IMPORTERS,
+    GwpChoice,
+    ImportedRow,
+    Importer,
+    ImportFileError,
+    SourceCell,
+)
 from app.publishing.records import RowProblem
 from app.publishing.upload_formats import Row, RowStream, UploadFileError
 from app.publishing.upload_limits import UploadLimits
@@ -29,7 +37,15 @@ def source_format_names() -> list[str]:
 def _problem(cell: SourceCell | None, code: str, detail: str) -> RowProblem:
     if cell is None:
         return RowProblem(None, None, code, detail)
-    return RowProblem(cell.row, cell.column, code, detail, sheet=cell.sheet)
+    return RowProblem(
+        cell.row,
+        cell.column,
+        code,
+        detail,
+        sheet=cell.sheet,
+        process=cell.process,
+        exchange=cell.exchange,
+    )
 
 
 def _check_unpacked_size(data: bytes, limits: UploadLimits) -> None:
@@ -48,7 +64,7 @@ def _check_unpacked_size(data: bytes, limits: UploadLimits) -> None:
                     None,
                     None,
                     "uncompressed_too_large",
-                    f"the workbook unpacks to about {unpacked / mib:.0f} MB; an upload may "
+                    f"the file (a zip) unpacks to about {unpacked / mib:.0f} MB; an upload may "
                     f"decode to at most {limits.max_decoded_bytes / mib:.0f} MB",
                 )
             ]
@@ -61,6 +77,7 @@ def read_source_rows(
     stream: IO[bytes],
     *,
     through_year: int | None = None,
+    gwp: GwpChoice | None = None,
     limits: UploadLimits | None = None,
 ) -> RowStream:
     """The importer's rows, numbered by the publisher's own rows; raises UploadFileError when
@@ -88,7 +105,7 @@ def read_source_rows(
     stream.seek(0)
     _check_unpacked_size(data, limits or UploadLimits())
     try:
-        items = list(importer.read(data, through_year=through_year))
+        items = list(importer.read(data, through_year=through_year, gwp=gwp))
     except ImportFileError as exc:
         raise UploadFileError([_problem(exc.cell, exc.code, exc.detail)]) from exc
     found: dict[int, ImportedRow] = {}
@@ -102,7 +119,11 @@ def read_source_rows(
         for item in items:
             if isinstance(item, ImportedRow):
                 found[item.row] = item
-                yield item.row, dict(item.values)
+                if item.problem is not None:
+                    column, code, detail = item.problem
+                    yield item.row, RowProblem(item.row, column, code, detail)
+                else:
+                    yield item.row, dict(item.values)
 
     def locate(problem: RowProblem) -> RowProblem:
         item = found.get(problem.row) if problem.row is not None else None
@@ -116,6 +137,8 @@ def read_source_rows(
             problem.detail,
             sheet=cell.sheet,
             field=problem.column,
+            process=cell.process,
+            exchange=cell.exchange,
         )
 
     return RowStream(rows(), [], warnings, locate=locate)

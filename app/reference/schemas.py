@@ -100,6 +100,11 @@ class UnitRead(BaseModel):
     base: dict[str, Any] = Field(
         description="One of this unit in the first unit of its dimension (kWh for energy, …)"
     )
+    definition: str | None = Field(
+        default=None,
+        description="Where a document, not SI or the unit library, fixes the unit's size: "
+        "the size and the document (`kgce`: GB/T 2589-2020)",
+    )
 
 
 class UnitList(BaseModel):

@@ -16,6 +16,7 @@ from app.reference.models import Activity, ActivityLabel, Location, LocationMemb
 from app.reference.terms import MATCH_TERM, term_rule
 from app.reference.units import (
     ACCEPTED_UNITS,
+    UNIT_DEFINITIONS,
     conversion_multiplier,
     parse_declared_unit,
     pint_spelling,
@@ -164,6 +165,7 @@ def list_units() -> dict[str, Any]:
                 "dimension": dimension,
                 "pint": pint_spelling(name),
                 "base": {"unit": base, "amount": conversion_multiplier(name, base)},
+                "definition": UNIT_DEFINITIONS.get(name),
             }
         )
     return {"items": items, "engine": f"pint {pint.__version__}", "next": None}

@@ -46,11 +46,19 @@ _registry.define("room_night = [room_night] = room_nights")
 # such a conversion is refused (`conversion_multiplier`) rather than guessed.
 # US units of the EPA GHG Emission Factors Hub (app/importers/epa_hub.py): the million
 # (international table) Btu, the short ton (2000 lb: `t` stays the metric tonne) and the US
-# gallon (`gal`; the UK gallon is pint's `imperial_gallon`). A standard cubic foot (scf, gas at
-# 60 °F and 1 atm) is its own dimension: it is not a geometric cubic foot of gas at any state,
-# so it is never converted into m3.
+# gallon (`gal`; the UK gallon is `UK_gallon`, pint's `imperial_gallon`). A standard cubic
+# foot (scf, gas at 60 °F and 1 atm) is its own dimension: it is not a geometric cubic foot of
+# gas at any state, so it is never converted into m3.
 _registry.define("mmBtu = 1e6 * Btu = MMBtu")
 _registry.define("scf = [standard_cubic_foot]")
+# China's energy statistics count in standard coal equivalent (标准煤): GB/T 2589-2020
+# defines 1 kgce as 29.3076 MJ (7000 kcal of the International Table calorie, 4.1868 J), so
+# these are energy units; a tonne of real coal becomes energy only through its own cited
+# calorific value (a conversion property). `cal_IT` is pint's International Table calorie;
+# the bare `cal` stays pint's thermochemical one (4.184 J).
+_registry.define("kgce = 29.3076 * megajoule = _ = 千克标准煤")
+_registry.define("tce = 1000 * kgce = _ = 吨标准煤")
+_registry.define("@alias international_calorie = cal_IT")
 MONEY_UNITS: dict[str, str] = {
     "USD_2021": "money (USD, 2021 prices)",
     "USD_2022": "money (USD, 2022 prices)",
@@ -67,6 +75,8 @@ ACCEPTED_UNITS: dict[str, str] = {
     "GJ": "energy",
     "TJ": "energy",
     "mmBtu": "energy",
+    "kgce": "energy",
+    "tce": "energy",
     "g": "mass",
     "kg": "mass",
     "t": "mass",
@@ -75,6 +85,7 @@ ACCEPTED_UNITS: dict[str, str] = {
     "ML": "volume",
     "m3": "volume",
     "gal": "volume",
+    "UK_gallon": "volume",
     "m2": "area",
     "km": "distance",
     "mi": "distance",
@@ -86,6 +97,17 @@ ACCEPTED_UNITS: dict[str, str] = {
     **MONEY_UNITS,
 }
 
+# Where a unit's size is fixed by a document rather than by SI or pint's own definitions, the
+# document: `GET /v1/units` names it beside the unit.
+UNIT_DEFINITIONS: dict[str, str] = {
+    "kgce": "1 kgce = 29.3076 MJ (7000 kcal_IT): GB/T 2589-2020 综合能耗计算通则 "
+    "(General rules for calculation of the comprehensive energy consumption)",
+    "tce": "1 tce = 1000 kgce = 29.3076 GJ: GB/T 2589-2020 综合能耗计算通则",
+    "gal": "US liquid gallon, 231 cubic inches = 3.785411784 L (pint's `gallon`)",
+    "UK_gallon": "UK (imperial) gallon, 4.54609 L exactly (pint's `imperial_gallon`), "
+    "as the UK Weights and Measures Act 1985 defines it",
+    "short_ton": "2000 lb = 907.18474 kg (pint's `short_ton`)",
+}
 
 # pint reads "ton" as the short ton; a factor's unit says `t` (metric tonne) or `short_ton`.
 _AMBIGUOUS_TON = frozenset({"ton", "tons"})

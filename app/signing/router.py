@@ -23,6 +23,7 @@ from app.core.params import (
     VersionPath,
     only_query_params,
 )
+from app.core.replica import reads_primary
 from app.core.schemas import Page
 from app.datasets import service as datasets_service
 from app.datasets.models import Dataset
@@ -63,6 +64,7 @@ JOSE_RESPONSES: dict[int | str, dict[str, object]] = {
     responses=JOSE_RESPONSES,
     dependencies=[Depends(only_query_params(()))],
 )
+@reads_primary  # signed on first request for a release older than signing
 def release_statement(
     request: Request,
     session: SessionDep,

@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from app.core.db import request_sessionmaker
 from app.core.errors import NotFound
 from app.core.http_cache import IMMUTABLE, PRIVATE, etag_matches, json_bytes
 from app.core.principal import Viewer
@@ -400,6 +401,7 @@ def diff_response(
         return Response(status_code=304, headers=headers)
     # Metered as one request: its rows are computed while they are streamed, so none counted.
     usage.meter(session, viewer, [(publisher, dataset, 0)])
-    # Written as it is computed, from a session of its own: the request's has ended by then.
-    body = stream_diff_json(request.app.state.sessionmaker, old=old, new=new)
+    # Written as it is computed, from a session of its own (on the request's database): the
+    # request's has ended by then.
+    body = stream_diff_json(request_sessionmaker(request), old=old, new=new)
     return StreamingResponse(body, media_type="application/json", headers=headers)

@@ -78,6 +78,10 @@ EXPORT_FORMATS: tuple[tuple[str, str, str], ...] = (
     ("arrow", "Arrow IPC file", "application/vnd.apache.arrow.file"),
     ("arrows", "Arrow IPC stream", "application/vnd.apache.arrow.stream"),
     ("csv", "CSV", "text/csv"),
+    ("csv?bom=1", "CSV (Excel, UTF-8 BOM)", "text/csv"),
+    ("xlsx", "Excel (XLSX)", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    ("jsonld.zip", "openLCA JSON-LD", "application/zip"),
+    ("ilcd.zip", "ILCD", "application/zip"),
 )
 _CSV_MEDIA_TYPE = "text/csv; charset=utf-8; header=present"
 
@@ -167,7 +171,8 @@ def downloads(
 ) -> list[Download]:
     """The export buttons of one released version, following what the export API does."""
     base = version_api(dataset["publisher"], dataset["slug"], version["version"]) + "/export"
-    note = None
+    # Every file carries its licence and attribution; the reminder says what they ask.
+    note = t("dataset_download_attribute", license=dataset["license_id"])
     if not dataset["redistribution"]:
         note = t("dataset_download_own_use", license=dataset["license_id"])
     buttons = [

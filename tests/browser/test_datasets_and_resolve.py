@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from app.core.db import make_sessionmaker
 from app.exports.service import create_snapshot
+from app.exports.store import LocalExportStore
 from tests.browser.conftest import Site
 from tests.browser.support import assert_accessible, screenshot
 from tests.test_web_datasets import SYNTH, SYNTH_DATASET, SYNTH_PATH, publish_history
@@ -29,7 +30,9 @@ def explorer(site: Site) -> Site:
     """The seeded site plus a synthetic release history and one national snapshot."""
     publish_history(site.engine)
     with make_sessionmaker(site.engine).begin() as session:
-        create_snapshot(session, export_dir=site.settings.export_dir, actor="browser-test")
+        create_snapshot(
+            session, export_store=LocalExportStore(site.settings.export_dir), actor="browser-test"
+        )
     return site
 
 
