@@ -11,9 +11,13 @@ the real services by `bench.read_api.build_database`):
    token from /oauth/token), timed end to end, no release having its own export files yet
    (the rows come from the database), while `/healthz` is
    polled to show the API stays responsive. Then `GET …/export.{parquet,arrows,arrow}` of each
-   release (written once, recorded), and the snapshot again, `--rounds` times (best kept):
-   written by pyarrow from those releases' Parquet files. Baseline: pyarrow writing the same
-   rows (read back from the snapshot file into memory) with the same writer settings.
+   release (written once, recorded), and the snapshot again, `--rounds` times: written by
+   pyarrow from those releases' recorded files (`export.arrow`, read once). Baseline: pyarrow
+   writing the same rows (read back from the snapshot's Parquet file into memory, untimed)
+   as Parquet alone with the same writer settings (`PARQUET_OPTIONS`, `ROW_GROUP_ROWS`), no
+   Arrow files, hashing or fsync, timed in each round just before the snapshot; the ratio
+   judged is the median of the rounds' (baseline seconds / snapshot seconds, the snapshot
+   timed end to end over HTTP).
 3. Memory: the server's peak resident set (VmHWM, reset through /proc/PID/clear_refs before
    each phase) in each phase.
 4. Serving: `--downloads` downloads per round, `--parallel` at once (curl --parallel) of the

@@ -332,9 +332,17 @@ LOAD_BUDGETS = {
 
 @contextlib.contextmanager
 def uvicorn_server(
-    name: str, factory: str, ready_path: str, env: dict[str, str], log_path: Path
+    name: str,
+    factory: str,
+    ready_path: str,
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    workers: int = 1,
 ) -> Iterator[Server]:
-    """`python -m uvicorn <factory> --factory`, one worker, no access log, on loopback."""
+    """`python -m uvicorn <factory> --factory`, no access log, on loopback; `workers`
+    processes sharing the port (as `efdb serve --workers N` runs them: `uvicorn.run` with
+    `workers=N`), ready once every worker has started."""
     port = free_port()
     command = [
         sys.executable,
@@ -347,10 +355,12 @@ def uvicorn_server(
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
         "--no-access-log",
         "--log-level",
-        "warning",
+        # With several workers, each one's "Application startup complete" line (info) tells
+        # when all of them serve: any one of them may answer the readiness probe first.
+        "warning" if workers == 1 else "info",
     ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -371,9 +381,10 @@ def uvicorn_server(
                 )
             try:
                 status, body = http_get(port, ready_path, timeout=2)
-                if status == 200:
+                started = log_path.read_text(errors="replace").count("Application startup complete")
+                if status == 200 and (workers == 1 or started >= workers):
                     break
-                last = f"{status} {body[:300]!r}"
+                last = f"{status} {body[:300]!r}, {started} of {workers} workers started"
             except OSError as exc:
                 last = repr(exc)
             if time.monotonic() > deadline:
@@ -533,6 +544,13 @@ class Scenario:
     completed: int = 0
     round_rps: list[float] = field(default_factory=list)
     runs: int = 0
+    # The efdb server's worker processes (`--workers`); the bare app always runs one.
+    workers: int = 1
+
+    @property
+    def kind(self) -> str:
+        """The scenario without its worker count: what `--only` names."""
+        return self.key.split("@", 1)[0]
 
     def run(self, args: argparse.Namespace, workdir: Path, seconds: float, record: bool) -> None:
         self.runs += 1
@@ -632,21 +650,40 @@ def bench_backend(backend: str, url: str, args: argparse.Namespace, workdir: Pat
             for region, year in built.search_filters
         )
     )
-    with (
-        uvicorn_server(
-            "efdb", "app.main:create_app", "/readyz", app_env, workdir / f"{backend}-efdb.log"
-        ) as app,
-        uvicorn_server(
-            "bare", "bench.bare_app:create_app", "/const", {}, workdir / f"{backend}-bare.log"
-        ) as bare,
-    ):
-        if args.verbose:
-            print(
-                f"[{backend}] efdb pid {app.process.pid} port {app.port}; "
-                f"bare pid {bare.process.pid} port {bare.port}",
-                flush=True,
+    with contextlib.ExitStack() as servers:
+        # One efdb server per worker count, all up for the whole run (an idle one costs
+        # nothing), so that the counts' scenarios interleave round by round like the others.
+        apps = {
+            workers: servers.enter_context(
+                uvicorn_server(
+                    "efdb" if workers == 1 else f"efdb ({workers} workers)",
+                    "app.main:create_app",
+                    "/readyz",
+                    app_env,
+                    workdir / f"{backend}-efdb-{workers}.log",
+                    workers=workers,
+                )
             )
+            for workers in sorted({1, *args.workers})
+        }
+        app = apps[1]
+        bare = servers.enter_context(
+            uvicorn_server(
+                "bare", "bench.bare_app:create_app", "/const", {}, workdir / f"{backend}-bare.log"
+            )
+        )
+        if args.verbose:
+            for workers, server in apps.items():
+                print(
+                    f"[{backend}] efdb ({workers} workers) pid {server.process.pid} "
+                    f"port {server.port}",
+                    flush=True,
+                )
+            print(f"[{backend}] bare pid {bare.process.pid} port {bare.port}", flush=True)
         sizes = check_responses(app, bare, built)
+        for workers, server in apps.items():
+            if workers != 1:
+                check_responses(server, bare, built)
         scenarios = [
             Scenario(
                 "bare", "bare FastAPI constant (def)", bare, "const", ["/const"], baseline=True
@@ -671,8 +708,24 @@ def bench_backend(backend: str, url: str, args: argparse.Namespace, workdir: Pat
                 target=SEARCH_PAGE_TARGET,
             ),
         ]
+        # The same requests against N workers: what more processes give on this machine
+        # (informational; compared with one worker in the report).
+        for workers, server in apps.items():
+            if workers == 1:
+                continue
+            for scenario in [s for s in scenarios if s.key in ("code", "search")]:
+                scenarios.append(
+                    Scenario(
+                        f"{scenario.key}@{workers}",
+                        f"{scenario.label}, {workers} workers",
+                        server,
+                        scenario.mode,
+                        scenario.mode_args,
+                        workers=workers,
+                    )
+                )
         if args.only:
-            scenarios = [s for s in scenarios if s.baseline or s.key in args.only]
+            scenarios = [s for s in scenarios if s.baseline or s.kind in args.only]
         if args.warmup > 0:
             for scenario in scenarios:
                 scenario.run(args, workdir, args.warmup, record=False)
@@ -706,10 +759,10 @@ def print_report(result: BackendResult, args: argparse.Namespace) -> None:
     print(
         f"   {args.rounds} interleaved rounds of {args.duration:g} s, wrk -t{args.threads} "
         f"-c{args.connections}, keep-alive, "
-        f"1 uvicorn worker per app, loopback; {result.seconds:.0f} s incl. the build"
+        f"1 uvicorn worker per app unless said, loopback; {result.seconds:.0f} s incl. the build"
     )
     header = (
-        f"   {'scenario':<36}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}"
+        f"   {'scenario':<46}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}"
         f"{'per round':>14}{'target':>9}  result"
     )
     print(header)
@@ -723,7 +776,7 @@ def print_report(result: BackendResult, args: argparse.Namespace) -> None:
             target = f">={scenario.target:.2f}x"
             verdict = "PASS" if ratio >= scenario.target else "MISS"
         print(
-            f"   {scenario.label:<36}{scenario.requests:>9}{scenario.rps:>9.1f}"
+            f"   {scenario.label:<46}{scenario.requests:>9}{scenario.rps:>9.1f}"
             f"{scenario.percentile_ms(0.5):>9.2f}"
             f"{scenario.percentile_ms(0.99):>9.2f}{ratio:>7.2f}x{spread:>14}{target:>9}  "
             f"{verdict}"
@@ -738,6 +791,35 @@ def print_report(result: BackendResult, args: argparse.Namespace) -> None:
         f"   response bytes: bare {result.sizes['bare']}, factor {result.sizes['code']}, "
         f"page {result.sizes['search']}"
     )
+    for line in worker_gains(result):
+        print(
+            f"   {line['workers']} workers vs 1, {line['label']}: {line['ratio']:.2f}x the "
+            f"requests/s (rounds {min(line['round_ratios']):.2f}-{max(line['round_ratios']):.2f})"
+        )
+
+
+def worker_gains(result: BackendResult) -> list[dict[str, Any]]:
+    """Each multi-worker scenario's requests/s over the same scenario's with one worker,
+    overall and per round (the rounds interleave both, so drift hits them alike)."""
+    single = {s.key: s for s in result.scenarios if s.workers == 1}
+    gains = []
+    for scenario in result.scenarios:
+        one = single.get(scenario.kind)
+        if scenario.workers == 1 or one is None or not one.rps:
+            continue
+        gains.append(
+            {
+                "backend": result.backend,
+                "scenario": scenario.kind,
+                "label": one.label,
+                "workers": scenario.workers,
+                "ratio": round(scenario.rps / one.rps, 3),
+                "round_ratios": [
+                    round(n / o, 3) for n, o in zip(scenario.round_rps, one.round_rps, strict=True)
+                ],
+            }
+        )
+    return gains
 
 
 def summary(results: Sequence[BackendResult]) -> tuple[list[dict[str, Any]], bool]:
@@ -754,6 +836,7 @@ def summary(results: Sequence[BackendResult]) -> tuple[list[dict[str, Any]], boo
                     "backend": result.backend,
                     "scenario": scenario.key,
                     "label": scenario.label,
+                    "workers": scenario.workers,
                     "requests": scenario.requests,
                     "rps": round(scenario.rps, 1),
                     "p50_ms": round(scenario.percentile_ms(0.5), 3),
@@ -824,6 +907,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=["bare_async", "code", "search"],
         help="measure only these scenarios (and the baseline)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="efdb worker processes to measure the lookups and searches with, each count its "
+        "own server (default: 1 2; the ratio of each count to 1 is printed; 1 always runs)",
+    )
     parser.add_argument("--seed", type=int, default=20251125)
     add_common_arguments(parser)
     parser.add_argument("--verbose", action="store_true", help="print server pids and ports")
@@ -834,6 +925,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--connections and --threads must be positive, threads <= connections")
     if args.warmup < 0:
         parser.error("--warmup must not be negative")
+    if min(args.workers) < 1:
+        parser.error("--workers must be positive")
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (Debian: apt-get install wrk)")
     return args
@@ -866,9 +959,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"   {row['backend']:<11}{row['label']:<36}{row['ratio']:>6.2f}x  "
                 f"(target >={row['target']:.2f}x)  {row['result']}"
             )
+    gains = [gain for result in results for gain in worker_gains(result)]
+    if gains:
+        print("More workers (information: requests/s over one worker's, same rounds):")
+        for gain in gains:
+            print(
+                f"   {gain['backend']:<11}{gain['label']:<36}{gain['ratio']:>6.2f}x  "
+                f"with {gain['workers']} workers"
+            )
     if args.json:
         settings = {k: str(v) for k, v in vars(args).items() if k != "postgres_url"}
-        document = json.dumps({"args": settings, "results": rows}, indent=2) + "\n"
+        document = (
+            json.dumps({"args": settings, "results": rows, "workers": gains}, indent=2) + "\n"
+        )
         if str(args.json) == "-":
             print(document, end="")
         else:

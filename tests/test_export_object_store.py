@@ -38,6 +38,7 @@ from app.core.db import make_sessionmaker
 from app.exports import object_store
 from app.exports.models import DatabaseInstance, ExportFile
 from app.exports.store import Download, open_store
+from app.exports.writer import write_snapshot_files
 from app.main import create_app
 from tests.conftest import run_efdb_in_process
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
@@ -246,6 +247,38 @@ def test_snapshot_files_are_uploaded_and_downloaded_by_redirect(
     assert sorted(table.column("factor_code").to_pylist()) == ["o-1", "o-2"]
     latest = client.get("/v1/snapshots/latest/manifest.json", follow_redirects=False)
     assert latest.headers["content-location"] == f"/v1/snapshots/{snapshot['id']}/manifest.json"
+
+
+def test_a_snapshot_reads_its_releases_arrow_files_from_the_bucket(
+    client: TestClient,
+    session: Session,
+    admin_token: Callable[[], dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the release's `export.arrow` recorded in the bucket, a snapshot is written from
+    a download of it: the same rows as one written from the database."""
+    publish(session)
+    cold = client.post("/v1/snapshots", headers=admin_token()).json()
+    assert follow(client.get(f"{PUBLIC}/export.arrow", follow_redirects=False)).status_code == 200
+    calls: list[int] = []
+
+    def spied(**kwargs: Any) -> Any:
+        calls.append(len(kwargs["groups"]))
+        return write_snapshot_files(**kwargs)
+
+    monkeypatch.setattr("app.exports.service.write_snapshot_files", spied)
+    warm = client.post("/v1/snapshots", headers=admin_token()).json()
+    assert calls == [1]  # written from the one release's IPC file, not from the database
+    tables = []
+    for snapshot in (cold, warm):
+        recorded = {entry["name"]: entry for entry in snapshot["files"]}
+        url = f"/v1/snapshots/{snapshot['id']}/factors.parquet"
+        body = follow(client.get(url, follow_redirects=False)).content
+        entry = recorded["factors.parquet"]
+        assert (sha256(body), len(body)) == (entry["sha256"], entry["bytes"])
+        tables.append(pq.read_table(io.BytesIO(body)))
+    assert tables[0].to_pylist() == tables[1].to_pylist()
+    assert sorted(tables[1].column("factor_code").to_pylist()) == ["o-1", "o-2"]
 
 
 @pytest.mark.dialect_neutral

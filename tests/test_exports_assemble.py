@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
+from hashlib import sha256
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -19,6 +22,14 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.exports.schema import COLUMNS, EXPORT_SCHEMA
+from app.exports.writer import (
+    PARQUET_OPTIONS,
+    arrow_file_batches,
+    arrow_file_dictionaries,
+    write_arrow_file,
+    write_parquet,
+    write_snapshot_files,
+)
 from tests.conftest import run_efdb_in_process
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
 
@@ -163,3 +174,97 @@ def test_exports_prepare_writes_what_snapshots_assemble(
         assert client.head(base).headers["etag"] == f'"{listed["sha256"]}"'  # the same file
     again = run_efdb_in_process("exports", "prepare", env=env, cwd=settings.export_dir.parent)
     assert json.loads(again.stdout)["files"] == files  # written once
+
+
+def _release_arrow_file(folder: Path, table: pa.Table, name: str) -> Path:
+    """A release's `export.arrow` as the service writes it (one dictionary per column)."""
+    parquet = folder / f"{name}.parquet"
+    pq.write_table(table, parquet, row_group_size=4, **PARQUET_OPTIONS)
+    arrow = folder / f"{name}.arrow"
+    write_arrow_file(arrow, parquet)
+    return arrow
+
+
+def test_snapshot_files_written_at_once_hold_what_the_two_passes_wrote(tmp_path: Path) -> None:
+    """`write_snapshot_files` (three writers fed from one read of the releases' IPC files)
+    against `write_parquet` + `write_arrow_file` (the path for releases without them): the
+    same rows, schema and metadata, row groups and batches; the sha256 taken while writing
+    is the file's."""
+    releases = [synthetic_release("synth-a", 11, 0), synthetic_release("synth-b", 6, 3)]
+    arrow_files = [
+        _release_arrow_file(tmp_path, table, f"release-{i}") for i, table in enumerate(releases)
+    ]
+    dictionaries: dict[str, dict[object, None]] = {}
+    for path in arrow_files:
+        for name, values in arrow_file_dictionaries(path).items():
+            dictionaries.setdefault(name, {}).update(dict.fromkeys(values))
+    metadata = {"efdb:snapshot_id": "2026-01-01.1"}
+    at_once = write_snapshot_files(
+        parquet_target=tmp_path / "at-once.parquet",
+        arrows_target=tmp_path / "at-once.arrows",
+        arrow_target=tmp_path / "at-once.arrow",
+        groups=[arrow_file_batches(path) for path in arrow_files],
+        dictionaries={name: list(values) for name, values in dictionaries.items()},
+        metadata=metadata,
+        row_group_rows=5,
+    )
+    two_passes = write_parquet(
+        tmp_path / "passes.parquet",
+        [table.to_batches(max_chunksize=3) for table in releases],
+        metadata=metadata,
+        arrows_target=tmp_path / "passes.arrows",
+        row_group_rows=5,
+    )
+    write_arrow_file(tmp_path / "passes.arrow", tmp_path / "passes.parquet")
+    assert at_once.rows == two_passes.rows == 17
+    for written_file in (at_once.parquet, at_once.arrows, at_once.arrow):
+        data = (tmp_path / written_file.name).read_bytes()
+        assert (written_file.sha256, written_file.bytes) == (sha256(data).hexdigest(), len(data))
+    new, old = (
+        pq.ParquetFile(tmp_path / "at-once.parquet"),
+        pq.ParquetFile(tmp_path / "passes.parquet"),
+    )
+    # Row groups of one release each, at most 5 rows: 5, 5, 1 and 5, 1.
+    sizes = [new.metadata.row_group(i).num_rows for i in range(new.metadata.num_row_groups)]
+    assert sizes == [5, 5, 1, 5, 1]
+    assert sizes == [old.metadata.row_group(i).num_rows for i in range(old.metadata.num_row_groups)]
+    assert new.read().equals(old.read())  # dictionary order aside, the same arrays
+    assert plain(new.read()) == plain(old.read()) == plain(pa.concat_tables(releases))
+    streams = [
+        ipc.open_stream((tmp_path / f"{n}.arrows").read_bytes()) for n in ("at-once", "passes")
+    ]
+    assert streams[0].schema.equals(streams[1].schema, check_metadata=True)
+    assert plain(streams[0].read_all()) == plain(streams[1].read_all())
+    files = [ipc.open_file(tmp_path / f"{n}.arrow") for n in ("at-once", "passes")]
+    assert files[0].schema.equals(files[1].schema, check_metadata=True)
+    assert files[0].schema.metadata[b"efdb:snapshot_id"] == b"2026-01-01.1"
+    assert [f.num_record_batches for f in files] == [5, 5]
+    assert plain(files[0].read_all()) == plain(files[1].read_all())
+    dictionary = files[0].get_batch(0).column("activity_id").dictionary.to_pylist()
+    # One dictionary for every batch: each release's values, the first release's first.
+    assert dictionary == list(dictionaries["activity_id"])
+    assert set(dictionary) == set(pa.concat_tables(releases)["activity_id"].to_pylist())
+
+
+def test_a_failing_release_stops_every_snapshot_writer(tmp_path: Path) -> None:
+    table = synthetic_release("synth-a", 40, 0)
+
+    def failing() -> Iterator[pa.RecordBatch]:
+        yield from table.to_batches(max_chunksize=10)
+        raise OSError("the release file went away")
+
+    with pytest.raises(OSError, match="went away"):
+        write_snapshot_files(
+            parquet_target=tmp_path / "f.parquet",
+            arrows_target=tmp_path / "f.arrows",
+            arrow_target=tmp_path / "f.arrow",
+            groups=[failing()],
+            dictionaries={
+                name: table[name].unique().dictionary.to_pylist()
+                for name in table.column_names
+                if pa.types.is_dictionary(table.schema.field(name).type)
+            },
+            metadata={},
+            row_group_rows=10,
+        )
+    assert not [t for t in threading.enumerate() if t.name == "efdb-snapshot-writer"]

@@ -37,6 +37,7 @@ from app.exports.store import (
     attachment,
     file_digest,
     first_line,
+    known_digest,
     relative_path,
     temporary_in,
 )
@@ -104,9 +105,15 @@ class S3ExportStore:
         return temporary_in(self.staging)
 
     def keep(
-        self, temporary: Path, *, ext: str, private: bool, download: Download | None = None
+        self,
+        temporary: Path,
+        *,
+        ext: str,
+        private: bool,
+        download: Download | None = None,
+        digest: tuple[str, int] | None = None,
     ) -> StoredFile:
-        sha256, size = file_digest(temporary)
+        sha256, size = known_digest(temporary, digest) if digest else file_digest(temporary)
         location = relative_path(sha256, ext, private=private)
         attributes: Attributes = {"sha256": sha256}
         if download is not None:

@@ -59,6 +59,8 @@ from app.exports.schema import (
 from app.exports.schema import file_metadata as build_file_metadata
 from app.exports.source import release_batches
 from app.exports.writer import (
+    arrow_file_batches,
+    arrow_file_dictionaries,
     parquet_batches,
     write_arrow_file,
     write_arrow_stream,
@@ -66,6 +68,7 @@ from app.exports.writer import (
     write_csv,
     write_csv_with_bom,
     write_parquet,
+    write_snapshot_files,
 )
 from app.exports.xlsx import write_xlsx
 from app.signing.keys import ReleaseKeys
@@ -476,6 +479,29 @@ def prepare_release_files(
     return written_files
 
 
+def _recorded_arrow_files(
+    session: Session, export_store: store.ExportStore, releases: list[ReleaseInfo]
+) -> list[str] | None:
+    """Where each release's recorded, intact `export.arrow` is kept, or None if one has none."""
+    locations = []
+    for release in releases:
+        record = recorded_export(session, release, "arrow")
+        if record is None or not _intact(export_store, record):
+            return None
+        locations.append(record.path)
+    return locations
+
+
+def _merged_dictionaries(paths: list[Path]) -> dict[str, list[Any]]:
+    """Each dictionary column's values over the releases' IPC files, in order of first
+    appearance."""
+    merged: dict[str, dict[Any, None]] = {}
+    for path in paths:
+        for name, values in arrow_file_dictionaries(path).items():
+            merged.setdefault(name, {}).update(dict.fromkeys(values))
+    return {name: list(values) for name, values in merged.items()}
+
+
 def _streamed(
     session: Session,
     export_store: store.ExportStore,
@@ -483,8 +509,36 @@ def _streamed(
     temporaries: dict[str, tuple[Path, str]],
     metadata: dict[str, str],
 ) -> dict[str, _Written]:
-    """The snapshot's data files: Parquet and the Arrow IPC stream in one pass over the
-    releases' batches (`_groups`), then the Arrow IPC file from the new Parquet file."""
+    """The snapshot's data files.
+
+    When every release has its recorded `export.arrow` (`efdb exports prepare`, or a first
+    download, writes it): the three files in one pass over those files' batches, read once
+    (decoding an IPC file is a fraction of decoding Parquet, and its batches share one
+    dictionary per column, which the Parquet writer keeps), written on three threads, with
+    the IPC file's dictionaries gathered first from the releases' own. Otherwise: Parquet and
+    the Arrow IPC stream in one pass over the releases' batches (`_groups`), then the Arrow
+    IPC file from the new Parquet file."""
+    arrow_locations = _recorded_arrow_files(session, export_store, releases)
+    if arrow_locations is not None:
+        with contextlib.ExitStack() as copies:
+            # The files themselves in the export directory; downloads from an object store.
+            arrow_files = [
+                copies.enter_context(export_store.local_copy(location))
+                for location in arrow_locations
+            ]
+            files = write_snapshot_files(
+                parquet_target=temporaries["factors.parquet"][0],
+                arrows_target=temporaries["factors.arrows"][0],
+                arrow_target=temporaries["factors.arrow"][0],
+                groups=[arrow_file_batches(path) for path in arrow_files],
+                dictionaries=_merged_dictionaries(arrow_files),
+                metadata=metadata,
+            )
+        return {
+            "factors.parquet": _Written(files.parquet.sha256, files.parquet.bytes, files.rows),
+            "factors.arrow": _Written(files.arrow.sha256, files.arrow.bytes, files.rows),
+            "factors.arrows": _Written(files.arrows.sha256, files.arrows.bytes, files.rows),
+        }
     parquet = temporaries["factors.parquet"][0]
     written_files = write_parquet(
         parquet,
@@ -535,9 +589,11 @@ def create_snapshot(
     audit chain signed just before it, `manifest.json` itself is signed (served as
     `manifest.json.jws`), and a checkpoint is signed after the snapshot's audit event.
 
-    The data files are written by pyarrow from each release's own recorded `export.parquet`
-    (read back batch by batch; `efdb exports prepare` or a first download writes it once), or
-    from its rows in the database when it has none: `_groups`. Memory holds one row group.
+    The data files are written by pyarrow from each release's own recorded `export.arrow`,
+    read once, the three formats on three threads (`efdb exports prepare` or a first download
+    writes it once); when a release has none, from its recorded `export.parquet` or its rows
+    in the database (`_groups`), the Arrow IPC file then from the new Parquet file
+    (`_streamed`). Memory holds a few row groups.
     `factors.xlsx` is written only for a snapshot of at most `xlsx_max_rows` factors (the
     manifest says the bound, so a snapshot without it says why); `factors.jsonld.zip` and
     `factors.ilcd.zip`, assembled from the releases' own packages, likewise up to
@@ -628,6 +684,7 @@ def create_snapshot(
         body = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
         write_bytes_atomic(manifest_temporary, body)
         temporaries["manifest.json"] = (manifest_temporary, "json")
+        # The data files' sha256 were taken as they were written: not read again.
         kept = {
             name: export_store.keep(
                 temporary,
@@ -636,6 +693,7 @@ def create_snapshot(
                 download=store.Download(
                     snapshot_filename(snapshot_id, name), _snapshot_media_type(name), IMMUTABLE
                 ),
+                digest=(data[name].sha256, data[name].bytes) if name in data else None,
             )
             for name, (temporary, ext) in temporaries.items()
         }

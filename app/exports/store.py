@@ -96,9 +96,17 @@ class ExportStore(Protocol):
         ...
 
     def keep(
-        self, temporary: Path, *, ext: str, private: bool, download: Download | None = None
+        self,
+        temporary: Path,
+        *,
+        ext: str,
+        private: bool,
+        download: Download | None = None,
+        digest: tuple[str, int] | None = None,
     ) -> StoredFile:
-        """Store a finished temporary file under its sha256 name; durable on return."""
+        """Store a finished temporary file under its sha256 name; durable on return.
+        `digest`: its sha256 and size, taken as it was written (not read again; only the size
+        is checked); by default read from the file."""
         ...
 
     def size(self, location: str) -> int | None:
@@ -196,6 +204,17 @@ def file_digest(path: Path, *, sync: bool = False) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def known_digest(path: Path, digest: tuple[str, int]) -> tuple[str, int]:
+    """A file's sha256 and size as taken while it was written: its size checked against the
+    file's, the file fsynced; its bytes are not read again."""
+    sha256, size = digest
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+        if os.fstat(handle.fileno()).st_size != size:
+            raise RuntimeError(f"{path}: {size} bytes written, another size on disk")
+    return sha256, size
+
+
 @contextlib.contextmanager
 def temporary_in(directory: Path) -> Iterator[Path]:
     """A temporary path in `directory`; removed unless renamed away."""
@@ -225,7 +244,13 @@ class LocalExportStore:
         return temporary_in(self.root / (REGISTERED_AREA if private else PUBLIC_AREA))
 
     def keep(
-        self, temporary: Path, *, ext: str, private: bool, download: Download | None = None
+        self,
+        temporary: Path,
+        *,
+        ext: str,
+        private: bool,
+        download: Download | None = None,
+        digest: tuple[str, int] | None = None,
     ) -> StoredFile:
         """Give a finished temporary file its sha256 name (fsync, rename, fsync the directory).
 
@@ -233,7 +258,10 @@ class LocalExportStore:
         as it is; one whose bytes no longer match its name (damaged on disk) is replaced by the
         bytes the name promises.
         """
-        sha256, size = file_digest(temporary, sync=True)
+        if digest is not None:
+            sha256, size = known_digest(temporary, digest)
+        else:
+            sha256, size = file_digest(temporary, sync=True)
         relative = relative_path(sha256, ext, private=private)
         final = self.resolve(relative)
         if final.is_file() and file_digest(final) == (sha256, size):

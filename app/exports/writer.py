@@ -11,8 +11,10 @@ import contextlib
 import csv
 import hashlib
 import os
+import queue
+import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -135,38 +137,67 @@ def write_parquet(
             sink = stack.enter_context(pa.OSFile(str(arrows_temporary), "wb"))
             stream = stack.enter_context(ipc.new_stream(sink, schema, options=ipc_options()))
         writer = stack.enter_context(pq.ParquetWriter(temporary, schema, **PARQUET_OPTIONS))
-
-        def flush(pending: list[pa.RecordBatch]) -> int:
-            table = pa.Table.from_batches(pending, schema=schema)
+        for table in row_group_tables(groups, schema, row_group_rows):
             writer.write_table(table, row_group_rows)
             if stream is not None:
                 stream.write_table(table)
-            count: int = table.num_rows
-            return count
-
-        for group in groups:
-            pending: list[pa.RecordBatch] = []
-            pending_rows = 0
-            for batch in group:
-                while batch.num_rows:
-                    take = min(batch.num_rows, row_group_rows - pending_rows)
-                    pending.append(batch.slice(0, take))
-                    pending_rows += take
-                    batch = batch.slice(take)
-                    if pending_rows == row_group_rows:
-                        rows += flush(pending)
-                        pending, pending_rows = [], 0
-            if pending_rows:
-                rows += flush(pending)
+            rows += table.num_rows
+            del table  # not held while the next row group is read
     return ExportFiles(
         written(target), written(arrows_target) if arrows_target is not None else None, rows
     )
 
 
-def parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def row_group_tables(
+    groups: Iterable[Iterable[pa.RecordBatch]], schema: pa.Schema, row_group_rows: int
+) -> Iterator[pa.Table]:
+    """The batches gathered into tables of at most `row_group_rows` rows (each one row group)
+    that never span two groups: the batches are sliced, never copied."""
+    for group in groups:
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        for batch in group:
+            while batch.num_rows:
+                take = min(batch.num_rows, row_group_rows - pending_rows)
+                pending.append(batch.slice(0, take))
+                pending_rows += take
+                batch = batch.slice(take)
+                if pending_rows == row_group_rows:
+                    yield pa.Table.from_batches(pending, schema=schema)
+                    pending, pending_rows = [], 0
+        if pending_rows:
+            yield pa.Table.from_batches(pending, schema=schema)
+
+
+def parquet_batches(
+    path: Path, batch_rows: int, columns: list[str] | None = None
+) -> Iterator[pa.RecordBatch]:
     """A Parquet export's batches, read through a small buffer (never a whole row group)."""
     with pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False) as parquet:
-        yield from parquet.iter_batches(batch_size=batch_rows, use_threads=False)
+        yield from parquet.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False)
+
+
+def arrow_file_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """An Arrow IPC file export's batches, one at a time (read, not memory-mapped, so that
+    the file's pages do not count in the process's memory). Every batch of an IPC file
+    shares one dictionary per column."""
+    with pa.OSFile(str(path)) as source, ipc.open_file(source) as reader:
+        for index in range(reader.num_record_batches):
+            yield reader.get_batch(index)
+
+
+def arrow_file_dictionaries(path: Path) -> dict[str, list[Any]]:
+    """The values of each dictionary column of an Arrow IPC file export (its one dictionary
+    per column, read with its first batch)."""
+    with pa.OSFile(str(path)) as source, ipc.open_file(source) as reader:
+        if reader.num_record_batches == 0:
+            return {}
+        batch = reader.get_batch(0)
+        return {
+            field.name: batch.column(index).dictionary.to_pylist()
+            for index, field in enumerate(batch.schema)
+            if pa.types.is_dictionary(field.type)
+        }
 
 
 def write_arrow_file(target: Path, source: Path) -> WrittenFile:
@@ -181,9 +212,11 @@ def write_arrow_file(target: Path, source: Path) -> WrittenFile:
     schema = pq.read_schema(source)
     encoded = [index for index, item in enumerate(schema) if pa.types.is_dictionary(item.type)]
     seen: dict[int, dict[str, None]] = {index: {} for index in encoded}
-    for batch in parquet_batches(source, IPC_BATCH_ROWS):
-        for index in encoded:
-            seen[index].update(dict.fromkeys(batch.column(index).dictionary.to_pylist()))
+    # The dictionary columns alone: a column's dictionaries do not depend on the others read.
+    names = [schema.field(index).name for index in encoded]
+    for batch in parquet_batches(source, IPC_BATCH_ROWS, columns=names):
+        for position, index in enumerate(encoded):
+            seen[index].update(dict.fromkeys(batch.column(position).dictionary.to_pylist()))
     dictionaries = {
         index: pa.array(list(values), type=schema.field(index).type.value_type)
         for index, values in seen.items()
@@ -255,3 +288,203 @@ def write_csv(target: Path, source: Path, *, bom: bool = False) -> WrittenFile:
 def write_csv_with_bom(target: Path, source: Path) -> WrittenFile:
     """The CSV of a Parquet export with the UTF-8 byte order mark (`export.csv?bom=1`)."""
     return write_csv(target, source, bom=True)
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+class _HashingFile:
+    """A file object for `pa.PythonFile`: what pyarrow writes goes to `path` and through
+    sha256 on the way, so a finished file's name is known without reading it back."""
+
+    def __init__(self, path: Path) -> None:
+        self._handle = path.open("wb")
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self._digest.update(view)
+        self._handle.write(view)
+        self.size += view.nbytes
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+
+    def written(self, path: Path) -> WrittenFile:
+        return WrittenFile(path.name, self._digest.hexdigest(), self.size)
+
+
+@contextlib.contextmanager
+def _hashed_sink(target: Path) -> Iterator[tuple[pa.NativeFile, _HashingFile]]:
+    """An output stream for pyarrow onto `target` (buffered in Arrow, so Python sees 1 MiB
+    writes), hashed as written and fsynced when closed."""
+    hashing = _HashingFile(target)
+    sink = pa.BufferedOutputStream(pa.PythonFile(hashing, mode="w"), buffer_size=1 << 20)
+    try:
+        yield sink, hashing
+    finally:
+        if not sink.closed:
+            sink.close()
+        hashing.close()
+
+
+_DONE = object()
+
+
+def _fan_out(tables: Iterator[pa.Table], consumers: list[Callable[[pa.Table], None]]) -> int:
+    """Each table to every consumer, each consumer on its own thread (pyarrow's encoders
+    release the GIL, so the formats are written at the same time as the next row group is
+    read). The next table is read once every consumer has taken the last one: memory holds
+    two row groups, the one being written and the one being read.
+    The first error of any thread is raised here, after every thread has stopped."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    slots: list[queue.Queue[Any]] = [queue.Queue(1) for _ in consumers]
+
+    def run(consume: Callable[[pa.Table], None], slot: queue.Queue[Any]) -> None:
+        while True:
+            table = slot.get()
+            slot.task_done()
+            if table is _DONE:
+                return
+            if not stop.is_set():  # after an error: take the rest, write nothing
+                try:
+                    consume(table)
+                except BaseException as exc:
+                    errors.append(exc)
+                    stop.set()
+            table = None  # not held while waiting for the next one
+
+    threads = [
+        threading.Thread(target=run, args=(consume, slot), name="efdb-snapshot-writer")
+        for consume, slot in zip(consumers, slots, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    rows = 0
+    try:
+        for table in tables:
+            if stop.is_set():
+                break
+            for slot in slots:
+                slot.put(table)
+            rows += table.num_rows
+            for slot in slots:
+                slot.join()
+            del table  # freed as soon as the writers are done with it
+    except BaseException as exc:
+        errors.append(exc)
+        stop.set()
+    finally:
+        for slot in slots:
+            slot.put(_DONE)
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return rows
+
+
+class SnapshotFiles(NamedTuple):
+    parquet: WrittenFile
+    arrows: WrittenFile
+    arrow: WrittenFile
+    rows: int
+
+
+def write_snapshot_files(
+    *,
+    parquet_target: Path,
+    arrows_target: Path,
+    arrow_target: Path,
+    groups: Iterable[Iterable[pa.RecordBatch]],
+    dictionaries: dict[str, list[Any]],
+    metadata: dict[str, str],
+    row_group_rows: int = ROW_GROUP_ROWS,
+) -> SnapshotFiles:
+    """A snapshot's Parquet file, Arrow IPC stream and Arrow IPC file in one pass over the
+    groups' batches (one group per dataset version), each written by pyarrow on its own
+    thread from the same row groups, each file hashed as it is written.
+
+    The IPC file holds one dictionary per dictionary-encoded column for all its batches;
+    `dictionaries` must hold every value of each such column (the releases' own IPC files'
+    dictionaries, gathered before the first batch). Each batch's indices are mapped onto
+    them, once per distinct source dictionary. The row groups, the stream's batches and the
+    file's batches (16,384 rows, never spanning two row groups) are those `write_parquet`
+    and `write_arrow_file` write.
+    """
+    schema = EXPORT_SCHEMA.with_metadata(metadata)
+    encoded = [index for index, item in enumerate(schema) if pa.types.is_dictionary(item.type)]
+    unified = {
+        index: pa.array(dictionaries.get(schema.field(index).name, []), pa.string())
+        for index in encoded
+    }
+    index_types = {index: schema.field(index).type.index_type for index in encoded}
+    with contextlib.ExitStack() as stack:
+        parquet_sink, parquet_hash = stack.enter_context(_hashed_sink(parquet_target))
+        arrows_sink, arrows_hash = stack.enter_context(_hashed_sink(arrows_target))
+        arrow_sink, arrow_hash = stack.enter_context(_hashed_sink(arrow_target))
+        parquet = stack.enter_context(pq.ParquetWriter(parquet_sink, schema, **PARQUET_OPTIONS))
+        stream = stack.enter_context(ipc.new_stream(arrows_sink, schema, options=ipc_options()))
+        file = stack.enter_context(ipc.new_file(arrow_sink, schema, options=ipc_options()))
+        # Per dictionary column: the last source dictionary seen and its positions in the
+        # file's (None: the same values in the same order, the indices stand as they are).
+        mappings: dict[int, tuple[pa.Array, pa.Array | None]] = {}
+
+        def onto_file_dictionary(index: int, column: pa.DictionaryArray) -> pa.DictionaryArray:
+            seen = mappings.get(index)
+            if seen is None or not seen[0].equals(column.dictionary):
+                mapping = None
+                if not column.dictionary.equals(unified[index]):
+                    mapping = pc.index_in(column.dictionary, value_set=unified[index]).cast(
+                        index_types[index]
+                    )
+                    if mapping.null_count:
+                        raise ValueError(
+                            f"{schema.field(index).name}: a value outside the IPC dictionary"
+                        )
+                seen = mappings[index] = (column.dictionary, mapping)
+            indices = column.indices if seen[1] is None else seen[1].take(column.indices)
+            return pa.DictionaryArray.from_arrays(indices, unified[index])
+
+        def write_file(table: pa.Table) -> None:
+            for offset in range(0, table.num_rows, IPC_BATCH_ROWS):
+                piece = table.slice(offset, IPC_BATCH_ROWS)
+                columns = []
+                for index, chunked in enumerate(piece.columns):
+                    if index in unified:
+                        chunks = [onto_file_dictionary(index, chunk) for chunk in chunked.chunks]
+                        columns.append(pa.concat_arrays(chunks) if len(chunks) != 1 else chunks[0])
+                    elif chunked.num_chunks == 1:
+                        columns.append(chunked.chunk(0))
+                    else:
+                        columns.append(chunked.combine_chunks())
+                file.write_batch(pa.RecordBatch.from_arrays(columns, schema=schema))
+
+        rows = _fan_out(
+            row_group_tables(groups, schema, row_group_rows),
+            [
+                lambda table: parquet.write_table(table, row_group_rows),
+                stream.write_table,
+                write_file,
+            ],
+        )
+    return SnapshotFiles(
+        parquet_hash.written(parquet_target),
+        arrows_hash.written(arrows_target),
+        arrow_hash.written(arrow_target),
+        rows,
+    )
