@@ -51,6 +51,13 @@ def _token(url: str, issued: auth_service.IssuedClient) -> dict[str, str]:
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """No write budget: a test here writes hundreds of times a minute as one client, past the
+    default budget, which is not what these tests are about (tests/test_rate_limits.py is)."""
+    return settings.model_copy(update={"rate_writes_per_minute": 0})
+
+
+@pytest.fixture
 def live(db: Engine, settings: Settings) -> Iterator[Live]:
     """A real server with a synthetic publisher's writer client and a national reviewer."""
     with make_sessionmaker(db).begin() as session:
