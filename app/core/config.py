@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     read_database_url: str | None = None
     # After a write, how long the writer's reads stay on the primary (its `efdb_primary_until`
     # cookie), so that it reads its own write however far the replica lags behind.
-    read_your_writes_seconds: int = Field(default=5, ge=0, le=3600)
+    read_your_writes_seconds: int = Field(default=5, ge=0, le=60 * 60)
     issuer: str = "http://127.0.0.1:8000"
     audience: str = "efdb"
     signing_key: Path | None = None
@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     export_store_region: str | None = None
     # How long a signed download URL is valid (object store only). Short: the URL lets anyone
     # holding it read the file, registered datasets' files included.
-    export_signed_url_seconds: int = Field(default=300, ge=1, le=3600)
+    export_signed_url_seconds: int = Field(default=300, ge=1, le=60 * 60)
     # A snapshot of more factors than this has no factors.xlsx (a workbook takes ~13 min per
     # million rows to write, and a spreadsheet is no way to read a national snapshot); its
     # versions' export.xlsx and its Parquet, Arrow files hold the same rows.
