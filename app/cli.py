@@ -8,6 +8,7 @@ import functools
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,17 +99,26 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> None:
 
 def _progress(settings: Settings) -> Callable[[str], None]:
     """Progress of a long command: on stderr (stdout keeps only the command's JSON answer), or
-    a log record when the log is JSON."""
+    one JSON record a line (logger `efdb.progress`) when the log is JSON."""
+    if settings.log_format == "json":
+        from app.core.logs import progress_record
 
-    def tell(line: str) -> None:
-        if settings.log_format == "json":
-            import logging
+        def tell(line: str) -> None:
+            # Formatted here rather than through `logging`: a one-shot command configures no
+            # handler (an INFO record would be dropped), and configuring one would change the
+            # logging of whatever runs the command in-process.
+            print(progress_record(line), file=sys.stderr, flush=True)
 
-            logging.getLogger("efdb.progress").info(line)
-        else:
+    else:
+
+        def tell(line: str) -> None:
             print(f"efdb: {line}", file=sys.stderr, flush=True)
 
     return tell
+
+
+def _elapsed(started: float) -> str:
+    return f"{time.perf_counter() - started:.1f} s"
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
@@ -663,7 +673,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> None:
             raise CliError(
                 "--to needs --client-id and --client-secret (or EFDB_IMPORT_CLIENT_SECRET)"
             )
-        result = _import_over_http(args, source_format, path)
+        result = _import_over_http(args, source_format, path, _progress(settings))
     else:
         result = _import_locally(args, settings, source_format, path)
     print(json.dumps(result, ensure_ascii=False))
@@ -676,11 +686,17 @@ def _import_locally(
     from app.datasets.service import dataset_for_write
     from app.publishing.drafts import upload_draft
 
+    started = time.perf_counter()
+    tell = _progress(settings)
     publisher, dataset = args.dataset
     engine, factory = _session_factory(settings)
     try:
         with factory.begin() as session, path.open("rb") as stream:
             target = dataset_for_write(session, publisher=publisher, dataset=dataset)
+            tell(
+                f"reading {path.name} ({path.stat().st_size:,} bytes) as {source_format}: "
+                f"mapping and validating into {publisher}/{dataset} {args.version}"
+            )
             outcome = upload_draft(
                 session,
                 dataset=target,
@@ -696,7 +712,11 @@ def _import_locally(
                 gwp_set=args.gwp_set,
             )
             report = outcome.report
-            return {
+            tell(
+                f"validated {outcome.version.row_count:,} rows, {report.warning_count} "
+                f"warnings; sha256 {outcome.version.upload_file_sha256} ({_elapsed(started)})"
+            )
+            result: dict[str, object] = {
                 "dataset": f"{publisher}/{dataset}",
                 "version": outcome.version.version,
                 "status": outcome.version.status,
@@ -708,12 +728,16 @@ def _import_locally(
         raise CliError(_problem_line(exc.detail, exc.errors)) from exc
     finally:
         engine.dispose()
+    tell(f"done: draft {publisher}/{dataset} {args.version} stored ({_elapsed(started)})")
+    return result
 
 
 def _import_over_http(
-    args: argparse.Namespace, source_format: str, path: Path
+    args: argparse.Namespace, source_format: str, path: Path, tell: Callable[[str], None]
 ) -> dict[str, object]:
     import httpx
+
+    started = time.perf_counter()
 
     publisher, dataset = args.dataset
     base = args.to.rstrip("/")
@@ -748,6 +772,10 @@ def _import_over_http(
             form["through_year"] = str(args.through_year)
         if args.gwp_set is not None:
             form["gwp_set"] = args.gwp_set
+        tell(
+            f"uploading {path.name} ({path.stat().st_size:,} bytes) as {source_format} to "
+            f"{versions} (the service maps and validates it)"
+        )
         with path.open("rb") as stream:
             uploaded = http.post(
                 versions,
@@ -758,10 +786,16 @@ def _import_over_http(
         if uploaded.status_code not in (200, 201):
             raise refused("upload", uploaded)
         report = uploaded.json()
+        tell(
+            f"uploaded: {report['row_count']:,} rows validated, "
+            f"{report['report']['warning_count']} warnings; sha256 {report['file_sha256']} "
+            f"({_elapsed(started)}); submitting for review"
+        )
         submitted = http.post(f"{versions}/{args.version}/submit", headers=headers)
         if submitted.status_code != 200:
             raise refused("submit", submitted)
         version = submitted.json()
+    tell(f"done: {publisher}/{dataset} {args.version} {version['status']} ({_elapsed(started)})")
     return {
         "dataset": f"{publisher}/{dataset}",
         "version": version["version"],
@@ -957,16 +991,22 @@ def cmd_exports_prepare(args: argparse.Namespace, settings: Settings) -> None:
     from app.exports.store import open_store
     from app.signing.keys import ReleaseKeys
 
+    started = time.perf_counter()
+    tell = _progress(settings)
     engine, factory = _session_factory(settings)
     try:
         with factory.begin() as session:
             _check_export_store(session, settings)
         with factory.begin() as session:
             files = prepare_release_files(
-                session, export_store=open_store(settings), keys=ReleaseKeys(settings)
+                session,
+                export_store=open_store(settings),
+                keys=ReleaseKeys(settings),
+                progress=tell,
             )
     finally:
         engine.dispose()
+    tell(f"done: {len(files)} files recorded ({_elapsed(started)})")
     print(json.dumps({"ok": True, "files": files}, ensure_ascii=False))
 
 
@@ -978,6 +1018,8 @@ def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
     from app.exports.store import open_store
     from app.signing.keys import ReleaseKeys
 
+    started = time.perf_counter()
+    tell = _progress(settings)
     engine, factory = _session_factory(settings)
     try:
         with factory.begin() as session:
@@ -990,12 +1032,17 @@ def cmd_snapshot_create(args: argparse.Namespace, settings: Settings) -> None:
                 keys=ReleaseKeys(settings),
                 xlsx_max_rows=settings.snapshot_xlsx_max_rows,
                 packages_max_rows=settings.snapshot_packages_max_rows,
+                progress=tell,
             )
             resource = snapshot_resource(snapshot)
     except ProblemError as exc:
         raise CliError(exc.detail) from exc
     finally:
         engine.dispose()
+    tell(
+        f"done: snapshot {snapshot.id}, {snapshot.row_count:,} factors, "
+        f"{len(snapshot.files)} files ({_elapsed(started)})"
+    )
     print(json.dumps(jsonable_encoder(resource), ensure_ascii=False))
 
 

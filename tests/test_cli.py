@@ -163,6 +163,10 @@ def test_the_data_directory_holds_the_database_keys_and_exports(tmp_path: Path) 
     assert run_efdb("seed", env=env, cwd=elsewhere).returncode == 0
     snapshot = run_efdb("snapshot", "create", env=env, cwd=elsewhere)
     assert snapshot.returncode == 0, snapshot.stderr
+    # No release has its export files yet: each is read from the database, as stderr says.
+    count = len(json.loads(snapshot.stdout)["dataset_versions"])
+    read = [line for line in snapshot.stderr.splitlines() if line.startswith("efdb: release ")]
+    assert len([line for line in read if line.endswith("factors, from the database")]) == count
     assert run_efdb("audit", "checkpoint", env=env, cwd=elsewhere).returncode == 0
     assert not list(elsewhere.iterdir())
     written = {path.name for path in data.iterdir()}

@@ -140,9 +140,23 @@ def test_a_commit_that_fails_is_an_error_and_stores_nothing(live: Live, db: Engi
     assert response.status_code == 500
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "synthetic fault" not in response.text  # no internals leak into the answer
+    # Nor do the metrics count it as an upload that stored its rows.
+    metrics = live.app.state.metrics
+    assert _sample(metrics.upload_duration, "_count", outcome="error") == 1
+    assert _sample(metrics.upload_duration, "_count", outcome="ok") == 0
+    assert _sample(metrics.upload_rows, "_total") == 0
     assert _stored_versions(db) == []
     with Session(db) as session:
         assert session.scalar(select(func.count()).select_from(DatasetVersion)) == 0
+
+
+def _sample(metric: Any, suffix: str, **labels: str) -> float:
+    """A metric's sample in this app's own registry (0 when it has none yet)."""
+    for family in metric.collect():
+        for sample in family.samples:
+            if sample.name.endswith(suffix) and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
 
 
 def _sequence(http: httpx.Client, live: Live, index: int) -> list[tuple[str, int]]:

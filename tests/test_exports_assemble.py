@@ -152,13 +152,29 @@ def test_exports_prepare_writes_what_snapshots_assemble(
         "EFDB_EXPORT_DIR": str(settings.export_dir),
         "EFDB_RELEASE_SIGNING_KEY": str(settings.release_signing_key),
     }
-    prepared = run_efdb_in_process("exports", "prepare", env=env, cwd=settings.export_dir.parent)
+    # With the JSON log, the progress lines are JSON records too; stdout, the answer alone.
+    prepared = run_efdb_in_process(
+        "exports",
+        "prepare",
+        env={**env, "EFDB_LOG_FORMAT": "json"},
+        cwd=settings.export_dir.parent,
+    )
     assert prepared.returncode == 0, prepared.stderr
     files = json.loads(prepared.stdout)["files"]
+    records = [json.loads(line) for line in prepared.stderr.splitlines()]
+    assert {(r["logger"], r["level"], r["request_id"]) for r in records} == {
+        ("efdb.progress", "INFO", None)
+    }
     snapshot = client.post("/v1/snapshots", headers=admin_token()).json()
     releases = {
         f"{v['publisher']}/{v['dataset']}@{v['version']}" for v in snapshot["dataset_versions"]
     }
+    told = [r["message"] for r in records]
+    count = len(releases)
+    assert told[0].startswith(f"{count} releases, ")
+    assert sorted(line.split(" ")[2].rstrip(":") for line in told[1:-1]) == sorted(releases)
+    assert all(", wrote parquet, arrows, arrow, jsonld.zip, ilcd.zip (" in m for m in told[1:-1])
+    assert told[-1].startswith(f"done: {len(files)} files recorded (")
     assert {(f["release"], f["format"]) for f in files} == {
         (release, fmt)
         for release in releases
@@ -174,6 +190,23 @@ def test_exports_prepare_writes_what_snapshots_assemble(
         assert client.head(base).headers["etag"] == f'"{listed["sha256"]}"'  # the same file
     again = run_efdb_in_process("exports", "prepare", env=env, cwd=settings.export_dir.parent)
     assert json.loads(again.stdout)["files"] == files  # written once
+    assert again.stderr.count("all files already recorded") == count
+
+    # `efdb snapshot create` tells each release read (here from its recorded export.arrow) and
+    # each file written, then the time it took.
+    created = run_efdb_in_process("snapshot", "create", env=env, cwd=settings.export_dir.parent)
+    assert created.returncode == 0, created.stderr
+    made = json.loads(created.stdout)
+    lines = created.stderr.splitlines()
+    assert all(line.startswith("efdb: ") for line in lines), lines
+    assert lines[0].startswith(f"efdb: snapshot {made['id']}: {count} releases, ")
+    read = [line for line in lines if line.startswith("efdb: release ")]
+    assert [line.split(" ")[2] for line in read] == [f"{i}/{count}" for i in range(1, count + 1)]
+    assert all(line.endswith("factors, from its export.arrow") for line in read), read
+    for written in made["files"]:
+        assert f"efdb: {written['name']}: {written['bytes']:,} bytes" in created.stderr
+    assert "efdb: signing manifest.json and an audit checkpoint" in lines
+    assert lines[-1].startswith(f"efdb: done: snapshot {made['id']}, ")
 
 
 def _release_arrow_file(folder: Path, table: pa.Table, name: str) -> Path:

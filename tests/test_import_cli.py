@@ -32,9 +32,16 @@ def test_import_desnz_into_the_local_database_as_a_draft(
 
     result = run_efdb_in_process(*args, "--version", "1.0.0", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    printed = json.loads(result.stdout)
+    printed = json.loads(result.stdout)  # stdout is the JSON answer alone
     assert printed["status"] == "draft"
     assert printed["file_sha256"] == hashlib.sha256(content).hexdigest()
+    # Progress on stderr: the file read, the rows validated with its sha256, the draft stored.
+    progress = result.stderr.splitlines()
+    assert all(line.startswith("efdb: ") for line in progress), progress
+    assert progress[0].startswith(f"efdb: reading flat.xlsx ({len(content):,} bytes) as desnz")
+    assert f"validated {printed['row_count']:,} rows" in progress[1]
+    assert printed["file_sha256"] in progress[1]
+    assert progress[-1].startswith("efdb: done: draft desnz-uk/cli-flat 1.0.0 stored (")
     totals = {tuple(r[1:8]) for r in rows[6:] if r[8] == "kg CO2e" and r[9] != ""}
     assert printed["row_count"] == len(totals)
     draft = client.get("/v1/datasets/desnz-uk/cli-flat/versions/1.0.0", headers=writer)
@@ -117,6 +124,10 @@ def test_import_into_a_running_service_as_the_publishers_client(
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     assert printed["status"] == "submitted"
+    progress = result.stderr.splitlines()
+    assert progress[0].startswith(f"efdb: uploading {MEE_TABLE.name} (")
+    assert f"uploaded: {printed['row_count']:,} rows validated" in progress[1]
+    assert progress[-1].startswith("efdb: done: mee-cn/cli-electricity 1.0.0 submitted (")
     assert printed["file_sha256"] == hashlib.sha256(MEE_TABLE.read_bytes()).hexdigest()
     table = [line.split(",") for line in MEE_TABLE.read_text(encoding="utf-8").splitlines()[1:]]
     assert printed["row_count"] == sum(1 for cells in table if cells[0] in ("2021", "2022"))

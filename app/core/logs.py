@@ -117,6 +117,24 @@ def log_config(log_format: LogFormat, level: str = "info") -> dict[str, Any]:
     return config
 
 
+PROGRESS_LOGGER = "efdb.progress"
+
+
+def progress_record(message: str) -> str:
+    """A command's progress line as the JSON log line `efdb.progress` would write (one-shot
+    commands configure no logging)."""
+    record = logging.makeLogRecord(
+        {
+            "name": PROGRESS_LOGGER,
+            "levelno": logging.INFO,
+            "levelname": "INFO",
+            "msg": message,
+            "request_id": NO_REQUEST,
+        }
+    )
+    return JsonLogFormatter().format(record)
+
+
 class AccessLog:
     """One `efdb.access` line per answered request (JSON mode only). Runs inside `RequestID`,
     so the line carries the request's id; the client id is what authentication put in the

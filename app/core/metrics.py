@@ -21,8 +21,8 @@ Metrics (all names start with `efdb_`):
   (`EFDB_REDIS_URL`) did not answer, counted in the worker's own memory instead.
 - `upload_rows_total`: factor rows stored by uploads that made a new draft;
   `upload_duration_seconds{outcome}` and `snapshot_duration_seconds{outcome}`: the time an
-  upload or a snapshot took (`ok`, `refused`: a problem answer such as a validation report,
-  `error`: a failure of the service).
+  upload or a snapshot took (`ok`: committed, `refused`: a problem answer such as a
+  validation report, `error`: a failure of the service, a failed commit included).
 - `batch_lines{kind}`: lines per batch (`resolve`, `estimate`): the `_sum` is the lines asked.
 - Read at each scrape, not counted per request: `db_pool_size`, `db_pool_max_overflow`,
   `db_pool_checked_out`, `db_pool_checked_in` and `db_pool_overflow` `{engine}` (the

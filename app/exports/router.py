@@ -472,6 +472,8 @@ def create_snapshot(
         xlsx_max_rows=settings.snapshot_xlsx_max_rows,
         packages_max_rows=settings.snapshot_packages_max_rows,
     )
+    # Committed inside `timed`: a snapshot whose commit fails is timed as an error, not `ok`.
+    session.commit()
     return JSONResponse(
         jsonable_encoder(service.snapshot_resource(snapshot)),
         status_code=201,

@@ -21,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -131,6 +132,28 @@ SNAPSHOT_XLSX_MAX_ROWS = 100_000
 SNAPSHOT_PACKAGES_MAX_ROWS = 100_000
 # Batches read back from a finished version export (regrouped into row groups when written).
 CACHED_BATCH_ROWS = 16_384
+
+# Told one line per step of a long operation (`efdb snapshot create`, `efdb exports prepare`):
+# per release or per file, never per row.
+Progress = Callable[[str], None]
+
+
+def _quiet(line: str) -> None:
+    """No progress wanted (the API's snapshots)."""
+
+
+def _told(batches: Iterable[pa.RecordBatch], tell: Progress, line: str) -> Iterator[pa.RecordBatch]:
+    """A release's batches, `line` told when the writer starts reading them."""
+    tell(line)
+    yield from batches
+
+
+def _release_line(index: int, releases: list[ReleaseInfo], source: str) -> str:
+    release = releases[index]
+    return (
+        f"release {index + 1}/{len(releases)} {release.key}: "
+        f"{release.row_count:,} factors, from {source}"
+    )
 
 
 @dataclass(frozen=True)
@@ -330,17 +353,22 @@ def _release_packages(
     releases: list[ReleaseInfo],
     fmt: ExportFormat,
     scratch: contextlib.ExitStack,
+    tell: Progress = _quiet,
 ) -> Iterator[Path]:
     """Each release's recorded openLCA or ILCD package (a local copy where the store is an
     object store). One never written is written here to a temporary file (from the release's
     recorded Parquet file, else from its rows), used for this snapshot only: a snapshot
     records no release's files, so a failed one leaves nothing behind; `efdb exports prepare`
     (or a first download) records them once."""
-    for release in releases:
+    for index, release in enumerate(releases):
         record = recorded_export(session, release, fmt)
         if record is not None and _intact(export_store, record):
             yield scratch.enter_context(export_store.local_copy(record.path))
             continue
+        tell(
+            f"release {index + 1}/{len(releases)} {release.key}: no recorded {fmt}, "
+            "writing one for this snapshot (`efdb exports prepare` records them)"
+        )
         parquet_record = recorded_export(session, release, "parquet")
         if parquet_record is not None and _intact(export_store, parquet_record):
             source = scratch.enter_context(export_store.local_copy(parquet_record.path))
@@ -421,16 +449,21 @@ def _schema_document() -> list[dict[str, Any]]:
 
 
 def _groups(
-    session: Session, export_store: store.ExportStore, releases: list[ReleaseInfo]
+    session: Session,
+    export_store: store.ExportStore,
+    releases: list[ReleaseInfo],
+    tell: Progress = _quiet,
 ) -> Iterator[Iterator[pa.RecordBatch]]:
     """Each release's batches: from its recorded per-version export when there is one (a
     published version never changes, so its export is reused by every later snapshot),
     otherwise streamed from the database."""
-    for release in releases:
+    for index, release in enumerate(releases):
         record = recorded_export(session, release, "parquet")
         if record is not None and _intact(export_store, record):
+            tell(_release_line(index, releases, "its export.parquet"))
             yield _recorded_batches(export_store, record.path)
         else:
+            tell(_release_line(index, releases, "the database"))
             yield release_batches(session, release)
 
 
@@ -450,16 +483,26 @@ class _Written:
 
 
 def prepare_release_files(
-    session: Session, *, export_store: store.ExportStore, keys: ReleaseKeys
+    session: Session,
+    *,
+    export_store: store.ExportStore,
+    keys: ReleaseKeys,
+    progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     """Write and record, once, the export files (`export.parquet`, which snapshots read, the
     `.arrows` and `.arrow` downloads, and the openLCA and ILCD packages a snapshot's are
     assembled from) of every release the next snapshot would hold, so that neither a snapshot
     nor a first download reads the rows again; the caller commits. Each as
-    `{"release", "format", "sha256", "bytes"}`."""
+    `{"release", "format", "sha256", "bytes"}`. `progress` is told each release as it is
+    done."""
+    tell = progress or _quiet
     written_files = []
     formats: tuple[ExportFormat, ...] = ("parquet", "arrows", "arrow", *SNAPSHOT_PACKAGES.values())
-    for release in snapshot_releases(session):
+    releases = snapshot_releases(session)
+    tell(f"{len(releases)} releases, {sum(r.row_count for r in releases):,} factors")
+    for index, release in enumerate(releases):
+        started = time.perf_counter()
+        before = {fmt: recorded_export(session, release, fmt) is not None for fmt in formats}
         for fmt in formats:
             record = (
                 ensure_version_parquet(session, export_store, release, keys)
@@ -476,6 +519,12 @@ def prepare_release_files(
                     "bytes": record.bytes,
                 }
             )
+        written = [fmt for fmt in formats if not before[fmt]]
+        tell(
+            f"release {index + 1}/{len(releases)} {release.key}: {release.row_count:,} factors, "
+            + (f"wrote {', '.join(written)}" if written else "all files already recorded")
+            + f" ({time.perf_counter() - started:.1f} s)"
+        )
     return written_files
 
 
@@ -508,6 +557,7 @@ def _streamed(
     releases: list[ReleaseInfo],
     temporaries: dict[str, tuple[Path, str]],
     metadata: dict[str, str],
+    tell: Progress = _quiet,
 ) -> dict[str, _Written]:
     """The snapshot's data files.
 
@@ -530,7 +580,14 @@ def _streamed(
                 parquet_target=temporaries["factors.parquet"][0],
                 arrows_target=temporaries["factors.arrows"][0],
                 arrow_target=temporaries["factors.arrow"][0],
-                groups=[arrow_file_batches(path) for path in arrow_files],
+                groups=[
+                    _told(
+                        arrow_file_batches(path),
+                        tell,
+                        _release_line(index, releases, "its export.arrow"),
+                    )
+                    for index, path in enumerate(arrow_files)
+                ],
                 dictionaries=_merged_dictionaries(arrow_files),
                 metadata=metadata,
             )
@@ -542,7 +599,7 @@ def _streamed(
     parquet = temporaries["factors.parquet"][0]
     written_files = write_parquet(
         parquet,
-        _groups(session, export_store, releases),
+        _groups(session, export_store, releases, tell),
         metadata=metadata,
         arrows_target=temporaries["factors.arrows"][0],
     )
@@ -581,6 +638,7 @@ def create_snapshot(
     keys: ReleaseKeys | None = None,
     xlsx_max_rows: int = SNAPSHOT_XLSX_MAX_ROWS,
     packages_max_rows: int = SNAPSHOT_PACKAGES_MAX_ROWS,
+    progress: Progress | None = None,
 ) -> Snapshot:
     """Write one national release and record it with its audit event; the caller commits.
 
@@ -602,7 +660,10 @@ def create_snapshot(
     The files are written under temporary names first and given their sha256 names only when
     all are complete; a run that fails after that leaves files no record names, which
     nothing serves (and a later run never takes for its own: its bytes have other names).
+
+    `progress` (`efdb snapshot create`) is told each step: per release and per file.
     """
+    tell = progress or _quiet
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SNAPSHOT_LOCK_KEY})
     releases, head = _releases_at_one_position(session)
@@ -610,9 +671,14 @@ def create_snapshot(
         raise Conflict(Message("snapshot.nothing_to_snapshot"))
     created_at = utcnow()
     snapshot_id = next_snapshot_id(session, created_at.date())
+    tell(
+        f"snapshot {snapshot_id}: {len(releases)} releases, "
+        f"{sum(r.row_count for r in releases):,} factors"
+    )
     entries = [release.manifest_entry() for release in releases]
     checkpoint: dict[str, Any] | None = None
     if keys is not None:
+        tell("signing the releases' statements and an audit checkpoint")
         for entry_, release in zip(entries, releases, strict=True):
             entry_["release_statement"] = release_statement(session, keys, release)
         checkpoint = checkpoint_resource(sign_checkpoint(session, keys, actor=actor))
@@ -637,7 +703,9 @@ def create_snapshot(
             "factors.arrow": (arrow_temporary, "arrow"),
             "factors.arrows": (arrows_temporary, "arrows"),
         }
-        data = _streamed(session, export_store, releases, temporaries, metadata)
+        data = _streamed(session, export_store, releases, temporaries, metadata, tell)
+        for name in temporaries:
+            tell(f"{name}: {data[name].bytes:,} bytes")
         rows = data["factors.parquet"].rows
         expected = sum(release.row_count for release in releases)
         if rows != expected:
@@ -646,17 +714,23 @@ def create_snapshot(
             temporaries["factors.xlsx"] = (xlsx_temporary, "xlsx")
             done = write_xlsx(xlsx_temporary, parquet_temporary)
             data["factors.xlsx"] = _Written(done.sha256, done.bytes, rows)
+            tell(f"factors.xlsx: {done.bytes:,} bytes")
+        else:
+            tell(f"factors.xlsx: left out ({rows:,} factors > {xlsx_max_rows:,})")
         for (name, fmt), temporary in zip(
             SNAPSHOT_PACKAGES.items(), (jsonld_temporary, ilcd_temporary), strict=True
         ):
             if rows > packages_max_rows:
+                tell(f"{name}: left out ({rows:,} factors > {packages_max_rows:,})")
                 continue
             with contextlib.ExitStack() as scratch:
                 done = merge_packages(
-                    temporary, _release_packages(session, export_store, releases, fmt, scratch)
+                    temporary,
+                    _release_packages(session, export_store, releases, fmt, scratch, tell),
                 )
             temporaries[name] = (temporary, fmt)
             data[name] = _Written(done.sha256, done.bytes, rows)
+            tell(f"{name}: {done.bytes:,} bytes, from {len(releases)} releases' packages")
         data_files = [
             {"name": name, "sha256": data[name].sha256, "bytes": data[name].bytes}
             for name in SNAPSHOT_FILES
@@ -684,6 +758,7 @@ def create_snapshot(
         body = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
         write_bytes_atomic(manifest_temporary, body)
         temporaries["manifest.json"] = (manifest_temporary, "json")
+        tell(f"manifest.json: {len(body):,} bytes; keeping the files in {export_store.description}")
         # The data files' sha256 were taken as they were written: not read again.
         kept = {
             name: export_store.keep(
@@ -734,6 +809,7 @@ def create_snapshot(
         },
     )
     if keys is not None:
+        tell("signing manifest.json and an audit checkpoint")
         sign_manifest(session, keys, snapshot_id=snapshot_id, manifest=body, actor=actor)
         sign_checkpoint(session, keys, actor=actor)
     return snapshot

@@ -150,6 +150,9 @@ def upload_version(
         gwp_set=gwp_set,
     )
     draft: DatasetVersion = outcome.version
+    # Committed here, inside `timed`, so an upload whose commit fails counts as an error, not
+    # as `ok` with its rows stored (get_session's commit would run after the metrics).
+    session.commit()
     request.app.state.metrics.upload_rows.inc(draft.row_count if outcome.created else 0)
     # The report's warnings in the client's language, as problem details are.
     lang = headers_language(request.headers)
