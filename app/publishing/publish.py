@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import os
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -15,6 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from app.core.audit import append_event
+from app.core.bounds import BUDGET_KEY
 from app.core.db import utcnow
 from app.core.errors import Conflict
 from app.core.problem_text import Message
@@ -56,8 +58,10 @@ class FactorWriter:
     PostgreSQL: one `COPY factor FROM STDIN` held open while rows come, so that the server
     stores them (indexes, constraints, triggers) while the caller validates the next ones on
     the other core; the connection can run nothing else meanwhile, so `pause()` ends the COPY
-    before a query (the next row opens a new one). SQLite: rows gathered in batches of
-    `batch_size`, each inserted with one executemany."""
+    before a query (the next row opens a new one). A COPY is one statement under the request's
+    statement budget (`statement_timeout`, which counts the time it waits for rows too): one
+    is ended, and the next begun, once it has been open a quarter of the budget. SQLite: rows
+    gathered in batches of `batch_size`, each inserted with one executemany."""
 
     def __init__(self, session: Session, *, batch_size: int = 5000) -> None:
         self._session = session
@@ -66,6 +70,10 @@ class FactorWriter:
         self._stack = contextlib.ExitStack()
         self._copy: Copy | None = None
         self._batch: list[dict[str, Any]] = []
+        budget_ms: int | None = session.info.get(BUDGET_KEY)
+        self._copy_seconds = budget_ms / 4000 if budget_ms else None
+        self._copy_ends_at = 0.0
+        self._copy_rows = 0
 
     def write(self, row: Sequence[Any]) -> None:
         """One row, its values in `_COPY_COLUMNS` order."""
@@ -81,7 +89,16 @@ class FactorWriter:
             self._copy = self._stack.enter_context(
                 cursor.copy(f"COPY factor ({', '.join(_COPY_COLUMNS)}) FROM STDIN")
             )
+            if self._copy_seconds is not None:
+                self._copy_ends_at = time.monotonic() + self._copy_seconds
         self._copy.write_row(row)
+        self._copy_rows += 1
+        if (
+            self._copy_seconds is not None
+            and self._copy_rows % 1000 == 0
+            and time.monotonic() > self._copy_ends_at
+        ):
+            self.pause()
 
     def pause(self) -> None:
         """Store what was written, so that the session may query (and see the rows)."""
