@@ -789,7 +789,7 @@ def print_report(result: Result) -> tuple[bool, bool]:
     )
     print(
         f"     body sent -> first COPY factor        {_span(up.body_sent, up.copy_first)}"
-        "  (sha256 of the file, lookups, first 5,000-row batch validated)"
+        "  (sha256 of the file, lookups, the first rows validated)"
     )
     share = up.copy_active_samples / up.copy_samples if up.copy_samples else 0.0
     print(

@@ -6,6 +6,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from tests.factories import create_dataset, create_publisher, create_version, factor_fields
 
 
 def _refused(db: Engine, statement: str) -> None:
@@ -57,3 +60,68 @@ def test_withdrawing_a_release_is_still_allowed(db: Engine) -> None:
         )
         statuses = connection.execute(text("SELECT status FROM dataset_version")).scalars()
         assert "withdrawn" in set(statuses)
+
+
+def _released_and_draft(session: Session) -> tuple[int, int]:
+    """A published version and a newer draft of one synthetic dataset, two factors each."""
+    dataset = create_dataset(session, publisher=create_publisher(session))
+    released = create_version(
+        session, dataset=dataset, factors=[factor_fields("syn-a"), factor_fields("syn-b")]
+    )
+    draft = create_version(
+        session,
+        dataset=dataset,
+        version="1.1.0",
+        status="draft",
+        factors=[factor_fields("syn-a"), factor_fields("syn-c")],
+    )
+    session.commit()
+    return released.id, draft.id
+
+
+def _factor_rows(db: Engine) -> list[tuple[int, str]]:
+    with db.begin() as connection:
+        rows = connection.execute(
+            text("SELECT version_id, factor_code FROM factor ORDER BY version_id, factor_code")
+        )
+        return [(row.version_id, row.factor_code) for row in rows]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        # One statement over a draft's rows and a release's: the whole statement is refused.
+        "DELETE FROM factor WHERE version_id IN ({draft}, {released})",
+        "UPDATE factor SET notes = 'changed' WHERE version_id IN ({draft}, {released})",
+        # A draft's rows moved into the release, or copied into it among others.
+        "UPDATE factor SET version_id = {released} WHERE version_id = {draft} "
+        "AND factor_code = 'syn-c'",
+        "INSERT INTO factor (uid, version_id, dataset_id, source_id, factor_code, activity_id, "
+        "region, reference_year, unit, co2e, boundary) SELECT substr(uid, 1, 28) || 'copy', "
+        "CASE WHEN factor_code = 'syn-a' THEN {draft} ELSE {released} END, dataset_id, "
+        "source_id, factor_code || '-copy', activity_id, region, reference_year, unit, co2e, "
+        "boundary FROM factor WHERE version_id = {draft}",
+    ],
+)
+def test_a_statement_touching_any_released_factor_changes_nothing(
+    db: Engine, session: Session, statement: str
+) -> None:
+    """The guard may run once per statement (PostgreSQL) or per row (SQLite): either way a
+    statement that touches one released factor is refused whole, draft rows included."""
+    released, draft = _released_and_draft(session)
+    before = _factor_rows(db)
+    _refused(db, statement.format(draft=draft, released=released))
+    assert _factor_rows(db) == before
+
+
+def test_a_drafts_factors_stay_writable(db: Engine, session: Session) -> None:
+    released, draft = _released_and_draft(session)
+    with db.begin() as connection:
+        connection.execute(
+            text("UPDATE factor SET notes = 'revised' WHERE version_id = :v"), {"v": draft}
+        )
+        connection.execute(
+            text("DELETE FROM factor WHERE version_id = :v AND factor_code = 'syn-c'"),
+            {"v": draft},
+        )
+    assert _factor_rows(db) == [(released, "syn-a"), (released, "syn-b"), (draft, "syn-a")]

@@ -49,6 +49,11 @@ def _forbidden(multiline: bool) -> re.Pattern[str]:
     return re.compile(f"[{body}]")
 
 
+def forbidden_pattern(*, multiline: bool) -> re.Pattern[str]:
+    """What `forbidden_character` looks for, to test many texts joined in one scan."""
+    return _forbidden(multiline)
+
+
 def forbidden_character(text: str, *, multiline: bool = False) -> str | None:
     """The first character that may not appear in stored text, described, or None."""
     found = _forbidden(multiline).search(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -185,8 +186,10 @@ def _gas_problems(record: FactorFields, gwp: GwpTable) -> list[RecordProblem]:
     return []
 
 
+_pedigree_scores = operator.attrgetter(*PEDIGREE_FIELDS)
+
+
 def data_quality_rating(record: FactorFields) -> float | None:
     """Mean of the pedigree scores given (1 best, 5 worst)."""
-    scores = [getattr(record, name) for name in PEDIGREE_FIELDS]
-    given = [s for s in scores if s is not None]
+    given = [s for s in _pedigree_scores(record) if s is not None]
     return round(sum(given) / len(given), 3) if given else None

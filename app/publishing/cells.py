@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from app.core.problem_text import Message
-from app.core.text import forbidden_character, nfc
+from app.core.text import forbidden_character, forbidden_pattern, nfc
 from app.factors.schemas import FactorFields
 
 
@@ -97,6 +97,51 @@ def _type_problem(kind: Kind, value: Any) -> str | None:
     return None
 
 
+# The longest text a known column's cell may hold (numbers and dates: MAX_DATE_TEXT).
+_CELL_LIMITS: dict[str, int] = {name: TEXT_LIMITS.get(name, MAX_DATE_TEXT) for name in FIELD_KINDS}
+
+
+def _plain_text_cells(raw: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The values `check_cells` gives a row of text cells that all pass, found with a few
+    checks over the whole row instead of several per cell; None when any cell may have a
+    problem (or is not text), for `check_cells` to look at each cell.
+
+    Most rows of a large upload are such rows, so the checks per cell are what an upload of a
+    million rows spends its time on: here one scan finds no forbidden character in any
+    single-line cell, and ASCII text skips NFC (it is its own normal form)."""
+    values: dict[str, Any] = {}
+    single_line: list[str] = []
+    multiline: list[str] = []
+    for column, value in raw.items():
+        if value is None or value == "":
+            continue
+        limit = _CELL_LIMITS.get(column)
+        if limit is None:  # a column the schema names as unknown
+            values[column] = value
+            continue
+        if value.__class__ is not str or len(value) > limit:
+            return None
+        (multiline if column in MULTILINE_FIELDS else single_line).append(column)
+        values[column] = value
+    text = " ".join([values[column] for column in single_line])
+    if not text.isascii():
+        for column in (*single_line, *multiline):
+            value = values[column]
+            if not value.isascii():
+                value = values[column] = nfc(value)
+                if len(value) > _CELL_LIMITS[column]:
+                    return None
+        text = " ".join([values[column] for column in single_line])
+        if forbidden_pattern(multiline=False).search(text):
+            return None
+    elif not text.isprintable():  # in ASCII, the forbidden characters are the controls
+        return None
+    refused = forbidden_pattern(multiline=True)
+    if any(refused.search(values[column]) for column in multiline):
+        return None
+    return values
+
+
 def check_cells(
     raw: Mapping[str, Any], *, text_cells: bool
 ) -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
@@ -104,6 +149,10 @@ def check_cells(
     (column → (code, detail)). Columns the schema does not know are passed on for it to name.
 
     `text_cells`: every cell is text (CSV), so numbers and dates are parsed by the schema."""
+    if text_cells:
+        plain = _plain_text_cells(raw)
+        if plain is not None:
+            return plain, {}
     values: dict[str, Any] = {}
     problems: dict[str, tuple[str, str]] = {}
     for column, value in raw.items():

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable
+import contextlib
+import operator
+import os
+import time
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from types import TracebackType
 from typing import Any
 
+from psycopg import Copy
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from app.core.audit import append_event
+from app.core.bounds import BUDGET_KEY
 from app.core.db import utcnow
 from app.core.errors import Conflict
 from app.core.problem_text import Message
@@ -42,20 +48,91 @@ _COPY_COLUMNS = [
     "row_number",
     "dqr",
 ]
+_stored_values = operator.attrgetter(*_STORED_FIELDS)
 
 
-def _write_batch(session: Session, batch: list[dict[str, Any]]) -> None:
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        # COPY is several times faster than INSERT; it joins the session's transaction.
-        raw = connection.connection.driver_connection
-        assert raw is not None
-        columns = ", ".join(_COPY_COLUMNS)
-        with raw.cursor() as cursor, cursor.copy(f"COPY factor ({columns}) FROM STDIN") as copy:
-            for values in batch:
-                copy.write_row([values[name] for name in _COPY_COLUMNS])
-    else:
-        session.execute(insert(FACTOR_TABLE), batch)
+class FactorWriter:
+    """Writes factor rows into the session's transaction; the one place the two databases
+    differ in how.
+
+    PostgreSQL: one `COPY factor FROM STDIN` held open while rows come, so that the server
+    stores them (indexes, constraints, triggers) while the caller validates the next ones on
+    the other core; the connection can run nothing else meanwhile, so `pause()` ends the COPY
+    before a query (the next row opens a new one). A COPY is one statement under the request's
+    statement budget (`statement_timeout`, which counts the time it waits for rows too): one
+    is ended, and the next begun, once it has been open a quarter of the budget. SQLite: rows
+    gathered in batches of `batch_size`, each inserted with one executemany."""
+
+    def __init__(self, session: Session, *, batch_size: int = 5000) -> None:
+        self._session = session
+        self._batch_size = batch_size
+        self._copy_open = session.connection().dialect.name == "postgresql"
+        self._stack = contextlib.ExitStack()
+        self._copy: Copy | None = None
+        self._batch: list[dict[str, Any]] = []
+        budget_ms: int | None = session.info.get(BUDGET_KEY)
+        self._copy_seconds = budget_ms / 4000 if budget_ms else None
+        self._copy_ends_at = 0.0
+        self._copy_rows = 0
+
+    def write(self, row: Sequence[Any]) -> None:
+        """One row, its values in `_COPY_COLUMNS` order."""
+        if not self._copy_open:
+            self._batch.append(dict(zip(_COPY_COLUMNS, row, strict=True)))
+            if len(self._batch) >= self._batch_size:
+                self.pause()
+            return
+        if self._copy is None:
+            raw = self._session.connection().connection.driver_connection
+            assert raw is not None
+            cursor = self._stack.enter_context(raw.cursor())
+            self._copy = self._stack.enter_context(
+                cursor.copy(f"COPY factor ({', '.join(_COPY_COLUMNS)}) FROM STDIN")
+            )
+            if self._copy_seconds is not None:
+                self._copy_ends_at = time.monotonic() + self._copy_seconds
+        self._copy.write_row(row)
+        self._copy_rows += 1
+        if (
+            self._copy_seconds is not None
+            and self._copy_rows % 1000 == 0
+            and time.monotonic() > self._copy_ends_at
+        ):
+            self.pause()
+
+    def pause(self) -> None:
+        """Store what was written, so that the session may query (and see the rows)."""
+        if self._batch:
+            self._session.execute(insert(FACTOR_TABLE), self._batch)
+            self._batch = []
+        if self._copy is not None:
+            self._copy = None
+            self._stack.close()  # ends the COPY: raises what the server refused
+
+    def __enter__(self) -> FactorWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.pause()
+        else:
+            # An error in the caller: the COPY ends refused (the transaction is rolled back).
+            self._batch = []
+            self._copy = None
+            self._stack.__exit__(exc_type, exc, traceback)
+
+
+def random_uid() -> str:
+    """A uid as `uuid.uuid4().hex` writes it (random, version and variant bits set), without
+    building a UUID object per row."""
+    value = int.from_bytes(os.urandom(16), "big")
+    value = (value & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+    return f"{value:032x}"
 
 
 def store_factors(
@@ -65,28 +142,29 @@ def store_factors(
     records: Iterable[tuple[int, FactorFields]],
     batch_size: int = 5000,
 ) -> int:
-    """Insert the records of a draft in bounded batches; returns the number of rows."""
+    """Insert the records of a draft as they come (memory bounded by a batch, whatever their
+    number); returns the number of rows."""
     sources = SourceCache(session)
-    batch: list[dict[str, Any]] = []
+    version_id, dataset_id = version.id, version.dataset_id
     count = 0
-    for row_number, record in records:
-        values = {name: getattr(record, name) for name in _STORED_FIELDS}
-        values.update(
-            uid=uuid.uuid4().hex,
-            version_id=version.id,
-            dataset_id=version.dataset_id,
-            source_id=sources.source_id(record),
-            row_number=row_number,
-            dqr=data_quality_rating(record),
-        )
-        batch.append(values)
-        if len(batch) >= batch_size:
-            _write_batch(session, batch)
-            count += len(batch)
-            batch = []
-    if batch:
-        _write_batch(session, batch)
-        count += len(batch)
+    with FactorWriter(session, batch_size=batch_size) as writer:
+        for row_number, record in records:
+            source_id = sources.cached_id(record)
+            if source_id is None:
+                writer.pause()  # a source not seen yet: the query needs the connection
+                source_id = sources.source_id(record)
+            writer.write(
+                (
+                    *_stored_values(record),
+                    random_uid(),
+                    version_id,
+                    dataset_id,
+                    source_id,
+                    row_number,
+                    data_quality_rating(record),
+                )
+            )
+            count += 1
     version.row_count = count
     return count
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,9 +12,11 @@ from sqlalchemy.orm import Session
 from app.factors.models import Source
 from app.factors.schemas import FactorFields
 
+_key_fields = operator.attrgetter("source_title", "source_publisher", "source_year", "source_url")
+
 
 def source_key(record: FactorFields) -> str:
-    key = [record.source_title, record.source_publisher, record.source_year, record.source_url]
+    key = list(_key_fields(record))
     return hashlib.sha256(json.dumps(key, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -23,10 +26,20 @@ class SourceCache:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._ids: dict[str, int] = {}
+        # The same, by the fields the key is made of: no hash computed for a source seen.
+        self._by_fields: dict[tuple[object, ...], int] = {}
+
+    def cached_id(self, record: FactorFields) -> int | None:
+        """The id of a source already resolved by this cache, without a query; or None."""
+        return self._by_fields.get(_key_fields(record))
 
     def source_id(self, record: FactorFields) -> int:
+        fields = _key_fields(record)
+        if fields in self._by_fields:
+            return self._by_fields[fields]
         key = source_key(record)
         if key in self._ids:
+            self._by_fields[fields] = self._ids[key]
             return self._ids[key]
         source_id = self._session.execute(
             select(Source.id).where(Source.key_sha256 == key)
@@ -43,5 +56,5 @@ class SourceCache:
             self._session.add(source)
             self._session.flush()
             source_id = source.id
-        self._ids[key] = source_id
+        self._ids[key] = self._by_fields[fields] = source_id
         return source_id

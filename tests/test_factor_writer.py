@@ -1,0 +1,57 @@
+"""Storing a draft's rows: on PostgreSQL one COPY held open while rows come, ended for a query
+(a source not seen yet) or when it has been open a quarter of the request's statement budget,
+and begun again; on SQLite batches. Either way every row is stored once, with its own source."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.core.bounds import BUDGET_KEY
+from app.datasets.version_models import DatasetVersion
+from app.publishing.publish import store_factors
+from tests.factories import create_dataset, create_publisher, factor_fields
+
+ROWS = 2500
+
+
+def test_every_row_is_stored_once_with_its_source_across_copies(session: Session) -> None:
+    dataset = create_dataset(session, publisher=create_publisher(session))
+    draft = DatasetVersion(
+        dataset_id=dataset.id,
+        version="1.0.0",
+        major=1,
+        minor=0,
+        patch=0,
+        status="draft",
+        created_by="synthetic-test",
+    )
+    session.add(draft)
+    session.flush()
+    # A 1 ms budget: the COPY is ended after every 1000 rows (each open longer than 0.25 ms).
+    session.info[BUDGET_KEY] = 1
+    # A new source every 700 rows: the COPY is ended for its query, then the rows go on.
+    records = (
+        (
+            number + 2,
+            factor_fields(
+                f"syn-{number:05d}",
+                source_title=f"Synthetic source {number // 700} (not a real document)",
+            ),
+        )
+        for number in range(ROWS)
+    )
+    assert store_factors(session, version=draft, records=records, batch_size=600) == ROWS
+    stored = session.execute(
+        text(
+            "SELECT factor.factor_code, factor.row_number, source.title FROM factor "
+            "JOIN source ON source.id = factor.source_id WHERE factor.version_id = :v "
+            "ORDER BY factor.id"
+        ),
+        {"v": draft.id},
+    ).all()
+    assert [tuple(row) for row in stored] == [
+        (f"syn-{n:05d}", n + 2, f"Synthetic source {n // 700} (not a real document)")
+        for n in range(ROWS)
+    ]
+    assert draft.row_count == ROWS
