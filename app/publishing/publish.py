@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import operator
-import os
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -127,14 +127,6 @@ class FactorWriter:
             self._stack.__exit__(exc_type, exc, traceback)
 
 
-def random_uid() -> str:
-    """A uid as `uuid.uuid4().hex` writes it (random, version and variant bits set), without
-    building a UUID object per row."""
-    value = int.from_bytes(os.urandom(16), "big")
-    value = (value & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
-    return f"{value:032x}"
-
-
 def store_factors(
     session: Session,
     *,
@@ -156,7 +148,7 @@ def store_factors(
             writer.write(
                 (
                     *_stored_values(record),
-                    random_uid(),
+                    uuid.uuid4().hex,
                     version_id,
                     dataset_id,
                     source_id,
