@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import sys
 import urllib.error
@@ -89,11 +88,15 @@ def sha256_file(path: Path) -> str:
 
 def _read_table(path: Path) -> pa.Table:
     data = path.read_bytes()
+    # An Arrow buffer, not a Python file object: pyarrow's I/O threads would call back into
+    # Python for a file object, and one still reading ahead as the interpreter exits aborts
+    # the process ("terminate called without an active exception", seen under load).
+    source = pa.BufferReader(data)
     if data[:4] == b"PAR1":
-        return pq.read_table(io.BytesIO(data))
+        return pq.read_table(source)
     if data[:6] == b"ARROW1":
-        return ipc.open_file(io.BytesIO(data)).read_all()
-    return ipc.open_stream(io.BytesIO(data)).read_all()
+        return ipc.open_file(source).read_all()
+    return ipc.open_stream(source).read_all()
 
 
 def recompute(table: pa.Table) -> dict[str, tuple[str, int]]:
