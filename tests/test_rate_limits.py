@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import httpx
 import limits.storage.memory
@@ -50,6 +50,28 @@ READ = "/.well-known/jwks.json"
 # A write every anonymous caller is refused (401) by the route, after its budget is spent.
 WRITE = "/v1/datasets"
 PROBLEM = "application/problem+json"
+
+
+_T = TypeVar("_T")
+
+
+def in_own_thread(work: Callable[[], _T]) -> _T:
+    """`work()` on a fresh thread, which has no running event loop: a test worker that ran
+    Playwright's sync API before keeps one in its main thread, where `asyncio.run` refuses."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # re-raised in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return cast(_T, outcome["value"])
 
 
 def redis_or_skip() -> str:
@@ -326,7 +348,7 @@ def test_after_an_outage_the_budgets_are_shared_again(
 
     try:
         with caplog.at_level(logging.INFO, logger="efdb.rate_limits"):
-            assert asyncio.run(two_reads()) == [None, None]
+            assert in_own_thread(lambda: asyncio.run(two_reads())) == [None, None]
         with redis.Redis.from_url(url) as connection:
             assert list(connection.scan_iter(match=f"{prefix}:*")), "the second read went to Redis"
     finally:
@@ -341,7 +363,6 @@ def test_counting_in_memory_starts_no_thread(monkeypatch: pytest.MonkeyPatch) ->
     start stalls the event loop until the OS runs it; the worker's store sweeps on the loop."""
     limiter = RateLimiter(Settings(database_url="sqlite://", rate_reads_per_minute=5))
     started: list[threading.Thread] = []
-    monkeypatch.setattr(threading.Thread, "start", lambda thread: started.append(thread))
 
     async def burst() -> list[bool]:
         answers = []
@@ -350,7 +371,12 @@ def test_counting_in_memory_starts_no_thread(monkeypatch: pytest.MonkeyPatch) ->
             await asyncio.sleep(0.011)
         return answers
 
-    assert asyncio.run(burst()) == [True] * 5 + [False] * 2
+    def counted() -> list[bool]:
+        # Patched once this thread runs: from here on no thread may start.
+        monkeypatch.setattr(threading.Thread, "start", lambda thread: started.append(thread))
+        return asyncio.run(burst())
+
+    assert in_own_thread(counted) == [True] * 5 + [False] * 2
     assert started == []
 
 
