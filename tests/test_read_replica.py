@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
@@ -42,6 +43,7 @@ from tests.factories import (
     create_version,
     factor_fields,
 )
+from tests.live_server import serve_in_thread
 
 pytestmark = pytest.mark.postgresql_only
 
@@ -209,6 +211,33 @@ def test_reads_come_from_the_replica_and_a_writer_reads_its_own_write(
     for answer in (_get(stranger, LOOKUP), _get(stranger, SEARCH, params=SEARCH_PARAMS)):
         assert answer.headers[HEADER] == REPLICA
         assert _co2e(answer) == [0.5]
+
+
+def test_against_a_real_server_a_writer_reads_its_write_in_the_next_request(
+    app: FastAPI, tokens: TokenKit, datasets: None, replica: Replica
+) -> None:
+    """Over real HTTP, the request right after a write's answer: the writer (the cookie its
+    client kept) reads the write from the primary while the replica, replay paused, still has
+    the old release, which a reader without the cookie gets."""
+    reviewer = tokens.reviewer()
+    with (
+        serve_in_thread(app) as url,
+        replica.paused(),
+        httpx.Client(base_url=url) as writer,
+        httpx.Client(base_url=url) as stranger,
+    ):
+        withdrawn = writer.post(
+            WITHDRAW, headers=reviewer, json={"reason": "synthetic: wrong value"}
+        )
+        assert withdrawn.status_code == 200, withdrawn.text
+        assert COOKIE in writer.cookies
+        # No header: the cookie alone sends the writer's reads to the primary.
+        mine = writer.get(LOOKUP)
+        assert (mine.status_code, mine.headers[HEADER]) == (200, PRIMARY)
+        assert _co2e(mine) == [0.5]
+        theirs = stranger.get(LOOKUP)
+        assert (theirs.status_code, theirs.headers[HEADER]) == (200, REPLICA)
+        assert _co2e(theirs) == [0.6]
 
 
 def test_the_replica_refuses_writes(replica: Replica, datasets: None) -> None:
