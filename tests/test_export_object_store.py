@@ -217,36 +217,39 @@ def test_registered_export_is_redirected_only_after_the_access_check(
 
 
 def test_snapshot_files_are_uploaded_and_downloaded_by_redirect(
-    client: TestClient,
+    app: FastAPI,
     session: Session,
     admin_token: Callable[[], dict[str, str]],
     keys_in_bucket: Callable[[], set[str]],
 ) -> None:
+    """Against a real server: each file is fetched through its redirect in the requests right
+    after the snapshot's answer, so it was in the bucket when the answer was sent."""
     publish(session)
-    created = client.post("/v1/snapshots", headers=admin_token())
-    assert created.status_code == 201, created.text
-    snapshot = created.json()
-    keys = keys_in_bucket()
-    for entry in snapshot["files"]:
-        ext = entry["name"].rsplit(".", 1)[-1]
-        assert f"{PREFIX}/sha256/{entry['sha256']}.{ext}" in keys, entry["name"]
-    recorded = {entry["name"]: entry for entry in snapshot["files"]}
-    for name in SNAPSHOT_FILES:
-        response = client.get(f"/v1/snapshots/{snapshot['id']}/{name}", follow_redirects=False)
-        body = follow(response).content
-        assert (sha256(body), len(body)) == (recorded[name]["sha256"], recorded[name]["bytes"])
-        assert response.headers["cache-control"] == "public, max-age=15"
-    table = pq.read_table(
-        io.BytesIO(
-            follow(
-                client.get("/v1/snapshots/latest/factors.parquet", follow_redirects=False)
-            ).content
+    with serve_in_thread(app) as base, httpx.Client(base_url=base) as client:
+        created = client.post("/v1/snapshots", headers=admin_token())
+        assert created.status_code == 201, created.text
+        snapshot = created.json()
+        keys = keys_in_bucket()
+        for entry in snapshot["files"]:
+            ext = entry["name"].rsplit(".", 1)[-1]
+            assert f"{PREFIX}/sha256/{entry['sha256']}.{ext}" in keys, entry["name"]
+        recorded = {entry["name"]: entry for entry in snapshot["files"]}
+        for name in SNAPSHOT_FILES:
+            response = client.get(f"/v1/snapshots/{snapshot['id']}/{name}", follow_redirects=False)
+            body = follow(response).content
+            assert (sha256(body), len(body)) == (recorded[name]["sha256"], recorded[name]["bytes"])
+            assert response.headers["cache-control"] == "public, max-age=15"
+        table = pq.read_table(
+            io.BytesIO(
+                follow(
+                    client.get("/v1/snapshots/latest/factors.parquet", follow_redirects=False)
+                ).content
+            )
         )
-    )
-    # The registered dataset never enters a public snapshot.
-    assert sorted(table.column("factor_code").to_pylist()) == ["o-1", "o-2"]
-    latest = client.get("/v1/snapshots/latest/manifest.json", follow_redirects=False)
-    assert latest.headers["content-location"] == f"/v1/snapshots/{snapshot['id']}/manifest.json"
+        # The registered dataset never enters a public snapshot.
+        assert sorted(table.column("factor_code").to_pylist()) == ["o-1", "o-2"]
+        latest = client.get("/v1/snapshots/latest/manifest.json", follow_redirects=False)
+        assert latest.headers["content-location"] == f"/v1/snapshots/{snapshot['id']}/manifest.json"
 
 
 def test_a_snapshot_reads_its_releases_arrow_files_from_the_bucket(
