@@ -33,6 +33,7 @@ from app.exports.router import router as exports_router
 from app.exports.store import open_store
 from app.factors.batch_router import router as factor_queries_router
 from app.factors.lookup import LookupCache, LookupReader, LookupShortPath
+from app.factors.page_cache import SearchPageShortPath
 from app.factors.router import router as factors_router
 from app.factors.router import version_router as version_factors_router
 from app.ops.router import router as ops_router
@@ -93,10 +94,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_budget_errors(app, settings, metrics)
     # Innermost of the middlewares (added first): every one below still applies to the
-    # lookups it answers (app/factors/lookup.py).
+    # lookups and kept search pages they answer (app/factors/lookup.py, page_cache.py).
     app.add_middleware(LookupShortPath)
+    app.add_middleware(SearchPageShortPath)
     if settings.read_database_url:
-        # Just outside the short path, which follows its choice of database.
+        # Just outside the short paths, which follow its choice of database.
         app.add_middleware(
             ReadRouting,
             read_your_writes_seconds=settings.read_your_writes_seconds,

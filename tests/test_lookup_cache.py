@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -192,3 +193,61 @@ def test_a_real_client_sees_a_withdrawal_in_the_very_next_lookup_and_search_page
     assert now_latest.headers["etag"] != latest.headers["etag"]
     assert {item["version"] for item in now_page.json()["items"]} == {"1.0.0"}, now_page.text
     assert now_page.headers["etag"] != page.headers["etag"]
+
+
+def test_a_kept_search_page_on_a_real_server_is_the_routes_answer_until_a_withdrawal(
+    served: str, tokens: TokenKit, datasets: None
+) -> None:
+    """A kept search page is answered below the middlewares (app/factors/page_cache.py): the
+    same bytes and headers as the page the route makes, middlewares' headers included; a token
+    still reads what it may read, and the next page after a withdrawal is the new one."""
+    query: dict[str, str | int] = {"publisher": "synth-lookup", "limit": 1}
+    varying = {"date", "x-request-id"}
+    with httpx.Client(base_url=served, timeout=30) as http:
+        made = http.get("/v1/factors", params=query)
+        kept = [http.get("/v1/factors", params=query) for _ in range(2)]
+        revalidated = http.get(
+            "/v1/factors", params=query, headers={"If-None-Match": made.headers["etag"]}
+        )
+        # A reader granted the registered dataset is not served the anonymous page.
+        granted = tokens.reader("synth-lookup/members")
+        as_member = http.get("/v1/factors", params={**query, "limit": 10}, headers=granted)
+        anonymous = http.get("/v1/factors", params={**query, "limit": 10})
+        withdrawn = http.post(
+            "/v1/datasets/synth-lookup/open/versions/1.1.0/withdraw",
+            headers=tokens.reviewer(),
+            json={"reason": "synthetic: wrong value"},
+        )
+        after = http.get("/v1/factors", params=query)
+        metrics = http.get("/metrics", headers=tokens.admin())
+    assert made.status_code == 200, made.text
+    assert made.headers["link"].startswith("</v1/factors?")
+    for page in kept:
+        assert page.status_code == 200, page.text
+        assert page.content == made.content
+        assert {k: v for k, v in page.headers.items() if k not in varying} == {
+            k: v for k, v in made.headers.items() if k not in varying
+        }
+        assert page.headers["x-request-id"] != made.headers["x-request-id"]
+    assert revalidated.status_code == 304
+    assert (revalidated.headers["etag"], revalidated.headers["link"]) == (
+        made.headers["etag"],
+        made.headers["link"],
+    )
+    assert revalidated.content == b""
+    assert {item["dataset"] for item in as_member.json()["items"]} == {"open", "members"}
+    assert {item["dataset"] for item in anonymous.json()["items"]} == {"open"}
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert after.status_code == 200, after.text
+    assert after.json()["items"][0]["version"] == "1.0.0"
+    assert after.headers["etag"] != made.headers["etag"]
+    # Counted under the route's template, as the route's own answers are.
+    assert metrics.status_code == 200, metrics.text
+    counted = {
+        (sample.labels["route"], sample.labels["status"]): sample.value
+        for family in text_string_to_metric_families(metrics.text)
+        for sample in family.samples
+        if sample.name == "efdb_http_requests_total" and sample.labels["method"] == "GET"
+    }
+    assert counted[("/v1/factors", "2xx")] == 6
+    assert counted[("/v1/factors", "3xx")] == 1

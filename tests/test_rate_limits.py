@@ -30,6 +30,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 import app.auth.server as token_server
+import app.datasets.generation as generation
+import app.factors.router as factor_router
 from app.auth.hashing import verify_secret
 from app.auth.tokens import TokenVerifier
 from app.core import rate_limits
@@ -271,10 +273,9 @@ def test_a_token_is_verified_once_per_request(
         assert len(verified) == 2
 
 
-@pytest.mark.dialect_neutral
-def test_lookups_by_code_on_the_short_path_spend_the_read_budget(
-    settings: Settings, memory: Store, session: Session, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def one_factor(session: Session) -> None:
+    """synth-rate/open, public, one factor: grid-1."""
     create_dataset_with_factors(
         session,
         publisher=create_publisher(session, slug="synth-rate"),
@@ -282,6 +283,12 @@ def test_lookups_by_code_on_the_short_path_spend_the_read_budget(
         factors=[factor_fields("grid-1")],
     )
     session.commit()
+
+
+@pytest.mark.dialect_neutral
+def test_lookups_by_code_on_the_short_path_spend_the_read_budget(
+    settings: Settings, memory: Store, one_factor: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with limited(settings, memory, rate_reads_per_minute=2) as client:
         reader = client.app.state.lookup_reader  # type: ignore[attr-defined]
         answered: list[str] = []
@@ -298,6 +305,28 @@ def test_lookups_by_code_on_the_short_path_spend_the_read_budget(
         assert answered == ["grid-1", "grid-1"]  # by the short path, below the rate limits
         assert_too_many(client.get("/v1/factors/synth-rate/open/grid-1"))
         assert len(answered) == 2
+
+
+@pytest.mark.dialect_neutral
+def test_kept_search_pages_on_the_short_path_spend_the_read_budget(
+    settings: Settings, memory: Store, one_factor: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The route reads the generation through this; the short path on its own connection.
+    by_route: list[int | None] = []
+    real = generation.committed_generation
+
+    def counted(engine: Engine) -> int | None:
+        by_route.append(real(engine))
+        return by_route[-1]
+
+    monkeypatch.setattr(factor_router, "committed_generation", counted)
+    with limited(settings, memory, rate_reads_per_minute=3) as client:
+        pages = [client.get("/v1/factors", params={"publisher": "synth-rate"}) for _ in range(3)]
+        assert [page.status_code for page in pages] == [200] * 3
+        assert pages[2].content == pages[0].content
+        assert len(by_route) == 1  # made by the route, then kept and served below it
+        assert_too_many(client.get("/v1/factors", params={"publisher": "synth-rate"}))
+        assert len(by_route) == 1
 
 
 @pytest.mark.dialect_neutral

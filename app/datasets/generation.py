@@ -28,12 +28,13 @@ class CatalogGeneration(Base):
     generation: Mapped[int] = mapped_column(BigInteger)
 
 
-_GENERATION = select(CatalogGeneration.generation).where(CatalogGeneration.id == 1)
+# The generation's one read (the search page's short path runs it too: app/factors/page_cache.py).
+GENERATION = select(CatalogGeneration.generation).where(CatalogGeneration.id == 1)
 
 
 def catalog_generation(session: Session) -> int | None:
     """The current generation (None if the row is missing: then nothing may be kept)."""
-    return session.execute(_GENERATION).scalar_one_or_none()
+    return session.execute(GENERATION).scalar_one_or_none()
 
 
 def committed_generation(engine: Engine) -> int | None:
@@ -41,4 +42,4 @@ def committed_generation(engine: Engine) -> int | None:
     BEGIN, no statement budget, no COMMIT) on a pooled connection, for a request that may be
     answered from what it keeps without touching its session."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        return connection.execute(_GENERATION).scalar_one_or_none()
+        return connection.execute(GENERATION).scalar_one_or_none()

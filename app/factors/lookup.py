@@ -21,34 +21,22 @@ served to a reader who may not read its dataset (`Viewer.may_read`, the twin of 
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
-import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, event, literal_column, select
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy import ColumnElement, bindparam, literal_column, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.core.bounds import bound_raw_statement
-from app.core.db import AnySelect, is_memory_sqlite, make_engine
-from app.core.http_cache import (
-    PINNED_RELEASE,
-    SHORT_LIVED,
-    etag_header_matches,
-    json_bytes,
-    strong_etag,
-)
+from app.core.db import AnySelect
+from app.core.http_cache import PINNED_RELEASE, SHORT_LIVED, json_bytes, strong_etag
 from app.core.params import SLUG_PATTERN
 from app.core.principal import ANONYMOUS, Viewer
-from app.core.replica import PRIMARY, REPLICA, mark_used, wants_replica
 from app.datasets import usage
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, RESOLVABLE_STATUSES, DatasetVersion
@@ -56,6 +44,18 @@ from app.datasets.visibility import SEMVER_PATTERN, newest_first
 from app.factors.models import Factor
 from app.factors.schemas import FACTOR_CODE_PATTERN
 from app.factors.service import Successor, SuccessorPublisher, factor_select, release_state_columns
+from app.factors.short_path import (
+    Fetch,
+    RouteTemplate,
+    ShortPathReader,
+    Steps,
+    anonymous_get,
+    answered_by,
+    chosen_reader,
+    drive,
+    header,
+    json_response,
+)
 
 # What an answer depends on besides the (immutable) factor and source rows: the release it is
 # in and every mutable field of the answer, in the order of `factor_select`'s columns.
@@ -181,14 +181,6 @@ class LookupCache:
         return len(self._answers)
 
 
-# The short path's connections and threads (it holds a connection for one statement).
-LOOKUP_POOL_SIZE = 5
-LOOKUP_POOL_OVERFLOW = 10
-
-# A statement's row as a dict of its labels (the answer's keys in its order).
-Fetch = Callable[[AnySelect, dict[str, Any]], "dict[str, Any] | None"]
-
-
 def _readable(viewer: Viewer, row: dict[str, Any], publisher: str) -> bool:
     return viewer.may_read(
         access=row["lookup_access"], publisher=publisher, dataset_id=row["lookup_dataset_id"]
@@ -247,19 +239,7 @@ def find_answer(
 ) -> tuple[Answer, str] | None:
     """`lookup_answer`'s answer and its dataset's access, unmetered; one statement either way
     (the state when an answer is kept, else the answer's row)."""
-    steps = _answer_steps(cache, viewer, publisher, dataset, factor_code, version)
-    try:
-        wanted = next(steps)
-        while True:
-            wanted = steps.send(fetch(*wanted))
-    except StopIteration as done:
-        result: tuple[Answer, str] | None = done.value
-        return result
-
-
-Steps = Generator[
-    tuple[AnySelect, dict[str, Any]], "dict[str, Any] | None", "tuple[Answer, str] | None"
-]
+    return drive(_answer_steps(cache, viewer, publisher, dataset, factor_code, version), fetch)
 
 
 def _answer_steps(
@@ -269,7 +249,7 @@ def _answer_steps(
     dataset: str,
     factor_code: str,
     version: str | None,
-) -> Steps:
+) -> Steps[tuple[Answer, str] | None]:
     """`find_answer`'s logic, free of I/O: it yields each statement it needs (with its
     parameters) and is sent the row, so that a blocking and an asynchronous driver share it."""
     if version is not None and SEMVER_PATTERN.match(version) is None:
@@ -311,188 +291,29 @@ def _made_answer(payload: dict[str, Any]) -> Answer:
 # --------------------------------------------------------------------------- the short path
 
 
-class _RawStatement:
-    """A statement compiled once for a dialect and run on a DBAPI cursor, its row turned into
-    the values SQLAlchemy would give (each column's own result processor): the engine's
-    per-execution machinery costs more than the statement on this path."""
-
-    def __init__(self, statement: AnySelect, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        self.sql = str(compiled)
-        # The constants (LIMIT, the concatenated "/"); the request fills in the rest.
-        self.defaults = dict(compiled.construct_params(_check=False))
-        self.order = tuple(compiled.positiontup or ()) if compiled.positional else None
-        self.dialect = dialect
-        self.columns = compiled._result_columns
-        self.keys = tuple(column.keyname for column in self.columns)
-        self.processors: tuple[Callable[[Any], Any] | None, ...] | None = None
-
-    def params(self, values: dict[str, Any]) -> Any:
-        params = {**self.defaults, **values}
-        return params if self.order is None else [params[k] for k in self.order]
-
-    def first(self, cursor: Any, values: dict[str, Any]) -> dict[str, Any] | None:
-        cursor.execute(self.sql, self.params(values))
-        return self.row(cursor, cursor.fetchone())
-
-    async def first_async(self, cursor: Any, values: dict[str, Any]) -> dict[str, Any] | None:
-        await cursor.execute(self.sql, self.params(values))
-        return self.row(cursor, await cursor.fetchone())
-
-    def row(self, cursor: Any, row: Any) -> dict[str, Any] | None:
-        if row is None:
-            return None
-        if self.processors is None:
-            # As SQLAlchemy picks them: by the column's type and the driver's type code.
-            self.processors = tuple(
-                column.type._cached_result_processor(self.dialect, described[1])
-                for column, described in zip(self.columns, cursor.description, strict=True)
-            )
-        return {
-            key: value if process is None else process(value)
-            for key, value, process in zip(self.keys, row, self.processors, strict=True)
-        }
-
-
-class _AsyncConnections:
-    """PostgreSQL connections for one event loop (psycopg's asynchronous ones belong to the
-    loop that opened them), at most `size` at a time, kept open between lookups."""
-
-    def __init__(self, conninfo: str, options: str, size: int) -> None:
-        self.conninfo = conninfo
-        self.options = options
-        self.idle: list[Any] = []
-        self.slots = asyncio.Semaphore(size)
-
-    async def fetch(
-        self, statement: _RawStatement, values: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        async with self.slots:
-            connection = self.idle.pop() if self.idle else await self._connect()
-            try:
-                async with connection.cursor() as cursor:
-                    row = await statement.first_async(cursor, values)
-            except BaseException:
-                await connection.close()
-                raise
-            self.idle.append(connection)
-            return row
-
-    async def _connect(self) -> Any:
-        import psycopg
-
-        return await psycopg.AsyncConnection.connect(
-            self.conninfo, autocommit=True, options=self.options
-        )
-
-    def close(self) -> None:
-        for connection in self.idle:
-            # Synchronous and immediate: the loop they belong to may be gone.
-            connection.pgconn.finish()
-        self.idle.clear()
-
-
-class LookupReader:
-    """The short path's database side: connections of its own in autocommit (its one
-    statement needs no BEGIN and COMMIT around it, a round trip each on PostgreSQL, and one
-    statement is one snapshot), and its two statements compiled once.
-
-    SQLite: a pooled connection, used on the event loop (`answer`). PostgreSQL: psycopg's
-    asynchronous connections, awaited on the event loop (`answer_async`); the blocking engine
-    is kept for its dialect (how the statements compile, how rows convert) and for `answer`.
-    The read budget bounds each statement as it bounds the route's: on PostgreSQL set once
-    per connection (`statement_timeout`; these connections serve nothing else), on SQLite by
-    the connection's deadline handler (`app.core.bounds.bound_raw_statement`).
-    """
+class LookupReader(ShortPathReader):
+    """The short path's database side (`ShortPathReader`) with the lookup's two statements."""
 
     def __init__(self, engine: Engine, cache: LookupCache, read_budget_ms: int) -> None:
-        """`engine`: the application's; this reader's own engine goes with it (disposed
-        when it is)."""
+        super().__init__(engine, read_budget_ms)
         self.cache = cache
-        self.budget_ms = read_budget_ms
-        # An in-memory SQLite database cannot be opened a second time: the route answers.
-        self.enabled = not is_memory_sqlite(engine.url.render_as_string(hide_password=False))
-        options: dict[str, Any] = {
-            "pool_size": LOOKUP_POOL_SIZE,
-            "max_overflow": LOOKUP_POOL_OVERFLOW,
-            "isolation_level": "AUTOCOMMIT",
-        }
-        if engine.dialect.name == "postgresql":
-            options["connect_args"] = {"options": f"-c statement_timeout={int(read_budget_ms)}"}
-        if not self.enabled:
-            options = {}
-        self.engine = make_engine(engine.url.render_as_string(hide_password=False), **options)
-        # PostgreSQL: asynchronous connections on the event loop itself, so that a lookup
-        # waits for the database without a hand-off to a thread and back.
-        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(
-            hide_password=False
-        )
-        self._options = f"-c statement_timeout={int(read_budget_ms)}"
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncConnections] = (
-            weakref.WeakKeyDictionary()
-        )
-        # SQLite answers in the process, from its page cache, in tens of microseconds: less
-        # than handing the request to a thread and back (and no network wait to overlap), so
-        # the lookup runs where the request is, bounded by the same read budget.
-        self.inline = engine.dialect.name == "sqlite"
-        event.listen(engine, "engine_disposed", lambda *_: self.close())
-        self._compiled: dict[int, _RawStatement] = {}
-
-    def close(self) -> None:
-        self.engine.dispose()
-        for connections in list(self._loops.values()):
-            connections.close()
 
     async def answer_async(
         self, publisher: str, dataset: str, factor_code: str, version: str | None
     ) -> Answer | None:
         """`answer` on this event loop's asynchronous connections (PostgreSQL)."""
-        loop = asyncio.get_running_loop()
-        connections = self._loops.get(loop)
-        if connections is None:
-            connections = self._loops[loop] = _AsyncConnections(
-                self._conninfo, self._options, LOOKUP_POOL_SIZE + LOOKUP_POOL_OVERFLOW
-            )
-        steps = _answer_steps(self.cache, ANONYMOUS, publisher, dataset, factor_code, version)
-        try:
-            statement, values = next(steps)
-            while True:
-                row = await connections.fetch(self._raw(statement), values)
-                statement, values = steps.send(row)
-        except StopIteration as done:
-            found: tuple[Answer, str] | None = done.value
+        found = await self.run_async(
+            _answer_steps(self.cache, ANONYMOUS, publisher, dataset, factor_code, version)
+        )
         return None if found is None else found[0]
-
-    def _raw(self, statement: AnySelect) -> _RawStatement:
-        raw = self._compiled.get(id(statement))
-        if raw is None:
-            # The statements are module-level singletons (`functools.cache`): id() is stable.
-            raw = self._compiled[id(statement)] = _RawStatement(statement, self.engine.dialect)
-        return raw
 
     def answer(
         self, publisher: str, dataset: str, factor_code: str, version: str | None
     ) -> Answer | None:
         """`find_answer` for an anonymous reader (nothing to meter)."""
-        connection = self.engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            end = bound_raw_statement(connection.info, self.budget_ms)
-            try:
-                found = find_answer(
-                    lambda statement, params: self._raw(statement).first(cursor, params),
-                    self.cache,
-                    viewer=ANONYMOUS,
-                    publisher=publisher,
-                    dataset=dataset,
-                    factor_code=factor_code,
-                    version=version,
-                )
-            finally:
-                end()
-                cursor.close()
-        finally:
-            connection.close()
+        found = self.run(
+            _answer_steps(self.cache, ANONYMOUS, publisher, dataset, factor_code, version)
+        )
         return None if found is None else found[0]
 
 
@@ -503,14 +324,7 @@ _CODE = re.compile(FACTOR_CODE_PATTERN)
 _VERSION_QUERY = re.compile(rb"version=([0-9.]{5,32})")
 
 
-@dataclass(frozen=True)
-class _Template:
-    """What `scope["route"]` holds for the metrics (`app.core.metrics.route_template`)."""
-
-    path: str
-
-
-_ROUTE = _Template(ROUTE_TEMPLATE)
+_ROUTE = RouteTemplate(ROUTE_TEMPLATE)
 
 
 class LookupShortPath:
@@ -529,44 +343,32 @@ class LookupShortPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         matched = self._eligible(scope)
-        if matched is None:
-            await self.app(scope, receive, send)
-            return
-        publisher, dataset, factor_code, version = matched
-        state = scope["app"].state
-        reader: LookupReader = state.lookup_reader
-        replica: LookupReader | None = getattr(state, "read_lookup_reader", None)
-        if replica is not None and wants_replica(scope):
-            reader = replica
-        if not reader.enabled:
+        reader = None if matched is None else chosen_reader(scope, LookupReader)
+        if matched is None or reader is None:
             await self.app(scope, receive, send)
             return
         try:
             if reader.inline:
-                answer = reader.answer(publisher, dataset, factor_code, version)
+                answer = reader.answer(*matched)
             else:
-                answer = await reader.answer_async(publisher, dataset, factor_code, version)
+                answer = await reader.answer_async(*matched)
         except Exception:  # the route answers instead, with its own error handling
             answer = None
         if answer is None:
             await self.app(scope, receive, send)
             return
-        if replica is not None:
-            mark_used(scope, REPLICA if reader is replica else PRIMARY)
-        scope["route"] = _ROUTE
+        version = matched[3]
+        answered_by(scope, reader, _ROUTE)
         headers = {
             "ETag": answer.etag,
             "Cache-Control": PINNED_RELEASE if version else SHORT_LIVED,
         }
-        if etag_header_matches(_header(scope, b"if-none-match"), answer.etag):
-            response = Response(status_code=304, headers=headers)
-        else:
-            response = Response(answer.body, media_type="application/json", headers=headers)
+        response = json_response(header(scope, b"if-none-match"), answer.body, answer.etag, headers)
         await response(scope, receive, send)
 
     @staticmethod
     def _eligible(scope: Scope) -> tuple[str, str, str, str | None] | None:
-        if scope["type"] != "http" or scope["method"] != "GET":
+        if not anonymous_get(scope):
             return None
         path = _LOOKUP_PATH.fullmatch(scope["path"])
         if path is None:
@@ -583,14 +385,4 @@ class LookupShortPath:
             if pinned is None:
                 return None
             version = pinned.group(1).decode()
-        for name, _ in scope["headers"]:
-            if name == b"authorization":
-                return None
         return publisher, dataset, factor_code, version
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None

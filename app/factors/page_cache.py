@@ -16,6 +16,14 @@ generation never replaces a newer one, which stays for the replica to catch up w
 
 Only what depends on nothing else is kept: anonymous readers (public datasets, nothing metered),
 no text (`q` also reads the activity labels), no `as_of`, no `gwp` (reference tables).
+
+A kept page is served below every middleware (`SearchPageShortPath`, like the lookup's short
+path, app/factors/lookup.py): an anonymous `GET /v1/factors` whose path and query a page is
+kept under reads the generation on the short path's own connection (on the event loop: no
+thread hand-off, no session) and, if the page is of that generation, is answered with it as the
+route would, without FastAPI's routing, validation and dependencies. The route kept that page
+for exactly that query, so it accepted it then and answered 200; anything else (nothing kept,
+another generation, a token, an error) goes on to the route, which makes and keeps the page.
 """
 
 from __future__ import annotations
@@ -26,9 +34,21 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.core.http_cache import etag_matches
 from app.core.pagination import set_link_header
+from app.datasets.generation import GENERATION
+from app.factors.short_path import (
+    RouteTemplate,
+    ShortPathReader,
+    Steps,
+    anonymous_get,
+    answered_by,
+    chosen_reader,
+    header,
+    json_response,
+    read_or_none,
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +83,11 @@ class SearchPageCache:
             self._pages.move_to_end(key)
             return page
 
+    def holds(self, key: str) -> bool:
+        """Whether a page of any generation is kept for `key` (no generation read needed to
+        know that there is nothing to serve)."""
+        return key in self._pages
+
     def put(self, key: str, page: KeptPage) -> None:
         if not self.entries:
             return
@@ -94,7 +119,12 @@ def search_page_cache(app: FastAPI) -> SearchPageCache:
 def page_key(request: Request) -> str:
     """What the page's bytes depend on in the request: its path and query, as sent (the
     `next` link is root-relative, so the host plays no part)."""
-    return f"{request.url.path}?{request.url.query}"
+    return scope_page_key(request.scope)
+
+
+def scope_page_key(scope: Scope) -> str:
+    """`page_key` from the ASGI scope (the short path has no `Request`)."""
+    return f"{scope['path']}?{scope['query_string'].decode('latin-1')}"
 
 
 def make_page(
@@ -107,11 +137,56 @@ def make_page(
 
 def kept_response(request: Request, page: KeptPage) -> Response:
     """The page as `page_response` answers it: ETag, Cache-Control, Link; 304 on a match."""
+    return _kept_response(request.headers.get("if-none-match"), page)
+
+
+def _kept_response(if_none_match: str | None, page: KeptPage) -> Response:
     headers = {"ETag": page.etag, "Cache-Control": page.cache_control}
-    response = (
-        Response(status_code=304, headers=headers)
-        if etag_matches(request, page.etag)
-        else Response(page.body, media_type="application/json", headers=headers)
-    )
+    response = json_response(if_none_match, page.body, page.etag, headers)
     set_link_header(response, page.next_url)
     return response
+
+
+SEARCH_PATH = "/v1/factors"
+_ROUTE = RouteTemplate(SEARCH_PATH)
+
+
+def _generation_steps() -> Steps[int | None]:
+    row = yield GENERATION, {}
+    return None if row is None else row["generation"]
+
+
+class SearchPageShortPath:
+    """ASGI, innermost: an anonymous `GET /v1/factors` whose page is kept at the generation
+    the request's database says now is answered with it here (module docstring); every
+    middleware outside this one still applies."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        page = None
+        if scope["type"] == "http" and scope["path"] == SEARCH_PATH and anonymous_get(scope):
+            page = await self._kept(scope)
+        if page is None:
+            await self.app(scope, receive, send)
+            return
+        response = _kept_response(header(scope, b"if-none-match"), page)
+        await response(scope, receive, send)
+
+    @staticmethod
+    async def _kept(scope: Scope) -> KeptPage | None:
+        cache = search_page_cache(scope["app"])
+        key = scope_page_key(scope)
+        if not cache.holds(key):
+            return None
+        reader = chosen_reader(scope, ShortPathReader)
+        if reader is None:
+            return None
+        generation = await read_or_none(reader, _generation_steps())
+        if generation is None:
+            return None
+        page = cache.get(key, generation)
+        if page is not None:
+            answered_by(scope, reader, _ROUTE)
+        return page
