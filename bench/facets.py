@@ -12,7 +12,8 @@ For each backend this builds a database of N synthetic factors the way `bench.re
 2. **Search page of 100.** `wrk` (one thread, `--connections` keep-alive connections,
    `--duration` seconds) drives `GET /v1/factors?region=R&limit=100`, R cycling over the 36
    regions of the data, against the efdb server (which keeps anonymous pages while the
-   catalogue's generation stays: app/factors/page_cache.py), and `GET /const` against
+   catalogue's generation stays and answers them below its middlewares:
+   app/factors/page_cache.py), and `GET /const` against
    `bench.bare_app` (the baseline, same uvicorn settings); the same pages are also requested
    from a second efdb server that keeps none (`EFDB_SEARCH_CACHE_ENTRIES=0`), to show what
    making each page costs. `--rounds` interleaved rounds, the order rotated; the ratio of
