@@ -53,6 +53,8 @@ from app.reference.models import REFERENCE_TABLES
 from app.signing.keys import generate_pem as generate_release_pem
 from app.signing.keys import write_key
 from tests import route_analysis
+from tests.forked_efdb import ForkedEfdb
+from tests.live_server import loopback_client
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "EFDB_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
@@ -445,9 +447,18 @@ class ServerProcess:
     """`efdb serve` in a child process, as an operator runs it; its log goes to a file."""
 
     def __init__(
-        self, cwd: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+        self,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        *,
+        fresh_interpreter: bool = False,
     ) -> None:
+        """`fresh_interpreter`: start `python -m app.cli` (its imports included) rather than
+        fork it from an interpreter that has imported efdb (`tests.forked_efdb`)."""
         self.cwd = cwd
+        # uvicorn's worker processes are spawned interpreters, which a forked server cannot start.
+        self.fresh_interpreter = fresh_interpreter or "--workers" in args
         self.args = args
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -456,27 +467,32 @@ class ServerProcess:
         self.env["EFDB_SEED_SCOPE"] = "core"  # as in run_efdb_in_process
         self.env.update(env or {})
         self.log = cwd / f"server-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | ForkedEfdb | None = None
 
     def start(self, timeout: float = 120) -> str:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port), *self.args],
-                cwd=self.cwd,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        argv = ["serve", "--port", str(self.port), *self.args]
+        if self.fresh_interpreter:
+            with self.log.open("ab") as log:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "app.cli", *argv],
+                    cwd=self.cwd,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+        else:
+            self.process = ForkedEfdb(argv, env=self.env, cwd=self.cwd, log=self.log)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"efdb serve exited: {self.log.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
-                    return self.base
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        with loopback_client(timeout=1) as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    pytest.fail(f"efdb serve exited: {self.log.read_text(errors='replace')}")
+                try:
+                    if http.get(f"{self.base}/readyz").status_code == 200:
+                        return self.base
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
         pytest.fail(f"efdb serve was not ready in {timeout:g} s")
 
     def kill(self) -> None:
@@ -506,7 +522,7 @@ def served(served_dir: Path) -> Iterator[str]:
     which every test using it checks from its own angle; none of them needs it fresh. (A
     snapshot one test creates is only ever read back by its id.)
     """
-    server = ServerProcess(served_dir)
+    server = ServerProcess(served_dir, fresh_interpreter=True)
     try:
         yield server.start()
     finally:

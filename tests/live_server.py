@@ -12,11 +12,23 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+
+# httpx builds a verifying TLS context (certifi's bundle parsed, ~20 ms of CPU) for every new
+# client, module-level `httpx.get` included; polling loops paid it every tenth of a second while
+# the server they waited for started on the same cores. The servers here speak plain HTTP on
+# loopback, so one context serves every client the tests make for them.
+LOOPBACK_TLS = httpx.create_ssl_context()
+
+
+def loopback_client(**options: Any) -> httpx.Client:
+    """An httpx client for the tests' own servers (plain HTTP on loopback)."""
+    return httpx.Client(verify=LOOPBACK_TLS, **options)
 
 
 def free_port() -> int:
@@ -44,7 +56,8 @@ def serve_in_thread(app: FastAPI, *, timeout: float = 30, port: int | None = Non
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("the live server did not start")
         time.sleep(0.05)
-    assert httpx.get(f"{url}/readyz").status_code == 200
+    with loopback_client() as http:
+        assert http.get(f"{url}/readyz").status_code == 200
     try:
         yield url
     finally:
