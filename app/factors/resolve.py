@@ -45,7 +45,6 @@ match's `deprecated` says when one was passed over, or used for lack of anything
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -54,6 +53,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import (
     ColumnElement,
     FromClause,
@@ -566,7 +566,29 @@ def _version_filter(dialect: str, groups: FromClause) -> ColumnElement[bool]:
 
 
 def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    # orjson: the probes of 1000 lines are ~5,000 rows, which the json module takes ~10 ms on.
+    return orjson.dumps(value).decode()
+
+
+def _records_statement(dialect: str) -> Any:
+    """The chosen factors' records, their ids as one parameter: an expanding `IN` list would
+    make a new SQL text for every count of ids (rewritten, then parsed by the driver and the
+    database at every call)."""
+    if dialect == "postgresql":
+        ids: ColumnElement[bool] = Factor.id == func.any(bindparam("ids", type_=ARRAY(Integer())))
+    else:
+        values = func.json_each(bindparam("ids", type_=Text)).table_valued("value")
+        ids = Factor.id.in_(select(values.c.value).scalar_subquery())
+    return factor_select().where(ids)
+
+
+def _records(session: Session, dialect: str, wanted: list[int]) -> dict[int, dict[str, Any]]:
+    """Query 4: the payloads of the chosen factors, by id."""
+    result = session.connection().execute(
+        _statement(("records", dialect), lambda: _records_statement(dialect)),
+        {"ids": wanted if dialect == "postgresql" else _dumps(wanted)},
+    )
+    return {row.row_id: factor_payload(row) for row in result}
 
 
 def _probe_statement(dialect: str) -> Any:
@@ -865,12 +887,7 @@ def resolve_lines(
     records: dict[int, dict[str, Any]] = {}
     wanted = sorted({ranked[0].factor_id for _, ranked in chosen.values()})
     if wanted:
-        records_statement = _statement(
-            ("records",),
-            lambda: factor_select().where(Factor.id.in_(bindparam("ids", expanding=True))),
-        )
-        for row in session.connection().execute(records_statement, {"ids": wanted}):
-            records[row.row_id] = factor_payload(row)
+        records = _records(session, dialect, wanted)
 
     answers: dict[int, Resolved | LineError] = {}
     for line in lines:
