@@ -86,7 +86,7 @@ from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
 from app.factors.models import Factor
 from app.factors.schemas import BOUNDARIES, MAX_YEAR, MIN_YEAR, REGION_PATTERN, ResolveItem
-from app.factors.service import factor_payload, factor_select
+from app.factors.service import factor_payloads, factor_select
 from app.reference.gwp import GwpTable, apply_gwp, gwp_table_for
 from app.reference.locations import RegionChain, region_chains
 from app.reference.models import Location
@@ -588,7 +588,7 @@ def _records(session: Session, dialect: str, wanted: list[int]) -> dict[int, dic
         _statement(("records", dialect), lambda: _records_statement(dialect)),
         {"ids": wanted if dialect == "postgresql" else _dumps(wanted)},
     )
-    return {row.row_id: factor_payload(row) for row in result}
+    return factor_payloads(result)
 
 
 def _probe_statement(dialect: str) -> Any:
@@ -817,6 +817,7 @@ def resolve_lines(
         tiers = [tier for tier in (current, allowed) if tier]
         if len(tiers) == 2 and tiers[0] == tiers[1]:
             tiers.pop()
+        dimensions = line.dimensions
         plan[line.index] = [
             [
                 probes.setdefault(
@@ -824,7 +825,7 @@ def resolve_lines(
                         line.activity_id,
                         code,
                         line.year,
-                        line.dimensions,
+                        dimensions,
                         line.boundary,
                         groups.setdefault(tier, len(groups)),
                     ),
@@ -890,6 +891,7 @@ def resolve_lines(
         records = _records(session, dialect, wanted)
 
     answers: dict[int, Resolved | LineError] = {}
+    walks: dict[tuple[Any, ...], tuple[list[str], list[dict[str, Any]]]] = {}
     for line in lines:
         chain = chains[line.region]
         nearest_any: list[tuple[int, tuple[int, str]]] = []
@@ -906,8 +908,11 @@ def resolve_lines(
             )
             continue
         depth, ranked = chosen[line.index]
-        factor = dict(records[ranked[0].factor_id])
-        apply_gwp(factor, gwp, gwp_table)
+        factor = records[ranked[0].factor_id]
+        if gwp is not None:
+            # Lines sharing a factor share its record, unless a GWP set rewrites it (no
+            # answer changes a record after this).
+            factor = apply_gwp(dict(factor), gwp, gwp_table)
         passed_over = next(
             (
                 {"region": chain.codes[d], "year": any_year, "unit": any_unit}
@@ -927,6 +932,7 @@ def resolve_lines(
             passed_over=passed_over,
             other_units={d for d, _ in nearest_any if d < depth},
             deprecated=deprecation.get(line.index),
+            walks=walks,
         )
     return answers
 
@@ -1002,7 +1008,10 @@ def _resolved(
     passed_over: dict[str, Any] | None,
     other_units: set[int],
     deprecated: dict[str, Any] | None = None,
+    walks: dict[tuple[Any, ...], tuple[list[str], list[dict[str, Any]]]] | None = None,
 ) -> Resolved:
+    """`walks`: the region chains and steps already made in this batch, shared by the lines
+    that walked the same way (nothing changes them once made)."""
     unit_match: dict[str, Any] = {"requested": None, "factor_unit": factor["unit"]}
     multiplier: float | None = None
     if line.unit is not None:
@@ -1022,23 +1031,32 @@ def _resolved(
             "passed_over": passed_over,
         }
     year = factor["reference_year"]
+    walk_key = (chain.region, depth, frozenset(other_units))
+    walk = walks.get(walk_key) if walks is not None else None
+    if walk is None:
+        walk = (
+            list(chain.codes),
+            [
+                {
+                    **step.as_dict(),
+                    "outcome": "matched"
+                    if n == depth
+                    else ("other_unit_only" if n in other_units else "no_factor"),
+                }
+                for n, step in enumerate(chain.steps[: depth + 1])
+            ],
+        )
+        if walks is not None:
+            walks[walk_key] = walk
     match = {
         "type": "exact" if depth == 0 and year == line.year else "fallback",
         "region": factor["region"],
         "requested_region": line.region,
         "region_fallback": depth > 0,
         "region_distance": depth,
-        "region_chain": list(chain.codes),
+        "region_chain": walk[0],
         "region_known": chain.known,
-        "region_steps": [
-            {
-                **step.as_dict(),
-                "outcome": "matched"
-                if n == depth
-                else ("other_unit_only" if n in other_units else "no_factor"),
-            }
-            for n, step in enumerate(chain.steps[: depth + 1])
-        ],
+        "region_steps": walk[1],
         "year": year,
         "requested_year": line.year,
         "year_fallback": year != line.year,
