@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import event
@@ -13,6 +16,7 @@ from app.auth.throttle import TokenThrottle
 from app.changes.router import router as changes_router
 from app.changes.webhook_router import router as webhooks_router
 from app.core.bounds import LoadShedder, install_budget_errors
+from app.core.collector import tune_collector
 from app.core.compression import compression
 from app.core.config import Settings, get_settings
 from app.core.cors import CrossOrigin
@@ -59,6 +63,13 @@ a valid bearer token, otherwise the address's. Past it, any operation answers `4
 """
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Once the worker has loaded everything (app/core/collector.py).
+    tune_collector()
+    yield
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Swagger UI (/docs) and ReDoc (/redoc) served from this service, with the assets that
@@ -69,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=API_DESCRIPTION,
         license_info={"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        lifespan=_lifespan,
     )
     engine = make_engine(settings.database_url)
     app.state.settings = settings

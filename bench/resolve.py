@@ -19,6 +19,10 @@ uvicorn in a subprocess and, from this process, over one keep-alive loopback con
     python -m bench.resolve [--backend postgresql|sqlite|both] [--factors 100000]
                             [--batches 30] [--singles 1000] [--rounds 3]
                             [--layout four|one] [--lines 1000] [--database-url URL]
+                            [--accept-encoding 'zstd, gzip']
+
+Every request offers `--accept-encoding` (the target is stated for answers compressed on the
+wire; '' for none): the report gives the 1000-line answer's JSON size and its size as sent.
 
 `--layout one` puts all the factors in one dataset ("synthetic-large", as many rows per
 activity, region, year and boundary as the size asks: ~16 at 10^6), to show that resolve's
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import http.client
 import json
 import math
@@ -376,18 +381,39 @@ def mixed_lines(rng: random.Random, count: int, hot: float = 0.0) -> list[dict[s
 
 
 class Client:
-    """One keep-alive HTTP/1.1 connection, one request at a time."""
+    """One keep-alive HTTP/1.1 connection, one request at a time; `accept_encoding` is sent
+    with every request (the timing includes receiving the compressed bytes, not decoding
+    them: `decoded` does that afterwards)."""
 
-    def __init__(self, port: int, timeout: float = 120) -> None:
+    def __init__(self, port: int, timeout: float = 120, accept_encoding: str = "") -> None:
         self.connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+        self.accept_encoding = accept_encoding
+        self.last_encoding = "identity"
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         headers = {"Accept": "application/json"}
+        if self.accept_encoding:
+            headers["Accept-Encoding"] = self.accept_encoding
         if body is not None:
             headers["Content-Type"] = "application/json"
         self.connection.request(method, path, body=body, headers=headers)
         response = self.connection.getresponse()
+        self.last_encoding = response.getheader("Content-Encoding") or "identity"
         return response.status, response.read()
+
+    def decoded(self, payload: bytes) -> bytes:
+        """The last answer's bytes as JSON (undoing its Content-Encoding)."""
+        if self.last_encoding == "gzip":
+            return gzip.decompress(payload)
+        if self.last_encoding == "zstd":
+            import zstandard
+
+            return bytes(zstandard.ZstdDecompressor().decompressobj().decompress(payload))
+        if self.last_encoding == "br":
+            import brotli
+
+            return bytes(brotli.decompress(payload))
+        return payload
 
     def close(self) -> None:
         self.connection.close()
@@ -464,6 +490,9 @@ class Outcome:
     by_code: Series
     batch_lines: dict[str, int]
     batch_bytes: int
+    # The last 1000-line answer as sent (after compression) and how it was encoded.
+    batch_wire_bytes: int = 0
+    encoding: str = "identity"
     lines: int = BATCH
     layout: str = "four"
 
@@ -508,23 +537,26 @@ def measure(backend: str, url: str, args: argparse.Namespace, workdir: Path) -> 
         Series("factor by code"),
     )
     counts: dict[str, int] = {}
-    size = 0
+    size = wire = 0
+    encoding = "identity"
     env = {"EFDB_DATABASE_URL": url}
     with uvicorn_server(
         "efdb", "app.main:create_app", "/readyz", env, workdir / f"{backend}-efdb.log"
     ) as server:
-        client = Client(server.port, args.timeout)
+        client = Client(server.port, args.timeout, args.accept_encoding)
         memory = Memory(server.process.pid)
         try:
 
             def run_batch(record: bool) -> None:
-                nonlocal size
+                nonlocal size, wire, encoding
                 body = json.dumps({"items": mixed_lines(rng, lines, args.hot_lines)}).encode()
                 memory.reset()
                 elapsed, payload = _timed(client, "POST", "/v1/factors:resolve", body)
                 if record:
                     memory.record(batch)
                     batch.latencies.append(elapsed)
+                    encoding, wire = client.last_encoding, len(payload)
+                    payload = client.decoded(payload)
                     _outcomes(payload, counts)
                     size = len(payload)
 
@@ -566,7 +598,18 @@ def measure(backend: str, url: str, args: argparse.Namespace, workdir: Path) -> 
         finally:
             client.close()
     return Outcome(
-        backend, version, built, batch, single, by_code, counts, size, lines, args.layout
+        backend,
+        version,
+        built,
+        batch,
+        single,
+        by_code,
+        counts,
+        size,
+        wire,
+        encoding,
+        lines,
+        args.layout,
     )
 
 
@@ -595,7 +638,8 @@ def report(outcome: Outcome) -> list[tuple[str, float, float, bool]]:
     answered = ", ".join(f"{key} {count}" for key, count in sorted(outcome.batch_lines.items()))
     print(
         f"   {outcome.lines}-line calls answered: {answered}; "
-        f"last response {outcome.batch_bytes:,} bytes"
+        f"last response {outcome.batch_bytes:,} bytes, {outcome.batch_wire_bytes:,} on the wire "
+        f"({outcome.encoding})"
     )
     # Server memory: the largest peak a call added over the resident set before it, as a
     # ratio to the lookups' (at least 1 MB each, so that a lookup's ~0 does not divide).
@@ -670,6 +714,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=120, help="seconds per request")
     parser.add_argument(
+        "--accept-encoding",
+        default="zstd, gzip",
+        help="Accept-Encoding of every request ('' for none: uncompressed answers)",
+    )
+    parser.add_argument(
         "--database-url",
         help="use this database (one backend only); built when empty, reused when built",
     )
@@ -725,6 +774,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "single_resolve_mean_ms": round(outcome.single.mean_ms, 3),
                     "by_code_p99_ms": round(outcome.by_code.percentile_ms(0.99), 3),
                     "lines_per_batch": outcome.lines,
+                    "batch_bytes": outcome.batch_bytes,
+                    "batch_wire_bytes": outcome.batch_wire_bytes,
+                    "encoding": outcome.encoding,
                     "batch_peak_mb": round(outcome.batch.peak_kb / 1024, 1),
                     "single_peak_mb": round(outcome.single.peak_kb / 1024, 1),
                     "by_code_peak_mb": round(outcome.by_code.peak_kb / 1024, 1),

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Row, and_, func, literal_column, or_, select
+from sqlalchemy import Integer, Result, Row, and_, func, literal_column, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.core.db import AnySelect
@@ -82,7 +82,22 @@ def factor_select() -> AnySelect:
 
 
 def factor_payload(row: Row[Any]) -> dict[str, Any]:
-    data = row._asdict()
+    return _payload(row._asdict())
+
+
+def factor_payloads(result: Result[Any]) -> dict[int, dict[str, Any]]:
+    """`factor_payload` of every row of a `factor_select` result, by factor id: the keys are
+    read once (`Row._asdict` reads them again for every row)."""
+    keys = tuple(result.keys())
+    payloads: dict[int, dict[str, Any]] = {}
+    for row in result:
+        data = dict(zip(keys, row, strict=True))
+        row_id = data["row_id"]
+        payloads[row_id] = _payload(data)
+    return payloads
+
+
+def _payload(data: dict[str, Any]) -> dict[str, Any]:
     data.pop("row_id", None)
     data["id"] = f"{data['publisher']}/{data['dataset']}/{data['factor_code']}@{data['version']}"
     return data
