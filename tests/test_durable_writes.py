@@ -27,7 +27,7 @@ from app.core.db import make_sessionmaker
 from app.datasets import publishers
 from app.datasets.version_models import DatasetVersion
 from app.main import create_app
-from tests.live_server import serve_in_thread
+from tests.live_server import loopback_client, serve_in_thread
 from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS
 from tests.upload_files import csv_bytes, synthetic_row
 
@@ -114,7 +114,7 @@ def _slow_commits(app: FastAPI, seconds: float) -> None:
 def test_an_acknowledged_upload_is_already_visible_to_another_connection(
     live: Live, db: Engine
 ) -> None:
-    with httpx.Client(base_url=live.url, timeout=30) as http:
+    with loopback_client(base_url=live.url, timeout=30) as http:
         assert http.post("/v1/datasets", json=DATASET_BODY, headers=live.writer).status_code == 201
         _slow_commits(live.app, 0.5)
         response = _upload(http, live, "1.0.0")
@@ -132,7 +132,7 @@ def test_a_commit_that_fails_is_an_error_and_stores_nothing(live: Live, db: Engi
             raise RuntimeError("synthetic fault injected at commit")
 
     event.listen(live.app.state.sessionmaker, "before_commit", fail)
-    with httpx.Client(base_url=live.url, timeout=30) as http:
+    with loopback_client(base_url=live.url, timeout=30) as http:
         assert http.post("/v1/datasets", json=DATASET_BODY, headers=live.writer).status_code == 201
         failing.set()
         response = _upload(http, live, "1.0.0")
@@ -180,7 +180,7 @@ def _sequence(http: httpx.Client, live: Live, index: int) -> list[tuple[str, int
 def test_back_to_back_write_sequences_never_see_a_missing_write(live: Live, db: Engine) -> None:
     expected = [("upload", 201), ("submit", 200), ("publish", 200), ("read", 200)]
     failures: list[tuple[int, list[tuple[str, int]]]] = []
-    with httpx.Client(base_url=live.url, timeout=60) as http:
+    with loopback_client(base_url=live.url, timeout=60) as http:
         assert http.post("/v1/datasets", json=DATASET_BODY, headers=live.writer).status_code == 201
         for index in range(SEQUENCES):
             answers = _sequence(http, live, index)
@@ -194,7 +194,7 @@ def test_review_publish_and_snapshot_answers_are_already_stored(live: Live) -> N
     """Each answer is followed at once by the request that depends on it, with every commit
     slowed: the review queue lists what submit acknowledged, publish takes the hash the queue
     showed, and a snapshot's files download as soon as its creation is answered."""
-    with httpx.Client(base_url=live.url, timeout=30) as http:
+    with loopback_client(base_url=live.url, timeout=30) as http:
         assert http.post("/v1/datasets", json=DATASET_BODY, headers=live.writer).status_code == 201
         _slow_commits(live.app, 0.3)
         assert _upload(http, live, "1.0.0").status_code == 201

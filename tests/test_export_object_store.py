@@ -42,7 +42,7 @@ from app.exports.writer import write_snapshot_files
 from app.main import create_app
 from tests.conftest import run_efdb_in_process
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
-from tests.live_server import serve_in_thread
+from tests.live_server import loopback_client, serve_in_thread
 from tests.test_exports_http import duckdb_with_httpfs
 
 Headers = Callable[..., dict[str, str]]
@@ -225,7 +225,7 @@ def test_snapshot_files_are_uploaded_and_downloaded_by_redirect(
     """Against a real server: each file is fetched through its redirect in the requests right
     after the snapshot's answer, so it was in the bucket when the answer was sent."""
     publish(session)
-    with serve_in_thread(app) as base, httpx.Client(base_url=base) as client:
+    with serve_in_thread(app) as base, loopback_client(base_url=base) as client:
         created = client.post("/v1/snapshots", headers=admin_token())
         assert created.status_code == 201, created.text
         snapshot = created.json()

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -27,7 +26,7 @@ from tests.factories import (
     create_version,
     factor_fields,
 )
-from tests.live_server import serve_in_thread
+from tests.live_server import loopback_client, serve_in_thread
 
 PUBLIC = "/v1/factors/synth-lookup/open"
 REGISTERED = "/v1/factors/synth-lookup/members"
@@ -173,7 +172,7 @@ def test_a_real_client_sees_a_withdrawal_in_the_very_next_lookup_and_search_page
     served: str, tokens: TokenKit, datasets: None
 ) -> None:
     page_query = {"dataset": "synth-lookup/open"}
-    with httpx.Client(base_url=served, timeout=30) as http:
+    with loopback_client(base_url=served, timeout=30) as http:
         for _ in range(2):  # the second answers are the kept ones
             latest = http.get(f"{PUBLIC}/grid-1")
             page = http.get("/v1/factors", params=page_query)
@@ -203,7 +202,7 @@ def test_a_kept_search_page_on_a_real_server_is_the_routes_answer_until_a_withdr
     still reads what it may read, and the next page after a withdrawal is the new one."""
     query: dict[str, str | int] = {"publisher": "synth-lookup", "limit": 1}
     varying = {"date", "x-request-id"}
-    with httpx.Client(base_url=served, timeout=30) as http:
+    with loopback_client(base_url=served, timeout=30) as http:
         made = http.get("/v1/factors", params=query)
         kept = [http.get("/v1/factors", params=query) for _ in range(2)]
         revalidated = http.get(

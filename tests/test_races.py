@@ -41,7 +41,7 @@ from app.datasets.version_models import DatasetVersion
 from app.factors.models import Factor
 from app.main import create_app
 from tests.auth_fixtures import TokenKit
-from tests.live_server import serve_in_thread
+from tests.live_server import loopback_client, serve_in_thread
 from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS, create_dataset, upload
 from tests.upload_files import csv_bytes, synthetic_row
 
@@ -95,7 +95,7 @@ def _at_once(url: str, calls: list[Callable[[httpx.Client], httpx.Response]]) ->
     barrier = threading.Barrier(len(calls))
 
     def run(call: Callable[[httpx.Client], httpx.Response]) -> httpx.Response:
-        with httpx.Client(base_url=url, timeout=60) as http:
+        with loopback_client(base_url=url, timeout=60) as http:
             http.get("/readyz")  # connected before the barrier: the race is the requests'
             barrier.wait()
             return call(http)
@@ -229,7 +229,7 @@ def _race(racers: Racers, one_race: Race) -> tuple[int, Counter[str]]:
     broke = 0
     ways: Counter[str] = Counter()
     answered: Counter[str] = Counter()
-    with httpx.Client(base_url=racers.url, timeout=60) as http:
+    with loopback_client(base_url=racers.url, timeout=60) as http:
         for index in range(REPEATS):
             broken, answers = one_race(RaceDataset(racers, http, index))
             answered[", ".join(_said(a) for a in answers)] += 1

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
@@ -43,7 +42,7 @@ from tests.factories import (
     create_version,
     factor_fields,
 )
-from tests.live_server import serve_in_thread
+from tests.live_server import loopback_client, serve_in_thread
 
 pytestmark = pytest.mark.postgresql_only
 
@@ -223,8 +222,8 @@ def test_against_a_real_server_a_writer_reads_its_write_in_the_next_request(
     with (
         serve_in_thread(app) as url,
         replica.paused(),
-        httpx.Client(base_url=url) as writer,
-        httpx.Client(base_url=url) as stranger,
+        loopback_client(base_url=url) as writer,
+        loopback_client(base_url=url) as stranger,
     ):
         withdrawn = writer.post(
             WITHDRAW, headers=reviewer, json={"reason": "synthetic: wrong value"}
