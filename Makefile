@@ -54,12 +54,11 @@ lint-checks:
 	$(BIN)/lint-imports
 
 # One pytest-xdist worker more than there are CPUs: a worker waiting on a server it started, a
-# lock or a browser leaves its core to the others. The browser tests share one worker (one
-# chromium; `xdist_group` in tests/browser).
+# lock or a browser leaves its core to the others.
 PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
 pytest:
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 openapi: install
 	$(BIN)/efdb openapi

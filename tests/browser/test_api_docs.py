@@ -6,14 +6,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-import pytest
 from playwright.sync_api import Page, Route, expect
 
 from tests.browser.conftest import Site
-
-# One worker runs every browser test: one chromium, not one per pytest-xdist worker
-# (`--dist loadgroup`, Makefile).
-pytestmark = pytest.mark.xdist_group("browser")
 
 # The OpenAPI document is large: rendering it takes seconds on a loaded machine.
 RENDER_MS = 60_000

@@ -22,10 +22,6 @@ from tests.browser.conftest import Site
 from tests.browser.support import assert_accessible, screenshot
 from tests.test_web_datasets import SYNTH, SYNTH_DATASET, SYNTH_PATH, publish_history
 
-# One worker runs every browser test: one chromium, not one per pytest-xdist worker
-# (`--dist loadgroup`, Makefile).
-pytestmark = pytest.mark.xdist_group("browser")
-
 MEE = "/datasets/mee-cn/cn-electricity-co2"
 
 

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Site
 from tests.browser.support import assert_accessible, screenshot
-
-# One worker runs every browser test: one chromium, not one per pytest-xdist worker
-# (`--dist loadgroup`, Makefile).
-pytestmark = pytest.mark.xdist_group("browser")
 
 
 def test_a_missing_page_is_a_page_in_the_readers_language(page: Page, site: Site) -> None:

@@ -16,10 +16,6 @@ from tests.browser.conftest import Site
 from tests.browser.support import assert_accessible, screenshot
 from tests.test_web_factor import SYNTH, WITHDRAWAL_REASON, publish_grid_history
 
-# One worker runs every browser test: one chromium, not one per pytest-xdist worker
-# (`--dist loadgroup`, Makefile).
-pytestmark = pytest.mark.xdist_group("browser")
-
 MEE_2022 = "mee-cn/cn-electricity-co2/national-average-2022"
 
 
