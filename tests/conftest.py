@@ -458,7 +458,10 @@ def _free_port() -> int:
 
 
 class ServerProcess:
-    """`efdb serve` in a child process, as an operator runs it; its log goes to a file."""
+    """`efdb serve` in a process of its own, as an operator runs it; its log goes to a file.
+
+    The process is forked from an interpreter that has imported efdb (`tests.forked_efdb`)
+    unless `fresh_interpreter` (or `--workers`) asks for `python -m app.cli`."""
 
     def __init__(
         self,
