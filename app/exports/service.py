@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pyarrow as pa
 from sqlalchemy import Row, and_, insert, or_, select, text
@@ -108,15 +108,8 @@ MEDIA_TYPES: dict[str, str] = {
     "ilcd.zip": "application/zip",
     "json": "application/json",
 }
-SNAPSHOT_FILES: tuple[SnapshotFileName, ...] = (
-    "factors.parquet",
-    "factors.arrow",
-    "factors.arrows",
-    "factors.xlsx",
-    "factors.jsonld.zip",
-    "factors.ilcd.zip",
-    "manifest.json",
-)
+# Every file a snapshot may hold, in the order of its type.
+SNAPSHOT_FILES: tuple[SnapshotFileName, ...] = get_args(SnapshotFileName)
 # The exchange packages of a snapshot, assembled from its releases' own (app.exports.bundle).
 SNAPSHOT_PACKAGES: dict[SnapshotFileName, ExportFormat] = {
     "factors.jsonld.zip": "jsonld.zip",
