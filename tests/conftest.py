@@ -117,6 +117,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     )
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    route_analysis.forget_apps()
+
+
 def _postgres_database(prefix: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
