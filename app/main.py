@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from app.auth.identity import bearer_client
 from app.auth.router import router as auth_router
@@ -70,7 +71,22 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def release_connections(app: FastAPI) -> None:
+    """Close what the application opened beside its primary engine: the lookup readers'
+    connections and the read replica's pools."""
+    for reader in (app.state.lookup_reader, app.state.read_lookup_reader):
+        if reader is not None:
+            reader.close()
+    if app.state.read_engine is not None:
+        app.state.read_engine.dispose()
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """The application. `engine`: the primary database's engine when the caller keeps one
+    for several applications (the test suite: one per database, so that compiled statements
+    and open connections outlive each test's application); the caller then disposes it and
+    calls `release_connections`. By default the application makes its own, and disposing
+    that engine also closes the connections the application opened beside it."""
     settings = settings or get_settings()
     # Swagger UI (/docs) and ReDoc (/redoc) served from this service, with the assets that
     # fastapi-offline ships (no CDN: the docs work offline and under a same-origin CSP).
@@ -82,7 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         license_info={"name": "Apache-2.0", "identifier": "Apache-2.0"},
         lifespan=_lifespan,
     )
-    engine = make_engine(settings.database_url)
+    owns_engine = engine is None
+    engine = engine or make_engine(settings.database_url)
     app.state.settings = settings
     app.state.engine = engine
     app.state.export_store = open_store(settings)
@@ -91,9 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.lookup_reader = LookupReader(
         engine, app.state.lookup_cache, settings.db_timeout_read_ms
     )
-    # The read replica, if any (app/core/replica.py): its own pools, disposed with the
-    # primary's engine. The lookup cache is shared: a kept answer is served only when the
-    # database asked says its state is the one it was made in, whichever database that is.
+    # The read replica, if any (app/core/replica.py): its own pools. The lookup cache is
+    # shared: a kept answer is served only when the database asked says its state is the one
+    # it was made in, whichever database that is.
     app.state.read_engine = app.state.read_sessionmaker = app.state.read_lookup_reader = None
     if settings.read_database_url:
         read_engine = app.state.read_engine = make_engine(settings.read_database_url)
@@ -101,7 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.read_lookup_reader = LookupReader(
             read_engine, app.state.lookup_cache, settings.db_timeout_read_ms
         )
-        event.listen(engine, "engine_disposed", lambda *_: read_engine.dispose())
+    if owns_engine:
+        event.listen(engine, "engine_disposed", lambda *_: release_connections(app))
     metrics = app.state.metrics = Metrics()
     install_error_handlers(app)
     install_budget_errors(app, settings, metrics)

@@ -45,7 +45,7 @@ from app.cli import main as cli_main
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.migrations import upgrade_to_head
-from app.main import create_app
+from app.main import create_app, release_connections
 from app.models import Base
 from app.publishing.seed import load_seed
 from app.reference.loader import load_reference_data
@@ -219,32 +219,48 @@ def migrated_database(
         _load_seed(seeded_url)
         _SEEDED_TEMPLATES[url] = seeded_url
         yield url
+        _dispose_shared_engines(_sqlite_working_url(url))
     else:
         generator = _postgres_database("efdb_test")
         url = next(generator)
         _migrate(url)
         _snapshot_seed(url)
         yield url
-        if url in _SHARED_ENGINES:
-            _SHARED_ENGINES.pop(url).dispose()
+        _dispose_shared_engines(url)
         next(generator, None)
 
 
+def _sqlite_working_url(template_url: str) -> str:
+    """Where this worker's SQLite tests find their database: one path, a fresh copy of a
+    template for each test, so that the engines over it can outlive the test."""
+    template = Path(make_url(template_url).database or "")
+    return f"sqlite:///{template.with_name('test.sqlite3')}"
+
+
 @pytest.fixture
-def database_url(migrated_database: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+def database_url(migrated_database: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """A migrated database for this test alone: empty, or seeded when the test asks for
     `seeded` (on SQLite a copy of the seeded template; see `seeded` for PostgreSQL)."""
     if not migrated_database.startswith("sqlite"):
-        return migrated_database
+        yield migrated_database
+        return
     source = migrated_database
     if "seeded" in request.fixturenames:
         source = _SEEDED_TEMPLATES[migrated_database]
-    copy = tmp_path / "efdb.sqlite3"
-    shutil.copyfile(make_url(source).database or "", copy)
-    url = f"sqlite:///{copy}"
+    url = _sqlite_working_url(migrated_database)
+    path = Path(make_url(url).database or "")
+    # The previous test's engines are closed (below); a server it started is stopped.
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    shutil.copyfile(make_url(source).database or "", path)
     if source != migrated_database:
         _SEEDED_COPIES.add(url)
-    return url
+    else:
+        _SEEDED_COPIES.discard(url)
+    yield url
+    # Closed before the next test's copy replaces the file; compiled statements stay.
+    for engine in _SHARED_ENGINES.get(url, {}).values():
+        engine.dispose()
 
 
 _SEQUENCES: dict[str, list[tuple[str, str, str]]] = {}
@@ -329,22 +345,32 @@ def _is_empty(engine: Engine) -> bool:
         return connection.execute(text(f"SELECT NOT EXISTS ({union})")).scalar_one() is True
 
 
-# PostgreSQL: one engine per shared test database, kept across tests. A fresh engine per test
-# opened a new server backend, which read the catalogue of every table again to empty them
-# (~8 ms of CPU per test between server and client).
-_SHARED_ENGINES: dict[str, Engine] = {}
+# The engines over each worker's test database, kept across tests: the tests' own (`engine`)
+# and the applications' (`app`). A fresh engine per test compiled every statement again
+# (SQLAlchemy keeps compiled statements per engine: 5 % of the suite's CPU) and, on
+# PostgreSQL, opened new server backends, which read the catalogue again (~8 ms of CPU per
+# test between server and client). SQLite's are closed after each test (`database_url`).
+_SHARED_ENGINES: dict[str, dict[str, Engine]] = {}
+
+
+def _shared_engine(url: str, role: str, **options: int) -> Engine:
+    engines = _SHARED_ENGINES.setdefault(url, {})
+    if role not in engines:
+        engines[role] = make_engine(url, **options)
+    return engines[role]
+
+
+def _dispose_shared_engines(url: str) -> None:
+    for engine in _SHARED_ENGINES.pop(url, {}).values():
+        engine.dispose()
 
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     if database_url.startswith("sqlite"):
-        engine = make_engine(database_url)
-        yield engine
-        engine.dispose()
+        yield _shared_engine(database_url, "tests")
         return
-    if database_url not in _SHARED_ENGINES:
-        _SHARED_ENGINES[database_url] = make_engine(database_url, pool_size=2, max_overflow=8)
-    engine = _SHARED_ENGINES[database_url]
+    engine = _shared_engine(database_url, "tests", pool_size=2, max_overflow=8)
     yield engine
     empty_shared_database(engine)
 
@@ -390,10 +416,16 @@ def settings(
 
 
 @pytest.fixture
-def app(db: Engine, settings: Settings) -> Iterator[FastAPI]:
-    application = create_app(settings)
+def app(db: Engine, database_url: str, settings: Settings) -> Iterator[FastAPI]:
+    if settings.database_url != database_url:  # a test's settings name another database
+        application = create_app(settings)
+        yield application
+        application.state.engine.dispose()
+        return
+    # An engine of the application's own (the production pool), kept for the next test's.
+    application = create_app(settings, engine=_shared_engine(database_url, "app"))
     yield application
-    application.state.engine.dispose()
+    release_connections(application)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import event
 from sqlalchemy.engine import Dialect, Engine
 from starlette.responses import Response
 from starlette.types import Scope
@@ -130,8 +129,9 @@ class ShortPathReader:
     """
 
     def __init__(self, engine: Engine, read_budget_ms: int) -> None:
-        """`engine`: the application's; this reader's own engine goes with it (disposed
-        when it is)."""
+        """`engine`: the application's; this reader opens an engine of its own on the same
+        database (closed by `close`, which the application calls when its engine is
+        disposed: `app.main.release_connections`)."""
         self.budget_ms = read_budget_ms
         # An in-memory SQLite database cannot be opened a second time: the route answers.
         self.enabled = not is_memory_sqlite(engine.url.render_as_string(hide_password=False))
@@ -158,7 +158,6 @@ class ShortPathReader:
         # than handing the request to a thread and back (and no network wait to overlap), so
         # the statements run where the request is, bounded by the same read budget.
         self.inline = engine.dialect.name == "sqlite"
-        event.listen(engine, "engine_disposed", lambda *_: self.close())
         self._compiled: dict[int, _RawStatement] = {}
 
     def close(self) -> None:
