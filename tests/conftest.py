@@ -470,6 +470,9 @@ def run_efdb_in_process(
     # The curated seed only, unless a test asks for the full one (test speed: the full seed
     # imports DESNZ 2022-2025 and takes tens of seconds; tests/test_seed_full.py runs it once).
     os.environ.setdefault("EFDB_SEED_SCOPE", "core")
+    if os.environ.get("EFDB_ENVIRONMENT") != "production":  # which refuses it
+        # The suite's cheap scrypt for the clients a command creates (see `settings`).
+        os.environ.setdefault("EFDB_SECRET_HASH_COST", str(TEST_SECRET_HASH_COST))
     get_settings.cache_clear()
     try:
         os.chdir(cwd)
@@ -520,6 +523,8 @@ class ServerProcess:
         self.env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
         self.env["EFDB_SEED_SCOPE"] = "core"  # as in run_efdb_in_process
         self.env.update(env or {})
+        if self.env.get("EFDB_ENVIRONMENT") != "production":
+            self.env.setdefault("EFDB_SECRET_HASH_COST", str(TEST_SECRET_HASH_COST))  # `settings`
         self.log = cwd / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | ForkedEfdb | None = None
 
