@@ -54,7 +54,7 @@ from app.signing.keys import generate_pem as generate_release_pem
 from app.signing.keys import write_key
 from tests import route_analysis
 from tests.forked_efdb import ForkedEfdb
-from tests.live_server import loopback_client
+from tests.live_server import loopback_client, share_the_default_tls_context
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "EFDB_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
@@ -66,6 +66,7 @@ BACKENDS = [b.strip() for b in os.environ.get("EFDB_TEST_BACKENDS", "sqlite,post
 TEST_SECRET_HASH_COST = 16
 
 route_analysis.install()
+share_the_default_tls_context()
 
 # Auth fixtures: real clients and tokens (`tokens`, `writer_token`, `reviewer_token`, ...).
 pytest_plugins = ["tests.auth_fixtures"]

@@ -26,6 +26,25 @@ from fastapi import FastAPI
 LOOPBACK_TLS = httpx.create_ssl_context()
 
 
+def share_the_default_tls_context() -> None:
+    """Every client the test process makes with httpx's defaults (`httpx.get`, authlib's
+    OAuth2Client, the webhook worker run in process…) gets one verifying context, made once,
+    with the very settings httpx would make it with."""
+    transports: Any = httpx._transports.default
+    made = transports.create_ssl_context
+    if getattr(made, "efdb_shared", False):
+        return
+    default = made(verify=True, cert=None, trust_env=True)
+
+    def create(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is True and cert is None and trust_env:
+            return default
+        return made(verify=verify, cert=cert, trust_env=trust_env)
+
+    create.efdb_shared = True  # type: ignore[attr-defined]
+    transports.create_ssl_context = create
+
+
 def loopback_client(**options: Any) -> httpx.Client:
     """An httpx client for the tests' own servers (plain HTTP on loopback)."""
     return httpx.Client(verify=LOOPBACK_TLS, **options)
