@@ -42,6 +42,8 @@ from app.main import create_app
 from tests.auth_fixtures import TokenKit
 from tests.conftest import ServerProcess, _free_port
 from tests.factories import create_dataset_with_factors, create_publisher, factor_fields
+from tests.live_server import loopback_client
+from tests.rate_windows import start_within_one_minute
 from tests.test_metrics import samples, value
 from tests.test_token_throttle import attempt, guess
 
@@ -132,6 +134,7 @@ def limited(settings: Settings, store: Store, **budgets: Any) -> Iterator[TestCl
     """A client of an app with these budgets (any other unlimited), counted in `store`."""
     update: dict[str, Any] = {"rate_reads_per_minute": 0, "rate_writes_per_minute": 0}
     app = create_app(settings.model_copy(update={**update, **store, **budgets}))
+    start_within_one_minute()
     with TestClient(app) as client:
         yield client
     app.state.engine.dispose()
@@ -470,11 +473,13 @@ def test_two_server_workers_share_one_budget_through_redis(
         args=("--workers", "2", "--no-worker"),
     )
     server.start()
+    start_within_one_minute()
     try:
         statuses = []
         for _ in range(asked):
             # A new connection each time, so that the kernel hands them to both workers.
-            statuses.append(httpx.get(f"{server.base}{READ}").status_code)
+            with loopback_client() as http:
+                statuses.append(http.get(f"{server.base}{READ}").status_code)
     finally:
         server.stop()
         forget(url, prefix)

@@ -18,6 +18,7 @@ from app.auth.hashing import verify_secret
 from app.core.config import Settings
 from app.main import create_app
 from tests.auth_fixtures import BASE_URL, Credentials, TokenKit
+from tests.rate_windows import start_within_one_minute
 
 TOKEN_URL = BASE_URL + "/oauth/token"
 
@@ -39,6 +40,7 @@ def hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 @contextmanager
 def throttled_client(settings: Settings, **limits: Any) -> Iterator[TestClient]:
     app = create_app(settings.model_copy(update=limits))
+    start_within_one_minute()
     with TestClient(app) as client:
         yield client
     app.state.engine.dispose()
