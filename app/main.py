@@ -38,6 +38,7 @@ from app.exports.store import open_store
 from app.factors.batch_router import router as factor_queries_router
 from app.factors.lookup import LookupCache, LookupReader, LookupShortPath
 from app.factors.page_cache import SearchPageShortPath
+from app.factors.resolve_index import ResolveIndex, resolve_index_loader
 from app.factors.router import router as factors_router
 from app.factors.router import version_router as version_factors_router
 from app.ops.router import router as ops_router
@@ -88,6 +89,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.export_store = open_store(settings)
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.lookup_cache = LookupCache(settings.lookup_cache_entries)
+    # Resolve and estimate without the database in the call (app/factors/resolve_index.py);
+    # shared by the primary and a replica: what it keeps is checked against the generation of
+    # the database each request reads.
+    app.state.resolve_index = ResolveIndex(
+        settings.resolve_index_factors, resolve_index_loader(engine, settings)
+    )
     app.state.lookup_reader = LookupReader(
         engine, app.state.lookup_cache, settings.db_timeout_read_ms
     )
