@@ -107,8 +107,11 @@ def load_release(connection: Connection, key: ReleaseKey) -> ReleaseFactors:
     (`factor_select`), so that each record's JSON is what that statement's payload gives."""
     version_id = key[0]
     release = ReleaseFactors(key)
-    result = connection.execution_options(stream_results=True, yield_per=_LOAD_ROWS).execute(
-        factor_select().where(Factor.version_id == version_id)
+    # Options of this statement alone (`Connection.execution_options` would change the
+    # connection's, a request's session's when the index reads with it).
+    result = connection.execute(
+        factor_select().where(Factor.version_id == version_id),
+        execution_options={"stream_results": True, "yield_per": _LOAD_ROWS},
     )
     keys = tuple(result.keys())
     cut = keys.index("publisher")
