@@ -190,7 +190,7 @@ class Settings(BaseSettings):
     lookup_cache_entries: int = Field(default=10_000, ge=0)
     # Factors each worker may hold in its resolve index (app/factors/resolve_index.py), the
     # releases most recently resolved against; 0: none (resolve asks the database).
-    resolve_index_factors: int = Field(default=500_000, ge=0)
+    resolve_index_factors: int = Field(default=200_000, ge=0)
     # Cross-origin access (app/core/cors.py): reads from these origins (`*`: any), writes
     # only from origins named one by one.
     cors_origins: list[str] = Field(default_factory=list)

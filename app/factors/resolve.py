@@ -88,7 +88,7 @@ from app.factors.models import Factor
 from app.factors.resolve_index import (
     EMPTY,
     ResolveIndex,
-    probe,
+    probe_cell,
     record_json,
     release_suffix,
 )
@@ -826,21 +826,89 @@ def _probe(
     return found
 
 
-def _index_probes(
+def _database_plan(
+    session: Session,
+    lines: Sequence[Line],
+    line_tiers: dict[int, list[int]],
+    groups: list[tuple[int, ...]],
+    chains: dict[str, RegionChain],
+) -> dict[int, list[list[_Probe | None]]]:
+    """Every line's probes, by the probe query (each distinct probe once)."""
+    probes: dict[tuple[Any, ...], int] = {}
+    numbers: dict[int, list[list[int]]] = {}
+    for line in lines:
+        activity, year, dimensions, boundary = (
+            line.activity_id,
+            line.year,
+            line.dimensions,
+            line.boundary,
+        )
+        codes = chains[line.region].codes
+        numbers[line.index] = [
+            [
+                probes.setdefault((activity, code, year, dimensions, boundary, group), len(probes))
+                for code in codes
+            ]
+            for group in line_tiers[line.index]
+        ]
+    dialect = session.get_bind().dialect.name
+    probe_rows = [
+        {"n": number, "a": a, "r": r, "y": y, "us": _units_value(dialect, d), "b": b, "g": g}
+        for (a, r, y, d, b, g), number in probes.items()
+    ]
+    found = _probe(session, probe_rows, groups) if probe_rows else {}
+    return {
+        index: [[found.get(number) for number in tier] for tier in tiers]
+        for index, tiers in numbers.items()
+    }
+
+
+def _index_plan(
     index: ResolveIndex,
     held: dict[int, Any],
-    probes: dict[tuple[Any, ...], int],
+    lines: Sequence[Line],
+    line_tiers: dict[int, list[int]],
     groups: list[tuple[int, ...]],
-) -> dict[int, _Probe]:
-    """What the probe query says for `probes`, from the worker's index."""
+    chains: dict[str, RegionChain],
+) -> dict[int, list[list[_Probe | None]]]:
+    """Every line's probes, answered from the worker's index as the probe query answers
+    them (each distinct probe once)."""
     cells = [index.cells(tuple(held[version_id] for version_id in group)) for group in groups]
-    found: dict[int, _Probe] = {}
-    for (activity, region, year, dimensions, boundary, group), number in probes.items():
-        cell = cells[group].get((activity, region, boundary), EMPTY)
-        candidates, nearest_any = probe(cell, year, _unit_set(dimensions))
-        if candidates or nearest_any is not None:
-            found[number] = _Probe(candidates, nearest_any)
-    return found
+    seen: dict[tuple[Any, ...], _Probe | None] = {}
+    plan: dict[int, list[list[_Probe | None]]] = {}
+    for line in lines:
+        activity, year, dimensions, boundary = (
+            line.activity_id,
+            line.year,
+            line.dimensions,
+            line.boundary,
+        )
+        units = _unit_set(dimensions)
+        codes = chains[line.region].codes
+        tiers: list[list[_Probe | None]] = []
+        for group in line_tiers[line.index]:
+            group_cells = cells[group]
+            tier: list[_Probe | None] = []
+            for code in codes:
+                key = (activity, code, year, dimensions, boundary, group)
+                found = seen.get(key, _UNSEEN)
+                if found is _UNSEEN:
+                    candidates, nearest_any = probe_cell(
+                        group_cells.get((activity, code, boundary), EMPTY), year, units
+                    )
+                    found = (
+                        _Probe(candidates, nearest_any)
+                        if candidates or nearest_any is not None
+                        else None
+                    )
+                    seen[key] = found
+                tier.append(found)  # type: ignore[arg-type]
+            tiers.append(tier)
+        plan[line.index] = tiers
+    return plan
+
+
+_UNSEEN = object()
 
 
 @lru_cache(maxsize=64)
@@ -913,10 +981,9 @@ def resolve_lines(
     preference = {version_id: release.preference() for version_id, release in by_version.items()}
 
     groups: dict[tuple[int, ...], int] = {}
-    probes: dict[tuple[Any, ...], int] = {}
-    # Per line, one or two tiers of probes along its region chain: the datasets that are not
+    # Per line, one or two tiers of releases (group numbers): the datasets that are not
     # deprecated first, then (only when the line may draw on a deprecated one) all of them.
-    plan: dict[int, list[list[int]]] = {}
+    line_tiers: dict[int, list[int]] = {}
     # (visibility, publisher, dataset, version) → the numbers of its tiers' groups
     tiers_for: dict[tuple[Any, ...], list[int]] = {}
     for line in lines:
@@ -932,20 +999,7 @@ def resolve_lines(
                 if tier
             ]
             tiers_for[key] = tiers
-        activity, year, dimensions, boundary = (
-            line.activity_id,
-            line.year,
-            line.dimensions,
-            line.boundary,
-        )
-        codes = chains[line.region].codes
-        plan[line.index] = [
-            [
-                probes.setdefault((activity, code, year, dimensions, boundary, group), len(probes))
-                for code in codes
-            ]
-            for group in tiers
-        ]
+        line_tiers[line.index] = tiers
     dialect = session.get_bind().dialect.name
     held = None
     if index is not None and generation is not None:
@@ -957,25 +1011,21 @@ def resolve_lines(
                 for version_id in group
             },
         )
-    found: dict[int, _Probe]
+    # Per line and tier, what each probe along its region chain found (None: nothing).
+    plan: dict[int, list[list[_Probe | None]]]
     if held is not None:
         assert index is not None
-        found = _index_probes(index, held, probes, list(groups))
+        plan = _index_plan(index, held, lines, line_tiers, list(groups), chains)
     else:
-        probe_rows = [
-            {"n": number, "a": a, "r": r, "y": y, "us": _units_value(dialect, d), "b": b, "g": g}
-            for (a, r, y, d, b, g), number in probes.items()
-        ]
-        found = _probe(session, probe_rows, list(groups)) if probe_rows else {}
+        plan = _database_plan(session, lines, line_tiers, list(groups), chains)
 
     def best(
-        tier: list[int], requested: str | None, *, demote: bool = True
+        tier: list[_Probe | None], requested: str | None, *, demote: bool = True
     ) -> tuple[int, list[_Candidate]] | None:
         """The nearest region's candidates of `tier`, best first (`demote=False`: as if no
         dataset were deprecated)."""
         skip = 0 if demote else 1
-        for depth, number in enumerate(tier):
-            probe = found.get(number)
+        for depth, probe in enumerate(tier):
             if probe is not None and probe.candidates:
                 if len(probe.candidates) == 1:
                     return depth, list(probe.candidates)
@@ -996,10 +1046,11 @@ def resolve_lines(
     for line in lines:
         requested = line.unit.canonical if line.unit else None
         line_plan = plan[line.index]
-        pick = next(
-            (found_ for found_ in (best(t, requested) for t in line_plan) if found_ is not None),
-            None,
-        )
+        pick = None
+        for tier in line_plan:
+            pick = best(tier, requested)
+            if pick is not None:
+                break
         if pick is None:
             continue
         chosen[line.index] = pick
@@ -1045,8 +1096,7 @@ def resolve_lines(
         nearest_any: list[tuple[int, tuple[int, str]]] = []
         probed = plan[line.index]
         # Only a probe for a unit says what it found in other units.
-        for depth, number in enumerate(probed[-1] if probed and line.unit else ()):
-            probe = found.get(number)
+        for depth, probe in enumerate(probed[-1] if probed and line.unit else ()):
             if probe is not None and probe.nearest_any is not None:
                 nearest_any.append((depth, probe.nearest_any))
         if line.index not in chosen:

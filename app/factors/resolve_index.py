@@ -19,8 +19,11 @@ byte what serialising the record made from the database gives.
 
 Memory is bounded by `max_factors` (`EFDB_RESOLVE_INDEX_FACTORS`): the releases held are the
 most recently used ones whose factors add up to at most that many; a call that needs more
-than that resolves with the database, as before. About 1.6 KB a factor (measured on the
-benchmark's synthetic records: README, "Performance: a 1000-line resolve").
+than that resolves with the database, as before. About 2.1 KB a factor (the benchmark's
+synthetic records, 1.25 KB of JSON each: 100,000 factors add ~210 MB to a worker's resident
+set; README, "Performance: a 1000-line resolve"). The first call to draw on a release reads
+it (~2 s for 100,000 factors on the shared development machine) and makes its group's cells
+(~1 s).
 """
 
 from __future__ import annotations
@@ -360,7 +363,7 @@ def _make_cells(rows: list[tuple[int, tuple[int, str, str, int]]]) -> dict[str |
     }
 
 
-def probe(
+def probe_cell(
     cell: _Cell, year: int, units: frozenset[str] | None
 ) -> tuple[Sequence[Candidate], tuple[int, str] | None]:
     """What the probe query says for a cell: the candidates at the nearest year not after
