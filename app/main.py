@@ -89,9 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.export_store = open_store(settings)
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.lookup_cache = LookupCache(settings.lookup_cache_entries)
-    # Resolve and estimate without the database in the call (app/factors/resolve_index.py);
-    # shared by the primary and a replica: what it keeps is checked against the generation of
-    # the database each request reads.
+    # Resolve and estimate without probing the database (app/factors/resolve_index.py): each
+    # worker's index of the released factors (which never change), read on its own
+    # connection; shared by the primary and a replica.
     app.state.resolve_index = ResolveIndex(
         settings.resolve_index_factors, resolve_index_loader(engine, settings)
     )

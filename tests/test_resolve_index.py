@@ -46,6 +46,14 @@ LINES = [
     {"activity_id": "synthetic-power", "region": "CN", "year": 2023},
     {"activity_id": "synthetic-power", "region": "GLO", "year": 2030, "unit": "kg"},
     {"activity_id": "synthetic-heat", "region": "CN-SC", "year": 2022},
+    # Pinned: still answered once withdrawn, saying so (`withdrawn_at`, its reason).
+    {
+        "activity_id": "synthetic-power",
+        "region": "CN",
+        "year": 2023,
+        "dataset": f"{PUBLISHER}/grid",
+        "version": "1.1.0",
+    },
 ]
 
 
@@ -150,8 +158,12 @@ def test_a_withdrawal_shows_in_the_very_next_resolve_on_every_worker(
 
     # Back to the release before it, on the worker that withdrew and on the other one.
     for worker in (second_worker, client):
-        chosen = _chosen(_resolve(worker))
-        assert chosen[:2] == [f"{PUBLISHER}/grid/cn-2022@1.0.0"] * 2
+        answer = _resolve(worker)
+        assert _chosen(answer)[:2] == [f"{PUBLISHER}/grid/cn-2022@1.0.0"] * 2
+        pinned = answer.json()["items"][4]["factor"]
+        assert pinned["id"] == f"{PUBLISHER}/grid/cn-2023@1.1.0"
+        assert pinned["version_status"] == "withdrawn"
+        assert pinned["withdrawn_reason"] == "synthetic: wrong value"
     _same_as_the_database([client, second_worker], from_database)
 
 
@@ -299,19 +311,20 @@ def fallbacks(session: Session) -> None:
 
 def _lines() -> list[Line]:
     """Every combination of place, year, unit, boundary and scope the fixture can tell apart."""
+    scopes: list[dict[str, Any]] = [
+        {},
+        {"dataset": f"{PUBLISHER}/national"},
+        {"dataset": f"{PUBLISHER}/national", "version": "1.0.0"},
+        {"dataset": f"{PUBLISHER}/old"},
+        {"as_of": AsOf.of_date(date(2024, 12, 31))},
+    ]
     shapes = itertools.product(
         ("synthetic-power", "synthetic-heat", "synthetic-none"),
         ("CN-GD", "CN-SC", "CN", "GLO", "US", "XX"),
         (2014, 2016, 2019, 2020, 2021, 2022, 2023, 2025),
         (None, "kWh", "MWh", "kg", "GJ"),
         (None, "cradle-to-gate", "combustion"),
-        (
-            {},
-            {"dataset": f"{PUBLISHER}/national"},
-            {"dataset": f"{PUBLISHER}/national", "version": "1.0.0"},
-            {"dataset": f"{PUBLISHER}/old"},
-            {"as_of": AsOf.of_date(date(2024, 12, 31))},
-        ),
+        scopes,
     )
     lines: list[Line] = []
     for activity, region, year, unit, boundary, scope in shapes:

@@ -537,28 +537,13 @@ def _releases_statement(as_of_dates: Sequence[AsOf], pins: Sequence[tuple[Any, .
 
 
 def _releases(
-    session: Session,
-    *,
-    lines: Sequence[Line],
-    as_of_dates: Sequence[AsOf],
-    index: ResolveIndex | None = None,
-    generation: int | None = None,
+    session: Session, *, lines: Sequence[Line], as_of_dates: Sequence[AsOf]
 ) -> dict[int, list[_Release]]:
     """The releases of each visibility class (query 2), pinned ones only if a line pins one.
 
-    With `index` and the catalogue's `generation`, the current releases (the only class when
-    no line pins a version or gives `as_of`) are read once per generation."""
+    Read with every call, index or not: this is the state of the releases and datasets a
+    call answers with (which may answer, their ranking, their records' release fields)."""
     pins = sorted({(line.publisher, line.dataset, line.version) for line in lines if line.version})
-    kept = index is not None and generation is not None and not as_of_dates and not pins
-    if kept:
-        assert index is not None
-        assert generation is not None
-        current: dict[int, list[_Release]] | None = index.current(generation)
-        if current is not None:
-            return current
-        current = _read_releases(session, as_of_dates=as_of_dates, pins=pins)
-        index.keep_current(generation, current)
-        return current
     return _read_releases(session, as_of_dates=as_of_dates, pins=pins)
 
 
@@ -964,19 +949,16 @@ def resolve_lines(
     for every line index given.
 
     With `index` (the worker's, app/factors/resolve_index.py) the probes and the records come
-    from it, and the current releases are read once per catalogue generation: a call then
-    reads the generation, the region chains and nothing else (the GWP100 table with `gwp`)."""
+    from it: a call then reads the region chains and the releases' state, nothing else (and
+    the GWP100 table with `gwp`)."""
     if not lines:
         return {}
     if gwp_table is None:
         gwp_table = gwp_table_for(session, gwp)
-    generation = index.generation(session) if index is not None else None
     chains = region_chains(session, {line.region for line in lines})
     as_of_dates = sorted({line.as_of for line in lines if line.as_of is not None})
     as_of_class = {day: _RELEASED + 1 + n for n, day in enumerate(as_of_dates)}
-    releases = _releases(
-        session, lines=lines, as_of_dates=as_of_dates, index=index, generation=generation
-    )
+    releases = _releases(session, lines=lines, as_of_dates=as_of_dates)
     by_version = {release.version_id: release for group in releases.values() for release in group}
     preference = {version_id: release.preference() for version_id, release in by_version.items()}
 
@@ -1002,7 +984,7 @@ def resolve_lines(
         line_tiers[line.index] = tiers
     dialect = session.get_bind().dialect.name
     held = None
-    if index is not None and generation is not None:
+    if index is not None:
         held = index.releases(
             session,
             {

@@ -6,16 +6,17 @@ probe (activity, region, year bound, unit dimension, boundary: app/factors/resol
 fixed once the release exists: `ReleaseFactors` holds it, keyed by the release's id and
 publication time, and needs no check against the database again. What does change is which
 releases a line may draw on (a release published, withdrawn or deprecated, a dataset
-superseded, its priority or licence edited) and the parts of a record that follow its release
-and dataset: those are read per catalogue generation (app/datasets/generation.py, raised by
-database triggers in the transaction that makes the change), one primary-key read per call,
-so a change shows in the very next resolve on every worker.
+superseded, its priority or access edited) and the parts of a record that follow its release
+and dataset (status, withdrawal, successor, licence, attribution): every call reads them, as
+it did before the index (`resolve._releases`: one small query, ~0.2 ms on PostgreSQL at the
+benchmark's scale), so a change shows in the very next resolve on every worker, and nothing
+the index keeps can be out of date.
 
 Per factor the index keeps where it answers (activity, region, year, boundary, unit), its
-`co2e`, and its record as JSON up to the fields its release decides (`factor_prefix`): a
-resolved line's `factor` is that prefix, the release's part (`release_suffix`, made per
-release and state) and its id, spliced into the answer as is (`orjson.Fragment`), byte for
-byte what serialising the record made from the database gives.
+`co2e`, and its record as JSON up to the fields its release decides: a resolved line's
+`factor` is that prefix, the release's part (`release_suffix`, made from the state the call
+read) and its id, spliced into the answer as is (`orjson.Fragment`), byte for byte what
+serialising the record made from the database gives.
 
 Memory is bounded by `max_factors` (`EFDB_RESOLVE_INDEX_FACTORS`): the releases held are the
 most recently used ones whose factors add up to at most that many; a call that needs more
@@ -44,7 +45,6 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.db import is_memory_sqlite, make_engine
-from app.datasets.generation import catalog_generation
 from app.factors.models import Factor
 from app.factors.service import factor_select
 
@@ -152,7 +152,7 @@ def load_release(connection: Connection, key: ReleaseKey) -> ReleaseFactors:
 
 def release_suffix(values: Sequence[Any]) -> bytes:
     """The record's fields its release decides (`RELEASE_FIELDS`' values), as JSON to follow
-    a `factor_prefix`, up to the `id`'s value."""
+    a factor's own part, up to the `id`'s value."""
     body = orjson.dumps(dict(zip(RELEASE_FIELDS, values, strict=True)))
     return b"," + body[1:-1] + b',"id":'
 
@@ -182,7 +182,7 @@ _MAX_CELLS = 500_000
 
 class ResolveIndex:
     """A worker's index (module docstring): releases' factors, least recently used out first
-    past `max_factors` (0: no index), and the releases of the current generation.
+    past `max_factors` (0: no index).
 
     `loader`: the engine a release's factors are read with, on a connection of its own (the
     index is the worker's, not the request's: its one-off read of a release is neither in the
@@ -196,8 +196,6 @@ class ResolveIndex:
         # group of releases → (activity, region, boundary or None) → its cell in them
         self._groups: OrderedDict[tuple[ReleaseKey, ...], dict[Any, _Cell]] = OrderedDict()
         self._cell_count = 0
-        # generation → what resolve read of the current releases at it (the last few)
-        self._current: OrderedDict[int, Any] = OrderedDict()
         # Releases larger than `max_factors` on their own (never held)
         self._too_big: set[ReleaseKey] = set()
         self._lock = threading.Lock()
@@ -210,22 +208,6 @@ class ResolveIndex:
     def held(self) -> int:
         """Factors held now."""
         return self._held
-
-    # ------------------------------------------------------------------ the catalogue's state
-
-    def generation(self, session: Session) -> int | None:
-        """The catalogue's generation as `session` sees it (None: nothing may be reused)."""
-        return catalog_generation(session) if self.enabled else None
-
-    def current(self, generation: int) -> Any:
-        return self._current.get(generation)
-
-    def keep_current(self, generation: int, value: Any) -> None:
-        with self._lock:
-            self._current[generation] = value
-            self._current.move_to_end(generation)
-            while len(self._current) > 4:
-                self._current.popitem(last=False)
 
     # ------------------------------------------------------------------ the releases' factors
 
@@ -253,8 +235,9 @@ class ResolveIndex:
         if not self.enabled or any(key in self._too_big for key in missing):
             return None
         with self._lock:
-            # One reader at a time: a release read by another thread meanwhile is taken.
-            missing = [key for key in missing if key not in self._releases]
+            # One reader at a time: a release read by another thread meanwhile is taken (and
+            # one another thread let go meanwhile is read again).
+            missing = [key for key in wanted if key not in self._releases]
             try:
                 loaded = self._load(session, missing)
             except SQLAlchemyError:
