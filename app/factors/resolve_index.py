@@ -297,6 +297,9 @@ class ResolveIndex:
             for boundary, cell in _make_cells(rows).items()
         }
         with self._lock:
+            made = self._groups.get(key)
+            if made is not None:  # by another thread meanwhile
+                return made
             self._groups[key] = cells
             self._cell_count += len(cells)
             while self._cell_count > _MAX_CELLS and len(self._groups) > 1:
