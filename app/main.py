@@ -39,6 +39,7 @@ from app.exports.store import open_store
 from app.factors.batch_router import router as factor_queries_router
 from app.factors.lookup import LookupCache, LookupReader, LookupShortPath
 from app.factors.page_cache import SearchPageShortPath
+from app.factors.resolve_index import ResolveIndex, resolve_index_loader
 from app.factors.router import router as factors_router
 from app.factors.router import version_router as version_factors_router
 from app.ops.router import router as ops_router
@@ -72,11 +73,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def release_connections(app: FastAPI) -> None:
-    """Close what the application opened beside its primary engine: the lookup readers'
-    connections and the read replica's pools."""
+    """Close what the application opened beside its primary engine: the lookup readers' and
+    the resolve index's connections, and the read replica's pools."""
     for reader in (app.state.lookup_reader, app.state.read_lookup_reader):
         if reader is not None:
             reader.close()
+    app.state.resolve_index.close()
     if app.state.read_engine is not None:
         app.state.read_engine.dispose()
 
@@ -105,6 +107,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.export_store = open_store(settings)
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.lookup_cache = LookupCache(settings.lookup_cache_entries)
+    # Resolve and estimate without probing the database (app/factors/resolve_index.py): each
+    # worker's index of the released factors (which never change), read on its own
+    # connection; shared by the primary and a replica.
+    app.state.resolve_index = ResolveIndex(
+        settings.resolve_index_factors, resolve_index_loader(engine, settings)
+    )
     app.state.lookup_reader = LookupReader(
         engine, app.state.lookup_cache, settings.db_timeout_read_ms
     )

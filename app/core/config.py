@@ -188,6 +188,9 @@ class Settings(BaseSettings):
     compress_min_bytes: int = Field(default=1024, ge=0)
     # Lookups by code whose answers each worker keeps (app/factors/lookup.py); 0: none.
     lookup_cache_entries: int = Field(default=10_000, ge=0)
+    # Factors each worker may hold in its resolve index (app/factors/resolve_index.py), the
+    # releases most recently resolved against; 0: none (resolve asks the database).
+    resolve_index_factors: int = Field(default=200_000, ge=0)
     # Cross-origin access (app/core/cors.py): reads from these origins (`*`: any), writes
     # only from origins named one by one.
     cors_origins: list[str] = Field(default_factory=list)

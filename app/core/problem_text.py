@@ -17,7 +17,7 @@ from __future__ import annotations
 import string
 import tomllib
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -33,7 +33,9 @@ class CatalogueError(RuntimeError):
     """The problem-message catalogue is incomplete or inconsistent (a start-up error)."""
 
 
+@lru_cache(maxsize=4096)
 def placeholders(text: str) -> frozenset[str]:
+    """The `{names}` in `text` (kept: every `Message` asks for its key's again)."""
     return frozenset(name for _, name, _, _ in string.Formatter().parse(text) if name)
 
 

@@ -4,7 +4,7 @@ payloads: the API sends them, and the web explorer shows them."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -15,9 +15,11 @@ from app.factors.resolve import (
     RANKING,
     LineError,
     LineProblem,
+    Resolved,
     resolve_items,
     resolved_item_payload,
 )
+from app.factors.resolve_index import ResolveIndex
 from app.factors.schemas import EstimateItem, ResolveItem
 from app.reference.gwp import CH4_ORIGIN_GAS, GwpTable, gwp_table_for, shipped_gwp_table
 from app.reference.units import clean_float, not_finite_detail
@@ -42,34 +44,74 @@ def gwp_info(gwp: str | None, table: GwpTable | None = None) -> dict[str, Any] |
 
 
 def resolve_payload(
-    session: Session, *, viewer: Viewer, items: Sequence[ResolveItem], gwp: str | None
+    session: Session,
+    *,
+    viewer: Viewer,
+    items: Sequence[ResolveItem],
+    gwp: str | None,
+    index: ResolveIndex | None = None,
 ) -> dict[str, Any]:
+    """The answer of `POST /v1/factors:resolve` (`index`: the worker's resolve index; a
+    resolved line's `factor` may then be its record's JSON, an `orjson.Fragment`: see
+    `resolved_factors` for the records as dicts)."""
+    return resolve_answers(session, viewer=viewer, items=items, gwp=gwp, index=index)[0]
+
+
+def resolve_answers(
+    session: Session,
+    *,
+    viewer: Viewer,
+    items: Sequence[ResolveItem],
+    gwp: str | None,
+    index: ResolveIndex | None = None,
+) -> tuple[dict[str, Any], list[Resolved | LineError]]:
+    """`resolve_payload` and the answers it was made from."""
     table = gwp_table_for(session, gwp)
-    answers = resolve_items(session, viewer=viewer, items=items, gwp=gwp, gwp_table=table)
+    answers = resolve_items(
+        session, viewer=viewer, items=items, gwp=gwp, gwp_table=table, index=index
+    )
     failed = sum(isinstance(answer, LineError) for answer in answers)
-    return {
+    payload = {
         "items": [resolved_item_payload(answer) for answer in answers],
         "resolved": len(answers) - failed,
         "failed": failed,
         "ranking": RANKING,
         "gwp": gwp_info(gwp, table),
     }
+    return payload, answers
+
+
+def resolved_factors(answers: Sequence[Resolved | LineError]) -> Iterator[dict[str, Any]]:
+    """The records of the resolved lines, as dicts (read from their JSON only when asked)."""
+    return (answer.factor for answer in answers if isinstance(answer, Resolved))
 
 
 def estimate_payload(
-    session: Session, *, viewer: Viewer, item: EstimateItem, gwp: str | None
+    session: Session,
+    *,
+    viewer: Viewer,
+    item: EstimateItem,
+    gwp: str | None,
+    index: ResolveIndex | None = None,
 ) -> dict[str, Any]:
     table = gwp_table_for(session, gwp)
-    result = estimate_one(session, viewer=viewer, item=item, gwp=gwp, gwp_table=table)
+    result = estimate_one(session, viewer=viewer, item=item, gwp=gwp, gwp_table=table, index=index)
     result["gwp"] = gwp_info(gwp, table)
     return result
 
 
 def estimate_batch_payload(
-    session: Session, *, viewer: Viewer, items: Sequence[EstimateItem], gwp: str | None
+    session: Session,
+    *,
+    viewer: Viewer,
+    items: Sequence[EstimateItem],
+    gwp: str | None,
+    index: ResolveIndex | None = None,
 ) -> dict[str, Any]:
     table = gwp_table_for(session, gwp)
-    answers = estimate_items(session, viewer=viewer, items=items, gwp=gwp, gwp_table=table)
+    answers = estimate_items(
+        session, viewer=viewer, items=items, gwp=gwp, gwp_table=table, index=index
+    )
     lines: list[dict[str, Any]] = []
     total = 0.0
     for answer in answers:

@@ -13,7 +13,12 @@ from app.core.errors import headers_language
 from app.core.params import only_query_params
 from app.core.problem_text import localize
 from app.datasets import usage
-from app.factors.answers import estimate_batch_payload, estimate_payload, resolve_payload
+from app.factors.answers import (
+    estimate_batch_payload,
+    estimate_payload,
+    resolve_answers,
+    resolved_factors,
+)
 from app.factors.router import GwpParam
 from app.factors.schemas import (
     EstimateBatchRequest,
@@ -60,10 +65,10 @@ def resolve(
     A line that cannot be answered gets its own `error`; the batch is 422 only when the body
     itself is invalid (not 1 to 1000 lines, unknown fields)."""
     request.app.state.metrics.batch_lines.labels(kind="resolve").observe(len(body.items))
-    payload = resolve_payload(session, viewer=viewer, items=body.items, gwp=gwp)
-    usage.meter_factors(
-        session, viewer, [item["factor"] for item in payload["items"] if item.get("factor")]
+    payload, answers = resolve_answers(
+        session, viewer=viewer, items=body.items, gwp=gwp, index=request.app.state.resolve_index
     )
+    usage.meter_factors(session, viewer, resolved_factors(answers))
     return json_response(payload, request)
 
 
@@ -85,7 +90,10 @@ def estimate(
     by id, with the factor used, the unit conversion (through a cited conversion property when
     the dimensions differ) and the gas breakdown. 404 problem details when no factor matches,
     422 when the line cannot be answered (e.g. the units cannot be converted)."""
-    return json_response(estimate_payload(session, viewer=viewer, item=body, gwp=gwp), request)
+    payload = estimate_payload(
+        session, viewer=viewer, item=body, gwp=gwp, index=request.app.state.resolve_index
+    )
+    return json_response(payload, request)
 
 
 @router.post(
@@ -104,6 +112,7 @@ def estimate_batch(
     """Estimates for up to 1000 lines, each as `POST /v1/estimate` would answer it, and their
     total in kg CO2e; a line that cannot be answered gets its own `error` in its place."""
     request.app.state.metrics.batch_lines.labels(kind="estimate").observe(len(body.items))
-    return json_response(
-        estimate_batch_payload(session, viewer=viewer, items=body.items, gwp=gwp), request
+    payload = estimate_batch_payload(
+        session, viewer=viewer, items=body.items, gwp=gwp, index=request.app.state.resolve_index
     )
+    return json_response(payload, request)

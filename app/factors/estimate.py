@@ -39,6 +39,7 @@ from app.factors.resolve import (
     suggest_regions,
     unit_error,
 )
+from app.factors.resolve_index import ResolveIndex
 from app.factors.schemas import FACTOR_CODE_PATTERN, EstimateItem
 from app.factors.service import factor_payload, factor_select, restrict_to_viewer
 from app.reference.conversions import PropertyIndex, convert_for_activity, load_properties
@@ -288,6 +289,7 @@ def estimate_items(
     items: Sequence[EstimateItem],
     gwp: str | None,
     gwp_table: GwpTable | None = None,
+    index: ResolveIndex | None = None,
 ) -> list[dict[str, Any] | LineError]:
     """Estimate every line in request order: a result or an error in each place."""
     checked = suggest_regions(
@@ -317,7 +319,7 @@ def estimate_items(
     activity = [entry for entry in checked if isinstance(entry, ActivityLine)]
     refs = [entry for entry in checked if isinstance(entry, FactorRef)]
     resolved = resolve_lines(
-        session, viewer=viewer, lines=[entry.line for entry in activity], gwp=None
+        session, viewer=viewer, lines=[entry.line for entry in activity], gwp=None, index=index
     )
     named = _lookup_refs(session, viewer=viewer, refs=refs)
     answers: list[dict[str, Any] | LineError] = []
@@ -379,9 +381,12 @@ def estimate_one(
     item: EstimateItem,
     gwp: str | None,
     gwp_table: GwpTable | None = None,
+    index: ResolveIndex | None = None,
 ) -> dict[str, Any]:
     """One estimate, or a problem+json error (404 when nothing matches, 422 otherwise)."""
-    (answer,) = estimate_items(session, viewer=viewer, items=[item], gwp=gwp, gwp_table=gwp_table)
+    (answer,) = estimate_items(
+        session, viewer=viewer, items=[item], gwp=gwp, gwp_table=gwp_table, index=index
+    )
     if isinstance(answer, LineError):
         raise LineProblem(answer, 404 if answer.code == "no_match" else 422)
     return answer

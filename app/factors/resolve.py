@@ -51,7 +51,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 from sqlalchemy import (
@@ -85,6 +85,14 @@ from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
 from app.factors.models import Factor
+from app.factors.resolve_index import (
+    EMPTY,
+    ResolveIndex,
+    probe_cell,
+    record_json,
+    release_suffix,
+)
+from app.factors.resolve_index import Candidate as _Candidate
 from app.factors.schemas import BOUNDARIES, MAX_YEAR, MIN_YEAR, REGION_PATTERN, ResolveItem
 from app.factors.service import factor_payloads, factor_select
 from app.reference.gwp import GwpTable, apply_gwp, gwp_table_for
@@ -230,13 +238,33 @@ class Line:
         return (self.unit.dimension, *sorted(set(self.convertible) - {self.unit.dimension}))
 
 
-@dataclass
 class Resolved:
-    """The chosen factor (payload, GWP applied) and how it was chosen."""
+    """The chosen factor (payload, GWP applied) and how it was chosen.
 
-    factor: dict[str, Any]
-    match: dict[str, Any]
-    multiplier: float | None = None
+    `fragment`: the factor's record as JSON, when it came from the index
+    (app/factors/resolve_index.py): the answer sends those bytes as they are, and `factor`
+    is read from them only when something asks for it (an estimate, metering)."""
+
+    __slots__ = ("_factor", "fragment", "match", "multiplier")
+
+    def __init__(
+        self,
+        factor: dict[str, Any] | None,
+        match: dict[str, Any],
+        multiplier: float | None = None,
+        fragment: bytes | None = None,
+    ) -> None:
+        self._factor = factor
+        self.match = match
+        self.multiplier = multiplier
+        self.fragment = fragment
+
+    @property
+    def factor(self) -> dict[str, Any]:
+        if self._factor is None:
+            assert self.fragment is not None
+            self._factor = orjson.loads(self.fragment)
+        return self._factor
 
 
 @dataclass(frozen=True)
@@ -253,6 +281,8 @@ class _Release:
     deprecated: bool = False
     superseded_by: str | None = None
     dataset_id: int = 0
+    # The record's fields this release and its dataset decide (resolve_index.RELEASE_FIELDS).
+    record_state: tuple[Any, ...] = ()
 
     def preference(self) -> tuple[int, int, int, float]:
         """Deprecated datasets last, then dataset priority (unset last), then the newest
@@ -262,23 +292,12 @@ class _Release:
         return (int(self.deprecated), int(unset), self.priority or 0, -published)
 
 
-class _Candidate(NamedTuple):
-    """The factors of one release and one unit at a probe's nearest year: the lowest id of
-    them and how many there are (a probe answers one row per release and unit, however many
-    factors match: resolve's memory does not grow with the candidates)."""
-
-    factor_id: int
-    reference_year: int
-    unit: str
-    version_id: int
-    matches: int = 1
-
-
 @dataclass
 class _Probe:
-    """What the database said about one (activity, region, year bound, filters) probe."""
+    """What the database (or the index) said about one (activity, region, year bound,
+    filters) probe."""
 
-    candidates: list[_Candidate] = field(default_factory=list)
+    candidates: Sequence[_Candidate] = field(default_factory=list)
     # The nearest factor in any unit (only asked when a unit is given): (year, unit).
     nearest_any: tuple[int, str] | None = None
 
@@ -476,6 +495,12 @@ _RELEASE_COLUMNS = (
     _SuccessorPublisher.slug,
     _Successor.slug,
     Dataset.id,
+    DatasetVersion.status,
+    DatasetVersion.withdrawn_at,
+    DatasetVersion.withdrawn_reason,
+    Dataset.license_id,
+    Dataset.license_url,
+    Dataset.attribution,
 )
 
 
@@ -514,8 +539,17 @@ def _releases_statement(as_of_dates: Sequence[AsOf], pins: Sequence[tuple[Any, .
 def _releases(
     session: Session, *, lines: Sequence[Line], as_of_dates: Sequence[AsOf]
 ) -> dict[int, list[_Release]]:
-    """The releases of each visibility class (query 2), pinned ones only if a line pins one."""
+    """The releases of each visibility class (query 2), pinned ones only if a line pins one.
+
+    Read with every call, index or not: this is the state of the releases and datasets a
+    call answers with (which may answer, their ranking, their records' release fields)."""
     pins = sorted({(line.publisher, line.dataset, line.version) for line in lines if line.version})
+    return _read_releases(session, as_of_dates=as_of_dates, pins=pins)
+
+
+def _read_releases(
+    session: Session, *, as_of_dates: Sequence[AsOf], pins: Sequence[tuple[Any, ...]]
+) -> dict[int, list[_Release]]:
     statement = (
         _statement(("releases",), lambda: _releases_statement((), ()))
         if not as_of_dates and not pins
@@ -523,6 +557,7 @@ def _releases(
     )
     found: dict[int, list[_Release]] = {}
     for row in session.connection().execute(statement):
+        superseded_by = f"{row[9]}/{row[10]}" if row[10] is not None else None
         found.setdefault(row[0], []).append(
             _Release(
                 version_id=row[1],
@@ -533,8 +568,22 @@ def _releases(
                 published_at=row[6],
                 public=row[7] == "public",
                 deprecated=row[8] == "deprecated",
-                superseded_by=f"{row[9]}/{row[10]}" if row[10] is not None else None,
+                superseded_by=superseded_by,
                 dataset_id=row[11],
+                # In the order of resolve_index.RELEASE_FIELDS.
+                record_state=(
+                    row[2],
+                    row[3],
+                    row[4],
+                    row[12],
+                    row[13],
+                    row[14],
+                    row[8],
+                    superseded_by,
+                    row[15],
+                    row[16],
+                    row[17],
+                ),
             )
         )
     return found
@@ -750,13 +799,108 @@ def _probe(
     with result:
         rows = result.cursor.fetchall() if result.cursor is not None else []
     found: dict[int, _Probe] = {}
+    candidates: dict[int, list[_Candidate]] = {}
     for number, factor_id, year, unit, version_id, count, any_year, any_unit in rows:
-        probe = found.setdefault(number, _Probe())
+        probe = found.get(number)
+        if probe is None:
+            probe = found[number] = _Probe(candidates.setdefault(number, []))
         if any_year is not None:
             probe.nearest_any = (any_year, any_unit)
         if factor_id is not None:
-            probe.candidates.append(_Candidate(factor_id, year, unit, version_id, count))
+            candidates[number].append(_Candidate(factor_id, year, unit, version_id, count))
     return found
+
+
+def _database_plan(
+    session: Session,
+    lines: Sequence[Line],
+    line_tiers: dict[int, list[int]],
+    groups: list[tuple[int, ...]],
+    chains: dict[str, RegionChain],
+) -> dict[int, list[list[_Probe | None]]]:
+    """Every line's probes, by the probe query (each distinct probe once)."""
+    probes: dict[tuple[Any, ...], int] = {}
+    numbers: dict[int, list[list[int]]] = {}
+    for line in lines:
+        activity, year, dimensions, boundary = (
+            line.activity_id,
+            line.year,
+            line.dimensions,
+            line.boundary,
+        )
+        codes = chains[line.region].codes
+        numbers[line.index] = [
+            [
+                probes.setdefault((activity, code, year, dimensions, boundary, group), len(probes))
+                for code in codes
+            ]
+            for group in line_tiers[line.index]
+        ]
+    dialect = session.get_bind().dialect.name
+    probe_rows = [
+        {"n": number, "a": a, "r": r, "y": y, "us": _units_value(dialect, d), "b": b, "g": g}
+        for (a, r, y, d, b, g), number in probes.items()
+    ]
+    found = _probe(session, probe_rows, groups) if probe_rows else {}
+    return {
+        index: [[found.get(number) for number in tier] for tier in tiers]
+        for index, tiers in numbers.items()
+    }
+
+
+def _index_plan(
+    index: ResolveIndex,
+    held: dict[int, Any],
+    lines: Sequence[Line],
+    line_tiers: dict[int, list[int]],
+    groups: list[tuple[int, ...]],
+    chains: dict[str, RegionChain],
+) -> dict[int, list[list[_Probe | None]]]:
+    """Every line's probes, answered from the worker's index as the probe query answers
+    them (each distinct probe once)."""
+    cells = [index.cells(tuple(held[version_id] for version_id in group)) for group in groups]
+    seen: dict[tuple[Any, ...], _Probe | None] = {}
+    plan: dict[int, list[list[_Probe | None]]] = {}
+    for line in lines:
+        activity, year, dimensions, boundary = (
+            line.activity_id,
+            line.year,
+            line.dimensions,
+            line.boundary,
+        )
+        units = _unit_set(dimensions)
+        codes = chains[line.region].codes
+        tiers: list[list[_Probe | None]] = []
+        for group in line_tiers[line.index]:
+            group_cells = cells[group]
+            tier: list[_Probe | None] = []
+            for code in codes:
+                key = (activity, code, year, dimensions, boundary, group)
+                found = seen.get(key, _UNSEEN)
+                if found is _UNSEEN:
+                    candidates, nearest_any = probe_cell(
+                        group_cells.get((activity, code, boundary), EMPTY), year, units
+                    )
+                    found = (
+                        _Probe(candidates, nearest_any)
+                        if candidates or nearest_any is not None
+                        else None
+                    )
+                    seen[key] = found
+                tier.append(found)  # type: ignore[arg-type]
+            tiers.append(tier)
+        plan[line.index] = tiers
+    return plan
+
+
+_UNSEEN = object()
+
+
+@lru_cache(maxsize=64)
+def _unit_set(dimensions: tuple[str, ...] | None) -> frozenset[str] | None:
+    if dimensions is None:
+        return None
+    return frozenset(unit for dimension in dimensions for unit in units_of_dimension(dimension))
 
 
 # --------------------------------------------------------------------------- resolving
@@ -799,9 +943,14 @@ def resolve_lines(
     lines: Sequence[Line],
     gwp: str | None,
     gwp_table: GwpTable | None = None,
+    index: ResolveIndex | None = None,
 ) -> dict[int, Resolved | LineError]:
     """Resolve checked lines in four queries (five with `gwp`: the GWP100 table); the answer
-    for every line index given."""
+    for every line index given.
+
+    With `index` (the worker's, app/factors/resolve_index.py) the probes and the records come
+    from it: a call then reads the region chains and the releases' state, nothing else (and
+    the GWP100 table with `gwp`)."""
     if not lines:
         return {}
     if gwp_table is None:
@@ -814,55 +963,54 @@ def resolve_lines(
     preference = {version_id: release.preference() for version_id, release in by_version.items()}
 
     groups: dict[tuple[int, ...], int] = {}
-    probes: dict[tuple[Any, ...], int] = {}
-    # Per line, one or two tiers of probes along its region chain: the datasets that are not
+    # Per line, one or two tiers of releases (group numbers): the datasets that are not
     # deprecated first, then (only when the line may draw on a deprecated one) all of them.
-    plan: dict[int, list[list[int]]] = {}
-    allowed_for: dict[tuple[Any, ...], tuple[int, ...]] = {}
+    line_tiers: dict[int, list[int]] = {}
+    # (visibility, publisher, dataset, version) → the numbers of its tiers' groups
+    tiers_for: dict[tuple[Any, ...], list[int]] = {}
     for line in lines:
         visibility = _visibility_class(line, as_of_class)
         key = (visibility, line.publisher, line.dataset, line.version)
-        allowed = allowed_for.get(key)
-        if allowed is None:
-            allowed = allowed_for[key] = _allowed(line, releases.get(visibility, []), viewer)
-        current = tuple(v for v in allowed if not by_version[v].deprecated)
-        tiers = [tier for tier in (current, allowed) if tier]
-        if len(tiers) == 2 and tiers[0] == tiers[1]:
-            tiers.pop()
-        dimensions = line.dimensions
-        plan[line.index] = [
-            [
-                probes.setdefault(
-                    (
-                        line.activity_id,
-                        code,
-                        line.year,
-                        dimensions,
-                        line.boundary,
-                        groups.setdefault(tier, len(groups)),
-                    ),
-                    len(probes),
-                )
-                for code in chains[line.region].codes
+        tiers = tiers_for.get(key)
+        if tiers is None:
+            allowed = _allowed(line, releases.get(visibility, []), viewer)
+            current = tuple(v for v in allowed if not by_version[v].deprecated)
+            tiers = [
+                groups.setdefault(tier, len(groups))
+                for tier in dict.fromkeys((current, allowed))
+                if tier
             ]
-            for tier in tiers
-        ]
+            tiers_for[key] = tiers
+        line_tiers[line.index] = tiers
     dialect = session.get_bind().dialect.name
-    probe_rows = [
-        {"n": number, "a": a, "r": r, "y": y, "us": _units_value(dialect, d), "b": b, "g": g}
-        for (a, r, y, d, b, g), number in probes.items()
-    ]
-    found = _probe(session, probe_rows, list(groups)) if probe_rows else {}
+    held = None
+    if index is not None:
+        held = index.releases(
+            session,
+            {
+                (version_id, by_version[version_id].published_at)
+                for group in groups
+                for version_id in group
+            },
+        )
+    # Per line and tier, what each probe along its region chain found (None: nothing).
+    plan: dict[int, list[list[_Probe | None]]]
+    if held is not None:
+        assert index is not None
+        plan = _index_plan(index, held, lines, line_tiers, list(groups), chains)
+    else:
+        plan = _database_plan(session, lines, line_tiers, list(groups), chains)
 
     def best(
-        tier: list[int], requested: str | None, *, demote: bool = True
+        tier: list[_Probe | None], requested: str | None, *, demote: bool = True
     ) -> tuple[int, list[_Candidate]] | None:
         """The nearest region's candidates of `tier`, best first (`demote=False`: as if no
         dataset were deprecated)."""
         skip = 0 if demote else 1
-        for depth, number in enumerate(tier):
-            probe = found.get(number)
+        for depth, probe in enumerate(tier):
             if probe is not None and probe.candidates:
+                if len(probe.candidates) == 1:
+                    return depth, list(probe.candidates)
                 ranked = sorted(
                     probe.candidates,
                     key=lambda c: (
@@ -880,10 +1028,11 @@ def resolve_lines(
     for line in lines:
         requested = line.unit.canonical if line.unit else None
         line_plan = plan[line.index]
-        pick = next(
-            (found_ for found_ in (best(t, requested) for t in line_plan) if found_ is not None),
-            None,
-        )
+        pick = None
+        for tier in line_plan:
+            pick = best(tier, requested)
+            if pick is not None:
+                break
         if pick is None:
             continue
         chosen[line.index] = pick
@@ -898,9 +1047,29 @@ def resolve_lines(
                 deprecation[line.index] = _deprecation("passed_over", rival, undemoted)
 
     records: dict[int, dict[str, Any]] = {}
-    wanted = sorted({ranked[0].factor_id for _, ranked in chosen.values()})
-    if wanted:
-        records = _records(session, dialect, wanted)
+    fragments: dict[int, bytes] = {}
+    if held is not None:
+        # The records from the index: each factor's own part, its release's part as the
+        # current state says, its id.
+        suffixes: dict[int, bytes] = {}
+        for _, ranked in chosen.values():
+            top = ranked[0]
+            if top.factor_id in fragments:
+                continue
+            suffix = suffixes.get(top.version_id)
+            release = by_version[top.version_id]
+            if suffix is None:
+                suffix = suffixes[top.version_id] = release_suffix(release.record_state)
+            prefix, code, _ = held[top.version_id].records[top.factor_id]
+            fragments[top.factor_id] = record_json(
+                prefix,
+                suffix,
+                f"{release.publisher}/{release.dataset}/{code}@{release.version}",
+            )
+    else:
+        wanted = sorted({ranked[0].factor_id for _, ranked in chosen.values()})
+        if wanted:
+            records = _records(session, dialect, wanted)
 
     answers: dict[int, Resolved | LineError] = {}
     walks: dict[tuple[Any, ...], tuple[list[str], list[dict[str, Any]]]] = {}
@@ -908,8 +1077,8 @@ def resolve_lines(
         chain = chains[line.region]
         nearest_any: list[tuple[int, tuple[int, str]]] = []
         probed = plan[line.index]
-        for depth, number in enumerate(probed[-1] if probed else []):
-            probe = found.get(number)
+        # Only a probe for a unit says what it found in other units.
+        for depth, probe in enumerate(probed[-1] if probed and line.unit else ()):
             if probe is not None and probe.nearest_any is not None:
                 nearest_any.append((depth, probe.nearest_any))
         if line.index not in chosen:
@@ -920,18 +1089,35 @@ def resolve_lines(
             )
             continue
         depth, ranked = chosen[line.index]
-        factor = records[ranked[0].factor_id]
+        top = ranked[0]
+        fragment = fragments.get(top.factor_id) if held is not None else None
+        if fragment is not None and gwp is None:
+            assert held is not None
+            # What the match reads of the record, from the index.
+            factor = {
+                "unit": top.unit,
+                "co2e": held[top.version_id].records[top.factor_id][2],
+                "reference_year": top.reference_year,
+                "region": chain.codes[depth],
+            }
+        else:
+            factor = records[top.factor_id] if fragment is None else orjson.loads(fragment)
+            fragment = None
         if gwp is not None:
             # Lines sharing a factor share its record, unless a GWP set rewrites it (no
             # answer changes a record after this).
             factor = apply_gwp(dict(factor), gwp, gwp_table)
-        passed_over = next(
-            (
-                {"region": chain.codes[d], "year": any_year, "unit": any_unit}
-                for d, (any_year, any_unit) in nearest_any
-                if d < depth or (d == depth and any_year > ranked[0].reference_year)
-            ),
-            None,
+        passed_over = (
+            next(
+                (
+                    {"region": chain.codes[d], "year": any_year, "unit": any_unit}
+                    for d, (any_year, any_unit) in nearest_any
+                    if d < depth or (d == depth and any_year > ranked[0].reference_year)
+                ),
+                None,
+            )
+            if nearest_any
+            else None
         )
         answers[line.index] = _resolved(
             line,
@@ -945,6 +1131,7 @@ def resolve_lines(
             other_units={d for d, _ in nearest_any if d < depth},
             deprecated=deprecation.get(line.index),
             walks=walks,
+            fragment=fragment,
         )
     return answers
 
@@ -1021,6 +1208,7 @@ def _resolved(
     other_units: set[int],
     deprecated: dict[str, Any] | None = None,
     walks: dict[tuple[Any, ...], tuple[list[str], list[dict[str, Any]]]] | None = None,
+    fragment: bytes | None = None,
 ) -> Resolved:
     """`walks`: the region chains and steps already made in this batch, shared by the lines
     that walked the same way (nothing changes them once made)."""
@@ -1082,6 +1270,9 @@ def _resolved(
         "deprecated": deprecated,
         "unit": unit_match,
     }
+    if fragment is not None:
+        # `factor` holds only what the match read: the record is the fragment.
+        return Resolved(factor=None, match=match, multiplier=multiplier, fragment=fragment)
     return Resolved(factor=factor, match=match, multiplier=multiplier)
 
 
@@ -1092,13 +1283,14 @@ def resolve_items(
     items: Sequence[ResolveItem],
     gwp: str | None,
     gwp_table: GwpTable | None = None,
+    index: ResolveIndex | None = None,
 ) -> list[Resolved | LineError]:
     """Resolve a batch in request order; bad lines get errors, the rest their factor."""
-    checked = suggest_regions(
-        session, [check_line(index, item) for index, item in enumerate(items)]
-    )
+    checked = suggest_regions(session, [check_line(n, item) for n, item in enumerate(items)])
     lines = [line for line in checked if isinstance(line, Line)]
-    answers = resolve_lines(session, viewer=viewer, lines=lines, gwp=gwp, gwp_table=gwp_table)
+    answers = resolve_lines(
+        session, viewer=viewer, lines=lines, gwp=gwp, gwp_table=gwp_table, index=index
+    )
     return [
         _finite(answers[entry.index]) if isinstance(entry, Line) else entry for entry in checked
     ]
@@ -1127,4 +1319,6 @@ def _finite(answer: Resolved | LineError) -> Resolved | LineError:
 def resolved_item_payload(answer: Resolved | LineError) -> dict[str, Any]:
     if isinstance(answer, LineError):
         return {"error": answer.as_dict()}
+    if answer.fragment is not None:
+        return {"factor": orjson.Fragment(answer.fragment), "match": answer.match}
     return {"factor": answer.factor, "match": answer.match}

@@ -1,0 +1,391 @@
+"""Resolve without the database in the call: each worker's index of the factors of the
+releases that resolve draws on, and the records they answer with, serialised once.
+
+A released factor never changes (the database refuses), so what a release's factors say for a
+probe (activity, region, year bound, unit dimension, boundary: app/factors/resolve.py) is
+fixed once the release exists: `ReleaseFactors` holds it, keyed by the release's id and
+publication time, and needs no check against the database again. What does change is which
+releases a line may draw on (a release published, withdrawn or deprecated, a dataset
+superseded, its priority or access edited) and the parts of a record that follow its release
+and dataset (status, withdrawal, successor, licence, attribution): every call reads them, as
+it did before the index (`resolve._releases`: one small query, ~0.2 ms on PostgreSQL at the
+benchmark's scale), so a change shows in the very next resolve on every worker, and nothing
+the index keeps can be out of date.
+
+Per factor the index keeps where it answers (activity, region, year, boundary, unit), its
+`co2e`, and its record as JSON up to the fields its release decides: a resolved line's
+`factor` is that prefix, the release's part (`release_suffix`, made from the state the call
+read) and its id, spliced into the answer as is (`orjson.Fragment`), byte for byte what
+serialising the record made from the database gives.
+
+Memory is bounded by `max_factors` (`EFDB_RESOLVE_INDEX_FACTORS`): the releases held are the
+most recently used ones whose factors add up to at most that many; a call that needs more
+than that resolves with the database, as before. About 2.1 KB a factor (the benchmark's
+synthetic records, 1.25 KB of JSON each: 100,000 factors add ~210 MB to a worker's resident
+set; README, "Performance: a 1000-line resolve"). The first call to draw on a release reads
+it (~2 s for 100,000 factors on the shared development machine) and makes its group's cells
+(~1 s).
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import orjson
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.db import is_memory_sqlite, make_engine
+from app.factors.models import Factor
+from app.factors.service import factor_select
+
+# A release as the index knows it: its id and when it was published (an id reused after a
+# release was removed is another release).
+ReleaseKey = tuple[int, datetime | None]
+
+# The record's fields that follow its release and dataset, in `factor_select`'s order; the
+# record's `id` comes after them. Everything before `publisher` is the factor's own.
+RELEASE_FIELDS = (
+    "publisher",
+    "dataset",
+    "version",
+    "version_status",
+    "withdrawn_at",
+    "withdrawn_reason",
+    "dataset_status",
+    "superseded_by",
+    "license_id",
+    "license_url",
+    "attribution",
+)
+
+
+class Candidate(NamedTuple):
+    """The factors of one release and one unit at a probe's nearest year: the lowest id of
+    them and how many there are (a probe answers one row per release and unit, however many
+    factors match: resolve's memory does not grow with the candidates)."""
+
+    factor_id: int
+    reference_year: int
+    unit: str
+    version_id: int
+    matches: int = 1
+
+
+class _Year(NamedTuple):
+    """The factors of one cell (activity, region, boundary or any) at one year, in the
+    releases of a group: a candidate per release and unit, and the lowest id's unit."""
+
+    year: int
+    candidates: tuple[Candidate, ...]
+    any_unit: str
+
+
+@dataclass
+class ReleaseFactors:
+    """One release's factors: where each answers and its record's own part."""
+
+    key: ReleaseKey
+    # (activity, region) → [(year, boundary, unit, factor id)]
+    cells: dict[tuple[str, str], list[tuple[int, str, str, int]]] = field(default_factory=dict)
+    # factor id → (record JSON up to `publisher`, without the closing brace; factor code; co2e)
+    records: dict[int, tuple[bytes, str, float]] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return len(self.records)
+
+
+def load_release(connection: Connection, key: ReleaseKey) -> ReleaseFactors:
+    """The release's factors, read once with the statement the records are read with
+    (`factor_select`), so that each record's JSON is what that statement's payload gives."""
+    version_id = key[0]
+    release = ReleaseFactors(key)
+    # Options of this statement alone (`Connection.execution_options` would change the
+    # connection's, a request's session's when the index reads with it).
+    result = connection.execute(
+        factor_select().where(Factor.version_id == version_id),
+        execution_options={"stream_results": True, "yield_per": _LOAD_ROWS},
+    )
+    keys = tuple(result.keys())
+    cut = keys.index("publisher")
+    if keys[cut:] != RELEASE_FIELDS or keys[0] != "row_id":
+        raise RuntimeError(f"factor_select's columns changed: {keys}")  # pragma: no cover
+    own = keys[1:cut]
+    position = {name: n for n, name in enumerate(keys)}
+    activity, region, year, boundary, unit, code, co2e = (
+        position[name]
+        for name in (
+            "activity_id",
+            "region",
+            "reference_year",
+            "boundary",
+            "unit",
+            "factor_code",
+            "co2e",
+        )
+    )
+    cells = release.cells
+    records = release.records
+    dumps = orjson.dumps
+    for row in result:
+        factor_id = row[0]
+        cells.setdefault((row[activity], row[region]), []).append(
+            (row[year], row[boundary], row[unit], factor_id)
+        )
+        records[factor_id] = (
+            dumps(dict(zip(own, row[1:cut], strict=True)))[:-1],
+            row[code],
+            row[co2e],
+        )
+    return release
+
+
+def release_suffix(values: Sequence[Any]) -> bytes:
+    """The record's fields its release decides (`RELEASE_FIELDS`' values), as JSON to follow
+    a factor's own part, up to the `id`'s value."""
+    body = orjson.dumps(dict(zip(RELEASE_FIELDS, values, strict=True)))
+    return b"," + body[1:-1] + b',"id":'
+
+
+def record_json(prefix: bytes, suffix: bytes, record_id: str) -> bytes:
+    """A whole record: its own part, its release's part, its id."""
+    return b"".join((prefix, suffix, orjson.dumps(record_id), b"}"))
+
+
+class _Cell:
+    """A cell's years in a group of releases, newest first (`years`: negated, for bisect)."""
+
+    __slots__ = ("entries", "years")
+
+    def __init__(self, entries: list[_Year]) -> None:
+        self.entries = entries
+        self.years = [-entry.year for entry in entries]
+
+
+EMPTY = _Cell([])
+# Rows of a release read at a time when it is loaded (PostgreSQL: a server-side cursor).
+_LOAD_ROWS = 10_000
+# Cells kept across calls (each a few candidates per year): the groups least recently made
+# are dropped past this many.
+_MAX_CELLS = 500_000
+
+
+class ResolveIndex:
+    """A worker's index (module docstring): releases' factors, least recently used out first
+    past `max_factors` (0: no index).
+
+    `loader`: the engine a release's factors are read with, on a connection of its own (the
+    index is the worker's, not the request's: its one-off read of a release is neither in the
+    request's transaction nor under its statement budget); None: the request's session."""
+
+    def __init__(self, max_factors: int, loader: Engine | None = None) -> None:
+        self.max_factors = max_factors
+        self.loader = loader
+        self._releases: OrderedDict[ReleaseKey, ReleaseFactors] = OrderedDict()
+        self._held = 0
+        # group of releases → (activity, region, boundary or None) → its cell in them
+        self._groups: OrderedDict[tuple[ReleaseKey, ...], dict[Any, _Cell]] = OrderedDict()
+        self._cell_count = 0
+        # Releases larger than `max_factors` on their own (never held)
+        self._too_big: set[ReleaseKey] = set()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the loader's connection (the index itself stays usable: it reopens one)."""
+        if self.loader is not None:
+            self.loader.dispose()
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_factors > 0
+
+    @property
+    def held(self) -> int:
+        """Factors held now."""
+        return self._held
+
+    # ------------------------------------------------------------------ the releases' factors
+
+    def releases(
+        self, session: Session, keys: Iterable[ReleaseKey]
+    ) -> dict[int, ReleaseFactors] | None:
+        """Every release of `keys` (by version id), read now if not held; None when together
+        they are more than the index may hold (the caller asks the database instead)."""
+        wanted = set(keys)
+        found: dict[int, ReleaseFactors] = {}
+        missing: list[ReleaseKey] = []
+        for key in wanted:
+            release = self._releases.get(key)
+            if release is None:
+                missing.append(key)
+            else:
+                found[key[0]] = release
+        if not missing:
+            if len(self._releases) > len(found):
+                with self._lock:
+                    for key in wanted:
+                        if key in self._releases:
+                            self._releases.move_to_end(key)
+            return found
+        if not self.enabled or any(key in self._too_big for key in missing):
+            return None
+        with self._lock:
+            # One reader at a time: a release read by another thread meanwhile is taken (and
+            # one another thread let go meanwhile is read again).
+            missing = [key for key in wanted if key not in self._releases]
+            try:
+                loaded = self._load(session, missing)
+            except SQLAlchemyError:
+                # Not read now (e.g. past the statement budget): the database answers.
+                return None
+            for key, release in loaded.items():
+                self._releases[key] = release
+                self._held += release.size
+            for key in wanted:
+                found[key[0]] = self._releases[key]
+            for key in wanted:
+                self._releases.move_to_end(key)
+            if sum(release.size for release in found.values()) > self.max_factors:
+                # More than may be held at once: none of it is kept, and a release that alone
+                # is too large is not read again.
+                for key in wanted:
+                    dropped = self._releases.pop(key)
+                    self._held -= dropped.size
+                    if dropped.size > self.max_factors:
+                        self._too_big.add(key)
+                self._drop_groups()
+                return None
+            while self._held > self.max_factors:
+                _, dropped = self._releases.popitem(last=False)
+                self._held -= dropped.size
+                self._drop_groups()
+        return found
+
+    def _load(self, session: Session, keys: list[ReleaseKey]) -> dict[ReleaseKey, ReleaseFactors]:
+        if not keys:
+            return {}
+        if self.loader is None:
+            connection = session.connection()
+            return {key: load_release(connection, key) for key in sorted(keys)}
+        with self.loader.connect() as connection:
+            return {key: load_release(connection, key) for key in sorted(keys)}
+
+    # ------------------------------------------------------------------ probes
+
+    def cells(self, group: tuple[ReleaseFactors, ...]) -> dict[tuple[str, str, str | None], _Cell]:
+        """The cells of a group of releases by (activity, region, boundary or None), each its
+        factors by year (a place missing has none); made whole at the group's first probe (a
+        call probes thousands of cells: made one by one, the first calls would pay for them).
+        The caller keeps the dict it was given for its call, whatever the index drops."""
+        key = tuple(release.key for release in group)
+        cells = self._groups.get(key)
+        if cells is not None:
+            return cells
+        places: dict[tuple[str, str], list[tuple[int, tuple[int, str, str, int]]]] = {}
+        for release in group:
+            version_id = release.key[0]
+            for place, rows in release.cells.items():
+                places.setdefault(place, []).extend((version_id, row) for row in rows)
+        cells = {
+            (activity, region, boundary): cell
+            for (activity, region), rows in places.items()
+            for boundary, cell in _make_cells(rows).items()
+        }
+        with self._lock:
+            made = self._groups.get(key)
+            if made is not None:  # by another thread meanwhile
+                return made
+            self._groups[key] = cells
+            self._cell_count += len(cells)
+            while self._cell_count > _MAX_CELLS and len(self._groups) > 1:
+                _, dropped = self._groups.popitem(last=False)
+                self._cell_count -= len(dropped)
+        return cells
+
+    def _drop_groups(self) -> None:
+        self._groups.clear()
+        self._cell_count = 0
+
+
+def _make_cells(rows: list[tuple[int, tuple[int, str, str, int]]]) -> dict[str | None, _Cell]:
+    """A place's cells from its factors in a group's releases: one for any boundary (None)
+    and one per boundary."""
+    # boundary → year → (release, unit) → [lowest id, count]; boundary → year → lowest id, unit
+    by_year: dict[str | None, dict[int, dict[tuple[int, str], list[int]]]] = {}
+    lowest: dict[str | None, dict[int, tuple[int, str]]] = {}
+    for version_id, (year, boundary, unit, factor_id) in rows:
+        for cell_boundary in (None,) if boundary is None else (None, boundary):
+            groups = by_year.setdefault(cell_boundary, {}).setdefault(year, {})
+            counted = groups.get((version_id, unit))
+            if counted is None:
+                groups[(version_id, unit)] = [factor_id, 1]
+            else:
+                counted[0] = min(counted[0], factor_id)
+                counted[1] += 1
+            years = lowest.setdefault(cell_boundary, {})
+            first = years.get(year)
+            if first is None or factor_id < first[0]:
+                years[year] = (factor_id, unit)
+    return {
+        boundary: _Cell(
+            [
+                _Year(
+                    year,
+                    tuple(
+                        Candidate(factor_id, year, unit, version_id, count)
+                        for (version_id, unit), (factor_id, count) in sorted(years[year].items())
+                    ),
+                    lowest[boundary][year][1],
+                )
+                for year in sorted(years, reverse=True)
+            ]
+        )
+        for boundary, years in by_year.items()
+    }
+
+
+def probe_cell(
+    cell: _Cell, year: int, units: frozenset[str] | None
+) -> tuple[Sequence[Candidate], tuple[int, str] | None]:
+    """What the probe query says for a cell: the candidates at the nearest year not after
+    `year` with a factor in one of `units` (any unit: None), and, when `units` are given and
+    no year has one, the nearest factor in any unit (year, unit)."""
+    entries = cell.entries
+    start = bisect_left(cell.years, -year)
+    if units is None:
+        if start < len(entries):
+            return entries[start].candidates, None
+        return (), None
+    for entry in entries[start:]:
+        chosen = [candidate for candidate in entry.candidates if candidate.unit in units]
+        if chosen:
+            return chosen, None
+    if start < len(entries):
+        nearest = entries[start]
+        return (), (nearest.year, nearest.any_unit)
+    return (), None
+
+
+def resolve_index_loader(engine: Engine, settings: Settings) -> Engine | None:
+    """The index's own engine on `engine`'s database (the application's), one connection,
+    closed by `ResolveIndex.close`: a release is read on it under the batch budget. None for
+    an in-memory SQLite database, which cannot be opened twice (the request's session reads
+    it)."""
+    url = engine.url.render_as_string(hide_password=False)
+    if is_memory_sqlite(url):
+        return None
+    options: dict[str, Any] = {"pool_size": 1, "max_overflow": 0}
+    if engine.dialect.name == "postgresql":
+        options["connect_args"] = {
+            "options": f"-c statement_timeout={int(settings.db_timeout_batch_ms)}"
+        }
+    return make_engine(url, **options)
