@@ -15,7 +15,7 @@ from app.auth.hashing import hash_secret
 from app.auth.models import Client
 from app.datasets.models import Publisher
 from app.datasets.version_models import DatasetVersion
-from app.factors.models import Factor
+from app.factors.models import Factor, FactorDraft
 from app.versioning.content_hash import content_sha256
 from tests.auth_fixtures import Credentials, TokenKit, bearer
 from tests.upload_files import csv_bytes, jsonl_bytes, parquet_bytes, synthetic_row
@@ -154,7 +154,9 @@ def test_same_file_twice_is_idempotent_and_a_new_file_replaces_the_draft(
     assert replaced.status_code == 201
     assert replaced.json()["row_count"] == 1
     with Session(db) as session:
-        assert session.execute(select(func.count()).select_from(Factor)).scalar_one() == 1
+        # The draft's rows, wherever they are (in factor_draft until its submit).
+        assert session.execute(select(func.count()).select_from(Factor)).scalar_one() == 0
+        assert session.execute(select(func.count()).select_from(FactorDraft)).scalar_one() == 1
         assert session.execute(select(func.count()).select_from(DatasetVersion)).scalar_one() == 1
 
 

@@ -178,7 +178,11 @@ def test_a_withdrawal_cannot_be_rewritten(db: Engine, history: dict[str, int]) -
     assert "immutable" in message
 
 
-SOURCE_OF = "SELECT source_id FROM factor WHERE version_id = :v"  # the one source of that version
+# The one source of that version (a draft's rows are in factor_draft until its submit).
+SOURCE_OF = (
+    "SELECT source_id FROM factor WHERE version_id = :v "
+    "UNION SELECT source_id FROM factor_draft WHERE version_id = :v"
+)
 
 
 @pytest.mark.parametrize(
