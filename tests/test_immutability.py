@@ -138,3 +138,20 @@ def test_a_drafts_factors_stay_writable(
         )
     rows = [(released, "syn-a"), (released, "syn-b"), (draft, "syn-a")]
     assert sorted(_factor_rows(db) + _factor_rows(db, "factor_draft")) == rows
+
+
+def test_a_draft_is_submitted_only_once_its_rows_moved(db: Engine, session: Session) -> None:
+    """Its rows are in factor_draft until its submit moves them into factor: a status change
+    that skips the move is refused (and changes nothing)."""
+    _, draft = _released_and_draft(session)
+    with pytest.raises(DBAPIError) as caught, db.begin() as connection:
+        connection.execute(
+            text("UPDATE dataset_version SET status = 'submitted' WHERE id = :v"), {"v": draft}
+        )
+    assert "factor_draft" in str(caught.value)
+    with db.begin() as connection:
+        status = connection.execute(
+            text("SELECT status FROM dataset_version WHERE id = :v"), {"v": draft}
+        ).scalar_one()
+    assert status == "draft"
+    assert len(_factor_rows(db, "factor_draft")) == 2

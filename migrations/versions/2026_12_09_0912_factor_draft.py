@@ -10,6 +10,11 @@ factor_code)` that finds duplicate codes; no other index, no foreign key, no tri
 moves them into `factor` (`app.publishing.draft_rows.move_into_factors`), where every check
 and index applies, before the content hash is computed.
 
+A draft cannot be submitted while rows of it are still in `factor_draft` (a trigger on
+`dataset_version` refuses it, on both databases; the workflow triggers already refuse every
+other way out of the draft state but deletion): whatever changes its status, its rows are
+where its status says, or the change fails loudly.
+
 The rows of drafts already stored move into `factor_draft` here, and back on downgrade.
 
 Revision ID: 20261209_0912
@@ -67,6 +72,32 @@ VALUE_COLUMNS = (
 )
 MOVED = ", ".join(("uid", "version_id", "dataset_id", "source_id", "row_number", *VALUE_COLUMNS))
 DRAFTS = "SELECT id FROM dataset_version WHERE status = 'draft'"
+LEFT_BEHIND = "EXISTS (SELECT 1 FROM factor_draft WHERE version_id = NEW.id)"
+MESSAGE = "a draft is submitted only once its rows moved out of factor_draft"
+POSTGRES_GUARD = [
+    f"""
+    CREATE FUNCTION efdb_draft_rows_moved() RETURNS trigger AS $$
+    BEGIN
+        IF {LEFT_BEHIND} THEN
+            RAISE EXCEPTION '{MESSAGE} (version %)', NEW.id USING ERRCODE = 'raise_exception';
+        END IF;
+        RETURN NEW;
+    END
+    $$ LANGUAGE plpgsql
+    """,
+    """
+    CREATE TRIGGER dataset_version_draft_rows_moved
+    BEFORE UPDATE OF status ON dataset_version
+    FOR EACH ROW WHEN (OLD.status = 'draft' AND NEW.status = 'submitted')
+    EXECUTE FUNCTION efdb_draft_rows_moved()
+    """,
+]
+SQLITE_GUARD = f"""
+    CREATE TRIGGER dataset_version_draft_rows_moved
+    BEFORE UPDATE OF status ON dataset_version
+    WHEN OLD.status = 'draft' AND NEW.status = 'submitted' AND {LEFT_BEHIND}
+    BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END
+"""
 
 
 def upgrade() -> None:
@@ -126,9 +157,19 @@ def upgrade() -> None:
         f"FROM factor WHERE version_id IN ({DRAFTS})"
     )
     op.execute(f"DELETE FROM factor WHERE version_id IN ({DRAFTS})")
+    if op.get_bind().dialect.name == "postgresql":
+        for statement in POSTGRES_GUARD:
+            op.execute(statement)
+    else:
+        op.execute(SQLITE_GUARD)
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER dataset_version_draft_rows_moved ON dataset_version")
+        op.execute("DROP FUNCTION efdb_draft_rows_moved()")
+    else:
+        op.execute("DROP TRIGGER dataset_version_draft_rows_moved")
     op.execute(
         f"INSERT INTO factor ({MOVED}) SELECT {MOVED} FROM factor_draft "
         "ORDER BY version_id, position"
