@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.core.audit import append_event
 from app.core.db import utcnow
 from app.core.errors import Conflict, ProblemError
-from app.core.formula import looks_like_formula
+from app.core.formula import FORMULA_FIRST_CHARACTERS, looks_like_formula
 from app.core.problem_text import Message, joined
 from app.core.text import escaped, forbidden_character, nfc, safe_file_name
 from app.datasets.models import Dataset, Publisher
@@ -48,6 +49,7 @@ _COLUMN_ORDER = {
     name: index for index, name in enumerate([*FactorFields.model_fields, *LABEL_COLUMNS])
 }
 _TEXT_FIELDS = ("name_zh", "name_en", "description", "notes", "source_title", "source_locator")
+_text_values = operator.attrgetter(*_TEXT_FIELDS)
 
 
 class UploadRejected(ProblemError):
@@ -179,9 +181,13 @@ def _valid_records(
                 )
             )
             continue
-        for name in _TEXT_FIELDS:
-            value = getattr(parsed, name)
-            if isinstance(value, str) and looks_like_formula(value):
+        for name, value in zip(_TEXT_FIELDS, _text_values(parsed), strict=True):
+            # The first character first: most cells cannot look like a formula.
+            if (
+                isinstance(value, str)
+                and value[:1] in FORMULA_FIRST_CHARACTERS
+                and looks_like_formula(value)
+            ):
                 located.warn(
                     RowProblem(
                         row_number,
