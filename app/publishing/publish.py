@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any
 
 from psycopg import Copy
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -92,8 +93,14 @@ class FactorWriter:
             raw = self._session.connection().connection.driver_connection
             assert raw is not None
             cursor = self._stack.enter_context(raw.cursor())
+            # The rows go to the server from a thread of psycopg's (a bounded queue of
+            # buffers): this one validates the next rows meanwhile instead of waiting for the
+            # socket whenever the server is slower for a moment.
             self._copy = self._stack.enter_context(
-                cursor.copy(f"COPY {self._table.name} ({', '.join(self._columns)}) FROM STDIN")
+                cursor.copy(
+                    f"COPY {self._table.name} ({', '.join(self._columns)}) FROM STDIN",
+                    writer=QueuedLibpqWriter(cursor),
+                )
             )
             if self._copy_seconds is not None:
                 self._copy_ends_at = time.monotonic() + self._copy_seconds
