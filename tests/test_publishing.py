@@ -398,3 +398,37 @@ def test_the_audit_log_records_every_step_and_verifies(
         )
     verdict = client.get("/v1/audit/verify", headers=admin).json()
     assert (verdict["ok"], verdict["first_bad_event"]) == (False, published["id"])
+
+
+def _pages(client: TestClient, headers: dict[str, str], url: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    next_url: str | None = url
+    while next_url is not None:
+        page = client.get(next_url, headers=headers)
+        assert page.status_code == 200, page.text
+        items.extend(page.json()["items"])
+        next_url = page.json()["next"]
+    return items
+
+
+def test_a_drafts_factors_read_the_same_before_and_after_its_submit_moves_them(
+    client: TestClient, tokens: TokenKit, db: Engine
+) -> None:
+    """A draft's rows are in factor_draft, its submission's in factor: its pages list the
+    same factors, in upload order, page by page either way."""
+    writer = tokens.writer(PUBLISHER)
+    create_dataset(client, writer)
+    rows = [synthetic_row(i) for i in (3, 1, 4, 0, 5, 9, 2)]  # upload order is not code order
+    assert upload(client, writer, csv_bytes(rows)).status_code == 201
+    url = f"{VERSIONS}/1.0.0/factors?limit=2"
+    as_draft = _pages(client, writer, url)
+    assert [f["factor_code"] for f in as_draft] == [r["factor_code"] for r in rows]
+    assert {f["version_status"] for f in as_draft} == {"draft"}
+    with Session(db) as session:
+        assert session.execute(select(func.count()).select_from(FactorDraft)).scalar_one() == 7
+    assert client.post(f"{VERSIONS}/1.0.0/submit", headers=writer).status_code == 200
+    as_submitted = _pages(client, writer, url)
+    assert as_submitted == [{**f, "version_status": "submitted"} for f in as_draft]
+    with Session(db) as session:
+        assert session.execute(select(func.count()).select_from(FactorDraft)).scalar_one() == 0
+        assert session.execute(select(func.count()).select_from(Factor)).scalar_one() == 7

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from app.factors.models import Factor, FactorDraft
 
 # Moved in statements of this many rows: each one well within a write request's statement
-# budget (about 5 s per 100,000 rows into `factor` as migrated on a loaded 2-core machine).
+# budget (about 7 s per 100,000 rows into `factor` as migrated, 2 cores at load 7-8).
 MOVE_CHUNK = 100_000
 
 _FACTOR = Factor.metadata.tables["factor"]
