@@ -18,6 +18,10 @@ Variants (each includes the removals of the one before it):
   4. without the three foreign keys
   5. without the eight secondary B-tree indexes (search, resolve, facets, history)
   6. without the primary key and the two unique constraints: a bare table, the baseline
+And where an upload writes now (migration 20261209_0912), in one more transaction:
+  7. COPY of the same rows into `factor_draft` as migrated (what an upload does)
+  8. then INSERT ... SELECT of them into `factor` as migrated, in upload order (what submit
+     does: `app.publishing.draft_rows.move_into_factors`)
 Information only: the machine's load changes the absolute figures, not much the ratios.
 """
 
@@ -44,7 +48,8 @@ from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import DatasetVersion
 from app.factors.models import Source
 from app.factors.validation import data_quality_rating
-from app.publishing.publish import _COPY_COLUMNS, _stored_values
+from app.publishing.draft_rows import _MOVED
+from app.publishing.publish import _COPY_COLUMNS, _DRAFT_COLUMNS, _stored_values
 from app.publishing.records import parse_record
 from bench.ingest import conninfo, write_csv
 from bench.read_api import add_common_arguments, backend_version, postgres_database
@@ -169,6 +174,46 @@ def run(url: str, count: int) -> list[dict[str, Any]]:
     return results
 
 
+def run_draft(url: str, count: int) -> list[dict[str, Any]]:
+    """The same rows COPied into factor_draft, then moved into factor as submit moves them."""
+    ids = _draft(url)
+    with tempfile.TemporaryDirectory(prefix="efdb-bench-ingest-db-") as folder:
+        path = Path(folder) / "rows.csv"
+        write_csv(path, count, seed=20251125)
+        rows = _rows(path, ids)
+    columns = ", ".join(_MOVED)
+    results: list[dict[str, Any]] = []
+    with psycopg.connect(conninfo(url), autocommit=True) as connection:
+        connection.execute("VACUUM factor")
+        connection.execute("VACUUM factor_draft")
+    with psycopg.connect(conninfo(url)) as connection:
+        started = time.perf_counter()
+        statement = f"COPY factor_draft ({', '.join(_DRAFT_COLUMNS)}) FROM STDIN"
+        with connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for position, row in enumerate(rows, start=1):
+                copy.write_row((*row, position))
+        results.append(
+            {"variant": "COPY into factor_draft", "seconds": time.perf_counter() - started}
+        )
+        started = time.perf_counter()
+        connection.execute(
+            f"INSERT INTO factor ({columns}) SELECT {columns} FROM factor_draft "
+            "WHERE version_id = %s ORDER BY position",
+            (ids[0],),
+        )
+        results.append(
+            {
+                "variant": "then INSERT ... SELECT into factor (submit)",
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        connection.rollback()
+    for result in results:
+        result["seconds"] = round(result["seconds"], 3)
+        print(f"  {result['variant']:<45}{result['seconds']:8.2f} s", flush=True)
+    return results
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.ingest_db",
@@ -181,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with postgres_database(args.postgres_url) as url:
         print(f"{backend_version(url)}; {args.rows:,} synthetic rows; load {load:.1f}")
         results = run(url, args.rows)
+    with postgres_database(args.postgres_url) as url:
+        drafted = run_draft(url, args.rows)
     bare, first = results[-1]["seconds"], results[0]["seconds"]
     # What the part a variant takes away cost: its time saved, as a share of the first's.
     print(f"\n   {'variant':<45}{'seconds':>9}{'x bare COPY':>13}{'part removed':>14}")
@@ -193,8 +240,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             + ("" if saved is None else f"{saved / first:>14.0%}")
         )
     print(f"   the bare COPY itself: {bare / first:.0%} of the first variant's time")
+    for result in drafted:
+        result["x_bare"] = round(result["seconds"] / bare, 2)
+        print(f"   {result['variant']:<45}{result['seconds']:>9.2f}{result['x_bare']:>12.2f}x")
     if args.json:
-        payload = json.dumps({"rows": args.rows, "load": load, "variants": results}, indent=2)
+        payload = json.dumps(
+            {"rows": args.rows, "load": load, "variants": results, "draft": drafted}, indent=2
+        )
         if str(args.json) == "-":
             print(payload)
         else:

@@ -275,7 +275,10 @@ def stored_versions(db: Engine) -> tuple[int, int]:
     with db.connect() as connection:
         return (
             connection.execute(text("SELECT count(*) FROM dataset_version")).scalar_one(),
-            connection.execute(text("SELECT count(*) FROM factor")).scalar_one(),
+            # A draft's rows are in factor_draft until its submit.
+            connection.execute(
+                text("SELECT (SELECT count(*) FROM factor) + (SELECT count(*) FROM factor_draft)")
+            ).scalar_one(),
         )
 
 

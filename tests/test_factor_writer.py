@@ -4,18 +4,34 @@ and begun again; on SQLite batches. Either way every row is stored once, with it
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.core.bounds import BUDGET_KEY
 from app.datasets.version_models import DatasetVersion
+from app.publishing import draft_rows
 from app.publishing.publish import store_factors
 from tests.factories import create_dataset, create_publisher, factor_fields
 
 ROWS = 2500
 
 
-def test_every_row_is_stored_once_with_its_source_across_copies(session: Session) -> None:
+def _stored(session: Session, table: str, version_id: int, order: str) -> list[tuple[object, ...]]:
+    rows = session.execute(
+        text(
+            f"SELECT {table}.factor_code, {table}.row_number, source.title FROM {table} "
+            f"JOIN source ON source.id = {table}.source_id WHERE {table}.version_id = :v "
+            f"ORDER BY {table}.{order}"
+        ),
+        {"v": version_id},
+    ).all()
+    return [tuple(row) for row in rows]
+
+
+def test_every_row_is_stored_once_with_its_source_across_copies(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dataset = create_dataset(session, publisher=create_publisher(session))
     draft = DatasetVersion(
         dataset_id=dataset.id,
@@ -42,16 +58,16 @@ def test_every_row_is_stored_once_with_its_source_across_copies(session: Session
         for number in range(ROWS)
     )
     assert store_factors(session, version=draft, records=records, batch_size=600) == ROWS
-    stored = session.execute(
-        text(
-            "SELECT factor.factor_code, factor.row_number, source.title FROM factor "
-            "JOIN source ON source.id = factor.source_id WHERE factor.version_id = :v "
-            "ORDER BY factor.id"
-        ),
-        {"v": draft.id},
-    ).all()
-    assert [tuple(row) for row in stored] == [
+    expected = [
         (f"syn-{n:05d}", n + 2, f"Synthetic source {n // 700} (not a real document)")
         for n in range(ROWS)
     ]
+    # A draft's rows are in `factor_draft`, in upload order ...
+    assert _stored(session, "factor_draft", draft.id, "position") == expected
+    assert _stored(session, "factor", draft.id, "id") == []
     assert draft.row_count == ROWS
+    # ... and move into `factor` at submit, in statements of MOVE_CHUNK rows, ids in that order.
+    monkeypatch.setattr(draft_rows, "MOVE_CHUNK", 1000)
+    assert draft_rows.move_into_factors(session, draft.id) == ROWS
+    assert _stored(session, "factor", draft.id, "id") == expected
+    assert _stored(session, "factor_draft", draft.id, "position") == []

@@ -269,7 +269,8 @@ def test_text_is_stored_in_nfc_and_line_breaks_are_allowed_in_notes(
     assert response.status_code == 201, response.text
     with db.connect() as connection:
         stored = connection.execute(
-            text("SELECT name_en, notes FROM factor WHERE factor_code = 'synthetic-00000'")
+            # A draft's rows: in factor_draft until its submit.
+            text("SELECT name_en, notes FROM factor_draft WHERE factor_code = 'synthetic-00000'")
         ).one()
     assert stored.name_en == "Caf\u00e9 synthetic"
     assert stored.notes == "first line\nsecond line\twith a tab"

@@ -8,7 +8,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from tests.factories import create_dataset, create_publisher, create_version, factor_fields
+from tests.factories import (
+    Status,
+    create_dataset,
+    create_publisher,
+    create_version,
+    factor_fields,
+)
 
 
 def _refused(db: Engine, statement: str) -> None:
@@ -62,8 +68,9 @@ def test_withdrawing_a_release_is_still_allowed(db: Engine) -> None:
         assert "withdrawn" in set(statuses)
 
 
-def _released_and_draft(session: Session) -> tuple[int, int]:
-    """A published version and a newer draft of one synthetic dataset, two factors each."""
+def _released_and_draft(session: Session, status: Status = "draft") -> tuple[int, int]:
+    """A published version and a newer unreleased one (`status`: a draft, its rows in
+    `factor_draft`, or a submission, in `factor`) of one synthetic dataset, two factors each."""
     dataset = create_dataset(session, publisher=create_publisher(session))
     released = create_version(
         session, dataset=dataset, factors=[factor_fields("syn-a"), factor_fields("syn-b")]
@@ -72,17 +79,17 @@ def _released_and_draft(session: Session) -> tuple[int, int]:
         session,
         dataset=dataset,
         version="1.1.0",
-        status="draft",
+        status=status,
         factors=[factor_fields("syn-a"), factor_fields("syn-c")],
     )
     session.commit()
     return released.id, draft.id
 
 
-def _factor_rows(db: Engine) -> list[tuple[int, str]]:
+def _factor_rows(db: Engine, table: str = "factor") -> list[tuple[int, str]]:
     with db.begin() as connection:
         rows = connection.execute(
-            text("SELECT version_id, factor_code FROM factor ORDER BY version_id, factor_code")
+            text(f"SELECT version_id, factor_code FROM {table} ORDER BY version_id, factor_code")
         )
         return [(row.version_id, row.factor_code) for row in rows]
 
@@ -107,21 +114,44 @@ def test_a_statement_touching_any_released_factor_changes_nothing(
     db: Engine, session: Session, statement: str
 ) -> None:
     """The guard may run once per statement (PostgreSQL) or per row (SQLite): either way a
-    statement that touches one released factor is refused whole, draft rows included."""
-    released, draft = _released_and_draft(session)
+    statement that touches one released factor is refused whole, unreleased rows included (a
+    submission's: a draft's rows are in `factor_draft` until its submit)."""
+    released, draft = _released_and_draft(session, "submitted")
     before = _factor_rows(db)
     _refused(db, statement.format(draft=draft, released=released))
     assert _factor_rows(db) == before
 
 
-def test_a_drafts_factors_stay_writable(db: Engine, session: Session) -> None:
-    released, draft = _released_and_draft(session)
+@pytest.mark.parametrize(("status", "table"), [("draft", "factor_draft"), ("submitted", "factor")])
+def test_a_drafts_factors_stay_writable(
+    db: Engine, session: Session, status: Status, table: str
+) -> None:
+    """A draft's rows (in `factor_draft`) and the guard's: an unreleased version's in `factor`."""
+    released, draft = _released_and_draft(session, status)
     with db.begin() as connection:
         connection.execute(
-            text("UPDATE factor SET notes = 'revised' WHERE version_id = :v"), {"v": draft}
+            text(f"UPDATE {table} SET notes = 'revised' WHERE version_id = :v"), {"v": draft}
         )
         connection.execute(
-            text("DELETE FROM factor WHERE version_id = :v AND factor_code = 'syn-c'"),
+            text(f"DELETE FROM {table} WHERE version_id = :v AND factor_code = 'syn-c'"),
             {"v": draft},
         )
-    assert _factor_rows(db) == [(released, "syn-a"), (released, "syn-b"), (draft, "syn-a")]
+    rows = [(released, "syn-a"), (released, "syn-b"), (draft, "syn-a")]
+    assert sorted(_factor_rows(db) + _factor_rows(db, "factor_draft")) == rows
+
+
+def test_a_draft_is_submitted_only_once_its_rows_moved(db: Engine, session: Session) -> None:
+    """Its rows are in factor_draft until its submit moves them into factor: a status change
+    that skips the move is refused (and changes nothing)."""
+    _, draft = _released_and_draft(session)
+    with pytest.raises(DBAPIError) as caught, db.begin() as connection:
+        connection.execute(
+            text("UPDATE dataset_version SET status = 'submitted' WHERE id = :v"), {"v": draft}
+        )
+    assert "factor_draft" in str(caught.value)
+    with db.begin() as connection:
+        status = connection.execute(
+            text("SELECT status FROM dataset_version WHERE id = :v"), {"v": draft}
+        ).scalar_one()
+    assert status == "draft"
+    assert len(_factor_rows(db, "factor_draft")) == 2

@@ -23,7 +23,9 @@ def version_status(db: Engine, version: str) -> tuple[str, int] | None:
     with db.connect() as connection:
         row = connection.execute(
             text(
+                # A draft's rows are in factor_draft until its submit, then in factor.
                 "SELECT v.status, (SELECT count(*) FROM factor f WHERE f.version_id = v.id) "
+                "+ (SELECT count(*) FROM factor_draft f WHERE f.version_id = v.id) "
                 "FROM dataset_version v JOIN dataset d ON d.id = v.dataset_id "
                 "WHERE d.slug = 'steel-products' AND v.version = :version"
             ),

@@ -15,7 +15,7 @@ from app.auth.hashing import hash_secret
 from app.auth.models import Client
 from app.datasets.models import Publisher
 from app.datasets.version_models import DatasetVersion
-from app.factors.models import Factor
+from app.factors.models import Factor, FactorDraft
 from app.versioning.content_hash import content_sha256
 from tests.auth_fixtures import Credentials, TokenKit, bearer
 from tests.upload_files import csv_bytes, jsonl_bytes, parquet_bytes, synthetic_row
@@ -154,7 +154,9 @@ def test_same_file_twice_is_idempotent_and_a_new_file_replaces_the_draft(
     assert replaced.status_code == 201
     assert replaced.json()["row_count"] == 1
     with Session(db) as session:
-        assert session.execute(select(func.count()).select_from(Factor)).scalar_one() == 1
+        # The draft's rows, wherever they are (in factor_draft until its submit).
+        assert session.execute(select(func.count()).select_from(Factor)).scalar_one() == 0
+        assert session.execute(select(func.count()).select_from(FactorDraft)).scalar_one() == 1
         assert session.execute(select(func.count()).select_from(DatasetVersion)).scalar_one() == 1
 
 
@@ -396,3 +398,37 @@ def test_the_audit_log_records_every_step_and_verifies(
         )
     verdict = client.get("/v1/audit/verify", headers=admin).json()
     assert (verdict["ok"], verdict["first_bad_event"]) == (False, published["id"])
+
+
+def _pages(client: TestClient, headers: dict[str, str], url: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    next_url: str | None = url
+    while next_url is not None:
+        page = client.get(next_url, headers=headers)
+        assert page.status_code == 200, page.text
+        items.extend(page.json()["items"])
+        next_url = page.json()["next"]
+    return items
+
+
+def test_a_drafts_factors_read_the_same_before_and_after_its_submit_moves_them(
+    client: TestClient, tokens: TokenKit, db: Engine
+) -> None:
+    """A draft's rows are in factor_draft, its submission's in factor: its pages list the
+    same factors, in upload order, page by page either way."""
+    writer = tokens.writer(PUBLISHER)
+    create_dataset(client, writer)
+    rows = [synthetic_row(i) for i in (3, 1, 4, 0, 5, 9, 2)]  # upload order is not code order
+    assert upload(client, writer, csv_bytes(rows)).status_code == 201
+    url = f"{VERSIONS}/1.0.0/factors?limit=2"
+    as_draft = _pages(client, writer, url)
+    assert [f["factor_code"] for f in as_draft] == [r["factor_code"] for r in rows]
+    assert {f["version_status"] for f in as_draft} == {"draft"}
+    with Session(db) as session:
+        assert session.execute(select(func.count()).select_from(FactorDraft)).scalar_one() == 7
+    assert client.post(f"{VERSIONS}/1.0.0/submit", headers=writer).status_code == 200
+    as_submitted = _pages(client, writer, url)
+    assert as_submitted == [{**f, "version_status": "submitted"} for f in as_draft]
+    with Session(db) as session:
+        assert session.execute(select(func.count()).select_from(FactorDraft)).scalar_one() == 0
+        assert session.execute(select(func.count()).select_from(Factor)).scalar_one() == 7

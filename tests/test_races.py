@@ -38,8 +38,8 @@ from app.core.models import AuditEvent
 from app.datasets.models import Dataset
 from app.datasets.publishers import create_publisher
 from app.datasets.version_models import DatasetVersion
-from app.factors.models import Factor
 from app.main import create_app
+from app.publishing import draft_rows
 from tests.auth_fixtures import TokenKit
 from tests.live_server import loopback_client, serve_in_thread
 from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS, create_dataset, upload
@@ -309,9 +309,7 @@ def _uploads_of_one_version_at_once(
         if draft.upload_file_sha256 not in {hashlib.sha256(f).hexdigest() for f in created}:
             broken.append("the stored draft is not a file whose upload was answered 201")
         with Session(dataset.racers.db) as session:
-            rows = len(
-                list(session.scalars(select(Factor.id).where(Factor.version_id == draft.id)))
-            )
+            rows = draft_rows.row_count(session, draft.id)
         if rows != draft.row_count or rows != 3:
             broken.append(f"draft holds {rows} factors, says {draft.row_count}")
     return broken, answers

@@ -34,6 +34,7 @@ from app.core.principal import ANONYMOUS, Viewer
 from app.datasets.visibility import parse_as_of
 from app.factors import facets, service
 from app.factors.service import FactorFilters
+from app.publishing import draft_rows
 from app.publishing.publish import publish
 from bench.search_scale import full_scans as bench_full_scans
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
@@ -113,8 +114,11 @@ def planned(db: Engine, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
             factors=(factor_fields(f"plan-{i:05d}", **_plan_rows(i)) for i in range(ROWS)),
             status="draft",
         )
+        # The workflow's steps one by one (the database refuses draft → published): submit
+        # moves the draft's rows into factor.
+        draft_rows.move_into_factors(session, version.id)
         version.status = "submitted"
-        session.flush()  # the workflow's steps one by one: the database refuses draft → published
+        session.flush()
         publish(session, version=version, reviewer="synthetic-reviewer")
     if backend == "postgresql":
         with db.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:

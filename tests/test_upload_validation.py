@@ -18,7 +18,7 @@ from tests.auth_fixtures import TokenKit
 from tests.test_publishing import DATASET_BODY, PUBLISHER, VERSIONS
 from tests.upload_files import COLUMNS, csv_bytes, jsonl_bytes, parquet_bytes, synthetic_row
 
-TABLES = ("dataset_version", "factor", "source", "audit_event")
+TABLES = ("dataset_version", "factor", "factor_draft", "source", "audit_event")
 
 
 def snapshot(db: Engine) -> dict[str, int]:
@@ -290,6 +290,54 @@ def test_malformed_upload_is_reported_precisely_and_stores_nothing(
     found = {(e["row"], e["column"], e["code"]) for e in body["errors"]}
     assert expected in found, json.dumps(body["errors"], ensure_ascii=False)[:2000]
     assert all(e["detail"] for e in body["errors"])
+    assert snapshot(db) == before
+
+
+# (rows as (code index, overrides), the errors: (row, column, the first row of a duplicate))
+DuplicateCase = tuple[list[tuple[int, dict[str, str]]], list[tuple[int, str, int | None]]]
+DUPLICATE_CASES: dict[str, DuplicateCase] = {
+    # Found by factor_draft's unique index as the rows are stored: the file is read again.
+    "duplicates only": (
+        [(0, {}), (1, {}), (2, {}), (1, {}), (1, {}), (0, {})],
+        [(5, "factor_code", 3), (6, "factor_code", 3), (7, "factor_code", 2)],
+    ),
+    # After another error nothing more is stored: the codes stored so far are read back, and
+    # the rest is checked against them (a code whose row failed is not among them).
+    "an error, then duplicates": (
+        [(0, {}), (1, {"unit": "kwhh"}), (2, {}), (0, {}), (1, {}), (1, {}), (2, {})],
+        [(3, "unit", None), (5, "factor_code", 2), (7, "factor_code", 6), (8, "factor_code", 4)],
+    ),
+    "a duplicate, then an error, then a duplicate": (
+        [(0, {}), (1, {}), (0, {}), (3, {"unit": "kwhh"}), (1, {})],
+        [(4, "factor_code", 2), (5, "unit", None), (6, "factor_code", 3)],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DUPLICATE_CASES))
+def test_every_duplicate_code_is_reported_with_its_first_row(
+    client: TestClient, db: Engine, writer: dict[str, str], case: str
+) -> None:
+    layout, expected = DUPLICATE_CASES[case]
+    rows = [{**synthetic_row(index), **overrides} for index, overrides in layout]
+    before = snapshot(db)
+    response = client.post(
+        VERSIONS,
+        headers=writer,
+        data={"version": "1.0.0"},
+        files={"file": ("f.csv", csv_bytes(rows), "text/csv")},
+    )
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert [(e["row"], e["column"]) for e in errors] == [(r, c) for r, c, _ in expected]
+    for error, (row, _, first) in zip(errors, expected, strict=True):
+        if first is None:
+            assert error["code"] == "unknown_unit"
+        else:
+            code = rows[row - 2]["factor_code"]
+            assert error["code"] == "duplicate_factor_code"
+            assert error["detail"] == f"'{code}' already appears in row {first}"
+    assert response.json()["report"]["error_count"] == len(expected)
     assert snapshot(db) == before
 
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 from urllib.parse import quote
 
 # Invisible characters outside the Cf (format) category that render as nothing.
-_INVISIBLE_LETTERS = "\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0"
+INVISIBLE_LETTERS = "\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0"
 # Line breaks allowed in multi-line text (descriptions, notes).
 MULTILINE_BREAKS = "\t\n\r"
 
@@ -33,7 +33,7 @@ def _forbidden(multiline: bool) -> re.Pattern[str]:
     for code in itertools.chain.from_iterable(_SCANNED):
         char = chr(code)
         if unicodedata.category(char) not in _REFUSED_CATEGORIES and (
-            char not in _INVISIBLE_LETTERS
+            char not in INVISIBLE_LETTERS
         ):
             continue
         if multiline and char in MULTILINE_BREAKS:

@@ -34,7 +34,50 @@ class Source(Base):
     doi: Mapped[str | None] = mapped_column(String(255))
 
 
-class Factor(Base):
+class FactorValues:
+    """A factor row's values: the columns `factor` and `factor_draft` share."""
+
+    factor_code: Mapped[str] = mapped_column(String(128))
+    activity_id: Mapped[str] = mapped_column(String(128))
+    name_zh: Mapped[str | None] = mapped_column(Text)
+    name_en: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(255))
+    product_code_scheme: Mapped[str | None] = mapped_column(String(64))
+    product_code: Mapped[str | None] = mapped_column(String(64))
+    region: Mapped[str] = mapped_column(String(32))
+    reference_year: Mapped[int] = mapped_column(SmallInteger)
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    unit: Mapped[str] = mapped_column(String(32))
+    co2e: Mapped[float] = mapped_column(Double)
+    co2: Mapped[float | None] = mapped_column(Double)
+    ch4: Mapped[float | None] = mapped_column(Double)
+    n2o: Mapped[float | None] = mapped_column(Double)
+    other_ghg_co2e: Mapped[float | None] = mapped_column(Double)
+    biogenic_co2: Mapped[float | None] = mapped_column(Double)
+    # Declared by the publisher only (null: the default rule of app/reference/gwp.py).
+    ch4_origin: Mapped[str | None] = mapped_column(String(16))
+    gwp_set: Mapped[str | None] = mapped_column(String(8))
+    boundary: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str | None] = mapped_column(String(255))
+    uncertainty_low: Mapped[float | None] = mapped_column(Double)
+    uncertainty_high: Mapped[float | None] = mapped_column(Double)
+    uncertainty_distribution: Mapped[str | None] = mapped_column(String(16))
+    # What the interval is, as declared by the publisher (null: not declared).
+    uncertainty_kind: Mapped[str | None] = mapped_column(String(24))
+    uncertainty_confidence_level: Mapped[float | None] = mapped_column(Double)
+    dq_reliability: Mapped[int | None] = mapped_column(SmallInteger)
+    dq_completeness: Mapped[int | None] = mapped_column(SmallInteger)
+    dq_temporal: Mapped[int | None] = mapped_column(SmallInteger)
+    dq_geographical: Mapped[int | None] = mapped_column(SmallInteger)
+    dq_technological: Mapped[int | None] = mapped_column(SmallInteger)
+    dqr: Mapped[float | None] = mapped_column(Double)
+    source_locator: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text)
+
+
+class Factor(FactorValues, Base):
     __tablename__ = "factor"
     __table_args__ = (
         UniqueConstraint("version_id", "factor_code"),
@@ -65,45 +108,32 @@ class Factor(Base):
     dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id"))
     source_id: Mapped[int] = mapped_column(ForeignKey("source.id"), index=True)
     row_number: Mapped[int | None] = mapped_column(Integer)
-
-    factor_code: Mapped[str] = mapped_column(String(128))
-    activity_id: Mapped[str] = mapped_column(String(128))
-    name_zh: Mapped[str | None] = mapped_column(Text)
-    name_en: Mapped[str | None] = mapped_column(Text)
-    description: Mapped[str | None] = mapped_column(Text)
+    # The read indexes only released rows need (`factor_draft` has none).
     category: Mapped[str | None] = mapped_column(String(255), index=True)
-    product_code_scheme: Mapped[str | None] = mapped_column(String(64))
-    product_code: Mapped[str | None] = mapped_column(String(64))
-    region: Mapped[str] = mapped_column(String(32))
-    reference_year: Mapped[int] = mapped_column(SmallInteger)
-    valid_from: Mapped[date | None] = mapped_column(Date)
-    valid_to: Mapped[date | None] = mapped_column(Date)
     unit: Mapped[str] = mapped_column(String(32), index=True)
-    co2e: Mapped[float] = mapped_column(Double)
-    co2: Mapped[float | None] = mapped_column(Double)
-    ch4: Mapped[float | None] = mapped_column(Double)
-    n2o: Mapped[float | None] = mapped_column(Double)
-    other_ghg_co2e: Mapped[float | None] = mapped_column(Double)
-    biogenic_co2: Mapped[float | None] = mapped_column(Double)
-    # Declared by the publisher only (null: the default rule of app/reference/gwp.py).
-    ch4_origin: Mapped[str | None] = mapped_column(String(16))
-    gwp_set: Mapped[str | None] = mapped_column(String(8))
     boundary: Mapped[str] = mapped_column(String(32), index=True)
-    method: Mapped[str | None] = mapped_column(String(255))
-    uncertainty_low: Mapped[float | None] = mapped_column(Double)
-    uncertainty_high: Mapped[float | None] = mapped_column(Double)
-    uncertainty_distribution: Mapped[str | None] = mapped_column(String(16))
-    # What the interval is, as declared by the publisher (null: not declared).
-    uncertainty_kind: Mapped[str | None] = mapped_column(String(24))
-    uncertainty_confidence_level: Mapped[float | None] = mapped_column(Double)
-    dq_reliability: Mapped[int | None] = mapped_column(SmallInteger)
-    dq_completeness: Mapped[int | None] = mapped_column(SmallInteger)
-    dq_temporal: Mapped[int | None] = mapped_column(SmallInteger)
-    dq_geographical: Mapped[int | None] = mapped_column(SmallInteger)
-    dq_technological: Mapped[int | None] = mapped_column(SmallInteger)
-    dqr: Mapped[float | None] = mapped_column(Double)
-    source_locator: Mapped[str | None] = mapped_column(Text)
-    notes: Mapped[str | None] = mapped_column(Text)
+
+
+class FactorDraft(FactorValues, Base):
+    """A draft's rows, until it is submitted (`app.publishing.draft_rows`): the columns of
+    `factor`, without what only released rows need.
+
+    An upload writes a whole file here, and nothing reads a draft but its own review pages and
+    the upload's diff against the last release: no read index, no search index, no foreign key
+    (its version, dataset and sources are checked when the rows move into `factor` at submit,
+    in one `INSERT ... SELECT`). Two B-trees: the rows of a draft in upload order (`position`,
+    1, 2, … per draft: its pages and the order the rows move in), and one code per draft, which
+    finds a duplicate `factor_code` as the rows are written."""
+
+    __tablename__ = "factor_draft"
+    __table_args__ = (UniqueConstraint("version_id", "factor_code"),)
+
+    version_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    uid: Mapped[str] = mapped_column(String(32))
+    dataset_id: Mapped[int] = mapped_column(Integer)
+    source_id: Mapped[int] = mapped_column(Integer)
+    row_number: Mapped[int | None] = mapped_column(Integer)
 
 
 class ReleaseFacetCount(Base):

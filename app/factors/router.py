@@ -384,6 +384,7 @@ def list_version_factors(
         cursor=cursor,
         limit=limit,
         unreleased_id=None if released else found.id,
+        draft=found.status == "draft",
     )
     usage.meter_factors(session, viewer, items)
     return page_response(

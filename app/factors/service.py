@@ -18,7 +18,7 @@ from app.datasets.access import readable
 from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
-from app.factors.models import Factor, Source
+from app.factors.models import Factor, FactorDraft, Source
 from app.factors.schemas import UPLOADABLE_FIELDS
 from app.factors.search import TextSearch, text_search
 from app.reference.terms import MATCH_TERM
@@ -61,21 +61,32 @@ def factor_select() -> AnySelect:
 
     Built once: statements are immutable, and building this join costs more than running it.
     """
+    return _factor_select_from(Factor, Factor.id)
+
+
+@cache
+def draft_factor_select() -> AnySelect:
+    """`factor_select` over a draft's rows (`factor_draft`, in upload order: `row_id` is the
+    row's position in the upload)."""
+    return _factor_select_from(FactorDraft, FactorDraft.position)
+
+
+def _factor_select_from(rows: type[Factor] | type[FactorDraft], row_id: Any) -> AnySelect:
     return (
         select(
-            Factor.id.label("row_id"),
-            Factor.uid,
-            Factor.dqr,
-            *_FACTOR_COLUMNS,
+            row_id.label("row_id"),
+            rows.uid,
+            rows.dqr,
+            *(getattr(rows, column.key) for column in _FACTOR_COLUMNS),
             *(column.label(name) for name, column in _SOURCE_COLUMNS.items()),
             Publisher.slug.label("publisher"),
             Dataset.slug.label("dataset"),
             *release_state_columns(),
         )
-        .join(DatasetVersion, DatasetVersion.id == Factor.version_id)
-        .join(Dataset, Dataset.id == Factor.dataset_id)
+        .join(DatasetVersion, DatasetVersion.id == rows.version_id)
+        .join(Dataset, Dataset.id == rows.dataset_id)
         .join(Publisher, Publisher.id == Dataset.publisher_id)
-        .join(Source, Source.id == Factor.source_id)
+        .join(Source, Source.id == rows.source_id)
         .outerjoin(Successor, Successor.id == Dataset.superseded_by_id)
         .outerjoin(SuccessorPublisher, SuccessorPublisher.id == Successor.publisher_id)
     )
@@ -444,22 +455,35 @@ def version_factors_page(
     cursor: str | None,
     limit: int,
     unreleased_id: int | None = None,
+    draft: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of one release's factors and the cursor of the next (the caller has checked
-    that the release exists, or that it may read the unreleased version `unreleased_id`).
-    The API's list and the version page both read it, so either's cursor continues the
-    other."""
+    that the release exists, or that it may read the unreleased version `unreleased_id`;
+    `draft`: that version is a draft, its rows in `factor_draft`). The API's list and the
+    version page both read it, so either's cursor continues the other."""
     filters = FactorFilters(
         publisher=publisher, dataset=dataset, version=version, version_id=unreleased_id
     )
     scope = {k: v for k, v in vars(filters).items() if v is not None}
-    items, last_id = search_factors(
-        session,
-        viewer=viewer,
-        filters=filters,
-        after_id=after_id_from_cursor(cursor, scope),
-        limit=limit,
-    )
+    after_id = after_id_from_cursor(cursor, scope)
+    if draft and unreleased_id is not None:
+        query = restrict_to_viewer(
+            draft_factor_select().where(
+                FactorDraft.version_id == unreleased_id,
+                Publisher.slug == publisher,
+                Dataset.slug == dataset,
+            ),
+            viewer,
+        )
+        if after_id is not None:
+            query = query.where(FactorDraft.position > after_id)
+        rows = session.execute(query.order_by(FactorDraft.position).limit(limit + 1)).all()
+        last_id = rows[limit - 1].row_id if len(rows) > limit else None
+        items = [factor_payload(row) for row in rows[:limit]]
+    else:
+        items, last_id = search_factors(
+            session, viewer=viewer, filters=filters, after_id=after_id, limit=limit
+        )
     return items, id_cursor(last_id, scope)
 
 

@@ -193,5 +193,6 @@ _pedigree_scores = operator.attrgetter(*PEDIGREE_FIELDS)
 
 def data_quality_rating(record: FactorFields) -> float | None:
     """Mean of the pedigree scores given (1 best, 5 worst)."""
-    given = [s for s in _pedigree_scores(record) if s is not None]
+    # Scores are 1 to 5 (the schema refuses 0): `filter(None, …)` leaves out the missing ones.
+    given = list(filter(None, _pedigree_scores(record)))
     return round(sum(given) / len(given), 3) if given else None

@@ -3,30 +3,33 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import operator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import IO, Any
 
-from sqlalchemy import delete, select
+from psycopg import errors as psycopg_errors
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.core.audit import append_event
 from app.core.db import utcnow
 from app.core.errors import Conflict, ProblemError
-from app.core.formula import looks_like_formula
+from app.core.formula import FORMULA_FIRST_CHARACTERS, looks_like_formula
 from app.core.problem_text import Message, joined
 from app.core.text import escaped, forbidden_character, nfc, safe_file_name
 from app.datasets.models import Dataset, Publisher
 from app.datasets.service import lock_dataset
 from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import latest_released, latest_resolvable, parse_semver
-from app.factors.models import Factor
 from app.factors.schemas import FactorFields
 from app.factors.validation import RecordReference, load_record_reference
 from app.importers import GwpChoice
+from app.publishing import draft_rows
 from app.publishing.labels import LABEL_COLUMNS, LabelCollector, label_collector
-from app.publishing.publish import store_factors
+from app.publishing.publish import FactorWriter, store_factors
 from app.publishing.records import RowProblem, parse_record
 from app.publishing.source_formats import read_source_rows, source_format_names, source_importer
 from app.publishing.upload_formats import (
@@ -46,6 +49,7 @@ _COLUMN_ORDER = {
     name: index for index, name in enumerate([*FactorFields.model_fields, *LABEL_COLUMNS])
 }
 _TEXT_FIELDS = ("name_zh", "name_en", "description", "notes", "source_title", "source_locator")
+_text_values = operator.attrgetter(*_TEXT_FIELDS)
 
 
 class UploadRejected(ProblemError):
@@ -114,12 +118,19 @@ def _valid_records(
     labels: LabelCollector,
     *,
     text_cells: bool,
+    stored_codes: Callable[[], dict[str, int]] | None = None,
 ) -> Iterator[tuple[int, FactorFields]]:
     """Yield the rows that pass; record every problem of the others in the report, and the
     activity labels in `labels` (its warnings are added at the end, once the file is read).
 
-    `text_cells`: the format's cells are all text (CSV); otherwise numbers must be numbers."""
-    seen_codes: dict[str, int] = {}
+    `text_cells`: the format's cells are all text (CSV); otherwise numbers must be numbers.
+
+    `stored_codes`: the rows yielded are stored where the database refuses a duplicate
+    `factor_code` (`factor_draft`), so no code is kept here while every row passes; once one
+    has not (the upload is doomed and nothing more is yielded), the codes stored so far, each
+    with its row, are read back from it and the rest is checked against them here. Without
+    it every code is kept here."""
+    seen_codes: dict[str, int] | None = None if stored_codes is not None else {}
     count = 0
     located = _LocatingReport(report, rows)
     for row_number, cells in rows.rows:
@@ -152,7 +163,14 @@ def _valid_records(
             ):
                 located.error(problem)
             continue
-        first = seen_codes.setdefault(parsed.factor_code, row_number)
+        if seen_codes is None and located.error_count:
+            assert stored_codes is not None
+            seen_codes = stored_codes()
+        first = (
+            row_number
+            if seen_codes is None
+            else seen_codes.setdefault(parsed.factor_code, row_number)
+        )
         if first != row_number:
             located.error(
                 RowProblem(
@@ -163,9 +181,13 @@ def _valid_records(
                 )
             )
             continue
-        for name in _TEXT_FIELDS:
-            value = getattr(parsed, name)
-            if isinstance(value, str) and looks_like_formula(value):
+        for name, value in zip(_TEXT_FIELDS, _text_values(parsed), strict=True):
+            # The first character first: most cells cannot look like a formula.
+            if (
+                isinstance(value, str)
+                and value[:1] in FORMULA_FIRST_CHARACTERS
+                and looks_like_formula(value)
+            ):
                 located.warn(
                     RowProblem(
                         row_number,
@@ -304,33 +326,46 @@ def upload_draft(
     if existing is not None and existing.upload_file_sha256 == sha256:
         return UploadOutcome(existing, UploadReport(), created=False)
 
-    report = UploadReport()
-    try:
+    limits = UploadLimits(max_rows=max_rows, max_decoded_bytes=max_decoded_bytes)
+
+    def open_rows() -> tuple[RowStream, str, bool]:
+        """The file's rows, its stored format, and whether its cells are all text."""
+        stream.seek(0)
         if importer is not None:
-            stored_format = importer.name
-            text_cells = False  # an importer gives numbers as numbers
-            rows = read_source_rows(
-                importer,
-                file_name,
-                stream,
-                through_year=through_year,
-                gwp=None if gwp_set is None else GwpChoice(gwp_set, load_gwp_table(session)),
-                limits=UploadLimits(max_rows=max_rows, max_decoded_bytes=max_decoded_bytes),
+            # An importer gives numbers as numbers.
+            return (
+                read_source_rows(
+                    importer,
+                    file_name,
+                    stream,
+                    through_year=through_year,
+                    gwp=None if gwp_set is None else GwpChoice(gwp_set, load_gwp_table(session)),
+                    limits=limits,
+                ),
+                importer.name,
+                False,
             )
-        else:
-            upload_format = declared_format(file_name)
-            stored_format, text_cells = upload_format.value, upload_format is UploadFormat.CSV
-            limits = UploadLimits(max_rows=max_rows, max_decoded_bytes=max_decoded_bytes)
-            rows = read_rows(upload_format, stream, limits=limits)
+        upload_format = declared_format(file_name)
+        rows = read_rows(upload_format, stream, limits=limits)
+        return rows, upload_format.value, upload_format is UploadFormat.CSV
+
+    def read_report(rows: RowStream) -> UploadReport:
+        report = UploadReport()
+        report.sheet = rows.sheet
+        for problem in rows.header_problems:
+            report.error(problem)
+        for problem in rows.warnings:
+            report.warn(problem)
+        return report
+
+    try:
+        rows, stored_format, text_cells = open_rows()
     except UploadFileError as exc:
+        report = UploadReport()
         for problem in exc.problems:
             report.error(problem)
         raise _rejected(report, file_name) from exc
-    report.sheet = rows.sheet
-    for problem in rows.header_problems:
-        report.error(problem)
-    for problem in rows.warnings:
-        report.warn(problem)
+    report = read_report(rows)
     if report.error_count:
         raise _rejected(report, file_name)
 
@@ -348,7 +383,7 @@ def upload_draft(
         session.add(draft)
     else:
         draft = existing
-        session.execute(delete(Factor).where(Factor.version_id == draft.id))
+        draft_rows.delete_rows(session, draft.id)
     draft.release_notes = release_notes
     draft.upload_file_name = file_name
     draft.upload_file_sha256 = sha256
@@ -357,23 +392,53 @@ def upload_draft(
     publisher = session.execute(
         select(Publisher.slug).where(Publisher.id == dataset.publisher_id)
     ).scalar_one()
+    reference = load_record_reference(session)
     labels = label_collector(session, publisher=publisher)
+    duplicate_stored = False
     try:
-        store_factors(
-            session,
-            version=draft,
-            records=_valid_records(
-                rows,
-                report,
-                max_rows,
-                load_record_reference(session),
-                labels,
-                text_cells=text_cells,
-            ),
-        )
+        # The rows go into `factor_draft`, whose unique (version_id, factor_code) finds a
+        # duplicate code; when it does, the savepoint takes back what was stored, and the file
+        # is read again below for its whole report.
+        with session.begin_nested(), FactorWriter(session, draft=True) as writer:
+
+            def codes_stored() -> dict[str, int]:
+                writer.pause()
+                return draft_rows.stored_codes(session, draft.id)
+
+            store_factors(
+                session,
+                version=draft,
+                records=_valid_records(
+                    rows,
+                    report,
+                    max_rows,
+                    reference,
+                    labels,
+                    text_cells=text_cells,
+                    stored_codes=codes_stored,
+                ),
+                writer=writer,
+            )
     except UploadFileError as exc:
         for problem in exc.problems:
             report.error(problem)
+    except (DBAPIError, psycopg_errors.UniqueViolation) as exc:
+        if not draft_rows.is_duplicate_code(exc):
+            raise
+        duplicate_stored = True
+    if duplicate_stored:
+        # Doomed: the same report as a reading that keeps every code (nothing is stored).
+        rows = open_rows()[0]
+        report = read_report(rows)
+        labels = label_collector(session, publisher=publisher)
+        try:
+            for _ in _valid_records(
+                rows, report, max_rows, reference, labels, text_cells=text_cells
+            ):
+                pass
+        except UploadFileError as exc:
+            for problem in exc.problems:
+                report.error(problem)
     for problem in rows.late_warnings:
         report.warn(problem)
     if report.error_count:
@@ -381,7 +446,9 @@ def upload_draft(
 
     previous = latest_resolvable(session, dataset_id=dataset.id)
     if previous is not None:
-        summary = diff_summary(session, old_version_id=previous.id, new_version_id=draft.id)
+        summary = diff_summary(
+            session, old_version_id=previous.id, new_version_id=draft.id, new_is_draft=True
+        )
         given = bump_between((previous.major, previous.minor, previous.patch), semver)
         if given < summary.required_bump:
             report.warn(

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import os
 import time
-import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from psycopg import Copy
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,7 @@ _STORED_FIELDS = [name for name in UPLOADABLE_FIELDS if name not in _SOURCE_FIEL
 
 
 FACTOR_TABLE = Factor.metadata.tables["factor"]
+DRAFT_TABLE = Factor.metadata.tables["factor_draft"]
 _COPY_COLUMNS = [
     *_STORED_FIELDS,
     "uid",
@@ -48,12 +50,14 @@ _COPY_COLUMNS = [
     "row_number",
     "dqr",
 ]
+# A draft's rows also carry their place in the upload (1, 2, …): `factor_draft.position`.
+_DRAFT_COLUMNS = [*_COPY_COLUMNS, "position"]
 _stored_values = operator.attrgetter(*_STORED_FIELDS)
 
 
 class FactorWriter:
-    """Writes factor rows into the session's transaction; the one place the two databases
-    differ in how.
+    """Writes factor rows into the session's transaction, into `factor` or (`draft`) into
+    `factor_draft`; the one place the two databases differ in how.
 
     PostgreSQL: one `COPY factor FROM STDIN` held open while rows come, so that the server
     stores them (indexes, constraints, triggers) while the caller validates the next ones on
@@ -63,8 +67,11 @@ class FactorWriter:
     is ended, and the next begun, once it has been open a quarter of the budget. SQLite: rows
     gathered in batches of `batch_size`, each inserted with one executemany."""
 
-    def __init__(self, session: Session, *, batch_size: int = 5000) -> None:
+    def __init__(self, session: Session, *, batch_size: int = 5000, draft: bool = False) -> None:
         self._session = session
+        self.draft = draft
+        self._table = DRAFT_TABLE if draft else FACTOR_TABLE
+        self._columns = _DRAFT_COLUMNS if draft else _COPY_COLUMNS
         self._batch_size = batch_size
         self._copy_open = session.connection().dialect.name == "postgresql"
         self._stack = contextlib.ExitStack()
@@ -76,9 +83,9 @@ class FactorWriter:
         self._copy_rows = 0
 
     def write(self, row: Sequence[Any]) -> None:
-        """One row, its values in `_COPY_COLUMNS` order."""
+        """One row, its values in `_COPY_COLUMNS` order (`_DRAFT_COLUMNS` for a draft)."""
         if not self._copy_open:
-            self._batch.append(dict(zip(_COPY_COLUMNS, row, strict=True)))
+            self._batch.append(dict(zip(self._columns, row, strict=True)))
             if len(self._batch) >= self._batch_size:
                 self.pause()
             return
@@ -86,8 +93,14 @@ class FactorWriter:
             raw = self._session.connection().connection.driver_connection
             assert raw is not None
             cursor = self._stack.enter_context(raw.cursor())
+            # The rows go to the server from a thread of psycopg's (a bounded queue of
+            # buffers): this one validates the next rows meanwhile instead of waiting for the
+            # socket whenever the server is slower for a moment.
             self._copy = self._stack.enter_context(
-                cursor.copy(f"COPY factor ({', '.join(_COPY_COLUMNS)}) FROM STDIN")
+                cursor.copy(
+                    f"COPY {self._table.name} ({', '.join(self._columns)}) FROM STDIN",
+                    writer=QueuedLibpqWriter(cursor),
+                )
             )
             if self._copy_seconds is not None:
                 self._copy_ends_at = time.monotonic() + self._copy_seconds
@@ -103,7 +116,7 @@ class FactorWriter:
     def pause(self) -> None:
         """Store what was written, so that the session may query (and see the rows)."""
         if self._batch:
-            self._session.execute(insert(FACTOR_TABLE), self._batch)
+            self._session.execute(insert(self._table), self._batch)
             self._batch = []
         if self._copy is not None:
             self._copy = None
@@ -133,32 +146,58 @@ def store_factors(
     version: DatasetVersion,
     records: Iterable[tuple[int, FactorFields]],
     batch_size: int = 5000,
+    writer: FactorWriter | None = None,
 ) -> int:
-    """Insert the records of a draft as they come (memory bounded by a batch, whatever their
-    number); returns the number of rows."""
+    """Insert the records of a version as they come (memory bounded by a batch, whatever their
+    number); returns the number of rows. A draft's go into `factor_draft` (they move into
+    `factor` at submit: `app.publishing.draft_rows`), any other version's into `factor`.
+
+    `writer`: one the caller holds open (a draft's, `FactorWriter(session, draft=True)`), so
+    that it can `pause()` it between rows to query what was stored."""
+    if writer is None:
+        with FactorWriter(
+            session, batch_size=batch_size, draft=version.status == "draft"
+        ) as own_writer:
+            return store_factors(session, version=version, records=records, writer=own_writer)
     sources = SourceCache(session)
     version_id, dataset_id = version.id, version.dataset_id
+    draft = writer.draft
+    uids = uuid4_hexes()
     count = 0
-    with FactorWriter(session, batch_size=batch_size) as writer:
-        for row_number, record in records:
-            source_id = sources.cached_id(record)
-            if source_id is None:
-                writer.pause()  # a source not seen yet: the query needs the connection
-                source_id = sources.source_id(record)
-            writer.write(
-                (
-                    *_stored_values(record),
-                    uuid.uuid4().hex,
-                    version_id,
-                    dataset_id,
-                    source_id,
-                    row_number,
-                    data_quality_rating(record),
-                )
-            )
-            count += 1
+    for row_number, record in records:
+        source_id = sources.cached_id(record)
+        if source_id is None:
+            writer.pause()  # a source not seen yet: the query needs the connection
+            source_id = sources.source_id(record)
+        count += 1
+        row = (
+            *_stored_values(record),
+            next(uids),
+            version_id,
+            dataset_id,
+            source_id,
+            row_number,
+            data_quality_rating(record),
+        )
+        writer.write((*row, count) if draft else row)
+    writer.pause()
     version.row_count = count
     return count
+
+
+# The bits `uuid.UUID(version=4)` sets: version 4, RFC 4122 variant.
+_UUID4_KEPT = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def uuid4_hexes(batch: int = 4096) -> Iterator[str]:
+    """`uuid.uuid4().hex`, one after another, from one `os.urandom` call per `batch` (the
+    random bytes of a UUID4 are all its bits but these six)."""
+    while True:
+        block = os.urandom(16 * batch)
+        for start in range(0, len(block), 16):
+            number = int.from_bytes(block[start : start + 16], "big") & _UUID4_KEPT | _UUID4_SET
+            yield f"{number:032x}"
 
 
 class ReviewedContentDiffers(Conflict):

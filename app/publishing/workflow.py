@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from app.core.audit import append_event
@@ -18,7 +17,7 @@ from app.core.problem_text import Message
 from app.datasets.service import check_four_eyes
 from app.datasets.version_models import RESOLVABLE_STATUSES, DatasetVersion
 from app.datasets.visibility import latest_released, latest_resolvable
-from app.factors.models import Factor
+from app.publishing import draft_rows
 from app.publishing.publish import publish
 from app.signing.keys import ReleaseKeys
 from app.signing.statements import sign_checkpoint
@@ -87,6 +86,9 @@ def submit(
     now: datetime | None = None,
 ) -> None:
     _expect(version, label, "draft")
+    # Its rows leave `factor_draft` for `factor`, where the reviewers and every read path find
+    # them (app.publishing.draft_rows); moved while the version is still a draft.
+    draft_rows.move_into_factors(session, version.id)
     # Frozen from here on: the hash the reviewer reads is the one the publish must name.
     version.content_sha256 = compute_content_sha256(session, version.id)
     version.status = "submitted"
@@ -202,6 +204,6 @@ def delete_draft(
 ) -> None:
     _expect(version, label, "draft")
     _audit(session, version, actor, "version.draft_deleted", now)
-    session.execute(delete(Factor).where(Factor.version_id == version.id))
+    draft_rows.delete_rows(session, version.id)
     session.delete(version)
     session.flush()

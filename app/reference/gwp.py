@@ -190,11 +190,15 @@ def co2e_from_gases(
     ch4_origin: str | None = None,
 ) -> float:
     gwp = table or shipped_gwp_table()
-    values = gwp.values(gwp_set)
+    # The itemised gases' values, each looked up (and refused when missing) in the order
+    # `values` takes them (BREAKDOWN_GASES), without its dict: every upload row comes here.
+    co2_value = gwp.value(gwp_set, "CO2")
+    gwp.entry(gwp_set, "CH4")
+    n2o_value = gwp.value(gwp_set, "N2O")
     return (
-        values["CO2"] * (co2 or 0.0)
+        co2_value * (co2 or 0.0)
         + gwp.ch4_entry(gwp_set, ch4_origin).value * (ch4 or 0.0)
-        + values["N2O"] * (n2o or 0.0)
+        + n2o_value * (n2o or 0.0)
         + (other or 0.0)
     )
 

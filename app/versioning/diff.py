@@ -25,11 +25,12 @@ from app.core.problem_text import Message
 from app.datasets import usage
 from app.datasets.service import get_version
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
-from app.factors.models import Factor, Source
+from app.factors.models import Factor, FactorDraft, Source
 from app.factors.schemas import UPLOADABLE_FIELDS
 
 _Old = aliased(Factor)
 _New = aliased(Factor)
+_NewDraft = aliased(FactorDraft)
 _SOURCE_FIELDS = {"source_title", "source_publisher", "source_year", "source_url", "source_doi"}
 _COMPARED = [n for n in UPLOADABLE_FIELDS if n not in _SOURCE_FIELDS | {"factor_code"}]
 _IDENTITY = ("unit", "activity_id")
@@ -60,39 +61,51 @@ class DiffSummary:
         return Bump.NONE
 
 
-def _differs(name: str) -> ColumnElement[bool]:
-    old, new = getattr(_Old, name), getattr(_New, name)
+def _differs(old_rows: Any, new_rows: Any, name: str) -> ColumnElement[bool]:
+    old, new = getattr(old_rows, name), getattr(new_rows, name)
     return or_(
         old != new, and_(old.is_(None), new.isnot(None)), and_(old.isnot(None), new.is_(None))
     )
 
 
-def diff_summary(session: Session, *, old_version_id: int, new_version_id: int) -> DiffSummary:
-    """Counts computed by the database: no factor rows travel to Python."""
+def diff_summary(
+    session: Session, *, old_version_id: int, new_version_id: int, new_is_draft: bool = False
+) -> DiffSummary:
+    """Counts computed by the database: no factor rows travel to Python. `new_is_draft`: the
+    new version is a draft, its rows in `factor_draft` (app.publishing.draft_rows)."""
+    new_rows = _NewDraft if new_is_draft else _New
 
-    def count_only_in(this: int, other: int) -> int:
-        other_codes = select(Factor.factor_code).where(Factor.version_id == other)
+    def count_only_in(this: Any, this_id: int, other: Any, other_id: int) -> int:
+        other_codes = select(other.factor_code).where(other.version_id == other_id)
         return session.execute(
             select(func.count())
-            .select_from(Factor)
-            .where(Factor.version_id == this, Factor.factor_code.not_in(other_codes))
+            .select_from(this)
+            .where(this.version_id == this_id, this.factor_code.not_in(other_codes))
         ).scalar_one()
 
     pairs = (
         select(func.count())
         .select_from(_Old)
-        .join(_New, and_(_New.factor_code == _Old.factor_code, _New.version_id == new_version_id))
+        .join(
+            new_rows,
+            and_(new_rows.factor_code == _Old.factor_code, new_rows.version_id == new_version_id),
+        )
         .where(_Old.version_id == old_version_id)
     )
     changed = session.execute(
-        pairs.where(or_(*(_differs(n) for n in _COMPARED), _Old.source_id != _New.source_id))
+        pairs.where(
+            or_(
+                *(_differs(_Old, new_rows, n) for n in _COMPARED),
+                _Old.source_id != new_rows.source_id,
+            )
+        )
     ).scalar_one()
     identity_changed = session.execute(
-        pairs.where(or_(*(_differs(n) for n in _IDENTITY)))
+        pairs.where(or_(*(_differs(_Old, new_rows, n) for n in _IDENTITY)))
     ).scalar_one()
     return DiffSummary(
-        added=count_only_in(new_version_id, old_version_id),
-        removed=count_only_in(old_version_id, new_version_id),
+        added=count_only_in(new_rows, new_version_id, _Old, old_version_id),
+        removed=count_only_in(_Old, old_version_id, new_rows, new_version_id),
         changed=changed,
         identity_changed=identity_changed,
     )

@@ -317,6 +317,7 @@ def version_factors_json(
         cursor=cursor,
         limit=limit,
         unreleased_id=None if released else found.id,
+        draft=found.status == "draft",
     )
     return page_response(
         request, items, next_cursor, cache_control=PINNED_RELEASE if released else PRIVATE
