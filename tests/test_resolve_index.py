@@ -9,6 +9,7 @@ Every record here is a synthetic test fixture, not a real emission factor.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -25,7 +26,7 @@ from app.datasets.models import Dataset
 from app.datasets.visibility import AsOf
 from app.factors.resolve import Line, LineError, check_line_values, resolve_lines
 from app.factors.resolve import resolved_item_payload as item_payload
-from app.factors.resolve_index import ResolveIndex
+from app.factors.resolve_index import ReleaseFactors, ResolveIndex
 from app.main import create_app
 from tests.auth_fixtures import TokenKit
 from tests.factories import (
@@ -467,3 +468,41 @@ def test_releases_beyond_the_bound_are_let_go_and_answered_by_the_database(
     answers = resolve_lines(session, viewer=ANONYMOUS, lines=lines, gwp=None, index=off)
     assert _payloads(answers) == expected
     assert off.held == 0
+
+
+def test_a_release_being_read_holds_up_no_call_on_releases_already_held() -> None:
+    """Reading a large release takes seconds; meanwhile calls whose releases are held answer
+    (the dicts' lock is never held across the read). Releases here are empty stand-ins."""
+    index = ResolveIndex(1_000)
+    first, second, large = (1, None), (2, None), (3, None)
+    reading, go_on = threading.Event(), threading.Event()
+
+    def load(_session: Any, keys: list[Any]) -> dict[Any, ReleaseFactors]:
+        if large in keys:
+            reading.set()
+            go_on.wait(30)
+        return {key: ReleaseFactors(key) for key in keys}
+
+    index._load = load  # type: ignore[method-assign, assignment]
+    assert set(index.releases(None, [first, second]) or {}) == {1, 2}  # type: ignore[arg-type]
+    reader = threading.Thread(target=index.releases, args=(None, [large]))
+    reader.start()
+    assert reading.wait(30)
+    answered: dict[str, Any] = {}
+
+    def resolve_on_held() -> None:
+        found = index.releases(None, [first])  # type: ignore[arg-type]
+        answered["releases"] = found
+        answered["cells"] = index.cells((found[1],)) if found else None
+
+    other = threading.Thread(target=resolve_on_held)
+    other.start()
+    other.join(10)
+    stalled = other.is_alive()
+    go_on.set()
+    reader.join(30)
+    other.join(30)
+    assert not stalled, "a call on a held release waited for another release's read"
+    assert set(answered["releases"]) == {1}
+    assert answered["cells"] == {}
+    assert set(index.releases(None, [large]) or {}) == {3}  # type: ignore[arg-type]

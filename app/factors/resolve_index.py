@@ -197,7 +197,11 @@ class ResolveIndex:
         self._cell_count = 0
         # Releases larger than `max_factors` on their own (never held)
         self._too_big: set[ReleaseKey] = set()
+        # `_lock` guards the dicts for a moment at a time; `_loading` lets one thread at a
+        # time read releases from the database (seconds for a large one), so that calls whose
+        # releases are held never wait behind that read.
         self._lock = threading.Lock()
+        self._loading = threading.Lock()
 
     def close(self) -> None:
         """Close the loader's connection (the index itself stays usable: it reopens one)."""
@@ -238,36 +242,46 @@ class ResolveIndex:
             return found
         if not self.enabled or any(key in self._too_big for key in missing):
             return None
-        with self._lock:
+        with self._loading:
             # One reader at a time: a release read by another thread meanwhile is taken (and
-            # one another thread let go meanwhile is read again).
-            missing = [key for key in wanted if key not in self._releases]
+            # one another thread let go meanwhile is read again). Only a reader lets releases
+            # go, so those held now stay held until this one is done.
+            with self._lock:
+                missing = [key for key in wanted if key not in self._releases]
             try:
                 loaded = self._load(session, missing)
             except SQLAlchemyError:
                 # Not read now (e.g. past the statement budget): the database answers.
                 return None
-            for key, release in loaded.items():
-                self._releases[key] = release
-                self._held += release.size
+            with self._lock:
+                return self._take(wanted, loaded)
+
+    def _take(
+        self, wanted: set[ReleaseKey], loaded: dict[ReleaseKey, ReleaseFactors]
+    ) -> dict[int, ReleaseFactors] | None:
+        """Hold the releases just read and answer `wanted` (the caller holds both locks)."""
+        found: dict[int, ReleaseFactors] = {}
+        for key, release in loaded.items():
+            self._releases[key] = release
+            self._held += release.size
+        for key in wanted:
+            found[key[0]] = self._releases[key]
+        for key in wanted:
+            self._releases.move_to_end(key)
+        if sum(release.size for release in found.values()) > self.max_factors:
+            # More than may be held at once: none of it is kept, and a release that alone
+            # is too large is not read again.
             for key in wanted:
-                found[key[0]] = self._releases[key]
-            for key in wanted:
-                self._releases.move_to_end(key)
-            if sum(release.size for release in found.values()) > self.max_factors:
-                # More than may be held at once: none of it is kept, and a release that alone
-                # is too large is not read again.
-                for key in wanted:
-                    dropped = self._releases.pop(key)
-                    self._held -= dropped.size
-                    if dropped.size > self.max_factors:
-                        self._too_big.add(key)
-                self._drop_groups()
-                return None
-            while self._held > self.max_factors:
-                _, dropped = self._releases.popitem(last=False)
+                dropped = self._releases.pop(key)
                 self._held -= dropped.size
-                self._drop_groups()
+                if dropped.size > self.max_factors:
+                    self._too_big.add(key)
+            self._drop_groups()
+            return None
+        while self._held > self.max_factors:
+            _, dropped = self._releases.popitem(last=False)
+            self._held -= dropped.size
+            self._drop_groups()
         return found
 
     def _load(self, session: Session, keys: list[ReleaseKey]) -> dict[ReleaseKey, ReleaseFactors]:
