@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from hashlib import sha256
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
@@ -29,6 +30,7 @@ from app.exports.writer import (
     write_arrow_file,
     write_parquet,
     write_snapshot_files,
+    write_stream_of_arrow_file,
 )
 from tests.conftest import run_efdb_in_process
 from tests.factories import create_dataset, create_publisher, create_version, factor_fields
@@ -301,3 +303,45 @@ def test_a_failing_release_stops_every_snapshot_writer(tmp_path: Path) -> None:
             row_group_rows=10,
         )
     assert not [t for t in threading.enumerate() if t.name == "efdb-snapshot-writer"]
+
+
+def test_the_stream_copied_out_of_an_arrow_file_is_that_file_as_a_stream(tmp_path: Path) -> None:
+    """A snapshot's `factors.arrows` is the IPC stream inside its `factors.arrow` (the file
+    format is the stream between a header and a footer): pyarrow and polars read it as a
+    stream, with the file's schema, metadata, batches and dictionaries."""
+    table = pa.concat_tables(
+        [synthetic_release("synth-a", 11, 0), synthetic_release("synth-b", 6, 3)]
+    ).replace_schema_metadata({"efdb:snapshot_id": "2026-01-01.1"})
+    source = tmp_path / "factors.arrow"
+    with ipc.new_file(source, table.schema) as writer:
+        writer.write_table(table.unify_dictionaries(), max_chunksize=5)
+    copied = write_stream_of_arrow_file(tmp_path / "factors.arrows", source)
+    data = (tmp_path / "factors.arrows").read_bytes()
+    assert (copied.sha256, copied.bytes) == (sha256(data).hexdigest(), len(data))
+    stream = ipc.open_stream(data)
+    assert stream.schema.equals(table.schema, check_metadata=True)
+    batches = list(stream)
+    file = ipc.open_file(source)
+    assert [b.num_rows for b in batches] == [5, 5, 1, 5, 1]
+    assert len(batches) == file.num_record_batches
+    assert all(b.equals(file.get_batch(i)) for i, b in enumerate(batches))
+    assert pl.read_ipc_stream(io.BytesIO(data)).to_dicts() == table.to_pylist()
+
+
+@pytest.mark.parametrize("damage", ["footer length", "truncated", "not arrow"])
+def test_a_stream_is_not_copied_out_of_a_damaged_arrow_file(tmp_path: Path, damage: str) -> None:
+    table = synthetic_release("synth-a", 11, 0)
+    source = tmp_path / "factors.arrow"
+    with ipc.new_file(source, table.schema) as writer:
+        writer.write_table(table, max_chunksize=5)
+    data = source.read_bytes()
+    if damage == "footer length":  # points into the middle of the last batch
+        data = data[:-10] + (len(data) // 3).to_bytes(4, "little") + data[-6:]
+    elif damage == "truncated":
+        data = data[: len(data) // 2] + data[-10:]
+    else:
+        data = b"PAR1" + data[4:]
+    source.write_bytes(data)
+    # pyarrow's own reader refuses the footer, or the check after the copy does
+    with pytest.raises((ValueError, OSError)):
+        write_stream_of_arrow_file(tmp_path / "factors.arrows", source)

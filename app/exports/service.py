@@ -555,12 +555,14 @@ def _streamed(
     """The snapshot's data files.
 
     When every release has its recorded `export.arrow` (`efdb exports prepare`, or a first
-    download, writes it): the three files in one pass over those files' batches, read once
-    (decoding an IPC file is a fraction of decoding Parquet, and its batches share one
-    dictionary per column, which the Parquet writer keeps), written on three threads, with
-    the IPC file's dictionaries gathered first from the releases' own. Otherwise: Parquet and
-    the Arrow IPC stream in one pass over the releases' batches (`_groups`), then the Arrow
-    IPC file from the new Parquet file."""
+    download, writes it): Parquet and the Arrow IPC file in one pass over those files'
+    batches, read once (decoding an IPC file is a fraction of decoding Parquet, and its
+    batches share one dictionary per column, which the Parquet writer keeps), written on two
+    threads, with the IPC file's dictionaries gathered first from the releases' own.
+    The Arrow IPC stream is then the one inside the new IPC file, copied out of it (so its
+    batches share the file's dictionaries). Otherwise: Parquet and the Arrow IPC stream in
+    one pass over the releases' batches (`_groups`), then the Arrow IPC file from the new
+    Parquet file."""
     arrow_locations = _recorded_arrow_files(session, export_store, releases)
     if arrow_locations is not None:
         with contextlib.ExitStack() as copies:
@@ -641,10 +643,11 @@ def create_snapshot(
     `manifest.json.jws`), and a checkpoint is signed after the snapshot's audit event.
 
     The data files are written by pyarrow from each release's own recorded `export.arrow`,
-    read once, the three formats on three threads (`efdb exports prepare` or a first download
-    writes it once); when a release has none, from its recorded `export.parquet` or its rows
-    in the database (`_groups`), the Arrow IPC file then from the new Parquet file
-    (`_streamed`). Memory holds a few row groups.
+    read once, Parquet and the IPC file on two threads, the IPC stream copied out of the IPC
+    file (`efdb exports prepare` or a first download writes it once); when a release has
+    none, from its recorded `export.parquet` or its rows in the database (`_groups`), the
+    Arrow IPC file then from the new Parquet file (`_streamed`). Memory holds a few row
+    groups.
     `factors.xlsx` is written only for a snapshot of at most `xlsx_max_rows` factors (the
     manifest says the bound, so a snapshot without it says why); `factors.jsonld.zip` and
     `factors.ilcd.zip`, assembled from the releases' own packages, likewise up to

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import os
 import queue
+import struct
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -253,6 +254,61 @@ def write_arrow_stream(target: Path, source: Path) -> WrittenFile:
     return written(target)
 
 
+# The IPC file format is the stream format (schema, dictionaries, batches, end-of-stream
+# marker) between an 8-byte header (magic, padding) and a trailer: the footer, its length as a
+# little-endian int32, the magic (https://arrow.apache.org/docs/format/Columnar.html#ipc-file-format).
+_ARROW_MAGIC = b"ARROW1"
+_ARROW_FILE_HEADER = 8
+_ARROW_FILE_TRAILER = 4 + len(_ARROW_MAGIC)
+
+
+def arrow_file_stream_range(path: Path) -> tuple[int, int]:
+    """Where the IPC stream inside an Arrow IPC file starts and ends."""
+    with path.open("rb") as handle:
+        head = handle.read(_ARROW_FILE_HEADER)
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(size - _ARROW_FILE_TRAILER)
+        trailer = handle.read(_ARROW_FILE_TRAILER)
+    (footer,) = struct.unpack("<i", trailer[:4])
+    end = size - _ARROW_FILE_TRAILER - footer
+    if head[: len(_ARROW_MAGIC)] != _ARROW_MAGIC or trailer[4:] != _ARROW_MAGIC or end < 0:
+        raise ValueError(f"{path.name} is not an Arrow IPC file")
+    return _ARROW_FILE_HEADER, end
+
+
+def write_stream_of_arrow_file(target: Path, source: Path) -> WrittenFile:
+    """The Arrow IPC stream held in the Arrow IPC file `source` (which pyarrow wrote), its bytes
+    copied out rather than encoded and compressed a second time, hashed as they are written
+    and fsynced. pyarrow then reads the copy's messages (their bodies are not decompressed)
+    to check that it is the file's schema and every one of its batches, ended as a stream
+    ends."""
+    with pa.memory_map(str(source)) as mapped, ipc.open_file(mapped) as file:
+        schema, batches = file.schema, file.num_record_batches
+    start, end = arrow_file_stream_range(source)
+    with source.open("rb") as handle, contextlib.closing(_HashingFile(target)) as copy:
+        handle.seek(start)
+        left = end - start
+        while left:
+            chunk = handle.read(min(left, 1 << 20))
+            if not chunk:
+                raise ValueError(f"{source.name} ended before its footer")
+            copy.write(chunk)
+            left -= len(chunk)
+    with pa.memory_map(str(target)) as mapped:
+        stream = ipc.MessageReader.open_stream(mapped)
+        first = stream.read_next_message()
+        copied = sum(message.type == "record batch" for message in stream)
+        ended = mapped.tell() == mapped.size()
+    if (
+        first.type != "schema"
+        or not ipc.read_schema(first).equals(schema, check_metadata=True)
+        or copied != batches
+        or not ended
+    ):
+        raise ValueError(f"{target.name}: the stream copied out of {source.name} is not whole")
+    return copy.written(target)
+
+
 def _csv_cell(value: Any) -> Any:
     if value is None:
         return ""
@@ -415,16 +471,17 @@ def write_snapshot_files(
     metadata: dict[str, str],
     row_group_rows: int = ROW_GROUP_ROWS,
 ) -> SnapshotFiles:
-    """A snapshot's Parquet file, Arrow IPC stream and Arrow IPC file in one pass over the
-    groups' batches (one group per dataset version), each written by pyarrow on its own
-    thread from the same row groups, each file hashed as it is written.
+    """A snapshot's Parquet file and Arrow IPC file in one pass over the groups' batches (one
+    group per dataset version), each written by pyarrow on its own thread from the same row
+    groups, each file hashed as it is written; then the Arrow IPC stream, copied out of the
+    IPC file (`write_stream_of_arrow_file`).
 
     The IPC file holds one dictionary per dictionary-encoded column for all its batches;
     `dictionaries` must hold every value of each such column (the releases' own IPC files'
     dictionaries, gathered before the first batch). Each batch's indices are mapped onto
-    them, once per distinct source dictionary. The row groups, the stream's batches and the
-    file's batches (16,384 rows, never spanning two row groups) are those `write_parquet`
-    and `write_arrow_file` write.
+    them, once per distinct source dictionary. The row groups and the file's batches (16,384
+    rows, never spanning two row groups) are those `write_parquet` and `write_arrow_file`
+    write; the stream holds the file's batches and dictionaries.
     """
     schema = EXPORT_SCHEMA.with_metadata(metadata)
     encoded = [index for index, item in enumerate(schema) if pa.types.is_dictionary(item.type)]
@@ -435,10 +492,8 @@ def write_snapshot_files(
     index_types = {index: schema.field(index).type.index_type for index in encoded}
     with contextlib.ExitStack() as stack:
         parquet_sink, parquet_hash = stack.enter_context(_hashed_sink(parquet_target))
-        arrows_sink, arrows_hash = stack.enter_context(_hashed_sink(arrows_target))
         arrow_sink, arrow_hash = stack.enter_context(_hashed_sink(arrow_target))
         parquet = stack.enter_context(pq.ParquetWriter(parquet_sink, schema, **PARQUET_OPTIONS))
-        stream = stack.enter_context(ipc.new_stream(arrows_sink, schema, options=ipc_options()))
         file = stack.enter_context(ipc.new_file(arrow_sink, schema, options=ipc_options()))
         # Per dictionary column: the last source dictionary seen and its positions in the
         # file's (None: the same values in the same order, the indices stand as they are).
@@ -476,15 +531,11 @@ def write_snapshot_files(
 
         rows = _fan_out(
             row_group_tables(groups, schema, row_group_rows),
-            [
-                lambda table: parquet.write_table(table, row_group_rows),
-                stream.write_table,
-                write_file,
-            ],
+            [lambda table: parquet.write_table(table, row_group_rows), write_file],
         )
     return SnapshotFiles(
         parquet_hash.written(parquet_target),
-        arrows_hash.written(arrows_target),
+        write_stream_of_arrow_file(arrows_target, arrow_target),
         arrow_hash.written(arrow_target),
         rows,
     )
