@@ -28,9 +28,10 @@ from app.factors.schemas import FactorFields
 from app.factors.validation import RecordReference, load_record_reference
 from app.importers import GwpChoice
 from app.publishing import draft_rows
+from app.publishing.batch_records import parsed_rows
 from app.publishing.labels import LABEL_COLUMNS, LabelCollector, label_collector
 from app.publishing.publish import FactorWriter, store_factors
-from app.publishing.records import RowProblem, parse_record
+from app.publishing.records import RowProblem
 from app.publishing.source_formats import read_source_rows, source_format_names, source_importer
 from app.publishing.upload_formats import (
     RowStream,
@@ -133,7 +134,13 @@ def _valid_records(
     seen_codes: dict[str, int] | None = None if stored_codes is not None else {}
     count = 0
     located = _LocatingReport(report, rows)
-    for row_number, cells in rows.rows:
+    for row_number, cells, label_cells, parsed in parsed_rows(
+        rows.rows,
+        reference,
+        text_cells=text_cells,
+        limit=max_rows + 1,
+        take_labels=labels.pop_cells,
+    ):
         count += 1
         if count > max_rows:
             located.error(
@@ -145,8 +152,7 @@ def _valid_records(
         if isinstance(cells, RowProblem):
             located.error(cells)
             continue
-        label_cells = labels.pop_cells(cells)
-        parsed = parse_record(row_number, cells, reference, text_cells=text_cells)
+        assert parsed is not None
         raw_activity = cells.get("activity_id")
         activity_id = (
             parsed.activity_id
