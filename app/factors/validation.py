@@ -137,7 +137,10 @@ def _uncertainty_declaration_problems(record: FactorFields) -> list[RecordProble
 
 def _gas_problems(record: FactorFields, gwp: GwpTable) -> list[RecordProblem]:
     # CO2's GWP is 1 in every set, so a CO2-only factor needs no gwp_set.
-    needs_gwp = any(v is not None for v in (record.ch4, record.n2o, record.other_ghg_co2e))
+    # Three tests, not a generator over them: every upload row comes here.
+    needs_gwp = (
+        record.ch4 is not None or record.n2o is not None or record.other_ghg_co2e is not None
+    )
     if needs_gwp and record.gwp_set is None:
         return [
             RecordProblem(

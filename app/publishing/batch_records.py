@@ -32,7 +32,8 @@ from pydantic_core import CoreConfig, SchemaValidator, core_schema
 from app.core.text import forbidden_pattern
 from app.factors.schemas import FactorFields
 from app.factors.validation import RecordReference, record_problems
-from app.publishing.cells import MULTILINE_FIELDS, _CELL_LIMITS, _plain_text_cells, _visible
+from app.publishing.cells import _CELL_LIMITS, MULTILINE_FIELDS, _plain_text_cells, _visible
+from app.publishing.labels import LABEL_COLUMNS
 from app.publishing.records import RowProblem, parse_record
 
 # Rows checked together: enough for the per-column work to be paid once per many rows, few
@@ -40,6 +41,7 @@ from app.publishing.records import RowProblem, parse_record
 CHUNK_ROWS = 512
 
 _FIELDS = tuple(FactorFields.model_fields)
+_NONE_FIELDS = dict.fromkeys(_FIELDS)
 _new_record = FactorFields.__new__
 _set_attribute = object.__setattr__
 
@@ -90,8 +92,6 @@ class _ChunkPlan:
     checks: tuple[_FieldCheck, ...]
     single_line: tuple[int, ...]
     multiline: tuple[int, ...]
-    # Where each of the model's fields is among the columns (None: not in the header).
-    placed: tuple[int | None, ...]
 
 
 def _chunk_plan(columns: tuple[str, ...]) -> _ChunkPlan | None:
@@ -105,7 +105,6 @@ def _chunk_plan(columns: tuple[str, ...]) -> _ChunkPlan | None:
         checks=tuple(_CHECKS[c] for c in columns),
         single_line=tuple(i for i, c in enumerate(columns) if c not in MULTILINE_FIELDS),
         multiline=tuple(i for i, c in enumerate(columns) if c in MULTILINE_FIELDS),
-        placed=tuple(columns.index(f) if f in columns else None for f in _FIELDS),
     )
 
 
@@ -147,12 +146,15 @@ def _row_plain(columns: tuple[str, ...], row: Sequence[str]) -> bool:
 
 
 def _validated_column(check: _FieldCheck, cells: Sequence[str], slow: list[bool]) -> list[Any]:
-    """The column's values as the field's schema gives them (None for an empty cell, and for
-    a cell it refuses, whose row is then marked slow)."""
-    distinct = list(dict.fromkeys(cells))
-    given = [cell or None for cell in distinct]
+    """The column's values as the field's schema gives them (None for an empty cell; for a
+    cell it refuses, `_REFUSED`, and its row is marked slow)."""
+    # A column of few distinct values (regions, units, literals) is validated once per value,
+    # any other (codes, names, numbers) whole: hashing its cells would cost more.
+    few = len(set(cells[:16])) <= 8
+    sent = list(dict.fromkeys(cells)) if few else cells
+    given = [cell or None for cell in sent] if "" in sent else list(sent)
     try:
-        values = check.column.validate_python(given)
+        values: list[Any] = check.column.validate_python(given)
     except ValidationError:
         values = []
         for cell in given:
@@ -160,17 +162,20 @@ def _validated_column(check: _FieldCheck, cells: Sequence[str], slow: list[bool]
                 values.append(check.one.validate_python(cell))
             except ValidationError:
                 values.append(_REFUSED)
-        refused = {cell for cell, value in zip(distinct, values, strict=True) if value is _REFUSED}
-        for row, cell in enumerate(cells):
-            if cell in refused:
-                slow[row] = True
-    if len(distinct) == len(cells):
-        return list(values)
-    found = dict(zip(distinct, values, strict=True))
+        refused = {i for i, value in enumerate(values) if value is _REFUSED}
+        if few:
+            refused_cells = {sent[i] for i in refused}
+            refused = {row for row, cell in enumerate(cells) if cell in refused_cells}
+        for row in refused:
+            slow[row] = True
+    if not few:
+        return values
+    found = dict(zip(sent, values, strict=True))
     return list(map(found.__getitem__, cells))
 
 
 _REFUSED = object()
+_LABEL_COLUMNS = frozenset(LABEL_COLUMNS)
 
 
 def fast_records(
@@ -189,21 +194,23 @@ def fast_records(
         _validated_column(check, column, slow)
         for check, column in zip(plan.checks, cells, strict=True)
     ]
-    missing = itertools.repeat(None)
-    by_field = [missing if index is None else values[index] for index in plan.placed]
     everywhere = all("" not in column for column in cells)
     records: list[FactorFields | None] = []
-    for index, record_values in enumerate(zip(*by_field)):
+    for index, row_values in enumerate(zip(*values, strict=True)):
         if slow[index]:
             records.append(None)
             continue
-        record = _new_record(FactorFields)
-        _set_attribute(record, "__dict__", dict(zip(_FIELDS, record_values, strict=True)))
-        _set_attribute(
-            record,
-            "__pydantic_fields_set__",
-            set(columns) if everywhere else {c for c, v in zip(columns, rows[index]) if v},
+        # Every field in the model's order, None where the header has no column for it.
+        fields = _NONE_FIELDS.copy()
+        fields.update(zip(columns, row_values, strict=True))
+        given = (
+            set(columns)
+            if everywhere
+            else {column for column, cell in zip(columns, rows[index], strict=True) if cell}
         )
+        record = _new_record(FactorFields)
+        _set_attribute(record, "__dict__", fields)
+        _set_attribute(record, "__pydantic_fields_set__", given)
         _set_attribute(record, "__pydantic_extra__", None)
         _set_attribute(record, "__pydantic_private__", None)
         records.append(None if record_problems(record, reference) else record)
@@ -247,16 +254,30 @@ def _parsed_chunk(
     text_cells: bool,
     take_labels: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> Iterator[tuple[int, Any, dict[str, Any], Parsed | None]]:
-    labels = [None if isinstance(cells, RowProblem) else take_labels(cells) for _, cells in chunk]
-    fast: dict[int, FactorFields | None] = {}
+    # The rows that share the first row's header (every dict row of a CSV file) are checked
+    # together, with their label cells taken out first (when the header has label columns).
+    header: tuple[str, ...] | None = None
+    shared: list[int] = []
     if text_cells:
-        # The rows of a header (every dict row of a CSV file) are checked together.
-        shared = [i for i, (_, cells) in enumerate(chunk) if not isinstance(cells, RowProblem)]
-        if shared:
-            columns = tuple(chunk[shared[0]][1])
-            shared = [i for i in shared if tuple(chunk[i][1]) == columns]
-            found = fast_records(columns, [list(chunk[i][1].values()) for i in shared], reference)
-            fast = dict(zip(shared, found, strict=True))
+        for index, (_, cells) in enumerate(chunk):
+            if isinstance(cells, RowProblem):
+                continue
+            keys = tuple(cells)
+            if header is None:
+                header = keys
+            if keys == header:
+                shared.append(index)
+    # Nothing to take out of the rows of a header without label columns.
+    unlabelled = set(shared) if header and _LABEL_COLUMNS.isdisjoint(header) else set()
+    labels: list[dict[str, Any] | None] = [
+        None if isinstance(cells, RowProblem) else {} if index in unlabelled else take_labels(cells)
+        for index, (_, cells) in enumerate(chunk)
+    ]
+    fast: dict[int, FactorFields | None] = {}
+    if shared:
+        columns = tuple(chunk[shared[0]][1])
+        found = fast_records(columns, [list(chunk[i][1].values()) for i in shared], reference)
+        fast = dict(zip(shared, found, strict=True))
     for index, (row_number, cells) in enumerate(chunk):
         label_cells = labels[index]
         if label_cells is None:
