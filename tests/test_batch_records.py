@@ -4,10 +4,11 @@ values and the same report, row for row. Every row here is synthetic."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
@@ -15,7 +16,7 @@ import pytest
 
 from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
 from app.factors.validation import shipped_record_reference
-from app.publishing import batch_records, drafts
+from app.publishing import batch_records, drafts, upload_formats
 from app.publishing.batch_records import fast_records
 from app.publishing.labels import LabelCollector
 from app.publishing.records import parse_record
@@ -296,3 +297,42 @@ def test_upload_report_and_stored_rows_unchanged(
         assert len(stored) == 1100
         assert not report["errors"]
     assert bool(failure) == bool(tail)
+
+
+def _lines_one_by_one(stream: io.BytesIO) -> Iterator[str]:
+    """What `_utf8_lines` did before it decoded blocks: each line on its own."""
+    for number, raw in enumerate(stream, start=1):
+        line = raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise upload_formats._file_problem(
+                "not_utf8",
+                f"line {number} is not UTF-8 ({exc.reason} at byte {exc.start + 1}); "
+                "save the file as UTF-8",
+                row=number,
+            ) from exc
+
+
+def _lines(read: Callable[[io.BytesIO], Iterator[str]], content: bytes) -> list[object]:
+    found: list[object] = []
+    try:
+        found.extend(read(io.BytesIO(content)))
+    except UploadFileError as exc:
+        found.append([p.as_dict() for p in exc.problems])
+    return found
+
+
+@pytest.mark.parametrize("block_bytes", [7, 64, 1 << 20])
+def test_utf8_lines_decoded_in_blocks_as_line_by_line(block_bytes: int) -> None:
+    pieces = [b"a", b"\n", b"\r", b"\r\n", "合".encode(), b"\xff", b"\xe5\x90", b",", b'"']
+    pieces += [codecs.BOM_UTF8, b"x" * 50, "\u2028".encode(), b"\x85", b"\x0b"]
+    rng = random.Random(block_bytes)
+    with mock.patch.object(upload_formats, "_BLOCK_BYTES", block_bytes):
+        for _ in range(1500):
+            content = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+            if rng.random() < 0.3:
+                content = codecs.BOM_UTF8 + content
+            assert _lines(upload_formats._utf8_lines, content) == _lines(
+                _lines_one_by_one, content
+            ), content
