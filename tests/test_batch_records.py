@@ -14,7 +14,7 @@ from unittest import mock
 
 import pytest
 
-from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
+from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields, FactorValues
 from app.factors.validation import shipped_record_reference
 from app.publishing import batch_records, drafts, upload_formats
 from app.publishing.batch_records import fast_records
@@ -190,14 +190,9 @@ def _chunks(seed: int, count: int, columns: list[str]) -> Iterator[list[tuple[bo
         yield chunk
 
 
-def _same_record(fast: FactorFields, slow: FactorFields) -> None:
+def _values(record: FactorValues) -> list[tuple[type, object]]:
     # Types too: 1 == 1.0 == True would hide a float stored as an int.
-    assert [(type(v), v) for v in fast.__dict__.values()] == [
-        (type(v), v) for v in slow.__dict__.values()
-    ]
-    assert list(fast.__dict__) == list(slow.__dict__)
-    assert fast.model_fields_set == slow.model_fields_set
-    assert fast.model_dump_json() == slow.model_dump_json()
+    return [(type(getattr(record, name)), getattr(record, name)) for name in UPLOADABLE_FIELDS]
 
 
 @pytest.mark.parametrize(
@@ -222,7 +217,7 @@ def test_fast_records_are_the_records_of_parse_record(seed: int, columns: list[s
             if record is not None:
                 fast_hits += 1
                 assert isinstance(expected, FactorFields), (cells, expected)
-                _same_record(record, expected)
+                assert _values(record) == _values(expected)
     assert fast_hits >= 2000
 
 
@@ -249,7 +244,7 @@ def _upload(content: bytes, max_rows: int) -> tuple[list[tuple[int, str]], dict[
         for row_number, record in drafts._valid_records(
             rows, report, max_rows, shipped_record_reference(), labels, text_cells=True
         ):
-            stored.append((row_number, record.model_dump_json()))
+            stored.append((row_number, repr(_values(record))))
     except UploadFileError as exc:
         failure = repr([p.as_dict() for p in exc.problems])
     report.activity_labels = labels.report()

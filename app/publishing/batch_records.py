@@ -11,8 +11,8 @@ field. Here the same checks run column by column over a chunk of rows that share
   to the column as a list, each distinct value once;
 - the cross-field checks (`record_problems`) on each record.
 
-A row that passes all of them gets the record `parse_record` would give (the same values,
-the same fields set), built without a second validation. Any other row (a cell refused or
+A row that passes all of them gets the values of the record `parse_record` would give, as a
+`FactorRow` (a named tuple: no model built, no second validation). Any other row (a cell refused or
 changed by NFC, a field or a cross-field problem) gets None here and goes through
 `parse_record` itself, so that its report is exactly what it was;
 `tests/test_batch_records.py` compares the two on random valid and hostile rows.
@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from pydantic_core import CoreConfig, SchemaValidator, core_schema
 
 from app.core.text import forbidden_pattern
-from app.factors.schemas import FactorFields
+from app.factors.schemas import FactorFields, FactorRow, FactorValues
 from app.factors.validation import RecordReference, record_problems
 from app.publishing.cells import _CELL_LIMITS, MULTILINE_FIELDS, _plain_text_cells, _visible
 from app.publishing.labels import LABEL_COLUMNS
@@ -40,10 +40,7 @@ from app.publishing.records import RowProblem, parse_record
 # enough that the rows held (and read ahead of the store) stay a small bounded amount.
 CHUNK_ROWS = 512
 
-_FIELDS = tuple(FactorFields.model_fields)
-_NONE_FIELDS = dict.fromkeys(_FIELDS)
-_new_record = FactorFields.__new__
-_set_attribute = object.__setattr__
+_make_row = FactorRow._make
 
 
 def _model_schema() -> tuple[dict[str, Any], CoreConfig]:
@@ -180,9 +177,10 @@ _LABEL_COLUMNS = frozenset(LABEL_COLUMNS)
 
 def fast_records(
     columns: tuple[str, ...], rows: Sequence[Sequence[str]], reference: RecordReference
-) -> list[FactorFields | None]:
-    """For each row of CSV cells (in `columns` order, label columns left out), the record
-    `parse_record` gives it when it has no problem, or None when the row may have one."""
+) -> list[FactorRow | None]:
+    """For each row of CSV cells (in `columns` order, label columns left out), the values of
+    the record `parse_record` gives it when it has no problem, or None when the row may have
+    one."""
     plan = _plan_of(columns)
     if plan is None or not rows:
         return [None] * len(rows)
@@ -194,30 +192,17 @@ def fast_records(
         _validated_column(check, column, slow)
         for check, column in zip(plan.checks, cells, strict=True)
     ]
-    everywhere = all("" not in column for column in cells)
-    records: list[FactorFields | None] = []
-    for index, row_values in enumerate(zip(*values, strict=True)):
-        if slow[index]:
-            records.append(None)
-            continue
-        # Every field in the model's order, None where the header has no column for it.
-        fields = _NONE_FIELDS.copy()
-        fields.update(zip(columns, row_values, strict=True))
-        given = (
-            set(columns)
-            if everywhere
-            else {column for column, cell in zip(columns, rows[index], strict=True) if cell}
-        )
-        record = _new_record(FactorFields)
-        _set_attribute(record, "__dict__", fields)
-        _set_attribute(record, "__pydantic_fields_set__", given)
-        _set_attribute(record, "__pydantic_extra__", None)
-        _set_attribute(record, "__pydantic_private__", None)
-        records.append(None if record_problems(record, reference) else record)
+    # Every field in the record's order, None where the header has no column for it.
+    by_name = dict(zip(columns, values, strict=True))
+    absent = [None] * len(rows)
+    fields = [by_name.get(name, absent) for name in FactorRow._fields]
+    records: list[FactorRow | None] = []
+    for record, is_slow in zip(map(_make_row, zip(*fields, strict=True)), slow, strict=True):
+        records.append(None if is_slow or record_problems(record, reference) else record)
     return records
 
 
-Parsed = FactorFields | list[RowProblem]
+Parsed = FactorValues | list[RowProblem]
 
 
 def parsed_rows(
@@ -273,7 +258,7 @@ def _parsed_chunk(
         None if isinstance(cells, RowProblem) else {} if index in unlabelled else take_labels(cells)
         for index, (_, cells) in enumerate(chunk)
     ]
-    fast: dict[int, FactorFields | None] = {}
+    fast: dict[int, FactorRow | None] = {}
     if shared:
         columns = tuple(chunk[shared[0]][1])
         found = fast_records(columns, [list(chunk[i][1].values()) for i in shared], reference)

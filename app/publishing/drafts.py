@@ -24,7 +24,7 @@ from app.datasets.models import Dataset, Publisher
 from app.datasets.service import lock_dataset
 from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import latest_released, latest_resolvable, parse_semver
-from app.factors.schemas import FactorFields
+from app.factors.schemas import FactorFields, FactorValues
 from app.factors.validation import RecordReference, load_record_reference
 from app.importers import GwpChoice
 from app.publishing import draft_rows
@@ -120,7 +120,7 @@ def _valid_records(
     *,
     text_cells: bool,
     stored_codes: Callable[[], dict[str, int]] | None = None,
-) -> Iterator[tuple[int, FactorFields]]:
+) -> Iterator[tuple[int, FactorValues]]:
     """Yield the rows that pass; record every problem of the others in the report, and the
     activity labels in `labels` (its warnings are added at the end, once the file is read).
 

@@ -26,7 +26,7 @@ from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import latest_resolvable, parse_semver
 from app.factors.facets import record_release_facets
 from app.factors.models import Factor
-from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields
+from app.factors.schemas import UPLOADABLE_FIELDS, FactorValues
 from app.factors.search import index_released_factors
 from app.factors.validation import data_quality_rating
 from app.publishing.labels import publish_activity_labels
@@ -144,7 +144,7 @@ def store_factors(
     session: Session,
     *,
     version: DatasetVersion,
-    records: Iterable[tuple[int, FactorFields]],
+    records: Iterable[tuple[int, FactorValues]],
     batch_size: int = 5000,
     writer: FactorWriter | None = None,
 ) -> int:
@@ -303,7 +303,7 @@ def release_directly(
     *,
     dataset_id: int,
     version: str,
-    records: Iterable[tuple[int, FactorFields]],
+    records: Iterable[tuple[int, FactorValues]],
     actor: str,
     release_notes: str | None = None,
     file_name: str | None = None,
