@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,7 @@ from app.publishing.records import RowProblem, parse_record
 
 # Rows checked together: enough for the per-column work to be paid once per many rows, few
 # enough that the rows held (and read ahead of the store) stay a small bounded amount.
-CHUNK_ROWS = 512
+CHUNK_ROWS = 256
 
 _make_row = FactorRow._make
 
@@ -136,7 +136,7 @@ def _cells_plain(plan: _ChunkPlan, cells: Sequence[Sequence[str]]) -> bool:
     return not multi or _visible(multi) or not forbidden_pattern(multiline=True).search(multi)
 
 
-def _row_plain(columns: tuple[str, ...], row: Sequence[str]) -> bool:
+def _row_plain(columns: tuple[str, ...], row: Collection[str]) -> bool:
     """One row's cells pass the cell checks unchanged (a chunk that did not pass whole)."""
     given = {column: cell for column, cell in zip(columns, row, strict=True) if cell}
     return _plain_text_cells(dict(zip(columns, row, strict=True))) == given
@@ -176,7 +176,7 @@ _LABEL_COLUMNS = frozenset(LABEL_COLUMNS)
 
 
 def fast_records(
-    columns: tuple[str, ...], rows: Sequence[Sequence[str]], reference: RecordReference
+    columns: tuple[str, ...], rows: Sequence[Collection[str]], reference: RecordReference
 ) -> list[FactorRow | None]:
     """For each row of CSV cells (in `columns` order, label columns left out), the values of
     the record `parse_record` gives it when it has no problem, or None when the row may have
@@ -261,7 +261,7 @@ def _parsed_chunk(
     fast: dict[int, FactorRow | None] = {}
     if shared:
         columns = tuple(chunk[shared[0]][1])
-        found = fast_records(columns, [list(chunk[i][1].values()) for i in shared], reference)
+        found = fast_records(columns, [chunk[i][1].values() for i in shared], reference)
         fast = dict(zip(shared, found, strict=True))
     for index, (row_number, cells) in enumerate(chunk):
         label_cells = labels[index]
