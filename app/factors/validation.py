@@ -196,6 +196,12 @@ _pedigree_scores = operator.attrgetter(*PEDIGREE_FIELDS)
 
 def data_quality_rating(record: FactorValues) -> float | None:
     """Mean of the pedigree scores given (1 best, 5 worst)."""
+    return _mean_score(_pedigree_scores(record))
+
+
+# Five scores of 1 to 5 or none: 7,776 combinations at most, each worked out once.
+@lru_cache(maxsize=8192)
+def _mean_score(scores: tuple[int | None, ...]) -> float | None:
     # Scores are 1 to 5 (the schema refuses 0): `filter(None, …)` leaves out the missing ones.
-    given = list(filter(None, _pedigree_scores(record)))
+    given = list(filter(None, scores))
     return round(sum(given) / len(given), 3) if given else None

@@ -51,6 +51,7 @@ _COLUMN_ORDER = {
 }
 _TEXT_FIELDS = ("name_zh", "name_en", "description", "notes", "source_title", "source_locator")
 _text_values = operator.attrgetter(*_TEXT_FIELDS)
+_first_character = operator.itemgetter(slice(1))
 
 
 class UploadRejected(ProblemError):
@@ -187,27 +188,35 @@ def _valid_records(
                 )
             )
             continue
-        for name, value in zip(_TEXT_FIELDS, _text_values(parsed), strict=True):
-            # The first character first: most cells cannot look like a formula.
-            if (
-                isinstance(value, str)
-                and value[:1] in FORMULA_FIRST_CHARACTERS
-                and looks_like_formula(value)
-            ):
-                located.warn(
-                    RowProblem(
-                        row_number,
-                        name,
-                        "formula_like_cell",
-                        Message("warning.formula_like_cell"),
-                    )
-                )
+        texts = _text_values(parsed)
+        # The first characters first, all at once: most rows have no cell that can look like
+        # a formula.
+        if not FORMULA_FIRST_CHARACTERS.isdisjoint(map(_first_character, filter(None, texts))):
+            _warn_formulas(located, row_number, texts)
         if not located.error_count:  # once the upload is doomed, keep checking but stop storing
             yield row_number, parsed
     if count == 0:
         located.error(RowProblem(None, None, "no_rows", Message("upload.no_rows")))
     for warning in labels.unlabelled_warnings():
         located.warn(warning)
+
+
+def _warn_formulas(located: _LocatingReport, row_number: int, texts: tuple[Any, ...]) -> None:
+    """A warning for each text cell of the row that looks like a spreadsheet formula."""
+    for name, value in zip(_TEXT_FIELDS, texts, strict=True):
+        if (
+            isinstance(value, str)
+            and value[:1] in FORMULA_FIRST_CHARACTERS
+            and looks_like_formula(value)
+        ):
+            located.warn(
+                RowProblem(
+                    row_number,
+                    name,
+                    "formula_like_cell",
+                    Message("warning.formula_like_cell"),
+                )
+            )
 
 
 class _LocatingReport:
