@@ -106,14 +106,18 @@ def _chunk_plan(columns: tuple[str, ...]) -> _ChunkPlan | None:
 
 
 _PLANS: dict[tuple[str, ...], _ChunkPlan | None] = {}
+_NO_PLAN = _ChunkPlan((), (), (), (), ())
 
 
 def _plan_of(columns: tuple[str, ...]) -> _ChunkPlan | None:
-    if columns not in _PLANS:
+    # Read once: another request's thread may clear the cache meanwhile.
+    plan = _PLANS.get(columns, _NO_PLAN)
+    if plan is _NO_PLAN:
+        plan = _chunk_plan(columns)
         if len(_PLANS) >= 64:
             _PLANS.clear()
-        _PLANS[columns] = _chunk_plan(columns)
-    return _PLANS[columns]
+        _PLANS[columns] = plan
+    return plan
 
 
 def _cells_plain(plan: _ChunkPlan, cells: Sequence[Sequence[str]]) -> bool:
