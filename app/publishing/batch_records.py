@@ -1,8 +1,8 @@
 """A fast path for the rows of a CSV upload that are all valid, checked a chunk at a time.
 
-`parse_record` costs about 20 µs of CPU per row (the whole-row cell checks, pydantic building
-a `FactorFields` of 42 fields, the cross-field checks), most of it paid per cell and per
-field. Here the same checks run column by column over a chunk of rows that share a header:
+`parse_record` costs about 20 µs of CPU per row (the whole-row cell checks, pydantic
+building a `FactorFields` of 42 fields, the cross-field checks), most of it paid per cell and
+per field. Here the same checks run column by column over a chunk of rows sharing a header:
 
 - the cell checks of `app.publishing.cells` (kinds, lengths, NFC, forbidden characters) over
   the chunk's cells joined, as `_plain_text_cells` runs them over one row's;
@@ -12,8 +12,8 @@ field. Here the same checks run column by column over a chunk of rows that share
 - the cross-field checks (`record_problems`) on each record.
 
 A row that passes all of them gets the values of the record `parse_record` would give, as a
-`FactorRow` (a named tuple: no model built, no second validation). Any other row (a cell refused or
-changed by NFC, a field or a cross-field problem) gets None here and goes through
+`FactorRow` (a named tuple: no model built, nothing validated twice). Any other row (a cell
+refused or changed by NFC, a field or a cross-field problem) gets None here and goes through
 `parse_record` itself, so that its report is exactly what it was;
 `tests/test_batch_records.py` compares the two on random valid and hostile rows.
 """
