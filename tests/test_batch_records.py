@@ -1,6 +1,7 @@
 """The chunked fast path of a CSV upload (app.publishing.batch_records) against the row-by-row
 path it stands in for: random valid and hostile rows give the same records, the same stored
-values and the same report, row for row. Every row here is synthetic."""
+values and the same report, row for row; with the other per-row shortcuts of the upload (its
+UTF-8 decoding by blocks, its UUID4s). Every row here is synthetic."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import codecs
 import csv
 import io
 import random
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
@@ -19,6 +21,7 @@ from app.factors.validation import shipped_record_reference
 from app.publishing import batch_records, drafts, upload_formats
 from app.publishing.batch_records import fast_records
 from app.publishing.labels import LabelCollector
+from app.publishing.publish import uuid4_hexes
 from app.publishing.records import parse_record
 from app.publishing.upload_formats import UploadFileError, UploadFormat, read_rows
 from app.reference.gwp import co2e_from_gases
@@ -331,3 +334,12 @@ def test_utf8_lines_decoded_in_blocks_as_line_by_line(block_bytes: int) -> None:
             assert _lines(upload_formats._utf8_lines, content) == _lines(
                 _lines_one_by_one, content
             ), content
+
+
+def test_uuid4_hexes_are_distinct_uuid4s() -> None:
+    uids = uuid4_hexes(batch=64)
+    found = [next(uids) for _ in range(5000)]  # several batches
+    assert len(set(found)) == len(found)
+    for uid in found:
+        parsed = uuid.UUID(hex=uid)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, uid)
