@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.problem_text import Message
-from app.factors.schemas import KINDS_WITH_LEVEL, PEDIGREE_FIELDS, FactorFields
+from app.factors.schemas import KINDS_WITH_LEVEL, PEDIGREE_FIELDS, FactorValues
 from app.reference.gwp import (
     CO2E_TOLERANCE,
     GwpTable,
@@ -60,7 +60,7 @@ class RecordProblem:
 
 
 def record_problems(
-    record: FactorFields, reference: RecordReference | None = None
+    record: FactorValues, reference: RecordReference | None = None
 ) -> list[RecordProblem]:
     checked = reference or shipped_record_reference()
     problems: list[RecordProblem] = []
@@ -99,7 +99,7 @@ def record_problems(
     return problems
 
 
-def _uncertainty_declaration_problems(record: FactorFields) -> list[RecordProblem]:
+def _uncertainty_declaration_problems(record: FactorValues) -> list[RecordProblem]:
     """What an interval is declared to be must fit: a kind needs an interval, a confidence
     level needs a kind that has one (confidence interval, percentile range), and those kinds
     need their level: an interval is never labelled with a confidence nobody stated."""
@@ -135,9 +135,12 @@ def _uncertainty_declaration_problems(record: FactorFields) -> list[RecordProble
     return []
 
 
-def _gas_problems(record: FactorFields, gwp: GwpTable) -> list[RecordProblem]:
+def _gas_problems(record: FactorValues, gwp: GwpTable) -> list[RecordProblem]:
     # CO2's GWP is 1 in every set, so a CO2-only factor needs no gwp_set.
-    needs_gwp = any(v is not None for v in (record.ch4, record.n2o, record.other_ghg_co2e))
+    # Three tests, not a generator over them: every upload row comes here.
+    needs_gwp = (
+        record.ch4 is not None or record.n2o is not None or record.other_ghg_co2e is not None
+    )
     if needs_gwp and record.gwp_set is None:
         return [
             RecordProblem(
@@ -191,8 +194,14 @@ def _gas_problems(record: FactorFields, gwp: GwpTable) -> list[RecordProblem]:
 _pedigree_scores = operator.attrgetter(*PEDIGREE_FIELDS)
 
 
-def data_quality_rating(record: FactorFields) -> float | None:
+def data_quality_rating(record: FactorValues) -> float | None:
     """Mean of the pedigree scores given (1 best, 5 worst)."""
+    return _mean_score(_pedigree_scores(record))
+
+
+# Five scores of 1 to 5 or none: 7,776 combinations at most, each worked out once.
+@lru_cache(maxsize=8192)
+def _mean_score(scores: tuple[int | None, ...]) -> float | None:
     # Scores are 1 to 5 (the schema refuses 0): `filter(None, …)` leaves out the missing ones.
-    given = list(filter(None, _pedigree_scores(record)))
+    given = list(filter(None, scores))
     return round(sum(given) / len(given), 3) if given else None

@@ -24,13 +24,14 @@ from app.datasets.models import Dataset, Publisher
 from app.datasets.service import lock_dataset
 from app.datasets.version_models import DatasetVersion
 from app.datasets.visibility import latest_released, latest_resolvable, parse_semver
-from app.factors.schemas import FactorFields
+from app.factors.schemas import FactorFields, FactorValues
 from app.factors.validation import RecordReference, load_record_reference
 from app.importers import GwpChoice
 from app.publishing import draft_rows
+from app.publishing.batch_records import parsed_rows
 from app.publishing.labels import LABEL_COLUMNS, LabelCollector, label_collector
 from app.publishing.publish import FactorWriter, store_factors
-from app.publishing.records import RowProblem, parse_record
+from app.publishing.records import RowProblem
 from app.publishing.source_formats import read_source_rows, source_format_names, source_importer
 from app.publishing.upload_formats import (
     RowStream,
@@ -50,6 +51,7 @@ _COLUMN_ORDER = {
 }
 _TEXT_FIELDS = ("name_zh", "name_en", "description", "notes", "source_title", "source_locator")
 _text_values = operator.attrgetter(*_TEXT_FIELDS)
+_first_character = operator.itemgetter(slice(1))
 
 
 class UploadRejected(ProblemError):
@@ -119,7 +121,7 @@ def _valid_records(
     *,
     text_cells: bool,
     stored_codes: Callable[[], dict[str, int]] | None = None,
-) -> Iterator[tuple[int, FactorFields]]:
+) -> Iterator[tuple[int, FactorValues]]:
     """Yield the rows that pass; record every problem of the others in the report, and the
     activity labels in `labels` (its warnings are added at the end, once the file is read).
 
@@ -133,7 +135,13 @@ def _valid_records(
     seen_codes: dict[str, int] | None = None if stored_codes is not None else {}
     count = 0
     located = _LocatingReport(report, rows)
-    for row_number, cells in rows.rows:
+    for row_number, cells, label_cells, parsed in parsed_rows(
+        rows.rows,
+        reference,
+        text_cells=text_cells,
+        limit=max_rows + 1,
+        take_labels=labels.pop_cells,
+    ):
         count += 1
         if count > max_rows:
             located.error(
@@ -145,8 +153,7 @@ def _valid_records(
         if isinstance(cells, RowProblem):
             located.error(cells)
             continue
-        label_cells = labels.pop_cells(cells)
-        parsed = parse_record(row_number, cells, reference, text_cells=text_cells)
+        assert parsed is not None
         raw_activity = cells.get("activity_id")
         activity_id = (
             parsed.activity_id
@@ -181,27 +188,35 @@ def _valid_records(
                 )
             )
             continue
-        for name, value in zip(_TEXT_FIELDS, _text_values(parsed), strict=True):
-            # The first character first: most cells cannot look like a formula.
-            if (
-                isinstance(value, str)
-                and value[:1] in FORMULA_FIRST_CHARACTERS
-                and looks_like_formula(value)
-            ):
-                located.warn(
-                    RowProblem(
-                        row_number,
-                        name,
-                        "formula_like_cell",
-                        Message("warning.formula_like_cell"),
-                    )
-                )
+        texts = _text_values(parsed)
+        # The first characters first, all at once: most rows have no cell that can look like
+        # a formula.
+        if not FORMULA_FIRST_CHARACTERS.isdisjoint(map(_first_character, filter(None, texts))):
+            _warn_formulas(located, row_number, texts)
         if not located.error_count:  # once the upload is doomed, keep checking but stop storing
             yield row_number, parsed
     if count == 0:
         located.error(RowProblem(None, None, "no_rows", Message("upload.no_rows")))
     for warning in labels.unlabelled_warnings():
         located.warn(warning)
+
+
+def _warn_formulas(located: _LocatingReport, row_number: int, texts: tuple[Any, ...]) -> None:
+    """A warning for each text cell of the row that looks like a spreadsheet formula."""
+    for name, value in zip(_TEXT_FIELDS, texts, strict=True):
+        if (
+            isinstance(value, str)
+            and value[:1] in FORMULA_FIRST_CHARACTERS
+            and looks_like_formula(value)
+        ):
+            located.warn(
+                RowProblem(
+                    row_number,
+                    name,
+                    "formula_like_cell",
+                    Message("warning.formula_like_cell"),
+                )
+            )
 
 
 class _LocatingReport:

@@ -10,12 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.factors.models import Source
-from app.factors.schemas import FactorFields
+from app.factors.schemas import FactorValues
 
 _key_fields = operator.attrgetter("source_title", "source_publisher", "source_year", "source_url")
 
 
-def source_key(record: FactorFields) -> str:
+def source_key(record: FactorValues) -> str:
     key = list(_key_fields(record))
     return hashlib.sha256(json.dumps(key, ensure_ascii=False).encode()).hexdigest()
 
@@ -29,11 +29,11 @@ class SourceCache:
         # The same, by the fields the key is made of: no hash computed for a source seen.
         self._by_fields: dict[tuple[object, ...], int] = {}
 
-    def cached_id(self, record: FactorFields) -> int | None:
+    def cached_id(self, record: FactorValues) -> int | None:
         """The id of a source already resolved by this cache, without a query; or None."""
         return self._by_fields.get(_key_fields(record))
 
-    def source_id(self, record: FactorFields) -> int:
+    def source_id(self, record: FactorValues) -> int:
         fields = _key_fields(record)
         if fields in self._by_fields:
             return self._by_fields[fields]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -160,12 +161,47 @@ def read_rows(
     return _csv_rows(stream, has_bom=head.startswith(codecs.BOM_UTF8))
 
 
+_BLOCK_BYTES = 1 << 20
+
+
 def _utf8_lines(stream: IO[bytes]) -> Iterator[str]:
-    """Decode line by line, so that a bad byte is reported on the line it is on."""
-    for number, raw in enumerate(stream, start=1):
-        line = raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw
+    """Decode line by line (lines end at `\n` only), so that a bad byte is reported on the
+    line it is on; a block of whole lines is decoded at once, and only a block that is not
+    UTF-8 is decoded again line by line to find where."""
+    number = 0  # lines before the block
+    pending: list[bytes] = []  # the start of a line that goes on in the next block
+    while True:
+        read = stream.read(_BLOCK_BYTES)
+        if read:
+            end = read.rfind(b"\n") + 1
+            if not end:
+                pending.append(read)
+                continue
+            block = b"".join([*pending, read[:end]])
+            pending = [read[end:]]
+        else:
+            block = b"".join(pending)
+            if not block:
+                return
+        if not number and block.startswith(codecs.BOM_UTF8):
+            block = block[len(codecs.BOM_UTF8) :]
+            if not block:
+                yield ""  # a file of a BOM alone: one empty line
         try:
-            yield line.decode("utf-8")
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            yield from _utf8_lines_one_by_one(block, number)
+        else:
+            yield from io.StringIO(text, newline="\n")
+        if not read:
+            return
+        number += block.count(b"\n")
+
+
+def _utf8_lines_one_by_one(block: bytes, before: int) -> Iterator[str]:
+    for number, raw in enumerate(io.BytesIO(block), start=before + 1):
+        try:
+            yield raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise _file_problem(
                 "not_utf8",
