@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -87,10 +88,9 @@ from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
 from app.factors.models import Factor
 from app.factors.resolve_index import (
     EMPTY,
+    Probe,
     ResolveIndex,
-    probe_cell,
-    record_json,
-    release_suffix,
+    release_affixes,
 )
 from app.factors.resolve_index import Candidate as _Candidate
 from app.factors.schemas import BOUNDARIES, MAX_YEAR, MIN_YEAR, REGION_PATTERN, ResolveItem
@@ -213,9 +213,10 @@ class LineProblem(ProblemError):
         self.title = {404: "No matching factor", 422: "Cannot answer"}.get(status, "Bad request")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Line:
-    """A line that passed its checks, ready for the database."""
+    """A line that passed its checks, ready for the database (not changed once made; not
+    frozen, which would make each of a call's 1000 lines cost twice as much to make)."""
 
     index: int
     activity_id: str
@@ -235,6 +236,8 @@ class Line:
     def dimensions(self) -> tuple[str, ...] | None:
         if self.unit is None:
             return None
+        if not self.convertible:
+            return (self.unit.dimension,)
         return (self.unit.dimension, *sorted(set(self.convertible) - {self.unit.dimension}))
 
 
@@ -284,22 +287,16 @@ class _Release:
     # The record's fields this release and its dataset decide (resolve_index.RELEASE_FIELDS).
     record_state: tuple[Any, ...] = ()
 
+    @property
+    def dataset_name(self) -> str:
+        return f"{self.publisher}/{self.dataset}"
+
     def preference(self) -> tuple[int, int, int, float]:
         """Deprecated datasets last, then dataset priority (unset last), then the newest
         published first."""
         published = self.published_at.timestamp() if self.published_at else 0.0
         unset = self.priority is None
         return (int(self.deprecated), int(unset), self.priority or 0, -published)
-
-
-@dataclass
-class _Probe:
-    """What the database (or the index) said about one (activity, region, year bound,
-    filters) probe."""
-
-    candidates: Sequence[_Candidate] = field(default_factory=list)
-    # The nearest factor in any unit (only asked when a unit is given): (year, unit).
-    nearest_any: tuple[int, str] | None = None
 
 
 def check_activity(activity_id: str) -> LineError | None:
@@ -776,7 +773,7 @@ def _probe_statement(dialect: str) -> Any:
 
 def _probe(
     session: Session, probes: Sequence[dict[str, Any]], groups: Sequence[tuple[int, ...]]
-) -> dict[int, _Probe]:
+) -> dict[int, Probe]:
     """Query 3: for every probe, the factors of its nearest year (and the nearest in any unit)."""
     dialect = session.get_bind().dialect.name
     postgresql = dialect == "postgresql"
@@ -798,17 +795,15 @@ def _probe(
     # SQLAlchemy rows for a few thousand of them is most of this function's time.
     with result:
         rows = result.cursor.fetchall() if result.cursor is not None else []
-    found: dict[int, _Probe] = {}
     candidates: dict[int, list[_Candidate]] = {}
+    nearest: dict[int, tuple[int, str]] = {}
     for number, factor_id, year, unit, version_id, count, any_year, any_unit in rows:
-        probe = found.get(number)
-        if probe is None:
-            probe = found[number] = _Probe(candidates.setdefault(number, []))
+        found = candidates.setdefault(number, [])
         if any_year is not None:
-            probe.nearest_any = (any_year, any_unit)
+            nearest[number] = (any_year, any_unit)
         if factor_id is not None:
-            candidates[number].append(_Candidate(factor_id, year, unit, version_id, count))
-    return found
+            found.append(_Candidate(factor_id, year, unit, version_id, count))
+    return {number: Probe(found, nearest.get(number)) for number, found in candidates.items()}
 
 
 def _database_plan(
@@ -817,7 +812,7 @@ def _database_plan(
     line_tiers: dict[int, list[int]],
     groups: list[tuple[int, ...]],
     chains: dict[str, RegionChain],
-) -> dict[int, list[list[_Probe | None]]]:
+) -> dict[int, list[list[Probe | None]]]:
     """Every line's probes, by the probe query (each distinct probe once)."""
     probes: dict[tuple[Any, ...], int] = {}
     numbers: dict[int, list[list[int]]] = {}
@@ -855,45 +850,31 @@ def _index_plan(
     line_tiers: dict[int, list[int]],
     groups: list[tuple[int, ...]],
     chains: dict[str, RegionChain],
-) -> dict[int, list[list[_Probe | None]]]:
+) -> dict[int, list[list[Probe | None]]]:
     """Every line's probes, answered from the worker's index as the probe query answers
-    them (each distinct probe once)."""
+    them: per region of its chain, the cell's view for the line's units (made once per cell
+    and units, app/factors/resolve_index.py) at the place of the line's year."""
     cells = [index.cells(tuple(held[version_id] for version_id in group)) for group in groups]
-    seen: dict[tuple[Any, ...], _Probe | None] = {}
-    plan: dict[int, list[list[_Probe | None]]] = {}
+    # (activity, region, boundary, group, units) → the cell's view and years
+    views: dict[tuple[Any, ...], tuple[list[int], list[Probe | None]]] = {}
+    plan: dict[int, list[list[Probe | None]]] = {}
     for line in lines:
-        activity, year, dimensions, boundary = (
-            line.activity_id,
-            line.year,
-            line.dimensions,
-            line.boundary,
-        )
-        units = _unit_set(dimensions)
+        activity, boundary, bound = line.activity_id, line.boundary, -line.year
+        units = _unit_set(line.dimensions)
         codes = chains[line.region].codes
-        tiers: list[list[_Probe | None]] = []
+        tiers: list[list[Probe | None]] = []
         for group in line_tiers[line.index]:
-            group_cells = cells[group]
-            tier: list[_Probe | None] = []
+            tier: list[Probe | None] = []
             for code in codes:
-                key = (activity, code, year, dimensions, boundary, group)
-                found = seen.get(key, _UNSEEN)
-                if found is _UNSEEN:
-                    candidates, nearest_any = probe_cell(
-                        group_cells.get((activity, code, boundary), EMPTY), year, units
-                    )
-                    found = (
-                        _Probe(candidates, nearest_any)
-                        if candidates or nearest_any is not None
-                        else None
-                    )
-                    seen[key] = found
-                tier.append(found)  # type: ignore[arg-type]
+                key = (activity, code, boundary, group, units)
+                found = views.get(key)
+                if found is None:
+                    cell = cells[group].get((activity, code, boundary), EMPTY)
+                    found = views[key] = (cell.years, cell.view(units))
+                tier.append(found[1][bisect_left(found[0], bound)])
             tiers.append(tier)
         plan[line.index] = tiers
     return plan
-
-
-_UNSEEN = object()
 
 
 @lru_cache(maxsize=64)
@@ -994,35 +975,48 @@ def resolve_lines(
             },
         )
     # Per line and tier, what each probe along its region chain found (None: nothing).
-    plan: dict[int, list[list[_Probe | None]]]
+    plan: dict[int, list[list[Probe | None]]]
     if held is not None:
         assert index is not None
         plan = _index_plan(index, held, lines, line_tiers, list(groups), chains)
     else:
         plan = _database_plan(session, lines, line_tiers, list(groups), chains)
 
+    # A probe's candidates ranked once per call for each requested unit (lines that fall
+    # back to the same region and year share them); the candidates are kept with their
+    # ranking, so that their id stays theirs for the call.
+    rankings: dict[tuple[int, str | None, bool], tuple[Sequence[_Candidate], list[_Candidate]]]
+    rankings = {}
+
     def best(
-        tier: list[_Probe | None], requested: str | None, *, demote: bool = True
-    ) -> tuple[int, list[_Candidate]] | None:
+        tier: list[Probe | None], requested: str | None, *, demote: bool = True
+    ) -> tuple[int, Sequence[_Candidate]] | None:
         """The nearest region's candidates of `tier`, best first (`demote=False`: as if no
         dataset were deprecated)."""
-        skip = 0 if demote else 1
         for depth, probe in enumerate(tier):
             if probe is not None and probe.candidates:
-                if len(probe.candidates) == 1:
-                    return depth, list(probe.candidates)
-                ranked = sorted(
-                    probe.candidates,
-                    key=lambda c: (
-                        preference[c.version_id][skip:],
-                        c.unit != requested,
-                        c.factor_id,
-                    ),
-                )
-                return depth, ranked
+                candidates = probe.candidates
+                if len(candidates) == 1:
+                    return depth, candidates
+                key = (id(candidates), requested, demote)
+                kept = rankings.get(key)
+                if kept is None:
+                    skip = 0 if demote else 1
+                    kept = rankings[key] = (
+                        candidates,
+                        sorted(
+                            candidates,
+                            key=lambda c: (
+                                preference[c.version_id][skip:],
+                                c.unit != requested,
+                                c.factor_id,
+                            ),
+                        ),
+                    )
+                return depth, kept[1]
         return None
 
-    chosen: dict[int, tuple[int, list[_Candidate]]] = {}
+    chosen: dict[int, tuple[int, Sequence[_Candidate]]] = {}
     # Per line, the deprecated release that was passed over or used, and which.
     deprecation: dict[int, dict[str, Any]] = {}
     for line in lines:
@@ -1047,29 +1041,14 @@ def resolve_lines(
                 deprecation[line.index] = _deprecation("passed_over", rival, undemoted)
 
     records: dict[int, dict[str, Any]] = {}
-    fragments: dict[int, bytes] = {}
-    if held is not None:
-        # The records from the index: each factor's own part, its release's part as the
-        # current state says, its id.
-        suffixes: dict[int, bytes] = {}
-        for _, ranked in chosen.values():
-            top = ranked[0]
-            if top.factor_id in fragments:
-                continue
-            suffix = suffixes.get(top.version_id)
-            release = by_version[top.version_id]
-            if suffix is None:
-                suffix = suffixes[top.version_id] = release_suffix(release.record_state)
-            prefix, code, _ = held[top.version_id].records[top.factor_id]
-            fragments[top.factor_id] = record_json(
-                prefix,
-                suffix,
-                f"{release.publisher}/{release.dataset}/{code}@{release.version}",
-            )
-    else:
+    if held is None:
         wanted = sorted({ranked[0].factor_id for _, ranked in chosen.values()})
         if wanted:
             records = _records(session, dialect, wanted)
+    # From the index: each chosen factor's record made once, from its own part and what its
+    # release's current state says around its code (resolve_index.release_affixes).
+    fragments: dict[int, bytes] = {}
+    affixes: dict[int, tuple[bytes, bytes]] = {}
 
     answers: dict[int, Resolved | LineError] = {}
     walks: dict[tuple[Any, ...], tuple[list[str], list[dict[str, Any]]]] = {}
@@ -1078,66 +1057,84 @@ def resolve_lines(
         nearest_any: list[tuple[int, tuple[int, str]]] = []
         probed = plan[line.index]
         # Only a probe for a unit says what it found in other units.
-        for depth, probe in enumerate(probed[-1] if probed and line.unit else ()):
-            if probe is not None and probe.nearest_any is not None:
-                nearest_any.append((depth, probe.nearest_any))
-        if line.index not in chosen:
+        if probed and line.unit:
+            for depth, probe in enumerate(probed[-1]):
+                if probe is not None and probe.nearest_any is not None:
+                    nearest_any.append((depth, probe.nearest_any))
+        pick = chosen.get(line.index)
+        if pick is None:
             answers[line.index] = (
                 _incompatible(line, chain, nearest_any[0])
                 if nearest_any
                 else _no_match(line, chain)
             )
             continue
-        depth, ranked = chosen[line.index]
+        depth, ranked = pick
         top = ranked[0]
-        fragment = fragments.get(top.factor_id) if held is not None else None
-        if fragment is not None and gwp is None:
-            assert held is not None
+        factor: dict[str, Any] | None = None
+        fragment: bytes | None = None
+        if held is not None:
+            fragment = fragments.get(top.factor_id)
+            own = held[top.version_id].records[top.factor_id]
+            if fragment is None:
+                around = affixes.get(top.version_id)
+                if around is None:
+                    around = affixes[top.version_id] = release_affixes(
+                        by_version[top.version_id].record_state
+                    )
+                fragment = fragments[top.factor_id] = b"".join(
+                    (own[0], around[0], own[1], around[1])
+                )
             # What the match reads of the record, from the index.
-            factor = {
-                "unit": top.unit,
-                "co2e": held[top.version_id].records[top.factor_id][2],
-                "reference_year": top.reference_year,
-                "region": chain.codes[depth],
-            }
+            unit, co2e, year, region = top.unit, own[2], top.reference_year, chain.codes[depth]
         else:
-            factor = records[top.factor_id] if fragment is None else orjson.loads(fragment)
-            fragment = None
+            factor = records[top.factor_id]
+            unit, co2e, year, region = (
+                factor["unit"],
+                factor["co2e"],
+                factor["reference_year"],
+                factor["region"],
+            )
         if gwp is not None:
             # Lines sharing a factor share its record, unless a GWP set rewrites it (no
             # answer changes a record after this).
-            factor = apply_gwp(dict(factor), gwp, gwp_table)
-        passed_over = (
-            next(
+            record = factor if fragment is None else orjson.loads(fragment)
+            assert record is not None
+            factor = apply_gwp(dict(record), gwp, gwp_table)
+            fragment = None
+            unit, co2e = factor["unit"], factor["co2e"]
+        passed_over = None
+        other_units: tuple[int, ...] = ()
+        if nearest_any:
+            passed_over = next(
                 (
                     {"region": chain.codes[d], "year": any_year, "unit": any_unit}
                     for d, (any_year, any_unit) in nearest_any
-                    if d < depth or (d == depth and any_year > ranked[0].reference_year)
+                    if d < depth or (d == depth and any_year > year)
                 ),
                 None,
             )
-            if nearest_any
-            else None
-        )
+            other_units = tuple(d for d, _ in nearest_any if d < depth)
         answers[line.index] = _resolved(
             line,
             chain,
-            depth=depth,
-            factor=factor,
-            release=by_version[ranked[0].version_id],
-            alternatives=sum(candidate.matches for candidate in ranked) - 1,
-            decided_by=_decided_by(ranked, by_version, line.unit.canonical if line.unit else None),
-            passed_over=passed_over,
-            other_units={d for d, _ in nearest_any if d < depth},
-            deprecated=deprecation.get(line.index),
-            walks=walks,
-            fragment=fragment,
+            depth,
+            (unit, co2e, year, region),
+            by_version[top.version_id],
+            (top.matches if len(ranked) == 1 else sum(c.matches for c in ranked)) - 1,
+            _decided_by(ranked, by_version, requested=line.unit.canonical if line.unit else None),
+            passed_over,
+            other_units,
+            deprecation.get(line.index),
+            walks,
+            factor,
+            fragment,
         )
     return answers
 
 
 def _deprecation(
-    outcome: str, release: _Release, pick: tuple[int, list[_Candidate]]
+    outcome: str, release: _Release, pick: tuple[int, Sequence[_Candidate]]
 ) -> dict[str, Any]:
     """The match's `deprecated`: a deprecated dataset's release and what became of it."""
     depth, ranked = pick
@@ -1198,43 +1195,47 @@ def _no_match(line: Line, chain: RegionChain) -> LineError:
 def _resolved(
     line: Line,
     chain: RegionChain,
-    *,
     depth: int,
-    factor: dict[str, Any],
+    chosen: tuple[str, float, int, str],
     release: _Release,
     alternatives: int,
     decided_by: str,
     passed_over: dict[str, Any] | None,
-    other_units: set[int],
-    deprecated: dict[str, Any] | None = None,
-    walks: dict[tuple[Any, ...], tuple[list[str], list[dict[str, Any]]]] | None = None,
-    fragment: bytes | None = None,
+    other_units: tuple[int, ...],
+    deprecated: dict[str, Any] | None,
+    walks: dict[tuple[Any, ...], tuple[list[str], list[dict[str, Any]]]],
+    factor: dict[str, Any] | None,
+    fragment: bytes | None,
 ) -> Resolved:
-    """`walks`: the region chains and steps already made in this batch, shared by the lines
-    that walked the same way (nothing changes them once made)."""
-    unit_match: dict[str, Any] = {"requested": None, "factor_unit": factor["unit"]}
+    """The match of a line and its factor. `chosen`: the factor's unit, co2e, reference year
+    and region; its record is `factor`, or the `fragment` of JSON it is sent as.
+
+    `walks`: the region chains and steps already made in this call, shared by the lines that
+    walked the same way (nothing changes them once made); `other_units`: the depths, nearest
+    first, passed over for having factors in other units only."""
+    unit, co2e, year, region = chosen
+    unit_match: dict[str, Any] = {"requested": None, "factor_unit": unit}
     multiplier: float | None = None
-    if line.unit is not None:
-        same_dimension = ACCEPTED_UNITS.get(factor["unit"]) == line.unit.dimension
-        if same_dimension:
-            multiplier = conversion_multiplier(line.unit.text, factor["unit"])
+    requested = line.unit
+    if requested is not None:
+        if ACCEPTED_UNITS.get(unit) == requested.dimension:
+            multiplier = conversion_multiplier(requested.text, unit)
         unit_match = {
-            "requested": line.unit.canonical,
-            "factor_unit": factor["unit"],
-            "dimension": line.unit.dimension,
-            "converted": factor["unit"] != line.unit.canonical,
+            "requested": requested.canonical,
+            "factor_unit": unit,
+            "dimension": requested.dimension,
+            "converted": unit != requested.canonical,
             # None: another dimension, converted by a cited property (see the estimate).
             "multiplier": multiplier,
             "co2e_per_requested_unit": (
-                clean_float(factor["co2e"] * multiplier) if multiplier is not None else None
+                clean_float(co2e * multiplier) if multiplier is not None else None
             ),
             "passed_over": passed_over,
         }
-    year = factor["reference_year"]
-    walk_key = (chain.region, depth, frozenset(other_units))
-    walk = walks.get(walk_key) if walks is not None else None
+    walk_key = (chain.region, depth, other_units)
+    walk = walks.get(walk_key)
     if walk is None:
-        walk = (
+        walk = walks[walk_key] = (
             list(chain.codes),
             [
                 {
@@ -1246,11 +1247,10 @@ def _resolved(
                 for n, step in enumerate(chain.steps[: depth + 1])
             ],
         )
-        if walks is not None:
-            walks[walk_key] = walk
+    requested_year = line.year
     match = {
-        "type": "exact" if depth == 0 and year == line.year else "fallback",
-        "region": factor["region"],
+        "type": "exact" if depth == 0 and year == requested_year else "fallback",
+        "region": region,
         "requested_region": line.region,
         "region_fallback": depth > 0,
         "region_distance": depth,
@@ -1258,10 +1258,10 @@ def _resolved(
         "region_known": chain.known,
         "region_steps": walk[1],
         "year": year,
-        "requested_year": line.year,
-        "year_fallback": year != line.year,
-        "year_distance": line.year - year,
-        "dataset": f"{release.publisher}/{release.dataset}",
+        "requested_year": requested_year,
+        "year_fallback": year != requested_year,
+        "year_distance": requested_year - year,
+        "dataset": release.dataset_name,
         "dataset_priority": release.priority,
         "alternatives": alternatives,
         "decided_by": decided_by,
@@ -1270,10 +1270,8 @@ def _resolved(
         "deprecated": deprecated,
         "unit": unit_match,
     }
-    if fragment is not None:
-        # `factor` holds only what the match read: the record is the fragment.
-        return Resolved(factor=None, match=match, multiplier=multiplier, fragment=fragment)
-    return Resolved(factor=factor, match=match, multiplier=multiplier)
+    # From the index (without a GWP set) `factor` is None: the record is the fragment.
+    return Resolved(factor, match, multiplier, fragment)
 
 
 def resolve_items(

@@ -80,6 +80,15 @@ class Candidate(NamedTuple):
     matches: int = 1
 
 
+class Probe(NamedTuple):
+    """What one probe (a cell: activity, region, boundary; a year bound; the units wanted)
+    finds: the candidates at the nearest year that has any, or, when units are wanted and no
+    year has a factor in them, the nearest factor in any unit (year, unit)."""
+
+    candidates: Sequence[Candidate] = ()
+    nearest_any: tuple[int, str] | None = None
+
+
 class _Year(NamedTuple):
     """The factors of one cell (activity, region, boundary or any) at one year, in the
     releases of a group: a candidate per release and unit, and the lowest id's unit."""
@@ -96,8 +105,9 @@ class ReleaseFactors:
     key: ReleaseKey
     # (activity, region) → [(year, boundary, unit, factor id)]
     cells: dict[tuple[str, str], list[tuple[int, str, str, int]]] = field(default_factory=dict)
-    # factor id → (record JSON up to `publisher`, without the closing brace; factor code; co2e)
-    records: dict[int, tuple[bytes, str, float]] = field(default_factory=dict)
+    # factor id → (record JSON up to `publisher`, without the closing brace; the factor code
+    # as inside a JSON string; co2e)
+    records: dict[int, tuple[bytes, bytes, float]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -143,32 +153,64 @@ def load_release(connection: Connection, key: ReleaseKey) -> ReleaseFactors:
         )
         records[factor_id] = (
             dumps(dict(zip(own, row[1:cut], strict=True)))[:-1],
-            row[code],
+            dumps(row[code])[1:-1],
             row[co2e],
         )
     return release
 
 
-def release_suffix(values: Sequence[Any]) -> bytes:
-    """The record's fields its release decides (`RELEASE_FIELDS`' values), as JSON to follow
-    a factor's own part, up to the `id`'s value."""
+def release_affixes(values: Sequence[Any]) -> tuple[bytes, bytes]:
+    """What a record of the release says around its factor code, as JSON: the fields its
+    release decides (`RELEASE_FIELDS`' values, publisher, dataset and version first) and the
+    record's id (`{publisher}/{dataset}/{code}@{version}`) up to the code, then the rest of the
+    id and the closing brace. A record is `b"".join((prefix, head, code, tail))`: JSON escapes
+    character by character, so the id's pieces escaped apart are the id escaped whole."""
     body = orjson.dumps(dict(zip(RELEASE_FIELDS, values, strict=True)))
-    return b"," + body[1:-1] + b',"id":'
-
-
-def record_json(prefix: bytes, suffix: bytes, record_id: str) -> bytes:
-    """A whole record: its own part, its release's part, its id."""
-    return b"".join((prefix, suffix, orjson.dumps(record_id), b"}"))
+    publisher, dataset, version = values[0], values[1], values[2]
+    head = b"," + body[1:-1] + b',"id":' + orjson.dumps(f"{publisher}/{dataset}/")[:-1]
+    return head, orjson.dumps(f"@{version}")[1:] + b"}"
 
 
 class _Cell:
-    """A cell's years in a group of releases, newest first (`years`: negated, for bisect)."""
+    """A cell's years in a group of releases, newest first (`years`: negated, for bisect).
 
-    __slots__ = ("entries", "years")
+    `view(units)`: what a probe of the cell finds for each place a year bound falls among
+    its years (`probes[bisect_left(years, -year)]`), made at the first probe for those units
+    and kept with the cell (one entry per year: a probe is then one bisection)."""
+
+    __slots__ = ("entries", "views", "years")
 
     def __init__(self, entries: list[_Year]) -> None:
         self.entries = entries
         self.years = [-entry.year for entry in entries]
+        self.views: dict[frozenset[str] | None, list[Probe | None]] = {}
+
+    def view(self, units: frozenset[str] | None) -> list[Probe | None]:
+        view = self.views.get(units)
+        if view is None:
+            # Two threads may make the same view at once: either one is kept, both are right.
+            view = self.views[units] = _view(self.entries, units)
+        return view
+
+
+def _view(entries: list[_Year], units: frozenset[str] | None) -> list[Probe | None]:
+    """For a year bound falling at each place among `entries` (and past the last), what a
+    probe finds (`probe_cell`), None when nothing."""
+    if units is None:
+        return [Probe(entry.candidates) for entry in entries] + [None]
+    view: list[Probe | None] = [None]
+    found: Probe | None = None
+    # From the oldest year up: a place's answer is the first year at or after it (older or
+    # equal) with a factor in `units`, or else the nearest factor in any unit.
+    for entry in reversed(entries):
+        chosen = [candidate for candidate in entry.candidates if candidate.unit in units]
+        if chosen:
+            found = Probe(
+                entry.candidates if len(chosen) == len(entry.candidates) else tuple(chosen)
+            )
+        view.append(found or Probe((), (entry.year, entry.any_unit)))
+    view.reverse()
+    return view
 
 
 EMPTY = _Cell([])
@@ -367,26 +409,11 @@ def _make_cells(rows: list[tuple[int, tuple[int, str, str, int]]]) -> dict[str |
     }
 
 
-def probe_cell(
-    cell: _Cell, year: int, units: frozenset[str] | None
-) -> tuple[Sequence[Candidate], tuple[int, str] | None]:
+def probe_cell(cell: _Cell, year: int, units: frozenset[str] | None) -> Probe | None:
     """What the probe query says for a cell: the candidates at the nearest year not after
     `year` with a factor in one of `units` (any unit: None), and, when `units` are given and
-    no year has one, the nearest factor in any unit (year, unit)."""
-    entries = cell.entries
-    start = bisect_left(cell.years, -year)
-    if units is None:
-        if start < len(entries):
-            return entries[start].candidates, None
-        return (), None
-    for entry in entries[start:]:
-        chosen = [candidate for candidate in entry.candidates if candidate.unit in units]
-        if chosen:
-            return chosen, None
-    if start < len(entries):
-        nearest = entries[start]
-        return (), (nearest.year, nearest.any_unit)
-    return (), None
+    no year has one, the nearest factor in any unit (year, unit); None when neither."""
+    return cell.view(units)[bisect_left(cell.years, -year)]
 
 
 def resolve_index_loader(engine: Engine, settings: Settings) -> Engine | None:
