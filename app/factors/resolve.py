@@ -91,6 +91,7 @@ from app.factors.resolve_index import (
     Probe,
     ResolveIndex,
     release_affixes,
+    units_wanted,
 )
 from app.factors.resolve_index import Candidate as _Candidate
 from app.factors.schemas import BOUNDARIES, MAX_YEAR, MIN_YEAR, REGION_PATTERN, ResolveItem
@@ -244,23 +245,36 @@ class Line:
 class Resolved:
     """The chosen factor (payload, GWP applied) and how it was chosen.
 
-    `fragment`: the factor's record as JSON, when it came from the index
-    (app/factors/resolve_index.py): the answer sends those bytes as they are, and `factor`
-    is read from them only when something asks for it (an estimate, metering)."""
+    `match_json`: the match as JSON (made from parts shared by the call's lines, not as a
+    dict: the answer sends those bytes as they are); `match` is read from them when
+    something asks for it (an estimate, the tests). `fragment`: the factor's record as JSON,
+    when it came from the index (app/factors/resolve_index.py), likewise sent as it is, and
+    `factor` read from it only when asked for (an estimate, metering).
+    `per_requested_unit`: the match's `unit.co2e_per_requested_unit`."""
 
-    __slots__ = ("_factor", "fragment", "match", "multiplier")
+    __slots__ = (
+        "_factor",
+        "_match",
+        "fragment",
+        "match_json",
+        "multiplier",
+        "per_requested_unit",
+    )
 
     def __init__(
         self,
         factor: dict[str, Any] | None,
-        match: dict[str, Any],
+        match_json: bytes,
         multiplier: float | None = None,
         fragment: bytes | None = None,
+        per_requested_unit: float | None = None,
     ) -> None:
         self._factor = factor
-        self.match = match
+        self._match: dict[str, Any] | None = None
+        self.match_json = match_json
         self.multiplier = multiplier
         self.fragment = fragment
+        self.per_requested_unit = per_requested_unit
 
     @property
     def factor(self) -> dict[str, Any]:
@@ -268,6 +282,12 @@ class Resolved:
             assert self.fragment is not None
             self._factor = orjson.loads(self.fragment)
         return self._factor
+
+    @property
+    def match(self) -> dict[str, Any]:
+        if self._match is None:
+            self._match = orjson.loads(self.match_json)
+        return self._match
 
 
 @dataclass(frozen=True)
@@ -812,8 +832,8 @@ def _database_plan(
     line_tiers: dict[int, list[int]],
     groups: list[tuple[int, ...]],
     chains: dict[str, RegionChain],
-) -> dict[int, list[list[Probe | None]]]:
-    """Every line's probes, by the probe query (each distinct probe once)."""
+) -> list[list[list[Probe | None]]]:
+    """Every line's probes (in `lines`' order), by the probe query (each distinct probe once)."""
     probes: dict[tuple[Any, ...], int] = {}
     numbers: dict[int, list[list[int]]] = {}
     for line in lines:
@@ -837,10 +857,9 @@ def _database_plan(
         for (a, r, y, d, b, g), number in probes.items()
     ]
     found = _probe(session, probe_rows, groups) if probe_rows else {}
-    return {
-        index: [[found.get(number) for number in tier] for tier in tiers]
-        for index, tiers in numbers.items()
-    }
+    return [
+        [[found.get(number) for number in tier] for tier in numbers[line.index]] for line in lines
+    ]
 
 
 def _index_plan(
@@ -850,38 +869,27 @@ def _index_plan(
     line_tiers: dict[int, list[int]],
     groups: list[tuple[int, ...]],
     chains: dict[str, RegionChain],
-) -> dict[int, list[list[Probe | None]]]:
-    """Every line's probes, answered from the worker's index as the probe query answers
-    them: per region of its chain, the cell's view for the line's units (made once per cell
-    and units, app/factors/resolve_index.py) at the place of the line's year."""
+) -> list[list[list[Probe | None]]]:
+    """Every line's probes (in `lines`' order), answered from the worker's index as the probe
+    query answers them: for each region of its chain, one bisection of the cell's years (a
+    cell holds what a probe finds for each place a year bound may fall;
+    app/factors/resolve_index.py)."""
     cells = [index.cells(tuple(held[version_id] for version_id in group)) for group in groups]
-    # (activity, region, boundary, group, units) → the cell's view and years
-    views: dict[tuple[Any, ...], tuple[list[int], list[Probe | None]]] = {}
-    plan: dict[int, list[list[Probe | None]]] = {}
+    plan: list[list[list[Probe | None]]] = []
     for line in lines:
         activity, boundary, bound = line.activity_id, line.boundary, -line.year
-        units = _unit_set(line.dimensions)
+        units, dimensions = units_wanted(line.dimensions)
         codes = chains[line.region].codes
         tiers: list[list[Probe | None]] = []
         for group in line_tiers[line.index]:
+            group_cells = cells[group]
             tier: list[Probe | None] = []
             for code in codes:
-                key = (activity, code, boundary, group, units)
-                found = views.get(key)
-                if found is None:
-                    cell = cells[group].get((activity, code, boundary), EMPTY)
-                    found = views[key] = (cell.years, cell.view(units))
-                tier.append(found[1][bisect_left(found[0], bound)])
+                cell = group_cells.get((activity, code, boundary), EMPTY)
+                tier.append(cell.view(units, dimensions)[bisect_left(cell.years, bound)])
             tiers.append(tier)
-        plan[line.index] = tiers
+        plan.append(tiers)
     return plan
-
-
-@lru_cache(maxsize=64)
-def _unit_set(dimensions: tuple[str, ...] | None) -> frozenset[str] | None:
-    if dimensions is None:
-        return None
-    return frozenset(unit for dimension in dimensions for unit in units_of_dimension(dimension))
 
 
 # --------------------------------------------------------------------------- resolving
@@ -974,13 +982,14 @@ def resolve_lines(
                 for version_id in group
             },
         )
-    # Per line and tier, what each probe along its region chain found (None: nothing).
-    plan: dict[int, list[list[Probe | None]]]
+    # Per line (in `lines`' order) and tier, what each probe along its region chain found
+    # (None: nothing).
+    plans: list[list[list[Probe | None]]]
     if held is not None:
         assert index is not None
-        plan = _index_plan(index, held, lines, line_tiers, list(groups), chains)
+        plans = _index_plan(index, held, lines, line_tiers, list(groups), chains)
     else:
-        plan = _database_plan(session, lines, line_tiers, list(groups), chains)
+        plans = _database_plan(session, lines, line_tiers, list(groups), chains)
 
     # A probe's candidates ranked once per call for each requested unit (lines that fall
     # back to the same region and year share them); the candidates are kept with their
@@ -1016,20 +1025,19 @@ def resolve_lines(
                 return depth, kept[1]
         return None
 
-    chosen: dict[int, tuple[int, Sequence[_Candidate]]] = {}
+    picks: list[tuple[int, Sequence[_Candidate]] | None] = []
     # Per line, the deprecated release that was passed over or used, and which.
     deprecation: dict[int, dict[str, Any]] = {}
-    for line in lines:
+    for line, line_plan in zip(lines, plans, strict=True):
         requested = line.unit.canonical if line.unit else None
-        line_plan = plan[line.index]
         pick = None
         for tier in line_plan:
             pick = best(tier, requested)
             if pick is not None:
                 break
+        picks.append(pick)
         if pick is None:
             continue
-        chosen[line.index] = pick
         used = by_version[pick[1][0].version_id]
         if used.deprecated:
             deprecation[line.index] = _deprecation("used", used, pick)
@@ -1042,26 +1050,24 @@ def resolve_lines(
 
     records: dict[int, dict[str, Any]] = {}
     if held is None:
-        wanted = sorted({ranked[0].factor_id for _, ranked in chosen.values()})
+        wanted = sorted({pick[1][0].factor_id for pick in picks if pick is not None})
         if wanted:
             records = _records(session, dialect, wanted)
-    # From the index: each chosen factor's record made once, from its own part and what its
-    # release's current state says around its code (resolve_index.release_affixes).
+    # From the index: each chosen factor's record as its release's state says now
+    # (resolve_index.release_affixes: made once per release and call).
     fragments: dict[int, bytes] = {}
     affixes: dict[int, tuple[bytes, bytes]] = {}
+    parts = _MatchParts()
 
     answers: dict[int, Resolved | LineError] = {}
-    walks: dict[tuple[Any, ...], tuple[list[str], list[dict[str, Any]]]] = {}
-    for line in lines:
+    for line, line_plan, pick in zip(lines, plans, picks, strict=True):
         chain = chains[line.region]
         nearest_any: list[tuple[int, tuple[int, str]]] = []
-        probed = plan[line.index]
         # Only a probe for a unit says what it found in other units.
-        if probed and line.unit:
-            for depth, probe in enumerate(probed[-1]):
+        if line_plan and line.unit:
+            for depth, probe in enumerate(line_plan[-1]):
                 if probe is not None and probe.nearest_any is not None:
                     nearest_any.append((depth, probe.nearest_any))
-        pick = chosen.get(line.index)
         if pick is None:
             answers[line.index] = (
                 _incompatible(line, chain, nearest_any[0])
@@ -1075,26 +1081,21 @@ def resolve_lines(
         fragment: bytes | None = None
         if held is not None:
             fragment = fragments.get(top.factor_id)
-            own = held[top.version_id].records[top.factor_id]
             if fragment is None:
                 around = affixes.get(top.version_id)
                 if around is None:
                     around = affixes[top.version_id] = release_affixes(
                         by_version[top.version_id].record_state
                     )
-                fragment = fragments[top.factor_id] = b"".join(
-                    (own[0], around[0], own[1], around[1])
+                fragment = fragments[top.factor_id] = held[top.version_id].record(
+                    top.factor_id, around
                 )
             # What the match reads of the record, from the index.
-            unit, co2e, year, region = top.unit, own[2], top.reference_year, chain.codes[depth]
+            unit, year = top.unit, top.reference_year
+            co2e = held[top.version_id].records[top.factor_id][2]
         else:
             factor = records[top.factor_id]
-            unit, co2e, year, region = (
-                factor["unit"],
-                factor["co2e"],
-                factor["reference_year"],
-                factor["region"],
-            )
+            unit, co2e, year = factor["unit"], factor["co2e"], factor["reference_year"]
         if gwp is not None:
             # Lines sharing a factor share its record, unless a GWP set rewrites it (no
             # answer changes a record after this).
@@ -1115,22 +1116,140 @@ def resolve_lines(
                 None,
             )
             other_units = tuple(d for d, _ in nearest_any if d < depth)
-        answers[line.index] = _resolved(
-            line,
-            chain,
-            depth,
-            (unit, co2e, year, region),
-            by_version[top.version_id],
+        release = by_version[top.version_id]
+        requested_unit = line.unit
+        multiplier: float | None = None
+        per_unit: float | None = None
+        if requested_unit is None:
+            unit_json = parts.any_unit(unit)
+        else:
+            head, multiplier = parts.unit(requested_unit, unit)
+            if multiplier is not None:
+                per_unit = clean_float(co2e * multiplier)
+            unit_json = b"".join(
+                (
+                    head,
+                    _dumps_bytes(per_unit),
+                    b',"passed_over":',
+                    _dumps_bytes(passed_over),
+                    b"}",
+                )
+            )
+        requested_year = line.year
+        deprecated = deprecation.get(line.index)
+        match_json = _MATCH % (
+            b"exact" if depth == 0 and year == requested_year else b"fallback",
+            parts.walk(line.region, chain, depth, other_units),
+            year,
+            requested_year,
+            b"true" if year != requested_year else b"false",
+            requested_year - year,
+            parts.release(release),
             (top.matches if len(ranked) == 1 else sum(c.matches for c in ranked)) - 1,
-            _decided_by(ranked, by_version, requested=line.unit.canonical if line.unit else None),
-            passed_over,
-            other_units,
-            deprecation.get(line.index),
-            walks,
-            factor,
-            fragment,
+            _decided_by(ranked, by_version, line.unit.canonical if line.unit else None).encode(),
+            b"null" if deprecated is None else _dumps_bytes(deprecated),
+            unit_json,
         )
+        # From the index (without a GWP set) `factor` is None: the record is the fragment.
+        answers[line.index] = Resolved(factor, match_json, multiplier, fragment, per_unit)
     return answers
+
+
+# A match as JSON, key by key as `Resolved.match` reads: type, the region walk
+# (`_MatchParts.walk`), the years, the dataset (`_MatchParts.release`), alternatives,
+# decided_by, deprecated, unit.
+_MATCH = (
+    b'{"type":"%s"%s,"year":%d,"requested_year":%d,"year_fallback":%s,"year_distance":%d'
+    b'%s%d,"decided_by":"%s","deprecated":%s,"unit":%s}'
+)
+_dumps_bytes = orjson.dumps
+
+
+class _MatchParts:
+    """The parts of a call's matches that many lines share, as JSON, made once per call:
+    the region walks, the releases' dataset and priority, the unit conversions."""
+
+    def __init__(self) -> None:
+        self._walks: dict[tuple[str, int, tuple[int, ...]], bytes] = {}
+        self._releases: dict[int, bytes] = {}
+        self._units: dict[tuple[AmountUnit, str], tuple[bytes, float | None]] = {}
+        self._any_units: dict[str, bytes] = {}
+
+    def walk(
+        self, region: str, chain: RegionChain, depth: int, other_units: tuple[int, ...]
+    ) -> bytes:
+        """From `region` to `requested_region`, `region_known` and `region_steps`: the
+        walk up the chain to `depth`, past the regions with factors in other units only
+        (`other_units`, depths nearest first)."""
+        key = (region, depth, other_units)
+        made = self._walks.get(key)
+        if made is None:
+            body = orjson.dumps(
+                {
+                    "region": chain.codes[depth],
+                    "requested_region": region,
+                    "region_fallback": depth > 0,
+                    "region_distance": depth,
+                    "region_chain": list(chain.codes),
+                    "region_known": chain.known,
+                    "region_steps": [
+                        {
+                            **step.as_dict(),
+                            "outcome": "matched"
+                            if n == depth
+                            else ("other_unit_only" if n in other_units else "no_factor"),
+                        }
+                        for n, step in enumerate(chain.steps[: depth + 1])
+                    ],
+                }
+            )
+            made = self._walks[key] = b"," + body[1:-1]
+        return made
+
+    def release(self, release: _Release) -> bytes:
+        """`dataset` and `dataset_priority`, up to the value of `alternatives`."""
+        made = self._releases.get(release.version_id)
+        if made is None:
+            body = orjson.dumps(
+                {
+                    "dataset": f"{release.publisher}/{release.dataset}",
+                    "dataset_priority": release.priority,
+                }
+            )
+            made = self._releases[release.version_id] = b"," + body[1:-1] + b',"alternatives":'
+        return made
+
+    def any_unit(self, factor_unit: str) -> bytes:
+        """`unit` when the line asks for none."""
+        made = self._any_units.get(factor_unit)
+        if made is None:
+            made = self._any_units[factor_unit] = orjson.dumps(
+                {"requested": None, "factor_unit": factor_unit}
+            )
+        return made
+
+    def unit(self, requested: AmountUnit, factor_unit: str) -> tuple[bytes, float | None]:
+        """`unit` up to the value of `co2e_per_requested_unit`, and the multiplier (None: the
+        factor's unit has another dimension, converted by a cited property in estimates)."""
+        key = (requested, factor_unit)
+        made = self._units.get(key)
+        if made is None:
+            multiplier = (
+                conversion_multiplier(requested.text, factor_unit)
+                if ACCEPTED_UNITS.get(factor_unit) == requested.dimension
+                else None
+            )
+            body = orjson.dumps(
+                {
+                    "requested": requested.canonical,
+                    "factor_unit": factor_unit,
+                    "dimension": requested.dimension,
+                    "converted": factor_unit != requested.canonical,
+                    "multiplier": multiplier,
+                }
+            )
+            made = self._units[key] = (body[:-1] + b',"co2e_per_requested_unit":', multiplier)
+        return made
 
 
 def _deprecation(
@@ -1192,88 +1311,6 @@ def _no_match(line: Line, chain: RegionChain) -> LineError:
     return LineError("no_match", detail)
 
 
-def _resolved(
-    line: Line,
-    chain: RegionChain,
-    depth: int,
-    chosen: tuple[str, float, int, str],
-    release: _Release,
-    alternatives: int,
-    decided_by: str,
-    passed_over: dict[str, Any] | None,
-    other_units: tuple[int, ...],
-    deprecated: dict[str, Any] | None,
-    walks: dict[tuple[Any, ...], tuple[list[str], list[dict[str, Any]]]],
-    factor: dict[str, Any] | None,
-    fragment: bytes | None,
-) -> Resolved:
-    """The match of a line and its factor. `chosen`: the factor's unit, co2e, reference year
-    and region; its record is `factor`, or the `fragment` of JSON it is sent as.
-
-    `walks`: the region chains and steps already made in this call, shared by the lines that
-    walked the same way (nothing changes them once made); `other_units`: the depths, nearest
-    first, passed over for having factors in other units only."""
-    unit, co2e, year, region = chosen
-    unit_match: dict[str, Any] = {"requested": None, "factor_unit": unit}
-    multiplier: float | None = None
-    requested = line.unit
-    if requested is not None:
-        if ACCEPTED_UNITS.get(unit) == requested.dimension:
-            multiplier = conversion_multiplier(requested.text, unit)
-        unit_match = {
-            "requested": requested.canonical,
-            "factor_unit": unit,
-            "dimension": requested.dimension,
-            "converted": unit != requested.canonical,
-            # None: another dimension, converted by a cited property (see the estimate).
-            "multiplier": multiplier,
-            "co2e_per_requested_unit": (
-                clean_float(co2e * multiplier) if multiplier is not None else None
-            ),
-            "passed_over": passed_over,
-        }
-    walk_key = (chain.region, depth, other_units)
-    walk = walks.get(walk_key)
-    if walk is None:
-        walk = walks[walk_key] = (
-            list(chain.codes),
-            [
-                {
-                    **step.as_dict(),
-                    "outcome": "matched"
-                    if n == depth
-                    else ("other_unit_only" if n in other_units else "no_factor"),
-                }
-                for n, step in enumerate(chain.steps[: depth + 1])
-            ],
-        )
-    requested_year = line.year
-    match = {
-        "type": "exact" if depth == 0 and year == requested_year else "fallback",
-        "region": region,
-        "requested_region": line.region,
-        "region_fallback": depth > 0,
-        "region_distance": depth,
-        "region_chain": walk[0],
-        "region_known": chain.known,
-        "region_steps": walk[1],
-        "year": year,
-        "requested_year": requested_year,
-        "year_fallback": year != requested_year,
-        "year_distance": requested_year - year,
-        "dataset": release.dataset_name,
-        "dataset_priority": release.priority,
-        "alternatives": alternatives,
-        "decided_by": decided_by,
-        # A deprecated dataset that had a factor for the line: "passed_over" for a current
-        # dataset's factor, or "used" for lack of any other; null when none was involved.
-        "deprecated": deprecated,
-        "unit": unit_match,
-    }
-    # From the index (without a GWP set) `factor` is None: the record is the fragment.
-    return Resolved(factor, match, multiplier, fragment)
-
-
 def resolve_items(
     session: Session,
     *,
@@ -1299,9 +1336,9 @@ def _finite(answer: Resolved | LineError) -> Resolved | LineError:
     with its reason (JSON has no infinity: it would have been a null)."""
     if isinstance(answer, LineError):
         return answer
-    unit = answer.match["unit"]
-    per_unit = unit.get("co2e_per_requested_unit")
+    per_unit = answer.per_requested_unit
     if per_unit is not None and not math.isfinite(per_unit):
+        unit = answer.match["unit"]
         return LineError(
             "not_finite",
             not_finite_detail(
@@ -1317,6 +1354,7 @@ def _finite(answer: Resolved | LineError) -> Resolved | LineError:
 def resolved_item_payload(answer: Resolved | LineError) -> dict[str, Any]:
     if isinstance(answer, LineError):
         return {"error": answer.as_dict()}
+    match = orjson.Fragment(answer.match_json)
     if answer.fragment is not None:
-        return {"factor": orjson.Fragment(answer.fragment), "match": answer.match}
-    return {"factor": answer.factor, "match": answer.match}
+        return {"factor": orjson.Fragment(answer.fragment), "match": match}
+    return {"factor": answer.factor, "match": match}

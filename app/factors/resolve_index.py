@@ -30,11 +30,11 @@ it (~2 s for 100,000 factors on the shared development machine) and makes its gr
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
@@ -46,6 +46,7 @@ from app.core.config import Settings
 from app.core.db import is_memory_sqlite, make_engine
 from app.factors.models import Factor
 from app.factors.service import factor_select
+from app.reference.units import ACCEPTED_UNITS, units_of_dimension
 
 # A release as the index knows it: its id and when it was published (an id reused after a
 # release was removed is another release).
@@ -89,29 +90,32 @@ class Probe(NamedTuple):
     nearest_any: tuple[int, str] | None = None
 
 
-class _Year(NamedTuple):
-    """The factors of one cell (activity, region, boundary or any) at one year, in the
-    releases of a group: a candidate per release and unit, and the lowest id's unit."""
-
-    year: int
-    candidates: tuple[Candidate, ...]
-    any_unit: str
-
-
 @dataclass
 class ReleaseFactors:
-    """One release's factors: where each answers and its record's own part."""
+    """One release's factors: where each answers and its record as JSON."""
 
     key: ReleaseKey
     # (activity, region) → [(year, boundary, unit, factor id)]
     cells: dict[tuple[str, str], list[tuple[int, str, str, int]]] = field(default_factory=dict)
-    # factor id → (record JSON up to `publisher`, without the closing brace; the factor code
-    # as inside a JSON string; co2e)
-    records: dict[int, tuple[bytes, bytes, float]] = field(default_factory=dict)
+    # factor id → (the whole record as JSON, as the release's state was when it was read;
+    # the factor code as inside a JSON string; co2e; the length of the record's own part,
+    # the JSON up to `publisher` without the closing brace)
+    records: dict[int, tuple[bytes, bytes, float, int]] = field(default_factory=dict)
+    # `release_affixes` of the release's state when it was read (None if its rows did not
+    # all say the same)
+    affixes: tuple[bytes, bytes] | None = None
 
     @property
     def size(self) -> int:
         return len(self.records)
+
+    def record(self, factor_id: int, affixes: tuple[bytes, bytes]) -> bytes:
+        """The factor's record as JSON, with `affixes` (`release_affixes` of the release's
+        state now): the bytes kept when the state is the one read, else remade."""
+        whole, code, _, own = self.records[factor_id]
+        if affixes == self.affixes:
+            return whole
+        return b"".join((whole[:own], affixes[0], code, affixes[1]))
 
 
 def load_release(connection: Connection, key: ReleaseKey) -> ReleaseFactors:
@@ -146,16 +150,26 @@ def load_release(connection: Connection, key: ReleaseKey) -> ReleaseFactors:
     cells = release.cells
     records = release.records
     dumps = orjson.dumps
+    # The release's state as its rows say it (the same for all of them) → release_affixes
+    states: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
     for row in result:
         factor_id = row[0]
         cells.setdefault((row[activity], row[region]), []).append(
             (row[year], row[boundary], row[unit], factor_id)
         )
+        state = tuple(row[cut:])
+        head, tail = states.get(state) or states.setdefault(state, release_affixes(state))
+        code_json = dumps(row[code])[1:-1]
+        own_part = dumps(dict(zip(own, row[1:cut], strict=True)))[:-1]
         records[factor_id] = (
-            dumps(dict(zip(own, row[1:cut], strict=True)))[:-1],
-            dumps(row[code])[1:-1],
+            b"".join((own_part, head, code_json, tail)),
+            code_json,
             row[co2e],
+            len(own_part),
         )
+    if len(states) == 1:
+        # (Were there several, no state would be the records' own: each is remade.)
+        (release.affixes,) = states.values()
     return release
 
 
@@ -172,48 +186,56 @@ def release_affixes(values: Sequence[Any]) -> tuple[bytes, bytes]:
 
 
 class _Cell:
-    """A cell's years in a group of releases, newest first (`years`: negated, for bisect).
+    """The factors of one cell (activity, region, boundary or any) in the releases of a
+    group, by year, newest first: at each year a candidate per release and unit, the unit of
+    the lowest id (`any_units`), and the dimensions of all their units.
 
-    `view(units)`: what a probe of the cell finds for each place a year bound falls among
-    its years (`probes[bisect_left(years, -year)]`), made at the first probe for those units
-    and kept with the cell (one entry per year: a probe is then one bisection)."""
+    A probe is `view(units, dimensions)[bisect_left(years, -year)]` (`years` negated for
+    bisect): each place a year bound may fall among the years (and past the last) holds what
+    the probe finds there. Nearly every probe asks for all units, or for a dimension that is
+    the cell's only one, and takes the years' own entries; the views for other units are made
+    at the first probe that asks and kept with the cell."""
 
-    __slots__ = ("entries", "views", "years")
+    __slots__ = ("any_units", "dimensions", "every", "views", "years")
 
-    def __init__(self, entries: list[_Year]) -> None:
-        self.entries = entries
-        self.years = [-entry.year for entry in entries]
-        self.views: dict[frozenset[str] | None, list[Probe | None]] = {}
+    def __init__(self, years: list[int], entries: list[Probe], any_units: list[str]) -> None:
+        self.years = [-year for year in years]
+        self.any_units = any_units
+        self.every: list[Probe | None] = [*entries, None]
+        self.dimensions = frozenset(
+            ACCEPTED_UNITS.get(candidate.unit)
+            for entry in entries
+            for candidate in entry.candidates
+        )
+        self.views: dict[frozenset[str], list[Probe | None]] = {}
 
-    def view(self, units: frozenset[str] | None) -> list[Probe | None]:
+    def view(self, units: frozenset[str] | None, dimensions: frozenset[str]) -> list[Probe | None]:
+        """The probes of the units given (None: any), which are those of `dimensions`."""
+        if units is None or self.dimensions <= dimensions:
+            return self.every
         view = self.views.get(units)
         if view is None:
             # Two threads may make the same view at once: either one is kept, both are right.
-            view = self.views[units] = _view(self.entries, units)
+            view = self.views[units] = self._view(units)
+        return view
+
+    def _view(self, units: frozenset[str]) -> list[Probe | None]:
+        """A place's answer is the first year at or before it (in years: older or equal)
+        with a factor in `units`, or else the nearest factor in any unit."""
+        view: list[Probe | None] = [None]
+        found: Probe | None = None
+        for position in range(len(self.years) - 1, -1, -1):
+            entry = self.every[position]
+            assert entry is not None
+            chosen = [candidate for candidate in entry.candidates if candidate.unit in units]
+            if chosen:
+                found = entry if len(chosen) == len(entry.candidates) else Probe(tuple(chosen))
+            view.append(found or Probe((), (-self.years[position], self.any_units[position])))
+        view.reverse()
         return view
 
 
-def _view(entries: list[_Year], units: frozenset[str] | None) -> list[Probe | None]:
-    """For a year bound falling at each place among `entries` (and past the last), what a
-    probe finds (`probe_cell`), None when nothing."""
-    if units is None:
-        return [Probe(entry.candidates) for entry in entries] + [None]
-    view: list[Probe | None] = [None]
-    found: Probe | None = None
-    # From the oldest year up: a place's answer is the first year at or after it (older or
-    # equal) with a factor in `units`, or else the nearest factor in any unit.
-    for entry in reversed(entries):
-        chosen = [candidate for candidate in entry.candidates if candidate.unit in units]
-        if chosen:
-            found = Probe(
-                entry.candidates if len(chosen) == len(entry.candidates) else tuple(chosen)
-            )
-        view.append(found or Probe((), (entry.year, entry.any_unit)))
-    view.reverse()
-    return view
-
-
-EMPTY = _Cell([])
+EMPTY = _Cell([], [], [])
 # Rows of a release read at a time when it is loaded (PostgreSQL: a server-side cursor).
 _LOAD_ROWS = 10_000
 # Cells kept across calls (each a few candidates per year): the groups least recently made
@@ -387,33 +409,38 @@ def _make_cells(rows: list[tuple[int, tuple[int, str, str, int]]]) -> dict[str |
             else:
                 counted[0] = min(counted[0], factor_id)
                 counted[1] += 1
-            years = lowest.setdefault(cell_boundary, {})
-            first = years.get(year)
+            firsts = lowest.setdefault(cell_boundary, {})
+            first = firsts.get(year)
             if first is None or factor_id < first[0]:
-                years[year] = (factor_id, unit)
-    return {
-        boundary: _Cell(
+                firsts[year] = (factor_id, unit)
+    cells: dict[str | None, _Cell] = {}
+    for cell_boundary, years in by_year.items():
+        newest_first = sorted(years, reverse=True)
+        cells[cell_boundary] = _Cell(
+            newest_first,
             [
-                _Year(
-                    year,
+                Probe(
                     tuple(
                         Candidate(factor_id, year, unit, version_id, count)
                         for (version_id, unit), (factor_id, count) in sorted(years[year].items())
-                    ),
-                    lowest[boundary][year][1],
+                    )
                 )
-                for year in sorted(years, reverse=True)
-            ]
+                for year in newest_first
+            ],
+            [lowest[cell_boundary][year][1] for year in newest_first],
         )
-        for boundary, years in by_year.items()
-    }
+    return cells
 
 
-def probe_cell(cell: _Cell, year: int, units: frozenset[str] | None) -> Probe | None:
-    """What the probe query says for a cell: the candidates at the nearest year not after
-    `year` with a factor in one of `units` (any unit: None), and, when `units` are given and
-    no year has one, the nearest factor in any unit (year, unit); None when neither."""
-    return cell.view(units)[bisect_left(cell.years, -year)]
+@lru_cache(maxsize=64)
+def units_wanted(
+    dimensions: tuple[str, ...] | None,
+) -> tuple[frozenset[str] | None, frozenset[str]]:
+    """The declared units of `dimensions` (None: any unit), and the dimensions as a set."""
+    if dimensions is None:
+        return None, frozenset()
+    units = frozenset(unit for dimension in dimensions for unit in units_of_dimension(dimension))
+    return units, frozenset(dimensions)
 
 
 def resolve_index_loader(engine: Engine, settings: Settings) -> Engine | None:
