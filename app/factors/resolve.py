@@ -86,14 +86,13 @@ from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
 from app.factors.models import Factor
+from app.factors.resolve_index import Candidate as _Candidate
 from app.factors.resolve_index import (
-    EMPTY,
     Probe,
     ResolveIndex,
     release_affixes,
     units_wanted,
 )
-from app.factors.resolve_index import Candidate as _Candidate
 from app.factors.schemas import BOUNDARIES, MAX_YEAR, MIN_YEAR, REGION_PATTERN, ResolveItem
 from app.factors.service import factor_payloads, factor_select
 from app.reference.gwp import GwpTable, apply_gwp, gwp_table_for
@@ -411,17 +410,9 @@ def check_line_values(
             Message("resolve.invalid_boundary", boundaries=", ".join(BOUNDARIES)),
             ("boundary",),
         )
+    # By position: 1000 lines a call, and keywords cost as much again.
     return Line(
-        index=index,
-        activity_id=activity_id,
-        region=region,
-        year=year,
-        unit=parsed_unit,
-        publisher=publisher,
-        dataset=dataset,
-        version=version,
-        as_of=as_of,
-        boundary=boundary,
+        index, activity_id, region, year, parsed_unit, publisher, dataset, version, as_of, boundary
     )
 
 
@@ -882,12 +873,12 @@ def _index_plan(
         codes = chains[line.region].codes
         tiers: list[list[Probe | None]] = []
         for group in line_tiers[line.index]:
-            group_cells = cells[group]
-            tier: list[Probe | None] = []
-            for code in codes:
-                cell = group_cells.get((activity, code, boundary), EMPTY)
-                tier.append(cell.view(units, dimensions)[bisect_left(cell.years, bound)])
-            tiers.append(tier)
+            tiers.append(
+                [
+                    cell.view(units, dimensions)[bisect_left(cell.years, bound)]
+                    for cell in cells[group].along(activity, codes, boundary)
+                ]
+            )
         plan.append(tiers)
     return plan
 

@@ -236,6 +236,36 @@ class _Cell:
 
 
 EMPTY = _Cell([], [], [])
+# Region chains' cells kept per group of releases (`GroupCells.along`): all let go past this.
+_MAX_COLUMNS = 100_000
+
+
+class GroupCells(dict[tuple[str, str, str | None], _Cell]):
+    """A group's cells by (activity, region, boundary or None), and the cells along the
+    region chains asked for so far (`along`: one look-up per line instead of one per region
+    of its chain)."""
+
+    __slots__ = ("_columns",)
+
+    def __init__(self, cells: Iterable[tuple[tuple[str, str, str | None], _Cell]]) -> None:
+        super().__init__(cells)
+        self._columns: dict[tuple[str, tuple[str, ...], str | None], tuple[_Cell, ...]] = {}
+
+    def along(
+        self, activity: str, codes: tuple[str, ...], boundary: str | None
+    ) -> tuple[_Cell, ...]:
+        """The cells of `activity` and `boundary` at each region of a chain (`codes`)."""
+        key = (activity, codes, boundary)
+        found = self._columns.get(key)
+        if found is None:
+            if len(self._columns) >= _MAX_COLUMNS:
+                self._columns.clear()
+            found = self._columns[key] = tuple(
+                self.get((activity, code, boundary), EMPTY) for code in codes
+            )
+        return found
+
+
 # Rows of a release read at a time when it is loaded (PostgreSQL: a server-side cursor).
 _LOAD_ROWS = 10_000
 # Cells kept across calls (each a few candidates per year): the groups least recently made
@@ -257,7 +287,7 @@ class ResolveIndex:
         self._releases: OrderedDict[ReleaseKey, ReleaseFactors] = OrderedDict()
         self._held = 0
         # group of releases → (activity, region, boundary or None) → its cell in them
-        self._groups: OrderedDict[tuple[ReleaseKey, ...], dict[Any, _Cell]] = OrderedDict()
+        self._groups: OrderedDict[tuple[ReleaseKey, ...], GroupCells] = OrderedDict()
         self._cell_count = 0
         # Releases larger than `max_factors` on their own (never held)
         self._too_big: set[ReleaseKey] = set()
@@ -359,7 +389,7 @@ class ResolveIndex:
 
     # ------------------------------------------------------------------ probes
 
-    def cells(self, group: tuple[ReleaseFactors, ...]) -> dict[tuple[str, str, str | None], _Cell]:
+    def cells(self, group: tuple[ReleaseFactors, ...]) -> GroupCells:
         """The cells of a group of releases by (activity, region, boundary or None), each its
         factors by year (a place missing has none); made whole at the group's first probe (a
         call probes thousands of cells: made one by one, the first calls would pay for them).
@@ -373,11 +403,11 @@ class ResolveIndex:
             version_id = release.key[0]
             for place, rows in release.cells.items():
                 places.setdefault(place, []).extend((version_id, row) for row in rows)
-        cells = {
-            (activity, region, boundary): cell
+        cells = GroupCells(
+            ((activity, region, boundary), cell)
             for (activity, region), rows in places.items()
             for boundary, cell in _make_cells(rows).items()
-        }
+        )
         with self._lock:
             made = self._groups.get(key)
             if made is not None:  # by another thread meanwhile
