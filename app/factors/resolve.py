@@ -873,12 +873,13 @@ def _index_plan(
         codes = chains[line.region].codes
         tiers: list[list[Probe | None]] = []
         for group in line_tiers[line.index]:
-            tiers.append(
-                [
-                    cell.view(units, dimensions)[bisect_left(cell.years, bound)]
-                    for cell in cells[group].along(activity, codes, boundary)
-                ]
-            )
+            along = cells[group].along(activity, codes, boundary)
+            if units is None:
+                tiers.append([cell.every[bisect_left(cell.years, bound)] for cell in along])
+            else:
+                tiers.append(
+                    [cell.view(units, dimensions)[bisect_left(cell.years, bound)] for cell in along]
+                )
         plan.append(tiers)
     return plan
 
