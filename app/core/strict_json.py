@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 import orjson
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import problem_response, scope_language

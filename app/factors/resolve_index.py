@@ -13,10 +13,11 @@ benchmark's scale), so a change shows in the very next resolve on every worker, 
 the index keeps can be out of date.
 
 Per factor the index keeps where it answers (activity, region, year, boundary, unit), its
-`co2e`, and its record as JSON up to the fields its release decides: a resolved line's
-`factor` is that prefix, the release's part (`release_suffix`, made from the state the call
-read) and its id, spliced into the answer as is (`orjson.Fragment`), byte for byte what
-serialising the record made from the database gives.
+`co2e`, and its whole record as JSON as its release stood when it was read: a resolved line's
+`factor` is those bytes when the release's part made from the state the call read
+(`release_affixes`) is the same, else the record's own part with the new release part and id
+(`ReleaseFactors.record`), spliced into the answer as is (`orjson.Fragment`), byte for byte
+what serialising the record made from the database gives.
 
 Memory is bounded by `max_factors` (`EFDB_RESOLVE_INDEX_FACTORS`): the releases held are the
 most recently used ones whose factors add up to at most that many; a call that needs more
