@@ -8,9 +8,11 @@ byte-identical: run it from each checkout against the same database and compare 
 
 The requests (in-process, through the whole app): `POST /v1/factors:resolve` of 1000 and of 37
 mixed lines (bench.resolve's mix, fixed seeds, one batch with a malformed activity, a region
-that is not a code and an unknown unit), in English and Chinese, uncompressed and gzip; and
-`POST /v1/estimate:batch` of 200 of those lines. Each answer's status, SHA-256, size and
-headers (without the request id and date) are written.
+that is not a code and an unknown unit), in English and Chinese, uncompressed and gzip; the
+1000-line ones with `?gwp=AR6` too; and `POST /v1/estimate:batch` of 200 of those lines. Then
+the same 1000-line resolves again with the worker's resolve index off
+(`EFDB_RESOLVE_INDEX_FACTORS=0`: the probe query answers). Each answer's status, SHA-256, size
+and headers (without the request id and date) are written.
 """
 
 from __future__ import annotations
@@ -32,6 +34,17 @@ from bench.resolve import mixed_lines
 _VARYING_HEADERS = {"x-request-id", "date", "content-length"}
 
 
+def _hashed(answer: Any) -> list[Any]:
+    return [
+        answer.status_code,
+        hashlib.sha256(answer.content).hexdigest(),
+        len(answer.content),
+        sorted(
+            [name, value] for name, value in answer.headers.items() if name not in _VARYING_HEADERS
+        ),
+    ]
+
+
 def answer_hashes(url: str) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with TestClient(create_app(Settings(database_url=url))) as client:
@@ -49,16 +62,10 @@ def answer_hashes(url: str) -> dict[str, Any]:
                         json={"items": lines},
                         headers={"Accept-Language": lang, "Accept-Encoding": encoding},
                     )
-                    results[f"resolve {seed} {lang} {encoding}"] = [
-                        answer.status_code,
-                        hashlib.sha256(answer.content).hexdigest(),
-                        len(answer.content),
-                        sorted(
-                            [name, value]
-                            for name, value in answer.headers.items()
-                            if name not in _VARYING_HEADERS
-                        ),
-                    ]
+                    results[f"resolve {seed} {lang} {encoding}"] = _hashed(answer)
+            if seed < 3:
+                answer = client.post("/v1/factors:resolve?gwp=AR6", json={"items": lines})
+                results[f"resolve {seed} gwp AR6"] = _hashed(answer)
             estimates = [
                 {**line, "amount": 12.5, "unit": line.get("unit") or "kWh"}
                 for line in lines[:200]
@@ -70,6 +77,13 @@ def answer_hashes(url: str) -> dict[str, Any]:
                 hashlib.sha256(answer.content).hexdigest(),
                 len(answer.content),
             ]
+    without_index = Settings(database_url=url, resolve_index_factors=0)
+    with TestClient(create_app(without_index)) as client:
+        for seed in range(3):
+            lines = mixed_lines(random.Random(seed), 1000)
+            for query in ("", "?gwp=AR6"):
+                answer = client.post(f"/v1/factors:resolve{query}", json={"items": lines})
+                results[f"resolve {seed}{query} without the index"] = _hashed(answer)
     return results
 
 

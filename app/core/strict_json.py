@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import problem_response, scope_language
@@ -89,8 +90,43 @@ def _unstorable_text(value: Any) -> str | None:
     return None
 
 
+# In a value orjson writes with 2-space indentation, a line indented this deep is inside the
+# MAX_DEPTH-th array or object (only indentation follows a newline: strings have them escaped).
+_TOO_DEEP = b"\n" + b" " * (2 * MAX_DEPTH)
+
+
+def plainly_strict(body: bytes) -> bool:
+    """True when `body` is certainly strict JSON, found without a Python pass over its values
+    (a 1000-line resolve body: ~0.5 ms instead of ~2.5 ms); False when unsure, and the full
+    check decides.
+
+    For a body without a backslash (no escapes: no NUL or surrogate can come from one, and a
+    string's text is as written) that orjson reads (strict UTF-8, no NaN or Infinity, no
+    control character in a string): written again from the value read, it has as many colons
+    as the body exactly when no key was repeated (orjson keeps one of repeated keys: the
+    other's colon, and any in its strings, are gone; nothing else changes the count); and no
+    line of it is indented 2 × MAX_DEPTH spaces when it is nested at most MAX_DEPTH deep (an
+    empty array at depth MAX_DEPTH + 1 is not indented further: such a body goes to the full
+    check, which is exact)."""
+    if b"\\" in body:
+        return False
+    try:
+        written = orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2)
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return False
+    return written.count(b":") == body.count(b":") and _TOO_DEEP not in written
+
+
 def check_strict_json(body: bytes) -> str | None:
     """None if the body is strict JSON (or not JSON at all: the app reports that), else why."""
+    if plainly_strict(body):
+        return None
+    return full_check(body)
+
+
+def full_check(body: bytes) -> str | None:
+    """`check_strict_json` by parsing the body with a hook on every object and walking every
+    value (what it does when `plainly_strict` is unsure)."""
     try:
         value = strict_loads(body)
     except StrictJSONError as exc:

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -85,14 +86,13 @@ from app.datasets.models import Dataset, Publisher
 from app.datasets.version_models import RELEASED_STATUSES, DatasetVersion
 from app.datasets.visibility import AsOf, parse_semver, visible_version_ids
 from app.factors.models import Factor
-from app.factors.resolve_index import (
-    EMPTY,
-    ResolveIndex,
-    probe_cell,
-    record_json,
-    release_suffix,
-)
 from app.factors.resolve_index import Candidate as _Candidate
+from app.factors.resolve_index import (
+    Probe,
+    ResolveIndex,
+    release_affixes,
+    units_wanted,
+)
 from app.factors.schemas import BOUNDARIES, MAX_YEAR, MIN_YEAR, REGION_PATTERN, ResolveItem
 from app.factors.service import factor_payloads, factor_select
 from app.reference.gwp import GwpTable, apply_gwp, gwp_table_for
@@ -213,9 +213,10 @@ class LineProblem(ProblemError):
         self.title = {404: "No matching factor", 422: "Cannot answer"}.get(status, "Bad request")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Line:
-    """A line that passed its checks, ready for the database."""
+    """A line that passed its checks, ready for the database (not changed once made; not
+    frozen, which would make each of a call's 1000 lines cost twice as much to make)."""
 
     index: int
     activity_id: str
@@ -235,29 +236,44 @@ class Line:
     def dimensions(self) -> tuple[str, ...] | None:
         if self.unit is None:
             return None
+        if not self.convertible:
+            return (self.unit.dimension,)
         return (self.unit.dimension, *sorted(set(self.convertible) - {self.unit.dimension}))
 
 
 class Resolved:
     """The chosen factor (payload, GWP applied) and how it was chosen.
 
-    `fragment`: the factor's record as JSON, when it came from the index
-    (app/factors/resolve_index.py): the answer sends those bytes as they are, and `factor`
-    is read from them only when something asks for it (an estimate, metering)."""
+    `match_json`: the match as JSON (made from parts shared by the call's lines, not as a
+    dict: the answer sends those bytes as they are); `match` is read from them when
+    something asks for it (an estimate, the tests). `fragment`: the factor's record as JSON,
+    when it came from the index (app/factors/resolve_index.py), likewise sent as it is, and
+    `factor` read from it only when asked for (an estimate, metering).
+    `per_requested_unit`: the match's `unit.co2e_per_requested_unit`."""
 
-    __slots__ = ("_factor", "fragment", "match", "multiplier")
+    __slots__ = (
+        "_factor",
+        "_match",
+        "fragment",
+        "match_json",
+        "multiplier",
+        "per_requested_unit",
+    )
 
     def __init__(
         self,
         factor: dict[str, Any] | None,
-        match: dict[str, Any],
+        match_json: bytes,
         multiplier: float | None = None,
         fragment: bytes | None = None,
+        per_requested_unit: float | None = None,
     ) -> None:
         self._factor = factor
-        self.match = match
+        self._match: dict[str, Any] | None = None
+        self.match_json = match_json
         self.multiplier = multiplier
         self.fragment = fragment
+        self.per_requested_unit = per_requested_unit
 
     @property
     def factor(self) -> dict[str, Any]:
@@ -265,6 +281,12 @@ class Resolved:
             assert self.fragment is not None
             self._factor = orjson.loads(self.fragment)
         return self._factor
+
+    @property
+    def match(self) -> dict[str, Any]:
+        if self._match is None:
+            self._match = orjson.loads(self.match_json)
+        return self._match
 
 
 @dataclass(frozen=True)
@@ -284,22 +306,16 @@ class _Release:
     # The record's fields this release and its dataset decide (resolve_index.RELEASE_FIELDS).
     record_state: tuple[Any, ...] = ()
 
+    @property
+    def dataset_name(self) -> str:
+        return f"{self.publisher}/{self.dataset}"
+
     def preference(self) -> tuple[int, int, int, float]:
         """Deprecated datasets last, then dataset priority (unset last), then the newest
         published first."""
         published = self.published_at.timestamp() if self.published_at else 0.0
         unset = self.priority is None
         return (int(self.deprecated), int(unset), self.priority or 0, -published)
-
-
-@dataclass
-class _Probe:
-    """What the database (or the index) said about one (activity, region, year bound,
-    filters) probe."""
-
-    candidates: Sequence[_Candidate] = field(default_factory=list)
-    # The nearest factor in any unit (only asked when a unit is given): (year, unit).
-    nearest_any: tuple[int, str] | None = None
 
 
 def check_activity(activity_id: str) -> LineError | None:
@@ -394,17 +410,9 @@ def check_line_values(
             Message("resolve.invalid_boundary", boundaries=", ".join(BOUNDARIES)),
             ("boundary",),
         )
+    # By position: 1000 lines a call, and keywords cost as much again.
     return Line(
-        index=index,
-        activity_id=activity_id,
-        region=region,
-        year=year,
-        unit=parsed_unit,
-        publisher=publisher,
-        dataset=dataset,
-        version=version,
-        as_of=as_of,
-        boundary=boundary,
+        index, activity_id, region, year, parsed_unit, publisher, dataset, version, as_of, boundary
     )
 
 
@@ -776,7 +784,7 @@ def _probe_statement(dialect: str) -> Any:
 
 def _probe(
     session: Session, probes: Sequence[dict[str, Any]], groups: Sequence[tuple[int, ...]]
-) -> dict[int, _Probe]:
+) -> dict[int, Probe]:
     """Query 3: for every probe, the factors of its nearest year (and the nearest in any unit)."""
     dialect = session.get_bind().dialect.name
     postgresql = dialect == "postgresql"
@@ -798,17 +806,15 @@ def _probe(
     # SQLAlchemy rows for a few thousand of them is most of this function's time.
     with result:
         rows = result.cursor.fetchall() if result.cursor is not None else []
-    found: dict[int, _Probe] = {}
     candidates: dict[int, list[_Candidate]] = {}
+    nearest: dict[int, tuple[int, str]] = {}
     for number, factor_id, year, unit, version_id, count, any_year, any_unit in rows:
-        probe = found.get(number)
-        if probe is None:
-            probe = found[number] = _Probe(candidates.setdefault(number, []))
+        found = candidates.setdefault(number, [])
         if any_year is not None:
-            probe.nearest_any = (any_year, any_unit)
+            nearest[number] = (any_year, any_unit)
         if factor_id is not None:
-            candidates[number].append(_Candidate(factor_id, year, unit, version_id, count))
-    return found
+            found.append(_Candidate(factor_id, year, unit, version_id, count))
+    return {number: Probe(found, nearest.get(number)) for number, found in candidates.items()}
 
 
 def _database_plan(
@@ -817,8 +823,8 @@ def _database_plan(
     line_tiers: dict[int, list[int]],
     groups: list[tuple[int, ...]],
     chains: dict[str, RegionChain],
-) -> dict[int, list[list[_Probe | None]]]:
-    """Every line's probes, by the probe query (each distinct probe once)."""
+) -> list[list[list[Probe | None]]]:
+    """Every line's probes (in `lines`' order), by the probe query (each distinct probe once)."""
     probes: dict[tuple[Any, ...], int] = {}
     numbers: dict[int, list[list[int]]] = {}
     for line in lines:
@@ -842,10 +848,9 @@ def _database_plan(
         for (a, r, y, d, b, g), number in probes.items()
     ]
     found = _probe(session, probe_rows, groups) if probe_rows else {}
-    return {
-        index: [[found.get(number) for number in tier] for tier in tiers]
-        for index, tiers in numbers.items()
-    }
+    return [
+        [[found.get(number) for number in tier] for tier in numbers[line.index]] for line in lines
+    ]
 
 
 def _index_plan(
@@ -855,52 +860,28 @@ def _index_plan(
     line_tiers: dict[int, list[int]],
     groups: list[tuple[int, ...]],
     chains: dict[str, RegionChain],
-) -> dict[int, list[list[_Probe | None]]]:
-    """Every line's probes, answered from the worker's index as the probe query answers
-    them (each distinct probe once)."""
+) -> list[list[list[Probe | None]]]:
+    """Every line's probes (in `lines`' order), answered from the worker's index as the probe
+    query answers them: for each region of its chain, one bisection of the cell's years (a
+    cell holds what a probe finds for each place a year bound may fall;
+    app/factors/resolve_index.py)."""
     cells = [index.cells(tuple(held[version_id] for version_id in group)) for group in groups]
-    seen: dict[tuple[Any, ...], _Probe | None] = {}
-    plan: dict[int, list[list[_Probe | None]]] = {}
+    plan: list[list[list[Probe | None]]] = []
     for line in lines:
-        activity, year, dimensions, boundary = (
-            line.activity_id,
-            line.year,
-            line.dimensions,
-            line.boundary,
-        )
-        units = _unit_set(dimensions)
+        activity, boundary, bound = line.activity_id, line.boundary, -line.year
+        units, dimensions = units_wanted(line.dimensions)
         codes = chains[line.region].codes
-        tiers: list[list[_Probe | None]] = []
+        tiers: list[list[Probe | None]] = []
         for group in line_tiers[line.index]:
-            group_cells = cells[group]
-            tier: list[_Probe | None] = []
-            for code in codes:
-                key = (activity, code, year, dimensions, boundary, group)
-                found = seen.get(key, _UNSEEN)
-                if found is _UNSEEN:
-                    candidates, nearest_any = probe_cell(
-                        group_cells.get((activity, code, boundary), EMPTY), year, units
-                    )
-                    found = (
-                        _Probe(candidates, nearest_any)
-                        if candidates or nearest_any is not None
-                        else None
-                    )
-                    seen[key] = found
-                tier.append(found)  # type: ignore[arg-type]
-            tiers.append(tier)
-        plan[line.index] = tiers
+            along = cells[group].along(activity, codes, boundary)
+            if units is None:
+                tiers.append([cell.every[bisect_left(cell.years, bound)] for cell in along])
+            else:
+                tiers.append(
+                    [cell.view(units, dimensions)[bisect_left(cell.years, bound)] for cell in along]
+                )
+        plan.append(tiers)
     return plan
-
-
-_UNSEEN = object()
-
-
-@lru_cache(maxsize=64)
-def _unit_set(dimensions: tuple[str, ...] | None) -> frozenset[str] | None:
-    if dimensions is None:
-        return None
-    return frozenset(unit for dimension in dimensions for unit in units_of_dimension(dimension))
 
 
 # --------------------------------------------------------------------------- resolving
@@ -993,49 +974,62 @@ def resolve_lines(
                 for version_id in group
             },
         )
-    # Per line and tier, what each probe along its region chain found (None: nothing).
-    plan: dict[int, list[list[_Probe | None]]]
+    # Per line (in `lines`' order) and tier, what each probe along its region chain found
+    # (None: nothing).
+    plans: list[list[list[Probe | None]]]
     if held is not None:
         assert index is not None
-        plan = _index_plan(index, held, lines, line_tiers, list(groups), chains)
+        plans = _index_plan(index, held, lines, line_tiers, list(groups), chains)
     else:
-        plan = _database_plan(session, lines, line_tiers, list(groups), chains)
+        plans = _database_plan(session, lines, line_tiers, list(groups), chains)
+
+    # A probe's candidates ranked once per call for each requested unit (lines that fall
+    # back to the same region and year share them); the candidates are kept with their
+    # ranking, so that their id stays theirs for the call.
+    rankings: dict[tuple[int, str | None, bool], tuple[Sequence[_Candidate], list[_Candidate]]]
+    rankings = {}
 
     def best(
-        tier: list[_Probe | None], requested: str | None, *, demote: bool = True
-    ) -> tuple[int, list[_Candidate]] | None:
+        tier: list[Probe | None], requested: str | None, *, demote: bool = True
+    ) -> tuple[int, Sequence[_Candidate]] | None:
         """The nearest region's candidates of `tier`, best first (`demote=False`: as if no
         dataset were deprecated)."""
-        skip = 0 if demote else 1
         for depth, probe in enumerate(tier):
             if probe is not None and probe.candidates:
-                if len(probe.candidates) == 1:
-                    return depth, list(probe.candidates)
-                ranked = sorted(
-                    probe.candidates,
-                    key=lambda c: (
-                        preference[c.version_id][skip:],
-                        c.unit != requested,
-                        c.factor_id,
-                    ),
-                )
-                return depth, ranked
+                candidates = probe.candidates
+                if len(candidates) == 1:
+                    return depth, candidates
+                key = (id(candidates), requested, demote)
+                kept = rankings.get(key)
+                if kept is None:
+                    skip = 0 if demote else 1
+                    kept = rankings[key] = (
+                        candidates,
+                        sorted(
+                            candidates,
+                            key=lambda c: (
+                                preference[c.version_id][skip:],
+                                c.unit != requested,
+                                c.factor_id,
+                            ),
+                        ),
+                    )
+                return depth, kept[1]
         return None
 
-    chosen: dict[int, tuple[int, list[_Candidate]]] = {}
+    picks: list[tuple[int, Sequence[_Candidate]] | None] = []
     # Per line, the deprecated release that was passed over or used, and which.
     deprecation: dict[int, dict[str, Any]] = {}
-    for line in lines:
+    for line, line_plan in zip(lines, plans, strict=True):
         requested = line.unit.canonical if line.unit else None
-        line_plan = plan[line.index]
         pick = None
         for tier in line_plan:
             pick = best(tier, requested)
             if pick is not None:
                 break
+        picks.append(pick)
         if pick is None:
             continue
-        chosen[line.index] = pick
         used = by_version[pick[1][0].version_id]
         if used.deprecated:
             deprecation[line.index] = _deprecation("used", used, pick)
@@ -1047,97 +1041,211 @@ def resolve_lines(
                 deprecation[line.index] = _deprecation("passed_over", rival, undemoted)
 
     records: dict[int, dict[str, Any]] = {}
-    fragments: dict[int, bytes] = {}
-    if held is not None:
-        # The records from the index: each factor's own part, its release's part as the
-        # current state says, its id.
-        suffixes: dict[int, bytes] = {}
-        for _, ranked in chosen.values():
-            top = ranked[0]
-            if top.factor_id in fragments:
-                continue
-            suffix = suffixes.get(top.version_id)
-            release = by_version[top.version_id]
-            if suffix is None:
-                suffix = suffixes[top.version_id] = release_suffix(release.record_state)
-            prefix, code, _ = held[top.version_id].records[top.factor_id]
-            fragments[top.factor_id] = record_json(
-                prefix,
-                suffix,
-                f"{release.publisher}/{release.dataset}/{code}@{release.version}",
-            )
-    else:
-        wanted = sorted({ranked[0].factor_id for _, ranked in chosen.values()})
+    if held is None:
+        wanted = sorted({pick[1][0].factor_id for pick in picks if pick is not None})
         if wanted:
             records = _records(session, dialect, wanted)
+    # From the index: each chosen factor's record as its release's state says now
+    # (resolve_index.release_affixes: made once per release and call).
+    fragments: dict[int, bytes] = {}
+    affixes: dict[int, tuple[bytes, bytes]] = {}
+    parts = _MatchParts()
 
     answers: dict[int, Resolved | LineError] = {}
-    walks: dict[tuple[Any, ...], tuple[list[str], list[dict[str, Any]]]] = {}
-    for line in lines:
+    for line, line_plan, pick in zip(lines, plans, picks, strict=True):
         chain = chains[line.region]
         nearest_any: list[tuple[int, tuple[int, str]]] = []
-        probed = plan[line.index]
         # Only a probe for a unit says what it found in other units.
-        for depth, probe in enumerate(probed[-1] if probed and line.unit else ()):
-            if probe is not None and probe.nearest_any is not None:
-                nearest_any.append((depth, probe.nearest_any))
-        if line.index not in chosen:
+        if line_plan and line.unit:
+            for depth, probe in enumerate(line_plan[-1]):
+                if probe is not None and probe.nearest_any is not None:
+                    nearest_any.append((depth, probe.nearest_any))
+        if pick is None:
             answers[line.index] = (
                 _incompatible(line, chain, nearest_any[0])
                 if nearest_any
                 else _no_match(line, chain)
             )
             continue
-        depth, ranked = chosen[line.index]
+        depth, ranked = pick
         top = ranked[0]
-        fragment = fragments.get(top.factor_id) if held is not None else None
-        if fragment is not None and gwp is None:
-            assert held is not None
+        factor: dict[str, Any] | None = None
+        fragment: bytes | None = None
+        if held is not None:
+            fragment = fragments.get(top.factor_id)
+            if fragment is None:
+                around = affixes.get(top.version_id)
+                if around is None:
+                    around = affixes[top.version_id] = release_affixes(
+                        by_version[top.version_id].record_state
+                    )
+                fragment = fragments[top.factor_id] = held[top.version_id].record(
+                    top.factor_id, around
+                )
             # What the match reads of the record, from the index.
-            factor = {
-                "unit": top.unit,
-                "co2e": held[top.version_id].records[top.factor_id][2],
-                "reference_year": top.reference_year,
-                "region": chain.codes[depth],
-            }
+            unit, year = top.unit, top.reference_year
+            co2e = held[top.version_id].records[top.factor_id][2]
         else:
-            factor = records[top.factor_id] if fragment is None else orjson.loads(fragment)
-            fragment = None
+            factor = records[top.factor_id]
+            unit, co2e, year = factor["unit"], factor["co2e"], factor["reference_year"]
         if gwp is not None:
             # Lines sharing a factor share its record, unless a GWP set rewrites it (no
             # answer changes a record after this).
-            factor = apply_gwp(dict(factor), gwp, gwp_table)
-        passed_over = (
-            next(
+            record = factor if fragment is None else orjson.loads(fragment)
+            assert record is not None
+            factor = apply_gwp(dict(record), gwp, gwp_table)
+            fragment = None
+            unit, co2e = factor["unit"], factor["co2e"]
+        passed_over = None
+        other_units: tuple[int, ...] = ()
+        if nearest_any:
+            passed_over = next(
                 (
                     {"region": chain.codes[d], "year": any_year, "unit": any_unit}
                     for d, (any_year, any_unit) in nearest_any
-                    if d < depth or (d == depth and any_year > ranked[0].reference_year)
+                    if d < depth or (d == depth and any_year > year)
                 ),
                 None,
             )
-            if nearest_any
-            else None
+            other_units = tuple(d for d, _ in nearest_any if d < depth)
+        release = by_version[top.version_id]
+        requested_unit = line.unit
+        multiplier: float | None = None
+        per_unit: float | None = None
+        if requested_unit is None:
+            unit_json = parts.any_unit(unit)
+        else:
+            head, multiplier = parts.unit(requested_unit, unit)
+            if multiplier is not None:
+                per_unit = clean_float(co2e * multiplier)
+            unit_json = b"".join(
+                (
+                    head,
+                    _dumps_bytes(per_unit),
+                    b',"passed_over":',
+                    _dumps_bytes(passed_over),
+                    b"}",
+                )
+            )
+        requested_year = line.year
+        deprecated = deprecation.get(line.index)
+        match_json = _MATCH % (
+            b"exact" if depth == 0 and year == requested_year else b"fallback",
+            parts.walk(line.region, chain, depth, other_units),
+            year,
+            requested_year,
+            b"true" if year != requested_year else b"false",
+            requested_year - year,
+            parts.release(release),
+            (top.matches if len(ranked) == 1 else sum(c.matches for c in ranked)) - 1,
+            _decided_by(ranked, by_version, line.unit.canonical if line.unit else None).encode(),
+            b"null" if deprecated is None else _dumps_bytes(deprecated),
+            unit_json,
         )
-        answers[line.index] = _resolved(
-            line,
-            chain,
-            depth=depth,
-            factor=factor,
-            release=by_version[ranked[0].version_id],
-            alternatives=sum(candidate.matches for candidate in ranked) - 1,
-            decided_by=_decided_by(ranked, by_version, line.unit.canonical if line.unit else None),
-            passed_over=passed_over,
-            other_units={d for d, _ in nearest_any if d < depth},
-            deprecated=deprecation.get(line.index),
-            walks=walks,
-            fragment=fragment,
-        )
+        # From the index (without a GWP set) `factor` is None: the record is the fragment.
+        answers[line.index] = Resolved(factor, match_json, multiplier, fragment, per_unit)
     return answers
 
 
+# A match as JSON, key by key as `Resolved.match` reads: type, the region walk
+# (`_MatchParts.walk`), the years, the dataset (`_MatchParts.release`), alternatives,
+# decided_by, deprecated, unit.
+_MATCH = (
+    b'{"type":"%s"%s,"year":%d,"requested_year":%d,"year_fallback":%s,"year_distance":%d'
+    b'%s%d,"decided_by":"%s","deprecated":%s,"unit":%s}'
+)
+_dumps_bytes = orjson.dumps
+
+
+class _MatchParts:
+    """The parts of a call's matches that many lines share, as JSON, made once per call:
+    the region walks, the releases' dataset and priority, the unit conversions."""
+
+    def __init__(self) -> None:
+        self._walks: dict[tuple[str, int, tuple[int, ...]], bytes] = {}
+        self._releases: dict[int, bytes] = {}
+        self._units: dict[tuple[AmountUnit, str], tuple[bytes, float | None]] = {}
+        self._any_units: dict[str, bytes] = {}
+
+    def walk(
+        self, region: str, chain: RegionChain, depth: int, other_units: tuple[int, ...]
+    ) -> bytes:
+        """From `region` to `requested_region`, `region_known` and `region_steps`: the
+        walk up the chain to `depth`, past the regions with factors in other units only
+        (`other_units`, depths nearest first)."""
+        key = (region, depth, other_units)
+        made = self._walks.get(key)
+        if made is None:
+            body = orjson.dumps(
+                {
+                    "region": chain.codes[depth],
+                    "requested_region": region,
+                    "region_fallback": depth > 0,
+                    "region_distance": depth,
+                    "region_chain": list(chain.codes),
+                    "region_known": chain.known,
+                    "region_steps": [
+                        {
+                            **step.as_dict(),
+                            "outcome": "matched"
+                            if n == depth
+                            else ("other_unit_only" if n in other_units else "no_factor"),
+                        }
+                        for n, step in enumerate(chain.steps[: depth + 1])
+                    ],
+                }
+            )
+            made = self._walks[key] = b"," + body[1:-1]
+        return made
+
+    def release(self, release: _Release) -> bytes:
+        """`dataset` and `dataset_priority`, up to the value of `alternatives`."""
+        made = self._releases.get(release.version_id)
+        if made is None:
+            body = orjson.dumps(
+                {
+                    "dataset": f"{release.publisher}/{release.dataset}",
+                    "dataset_priority": release.priority,
+                }
+            )
+            made = self._releases[release.version_id] = b"," + body[1:-1] + b',"alternatives":'
+        return made
+
+    def any_unit(self, factor_unit: str) -> bytes:
+        """`unit` when the line asks for none."""
+        made = self._any_units.get(factor_unit)
+        if made is None:
+            made = self._any_units[factor_unit] = orjson.dumps(
+                {"requested": None, "factor_unit": factor_unit}
+            )
+        return made
+
+    def unit(self, requested: AmountUnit, factor_unit: str) -> tuple[bytes, float | None]:
+        """`unit` up to the value of `co2e_per_requested_unit`, and the multiplier (None: the
+        factor's unit has another dimension, converted by a cited property in estimates)."""
+        key = (requested, factor_unit)
+        made = self._units.get(key)
+        if made is None:
+            multiplier = (
+                conversion_multiplier(requested.text, factor_unit)
+                if ACCEPTED_UNITS.get(factor_unit) == requested.dimension
+                else None
+            )
+            body = orjson.dumps(
+                {
+                    "requested": requested.canonical,
+                    "factor_unit": factor_unit,
+                    "dimension": requested.dimension,
+                    "converted": factor_unit != requested.canonical,
+                    "multiplier": multiplier,
+                }
+            )
+            made = self._units[key] = (body[:-1] + b',"co2e_per_requested_unit":', multiplier)
+        return made
+
+
 def _deprecation(
-    outcome: str, release: _Release, pick: tuple[int, list[_Candidate]]
+    outcome: str, release: _Release, pick: tuple[int, Sequence[_Candidate]]
 ) -> dict[str, Any]:
     """The match's `deprecated`: a deprecated dataset's release and what became of it."""
     depth, ranked = pick
@@ -1195,87 +1303,6 @@ def _no_match(line: Line, chain: RegionChain) -> LineError:
     return LineError("no_match", detail)
 
 
-def _resolved(
-    line: Line,
-    chain: RegionChain,
-    *,
-    depth: int,
-    factor: dict[str, Any],
-    release: _Release,
-    alternatives: int,
-    decided_by: str,
-    passed_over: dict[str, Any] | None,
-    other_units: set[int],
-    deprecated: dict[str, Any] | None = None,
-    walks: dict[tuple[Any, ...], tuple[list[str], list[dict[str, Any]]]] | None = None,
-    fragment: bytes | None = None,
-) -> Resolved:
-    """`walks`: the region chains and steps already made in this batch, shared by the lines
-    that walked the same way (nothing changes them once made)."""
-    unit_match: dict[str, Any] = {"requested": None, "factor_unit": factor["unit"]}
-    multiplier: float | None = None
-    if line.unit is not None:
-        same_dimension = ACCEPTED_UNITS.get(factor["unit"]) == line.unit.dimension
-        if same_dimension:
-            multiplier = conversion_multiplier(line.unit.text, factor["unit"])
-        unit_match = {
-            "requested": line.unit.canonical,
-            "factor_unit": factor["unit"],
-            "dimension": line.unit.dimension,
-            "converted": factor["unit"] != line.unit.canonical,
-            # None: another dimension, converted by a cited property (see the estimate).
-            "multiplier": multiplier,
-            "co2e_per_requested_unit": (
-                clean_float(factor["co2e"] * multiplier) if multiplier is not None else None
-            ),
-            "passed_over": passed_over,
-        }
-    year = factor["reference_year"]
-    walk_key = (chain.region, depth, frozenset(other_units))
-    walk = walks.get(walk_key) if walks is not None else None
-    if walk is None:
-        walk = (
-            list(chain.codes),
-            [
-                {
-                    **step.as_dict(),
-                    "outcome": "matched"
-                    if n == depth
-                    else ("other_unit_only" if n in other_units else "no_factor"),
-                }
-                for n, step in enumerate(chain.steps[: depth + 1])
-            ],
-        )
-        if walks is not None:
-            walks[walk_key] = walk
-    match = {
-        "type": "exact" if depth == 0 and year == line.year else "fallback",
-        "region": factor["region"],
-        "requested_region": line.region,
-        "region_fallback": depth > 0,
-        "region_distance": depth,
-        "region_chain": walk[0],
-        "region_known": chain.known,
-        "region_steps": walk[1],
-        "year": year,
-        "requested_year": line.year,
-        "year_fallback": year != line.year,
-        "year_distance": line.year - year,
-        "dataset": f"{release.publisher}/{release.dataset}",
-        "dataset_priority": release.priority,
-        "alternatives": alternatives,
-        "decided_by": decided_by,
-        # A deprecated dataset that had a factor for the line: "passed_over" for a current
-        # dataset's factor, or "used" for lack of any other; null when none was involved.
-        "deprecated": deprecated,
-        "unit": unit_match,
-    }
-    if fragment is not None:
-        # `factor` holds only what the match read: the record is the fragment.
-        return Resolved(factor=None, match=match, multiplier=multiplier, fragment=fragment)
-    return Resolved(factor=factor, match=match, multiplier=multiplier)
-
-
 def resolve_items(
     session: Session,
     *,
@@ -1301,9 +1328,9 @@ def _finite(answer: Resolved | LineError) -> Resolved | LineError:
     with its reason (JSON has no infinity: it would have been a null)."""
     if isinstance(answer, LineError):
         return answer
-    unit = answer.match["unit"]
-    per_unit = unit.get("co2e_per_requested_unit")
+    per_unit = answer.per_requested_unit
     if per_unit is not None and not math.isfinite(per_unit):
+        unit = answer.match["unit"]
         return LineError(
             "not_finite",
             not_finite_detail(
@@ -1319,6 +1346,7 @@ def _finite(answer: Resolved | LineError) -> Resolved | LineError:
 def resolved_item_payload(answer: Resolved | LineError) -> dict[str, Any]:
     if isinstance(answer, LineError):
         return {"error": answer.as_dict()}
+    match = orjson.Fragment(answer.match_json)
     if answer.fragment is not None:
-        return {"factor": orjson.Fragment(answer.fragment), "match": answer.match}
-    return {"factor": answer.factor, "match": answer.match}
+        return {"factor": orjson.Fragment(answer.fragment), "match": match}
+    return {"factor": answer.factor, "match": match}

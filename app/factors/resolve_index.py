@@ -13,10 +13,11 @@ benchmark's scale), so a change shows in the very next resolve on every worker, 
 the index keeps can be out of date.
 
 Per factor the index keeps where it answers (activity, region, year, boundary, unit), its
-`co2e`, and its record as JSON up to the fields its release decides: a resolved line's
-`factor` is that prefix, the release's part (`release_suffix`, made from the state the call
-read) and its id, spliced into the answer as is (`orjson.Fragment`), byte for byte what
-serialising the record made from the database gives.
+`co2e`, and its whole record as JSON as its release stood when it was read: a resolved line's
+`factor` is those bytes when the release's part made from the state the call read
+(`release_affixes`) is the same, else the record's own part with the new release part and id
+(`ReleaseFactors.record`), spliced into the answer as is (`orjson.Fragment`), byte for byte
+what serialising the record made from the database gives.
 
 Memory is bounded by `max_factors` (`EFDB_RESOLVE_INDEX_FACTORS`): the releases held are the
 most recently used ones whose factors add up to at most that many; a call that needs more
@@ -29,12 +30,13 @@ it (~2 s for 100,000 factors on the shared development machine) and makes its gr
 
 from __future__ import annotations
 
+import gc
 import threading
-from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
@@ -46,6 +48,7 @@ from app.core.config import Settings
 from app.core.db import is_memory_sqlite, make_engine
 from app.factors.models import Factor
 from app.factors.service import factor_select
+from app.reference.units import ACCEPTED_UNITS, units_of_dimension
 
 # A release as the index knows it: its id and when it was published (an id reused after a
 # release was removed is another release).
@@ -80,28 +83,41 @@ class Candidate(NamedTuple):
     matches: int = 1
 
 
-class _Year(NamedTuple):
-    """The factors of one cell (activity, region, boundary or any) at one year, in the
-    releases of a group: a candidate per release and unit, and the lowest id's unit."""
+class Probe(NamedTuple):
+    """What one probe (a cell: activity, region, boundary; a year bound; the units wanted)
+    finds: the candidates at the nearest year that has any, or, when units are wanted and no
+    year has a factor in them, the nearest factor in any unit (year, unit)."""
 
-    year: int
-    candidates: tuple[Candidate, ...]
-    any_unit: str
+    candidates: Sequence[Candidate] = ()
+    nearest_any: tuple[int, str] | None = None
 
 
 @dataclass
 class ReleaseFactors:
-    """One release's factors: where each answers and its record's own part."""
+    """One release's factors: where each answers and its record as JSON."""
 
     key: ReleaseKey
     # (activity, region) → [(year, boundary, unit, factor id)]
     cells: dict[tuple[str, str], list[tuple[int, str, str, int]]] = field(default_factory=dict)
-    # factor id → (record JSON up to `publisher`, without the closing brace; factor code; co2e)
-    records: dict[int, tuple[bytes, str, float]] = field(default_factory=dict)
+    # factor id → (the whole record as JSON, as the release's state was when it was read;
+    # the factor code as inside a JSON string; co2e; the length of the record's own part,
+    # the JSON up to `publisher` without the closing brace)
+    records: dict[int, tuple[bytes, bytes, float, int]] = field(default_factory=dict)
+    # `release_affixes` of the release's state when it was read (None if its rows did not
+    # all say the same)
+    affixes: tuple[bytes, bytes] | None = None
 
     @property
     def size(self) -> int:
         return len(self.records)
+
+    def record(self, factor_id: int, affixes: tuple[bytes, bytes]) -> bytes:
+        """The factor's record as JSON, with `affixes` (`release_affixes` of the release's
+        state now): the bytes kept when the state is the one read, else remade."""
+        whole, code, _, own = self.records[factor_id]
+        if affixes == self.affixes:
+            return whole
+        return b"".join((whole[:own], affixes[0], code, affixes[1]))
 
 
 def load_release(connection: Connection, key: ReleaseKey) -> ReleaseFactors:
@@ -136,42 +152,122 @@ def load_release(connection: Connection, key: ReleaseKey) -> ReleaseFactors:
     cells = release.cells
     records = release.records
     dumps = orjson.dumps
+    # The release's state as its rows say it (the same for all of them) → release_affixes
+    states: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
     for row in result:
         factor_id = row[0]
         cells.setdefault((row[activity], row[region]), []).append(
             (row[year], row[boundary], row[unit], factor_id)
         )
+        state = tuple(row[cut:])
+        head, tail = states.get(state) or states.setdefault(state, release_affixes(state))
+        code_json = dumps(row[code])[1:-1]
+        own_part = dumps(dict(zip(own, row[1:cut], strict=True)))[:-1]
         records[factor_id] = (
-            dumps(dict(zip(own, row[1:cut], strict=True)))[:-1],
-            row[code],
+            b"".join((own_part, head, code_json, tail)),
+            code_json,
             row[co2e],
+            len(own_part),
         )
+    if len(states) == 1:
+        # (Were there several, no state would be the records' own: each is remade.)
+        (release.affixes,) = states.values()
     return release
 
 
-def release_suffix(values: Sequence[Any]) -> bytes:
-    """The record's fields its release decides (`RELEASE_FIELDS`' values), as JSON to follow
-    a factor's own part, up to the `id`'s value."""
+def release_affixes(values: Sequence[Any]) -> tuple[bytes, bytes]:
+    """What a record of the release says around its factor code, as JSON: the fields its
+    release decides (`RELEASE_FIELDS`' values, publisher, dataset and version first) and the
+    record's id (`{publisher}/{dataset}/{code}@{version}`) up to the code, then the rest of the
+    id and the closing brace. A record is `b"".join((prefix, head, code, tail))`: JSON escapes
+    character by character, so the id's pieces escaped apart are the id escaped whole."""
     body = orjson.dumps(dict(zip(RELEASE_FIELDS, values, strict=True)))
-    return b"," + body[1:-1] + b',"id":'
-
-
-def record_json(prefix: bytes, suffix: bytes, record_id: str) -> bytes:
-    """A whole record: its own part, its release's part, its id."""
-    return b"".join((prefix, suffix, orjson.dumps(record_id), b"}"))
+    publisher, dataset, version = values[0], values[1], values[2]
+    head = b"," + body[1:-1] + b',"id":' + orjson.dumps(f"{publisher}/{dataset}/")[:-1]
+    return head, orjson.dumps(f"@{version}")[1:] + b"}"
 
 
 class _Cell:
-    """A cell's years in a group of releases, newest first (`years`: negated, for bisect)."""
+    """The factors of one cell (activity, region, boundary or any) in the releases of a
+    group, by year, newest first: at each year a candidate per release and unit, the unit of
+    the lowest id (`any_units`), and the dimensions of all their units.
 
-    __slots__ = ("entries", "years")
+    A probe is `view(units, dimensions)[bisect_left(years, -year)]` (`years` negated for
+    bisect): each place a year bound may fall among the years (and past the last) holds what
+    the probe finds there. Nearly every probe asks for all units, or for a dimension that is
+    the cell's only one, and takes the years' own entries; the views for other units are made
+    at the first probe that asks and kept with the cell."""
 
-    def __init__(self, entries: list[_Year]) -> None:
-        self.entries = entries
-        self.years = [-entry.year for entry in entries]
+    __slots__ = ("any_units", "dimensions", "every", "views", "years")
+
+    def __init__(self, years: list[int], entries: list[Probe], any_units: list[str]) -> None:
+        self.years = [-year for year in years]
+        self.any_units = any_units
+        self.every: list[Probe | None] = [*entries, None]
+        self.dimensions = frozenset(
+            ACCEPTED_UNITS.get(candidate.unit)
+            for entry in entries
+            for candidate in entry.candidates
+        )
+        self.views: dict[frozenset[str], list[Probe | None]] = {}
+
+    def view(self, units: frozenset[str] | None, dimensions: frozenset[str]) -> list[Probe | None]:
+        """The probes of the units given (None: any), which are those of `dimensions`."""
+        if units is None or self.dimensions <= dimensions:
+            return self.every
+        view = self.views.get(units)
+        if view is None:
+            # Two threads may make the same view at once: either one is kept, both are right.
+            view = self.views[units] = self._view(units)
+        return view
+
+    def _view(self, units: frozenset[str]) -> list[Probe | None]:
+        """A place's answer is the first year at or before it (in years: older or equal)
+        with a factor in `units`, or else the nearest factor in any unit."""
+        view: list[Probe | None] = [None]
+        found: Probe | None = None
+        for position in range(len(self.years) - 1, -1, -1):
+            entry = self.every[position]
+            assert entry is not None
+            chosen = [candidate for candidate in entry.candidates if candidate.unit in units]
+            if chosen:
+                found = entry if len(chosen) == len(entry.candidates) else Probe(tuple(chosen))
+            view.append(found or Probe((), (-self.years[position], self.any_units[position])))
+        view.reverse()
+        return view
 
 
-EMPTY = _Cell([])
+EMPTY = _Cell([], [], [])
+# Region chains' cells kept per group of releases (`GroupCells.along`): all let go past this.
+_MAX_COLUMNS = 100_000
+
+
+class GroupCells(dict[tuple[str, str, str | None], _Cell]):
+    """A group's cells by (activity, region, boundary or None), and the cells along the
+    region chains asked for so far (`along`: one look-up per line instead of one per region
+    of its chain)."""
+
+    __slots__ = ("_columns",)
+
+    def __init__(self, cells: Iterable[tuple[tuple[str, str, str | None], _Cell]]) -> None:
+        super().__init__(cells)
+        self._columns: dict[tuple[str, tuple[str, ...], str | None], tuple[_Cell, ...]] = {}
+
+    def along(
+        self, activity: str, codes: tuple[str, ...], boundary: str | None
+    ) -> tuple[_Cell, ...]:
+        """The cells of `activity` and `boundary` at each region of a chain (`codes`)."""
+        key = (activity, codes, boundary)
+        found = self._columns.get(key)
+        if found is None:
+            if len(self._columns) >= _MAX_COLUMNS:
+                self._columns.clear()
+            found = self._columns[key] = tuple(
+                self.get((activity, code, boundary), EMPTY) for code in codes
+            )
+        return found
+
+
 # Rows of a release read at a time when it is loaded (PostgreSQL: a server-side cursor).
 _LOAD_ROWS = 10_000
 # Cells kept across calls (each a few candidates per year): the groups least recently made
@@ -193,7 +289,7 @@ class ResolveIndex:
         self._releases: OrderedDict[ReleaseKey, ReleaseFactors] = OrderedDict()
         self._held = 0
         # group of releases → (activity, region, boundary or None) → its cell in them
-        self._groups: OrderedDict[tuple[ReleaseKey, ...], dict[Any, _Cell]] = OrderedDict()
+        self._groups: OrderedDict[tuple[ReleaseKey, ...], GroupCells] = OrderedDict()
         self._cell_count = 0
         # Releases larger than `max_factors` on their own (never held)
         self._too_big: set[ReleaseKey] = set()
@@ -254,7 +350,10 @@ class ResolveIndex:
                 # Not read now (e.g. past the statement budget): the database answers.
                 return None
             with self._lock:
-                return self._take(wanted, loaded)
+                taken = self._take(wanted, loaded)
+            if loaded:
+                _settle()
+            return taken
 
     def _take(
         self, wanted: set[ReleaseKey], loaded: dict[ReleaseKey, ReleaseFactors]
@@ -295,7 +394,7 @@ class ResolveIndex:
 
     # ------------------------------------------------------------------ probes
 
-    def cells(self, group: tuple[ReleaseFactors, ...]) -> dict[tuple[str, str, str | None], _Cell]:
+    def cells(self, group: tuple[ReleaseFactors, ...]) -> GroupCells:
         """The cells of a group of releases by (activity, region, boundary or None), each its
         factors by year (a place missing has none); made whole at the group's first probe (a
         call probes thousands of cells: made one by one, the first calls would pay for them).
@@ -309,11 +408,11 @@ class ResolveIndex:
             version_id = release.key[0]
             for place, rows in release.cells.items():
                 places.setdefault(place, []).extend((version_id, row) for row in rows)
-        cells = {
-            (activity, region, boundary): cell
+        cells = GroupCells(
+            ((activity, region, boundary), cell)
             for (activity, region), rows in places.items()
             for boundary, cell in _make_cells(rows).items()
-        }
+        )
         with self._lock:
             made = self._groups.get(key)
             if made is not None:  # by another thread meanwhile
@@ -323,11 +422,21 @@ class ResolveIndex:
             while self._cell_count > _MAX_CELLS and len(self._groups) > 1:
                 _, dropped = self._groups.popitem(last=False)
                 self._cell_count -= len(dropped)
+        _settle()
         return cells
 
     def _drop_groups(self) -> None:
         self._groups.clear()
         self._cell_count = 0
+
+
+def _settle() -> None:
+    """Take what is alive now, the releases or cells just made among it, out of the cyclic
+    collector's reach (`gc.freeze`, as app/core/collector.py does after startup): they live
+    as long as the index holds them, hold no reference cycles (let go, they are freed as
+    any object), and a full pass over their millions of objects took 40–60 ms, inside
+    whichever call it fell in (the 1000-line calls' p99)."""
+    gc.freeze()
 
 
 def _make_cells(rows: list[tuple[int, tuple[int, str, str, int]]]) -> dict[str | None, _Cell]:
@@ -345,48 +454,38 @@ def _make_cells(rows: list[tuple[int, tuple[int, str, str, int]]]) -> dict[str |
             else:
                 counted[0] = min(counted[0], factor_id)
                 counted[1] += 1
-            years = lowest.setdefault(cell_boundary, {})
-            first = years.get(year)
+            firsts = lowest.setdefault(cell_boundary, {})
+            first = firsts.get(year)
             if first is None or factor_id < first[0]:
-                years[year] = (factor_id, unit)
-    return {
-        boundary: _Cell(
+                firsts[year] = (factor_id, unit)
+    cells: dict[str | None, _Cell] = {}
+    for cell_boundary, years in by_year.items():
+        newest_first = sorted(years, reverse=True)
+        cells[cell_boundary] = _Cell(
+            newest_first,
             [
-                _Year(
-                    year,
+                Probe(
                     tuple(
                         Candidate(factor_id, year, unit, version_id, count)
                         for (version_id, unit), (factor_id, count) in sorted(years[year].items())
-                    ),
-                    lowest[boundary][year][1],
+                    )
                 )
-                for year in sorted(years, reverse=True)
-            ]
+                for year in newest_first
+            ],
+            [lowest[cell_boundary][year][1] for year in newest_first],
         )
-        for boundary, years in by_year.items()
-    }
+    return cells
 
 
-def probe_cell(
-    cell: _Cell, year: int, units: frozenset[str] | None
-) -> tuple[Sequence[Candidate], tuple[int, str] | None]:
-    """What the probe query says for a cell: the candidates at the nearest year not after
-    `year` with a factor in one of `units` (any unit: None), and, when `units` are given and
-    no year has one, the nearest factor in any unit (year, unit)."""
-    entries = cell.entries
-    start = bisect_left(cell.years, -year)
-    if units is None:
-        if start < len(entries):
-            return entries[start].candidates, None
-        return (), None
-    for entry in entries[start:]:
-        chosen = [candidate for candidate in entry.candidates if candidate.unit in units]
-        if chosen:
-            return chosen, None
-    if start < len(entries):
-        nearest = entries[start]
-        return (), (nearest.year, nearest.any_unit)
-    return (), None
+@lru_cache(maxsize=64)
+def units_wanted(
+    dimensions: tuple[str, ...] | None,
+) -> tuple[frozenset[str] | None, frozenset[str]]:
+    """The declared units of `dimensions` (None: any unit), and the dimensions as a set."""
+    if dimensions is None:
+        return None, frozenset()
+    units = frozenset(unit for dimension in dimensions for unit in units_of_dimension(dimension))
+    return units, frozenset(dimensions)
 
 
 def resolve_index_loader(engine: Engine, settings: Settings) -> Engine | None:
