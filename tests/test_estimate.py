@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from app.reference.models import GwpValue
 from app.reference.units import UnitError, conversion_multiplier, parse_amount_unit
 from tests.factories import (
     create_dataset,
@@ -322,3 +324,23 @@ def test_readme_post_examples_answer(client: TestClient, seeded: None, command: 
     assert "error" not in str(answer.get("items", ""))[:0]
     for item in answer.get("items", []):
         assert "error" not in item, item
+
+
+def test_a_gwp_set_missing_from_the_reference_data_keeps_co2e_as_published(
+    client: TestClient, catalogue: None, session: Session
+) -> None:
+    """A database whose GWP100 table lacks the set (reference data never loaded): the answer
+    says so, for the batch and for each factor, instead of failing."""
+    session.execute(delete(GwpValue).where(GwpValue.gwp_set == "AR4"))
+    session.commit()
+    line = {"activity_id": "steel", "region": "CN", "year": 2022, "unit": "t"}
+    resolved = client.post("/v1/factors:resolve", json={"items": [line]}, params={"gwp": "AR4"})
+    estimated = client.post(ESTIMATE, json={**line, "amount": 1}, params={"gwp": "AR4"})
+    for response in (resolved, estimated):
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["gwp"]["values"] == {}
+        assert "no GWP100 for CH4 in AR4" in answer["gwp"]["source"]
+    factor = resolved.json()["items"][0]["factor"]
+    assert factor["co2e"] == estimated.json()["co2e_kg"] == 2000.0  # as published
+    assert factor["gwp_conversion"]["status"] == "not_possible"

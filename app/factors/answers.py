@@ -21,7 +21,13 @@ from app.factors.resolve import (
 )
 from app.factors.resolve_index import ResolveIndex
 from app.factors.schemas import EstimateItem, ResolveItem
-from app.reference.gwp import CH4_ORIGIN_GAS, GwpTable, gwp_table_for, shipped_gwp_table
+from app.reference.gwp import (
+    CH4_ORIGIN_GAS,
+    GwpTable,
+    GwpUnavailable,
+    gwp_table_for,
+    shipped_gwp_table,
+)
 from app.reference.units import clean_float, not_finite_detail
 
 
@@ -31,10 +37,16 @@ def gwp_info(gwp: str | None, table: GwpTable | None = None) -> dict[str, Any] |
     if gwp is None:
         return None
     table = table or shipped_gwp_table()
+    try:
+        source, values = table.source(gwp), table.values(gwp)
+    except GwpUnavailable as exc:
+        # Only a database whose reference data was never loaded (`efdb db upgrade` loads it):
+        # each factor's `gwp_conversion` then says `not_possible`, and so does this.
+        source, values = f"{exc}, so every co2e is kept as published", {}
     return {
         "requested": gwp,
-        "source": table.source(gwp),
-        "values": table.values(gwp),
+        "source": source,
+        "values": values,
         "entries": [
             entry.as_dict()
             for entry in table.entries
