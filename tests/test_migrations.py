@@ -9,6 +9,8 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from fastapi.testclient import TestClient
 from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
@@ -35,6 +37,23 @@ def test_models_and_migrations_agree(engine: Engine) -> None:
 
 def test_database_is_at_head(engine: Engine) -> None:
     assert current_revision(engine) == head_revision()
+
+
+def test_the_readiness_probe_reads_the_migration_scripts_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    head_revision.cache_clear()
+    loads: list[object] = []
+    load = ScriptDirectory.from_config
+
+    def counted(config: object) -> ScriptDirectory:
+        loads.append(config)
+        return load(config)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ScriptDirectory, "from_config", counted)
+    for _ in range(3):
+        assert client.get("/readyz").json()["head"] == head_revision()
+    assert len(loads) == 1
 
 
 @pytest.fixture
