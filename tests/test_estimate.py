@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from tests.factories import (
     load_iso_locations,
 )
 from tests.test_factors_api import assert_factor_shape, assert_problem
+from tests.test_reference_data import reload_reference
 
 ESTIMATE = "/v1/estimate"
 BATCH = "/v1/estimate:batch"
@@ -326,13 +328,21 @@ def test_readme_post_examples_answer(client: TestClient, seeded: None, command: 
         assert "error" not in item, item
 
 
+@pytest.fixture
+def without_ar4(session: Session) -> Iterator[None]:
+    """The GWP100 table without AR4 for one test (put back as shipped afterwards: the
+    reference tables are shared between the tests on PostgreSQL)."""
+    session.execute(delete(GwpValue).where(GwpValue.gwp_set == "AR4"))
+    session.commit()
+    yield
+    reload_reference(session, "gwp")
+
+
 def test_a_gwp_set_missing_from_the_reference_data_keeps_co2e_as_published(
-    client: TestClient, catalogue: None, session: Session
+    client: TestClient, catalogue: None, without_ar4: None
 ) -> None:
     """A database whose GWP100 table lacks the set (reference data never loaded): the answer
     says so, for the batch and for each factor, instead of failing."""
-    session.execute(delete(GwpValue).where(GwpValue.gwp_set == "AR4"))
-    session.commit()
     line = {"activity_id": "steel", "region": "CN", "year": 2022, "unit": "t"}
     resolved = client.post("/v1/factors:resolve", json={"items": [line]}, params={"gwp": "AR4"})
     estimated = client.post(ESTIMATE, json={**line, "amount": 1}, params={"gwp": "AR4"})
