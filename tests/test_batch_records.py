@@ -23,7 +23,12 @@ from app.publishing.batch_records import fast_records
 from app.publishing.labels import LabelCollector
 from app.publishing.publish import uuid4_hexes
 from app.publishing.records import parse_record
-from app.publishing.upload_formats import UploadFileError, UploadFormat, read_rows
+from app.publishing.upload_formats import (
+    REQUIRED_COLUMNS,
+    UploadFileError,
+    UploadFormat,
+    read_rows,
+)
 from app.reference.gwp import co2e_from_gases
 
 LABELS = ("activity_name_zh", "activity_name_en", "activity_keywords")
@@ -222,6 +227,15 @@ def test_fast_records_are_the_records_of_parse_record(seed: int, columns: list[s
                 assert isinstance(expected, FactorFields), (cells, expected)
                 assert _values(record) == _values(expected)
     assert fast_hits >= 2000
+
+
+@pytest.mark.parametrize("missing", REQUIRED_COLUMNS)
+def test_a_header_without_a_required_column_takes_the_row_by_row_path(missing: str) -> None:
+    """The row-by-row path reports the missing field on every row; no record comes fast."""
+    columns = [c for c in UPLOADABLE_FIELDS if c != missing]
+    rng = random.Random(7)
+    rows = [[_valid_row(rng, index).get(c, "") for c in columns] for index in range(5)]
+    assert fast_records(tuple(columns), rows, shipped_record_reference()) == [None] * 5
 
 
 def _csv(rows: list[list[str]], columns: list[str], tail: str = "") -> bytes:

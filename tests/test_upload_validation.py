@@ -94,6 +94,15 @@ CASES: list[tuple[str, str, Callable[[], bytes], tuple[int | None, str | None, s
         (1, "co2e", "missing_column"),
     ),
     (
+        "rows without a required column",
+        "f.csv",
+        lambda: csv_bytes(
+            [{k: v for k, v in synthetic_row(i).items() if k != "co2e"} for i in range(3)],
+            [c for c in COLUMNS if c != "co2e"],
+        ),
+        (1, "co2e", "missing_column"),
+    ),
+    (
         "unknown column",
         "f.csv",
         lambda: header_of([*COLUMNS, "colour"]),

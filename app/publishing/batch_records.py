@@ -35,6 +35,7 @@ from app.factors.validation import RecordReference, record_problems
 from app.publishing.cells import _CELL_LIMITS, MULTILINE_FIELDS, _plain_text_cells, _visible
 from app.publishing.labels import LABEL_COLUMNS
 from app.publishing.records import RowProblem, parse_record
+from app.publishing.upload_formats import REQUIRED_COLUMNS
 
 # Rows checked together: enough for the per-column work to be paid once per many rows, few
 # enough that the rows held (and read ahead of the store) stay a small bounded amount.
@@ -92,9 +93,12 @@ class _ChunkPlan:
 
 
 def _chunk_plan(columns: tuple[str, ...]) -> _ChunkPlan | None:
-    """None when the header has a column that is not a factor field (its rows, if any get
-    this far, go through `parse_record`) or holds one twice."""
+    """None when the header has a column that is not a factor field, holds one twice or
+    lacks a required one (its rows, if any get this far, go through `parse_record`, which
+    reports what is missing on each)."""
     if len(set(columns)) != len(columns) or not all(c in _CELL_LIMITS for c in columns):
+        return None
+    if not set(REQUIRED_COLUMNS).issubset(columns):
         return None
     return _ChunkPlan(
         columns=columns,
