@@ -8,8 +8,10 @@ Every record here is a synthetic test fixture, not a real emission factor.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import threading
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -26,7 +28,7 @@ from app.datasets.models import Dataset
 from app.datasets.visibility import AsOf
 from app.factors.resolve import Line, LineError, check_line_values, resolve_lines
 from app.factors.resolve import resolved_item_payload as item_payload
-from app.factors.resolve_index import ReleaseFactors, ResolveIndex
+from app.factors.resolve_index import ReleaseFactors, ResolveIndex, _settle
 from app.main import create_app
 from tests.auth_fixtures import TokenKit
 from tests.factories import (
@@ -506,3 +508,22 @@ def test_a_release_being_read_holds_up_no_call_on_releases_already_held() -> Non
     assert set(answered["releases"]) == {1}
     assert answered["cells"] == {}
     assert set(index.releases(None, [large]) or {}) == {3}  # type: ignore[arg-type]
+
+
+class _Cyclic:
+    me: _Cyclic
+
+
+def test_what_the_index_freezes_leaves_no_garbage_cycle_behind() -> None:
+    """The index takes its objects out of the collector's reach (`gc.freeze`); a cycle that
+    was already garbage must be freed first, or it would never be."""
+    gc.disable()  # so that no collection frees the cycle before the index settles
+    try:
+        cycle = _Cyclic()
+        cycle.me = cycle
+        alive = weakref.ref(cycle)
+        del cycle
+        _settle()
+        assert alive() is None
+    finally:
+        gc.enable()

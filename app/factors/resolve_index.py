@@ -435,7 +435,11 @@ def _settle() -> None:
     collector's reach (`gc.freeze`, as app/core/collector.py does after startup): they live
     as long as the index holds them, hold no reference cycles (let go, they are freed as
     any object), and a full pass over their millions of objects took 40–60 ms, inside
-    whichever call it fell in (the 1000-line calls' p99)."""
+    whichever call it fell in (the 1000-line calls' p99). Garbage is collected first: a cycle
+    frozen unreachable would never be freed. (What other requests hold at that moment is
+    frozen with the rest; this runs only when a release is read or a group's cells made,
+    calls that take a second or more already.)"""
+    gc.collect()
     gc.freeze()
 
 
