@@ -306,10 +306,6 @@ class _Release:
     # The record's fields this release and its dataset decide (resolve_index.RELEASE_FIELDS).
     record_state: tuple[Any, ...] = ()
 
-    @property
-    def dataset_name(self) -> str:
-        return f"{self.publisher}/{self.dataset}"
-
     def preference(self) -> tuple[int, int, int, float]:
         """Deprecated datasets last, then dataset priority (unset last), then the newest
         published first."""
