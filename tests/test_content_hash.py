@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import hashlib
+import tracemalloc
 from datetime import date
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from app.datasets.version_models import DatasetVersion
+from app.factors.models import Factor
 from app.factors.schemas import UPLOADABLE_FIELDS
-from app.versioning.content_hash import canonical_factor_json, content_sha256
+from app.factors.service import factor_select
+from app.versioning import content_hash
+from app.versioning.content_hash import (
+    canonical_factor_json,
+    compute_content_sha256,
+    content_sha256,
+    ordered_content_sha256,
+)
 from tests.factor_strategies import changed_value, example_record
+from tests.factories import create_dataset_with_factors, factor_fields
 
 
 def test_canonical_json_follows_the_contract() -> None:
@@ -70,3 +83,72 @@ def test_every_uploadable_field_is_hashed(name: str) -> None:
     assert content_sha256([edited, *others]) != before
     if name != "factor_code":  # the one field no row goes without
         assert content_sha256([{**factor, name: None}, *others]) != before
+
+
+def test_ordered_hash_is_the_hash_of_rows_given_in_order() -> None:
+    rows = [example_record(code) for code in ("synthetic-b", "synthetic-a", "synthetic-a.1")]
+    in_order = sorted(rows, key=lambda row: row["factor_code"])
+    assert ordered_content_sha256(in_order) == content_sha256(rows)
+    assert ordered_content_sha256([]) == content_sha256([])
+
+
+def test_ordered_hash_refuses_rows_out_of_order() -> None:
+    """A database that sorted codes otherwise (a collation of its own) must not give another
+    hash without a word."""
+    rows = [example_record("synthetic-ab"), example_record("synthetic-a-b")]
+    with pytest.raises(ValueError, match="not in order"):
+        ordered_content_sha256(rows)
+
+
+# Codes that a language's collation (en_US, ICU) orders otherwise than by code point: it
+# passes over punctuation and case at first.
+COLLATION_CODES = ("ab", "a-b", "a_b", "A.b", "a:b", "a.B", "Zz", "a", "a-c", "0x", "b")
+
+
+def test_stored_version_hash_is_the_contract_hash(session: Session) -> None:
+    """The hash the database streams in factor_code order is the one computed from the
+    version's rows in memory (and from any copy of them: the contract's order is by code
+    point)."""
+    dataset = create_dataset_with_factors(
+        session,
+        publisher="synthetic-order",
+        dataset="collation-codes",
+        factors=[factor_fields(code, co2e=n + 0.5) for n, code in enumerate(COLLATION_CODES)],
+    )
+    version = session.scalars(
+        select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
+    ).one()
+    rows = session.execute(factor_select().where(Factor.version_id == version.id)).mappings()
+    expected = content_sha256([dict(row) for row in rows])
+    assert compute_content_sha256(session, version.id) == expected == version.content_sha256
+
+
+def test_stored_version_is_hashed_in_bounded_memory(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version is hashed a partition of rows at a time: the hash of 3,000 rows, fetched 100
+    at a time, holds a small part of what the rows take in memory."""
+    dataset = create_dataset_with_factors(
+        session,
+        publisher="synthetic-memory",
+        dataset="many-rows",
+        factors=[factor_fields(f"synthetic-{n:05d}") for n in range(3_000)],
+    )
+    version_id = session.scalars(
+        select(DatasetVersion.id).where(DatasetVersion.dataset_id == dataset.id)
+    ).one()
+    query = factor_select().where(Factor.version_id == version_id)
+    tracemalloc.start()
+    try:
+        held = [dict(row) for row in session.execute(query).mappings()]
+        whole = tracemalloc.get_traced_memory()[0]
+        del held
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        monkeypatch.setattr(content_hash, "ROWS_PER_FETCH", 100)
+        digest = compute_content_sha256(session, version_id)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert digest == content_sha256(dict(row) for row in session.execute(query).mappings())
+    assert peak < whole / 5, (peak, whole)
