@@ -126,13 +126,13 @@ def test_stored_version_hash_is_the_contract_hash(session: Session) -> None:
 def test_stored_version_is_hashed_in_bounded_memory(
     session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A version is hashed a partition of rows at a time: the hash of 3,000 rows, fetched 100
+    """A version is hashed a partition of rows at a time: the hash of 1,500 rows, fetched 50
     at a time, holds a small part of what the rows take in memory."""
     dataset = create_dataset_with_factors(
         session,
         publisher="synthetic-memory",
         dataset="many-rows",
-        factors=[factor_fields(f"synthetic-{n:05d}") for n in range(3_000)],
+        factors=[factor_fields(f"synthetic-{n:05d}") for n in range(1_500)],
     )
     version_id = session.scalars(
         select(DatasetVersion.id).where(DatasetVersion.dataset_id == dataset.id)
@@ -145,7 +145,7 @@ def test_stored_version_is_hashed_in_bounded_memory(
         del held
         tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0]
-        monkeypatch.setattr(content_hash, "ROWS_PER_FETCH", 100)
+        monkeypatch.setattr(content_hash, "ROWS_PER_FETCH", 50)
         digest = compute_content_sha256(session, version_id)
         peak = tracemalloc.get_traced_memory()[1] - base
     finally:
