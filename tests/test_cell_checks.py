@@ -36,7 +36,7 @@ CELL = st.lists(PIECES, max_size=6).map("".join)
 
 
 def _one_by_one(raw: dict[str, str]) -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
-    with mock.patch.object(cells, "_plain_text_cells", return_value=None):
+    with mock.patch.object(cells, "plain_text_cells", return_value=None):
         return check_cells(raw, text_cells=True)
 
 
@@ -47,7 +47,7 @@ def _one_by_one(raw: dict[str, str]) -> tuple[dict[str, Any], dict[str, tuple[st
 def test_a_row_checked_whole_gives_what_its_cells_give(values: list[str], drop: bool) -> None:
     columns = COLUMNS[:-1] if drop else COLUMNS
     raw = dict(zip(columns, values, strict=False))
-    whole = cells._plain_text_cells(dict(raw))
+    whole = cells.plain_text_cells(dict(raw))
     one_by_one, problems = _one_by_one(dict(raw))
     if whole is not None:
         assert (whole, {}) == (one_by_one, problems)
@@ -56,7 +56,7 @@ def test_a_row_checked_whole_gives_what_its_cells_give(values: list[str], drop: 
 
 def test_a_row_of_plain_cells_is_checked_whole() -> None:
     raw = {"factor_code": "c-1", "name_zh": "合成因子", "name_en": "Cafe\u0301", "unit": "t"}
-    assert cells._plain_text_cells(raw) == {
+    assert cells.plain_text_cells(raw) == {
         "factor_code": "c-1",
         "name_zh": "合成因子",
         "name_en": "Caf\u00e9",
@@ -64,7 +64,7 @@ def test_a_row_of_plain_cells_is_checked_whole() -> None:
     }
     # A multi-line cell is brought to NFC too, whatever the other cells hold.
     raw = {"factor_code": "c-1", "name_en": "x", "description": "de\u0301ja\u0300\nvu"}
-    assert cells._plain_text_cells(raw) == {
+    assert cells.plain_text_cells(raw) == {
         "factor_code": "c-1",
         "name_en": "x",
         "description": "d\u00e9j\u00e0\nvu",

@@ -5,7 +5,7 @@ building a `FactorFields` of 42 fields, the cross-field checks), most of it paid
 per field. Here the same checks run column by column over a chunk of rows sharing a header:
 
 - the cell checks of `app.publishing.cells` (kinds, lengths, NFC, forbidden characters) over
-  the chunk's cells joined, as `_plain_text_cells` runs them over one row's;
+  the chunk's cells joined, as `plain_text_cells` runs them over one row's;
 - each field's own schema, the very core schema pydantic builds for it in `FactorFields`
   (its pattern, length, range, literal, `str_strip_whitespace` and its validators), applied
   to the column as a list, each distinct value once;
@@ -32,7 +32,7 @@ from pydantic_core import CoreConfig, SchemaValidator, core_schema
 from app.core.text import forbidden_pattern
 from app.factors.schemas import FactorFields, FactorRow, FactorValues
 from app.factors.validation import RecordReference, record_problems
-from app.publishing.cells import _CELL_LIMITS, MULTILINE_FIELDS, _plain_text_cells, _visible
+from app.publishing.cells import CELL_LIMITS, MULTILINE_FIELDS, plain_text_cells, surely_visible
 from app.publishing.labels import LABEL_COLUMNS
 from app.publishing.records import RowProblem, parse_record
 from app.publishing.upload_formats import REQUIRED_COLUMNS
@@ -96,13 +96,13 @@ def _chunk_plan(columns: tuple[str, ...]) -> _ChunkPlan | None:
     """None when the header has a column that is not a factor field, holds one twice or
     lacks a required one (its rows, if any get this far, go through `parse_record`, which
     reports what is missing on each)."""
-    if len(set(columns)) != len(columns) or not all(c in _CELL_LIMITS for c in columns):
+    if len(set(columns)) != len(columns) or not all(c in CELL_LIMITS for c in columns):
         return None
     if not set(REQUIRED_COLUMNS).issubset(columns):
         return None
     return _ChunkPlan(
         columns=columns,
-        limits=tuple(_CELL_LIMITS[c] for c in columns),
+        limits=tuple(CELL_LIMITS[c] for c in columns),
         checks=tuple(_CHECKS[c] for c in columns),
         single_line=tuple(i for i, c in enumerate(columns) if c not in MULTILINE_FIELDS),
         multiline=tuple(i for i, c in enumerate(columns) if c in MULTILINE_FIELDS),
@@ -126,7 +126,7 @@ def _plan_of(columns: tuple[str, ...]) -> _ChunkPlan | None:
 
 def _cells_plain(plan: _ChunkPlan, cells: Sequence[Sequence[str]]) -> bool:
     """Whether every cell of the chunk passes the cell checks unchanged: what
-    `_plain_text_cells` finds of each row, found over the chunk's cells joined (a space
+    `plain_text_cells` finds of each row, found over the chunk's cells joined (a space
     between cells composes with nothing, and the forbidden characters are single ones)."""
     for column, limit in zip(cells, plan.limits, strict=True):
         if max(map(len, column)) > limit:
@@ -139,15 +139,15 @@ def _cells_plain(plan: _ChunkPlan, cells: Sequence[Sequence[str]]) -> bool:
     else:
         if not unicodedata.is_normalized("NFC", f"{single} {multi}"):
             return False
-        if not _visible(single) and forbidden_pattern(multiline=False).search(single):
+        if not surely_visible(single) and forbidden_pattern(multiline=False).search(single):
             return False
-    return not multi or _visible(multi) or not forbidden_pattern(multiline=True).search(multi)
+    return not multi or surely_visible(multi) or not forbidden_pattern(multiline=True).search(multi)
 
 
 def _row_plain(columns: tuple[str, ...], row: Collection[str]) -> bool:
     """One row's cells pass the cell checks unchanged (a chunk that did not pass whole)."""
     given = {column: cell for column, cell in zip(columns, row, strict=True) if cell}
-    return _plain_text_cells(dict(zip(columns, row, strict=True))) == given
+    return plain_text_cells(dict(zip(columns, row, strict=True))) == given
 
 
 def _validated_column(check: _FieldCheck, cells: Sequence[str], slow: list[bool]) -> list[Any]:

@@ -101,12 +101,12 @@ def _type_problem(kind: Kind, value: Any) -> str | None:
 
 
 # The longest text a known column's cell may hold (numbers and dates: MAX_DATE_TEXT).
-_CELL_LIMITS: dict[str, int] = {name: TEXT_LIMITS.get(name, MAX_DATE_TEXT) for name in FIELD_KINDS}
+CELL_LIMITS: dict[str, int] = {name: TEXT_LIMITS.get(name, MAX_DATE_TEXT) for name in FIELD_KINDS}
 
 
 @dataclass(frozen=True)
 class _RowPlan:
-    """What `_plain_text_cells` needs of one header (one upload's rows all share it): each
+    """What `plain_text_cells` needs of one header (one upload's rows all share it): each
     column's limit, and where its single-line and multi-line cells are."""
 
     columns: tuple[str, ...]
@@ -129,10 +129,10 @@ def _row_plan(columns: tuple[str, ...]) -> _RowPlan | None:
         return plan
     single = [i for i, column in enumerate(columns) if column not in MULTILINE_FIELDS]
     plan = None
-    if len(single) >= 2 and all(column in _CELL_LIMITS for column in columns):
+    if len(single) >= 2 and all(column in CELL_LIMITS for column in columns):
         plan = _RowPlan(
             columns,
-            tuple(_CELL_LIMITS[column] for column in columns),
+            tuple(CELL_LIMITS[column] for column in columns),
             operator.itemgetter(*single),
             tuple(i for i, column in enumerate(columns) if column in MULTILINE_FIELDS),
         )
@@ -142,7 +142,7 @@ def _row_plan(columns: tuple[str, ...]) -> _RowPlan | None:
     return plan
 
 
-def _plain_text_cells(raw: Mapping[str, Any]) -> dict[str, Any] | None:
+def plain_text_cells(raw: Mapping[str, Any]) -> dict[str, Any] | None:
     """The values `check_cells` gives a row of text cells that all pass, found with a few
     checks over the whole row instead of several per cell; None when any cell may have a
     problem (or is not text), for `check_cells` to look at each cell.
@@ -169,7 +169,7 @@ def _plain_text_cells(raw: Mapping[str, Any]) -> dict[str, Any] | None:
                     if len(value) > plan.limits[i]:
                         return None
             text = " ".join(plan.single_line(cells))
-        if not _visible(text) and forbidden_pattern(multiline=False).search(text):
+        if not surely_visible(text) and forbidden_pattern(multiline=False).search(text):
             return None
     elif not text.isprintable():
         # In ASCII, the forbidden characters are the controls.
@@ -177,14 +177,15 @@ def _plain_text_cells(raw: Mapping[str, Any]) -> dict[str, Any] | None:
     if plan.multiline:
         refused = forbidden_pattern(multiline=True)
         if any(
-            not _visible(cells[i]) and refused.search(cells[i]) is not None for i in plan.multiline
+            not surely_visible(cells[i]) and refused.search(cells[i]) is not None
+            for i in plan.multiline
         ):
             return None
     # Empty cells are nulls: left out.
     return dict(filter(_non_empty, zip(columns, cells, strict=True)))
 
 
-def _visible(text: str) -> bool:
+def surely_visible(text: str) -> bool:
     """No character of `text` is refused, found faster than `forbidden_pattern` finds it (a
     large character class) when true: every refused category (Cc, Cf, Cs, Zl, Zp) is one
     `str.isprintable` refuses, and the invisible letters are few. False says nothing: the
@@ -193,14 +194,14 @@ def _visible(text: str) -> bool:
 
 
 def _plain_text_cells_one_by_one(raw: Mapping[str, Any]) -> dict[str, Any] | None:
-    """`_plain_text_cells` for a row without a plan, cell by cell."""
+    """`plain_text_cells` for a row without a plan, cell by cell."""
     values: dict[str, Any] = {}
     single_line: list[str] = []
     multiline: list[str] = []
     for column, value in raw.items():
         if value is None or value == "":
             continue
-        limit = _CELL_LIMITS.get(column)
+        limit = CELL_LIMITS.get(column)
         if limit is None:  # a column the schema names as unknown
             values[column] = value
             continue
@@ -212,7 +213,7 @@ def _plain_text_cells_one_by_one(raw: Mapping[str, Any]) -> dict[str, Any] | Non
         value = values[column]
         if not value.isascii():
             value = values[column] = nfc(value)
-            if len(value) > _CELL_LIMITS[column]:
+            if len(value) > CELL_LIMITS[column]:
                 return None
     text = " ".join([values[column] for column in single_line])
     if not text.isascii():
@@ -234,7 +235,7 @@ def check_cells(
 
     `text_cells`: every cell is text (CSV), so numbers and dates are parsed by the schema."""
     if text_cells:
-        plain = _plain_text_cells(raw)
+        plain = plain_text_cells(raw)
         if plain is not None:
             return plain, {}
     values: dict[str, Any] = {}
