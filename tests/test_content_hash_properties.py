@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+import json
+from datetime import date, datetime
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.versioning.content_hash import canonical_factor_json, content_sha256
+from app.versioning.content_hash import (
+    INTEGER_FIELDS,
+    UPLOADABLE,
+    canonical_factor_json,
+    content_sha256,
+)
 from tests.factor_strategies import MUTABLE_FIELDS, SYNTHETIC_SOURCE, changed_value, versions
 
 # 50 examples: a record now draws every uploadable field (40, not 17 as before), so 50 draw
@@ -99,3 +105,48 @@ def test_a_known_vector_hashes_to_a_fixed_value() -> None:
     assert lines == KNOWN_LINES
     assert hashlib.sha256(KNOWN_LINES.encode("utf-8")).hexdigest() == KNOWN_SHA256
     assert content_sha256(KNOWN_VERSION) == KNOWN_SHA256
+
+
+def _contract_json(factor: dict[str, Any]) -> str:
+    """Canonical JSON as contract §6 words it, written plainly: what the hash's faster
+    `canonical_factor_json` must give byte for byte."""
+    body: dict[str, Any] = {}
+    for name in UPLOADABLE:
+        value = factor.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            body[name] = value
+        elif isinstance(value, date):
+            body[name] = value.isoformat()
+        elif name in INTEGER_FIELDS:
+            body[name] = int(value)
+        elif isinstance(value, int | float):
+            body[name] = float(value)
+        else:
+            body[name] = value
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@FAST
+@given(factors=versions(min_size=1), data=st.data())
+def test_canonical_json_is_the_contract_s(factors: list[dict[str, Any]], data: Any) -> None:
+    """Every value kind the contract names, including those a mapping other than the
+    database's may hold: integers in float fields, floats and texts in integer fields, a
+    datetime, extra keys."""
+    factor = dict(data.draw(st.sampled_from(factors)))
+    odd = data.draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "co2e": st.integers(0, 10**6),
+                "reference_year": st.sampled_from([2021.0, "2022", 2023]),
+                "dq_reliability": st.sampled_from([1.0, 3, "5"]),
+                "valid_from": st.just(datetime(2022, 1, 1, 12, 30)),
+                "notes": st.text(max_size=8),
+                "unknown_extra": st.integers(),
+            },
+        )
+    )
+    factor.update(odd)
+    assert canonical_factor_json(factor) == _contract_json(factor)

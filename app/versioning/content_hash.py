@@ -18,11 +18,13 @@ import math
 import types
 from collections.abc import Iterable, Mapping
 from datetime import date
+from functools import cache
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
+from app.core.db import AnySelect
 from app.factors.models import Factor
 from app.factors.schemas import FactorFields
 from app.factors.service import factor_select
@@ -61,14 +63,31 @@ def _canonical_value(name: str, value: Any) -> Any:
     return value
 
 
+# The uploadable fields in the order canonical JSON lists them (keys sorted), and the type
+# of each whose values are written as they are (a float is, once found finite).
+_SORTED_FIELDS = tuple(sorted(UPLOADABLE))
+_WRITTEN_AS_IS = {name: int if name in INTEGER_FIELDS else str for name in UPLOADABLE}
+# json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False), made once: the body
+# is built in sorted key order, and json writes floats with repr(), Python's shortest
+# round-trip form.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical_factor_json(factor: Mapping[str, Any]) -> str:
-    body = {
-        name: _canonical_value(name, factor[name])
-        for name in UPLOADABLE
-        if factor.get(name) is not None
-    }
-    # json.dumps writes floats with repr(), which is Python's shortest round-trip form.
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # Hashing is per row of a version (a million at a submit, and again at publish): the
+    # common values (texts, floats, integers of integer fields) skip `_canonical_value`.
+    get = factor.get
+    body = {name: value for name in _SORTED_FIELDS if (value := get(name)) is not None}
+    for name, value in body.items():
+        kind = type(value)
+        if kind is _WRITTEN_AS_IS[name]:
+            continue
+        if kind is float and name not in INTEGER_FIELDS:
+            if not math.isfinite(value):
+                raise ValueError(f"{name} is not finite")
+        else:
+            body[name] = _canonical_value(name, value)
+    return _ENCODE(body)
 
 
 def content_sha256(factors: Iterable[Mapping[str, Any]]) -> str:
@@ -99,9 +118,21 @@ ROWS_PER_FETCH = 2_000
 
 def compute_content_sha256(session: Session, version_id: int) -> str:
     # The same columns the API returns, so anyone can recompute the hash from them.
-    query = factor_select().where(Factor.version_id == version_id).order_by(_code_order(session))
-    rows = session.execute(query, execution_options={"yield_per": ROWS_PER_FETCH}).mappings()
-    return ordered_content_sha256(dict(row) for row in rows)
+    query = _hashed_select().where(Factor.version_id == version_id).order_by(_code_order(session))
+    # As a Core statement on the session's connection (the ORM adds nothing to tuples), once
+    # pending changes are written, as the session's own execute would.
+    session.flush()
+    result = session.connection().execute(query, execution_options={"yield_per": ROWS_PER_FETCH})
+    names = tuple(result.keys())
+    return ordered_content_sha256(dict(zip(names, row, strict=True)) for row in result)
+
+
+@cache
+def _hashed_select() -> AnySelect:
+    """`factor_select` (the columns and joins of the API's answers) with only the columns the
+    hash reads."""
+    hashed = [column for column in factor_select().selected_columns if column.key in UPLOADABLE]
+    return factor_select().with_only_columns(*hashed)
 
 
 def _code_order(session: Session) -> ColumnElement[str]:
