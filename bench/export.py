@@ -1,7 +1,8 @@
 """Snapshot export speed, memory and file serving, as ratios to baselines measured in the same run.
 
-On PostgreSQL with N synthetic factors (default 1,000,000, labelled synthetic, built through
-the real services by `bench.read_api.build_database`):
+On PostgreSQL (or SQLite: `--database-url sqlite:////path/file.sqlite3`) with N synthetic
+factors (default 1,000,000, labelled synthetic, built through the real services by
+`bench.read_api.build_database`):
 
 1. Readers: every row of the version as Arrow batches in the export schema, in this process,
    by each candidate path: SQLAlchemy server-side cursor (`yield_per`) + `pa.array`,
@@ -29,7 +30,9 @@ the real services by `bench.read_api.build_database`):
     python -m bench.export [--factors 1000000] [--database-url URL] [--rounds 3]
 
 `--database-url` reuses a database a previous run built (`--keep` keeps it; the run forgets
-the earlier run's export store, a temporary directory, in it: `export_file`, the instance).
+the earlier run's export store, a temporary directory, in it: `export_file`, the instance), or
+builds into it when it holds no factors (a new SQLite file). The readers (1.) are PostgreSQL's:
+`--reader-rounds 0` on SQLite.
 Targets: snapshot (from the release files) >= 0.5x the in-memory write's rows/s; peak RSS <= 400 MB;
 serving through the offload >= 0.8x nginx alone. nginx: Debian package nginx-light.
 """
@@ -59,7 +62,7 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import make_url
 
 from app.auth.keys import generate_pem
@@ -483,7 +486,7 @@ def run(url: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     with uvicorn_server("efdb", "app.main:create_app", "/readyz", env, tmp / "efdb.log") as server:
         rss_start, _ = peak_rss_mb(server.process.pid)
         token = admin_token(url, server.port)
-        print("snapshot (cold): POST /v1/snapshots, every row streamed from PostgreSQL")
+        print("snapshot (cold): POST /v1/snapshots, every row streamed from the database")
         pid = server.process.pid
         reset_peak_rss(pid)
         cold = post_snapshot(server.port, token)
@@ -646,10 +649,25 @@ def print_report(report: dict[str, Any]) -> bool:
     return ok
 
 
+def _holds_factors(url: str) -> bool:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table("factor"):
+                return False
+            return connection.execute(select(Factor.id).limit(1)).first() is not None
+    finally:
+        engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--factors", type=int, default=1_000_000)
-    parser.add_argument("--database-url", help="reuse this PostgreSQL database (built before)")
+    parser.add_argument(
+        "--database-url",
+        help="this database (PostgreSQL, or SQLite: sqlite:////path/file.sqlite3): reused when "
+        "it holds factors, else built into",
+    )
     parser.add_argument("--postgres-url", default=default_postgres_url())
     parser.add_argument("--keep", action="store_true", help="keep the database it builds")
     parser.add_argument("--rounds", type=int, default=3, help="download rounds")
@@ -663,6 +681,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="efdb-export-bench-") as folder:
         tmp = Path(folder)
         if args.database_url:
+            if not _holds_factors(args.database_url):
+                print(f"building {args.factors:,} synthetic factors (labelled synthetic)…")
+                built = build_database(args.database_url, args.factors, args.seed)
+                print(f"  built in {built.seconds:.0f} s")
             report = run(args.database_url, args, tmp)
         else:
             with contextlib.ExitStack() as stack:
