@@ -7,7 +7,7 @@ import tracemalloc
 from datetime import date
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.datasets.version_models import DatasetVersion
@@ -121,6 +121,40 @@ def test_stored_version_hash_is_the_contract_hash(session: Session) -> None:
     rows = session.execute(factor_select().where(Factor.version_id == version.id)).mappings()
     expected = content_sha256([dict(row) for row in rows])
     assert compute_content_sha256(session, version.id) == expected == version.content_sha256
+
+
+@pytest.mark.postgresql_only
+def test_a_database_collation_of_a_language_does_not_change_the_hash(session: Session) -> None:
+    """On a PostgreSQL whose collation orders codes as a language does (en_US and the like,
+    as many production servers have; here ICU's en-US on the column, inside the test's own
+    transaction), the hash still follows the contract's code point order."""
+    icu = text("SELECT count(*) FROM pg_collation WHERE collname = 'en-US-x-icu'")
+    if session.scalar(icu) == 0:
+        pytest.skip("this PostgreSQL has no ICU collations (built without ICU)")
+    # This worker's database, rolled back at the end; a lock another session holds fails the
+    # test at once instead of blocking it.
+    session.execute(text("SET LOCAL lock_timeout = '5s'"))
+    session.execute(
+        text('ALTER TABLE factor ALTER COLUMN factor_code TYPE varchar(128) COLLATE "en-US-x-icu"')
+    )
+    dataset = create_dataset_with_factors(
+        session,
+        publisher="synthetic-icu",
+        dataset="collation-codes",
+        factors=[factor_fields(code) for code in COLLATION_CODES],
+    )
+    by_database = session.scalars(
+        select(Factor.factor_code)
+        .where(Factor.dataset_id == dataset.id)
+        .order_by(Factor.factor_code)
+    ).all()
+    assert by_database != sorted(COLLATION_CODES)  # the collation does order them otherwise
+    version = session.scalars(
+        select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
+    ).one()
+    rows = session.execute(factor_select().where(Factor.version_id == version.id)).mappings()
+    assert version.content_sha256 == content_sha256([dict(row) for row in rows])
+    session.rollback()
 
 
 def test_stored_version_is_hashed_in_bounded_memory(
