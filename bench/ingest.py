@@ -19,9 +19,13 @@ On PostgreSQL, in a fresh `efdb_bench_<random>` database (dropped afterwards):
 
     python -m bench.ingest [--rows 1000000] [--postgres-url URL] [--json PATH] [--strict]
                            [--verbose] [--py-spy OUT.svg|OUT.json|OUT.txt] [--no-submit]
+                           [--publish]
 
 5. Submit (unless `--no-submit`), for information: the draft's rows move from `factor_draft`
    into `factor` (every index, key and guard), timed from the request to its answer.
+6. Publish (with `--publish`), for information: a national reviewer made with the CLI
+   publishes the submitted version, naming its hash (the hash again, the search index, the
+   facet counts, the release's files), timed from the request to its answer.
 
 Targets: upload rows/s >= 0.3x the baseline's; server peak RSS <= 500 MB. Only the ratio and
 the memory are judged; absolute rows/s depend on the machine and are printed for context.
@@ -642,14 +646,33 @@ def stored_rows(url: str) -> int:
     return total
 
 
-def submit(server: Server, headers: dict[str, str]) -> float:
-    """Submit the draft (its rows move from factor_draft into factor); the seconds it took."""
-    endpoint = f"{server.base}/v1/datasets/{PUBLISHER_SLUG}/{DATASET_SLUG}/versions/{VERSION}"
+_VERSION_PATH = f"/v1/datasets/{PUBLISHER_SLUG}/{DATASET_SLUG}/versions/{VERSION}"
+
+
+def submit(server: Server, headers: dict[str, str]) -> tuple[float, str]:
+    """Submit the draft (its rows move from factor_draft into factor); the seconds it took
+    and the content hash it fixed."""
     started = time.perf_counter()
-    response = httpx.post(f"{endpoint}/submit", headers=headers, timeout=3600.0)
+    response = httpx.post(f"{server.base}{_VERSION_PATH}/submit", headers=headers, timeout=3600.0)
     seconds = time.perf_counter() - started
     if response.status_code != 200 or response.json().get("status") != "submitted":
         raise RuntimeError(f"submit answered {response.status_code}: {response.text[:2000]}")
+    return seconds, str(response.json()["content_sha256"])
+
+
+def publish(server: Server, headers: dict[str, str], content_sha256: str) -> float:
+    """Publish the submitted version as a national reviewer, naming the hash it reviewed (the
+    hash again, the search index, the facet counts, the release's files); the seconds."""
+    started = time.perf_counter()
+    response = httpx.post(
+        f"{server.base}{_VERSION_PATH}/publish",
+        headers=headers,
+        json={"content_sha256": content_sha256},
+        timeout=3600.0,
+    )
+    seconds = time.perf_counter() - started
+    if response.status_code != 200 or response.json().get("status") != "published":
+        raise RuntimeError(f"publish answered {response.status_code}: {response.text[:2000]}")
     return seconds
 
 
@@ -667,6 +690,8 @@ class Result:
     seconds: float
     # The submit after the upload (None: not run), where the draft's rows move into factor.
     submit_seconds: float | None = None
+    # The publish after the submit (None: not run).
+    publish_seconds: float | None = None
 
     @property
     def baseline_rows_per_s(self) -> float:
@@ -731,11 +756,28 @@ def run(url: str, args: argparse.Namespace, tmp: Path) -> Result:
         print(f"uploading {args.rows:,} rows over HTTP ...", flush=True)
         result = upload(server, url, headers, path, args.rows, args.py_spy)
         print(f"  {result.seconds:.1f} s", flush=True)
-        submit_seconds = None
+        submit_seconds = publish_seconds = None
         if not args.no_submit:
             print("submitting the draft (its rows move into factor) ...", flush=True)
-            submit_seconds = submit(server, headers)
+            submit_seconds, content_sha256 = submit(server, headers)
             print(f"  {submit_seconds:.1f} s", flush=True)
+            if args.publish:
+                reviewer = efdb_cli(
+                    "client",
+                    "create",
+                    "--admin",
+                    "--scope",
+                    "datasets:review",
+                    "--name",
+                    "bench.ingest reviewer",
+                    env=env,
+                    cwd=server_dir,
+                )
+                print("publishing it as a national reviewer ...", flush=True)
+                publish_seconds = publish(
+                    server, access_token(server.base, reviewer), content_sha256
+                )
+                print(f"  {publish_seconds:.1f} s", flush=True)
     stored = stored_rows(url)
     if stored != args.rows:
         raise RuntimeError(f"the database holds {stored} rows of the upload, expected {args.rows}")
@@ -755,6 +797,7 @@ def run(url: str, args: argparse.Namespace, tmp: Path) -> Result:
         result,
         time.perf_counter() - started,
         submit_seconds,
+        publish_seconds,
     )
 
 
@@ -808,6 +851,12 @@ def print_report(result: Result) -> tuple[bool, bool]:
             f"   {'efdb upload + submit':<58}{up.rows:>11,}"
             f"{up.seconds + result.submit_seconds:>9.1f}{both:>10,.0f}"
             f"{both / result.baseline_rows_per_s:>7.2f}x{'':>9}  (info)"
+        )
+    if result.publish_seconds is not None:
+        print(
+            f"   {'efdb HTTP publish (hash, search index, facets, files)':<58}{up.rows:>11,}"
+            f"{result.publish_seconds:>9.1f}{result.rows / result.publish_seconds:>10,.0f}"
+            f"{'':>8}{'':>9}  (info)"
         )
     print(
         f"   {'efdb server peak RSS (MB)':<58}{'':>11}{'':>9}{up.peak_mb:>10.0f}{'':>8}"
@@ -876,6 +925,9 @@ def as_json(result: Result, args: argparse.Namespace, ok: tuple[bool, bool]) -> 
         "submit_seconds": (
             None if result.submit_seconds is None else round(result.submit_seconds, 3)
         ),
+        "publish_seconds": (
+            None if result.publish_seconds is None else round(result.publish_seconds, 3)
+        ),
         "ratio": round(result.ratio, 3),
         "ratio_target": RATIO_TARGET,
         "ratio_result": "PASS" if ok[0] else "MISS",
@@ -904,6 +956,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--no-submit",
         action="store_true",
         help="do not time the submit after the upload (where the draft's rows move into factor)",
+    )
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="also time the publish after the submit, by a national reviewer (for information)",
     )
     add_common_arguments(parser)
     parser.add_argument("--verbose", action="store_true", help="print the server's pid and URL")

@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from functools import cache
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -122,9 +122,16 @@ def compute_content_sha256(session: Session, version_id: int) -> str:
     # As a Core statement on the session's connection (the ORM adds nothing to tuples), once
     # pending changes are written, as the session's own execute would.
     session.flush()
-    result = session.connection().execute(query, execution_options={"yield_per": ROWS_PER_FETCH})
-    names = tuple(result.keys())
-    return ordered_content_sha256(dict(zip(names, row, strict=True)) for row in result)
+    connection = session.connection()
+    # A version of at most a partition in one plain query; a larger one again, streamed: the
+    # server-side cursor's round trips (~1.4 ms on PostgreSQL) are for versions that need it.
+    first = connection.execute(query.limit(ROWS_PER_FETCH + 1))
+    names = tuple(first.keys())
+    some = first.all()
+    rows: Iterable[Sequence[Any]] = some
+    if len(some) > ROWS_PER_FETCH:
+        rows = connection.execute(query, execution_options={"yield_per": ROWS_PER_FETCH})
+    return ordered_content_sha256(dict(zip(names, row, strict=True)) for row in rows)
 
 
 @cache
