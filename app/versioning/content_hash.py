@@ -145,7 +145,7 @@ def _hashed_select() -> AnySelect:
 def _code_order(session: Session) -> ColumnElement[str]:
     """factor_code in the order Python sorts strings (by code point): on PostgreSQL the "C"
     collation (byte order, which is code point order in UTF-8), not the database's own
-    (en_US and the like put "a-b" after "ab"); on SQLite BINARY, its default, named here
-    all the same."""
+    (a language's passes over case and punctuation at first: ICU's en-US puts "A.b" after
+    "a:b"); on SQLite BINARY, its default, named here all the same."""
     postgresql = session.get_bind().dialect.name == "postgresql"
     return Factor.factor_code.collate("C" if postgresql else "BINARY")
