@@ -1,7 +1,7 @@
 """Python's own work per upload row, in process and without a database write: the CSV read
 as an upload reads it, every row validated as `upload_draft` validates it (`_valid_records`,
 with the report, activity labels and duplicate-code bookkeeping), and each row built and
-formatted as the upload's COPY sends it (`store_factors` with psycopg's text COPY formatter in
+formatted as the upload's COPY sends it (`store_factors` with psycopg's binary COPY formatter in
 place of the connection; sources resolved without a query).
 
     python -m bench.ingest_python [--rows 20000] [--repeat 3]
@@ -25,8 +25,11 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from psycopg._copy_base import TextFormatter
+from psycopg import postgres
+from psycopg._copy_base import BinaryFormatter
 from psycopg.adapt import Transformer
+from psycopg.pq import Format
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from app.core.db import make_engine
@@ -37,14 +40,32 @@ from app.publishing.labels import label_collector
 from app.publishing.upload_formats import UploadFormat, read_rows
 from bench.ingest import COLUMNS, synthetic_rows
 
+# The PostgreSQL type of each column the draft's COPY writes, by the name SQLAlchemy gives it
+# (what `FactorWriter` reads from the server's catalogue).
+_PG_TYPES = {
+    "VARCHAR": "varchar",
+    "TEXT": "text",
+    "SMALLINT": "int2",
+    "INTEGER": "int4",
+    "DOUBLE PRECISION": "float8",
+    "DATE": "date",
+}
+
 
 class _FormattingWriter:
-    """A draft's `FactorWriter` that formats each row for COPY and keeps nothing."""
+    """A draft's `FactorWriter` that formats each row for its binary COPY and keeps nothing."""
 
     draft = True
 
     def __init__(self) -> None:
-        self._formatter = TextFormatter(Transformer())
+        transformer = Transformer()
+        dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+        names = [
+            _PG_TYPES[str(publish.DRAFT_TABLE.c[column].type.compile(dialect)).split("(")[0]]
+            for column in publish._DRAFT_COLUMNS
+        ]
+        transformer.set_dumper_types([postgres.types[name].oid for name in names], Format.BINARY)
+        self._formatter = BinaryFormatter(transformer)
 
     def write(self, row: Sequence[Any]) -> None:
         self._formatter.write_row(row)
