@@ -24,7 +24,7 @@ import itertools
 import unicodedata
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from pydantic_core import CoreConfig, SchemaValidator, core_schema
@@ -35,7 +35,7 @@ from app.factors.validation import RecordReference, record_problems
 from app.publishing.cells import CELL_LIMITS, MULTILINE_FIELDS, plain_text_cells, surely_visible
 from app.publishing.labels import LABEL_COLUMNS
 from app.publishing.records import RowProblem, parse_record
-from app.publishing.upload_formats import REQUIRED_COLUMNS
+from app.publishing.upload_formats import REQUIRED_COLUMNS, Row, RowStream
 
 # Rows checked together: enough for the per-column work to be paid once per many rows, few
 # enough that the rows held (and read ahead of the store) stay a small bounded amount.
@@ -213,28 +213,37 @@ def fast_records(
 Parsed = FactorValues | list[RowProblem]
 
 
+class ParsedRow(NamedTuple):
+    row_number: int
+    # The problem that kept the row from being read at all (nothing else is then given).
+    unread: RowProblem | None
+    # The record's activity, or a row with problems' own cell (its labels are checked too).
+    activity_id: str | None
+    label_cells: dict[str, Any]
+    parsed: Parsed | None
+
+
 def parsed_rows(
-    rows: Iterator[tuple[int, Any]],
+    rows: RowStream,
     reference: RecordReference,
     *,
     text_cells: bool,
     limit: int,
     take_labels: Callable[[dict[str, Any]], dict[str, Any]],
-) -> Iterator[tuple[int, Any, dict[str, Any], Parsed | None]]:
-    """(row number, cells, label cells, record or problems) for each row of `rows` in order,
-    as `parse_record` finds it once `take_labels` took the label cells out; a row that is a
-    RowProblem comes as it is (no label cells, nothing parsed). CSV rows (`text_cells`) are
-    read a chunk ahead and go through `fast_records` first. At most `limit` rows are read;
-    an error raised while reading is raised once the rows before it are yielded."""
+) -> Iterator[ParsedRow]:
+    """Each row of `rows` in order, as `parse_record` finds it once `take_labels` took the
+    label cells out. CSV rows (`text_cells`) are read a chunk ahead and go through
+    `fast_records` first. At most `limit` rows are read; an error raised while reading is
+    raised once the rows before it are yielded."""
     while limit > 0:
-        chunk: list[tuple[int, Any]] = []
+        chunk: list[tuple[int, Row]] = []
         failure: Exception | None = None
         try:
-            chunk.extend(itertools.islice(rows, min(CHUNK_ROWS if text_cells else 1, limit)))
+            chunk.extend(itertools.islice(rows.rows, min(CHUNK_ROWS if text_cells else 1, limit)))
         except Exception as exc:  # reported where it happened: after the rows before it
             failure = exc
         limit -= len(chunk)
-        yield from _parsed_chunk(chunk, reference, text_cells, take_labels)
+        yield from _parsed_chunk(chunk, rows.columns, reference, text_cells, take_labels)
         if failure is not None:
             raise failure
         if not chunk:
@@ -242,17 +251,24 @@ def parsed_rows(
 
 
 def _parsed_chunk(
-    chunk: list[tuple[int, Any]],
+    chunk: list[tuple[int, Row]],
+    columns: tuple[str, ...] | None,
     reference: RecordReference,
     text_cells: bool,
     take_labels: Callable[[dict[str, Any]], dict[str, Any]],
-) -> Iterator[tuple[int, Any, dict[str, Any], Parsed | None]]:
-    # The rows that share the first row's header (every dict row of a CSV file) are checked
+) -> Iterator[ParsedRow]:
+    if columns is not None and _LABEL_COLUMNS.isdisjoint(columns):
+        yield from _parsed_lists(chunk, columns, reference)
+        return
+    # Rows of cells by column name (a CSV file's too when its header has label columns, which
+    # `take_labels` takes out of each row's dict).
+    rows: list[tuple[int, Any]] = [(n, _by_name(cells, columns)) for n, cells in chunk]
+    # The rows that share the first row's header (every row of a CSV file) are checked
     # together, with their label cells taken out first (when the header has label columns).
     header: tuple[str, ...] | None = None
     shared: list[int] = []
     if text_cells:
-        for index, (_, cells) in enumerate(chunk):
+        for index, (_, cells) in enumerate(rows):
             if isinstance(cells, RowProblem):
                 continue
             keys = tuple(cells)
@@ -264,24 +280,66 @@ def _parsed_chunk(
     unlabelled = set(shared) if header and _LABEL_COLUMNS.isdisjoint(header) else set()
     labels: list[dict[str, Any] | None] = [
         None if isinstance(cells, RowProblem) else {} if index in unlabelled else take_labels(cells)
-        for index, (_, cells) in enumerate(chunk)
+        for index, (_, cells) in enumerate(rows)
     ]
     fast: dict[int, FactorRow | None] = {}
     if shared:
-        columns = tuple(chunk[shared[0]][1])
-        found = fast_records(columns, [chunk[i][1].values() for i in shared], reference)
+        found = fast_records(
+            tuple(rows[shared[0]][1]), [rows[i][1].values() for i in shared], reference
+        )
         fast = dict(zip(shared, found, strict=True))
-    for index, (row_number, cells) in enumerate(chunk):
+    for index, (row_number, cells) in enumerate(rows):
         label_cells = labels[index]
         if label_cells is None:
-            yield row_number, cells, {}, None
+            yield ParsedRow(row_number, cells, None, {}, None)
             continue
         record = fast.get(index)
-        yield (
-            row_number,
-            cells,
-            label_cells,
-            record
-            if record is not None
-            else parse_record(row_number, cells, reference, text_cells=text_cells),
-        )
+        if record is not None:
+            yield ParsedRow(row_number, None, record.activity_id, label_cells, record)
+        else:
+            yield _parsed_alone(row_number, cells, label_cells, reference, text_cells)
+
+
+def _parsed_lists(
+    chunk: list[tuple[int, Row]], columns: tuple[str, ...], reference: RecordReference
+) -> Iterator[ParsedRow]:
+    """A CSV chunk without label columns: its rows, lists of cells in `columns` order, go to
+    `fast_records` as they are; a dict is built only for a row that goes through
+    `parse_record`."""
+    lists = {i: cells for i, (_, cells) in enumerate(chunk) if isinstance(cells, list)}
+    fast = dict(zip(lists, fast_records(columns, list(lists.values()), reference), strict=True))
+    for index, (row_number, cells) in enumerate(chunk):
+        if isinstance(cells, RowProblem):
+            yield ParsedRow(row_number, cells, None, {}, None)
+            continue
+        record = fast[index]
+        if record is not None:
+            yield ParsedRow(row_number, None, record.activity_id, {}, record)
+        else:
+            by_name = dict(zip(columns, cells, strict=True))
+            yield _parsed_alone(row_number, by_name, {}, reference, text_cells=True)
+
+
+def _by_name(cells: Row, columns: tuple[str, ...] | None) -> dict[str, Any] | RowProblem:
+    if isinstance(cells, list):
+        assert columns is not None  # only a CSV file's rows are lists, and it has a header
+        return dict(zip(columns, cells, strict=True))
+    return cells
+
+
+def _parsed_alone(
+    row_number: int,
+    cells: dict[str, Any],
+    label_cells: dict[str, Any],
+    reference: RecordReference,
+    text_cells: bool,
+) -> ParsedRow:
+    """A row through `parse_record` on its own (its report is exactly that one's)."""
+    parsed = parse_record(row_number, cells, reference, text_cells=text_cells)
+    activity_id: str | None
+    if not isinstance(parsed, list):
+        activity_id = parsed.activity_id
+    else:
+        raw = cells.get("activity_id")
+        activity_id = raw if isinstance(raw, str) and raw else None
+    return ParsedRow(row_number, None, activity_id, label_cells, parsed)

@@ -135,8 +135,8 @@ def _valid_records(
     seen_codes: dict[str, int] | None = None if stored_codes is not None else {}
     count = 0
     located = _LocatingReport(report, rows)
-    for row_number, cells, label_cells, parsed in parsed_rows(
-        rows.rows,
+    for row_number, unread, activity_id, label_cells, parsed in parsed_rows(
+        rows,
         reference,
         text_cells=text_cells,
         limit=max_rows + 1,
@@ -150,18 +150,10 @@ def _valid_records(
                 )
             )
             return
-        if isinstance(cells, RowProblem):
-            located.error(cells)
+        if unread is not None:
+            located.error(unread)
             continue
         assert parsed is not None
-        raw_activity = cells.get("activity_id")
-        activity_id = (
-            parsed.activity_id
-            if not isinstance(parsed, list)
-            else raw_activity
-            if isinstance(raw_activity, str) and raw_activity
-            else None
-        )
         label_problems = labels.row(row_number, activity_id, label_cells)
         if isinstance(parsed, list) or label_problems:
             for problem in sorted(

@@ -16,7 +16,7 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import IO, Any
@@ -44,8 +44,9 @@ ZIP_MAGIC = b"PK\x03\x04"
 _BATCH_ROWS = 4096
 
 
-# A row's cells by column name, or the problem that kept the row from being read at all.
-Row = dict[str, Any] | RowProblem
+# A row's cells by column name, or the problem that kept the row from being read at all; a
+# CSV file's rows are lists of cells in the header's order (`RowStream.columns`).
+Row = dict[str, Any] | list[str] | RowProblem
 
 
 class UploadFormat(StrEnum):
@@ -108,7 +109,7 @@ def check_content(upload_format: UploadFormat, head: bytes) -> None:
         raise _file_problem("compressed_file", "compressed files (zip, gzip) are not accepted")
 
 
-def header_problems(columns: list[str], row: int = 1) -> list[RowProblem]:
+def header_problems(columns: Sequence[str], row: int = 1) -> list[RowProblem]:
     """Unknown, duplicated and missing columns, all listed at once (`row`: the header's)."""
     problems: list[RowProblem] = []
     seen: set[str] = set()
@@ -144,6 +145,9 @@ class RowStream:
     sheet: str | None = None
     # Warnings found while the rows are read (reported once they all are).
     late_warnings: list[RowProblem] = field(default_factory=list)
+    # A CSV file's header: each row is then the list of its cells in this order, as the CSV
+    # reader gives it (a dict by column name is built only for a row that needs one).
+    columns: tuple[str, ...] | None = None
 
 
 def read_rows(
@@ -219,7 +223,7 @@ def _csv_rows(stream: IO[bytes], *, has_bom: bool) -> RowStream:
         raise _file_problem("empty_file", "the file has no header row") from exc
     except csv.Error as exc:
         raise _file_problem("malformed_csv", _csv_reason(exc), row=1) from exc
-    columns = [name.strip() for name in header]
+    columns = tuple(name.strip() for name in header)
     warnings = []
     if has_bom:
         warnings.append(RowProblem(1, None, "utf8_bom", Message("warning.utf8_bom")))
@@ -241,11 +245,11 @@ def _csv_rows(stream: IO[bytes], *, has_bom: bool) -> RowStream:
                         ),
                     )
                     continue
-                yield row_number, dict(zip(columns, cells, strict=True))
+                yield row_number, cells
         except csv.Error as exc:
             raise _file_problem("malformed_csv", _csv_reason(exc), row=row_number + 1) from exc
 
-    return RowStream(rows(), header_problems(columns), warnings)
+    return RowStream(rows(), header_problems(columns), warnings, columns=columns)
 
 
 def _csv_reason(exc: csv.Error) -> str:
