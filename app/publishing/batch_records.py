@@ -126,20 +126,25 @@ def _plan_of(columns: tuple[str, ...]) -> _ChunkPlan | None:
 
 def _cells_plain(plan: _ChunkPlan, cells: Sequence[Sequence[str]]) -> bool:
     """Whether every cell of the chunk passes the cell checks unchanged: what
-    `plain_text_cells` finds of each row, found over the chunk's cells joined (a space
+    `plain_text_cells` finds of each row, found over each column's cells joined (a space
     between cells composes with nothing, and the forbidden characters are single ones)."""
     for column, limit in zip(cells, plan.limits, strict=True):
         if max(map(len, column)) > limit:
             return False
-    single = " ".join(itertools.chain.from_iterable(cells[i] for i in plan.single_line))
-    multi = " ".join(itertools.chain.from_iterable(cells[i] for i in plan.multiline))
-    if single.isascii() and multi.isascii():
-        if not single.isprintable():  # in ASCII, the forbidden characters are the controls
+    # A column of ASCII cells joins into an ASCII string, which says so at once
+    # (`str.isascii` reads a flag of the string) and is its own NFC: only the other columns
+    # are normalised and searched for invisible characters (in most files, the Chinese names).
+    texts = [" ".join(column) for column in cells]
+    single = [texts[i] for i in plan.single_line]
+    # In ASCII, the forbidden characters are the controls.
+    if not " ".join([text for text in single if text.isascii()]).isprintable():
+        return False
+    wide = " ".join([text for text in single if not text.isascii()])
+    multi = " ".join([texts[i] for i in plan.multiline])
+    if wide or not multi.isascii():
+        if not unicodedata.is_normalized("NFC", f"{wide} {multi}"):
             return False
-    else:
-        if not unicodedata.is_normalized("NFC", f"{single} {multi}"):
-            return False
-        if not surely_visible(single) and forbidden_pattern(multiline=False).search(single):
+        if wide and not surely_visible(wide) and forbidden_pattern(multiline=False).search(wide):
             return False
     return not multi or surely_visible(multi) or not forbidden_pattern(multiline=True).search(multi)
 
