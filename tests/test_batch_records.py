@@ -20,6 +20,7 @@ from app.factors.schemas import UPLOADABLE_FIELDS, FactorFields, FactorValues
 from app.factors.validation import shipped_record_reference
 from app.publishing import batch_records, drafts, upload_formats
 from app.publishing.batch_records import fast_records
+from app.publishing.cells import FIELD_KINDS, Kind
 from app.publishing.labels import LabelCollector
 from app.publishing.publish import uuid4_hexes
 from app.publishing.records import parse_record
@@ -199,8 +200,12 @@ def _chunks(seed: int, count: int, columns: list[str]) -> Iterator[list[tuple[bo
 
 
 def _values(record: FactorValues) -> list[tuple[type, object]]:
-    # Types too: 1 == 1.0 == True would hide a float stored as an int.
-    return [(type(getattr(record, name)), getattr(record, name)) for name in UPLOADABLE_FIELDS]
+    # Types too: 1 == 1.0 == True would hide a float stored as an int; and a float's repr, as
+    # -0.0 == 0.0 would hide a sign the content hash prints.
+    return [
+        (type(value), repr(value) if isinstance(value, float) else value)
+        for value in (getattr(record, name) for name in UPLOADABLE_FIELDS)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -227,6 +232,61 @@ def test_fast_records_are_the_records_of_parse_record(seed: int, columns: list[s
                 assert isinstance(expected, FactorFields), (cells, expected)
                 assert _values(record) == _values(expected)
     assert fast_hits >= 2000
+
+
+# Number cells at the edges of what the float fields accept (the fast path checks them with
+# pydantic-core's own constraints instead of the schema's Python validators).
+NUMBER_EDGES = [
+    "-0",
+    "-0.0",
+    " -0 ",
+    "0",
+    "-1",
+    "-3.5",
+    "-1e-400",
+    "1e-400",
+    "1e400",
+    "-1e400",
+    "inf",
+    "-inf",
+    "nan",
+    "NaN",
+    "Infinity",
+    "1e308",
+    "5e-324",
+    "-5e-324",
+    "2.5",
+]
+FLOAT_FIELDS = [name for name, kind in FIELD_KINDS.items() if kind is Kind.NUMBER]
+
+
+@pytest.mark.parametrize("field", FLOAT_FIELDS)
+def test_number_edges_come_fast_only_as_parse_record_reads_them(field: str) -> None:
+    """Each float field alone at an edge, in a row with nothing else to refuse (co2e 0, no
+    gases, no interval): the fast path gives parse_record's very value (the sign of a zero
+    too) or leaves the row to it, and never lets through a row it refuses."""
+    columns = list(UPLOADABLE_FIELDS)
+    base = {
+        **_valid_row(random.Random(11), 0),
+        **dict.fromkeys(FLOAT_FIELDS, ""),
+        "co2e": "0",
+        "uncertainty_distribution": "",
+        "uncertainty_kind": "",
+    }
+    rows = [[{**base, field: text}.get(c, "") for c in columns] for text in NUMBER_EDGES]
+    found = fast_records(tuple(columns), rows, shipped_record_reference())
+    accepted_zeros = 0
+    for text, cells, record in zip(NUMBER_EDGES, rows, found, strict=True):
+        expected = parse_record(2, dict(zip(columns, cells, strict=True)))
+        if isinstance(expected, list):
+            assert record is None, (field, text, expected)
+            continue
+        accepted_zeros += text.strip().startswith("-0")
+        if record is not None:
+            assert _values(record) == _values(expected), (field, text)
+    # A confidence level is above 0: the one field where no zero is valid.
+    if field != "uncertainty_confidence_level":
+        assert accepted_zeros, f"no signed zero of {field} was valid: the test checks nothing"
 
 
 @pytest.mark.parametrize("missing", REQUIRED_COLUMNS)

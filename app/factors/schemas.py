@@ -211,6 +211,14 @@ class FactorFields(BaseModel):
         return value
 
 
+# pydantic-core's own constraints that accept exactly the values these validators accept, for
+# code that validates whole columns of cells at once (`app.publishing.batch_records`) and
+# cannot afford a Python call per cell; it turns -0.0 into 0.0 itself, as `_finite` does.
+NATIVE_CONSTRAINTS: dict[object, dict[str, object]] = {
+    _finite: {"allow_inf_nan": False},
+    FactorFields._non_negative.__func__: {"ge": 0},  # type: ignore[attr-defined]
+}
+
 UPLOADABLE_FIELDS: tuple[str, ...] = tuple(FactorFields.model_fields)
 
 
