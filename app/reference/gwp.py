@@ -91,11 +91,15 @@ class GwpTable:
 
     entries: tuple[GwpEntry, ...]
     _index: dict[tuple[str, str], GwpEntry] = field(init=False, repr=False, compare=False)
+    _multipliers: dict[tuple[str, str | None], tuple[float, float, float]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(
             self, "_index", {(entry.gwp_set, entry.gas): entry for entry in self.entries}
         )
+        object.__setattr__(self, "_multipliers", {})
 
     @classmethod
     def of(cls, entries: Iterable[GwpEntry]) -> GwpTable:
@@ -121,6 +125,19 @@ class GwpTable:
             if found is not None:
                 return found
         return self.entry(gwp_set, "CH4")
+
+    def multipliers(self, gwp_set: str, ch4_origin: str | None) -> tuple[float, float, float]:
+        """The CO2, CH4 (of this origin) and N2O values of `gwp_set`, each looked up (and
+        refused when missing) in the order `values` takes them; kept once found, as every
+        upload row asks for them."""
+        found = self._multipliers.get((gwp_set, ch4_origin))
+        if found is None:
+            co2_value = self.value(gwp_set, "CO2")
+            self.entry(gwp_set, "CH4")
+            n2o_value = self.value(gwp_set, "N2O")
+            found = (co2_value, self.ch4_entry(gwp_set, ch4_origin).value, n2o_value)
+            self._multipliers[(gwp_set, ch4_origin)] = found
+        return found
 
     def values(self, gwp_set: str) -> dict[str, float]:
         """The values of the gases a factor itemises (CO2, CH4, N2O) in one set."""
@@ -189,15 +206,12 @@ def co2e_from_gases(
     table: GwpTable | None = None,
     ch4_origin: str | None = None,
 ) -> float:
-    gwp = table or shipped_gwp_table()
-    # The itemised gases' values, each looked up (and refused when missing) in the order
-    # `values` takes them (BREAKDOWN_GASES), without its dict: every upload row comes here.
-    co2_value = gwp.value(gwp_set, "CO2")
-    gwp.entry(gwp_set, "CH4")
-    n2o_value = gwp.value(gwp_set, "N2O")
+    co2_value, ch4_value, n2o_value = (table or shipped_gwp_table()).multipliers(
+        gwp_set, ch4_origin
+    )
     return (
         co2_value * (co2 or 0.0)
-        + gwp.ch4_entry(gwp_set, ch4_origin).value * (ch4 or 0.0)
+        + ch4_value * (ch4 or 0.0)
         + n2o_value * (n2o or 0.0)
         + (other or 0.0)
     )
