@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import unicodedata
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
@@ -59,6 +59,9 @@ class _FieldCheck:
     one: SchemaValidator
     # The schema's finite-number check is pydantic-core's own: -0.0 is then made 0.0 here.
     unsigned_zero: bool = False
+    # The value of each cell of a column of few values seen valid (by any upload: a value is
+    # a function of the cell alone), so that a chunk of known cells is read from it.
+    known: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def _native(schema: dict[str, Any]) -> dict[str, Any]:
@@ -80,8 +83,8 @@ def _native(schema: dict[str, Any]) -> dict[str, Any]:
 def _field_checks() -> dict[str, _FieldCheck]:
     fields, config = _model_schema()
     checks: dict[str, _FieldCheck] = {}
-    for name, field in fields.items():
-        schema = field["schema"]
+    for name, model_field in fields.items():
+        schema = model_field["schema"]
         if schema["type"] == "default":
             # An optional field: an empty cell is left out, which gives its default (None).
             assert schema["default"] is None, name
@@ -181,6 +184,11 @@ def _validated_column(check: _FieldCheck, cells: Sequence[str], slow: list[bool]
     # A column of few distinct values (regions, units, literals) is validated once per value,
     # any other (codes, names, numbers) whole: hashing its cells would cost more.
     few = len(set(cells[:16])) <= 8
+    if few:
+        try:
+            return list(map(check.known.__getitem__, cells))
+        except KeyError:
+            pass  # a cell not seen yet, or refused (refusals are not kept): validated below
     sent = list(dict.fromkeys(cells)) if few else cells
     given = [cell or None for cell in sent] if "" in sent else list(sent)
     try:
@@ -203,7 +211,14 @@ def _validated_column(check: _FieldCheck, cells: Sequence[str], slow: list[bool]
     if not few:
         return values
     found = dict(zip(sent, values, strict=True))
+    if len(check.known) > _KNOWN_CELLS:
+        check.known.clear()
+    check.known.update((cell, value) for cell, value in found.items() if value is not _REFUSED)
     return list(map(found.__getitem__, cells))
+
+
+# The most cells `_FieldCheck.known` keeps per field before it starts again.
+_KNOWN_CELLS = 4096
 
 
 _REFUSED = object()
