@@ -7,7 +7,8 @@ the real migrations, one publisher, dataset, draft version and source, and N syn
 (bench/ingest.py's generator, validated by the app's `parse_record`) held in memory as the
 upload writes them. Each variant runs in its own transaction, rolled back (so every variant
 starts from an empty table; `VACUUM factor` before each clears the rolled-back rows): the
-variant's DDL, then `COPY factor (...) FROM STDIN` of the N rows with `write_row`, timed.
+variant's DDL, then a binary `COPY factor (...) FROM STDIN` of the N rows with `write_row`, as
+the upload sends them, timed.
 
     python -m bench.ingest_db [--rows 100000] [--postgres-url URL] [--json PATH]
 
@@ -49,7 +50,12 @@ from app.datasets.version_models import DatasetVersion
 from app.factors.models import Source
 from app.factors.validation import data_quality_rating
 from app.publishing.draft_rows import _MOVED
-from app.publishing.publish import _COPY_COLUMNS, _DRAFT_COLUMNS, _stored_values
+from app.publishing.publish import (
+    _COPY_COLUMNS,
+    _DRAFT_COLUMNS,
+    _stored_values,
+    column_type_oids,
+)
 from app.publishing.records import parse_record
 from bench.ingest import conninfo, write_csv
 from bench.read_api import add_common_arguments, backend_version, postgres_database
@@ -155,7 +161,7 @@ def run(url: str, count: int) -> list[dict[str, Any]]:
         path = Path(folder) / "rows.csv"
         write_csv(path, count, seed=20251125)
         rows = _rows(path, ids)
-    statement = f"COPY factor ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
+    statement = f"COPY factor ({', '.join(_COPY_COLUMNS)}) FROM STDIN (FORMAT binary)"
     results: list[dict[str, Any]] = []
     for label, ddl in VARIANTS:
         with psycopg.connect(conninfo(url), autocommit=True) as connection:
@@ -164,9 +170,12 @@ def run(url: str, count: int) -> list[dict[str, Any]]:
             for command in ddl:
                 connection.execute(command)
             started = time.perf_counter()
-            with connection.cursor() as cursor, cursor.copy(statement) as copy:
-                for row in rows:
-                    copy.write_row(row)
+            with connection.cursor() as cursor:
+                types = column_type_oids(cursor, "factor", _COPY_COLUMNS)
+                with cursor.copy(statement) as copy:
+                    copy.set_types(types)
+                    for row in rows:
+                        copy.write_row(row)
             seconds = time.perf_counter() - started
             connection.rollback()
         results.append({"variant": label, "seconds": round(seconds, 3)})
@@ -188,10 +197,13 @@ def run_draft(url: str, count: int) -> list[dict[str, Any]]:
         connection.execute("VACUUM factor_draft")
     with psycopg.connect(conninfo(url)) as connection:
         started = time.perf_counter()
-        statement = f"COPY factor_draft ({', '.join(_DRAFT_COLUMNS)}) FROM STDIN"
-        with connection.cursor() as cursor, cursor.copy(statement) as copy:
-            for position, row in enumerate(rows, start=1):
-                copy.write_row((*row, position))
+        statement = f"COPY factor_draft ({', '.join(_DRAFT_COLUMNS)}) FROM STDIN (FORMAT binary)"
+        with connection.cursor() as cursor:
+            types = column_type_oids(cursor, "factor_draft", _DRAFT_COLUMNS)
+            with cursor.copy(statement) as copy:
+                copy.set_types(types)
+                for position, row in enumerate(rows, start=1):
+                    copy.write_row((*row, position))
         results.append(
             {"variant": "COPY into factor_draft", "seconds": time.perf_counter() - started}
         )

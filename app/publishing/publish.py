@@ -119,19 +119,8 @@ class FactorWriter:
             self.pause()
 
     def _column_types(self, cursor: psycopg.Cursor[Any]) -> list[int]:
-        """The type (OID) of each column written, as the server has it. A binary COPY sends
-        each value in its column's own binary form (no text to format and parse again: about
-        a third of the time psycopg's text formatting takes a row), so psycopg must know the
-        column's type, not guess one from the Python value (an `int` would go as whatever
-        integer size fits it)."""
         if self._types is None:
-            cursor.execute(
-                "SELECT attname, atttypid::int FROM pg_attribute"
-                " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
-                (self._table.name,),
-            )
-            oids = dict(cursor.fetchall())
-            self._types = [oids[column] for column in self._columns]
+            self._types = column_type_oids(cursor, self._table.name, self._columns)
         return self._types
 
     def pause(self) -> None:
@@ -159,6 +148,21 @@ class FactorWriter:
             self._batch = []
             self._copy = None
             self._stack.__exit__(exc_type, exc, traceback)
+
+
+def column_type_oids(cursor: psycopg.Cursor[Any], table: str, columns: Sequence[str]) -> list[int]:
+    """The type (OID) of each column, as the server has it, for a binary COPY into `table`
+    (`copy.set_types`). A binary COPY sends each value in its column's own binary form, with
+    no text to format and parse again (psycopg formats a factor row in about a third of the
+    time it takes as text), so psycopg must know the column's type rather than guess one from
+    the Python value (an `int` would go as whatever integer size fits it)."""
+    cursor.execute(
+        "SELECT attname, atttypid::int FROM pg_attribute"
+        " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+        (table,),
+    )
+    oids = dict(cursor.fetchall())
+    return [oids[column] for column in columns]
 
 
 def store_factors(
