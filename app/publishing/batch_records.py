@@ -5,10 +5,11 @@ building a `FactorFields` of 42 fields, the cross-field checks), most of it paid
 per field. Here the same checks run column by column over a chunk of rows sharing a header:
 
 - the cell checks of `app.publishing.cells` (kinds, lengths, NFC, forbidden characters) over
-  the chunk's cells joined, as `plain_text_cells` runs them over one row's;
+  each column's cells joined, as `plain_text_cells` runs them over one row's;
 - each field's own schema, the very core schema pydantic builds for it in `FactorFields`
-  (its pattern, length, range, literal, `str_strip_whitespace` and its validators), applied
-  to the column as a list, each distinct value once;
+  (its pattern, length, range, literal, `str_strip_whitespace` and its validators, but for
+  the float validators that pydantic-core's own constraints stand for: `_native`), applied
+  to the column as a list, each distinct value once (and a known cell not again);
 - the cross-field checks (`record_problems`) on each record.
 
 A row that passes all of them gets the values of the record `parse_record` would give, as a
