@@ -23,7 +23,7 @@ from tests.factories import (
     load_iso_locations,
 )
 from tests.test_factors_api import assert_factor_shape, assert_problem
-from tests.test_reference_data import reload_reference
+from tests.test_reference_data import edited_reference
 
 ESTIMATE = "/v1/estimate"
 BATCH = "/v1/estimate:batch"
@@ -331,10 +331,8 @@ def test_readme_post_examples_answer(client: TestClient, seeded: None, command: 
 def without_ar4(session: Session) -> Iterator[None]:
     """The GWP100 table without AR4 for one test (put back as shipped afterwards: the
     reference tables are shared between the tests on PostgreSQL)."""
-    session.execute(delete(GwpValue).where(GwpValue.gwp_set == "AR4"))
-    session.commit()
-    yield
-    reload_reference(session, "gwp")
+    with edited_reference(session, "gwp", delete(GwpValue).where(GwpValue.gwp_set == "AR4")):
+        yield
 
 
 def test_a_gwp_set_missing_from_the_reference_data_keeps_co2e_as_published(

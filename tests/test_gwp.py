@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.reference.gwp import apply_gwp, gwp_source, recompute_co2e, shipped_gwp_table
 from app.reference.models import GwpValue
 from tests.test_factors_api import assert_problem, lookup, search
-from tests.test_reference_data import reload_reference
+from tests.test_reference_data import edited_reference
 
 # IPCC 2006 Vol. 2 Table 2.2, natural gas: CO2 56 100, CH4 1, N2O 0.1 kg/TJ.
 NATURAL_GAS: dict[str, Any] = {"co2": 56100.0, "ch4": 1.0, "n2o": 0.1, "other_ghg_co2e": None}
@@ -77,14 +77,14 @@ def test_the_api_lists_the_table_with_its_sources(client: TestClient) -> None:
 @pytest.fixture
 def edited_gwp(session: Session) -> Any:
     """The database's AR6 fossil CH4 set to 30 (a deliberate edit), restored afterwards."""
-    session.execute(
+    with edited_reference(
+        session,
+        "gwp",
         update(GwpValue)
         .where(GwpValue.gwp_set == "AR6", GwpValue.gas == "CH4-fossil")
-        .values(value=30.0)
-    )
-    session.commit()
-    yield
-    reload_reference(session, "gwp")
+        .values(value=30.0),
+    ):
+        yield
 
 
 def test_recomputation_reads_the_database_table(

@@ -4,6 +4,7 @@ visible through the API, and what resolution, estimates and validation reason wi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -19,6 +20,7 @@ from alembic import command
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from app.core.db import make_engine, make_sessionmaker
 from app.core.migrations import alembic_config, upgrade_to_head
@@ -38,6 +40,19 @@ def reload_reference(session: Session, table: str) -> None:
     session.execute(delete(ReferenceVersion).where(ReferenceVersion.name == table))
     load_reference_data(session, audit=False)
     session.commit()
+
+
+@contextlib.contextmanager
+def edited_reference(session: Session, table: str, *edits: Executable) -> Iterator[None]:
+    """The reference table `table` with `edits` committed for the block, then put back as
+    shipped (`reload_reference`)."""
+    for edit in edits:
+        session.execute(edit)
+    session.commit()
+    try:
+        yield
+    finally:
+        reload_reference(session, table)
 
 
 def get(client: TestClient, path: str, **params: Any) -> Any:
@@ -321,13 +336,13 @@ def test_loaded_versions_name_the_files(client: TestClient) -> None:
 @pytest.fixture
 def stale_properties(session: Session) -> Any:
     """The conversion properties edited in the database and their version forgotten."""
-    session.execute(update(ConversionProperty).values(value=1.0))
-    session.execute(
-        delete(ReferenceVersion).where(ReferenceVersion.name == "conversion_properties")
-    )
-    session.commit()
-    yield
-    reload_reference(session, "conversion_properties")
+    with edited_reference(
+        session,
+        "conversion_properties",
+        update(ConversionProperty).values(value=1.0),
+        delete(ReferenceVersion).where(ReferenceVersion.name == "conversion_properties"),
+    ):
+        yield
 
 
 def events(session: Session) -> list[AuditEvent]:
