@@ -954,6 +954,12 @@ def test_unusable_keys_are_refused(tmp_path: Path) -> None:
 # --- secrets ---
 
 
+def test_a_client_secret_never_begins_with_a_dash() -> None:
+    """Operators pass it as `--client-secret SECRET`, where a value beginning with `-` reads as
+    an option (argparse refuses it); `token_urlsafe` begins one draw in 64 so."""
+    assert not any(generate_secret().startswith("-") for _ in range(5000))
+
+
 def test_secrets_are_random_and_stored_as_salted_scrypt(session: Session, tokens: TokenKit) -> None:
     secret = generate_secret()
     assert len(secret) >= 43

@@ -19,8 +19,15 @@ _SCHEME = "scrypt"
 
 
 def generate_secret() -> str:
-    """A client secret: 256 random bits, URL-safe, shown to the operator exactly once."""
-    return secrets.token_urlsafe(32)
+    """A client secret: 256 random bits, URL-safe, shown to the operator exactly once.
+
+    Never one beginning with `-` (one in 64 would): the secret is given on command lines
+    (`efdb import … --client-secret SECRET`), where such a value reads as an option and is
+    refused."""
+    while True:
+        secret = secrets.token_urlsafe(32)
+        if not secret.startswith("-"):
+            return secret
 
 
 def generate_client_id() -> str:
