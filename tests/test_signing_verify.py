@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
@@ -256,3 +259,34 @@ def test_a_saved_checkpoint_and_the_audit_log_now_offline(
     result = check(changed)
     assert result.returncode == 1
     assert f"event {edited['items'][0]['id']} does not hash" in result.stdout
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc (Linux)")
+def test_verify_reads_files_without_starting_arrow_thread_pools(tmp_path: Path) -> None:
+    """A process that has started Arrow's thread pools may abort as the interpreter exits,
+    after `efdb verify` printed its verdict (exit 134, apache/arrow#34314): the files are read
+    on the calling thread, in a fresh process, each format as `efdb verify` reads it."""
+    table = pa.table({"factor_code": [f"syn-{i:05d}" for i in range(5000)], "co2e": [1.5] * 5000})
+    pq.write_table(table, tmp_path / "factors.parquet", row_group_size=1000)
+    write = ipc.IpcWriteOptions(compression="zstd")
+    with ipc.new_file(tmp_path / "factors.arrow", table.schema, options=write) as file:
+        file.write_table(table, max_chunksize=1000)
+    with ipc.new_stream(tmp_path / "factors.arrows", table.schema, options=write) as stream:
+        stream.write_table(table, max_chunksize=1000)
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from app.signing.verify import _read_table\n"
+        "before = len(os.listdir('/proc/self/task'))\n"
+        "rows = [_read_table(Path(name)).num_rows for name in sys.argv[1:]]\n"
+        "print(before, len(os.listdir('/proc/self/task')), *rows)\n"
+    )
+    names = [
+        str(tmp_path / name) for name in ("factors.parquet", "factors.arrow", "factors.arrows")
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", script, *names], capture_output=True, text=True, check=True
+    )
+    before, after, *rows = map(int, done.stdout.split())
+    assert rows == [5000, 5000, 5000]
+    assert after == before, f"{after - before} threads started while reading"
